@@ -1,0 +1,113 @@
+"""Company-wide system parameters and per-office local parameters."""
+
+from decimal import Decimal
+
+from trytond.model import (
+    DeactivableMixin, ModelSingleton, ModelSQL, ModelView, Unique, fields)
+from trytond.pool import Pool
+from trytond.pyson import Id
+
+
+class Configuration(ModelSingleton, ModelSQL, ModelView):
+    "System parameters of the vending and metering platform"
+    __name__ = 'prepaid.configuration'
+
+    customer_sequence = fields.Many2One(
+        'ir.sequence', "Customer Number Sequence",
+        domain=[('sequence_type', '=',
+                Id('prepaid_vending', 'sequence_type_customer'))])
+    service_point_sequence = fields.Many2One(
+        'ir.sequence', "Service Point Sequence",
+        domain=[('sequence_type', '=',
+                Id('prepaid_vending', 'sequence_type_service_point'))])
+    currency = fields.Many2One('currency.currency', "Currency")
+    default_customer_category = fields.Many2One(
+        'prepaid.customer.category', "Default Customer Category")
+    min_vend_amount = fields.Numeric(
+        "Minimum Vend Amount", digits=(16, 2),
+        help="The smallest tender accepted for a vend.")
+    max_vend_amount = fields.Numeric(
+        "Maximum Vend Amount", digits=(16, 2),
+        help="The largest tender accepted for one vend (fraud and error guard).")
+    max_kwh_per_vend = fields.Numeric("Maximum kWh per Vend", digits=(16, 1))
+    reprint_count = fields.Integer(
+        "Receipts Available for Reprint",
+        help="How many of a meter's last receipts can be reprinted.")
+    import_queue_threshold = fields.Integer(
+        "Queue Imports Above (rows)",
+        help="Workbooks with more rows are imported by a queued task.")
+
+    @classmethod
+    def default_customer_sequence(cls):
+        return cls._default_id('sequence_customer')
+
+    @classmethod
+    def default_service_point_sequence(cls):
+        return cls._default_id('sequence_service_point')
+
+    @staticmethod
+    def _default_id(xml_id):
+        try:
+            return Pool().get('ir.model.data').get_id('prepaid_vending', xml_id)
+        except KeyError:
+            return None
+
+    @staticmethod
+    def default_min_vend_amount():
+
+        return Decimal('10.00')
+
+    @staticmethod
+    def default_max_vend_amount():
+
+        return Decimal('10000.00')
+
+    @staticmethod
+    def default_reprint_count():
+        return 5
+
+    @staticmethod
+    def default_import_queue_threshold():
+        return 2000
+
+
+class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
+    "Sales point: an office or mobile vending unit with its local parameters"
+    __name__ = 'prepaid.sales_point'
+
+    name = fields.Char("Name", required=True)
+    code = fields.Char("Code", required=True)
+    kind = fields.Selection([
+            ('office', "Office"),
+            ('mobile', "Mobile Vending Unit"),
+            ('kiosk', "Kiosk / Agent"),
+            ], "Kind", required=True)
+    address = fields.Char("Address")
+    receipt_header = fields.Text("Receipt Header")
+    receipt_footer = fields.Text("Receipt Footer")
+    receipt_width_mm = fields.Selection([
+            ('58', "58 mm"), ('80', "80 mm"), ('a4', "A4"),
+            ], "Receipt Paper", required=True)
+    max_vend_amount = fields.Numeric(
+        "Maximum Vend Amount", digits=(16, 2),
+        help="Overrides the system maximum for this sales point when lower.")
+    offline_allowed = fields.Boolean(
+        "Offline Vending Allowed",
+        help="Mobile units may vend offline and synchronise later.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('code_unique', Unique(t, t.code),
+                'prepaid_vending.msg_sales_point_code_unique'),
+            ]
+
+    @staticmethod
+    def default_kind():
+        return 'office'
+
+    @staticmethod
+    def default_receipt_width_mm():
+        return '80'

@@ -1,0 +1,296 @@
+"""Meters, their lifecycle and their installations on service points.
+
+A meter's state changes only through `change_state`, which writes the history
+line (who, when, why) in the same transaction, so the history can be trusted.
+Installations are dated records; a meter and a service point each carry at most
+one installation at any date.  Modules higher up (STS, head-end) extend the
+meter with their own parameters through the pool.
+"""
+
+import datetime as dt
+
+from sql import Null
+
+from trytond.i18n import gettext
+from trytond.model import (
+    Check, DeactivableMixin, ModelSQL, ModelView, Unique, fields, tree)
+from trytond.model.exceptions import ValidationError
+from trytond.pool import Pool
+from trytond.pyson import Eval
+from trytond.transaction import Transaction
+
+METER_KINDS = [
+    ('sts_keypad', "STS keypad prepaid"),
+    ('smart_prepaid', "Smart prepaid (communication module)"),
+    ('postpaid', "Postpaid"),
+    ]
+PAYMENT_MODES = [
+    ('prepaid', "Prepaid (token)"),
+    ('remote_prepaid', "Remote prepaid (balance in the system)"),
+    ('postpaid', "Postpaid (credit)"),
+    ]
+STATES = [
+    ('in_stock', "In Stock"),
+    ('installed', "Installed"),
+    ('removed', "Removed"),
+    ('faulty', "Faulty"),
+    ('scrapped', "Scrapped"),
+    ]
+# Which lifecycle moves are allowed.  Installation and removal happen through
+# installations (see ServicePoint.install_meter), the rest through the
+# change-state wizard.
+TRANSITIONS = {
+    ('in_stock', 'installed'),
+    ('installed', 'removed'),
+    ('installed', 'faulty'),
+    ('removed', 'in_stock'),
+    ('removed', 'faulty'),
+    ('removed', 'scrapped'),
+    ('faulty', 'in_stock'),
+    ('faulty', 'scrapped'),
+    ('in_stock', 'faulty'),
+    ('in_stock', 'scrapped'),
+    }
+ROLES = [
+    ('customer', "Customer meter"),
+    ('master', "Master (check) meter"),
+    ]
+
+
+class MeterInvalidTransition(ValidationError):
+    pass
+
+
+class InstallationOverlap(ValidationError):
+    pass
+
+
+class Meter(DeactivableMixin, tree(parent='master'), ModelSQL, ModelView):
+    __name__ = 'prepaid.meter'
+    _rec_name = 'serial'
+
+    serial = fields.Char("Serial Number", required=True, strip=True)
+    manufacturer = fields.Char("Manufacturer")
+    model = fields.Char("Model")
+    phases = fields.Selection([('1', "Single phase"), ('3', "Three phase")],
+        "Phases", required=True)
+    rated_current = fields.Numeric("Rated Current (A)", digits=(8, 1))
+    kind = fields.Selection(METER_KINDS, "Kind", required=True)
+    payment_mode = fields.Selection(PAYMENT_MODES, "Payment Mode", required=True)
+    ct_ratio = fields.Integer(
+        "CT Ratio", required=True,
+        help="Current transformer ratio (primary/secondary, e.g. 40 for 200/5 A); "
+        "1 for direct-connected meters.")
+    firmware_version = fields.Char("Firmware Version")
+    state = fields.Selection(STATES, "State", readonly=True, required=True)
+    state_history = fields.One2Many(
+        'prepaid.meter.state_history', 'meter', "State History", readonly=True)
+    installations = fields.One2Many(
+        'prepaid.meter.installation', 'meter', "Installations", readonly=True)
+    service_point = fields.Function(
+        fields.Many2One('prepaid.service_point', "Service Point"),
+        'get_current_installation', searcher='search_service_point')
+    customer = fields.Function(
+        fields.Many2One('party.party', "Customer"),
+        'get_current_installation', searcher='search_customer')
+    role = fields.Selection(ROLES, "Role", required=True)
+    master = fields.Many2One(
+        'prepaid.meter', "Master Meter", ondelete='SET NULL',
+        domain=[('role', '=', 'master'), ('id', '!=', Eval('id', -1))],
+        help="The check meter that measures the energy supplied to this meter.")
+    slaves = fields.One2Many('prepaid.meter', 'master', "Slave Meters", readonly=True)
+    master_of_transformer = fields.Many2One(
+        'prepaid.transformer', "Master of Transformer", ondelete='SET NULL',
+        states={'invisible': Eval('role') != 'master'})
+    master_of_feeder = fields.Many2One(
+        'prepaid.feeder', "Master of Feeder", ondelete='SET NULL',
+        states={'invisible': Eval('role') != 'master'})
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('serial_unique', Unique(t, t.serial),
+                'prepaid_vending.msg_meter_serial_unique'),
+            ('ct_ratio_positive', Check(t, t.ct_ratio > 0),
+                'prepaid_vending.msg_meter_ct_ratio_positive'),
+            ]
+        cls._order.insert(0, ('serial', 'ASC'))
+        cls._buttons.update({
+                'change_state_wizard': {},
+                })
+
+    @staticmethod
+    def default_state():
+        return 'in_stock'
+
+    @staticmethod
+    def default_phases():
+        return '1'
+
+    @staticmethod
+    def default_kind():
+        return 'sts_keypad'
+
+    @staticmethod
+    def default_payment_mode():
+        return 'prepaid'
+
+    @staticmethod
+    def default_ct_ratio():
+        return 1
+
+    @staticmethod
+    def default_role():
+        return 'customer'
+
+    @classmethod
+    def validate_fields(cls, meters, field_names):
+        super().validate_fields(meters, field_names)
+        if not field_names or field_names & {'role', 'master_of_transformer',
+                'master_of_feeder', 'master'}:
+            for meter in meters:
+                meter.check_role()
+
+    def check_role(self):
+        if self.role != 'master' and (
+                self.master_of_transformer or self.master_of_feeder):
+            raise ValidationError(gettext(
+                    'prepaid_vending.msg_meter_master_fields', meter=self.serial))
+
+    @classmethod
+    def get_current_installation(cls, meters, names):
+        Installation = Pool().get('prepaid.meter.installation')
+        result = {n: {m.id: None for m in meters} for n in names}
+        installations = Installation.search([
+                ('meter', 'in', [m.id for m in meters]),
+                ('removed_on', '=', None),
+                ])
+        for installation in installations:
+            if 'service_point' in names:
+                result['service_point'][installation.meter.id] = (
+                    installation.service_point.id)
+            if 'customer' in names and installation.service_point.customer:
+                result['customer'][installation.meter.id] = (
+                    installation.service_point.customer.id)
+        return result
+
+    @classmethod
+    def search_service_point(cls, name, clause):
+        return [('installations', 'where', [
+                    ('removed_on', '=', None),
+                    ('service_point' + clause[0][len(name):], *clause[1:]),
+                    ])]
+
+    @classmethod
+    def search_customer(cls, name, clause):
+        return [('installations', 'where', [
+                    ('removed_on', '=', None),
+                    ('service_point.customer' + clause[0][len(name):],
+                        *clause[1:]),
+                    ])]
+
+    @classmethod
+    def change_state(cls, meters, state, reason):
+        "Move meters to state, recording who, when and why"
+        History = Pool().get('prepaid.meter.state_history')
+        if not reason:
+            raise ValidationError(gettext('prepaid_vending.msg_meter_state_reason'))
+        history = []
+        for meter in meters:
+            if (meter.state, state) not in TRANSITIONS:
+                raise MeterInvalidTransition(gettext(
+                        'prepaid_vending.msg_meter_invalid_transition',
+                        meter=meter.serial, from_=meter.state, to=state))
+            history.append(History(
+                    meter=meter, from_state=meter.state, to_state=state,
+                    reason=reason))
+        cls.write(list(meters), {'state': state})
+        History.save(history)
+
+    @classmethod
+    @ModelView.button_action('prepaid_vending.wizard_meter_change_state')
+    def change_state_wizard(cls, meters):
+        pass
+
+
+class MeterStateHistory(ModelSQL, ModelView):
+    __name__ = 'prepaid.meter.state_history'
+
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE')
+    from_state = fields.Selection(STATES, "From", readonly=True)
+    to_state = fields.Selection(STATES, "To", required=True, readonly=True)
+    reason = fields.Char("Reason", required=True, readonly=True)
+    user = fields.Many2One('res.user', "User", readonly=True)
+    date = fields.Timestamp("Date", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order.insert(0, ('date', 'DESC'))
+        cls.__access__.add('meter')
+
+    @staticmethod
+    def default_user():
+        return Transaction().user
+
+    @staticmethod
+    def default_date():
+        return dt.datetime.now()
+
+
+class MeterInstallation(ModelSQL, ModelView):
+    "A meter installed on a service point between two dates"
+    __name__ = 'prepaid.meter.installation'
+
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT')
+    service_point = fields.Many2One(
+        'prepaid.service_point', "Service Point", required=True,
+        ondelete='RESTRICT')
+    installed_on = fields.Date("Installed On", required=True)
+    removed_on = fields.Date(
+        "Removed On",
+        domain=['OR', ('removed_on', '=', None),
+            ('removed_on', '>=', Eval('installed_on'))])
+    install_reading = fields.Numeric("Reading at Installation (kWh)", digits=(16, 2))
+    removal_reading = fields.Numeric("Reading at Removal (kWh)", digits=(16, 2))
+    removal_reason = fields.Char("Removal Reason")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('dates_ordered', Check(t,
+                    (t.removed_on == Null) | (t.removed_on >= t.installed_on)),
+                'prepaid_vending.msg_installation_dates'),
+            ]
+        cls._order.insert(0, ('installed_on', 'DESC'))
+        cls.__access__.add('meter')
+
+    def get_rec_name(self, name):
+        return f'{self.meter.serial} @ {self.service_point.rec_name}'
+
+    @classmethod
+    def validate(cls, installations):
+        super().validate(installations)
+        for installation in installations:
+            installation.check_overlap('meter')
+            installation.check_overlap('service_point')
+
+    def check_overlap(self, field):
+        "One installation per meter, and per service point, at any date"
+        others = self.search([
+                (field, '=', getattr(self, field).id),
+                ('id', '!=', self.id),
+                ['OR', ('removed_on', '=', None),
+                    ('removed_on', '>', self.installed_on)],
+                ] + ([('installed_on', '<', self.removed_on)]
+                    if self.removed_on else []))
+        if others:
+            raise InstallationOverlap(gettext(
+                    'prepaid_vending.msg_installation_overlap',
+                    installation=self.rec_name, other=others[0].rec_name))

@@ -1,0 +1,87 @@
+"""The supply network: substations, feeders and distribution transformers."""
+
+from sql import Null
+
+from trytond.model import Check, DeactivableMixin, ModelSQL, ModelView, Unique, fields
+
+
+
+class Substation(DeactivableMixin, ModelSQL, ModelView):
+    __name__ = 'prepaid.substation'
+
+    name = fields.Char("Name", required=True)
+    code = fields.Char("Code", required=True)
+    voltage_kv = fields.Numeric("Voltage (kV)", digits=(6, 2))
+    latitude = fields.Float("Latitude", digits=(9, 6))
+    longitude = fields.Float("Longitude", digits=(9, 6))
+    feeders = fields.One2Many('prepaid.feeder', 'substation', "Feeders")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('code_unique', Unique(t, t.code),
+                'prepaid_vending.msg_substation_code_unique'),
+            ]
+        cls._order.insert(0, ('code', 'ASC'))
+
+
+class Feeder(DeactivableMixin, ModelSQL, ModelView):
+    __name__ = 'prepaid.feeder'
+
+    name = fields.Char("Name", required=True)
+    code = fields.Char("Code", required=True)
+    substation = fields.Many2One(
+        'prepaid.substation', "Substation", required=True, ondelete='RESTRICT')
+    transformers = fields.One2Many('prepaid.transformer', 'feeder', "Transformers")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('code_unique', Unique(t, t.code),
+                'prepaid_vending.msg_feeder_code_unique'),
+            ]
+        cls._order.insert(0, ('code', 'ASC'))
+
+
+class Transformer(DeactivableMixin, ModelSQL, ModelView):
+    __name__ = 'prepaid.transformer'
+
+    name = fields.Char("Name", required=True)
+    code = fields.Char("Code", required=True)
+    feeder = fields.Many2One(
+        'prepaid.feeder', "Feeder", required=True, ondelete='RESTRICT')
+    substation = fields.Function(
+        fields.Many2One('prepaid.substation', "Substation"),
+        'on_change_with_substation', searcher='search_substation')
+    rated_kva = fields.Numeric("Rated Power (kVA)", digits=(10, 1))
+    location = fields.Char("Location")
+    latitude = fields.Float("Latitude", digits=(9, 6))
+    longitude = fields.Float("Longitude", digits=(9, 6))
+    service_points = fields.One2Many(
+        'prepaid.service_point', 'transformer', "Service Points", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('code_unique', Unique(t, t.code),
+                'prepaid_vending.msg_transformer_code_unique'),
+            ('rated_kva_positive', Check(t, (t.rated_kva == Null) | (t.rated_kva > 0)),
+                'prepaid_vending.msg_transformer_rated_kva_positive'),
+            ]
+        cls._order.insert(0, ('code', 'ASC'))
+
+    @fields.depends('feeder', '_parent_feeder.substation')
+    def on_change_with_substation(self, name=None):
+        return self.feeder.substation if self.feeder else None
+
+    @classmethod
+    def search_substation(cls, name, clause):
+        return [('feeder.substation' + clause[0][len(name):], *clause[1:])]
+
+
