@@ -170,7 +170,7 @@ def parse_hdlc(frame: bytes) -> HdlcFrame:
     pos += 1
     info = b""
     if len(body) - 2 > pos:
-        if fcs16(body[: pos]) != int.from_bytes(body[pos : pos + 2], "little"):
+        if fcs16(body[:pos]) != int.from_bytes(body[pos : pos + 2], "little"):
             raise FramingError("HDLC HCS mismatch")
         info = bytes(body[pos + 2 : -2])
     return HdlcFrame(dest, src, control, info, segmented)

@@ -177,8 +177,9 @@ def bits(value: Any) -> str:
     """gurux bit-string -> '0101...'."""
     if value is None:
         return ""
-    inner = getattr(value, "value", value)
-    return str(inner)
+    if hasattr(value, "toString"):  # GXBitString
+        return value.toString(False)
+    return str(value)
 
 
 # -- registers and clock ---------------------------------------------------
@@ -513,6 +514,8 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
+    if type(value).__name__ == "GXBitString":
+        return bits(value)
     inner = getattr(value, "value", None)
     if inner is not None:
         return jsonable(inner)

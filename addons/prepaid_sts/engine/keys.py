@@ -136,8 +136,7 @@ def derive_decoder_key(
     if dkga == "02":
         if ea != "07":
             raise AlgorithmError(
-                "DKGA02 produces a 64-bit key, usable with EA07 only; "
-                "EA11 needs DKGA04"
+                "DKGA02 produces a 64-bit key, usable with EA07 only; EA11 needs DKGA04"
             )
         return dkga02(vending_key, pan, key_type, sgc, tariff_index, krn)
     if dkga == "04":

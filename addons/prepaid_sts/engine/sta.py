@@ -81,9 +81,7 @@ class StaTables:
         boxes = (self.s1, self.s2)
         inv_boxes = (self.s1_inv, self.s2_inv)
         subst = [_byte_subst(boxes[c & 1], boxes[c >> 1]) for c in range(4)]
-        inv_subst = [
-            _byte_subst(inv_boxes[c & 1], inv_boxes[c >> 1]) for c in range(4)
-        ]
+        inv_subst = [_byte_subst(inv_boxes[c & 1], inv_boxes[c >> 1]) for c in range(4)]
         perm = _bit_perm_tables(self.p)
         perm_inv = _bit_perm_tables(self.p_inv)
         # enc[j][c][b]: P(S_c(b) << 8j).
@@ -98,8 +96,7 @@ class StaTables:
             for j in range(8)
         ]
         self.dec_s = [
-            [[s[b] << (8 * j) for b in range(256)] for s in inv_subst]
-            for j in range(8)
+            [[s[b] << (8 * j) for b in range(256)] for s in inv_subst] for j in range(8)
         ]
 
 
@@ -147,13 +144,13 @@ class StaCipher:
         choices = []
         for _ in range(16):
             choices.append(
-                [((k >> (8 * j + 3)) & 1) | (((k >> (8 * j + 7)) & 1) << 1)
-                 for j in range(8)]
+                [
+                    ((k >> (8 * j + 3)) & 1) | (((k >> (8 * j + 7)) & 1) << 1)
+                    for j in range(8)
+                ]
             )
             k = ((k << 1) | (k >> 63)) & _M64
-        self._enc = [
-            tuple(t.enc[j][c[j]] for j in range(8)) for c in choices
-        ]
+        self._enc = [tuple(t.enc[j][c[j]] for j in range(8)) for c in choices]
         # Decryption: P^-1 first, then rounds 15..1 as S^-1 followed by P^-1,
         # then the substitution of round 0 alone.
         self._dec_first = tuple(t.dec_p)

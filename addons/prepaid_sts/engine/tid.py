@@ -9,9 +9,7 @@ from .identifiers import BASE_DATES, validate_base_date
 
 TID_LIMIT = 1 << 24
 
-_BASES = {
-    code: datetime(y, m, d, tzinfo=UTC) for code, (y, m, d) in BASE_DATES.items()
-}
+_BASES = {code: datetime(y, m, d, tzinfo=UTC) for code, (y, m, d) in BASE_DATES.items()}
 
 
 def base_datetime(base_date: str) -> datetime:

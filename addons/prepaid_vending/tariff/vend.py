@@ -245,6 +245,8 @@ def tender_for_kwh(tariff: Tariff, kwh: Decimal, request: VendRequest) -> VendQu
         raise TariffError(f"requested kWh must be positive, got {kwh}")
     if tariff.kind == TariffKind.TOU:
         raise TariffError("a TOU tariff has no kWh price at vend time")
+    if request.meter_register == MeterRegister.CURRENCY:
+        raise TariffError("a currency-register meter is sold money, not kWh")
     q = tariff.quantum
 
     def units(cents: int) -> tuple[Decimal, VendQuote | None]:

@@ -1,0 +1,42 @@
+"""Selections shared by the STS models (codes as the engine spells them)."""
+
+from __future__ import annotations
+
+from trytond.i18n import gettext
+from trytond.transaction import Transaction
+
+BASE_DATES = [
+    ("93", "1993"),
+    ("14", "2014"),
+    ("35", "2035"),
+]
+KEY_TYPES = [
+    ("0", "0 - Initialisation (DITK)"),
+    ("1", "1 - Default (DDTK)"),
+    ("2", "2 - Unique (DUTK)"),
+    ("3", "3 - Common (DCTK)"),
+]
+EAS = [
+    ("07", "EA07 - STA"),
+    ("11", "EA11 - MISTY1"),
+]
+DKGAS = [
+    ("02", "DKGA02 (64-bit vending key)"),
+    ("04", "DKGA04 (160-bit vending key)"),
+]
+TOKEN_KINDS = [
+    ("credit", "Credit"),
+    ("fbe", "Free Basic Electricity"),
+    ("key_change", "Key Change"),
+    ("test", "Test (class 1)"),
+    ("engineering", "Engineering (class 2)"),
+]
+
+
+def sts_error_message(error: Exception) -> str:
+    """A user message for an engine error (the engine's text says what is wrong)."""
+    return gettext("prepaid_sts.msg_engine_error", error=str(error))
+
+
+def current_user_id() -> int:
+    return Transaction().user

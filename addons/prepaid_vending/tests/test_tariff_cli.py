@@ -1,0 +1,121 @@
+"""The prepaid-tariff command, run as a subprocess."""
+
+import json
+import subprocess
+import sys
+from decimal import Decimal as D
+from pathlib import Path
+
+MODULE = "trytond.modules.prepaid_vending.tariff.cli"
+
+EXAMPLE = {
+    "tariff": {
+        "vat_rate": "0.15",
+        "prices_include_vat": False,
+        "blocks": [
+            {"to_kwh": "50", "price": "1.20"},
+            {"to_kwh": "350", "price": "1.60"},
+            {"to_kwh": None, "price": "2.10"},
+        ],
+        "charges": [
+            {"name": "Service charge", "amount": "50.00", "period": "monthly"},
+            {"name": "Levy", "percent": "2", "period": "every_vend"},
+        ],
+        "channel_fee": "0.00",
+    },
+    "tender": "300.00",
+    "month_to_date_kwh": "0",
+    "first_vend_of_month": True,
+    "first_vend_of_year": False,
+    "debt": {"balance": "40.00", "recovery_percent": "25"},
+    "emergency_credit_owed": "0.00",
+}
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", MODULE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_quote_lines_with_an_error_in_the_middle():
+    example_c = json.loads(json.dumps(EXAMPLE))
+    example_c["tariff"]["charges"] = example_c["tariff"]["charges"][:1]
+    inverse = {**example_c, "kwh": "122.5"}
+    del inverse["tender"]
+    lines = [
+        json.dumps(EXAMPLE),
+        "{not json",
+        json.dumps({**EXAMPLE, "tender": "10.00"}),  # does not cover the charges
+        "",  # blank lines are skipped
+        # JSON numbers are read as Decimal, not float
+        '{"tariff": {"vat_rate": 0.15, "prices_include_vat": true, "price": 2.3},'
+        ' "tender": 23.00}',
+        json.dumps(example_c),
+        json.dumps(inverse),
+    ]
+    result = run("quote", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 6
+    levy, bad_json, too_small, numbers, c, inv = out
+    # the levy example, computed by hand in test_tariff_vend
+    assert levy["units_kwh"] == "118.8"
+    assert (levy["energy_amount"], levy["energy_vat"]) == ("170.09", "25.51")
+    assert levy["charges"] == [
+        {"name": "Service charge", "amount": "50.00", "vat": "7.50"},
+        {"name": "Levy", "amount": "6.00", "vat": "0.90"},
+    ]
+    assert (levy["debt_recovered"], levy["emergency_credit_recovered"]) == (
+        "40.00",
+        "0.00",
+    )
+    assert levy["blocks"] == [
+        {"block": 1, "kwh": "50.0", "price": "1.20", "amount": "60.00"},
+        {"block": 2, "kwh": "68.8", "price": "1.60", "amount": "110.09"},
+    ]
+    assert levy["total"] == "300.00"
+    assert bad_json["error"].startswith("invalid JSON")
+    assert "does not cover" in too_small["error"]
+    assert numbers["units_kwh"] == "10.0"
+    # vending.md Example C exactly
+    assert (c["units_kwh"], c["energy_amount"], c["energy_vat"]) == (
+        "122.5",
+        "176.09",
+        "26.41",
+    )
+    assert D(inv["units_kwh"]) >= D("122.5") and D(inv["tender"]) <= D("300.00")
+
+
+def test_check_normalises_a_tariff(tmp_path: Path):
+    path = tmp_path / "tariff.json"
+    path.write_text(json.dumps(EXAMPLE["tariff"]))
+    result = run("check", str(path))
+    assert result.returncode == 0, result.stderr
+    normal = json.loads(result.stdout)
+    assert normal["kind"] == "step"
+    assert normal["blocks"][1] == {"from_kwh": "50", "to_kwh": "350", "price": "1.60"}
+    # the normalised form is itself a valid tariff that normalises to itself
+    again = run("check", stdin=result.stdout)
+    assert json.loads(again.stdout) == normal
+
+
+def test_check_rejects_bad_tariffs(tmp_path: Path):
+    broken = dict(EXAMPLE["tariff"])
+    broken["blocks"] = [
+        {"to_kwh": "50", "price": "1.20"},
+        {"to_kwh": "40", "price": "2"},
+    ]
+    result = run("check", stdin=json.dumps(broken))
+    assert result.returncode == 1
+    assert "invalid tariff" in result.stderr and "bounds must increase" in result.stderr
+    assert result.stdout == ""
+    missing = run("check", str(tmp_path / "missing.json"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    assert run("check", stdin="[").returncode == 1
+    assert run().returncode == 2  # argparse: a sub-command is required

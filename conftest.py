@@ -1,0 +1,100 @@
+"""pytest set-up shared by every test of the project.
+
+- The addons are imported as ``trytond.modules.<name>``; pytest would import the
+  test files a second time as top-level ``<name>`` packages, duplicating module
+  globals and HTTP routes, so those names are aliased to the real packages.
+- Scenario doctests (``scenario_*.rst``) leave their last database behind; it
+  is dropped when the session ends.
+- ``require_service`` turns a missing PostgreSQL or Mosquitto into a skip on a
+  developer machine and into a failure under ``CI=true``.
+"""
+
+import importlib
+import os
+import pkgutil
+import socket
+import sys
+
+import pytest
+
+ADDONS = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+
+
+def _alias_addons() -> None:
+    for name in ADDONS:
+        package = importlib.import_module(f'trytond.modules.{name}')
+        sys.modules.setdefault(name, package)
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.ispkg:
+                full = f'trytond.modules.{name}.{info.name}'
+                sys.modules.setdefault(
+                    f'{name}.{info.name}', importlib.import_module(full))
+
+
+_alias_addons()
+
+
+def in_ci() -> bool:
+    return os.environ.get('CI', '').lower() == 'true'
+
+
+def service_available(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if service_available(host, port):
+        return
+    message = f'{name} is not reachable on {host}:{port}'
+    if in_ci():
+        pytest.fail(message + ' (CI=true: a missing service is a failure)')
+    pytest.skip(message)
+
+
+@pytest.fixture
+def mosquitto():
+    require_service('Mosquitto', '127.0.0.1', 1883)
+    return ('127.0.0.1', 1883)
+
+
+DB_MARKERS = ('with_transaction', 'ModuleTestCase', 'activate_module', 'activate_modules')
+
+
+def uses_database(item) -> bool:
+    "A test that needs a Tryton database (it runs on SQLite and on PostgreSQL)"
+    if item.get_closest_marker('database'):
+        return True
+    if item.nodeid.split('::')[0].rsplit('/', 1)[-1].startswith('scenario_'):
+        return True
+    cls = getattr(item, 'cls', None)
+    if cls and any(c.__module__.startswith('trytond.tests') for c in cls.__mro__[1:]):
+        return True
+    module = getattr(item, 'module', None)
+    return bool(module) and any(name in vars(module) for name in DB_MARKERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    # The PostgreSQL pass of scripts/test runs only the database tests: the
+    # pure-Python ones (engines, protocols, simulators) already ran once.
+    if os.environ.get('PREPAID_DB_TESTS_ONLY'):
+        selected = [i for i in items if uses_database(i)]
+        deselected = [i for i in items if not uses_database(i)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # The doctest runner of trytond does not drop the last scenario database.
+    try:
+        from trytond.tests.test_tryton import drop_db
+    except ImportError:
+        return
+    try:
+        drop_db()
+    except Exception:
+        pass

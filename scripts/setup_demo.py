@@ -1,0 +1,61 @@
+"""Activate the prepaid modules in a database and load the demo utility.
+
+Idempotent: modules already active are left alone, the company and its books are
+created once, and the demo data generator does nothing when its data exists.
+"""
+
+import argparse
+import importlib
+import os
+
+from proteus import Model, Wizard
+from proteus import config as pconfig
+
+MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+
+
+def activate(modules):
+    Module = Model.get('ir.module')
+    todo = Module.find([('name', 'in', modules), ('state', '!=', 'activated')])
+    if todo:
+        Module.click(todo, 'activate')
+        Wizard('ir.module.activate_upgrade').execute('upgrade')
+
+
+def load_demo_data(database):
+    try:
+        demo = importlib.import_module('trytond.modules.prepaid_vending.demo')
+    except ImportError:
+        return None
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    User = None
+    with Transaction().start(database, 0) as transaction:
+        User = Pool().get('res.user')
+        admin, = User.search([('login', '=', 'admin')])
+        with Transaction().set_context(
+                company=admin.company.id, companies=[admin.company.id]):
+            counts = demo.create_demo_data()
+        transaction.commit()
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--database', '-d', required=True)
+    parser.add_argument('--config', '-c', default=os.environ.get('TRYTOND_CONFIG'))
+    args = parser.parse_args()
+
+    pconfig.set_trytond(database=args.database, config_file=args.config)
+    from trytond.modules.prepaid_vending.company_setup import setup_company
+
+    activate(MODULES)
+    setup_company()
+    counts = load_demo_data(args.database)
+    if counts:
+        print('Demo data:', ', '.join(f'{k} {v}' for k, v in counts.items()))
+
+
+if __name__ == '__main__':
+    main()

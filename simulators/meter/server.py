@@ -1,0 +1,224 @@
+"""asyncio TCP servers for a fleet of simulated meters, in a background thread.
+
+One listening socket per meter; one connection (association) at a time per
+meter: a second client waits until the first disconnects, like a real meter's
+single communication channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from .association import Meter
+from .link import HdlcLink, WrapperLink
+from .model import Clock, MeterConfig, MeterState, utc_now
+
+IDLE_TIMEOUT_S = 120.0  # free the meter if a client goes silent
+
+
+class _MeterServer:
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+        self.lock = asyncio.Lock()
+        self.random = random.Random(meter.config.seed)
+        self.server: asyncio.base_events.Server | None = None
+        self.connections = 0
+        self.dropped = 0
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        async with self.lock:
+            self.connections += 1
+            cfg = self.meter.config
+            link: Any = (
+                HdlcLink(self.meter)
+                if cfg.framing == "hdlc"
+                else WrapperLink(self.meter)
+            )
+            try:
+                while True:
+                    try:
+                        data = await asyncio.wait_for(
+                            reader.read(65536), IDLE_TIMEOUT_S
+                        )
+                    except TimeoutError:
+                        break
+                    if not data:
+                        break
+                    try:
+                        replies = link.feed(data)
+                    except ValueError:
+                        break  # unrecoverable framing error: drop the line
+                    for reply in replies:
+                        if cfg.latency_ms:
+                            await asyncio.sleep(cfg.latency_ms / 1000.0)
+                        if cfg.drop_rate and self.random.random() < cfg.drop_rate:
+                            self.dropped += 1
+                            continue
+                        writer.write(reply)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                link.close()
+                writer.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.wait_closed()
+
+
+class MeterSimulator:
+    """Serve simulated meters on 127.0.0.1 from a background asyncio loop.
+
+    ``clock`` returns the current UTC datetime (default real time); tests pass a
+    controllable one to advance simulated time without sleeping.
+    """
+
+    def __init__(
+        self,
+        configs: Iterable[MeterConfig],
+        host: str = "127.0.0.1",
+        clock: Clock = utc_now,
+    ) -> None:
+        self.configs = list(configs)
+        indexes = [c.index for c in self.configs]
+        if len(set(indexes)) != len(indexes):
+            raise ValueError("meter indexes must be unique")
+        self.host = host
+        self.clock = clock
+        self._meters = {c.index: Meter(c, clock) for c in self.configs}
+        self._servers: dict[int, _MeterServer] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def fleet(
+        cls,
+        count: int,
+        first_port: int,
+        *,
+        host: str = "127.0.0.1",
+        clock: Clock = utc_now,
+        **common: Any,
+    ) -> MeterSimulator:
+        """``count`` meters on consecutive ports (0 = let the OS pick each)."""
+        base_seed = int(common.pop("seed", 0))
+        configs = [
+            MeterConfig(
+                index=i,
+                port=first_port + i if first_port else 0,
+                seed=base_seed + i,
+                **common,
+            )
+            for i in range(count)
+        ]
+        return cls(configs, host=host, clock=clock)
+
+    # --- lifecycle ------------------------------------------------------------
+
+    def start(self) -> MeterSimulator:
+        if self._thread is not None:
+            raise RuntimeError("simulator already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._listen())
+            except BaseException as exc:  # report bind errors to start()
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="meter-sim", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    async def _listen(self) -> None:
+        try:
+            for index, meter in self._meters.items():
+                srv = _MeterServer(meter)
+                srv.server = await asyncio.start_server(
+                    srv.handle, self.host, meter.config.port, backlog=16
+                )
+                # Port 0 means "any free port": publish the one we got.
+                meter.config.port = srv.server.sockets[0].getsockname()[1]
+                self._servers[index] = srv
+        except BaseException:
+            await self._shutdown()
+            raise
+
+    async def _shutdown(self) -> None:
+        for srv in self._servers.values():
+            if srv.server is not None:
+                srv.server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for srv in self._servers.values():
+            if srv.server is not None:
+                with contextlib.suppress(Exception):
+                    await srv.server.wait_closed()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+        self._servers.clear()
+
+    def __enter__(self) -> MeterSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- inspection -------------------------------------------------------------
+
+    def meter(self, index: int) -> MeterState:
+        """The live state of meter ``index`` (shared with the server thread)."""
+        return self._meters[index].state
+
+    def port(self, index: int) -> int:
+        return self._meters[index].config.port
+
+    def dropped_replies(self, index: int) -> int:
+        srv = self._servers.get(index)
+        return srv.dropped if srv else 0
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-friendly summary of the meters (what the CLI prints)."""
+        return [
+            {
+                "index": c.index,
+                "serial": c.serial,
+                "host": self.host,
+                "port": c.port,
+                "framing": c.framing,
+                "system_title": c.system_title.hex().upper(),
+                "prepaid": c.prepaid,
+                "load_kw": c.load_kw,
+            }
+            for c in self.configs
+        ]
