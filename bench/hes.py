@@ -94,7 +94,9 @@ async def read_job(session, use_cache: bool = True):
     return energy.value, len(rows)
 
 
-def make_jobs(count: int, first_port: int, auth: str, framing: str, timeout: float):
+def make_jobs(
+    count: int, first_port: int, auth: str, framing: str, timeout: float, cache=True
+):
     sap = {"lls": 32, "hls-gmac": 1, "none": 16}[auth]
     return [
         MeterJob(
@@ -107,7 +109,7 @@ def make_jobs(count: int, first_port: int, auth: str, framing: str, timeout: flo
                 password="12345678" if auth == "lls" else None,
                 timeout=timeout,
             ),
-            operations=[Operation(read_job)],
+            operations=[Operation(read_job, {"use_cache": cache})],
         )
         for i in range(count)
     ]
@@ -129,7 +131,9 @@ def scenario(args, auth: str, latency_ms: float, meters: int, rounds: int) -> di
     store = MemoryCounterStore()
     timeout = max(5.0, latency_ms / 1000 * 20)
     with Simulator(meters, args.port, args.framing, latency_ms):
-        jobs = make_jobs(meters, args.port, auth, args.framing, timeout)
+        jobs = make_jobs(
+            meters, args.port, auth, args.framing, timeout, not args.no_cache
+        )
         walls, errors = [], Counter()
         prof = cProfile.Profile() if args.profile else None
         for r in range(rounds):
@@ -144,6 +148,7 @@ def scenario(args, auth: str, latency_ms: float, meters: int, rounds: int) -> di
         out = {
             "auth": auth,
             "framing": args.framing,
+            "cached_metadata": not args.no_cache,
             "latency_ms": latency_ms,
             "meters": meters,
             "rounds": rounds,
@@ -163,11 +168,16 @@ def main(argv=None) -> int:
     p.add_argument("--meters", type=int, default=300)
     p.add_argument("--latency-meters", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--port", type=int, default=41000)
+    p.add_argument("--port", type=int, default=21000)  # below ephemeral range
     p.add_argument("--framing", choices=["wrapper", "hdlc"], default="wrapper")
     p.add_argument("--concurrency", type=int, default=1000)
     p.add_argument("--auth", nargs="*", default=["lls", "hls-gmac"])
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="re-read scaler/unit and capture objects in every job",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile last round")
     args = p.parse_args(argv)
     for auth in args.auth:

@@ -9,11 +9,9 @@ meter with their own parameters through the pool.
 
 import datetime as dt
 
-from sql import Null
-
 from trytond.i18n import gettext
 from trytond.model import (
-    Check, DeactivableMixin, ModelSQL, ModelView, Unique, fields, tree)
+    DeactivableMixin, ModelSQL, ModelView, Unique, fields, tree)
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -65,7 +63,7 @@ class InstallationOverlap(ValidationError):
     pass
 
 
-class Meter(DeactivableMixin, tree(parent='master'), ModelSQL, ModelView):
+class Meter(DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, ModelView):
     __name__ = 'prepaid.meter'
     _rec_name = 'serial'
 
@@ -78,7 +76,7 @@ class Meter(DeactivableMixin, tree(parent='master'), ModelSQL, ModelView):
     kind = fields.Selection(METER_KINDS, "Kind", required=True)
     payment_mode = fields.Selection(PAYMENT_MODES, "Payment Mode", required=True)
     ct_ratio = fields.Integer(
-        "CT Ratio", required=True,
+        "CT Ratio", required=True, domain=[('ct_ratio', '>', 0)],
         help="Current transformer ratio (primary/secondary, e.g. 40 for 200/5 A); "
         "1 for direct-connected meters.")
     firmware_version = fields.Char("Firmware Version")
@@ -113,8 +111,6 @@ class Meter(DeactivableMixin, tree(parent='master'), ModelSQL, ModelView):
         cls._sql_constraints += [
             ('serial_unique', Unique(t, t.serial),
                 'prepaid_vending.msg_meter_serial_unique'),
-            ('ct_ratio_positive', Check(t, t.ct_ratio > 0),
-                'prepaid_vending.msg_meter_ct_ratio_positive'),
             ]
         cls._order.insert(0, ('serial', 'ASC'))
         cls._buttons.update({
@@ -230,7 +226,6 @@ class MeterStateHistory(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('date', 'DESC'))
-        cls.__access__.add('meter')
 
     @staticmethod
     def default_user():
@@ -262,14 +257,7 @@ class MeterInstallation(ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            ('dates_ordered', Check(t,
-                    (t.removed_on == Null) | (t.removed_on >= t.installed_on)),
-                'prepaid_vending.msg_installation_dates'),
-            ]
         cls._order.insert(0, ('installed_on', 'DESC'))
-        cls.__access__.add('meter')
 
     def get_rec_name(self, name):
         return f'{self.meter.serial} @ {self.service_point.rec_name}'

@@ -1,8 +1,6 @@
 """The supply network: substations, feeders and distribution transformers."""
 
-from sql import Null
-
-from trytond.model import Check, DeactivableMixin, ModelSQL, ModelView, Unique, fields
+from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 
 
 
@@ -57,7 +55,9 @@ class Transformer(DeactivableMixin, ModelSQL, ModelView):
     substation = fields.Function(
         fields.Many2One('prepaid.substation', "Substation"),
         'on_change_with_substation', searcher='search_substation')
-    rated_kva = fields.Numeric("Rated Power (kVA)", digits=(10, 1))
+    rated_kva = fields.Numeric(
+        "Rated Power (kVA)", digits=(10, 1),
+        domain=['OR', ('rated_kva', '=', None), ('rated_kva', '>', 0)])
     location = fields.Char("Location")
     latitude = fields.Float("Latitude", digits=(9, 6))
     longitude = fields.Float("Longitude", digits=(9, 6))
@@ -71,8 +71,6 @@ class Transformer(DeactivableMixin, ModelSQL, ModelView):
         cls._sql_constraints += [
             ('code_unique', Unique(t, t.code),
                 'prepaid_vending.msg_transformer_code_unique'),
-            ('rated_kva_positive', Check(t, (t.rated_kva == Null) | (t.rated_kva > 0)),
-                'prepaid_vending.msg_transformer_rated_kva_positive'),
             ]
         cls._order.insert(0, ('code', 'ASC'))
 

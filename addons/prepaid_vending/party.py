@@ -136,8 +136,9 @@ class Party(metaclass=PoolMeta):
 
     @classmethod
     def search_meters(cls, name, clause):
-        nested = clause[0][len(name) + 1:] or 'rec_name'
-        return [('service_points.installations', 'where', [
-                    ('removed_on', '=', None),
-                    ('meter.' + nested, *clause[1:]),
+        return [('service_points', 'where', [
+                    ('installations', 'where', [
+                            ('removed_on', '=', None),
+                            ('meter' + clause[0][len(name):], *clause[1:]),
+                            ]),
                     ])]

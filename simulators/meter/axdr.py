@@ -164,7 +164,8 @@ def encode(d: Data) -> bytes:
     if tag in (ARRAY, STRUCTURE):
         return bytes([tag]) + encode_length(len(v)) + b"".join(encode(i) for i in v)
     if tag == BOOLEAN:
-        return bytes([tag, 0xFF if v else 0x00])
+        # TRUE as 0x01, as gurux and dlms-cosem write it; any non-zero decodes.
+        return bytes([tag, 0x01 if v else 0x00])
     if tag in _INT_FORMATS:
         return bytes([tag]) + struct.pack(_INT_FORMATS[tag], v)
     if tag == OCTET_STRING:
@@ -280,10 +281,9 @@ def decode_datetime(raw: bytes) -> dt.datetime | None:
     """Decode a 12-octet date-time to an aware UTC datetime.
 
     Returns ``None`` when year/month/day are "not specified" (0xFFFF/0xFF), which
-    range descriptors use for open ends. The deviation (minutes, local = UTC -
-    deviation... per Blue Book it is local time minus UTC in minutes, sign
-    inverted in some editions) is honoured as "UTC = local - deviation"... we use
-    the DLMS UA 2015+ convention: deviation = minutes local time is *behind* UTC.
+    range descriptors use for open ends. A specified deviation is applied as
+    UTC = local + deviation (minutes), the sign convention gurux uses; the
+    contract's own values always carry deviation 0.
     """
     if len(raw) != 12:
         raise AxdrError("date-time must be 12 octets")

@@ -29,10 +29,12 @@ class _MeterServer:
         self.server: asyncio.base_events.Server | None = None
         self.connections = 0
         self.dropped = 0
+        self.writers: set[asyncio.StreamWriter] = set()
 
     async def handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        self.writers.add(writer)
         async with self.lock:
             self.connections += 1
             cfg = self.meter.config
@@ -67,6 +69,7 @@ class _MeterServer:
                 pass
             finally:
                 link.close()
+                self.writers.discard(writer)
                 writer.close()
                 with contextlib.suppress(ConnectionError, OSError):
                     await writer.wait_closed()
@@ -170,10 +173,16 @@ class MeterSimulator:
         for srv in self._servers.values():
             if srv.server is not None:
                 srv.server.close()
+        # Abort open connections so each handler ends on its own (cancelling
+        # the tasks makes asyncio log spurious errors).
+        for srv in self._servers.values():
+            for writer in list(srv.writers):
+                writer.transport.abort()
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5)
+            for task in pending:
+                task.cancel()
         for srv in self._servers.values():
             if srv.server is not None:
                 with contextlib.suppress(Exception):

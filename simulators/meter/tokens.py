@@ -1,15 +1,13 @@
 """STS token entry for the token gateway (class 115), on the project's STS engine.
 
-The engine (``trytond.modules.prepaid_sts.engine``) is written in parallel; it is
-imported lazily and its result read by duck typing so small API differences do
-not break the meter.
+The engine (``trytond.modules.prepaid_sts.engine``) is imported lazily so the
+simulator still starts (answering "execution failure") where it is missing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from .model import (
     ALARM_TAMPER,
@@ -35,47 +33,22 @@ class EngineUnavailable(RuntimeError):
 class DecodedToken:
     token_class: int
     subclass: int
-    tid: int
-    value: float  # class 0: kWh; class 2 sub 0: W; otherwise raw value
-
-
-def _engine_decode() -> Any:
-    try:
-        from trytond.modules.prepaid_sts.engine import decode_token
-    except ImportError as exc:  # engine not written yet
-        raise EngineUnavailable(str(exc)) from exc
-    return decode_token
-
-
-def _first(obj: Any, names: tuple[str, ...]) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    raise AttributeError(f"decoded token has none of {names}")
+    tid: int | None
+    amount: float | None  # class 0 sub 0: kWh; class 2 sub 0: W
+    crc_ok: bool
 
 
 def decode(token: str, decoder_key: bytes, ea: str) -> DecodedToken:
-    """Decode with the engine; raise ValueError subclasses on failure."""
-    raw = _engine_decode()(token, decoder_key, ea)
-    cls = int(_first(raw, ("token_class", "cls", "klass", "class_", "tclass")))
-    sub = int(_first(raw, ("subclass", "sub_class", "token_subclass")))
-    tid = int(_first(raw, ("tid", "tid_minutes")))
-    value: float
+    """Decode with the project's STS engine (imported lazily)."""
     try:
-        value = float(_first(raw, ("amount_kwh", "kwh")))
-    except AttributeError:
-        try:
-            value = int(_first(raw, ("amount_tenths",))) / 10.0
-        except AttributeError:
-            value = float(_first(raw, ("amount", "value", "value16")))
-    return DecodedToken(cls, sub, tid, value)
-
-
-def _is_crc_error(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(word in text for word in ("crc", "auth", "key", "decrypt"))
+        from trytond.modules.prepaid_sts.engine import decode_token
+    except ImportError as exc:  # engine missing from this installation
+        raise EngineUnavailable(str(exc)) from exc
+    raw = decode_token(token, decoder_key, ea)
+    amount = None if raw.amount is None else float(raw.amount)
+    return DecodedToken(
+        raw.token_class, raw.subclass, raw.tid, amount, bool(raw.crc_ok)
+    )
 
 
 def enter_token(state: MeterState, token: bytes, when: dt.datetime) -> int:
@@ -91,23 +64,29 @@ def enter_token(state: MeterState, token: bytes, when: dt.datetime) -> int:
         decoded = decode(text, state.config.decoder_key, state.config.sts_ea)
     except EngineUnavailable:
         return _finish(state, STATUS_EXECUTION_FAILURE)
-    except Exception as exc:  # engine errors: CRC mismatch or unknown class
-        status = (
-            STATUS_AUTHENTICATION_FAILURE
-            if _is_crc_error(exc) or isinstance(exc, ValueError)
-            else STATUS_EXECUTION_FAILURE
+    except ValueError as exc:
+        # TokenFormatError: not a token at all; other engine errors come from
+        # the meter's own configuration (key length, EA) -> execution failure.
+        kind_name = type(exc).__name__
+        failed = "Format" in kind_name
+        return _finish(
+            state, STATUS_FORMAT_FAILURE if failed else STATUS_EXECUTION_FAILURE
         )
-        return _finish(state, status)
+    if not decoded.crc_ok:
+        return _finish(state, STATUS_AUTHENTICATION_FAILURE)
+    if decoded.tid is None:
+        return _finish(state, STATUS_EXECUTION_FAILURE)  # class 1 / key change
     if state.tid_rejected(decoded.tid):
         return _finish(state, STATUS_VALIDATION_FAILURE)
     kind = (decoded.token_class, decoded.subclass)
-    if kind == (0, 0):
-        state.add_credit_wh(decoded.value * 1000.0)
+    if kind == (0, 0) and decoded.amount is not None:
+        state.add_credit_wh(decoded.amount * 1000.0)
     elif kind == (2, 1):
         state.advance()
         state.credit_wh = 0.0
-    elif kind == (2, 0):
-        state.limiter_threshold_active_w = int(decoded.value)
+    elif kind == (2, 0) and decoded.amount is not None:
+        state.advance()
+        state.limiter_threshold_active_w = int(decoded.amount)
     elif kind == (2, 5):
         state.alarm_register &= ~ALARM_TAMPER
         state.log_event(EV_TAMPER_CLEARED)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import axdr
 from . import operations as ops
+from .counters import JsonFileCounterStore
 from .errors import DlmsError
 from .session import ConnectionSettings, DlmsSession
 
@@ -54,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-cipher-key", type=_hex, default=None)
     p.add_argument("--auth-key", type=_hex, default=None)
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument(
+        "--counter-file",
+        default=None,
+        help="JSON file keeping the client invocation counters "
+        "(HLS-GMAC); default $PREPAID_DLMS_COUNTERS or "
+        "~/.local/state/prepaid-dlms/invocation-counters.json",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("read", help="GET one attribute")
@@ -101,9 +111,19 @@ def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
     return ConnectionSettings(**kwargs)
 
 
+def counter_store(args: argparse.Namespace) -> JsonFileCounterStore:
+    """Every run is a new process, so the counters must live in a file: a
+    meter refuses a counter it has already seen (and GCM forbids reuse)."""
+    path = args.counter_file or os.environ.get("PREPAID_DLMS_COUNTERS")
+    if not path:
+        path = Path.home() / ".local/state/prepaid-dlms/invocation-counters.json"
+    return JsonFileCounterStore(path)
+
+
 async def run_command(args: argparse.Namespace) -> dict[str, Any]:
     settings = settings_from_args(args)
-    async with DlmsSession(settings) as s:
+    store = counter_store(args) if settings.ciphered else None
+    async with DlmsSession(settings, counter_store=store) as s:
         if args.command == "read":
             value = await s.get(args.obis, args.class_id, args.attr)
             if args.class_id == ops.CLASS_CLOCK and args.attr == 2:
@@ -154,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DlmsError as exc:
         print(json.dumps({"error": str(exc), "kind": exc.kind}))
         return EXIT_DLMS_ERROR
-    except ValueError as exc:  # bad OBIS, bad ISO time, bad key length...
+    except (ValueError, OSError) as exc:  # bad OBIS/ISO/key, counter file
         print(json.dumps({"error": str(exc), "kind": "usage"}))
         return EXIT_USAGE
     print(json.dumps(result))

@@ -7,6 +7,7 @@ NectarAPI prints its STA keys byte-reversed; do not feed those here unreversed.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from .errors import AlgorithmError, KeyLengthError
 from .identifiers import (
@@ -19,6 +20,9 @@ from .identifiers import (
     validate_sgc,
     validate_tariff_index,
 )
+
+if TYPE_CHECKING:
+    from Crypto.Cipher._mode_ecb import EcbMode
 
 #: Supported encryption algorithms and their decoder-key length in bytes.
 EA_KEY_BYTES = {"07": 8, "11": 16}
@@ -45,6 +49,14 @@ def check_decoder_key(key: bytes, ea: str) -> bytes:
     return bytes(key)
 
 
+@lru_cache(maxsize=64)
+def _des_ecb(vending_key: bytes) -> EcbMode:
+    """DES-ECB cipher of a vending key (ECB objects are stateless: reusable)."""
+    from Crypto.Cipher import DES  # lazy: keeps the CLI import light
+
+    return DES.new(vending_key, DES.MODE_ECB)
+
+
 def dkga02(
     vending_key: bytes, pan: str, key_type: int, sgc: str, tariff_index: str, krn: int
 ) -> bytes:
@@ -53,12 +65,10 @@ def dkga02(
         raise KeyLengthError(
             f"DKGA02 needs a 64-bit vending key (8 bytes), got {len(vending_key)}"
         )
-    from Crypto.Cipher import DES  # lazy: keeps the CLI import light
-
     pb = int(pan_block(pan, key_type), 16)
     cb = int(control_block(key_type, sgc, tariff_index, krn), 16)
     data = (pb ^ cb).to_bytes(8, "big")
-    enc = DES.new(vending_key, DES.MODE_ECB).encrypt(data)
+    enc = _des_ecb(vending_key).encrypt(data)
     dk = int.from_bytes(enc, "big") ^ (pb ^ cb) ^ int.from_bytes(vending_key, "big")
     return dk.to_bytes(8, "big")
 

@@ -90,6 +90,11 @@ class StaTables:
         ]
         # dec_p[j][b]: P^-1(b << 8j); dec_sp[j][c][b]: P^-1(S_c^-1(b) << 8j);
         # dec_s[j][c][b]: S_c^-1(b) << 8j.
+        # enc_sel[j][b] for b in (0x00, 0x01, 0x10, 0x11): enc[j] indexed by the
+        # choice bits as they sit in a byte (bit 0 low nibble, bit 4 high).
+        self.enc_sel = [
+            [self.enc[j][b & 1 | (b >> 3) & 2] for b in range(18)] for j in range(8)
+        ]
         self.dec_p = perm_inv
         self.dec_sp = [
             [[perm_inv[j][s[b]] for b in range(256)] for s in inv_subst]
@@ -128,10 +133,13 @@ def load_tables(path: str | os.PathLike[str] | None = None) -> StaTables:
     return tables
 
 
+_NIBBLE_TOP_BITS = 0x1111111111111111
+
+
 class StaCipher:
     """EA07 encryption/decryption with one 64-bit decoder key."""
 
-    __slots__ = ("_enc", "_dec", "_dec_first", "_dec_last")
+    __slots__ = ("_tables", "_choices", "_enc", "_dec")
 
     def __init__(self, key: bytes, tables: StaTables | None = None):
         if len(key) != 8:
@@ -139,25 +147,37 @@ class StaCipher:
                 f"EA07 (STA) needs a 64-bit decoder key (8 bytes), got {len(key)}"
             )
         t = tables if tables is not None else load_tables()
+        self._tables = t
         k = ~int.from_bytes(key, "big") & _M64
         k = ((k >> 12) | (k << 52)) & _M64  # ROR64(NOT DK, 12)
+        # For each round, the S-box choice bits (bit 3 of every nibble of the
+        # round key) moved to bit 0 of each nibble: byte j of that value is
+        # 0x00, 0x01, 0x10 or 0x11, which indexes t.enc_sel[j] directly.
         choices = []
         for _ in range(16):
-            choices.append(
-                [
-                    ((k >> (8 * j + 3)) & 1) | (((k >> (8 * j + 7)) & 1) << 1)
-                    for j in range(8)
-                ]
-            )
+            choices.append(((k >> 3) & _NIBBLE_TOP_BITS).to_bytes(8, "little"))
             k = ((k << 1) | (k >> 63)) & _M64
-        self._enc = [tuple(t.enc[j][c[j]] for j in range(8)) for c in choices]
+        self._choices = choices
+        e0, e1, e2, e3, e4, e5, e6, e7 = t.enc_sel
+        self._enc = [
+            (e0[b[0]], e1[b[1]], e2[b[2]], e3[b[3]], e4[b[4]], e5[b[5]], e6[b[6]],
+             e7[b[7]])
+            for b in choices
+        ]  # fmt: skip
+        self._dec: list[tuple[list[int], ...]] | None = None  # built on first use
+
+    def _dec_schedule(self) -> list[tuple[list[int], ...]]:
         # Decryption: P^-1 first, then rounds 15..1 as S^-1 followed by P^-1,
         # then the substitution of round 0 alone.
-        self._dec_first = tuple(t.dec_p)
-        self._dec = [
-            tuple(t.dec_sp[j][c[j]] for j in range(8)) for c in reversed(choices[1:])
-        ]
-        self._dec_last = tuple(t.dec_s[j][choices[0][j]] for j in range(8))
+        t = self._tables
+        choices = self._choices
+        sel = [c & 1 | (c >> 3) & 2 for c in range(18)]
+        rounds: list[tuple[list[int], ...]] = [tuple(t.dec_p)]
+        for b in reversed(choices[1:]):
+            rounds.append(tuple(t.dec_sp[j][sel[b[j]]] for j in range(8)))
+        rounds.append(tuple(t.dec_s[j][sel[choices[0][j]]] for j in range(8)))
+        self._dec = rounds
+        return rounds
 
     def encrypt(self, x: int) -> int:
         for t0, t1, t2, t3, t4, t5, t6, t7 in self._enc:
@@ -174,7 +194,7 @@ class StaCipher:
         return x
 
     def decrypt(self, x: int) -> int:
-        rounds = [self._dec_first, *self._dec, self._dec_last]
+        rounds = self._dec if self._dec is not None else self._dec_schedule()
         for t0, t1, t2, t3, t4, t5, t6, t7 in rounds:
             x = (
                 t0[x & 255]

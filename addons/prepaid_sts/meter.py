@@ -1,0 +1,378 @@
+"""STS parameters of a meter, TID allocation and the one place tokens are minted.
+
+Every STS token the platform issues goes through :meth:`Meter.sts_issue_tokens`
+(or :meth:`Meter.sts_issue_class1`), which checks the cut-over, allocates TIDs
+under a row lock on the meter, calls the engine and writes the token log in
+the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from trytond.exceptions import UserError
+from trytond.i18n import gettext
+from trytond.model import ModelView, fields
+from trytond.model.exceptions import ValidationError
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
+from trytond.transaction import Transaction, without_check_access
+
+from .common import BASE_DATES, EAS, KEY_TYPES, sts_error_message
+from .engine import (
+    StsError,
+    TidRangeError,
+    class1_token,
+    credit_token,
+    tid_from_datetime,
+    validate_pan,
+)
+from .engine.tid import TID_LIMIT
+
+#: The 2**24-minute limit of base date 1993 (sts.md 4.7 and 6).
+DEFAULT_CUTOVER_1993 = dt.datetime(2024, 11, 24, 20, 16)
+
+STS_FIELDS = [
+    "sts_pan",
+    "sts_sgc",
+    "sts_krn",
+    "sts_tariff_index",
+    "sts_key_type",
+    "sts_base_date",
+    "sts_ea",
+]
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One token to mint: class 0 or class 2, with an amount or a raw value."""
+
+    kind: str
+    token_class: int
+    subclass: int
+    amount: Decimal | None = None
+    value16: int | None = None
+    description: str = ""
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    # Tryton stores naive UTC datetimes; the engine wants aware ones.
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def next_tid(last_tid: int | None, minute_tid: int) -> int:
+    """The TID to use: this minute's, or last + 1 when that is already used.
+
+    Never goes backwards (a meter refuses a TID at or below one it has seen),
+    and keeps increasing even when last + 1 runs ahead of the clock.
+    """
+    if last_tid is None or minute_tid > last_tid:
+        return minute_tid
+    return last_tid + 1
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = "prepaid.meter"
+
+    _sts_states = {"readonly": Eval("sts_key_change_pending", False)}
+
+    sts_pan = fields.Char(
+        "Meter PAN",
+        size=18,
+        strip=True,
+        states=_sts_states,
+        help="18 digits: IIN (600727) + 11-digit DRN + Luhn check digit.",
+    )
+    sts_sgc = fields.Char("Supply Group Code", size=6, states=_sts_states)
+    sts_krn = fields.Integer("Key Revision Number", states=_sts_states)
+    sts_tariff_index = fields.Char("Tariff Index", size=2, states=_sts_states)
+    sts_key_type = fields.Selection(
+        [(None, "")] + KEY_TYPES, "Key Type", states=_sts_states
+    )
+    sts_base_date = fields.Selection(
+        [(None, "")] + BASE_DATES, "Base Date", states=_sts_states
+    )
+    sts_ea = fields.Selection([(None, "")] + EAS, "Encryption Algorithm")
+    sts_last_tid = fields.Integer(
+        "Last TID",
+        readonly=True,
+        help="Minutes since the base date of the last token issued to this meter.",
+    )
+    sts_key_changes = fields.One2Many(
+        "prepaid.sts.key_change", "meter", "Key Changes", readonly=True
+    )
+    sts_key_change_pending = fields.Function(
+        fields.Boolean("Key Change Pending"), "get_sts_key_change_pending"
+    )
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._buttons.update(
+            {
+                "sts_engineering_wizard": {
+                    "invisible": Eval("kind") != "sts_keypad",
+                },
+                "sts_key_change_wizard": {
+                    "invisible": Eval("kind") != "sts_keypad",
+                },
+            }
+        )
+
+    @staticmethod
+    def default_sts_key_type():
+        return "2"
+
+    @staticmethod
+    def default_sts_ea():
+        return "07"
+
+    @staticmethod
+    def default_sts_base_date():
+        return "14"
+
+    @classmethod
+    def get_sts_key_change_pending(cls, meters, name):
+        KeyChange = Pool().get("prepaid.sts.key_change")
+        with without_check_access():
+            pending = KeyChange.search(
+                [("meter", "in", [m.id for m in meters]), ("state", "=", "pending")]
+            )
+        ids = {k.meter.id for k in pending}
+        return {m.id: m.id in ids for m in meters}
+
+    @classmethod
+    def validate_fields(cls, meters, field_names):
+        super().validate_fields(meters, field_names)
+        if not field_names or field_names & set(STS_FIELDS):
+            for meter in meters:
+                meter.check_sts_parameters()
+
+    def check_sts_parameters(self):
+        from .engine.identifiers import (
+            validate_krn,
+            validate_sgc,
+            validate_tariff_index,
+        )
+
+        try:
+            if self.sts_pan:
+                validate_pan(self.sts_pan)
+            if self.sts_sgc:
+                validate_sgc(self.sts_sgc)
+            if self.sts_krn is not None:
+                validate_krn(self.sts_krn)
+            if self.sts_tariff_index:
+                validate_tariff_index(self.sts_tariff_index)
+        except StsError as error:
+            raise ValidationError(
+                gettext(
+                    "prepaid_sts.msg_meter_sts_parameter",
+                    meter=self.serial,
+                    error=str(error),
+                )
+            ) from None
+
+    def sts_require_parameters(self):
+        missing = [f for f in STS_FIELDS if getattr(self, f) in (None, "")]
+        if missing:
+            names = ", ".join(self.__class__._fields[f].string for f in missing)
+            raise UserError(
+                gettext(
+                    "prepaid_sts.msg_meter_sts_incomplete",
+                    meter=self.serial,
+                    fields=names,
+                )
+            )
+
+    # --- keys ------------------------------------------------------------
+
+    def sts_vending_key(self, parameters: dict | None = None):
+        VendingKey = Pool().get("prepaid.sts.vending_key")
+        p = parameters or self.sts_parameters()
+        return VendingKey.find(
+            p["sts_sgc"],
+            p["sts_krn"],
+            p["sts_key_type"],
+            p["sts_base_date"],
+            p["sts_ea"],
+        )
+
+    def sts_parameters(self) -> dict:
+        return {f: getattr(self, f) for f in STS_FIELDS}
+
+    def sts_decoder_key(
+        self, purpose: str, origin=None, parameters: dict | None = None
+    ) -> bytes:
+        """The meter's decoder key (current parameters unless given), audited."""
+        p = parameters or self.sts_parameters()
+        key = self.sts_vending_key(p)
+        return key.decoder_key(
+            p["sts_pan"], p["sts_tariff_index"], purpose, meter=self, origin=origin
+        )
+
+    # --- TIDs -------------------------------------------------------------
+
+    @classmethod
+    def sts_cutover_1993(cls) -> dt.datetime:
+        Configuration = Pool().get("prepaid.configuration")
+        with without_check_access():
+            config = Configuration(1)
+            return config.sts_cutover_1993 or DEFAULT_CUTOVER_1993
+
+    def sts_check_cutover(self, now: dt.datetime):
+        """Refuse base-1993 tokens once the configured cut-over has passed."""
+        if self.sts_base_date != "93":
+            return
+        cutover = as_utc(self.sts_cutover_1993())
+        if as_utc(now) >= cutover:
+            raise UserError(
+                gettext(
+                    "prepaid_sts.msg_cutover_1993",
+                    meter=self.serial,
+                    cutover=cutover.strftime("%Y-%m-%d %H:%M UTC"),
+                )
+            )
+
+    def sts_allocate_tids(self, count: int, now: dt.datetime) -> list[int]:
+        """Reserve ``count`` consecutive TIDs for this meter (row lock held).
+
+        The lock (SELECT ... FOR UPDATE through ``Model.lock``) serialises
+        concurrent issues for one meter until the transaction ends, so two
+        vends never share a TID.
+        """
+        cls = self.__class__
+        cls.lock([self])
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        # Read under the lock, bypassing any cached value of the record.
+        cursor.execute(*table.select(table.sts_last_tid, where=table.id == self.id))
+        (last,) = cursor.fetchone()
+        try:
+            minute = tid_from_datetime(as_utc(now), self.sts_base_date)
+        except TidRangeError:
+            minute = TID_LIMIT
+        tids = []
+        for _ in range(count):
+            tid = next_tid(last, minute)
+            if tid >= TID_LIMIT:
+                raise UserError(
+                    gettext(
+                        "prepaid_sts.msg_tid_range",
+                        meter=self.serial,
+                        base_date=dict(BASE_DATES)[self.sts_base_date],
+                    )
+                )
+            tids.append(tid)
+            last = minute = tid
+        with without_check_access():
+            cls.write([self], {"sts_last_tid": tids[-1]})
+        return tids
+
+    # --- issuing ---------------------------------------------------------
+
+    def sts_issue_tokens(
+        self,
+        requests: list[TokenRequest],
+        reason: str | None = None,
+        origin=None,
+        now: dt.datetime | None = None,
+        rnd: int | None = None,
+        key_change=None,
+    ) -> list:
+        """Mint class 0/2 tokens with fresh TIDs and log them (saved records)."""
+        pool = Pool()
+        Token = pool.get("prepaid.sts.token")
+        if not requests:
+            return []
+        now = as_utc(now or utc_now())
+        self.sts_require_parameters()
+        self.sts_check_cutover(now)
+        purpose = (
+            "credit"
+            if all(r.kind in {"credit", "fbe"} for r in requests)
+            else "engineering"
+        )
+        decoder_key = self.sts_decoder_key(purpose, origin=origin)
+        tids = self.sts_allocate_tids(len(requests), now)
+        tokens = []
+        for request, tid in zip(requests, tids, strict=True):
+            nibble = secrets.randbelow(16) if rnd is None else rnd
+            currency = request.token_class == 0 and request.subclass >= 4
+            try:
+                digits = credit_token(
+                    decoder_key,
+                    self.sts_ea,
+                    request.token_class,
+                    request.subclass,
+                    amount=request.amount,
+                    value16=request.value16,
+                    tid=tid,
+                    rnd=0 if currency else nibble,
+                )
+            except StsError as error:
+                raise UserError(sts_error_message(error)) from None
+            tokens.append(
+                Token(
+                    meter=self,
+                    kind=request.kind,
+                    token_class=request.token_class,
+                    subclass=request.subclass,
+                    tid=tid,
+                    base_date=self.sts_base_date,
+                    sgc=self.sts_sgc,
+                    krn=self.sts_krn,
+                    tariff_index=self.sts_tariff_index,
+                    value=request.amount,
+                    value16=request.value16,
+                    digits=digits,
+                    description=request.description,
+                    reason=reason,
+                    origin=origin,
+                    key_change=key_change,
+                )
+            )
+        with without_check_access():
+            Token.save(tokens)
+        return tokens
+
+    def sts_issue_class1(
+        self, subclass: int, control: int, mfr_code: int, reason: str | None = None
+    ):
+        """Class 1 test/display token: not encrypted and without TID, but logged."""
+        Token = Pool().get("prepaid.sts.token")
+        try:
+            digits = class1_token(subclass, control, mfr_code)
+        except StsError as error:
+            raise UserError(sts_error_message(error)) from None
+        token = Token(
+            meter=self,
+            kind="test",
+            token_class=1,
+            subclass=subclass,
+            value16=None,
+            digits=digits,
+            description=f"Test token control {control:x} manufacturer {mfr_code}",
+            reason=reason,
+            origin=self,
+        )
+        with without_check_access():
+            token.save()
+        return token
+
+    @classmethod
+    @ModelView.button_action("prepaid_sts.wizard_engineering_token")
+    def sts_engineering_wizard(cls, meters):
+        pass
+
+    @classmethod
+    @ModelView.button_action("prepaid_sts.wizard_key_change")
+    def sts_key_change_wizard(cls, meters):
+        pass

@@ -1,0 +1,168 @@
+"""TID rollover campaign: move every base-1993 meter to base date 2014.
+
+The campaign lists the STS meters still on base date 1993 and issues each one
+a key change set with the rollover bit, to the campaign's base date and key
+revision.  Vending already refuses base-1993 tokens after the configured
+cut-over (see Meter.sts_check_cutover); the key change tokens themselves carry
+no TID, so they can still be issued after it.
+"""
+
+from __future__ import annotations
+
+from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.pool import Pool
+from trytond.pyson import Eval
+from trytond.transaction import without_check_access
+
+from .common import BASE_DATES
+
+STATES = [
+    ("draft", "Draft"),
+    ("issued", "Issued"),
+]
+
+
+class Rollover(Workflow, ModelSQL, ModelView):
+    "STS TID Rollover Campaign"
+
+    __name__ = "prepaid.sts.rollover"
+
+    _draft = {"readonly": Eval("state") != "draft"}
+
+    name = fields.Char("Name", required=True, states=_draft)
+    from_base_date = fields.Selection(
+        BASE_DATES, "From Base Date", required=True, states=_draft
+    )
+    to_base_date = fields.Selection(
+        BASE_DATES, "To Base Date", required=True, states=_draft
+    )
+    new_krn = fields.Integer(
+        "New Key Revision",
+        required=True,
+        states=_draft,
+        help="Key revision of the vending key entered for the new base date.",
+    )
+    ken = fields.Integer("Key Expiry Number", required=True, states=_draft)
+    state = fields.Selection(STATES, "State", required=True, readonly=True)
+    lines = fields.One2Many(
+        "prepaid.sts.rollover.line", "campaign", "Meters", states=_draft
+    )
+    key_changes = fields.One2Many(
+        "prepaid.sts.key_change", "campaign", "Key Changes", readonly=True
+    )
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._transitions |= {("draft", "issued")}
+        cls._buttons.update(
+            {
+                "find_meters": {
+                    "invisible": Eval("state") != "draft",
+                    "depends": ["state"],
+                },
+                "issue": {
+                    "invisible": Eval("state") != "draft",
+                    "depends": ["state"],
+                },
+            }
+        )
+
+    @staticmethod
+    def default_state():
+        return "draft"
+
+    @staticmethod
+    def default_from_base_date():
+        return "93"
+
+    @staticmethod
+    def default_to_base_date():
+        return "14"
+
+    @staticmethod
+    def default_new_krn():
+        return 2
+
+    @staticmethod
+    def default_ken():
+        return 255
+
+    @classmethod
+    def meters_to_roll(cls, base_date: str = "93") -> list:
+        """STS meters still on ``base_date`` (active, not scrapped)."""
+        Meter = Pool().get("prepaid.meter")
+        return Meter.search(
+            [
+                ("kind", "=", "sts_keypad"),
+                ("sts_base_date", "=", base_date),
+                ("state", "!=", "scrapped"),
+            ],
+            order=[("serial", "ASC")],
+        )
+
+    @classmethod
+    @ModelView.button
+    def find_meters(cls, campaigns):
+        Line = Pool().get("prepaid.sts.rollover.line")
+        lines = []
+        for campaign in campaigns:
+            listed = {line.meter.id for line in campaign.lines}
+            for meter in cls.meters_to_roll(campaign.from_base_date):
+                if meter.id not in listed:
+                    lines.append(Line(campaign=campaign, meter=meter))
+        Line.save(lines)
+
+    @classmethod
+    @ModelView.button
+    @Workflow.transition("issued")
+    def issue(cls, campaigns):
+        KeyChange = Pool().get("prepaid.sts.key_change")
+        for campaign in campaigns:
+            for line in campaign.lines:
+                meter = line.meter
+                if meter.sts_base_date != campaign.from_base_date:
+                    continue  # already rolled (by hand or another campaign)
+                KeyChange.issue(
+                    meter,
+                    {"base_date": campaign.to_base_date, "krn": campaign.new_krn},
+                    reason=campaign.name,
+                    ken=campaign.ken,
+                    campaign=campaign,
+                )
+
+
+class RolloverLine(ModelSQL, ModelView):
+    "STS TID Rollover Meter"
+
+    __name__ = "prepaid.sts.rollover.line"
+
+    campaign = fields.Many2One(
+        "prepaid.sts.rollover", "Campaign", required=True, ondelete="CASCADE"
+    )
+    meter = fields.Many2One(
+        "prepaid.meter", "Meter", required=True, ondelete="RESTRICT"
+    )
+    base_date = fields.Function(
+        fields.Selection(BASE_DATES, "Current Base Date"), "get_meter_field"
+    )
+    key_change = fields.Function(
+        fields.Many2One("prepaid.sts.key_change", "Key Change"), "get_key_change"
+    )
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add("campaign")
+
+    def get_meter_field(self, name):
+        return self.meter.sts_base_date
+
+    def get_key_change(self, name):
+        KeyChange = Pool().get("prepaid.sts.key_change")
+        with without_check_access():
+            changes = KeyChange.search(
+                [("campaign", "=", self.campaign.id), ("meter", "=", self.meter.id)],
+                limit=1,
+            )
+        return changes[0].id if changes else None

@@ -1,0 +1,435 @@
+"""Credit management: customer debt with recovery plans, emergency credit and
+friendly periods (when no customer is disconnected)."""
+
+import datetime as dt
+from decimal import Decimal
+
+from sql.aggregate import Sum
+
+from trytond.i18n import gettext
+from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.model.exceptions import AccessError, ValidationError
+from trytond.pool import Pool
+from trytond.pyson import Eval
+from trytond.transaction import Transaction
+
+from .tariff import Debt as CalculatorDebt
+
+ZERO = Decimal(0)
+
+
+def _is_manager() -> bool:
+    pool = Pool()
+    User = pool.get('res.user')
+    ModelData = pool.get('ir.model.data')
+    if not Transaction().user:  # root (cron, scripts)
+        return True
+    manager = ModelData.get_id('prepaid_vending', 'group_manager')
+    return manager in [g.id for g in User(Transaction().user).groups]
+
+
+class Debt(Workflow, ModelSQL, ModelView):
+    "Customer Debt: arrears recovered by a percentage of each vend"
+    __name__ = 'prepaid.debt'
+
+    party = fields.Many2One(
+        'party.party', "Customer", required=True, ondelete='RESTRICT',
+        states={'readonly': Eval('state') != 'draft'})
+    description = fields.Char("Description", required=True)
+    date = fields.Date("Date", required=True)
+    amount = fields.Numeric(
+        "Original Amount", digits=(16, 2), required=True,
+        states={'readonly': Eval('state') != 'draft'})
+    recovery_percent = fields.Numeric(
+        "Recovery (% of tender)", digits=(5, 2), required=True)
+    min_per_vend = fields.Numeric("Minimum per Vend", digits=(16, 2))
+    max_per_vend = fields.Numeric("Maximum per Vend", digits=(16, 2))
+    lines = fields.One2Many('prepaid.debt.line', 'debt', "History", readonly=True)
+    balance = fields.Function(
+        fields.Numeric("Balance", digits=(16, 2)), 'get_balance')
+    state = fields.Selection([
+            ('draft', "Draft"),
+            ('open', "Open"),
+            ('paid', "Paid"),
+            ('written_off', "Written Off"),
+            ], "State", required=True, readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order.insert(0, ('date', 'ASC'))
+        cls._transitions |= {
+            ('draft', 'open'), ('open', 'paid'), ('open', 'written_off'),
+            ('paid', 'open'),
+            }
+        cls._buttons.update({
+                'open': {'invisible': Eval('state') != 'draft'},
+                })
+
+    @staticmethod
+    def default_state():
+        return 'draft'
+
+    @staticmethod
+    def default_date():
+        return dt.date.today()
+
+    @staticmethod
+    def default_recovery_percent():
+        return Decimal(25)
+
+    @classmethod
+    def validate_fields(cls, debts, field_names):
+        super().validate_fields(debts, field_names)
+        for debt in debts:
+            if debt.amount is not None and debt.amount <= 0:
+                raise ValidationError(gettext(
+                        'prepaid_vending.msg_debt_amount_positive'))
+            if not 0 <= (debt.recovery_percent or 0) <= 100:
+                raise ValidationError(gettext(
+                        'prepaid_vending.msg_debt_percent'))
+            if (debt.min_per_vend is not None and debt.max_per_vend is not None
+                    and debt.min_per_vend > debt.max_per_vend):
+                raise ValidationError(gettext('prepaid_vending.msg_debt_min_max'))
+
+    @classmethod
+    def get_balance(cls, debts, name):
+        Line = Pool().get('prepaid.debt.line')
+        line = Line.__table__()
+        cursor = Transaction().connection.cursor()
+        result = {d.id: ZERO for d in debts}
+        ids = [d.id for d in debts]
+        for sub in [ids[i:i + 500] for i in range(0, len(ids), 500)]:
+            cursor.execute(*line.select(line.debt, Sum(line.amount),
+                    where=line.debt.in_(sub), group_by=[line.debt]))
+            for debt_id, total in cursor:
+                result[debt_id] = Decimal(str(total or 0)).quantize(
+                    Decimal('0.01'))
+        return result
+
+    @classmethod
+    @ModelView.button
+    @Workflow.transition('open')
+    def open(cls, debts):
+        Line = Pool().get('prepaid.debt.line')
+        Line.save([Line(debt=d, kind='charge', amount=d.amount,
+                    description=d.description) for d in debts
+                if not d.lines])
+
+    @classmethod
+    def open_debts(cls, party) -> list:
+        return cls.search(
+            [('party', '=', party.id), ('state', '=', 'open')],
+            order=[('date', 'ASC'), ('id', 'ASC')])
+
+    @classmethod
+    def to_calculator(cls, debts) -> CalculatorDebt | None:
+        """All open debts of a customer as one recovery plan: the balances add up
+        and the strictest plan (highest percentage) applies."""
+        debts = [d for d in debts if d.balance > 0]
+        if not debts:
+            return None
+        mins = [d.min_per_vend for d in debts if d.min_per_vend is not None]
+        maxs = [d.max_per_vend for d in debts if d.max_per_vend is not None]
+        return CalculatorDebt(
+            balance=sum((d.balance for d in debts), ZERO),
+            recovery_percent=max(d.recovery_percent for d in debts),
+            min_per_vend=max(mins) if mins else None,
+            max_per_vend=sum(maxs, ZERO) if len(maxs) == len(debts) else None)
+
+    @classmethod
+    def recover(cls, debts, amount: Decimal, vend) -> None:
+        "Book amount recovered by vend on the debts, oldest first"
+        Line = Pool().get('prepaid.debt.line')
+        lines, paid = [], []
+        for debt in debts:
+            if amount <= 0:
+                break
+            take = min(amount, debt.balance)
+            if take <= 0:
+                continue
+            lines.append(Line(debt=debt, kind='recovery', amount=-take, vend=vend,
+                    description=f"Vend {vend.number}"))
+            amount -= take
+            if take == debt.balance:
+                paid.append(debt)
+        Line.save(lines)
+        if paid:
+            cls.paid(paid)
+
+    @classmethod
+    @Workflow.transition('paid')
+    def paid(cls, debts):
+        pass
+
+    @classmethod
+    def undo_vend(cls, vend) -> None:
+        "A cancelled vend gives its recovery back to the debt"
+        Line = Pool().get('prepaid.debt.line')
+        recovered = Line.search([('vend', '=', vend.id), ('kind', '=', 'recovery')])
+        Line.save([Line(debt=line.debt, kind='adjustment', amount=-line.amount,
+                    vend=vend, description=f"Cancelled vend {vend.number}")
+                for line in recovered])
+        reopen = [line.debt for line in recovered if line.debt.state == 'paid']
+        if reopen:
+            cls.write(reopen, {'state': 'open'})
+
+    @classmethod
+    def write_off(cls, debts, reason: str) -> None:
+        "Only a Vending Manager writes a debt off, with a reason kept in history"
+        Line = Pool().get('prepaid.debt.line')
+        if not _is_manager():
+            raise AccessError(gettext('prepaid_vending.msg_debt_write_off_manager'))
+        if not reason:
+            raise ValidationError(gettext('prepaid_vending.msg_debt_write_off_reason'))
+        for debt in debts:
+            if debt.state != 'open':
+                raise ValidationError(gettext(
+                        'prepaid_vending.msg_debt_write_off_state',
+                        debt=debt.rec_name))
+        Line.save([Line(debt=d, kind='write_off', amount=-d.balance,
+                    description=reason) for d in debts if d.balance])
+        cls._written_off(debts)
+
+    @classmethod
+    @Workflow.transition('written_off')
+    def _written_off(cls, debts):
+        pass
+
+
+class DebtLine(ModelSQL, ModelView):
+    "Debt history: positive amounts raise the debt, negative ones reduce it"
+    __name__ = 'prepaid.debt.line'
+
+    debt = fields.Many2One(
+        'prepaid.debt', "Debt", required=True, ondelete='CASCADE')
+    date = fields.Timestamp("Date", required=True)
+    kind = fields.Selection([
+            ('charge', "Debt Raised"),
+            ('recovery', "Recovered by Vend"),
+            ('write_off', "Written Off"),
+            ('adjustment', "Adjustment"),
+            ('transfer', "Transfer"),
+            ], "Kind", required=True)
+    amount = fields.Numeric("Amount", digits=(16, 2), required=True)
+    description = fields.Char("Description")
+    vend = fields.Many2One('prepaid.vend', "Vend", ondelete='RESTRICT')
+    user = fields.Many2One('res.user', "User")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('debt')
+        cls._order.insert(0, ('date', 'ASC'))
+
+    @staticmethod
+    def default_date():
+        return dt.datetime.now()
+
+    @staticmethod
+    def default_user():
+        return Transaction().user
+
+    @classmethod
+    def check_modification(cls, mode, lines, values=None, external=False):
+        super().check_modification(mode, lines, values=values, external=external)
+        if mode in {'write', 'delete'} and external:
+            raise AccessError(gettext('prepaid_vending.msg_debt_history_immutable'))
+
+
+class EmergencyCredit(ModelSQL, ModelView):
+    """Credit advanced to a customer who ran out; it is repaid first, automatically,
+    by the next vends."""
+    __name__ = 'prepaid.emergency_credit'
+
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT')
+    party = fields.Many2One('party.party', "Customer", ondelete='RESTRICT')
+    date = fields.Timestamp("Date", required=True)
+    amount = fields.Numeric("Amount", digits=(16, 2), required=True)
+    repaid = fields.Numeric("Repaid", digits=(16, 2), required=True)
+    vend = fields.Many2One(
+        'prepaid.vend', "Issue Vend", ondelete='RESTRICT',
+        help="The vend that delivered the credit (token meters).")
+    repayments = fields.Char("Repaid by Vends", readonly=True)
+    state = fields.Selection([
+            ('open', "Open"),
+            ('repaid', "Repaid"),
+            ], "State", required=True, readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('meter')
+        cls._order.insert(0, ('date', 'ASC'))
+
+    @staticmethod
+    def default_repaid():
+        return ZERO
+
+    @staticmethod
+    def default_state():
+        return 'open'
+
+    @staticmethod
+    def default_date():
+        return dt.datetime.now()
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.amount - self.repaid
+
+    @classmethod
+    def open_credits(cls, meter) -> list:
+        return cls.search([('meter', '=', meter.id), ('state', '=', 'open')])
+
+    @classmethod
+    def check_eligible(cls, meter) -> Decimal:
+        "The amount meter may receive now, or a clear error saying why not"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Vend = pool.get('prepaid.vend')
+        config = Configuration(1)
+        if not config.emergency_credit_amount:
+            raise ValidationError(gettext('prepaid_vending.msg_emergency_disabled'))
+        if cls.open_credits(meter):
+            raise ValidationError(gettext(
+                    'prepaid_vending.msg_emergency_outstanding', meter=meter.serial))
+        paid = Vend.search_count([
+                ('meter', '=', meter.id), ('state', '=', 'issued'),
+                ('payment_method', 'not in', ['emergency', 'free']),
+                ])
+        needed = config.emergency_credit_min_vends or 0
+        if paid < needed:
+            raise ValidationError(gettext(
+                    'prepaid_vending.msg_emergency_not_eligible',
+                    meter=meter.serial, vends=paid, needed=needed))
+        return config.emergency_credit_amount
+
+    @classmethod
+    def issue(cls, meter, idempotency_key: str, sales_point=None):
+        """Advance emergency credit: a vend paid by the emergency receivable
+        (tokens for keypad meters, account credit for remote-prepaid ones)."""
+        Vend = Pool().get('prepaid.vend')
+        amount = cls.check_eligible(meter)
+        vend = Vend.vend(meter, amount, 'emergency', sales_point, idempotency_key,
+            channel='api')
+        credit = cls(meter=meter, party=meter.customer, amount=amount,
+            vend=vend)
+        credit.save()
+        return credit
+
+    @classmethod
+    def repay(cls, credits, amount: Decimal, vend) -> None:
+        for credit in credits:
+            if amount <= 0:
+                break
+            take = min(amount, credit.outstanding)
+            credit.repaid += take
+            amount -= take
+            credit.repayments = ' '.join(
+                filter(None, [credit.repayments, vend.number]))
+            if credit.repaid >= credit.amount:
+                credit.state = 'repaid'
+        cls.save(credits)
+
+    @classmethod
+    def undo_vend(cls, vend) -> None:
+        lines = [line for line in vend.lines if line.kind == 'emergency']
+        amount = sum((line.amount for line in lines), ZERO)
+        if not amount:
+            return
+        credits = cls.search([
+                ('meter', '=', vend.meter.id),
+                ('repayments', 'like', f'%{vend.number}%'),
+                ], order=[('date', 'DESC')])
+        for credit in credits:
+            back = min(amount, credit.repaid)
+            credit.repaid -= back
+            credit.state = 'open'
+            amount -= back
+        cls.save(credits)
+
+
+WEEKDAY_FIELDS = ('monday', 'tuesday', 'wednesday', 'thursday', 'friday',
+    'saturday', 'sunday')
+
+
+class FriendlyCalendar(ModelSQL, ModelView):
+    """Friendly periods: times when a customer out of credit is not disconnected
+    (night hours, weekends, holidays)."""
+    __name__ = 'prepaid.friendly.calendar'
+
+    name = fields.Char("Name", required=True)
+    daily_start = fields.Time(
+        "Daily Friendly From", help="e.g. 17:00; may be later than the end.")
+    daily_end = fields.Time("Daily Friendly Until", help="e.g. 08:00")
+    monday = fields.Boolean("Monday")
+    tuesday = fields.Boolean("Tuesday")
+    wednesday = fields.Boolean("Wednesday")
+    thursday = fields.Boolean("Thursday")
+    friday = fields.Boolean("Friday")
+    saturday = fields.Boolean("Saturday")
+    sunday = fields.Boolean("Sunday")
+    special_days = fields.One2Many(
+        'prepaid.friendly.calendar.day', 'calendar', "Holidays")
+
+    @staticmethod
+    def default_saturday():
+        return True
+
+    @staticmethod
+    def default_sunday():
+        return True
+
+    def is_friendly(self, moment: dt.datetime) -> bool:
+        """True when moment (local time) is in a friendly period: a whole
+        friendly weekday, a holiday, or the daily window (which may wrap
+        midnight, e.g. 17:00-08:00)."""
+        day = moment.date()
+        if getattr(self, WEEKDAY_FIELDS[day.weekday()]):
+            return True
+        for special in self.special_days:
+            if special.matches(day):
+                return True
+        start, end = self.daily_start, self.daily_end
+        if start is None or end is None or start == end:
+            return False
+        now = moment.time()
+        if start < end:
+            return start <= now < end
+        return now >= start or now < end
+
+
+class FriendlyDay(ModelSQL, ModelView):
+    "Holiday of a friendly calendar: one date, or every year on a month/day"
+    __name__ = 'prepaid.friendly.calendar.day'
+
+    calendar = fields.Many2One(
+        'prepaid.friendly.calendar', "Calendar", required=True,
+        ondelete='CASCADE')
+    name = fields.Char("Name")
+    date = fields.Date("Date")
+    month = fields.Integer("Month (yearly)")
+    day = fields.Integer("Day (yearly)")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('calendar')
+
+    @classmethod
+    def validate_fields(cls, days, field_names):
+        super().validate_fields(days, field_names)
+        for day in days:
+            if day.date is None:
+                try:
+                    dt.date(2000, day.month or 0, day.day or 0)
+                except ValueError as exc:
+                    raise ValidationError(gettext(
+                            'prepaid_vending.msg_friendly_day_invalid')) from exc
+
+    def matches(self, day: dt.date) -> bool:
+        if self.date:
+            return self.date == day
+        return (self.month, self.day) == (day.month, day.day)

@@ -1,0 +1,126 @@
+"""Least-privilege access of the staff groups: for each, one thing it may do
+and one it may not."""
+
+import unittest
+from contextlib import contextmanager
+
+from trytond.model.exceptions import AccessError
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
+
+from .tools import TODAY, create_meter, create_network, create_service_point
+
+
+@contextmanager
+def staff(group_xml_id):
+    "Act as a new user who belongs only to the given prepaid_vending group"
+    pool = Pool()
+    User = pool.get('res.user')
+    Group = pool.get('res.group')
+    ModelData = pool.get('ir.model.data')
+    groups = [Group(ModelData.get_id('prepaid_vending', group_xml_id))] \
+        if group_xml_id else []
+    user = User(login=f'user_{group_xml_id}', name=str(group_xml_id), groups=groups)
+    user.save()
+    with Transaction().set_user(user.id), \
+            Transaction().set_context(_check_access=True):
+        yield
+
+
+class AccessTestCase(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_vending_operator(self):
+        pool = Pool()
+        ServicePoint = pool.get('prepaid.service_point')
+        Transformer = pool.get('prepaid.transformer')
+        transformer = create_network()
+        with staff('group_operator'):
+            ServicePoint.create([{'transformer': transformer.id, 'street': 'A'}])
+            with self.assertRaises(AccessError):
+                Transformer.create([{
+                            'name': 'TX', 'code': 'TX-OP',
+                            'feeder': transformer.feeder.id}])
+
+    @with_transaction()
+    def test_cashier(self):
+        Meter = Pool().get('prepaid.meter')
+        meter = create_meter('04100000101')
+        with staff('group_cashier'):
+            self.assertEqual(Meter.search([('serial', '=', meter.serial)]), [meter])
+            with self.assertRaises(AccessError):
+                Meter.write([Meter(meter.id)], {'manufacturer': 'Tampered'})
+
+    @with_transaction()
+    def test_metering_engineer(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Configuration = pool.get('prepaid.configuration')
+        with staff('group_engineer'):
+            Meter.create([{'serial': '04100000102'}])
+            with self.assertRaises(AccessError):
+                Configuration.write([Configuration(1)], {'reprint_count': 50})
+
+    @with_transaction()
+    def test_key_custodian(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        ServicePoint = pool.get('prepaid.service_point')
+        transformer = create_network()
+        create_meter('04100000103')
+        with staff('group_key_custodian'):
+            self.assertEqual(len(Meter.search([])), 1)
+            with self.assertRaises(AccessError):
+                ServicePoint.create([{'transformer': transformer.id}])
+
+    @with_transaction()
+    def test_vending_manager(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Configuration = pool.get('prepaid.configuration')
+        meter = create_meter('04100000104')
+        with staff('group_manager'):
+            Configuration.write([Configuration(1)], {'reprint_count': 3})
+            with self.assertRaises(AccessError):
+                Meter.delete([Meter(meter.id)])
+
+    @with_transaction()
+    def test_accountant(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Category = pool.get('prepaid.customer.category')
+        with staff('group_accountant'):
+            self.assertTrue(Category.search([('code', '=', 'RESIDENTIAL')]))
+            with self.assertRaises(AccessError):
+                Meter.create([{'serial': '04100000105'}])
+
+    @with_transaction()
+    def test_administrator(self):
+        pool = Pool()
+        Transformer = pool.get('prepaid.transformer')
+        History = pool.get('prepaid.meter.state_history')
+        transformer = create_network()
+        point = create_service_point(transformer)
+        point.install_meter(create_meter('04100000106'), TODAY)
+        spare = Transformer(name='Spare', code='TX-SPARE', feeder=transformer.feeder)
+        spare.save()
+        history = History.search([])
+        with staff('group_admin'):
+            Transformer.delete([Transformer(spare.id)])
+            # The state history is an audit trail: nobody rewrites it.
+            with self.assertRaises(AccessError):
+                History.write(
+                    [History(h.id) for h in history], {'reason': 'rewritten'})
+
+    @with_transaction()
+    def test_no_group_sees_nothing(self):
+        Meter = Pool().get('prepaid.meter')
+        create_meter('04100000107')
+        with staff(None):
+            with self.assertRaises(AccessError):
+                Meter.search([])

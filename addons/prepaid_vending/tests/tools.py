@@ -1,0 +1,50 @@
+"""Small builders of master data shared by the module's tests."""
+
+import datetime as dt
+
+from trytond.pool import Pool
+
+
+def create_network(suffix=''):
+    "A substation with one feeder and one transformer"
+    pool = Pool()
+    Substation = pool.get('prepaid.substation')
+    Feeder = pool.get('prepaid.feeder')
+    Transformer = pool.get('prepaid.transformer')
+    substation = Substation(name='North', code=f'SS-N{suffix}')
+    substation.save()
+    feeder = Feeder(name='Feeder 1', code=f'F1{suffix}', substation=substation)
+    feeder.save()
+    transformer = Transformer(
+        name='TX 1', code=f'TX1{suffix}', feeder=feeder, rated_kva=200)
+    transformer.save()
+    return transformer
+
+
+def create_customer(name='Thandi Mokoena'):
+    pool = Pool()
+    Party = pool.get('party.party')
+    Category = pool.get('prepaid.customer.category')
+    category, = Category.search([('code', '=', 'RESIDENTIAL')])
+    customer = Party(name=name, customer_category=category)
+    customer.save()
+    return customer
+
+
+def create_meter(serial, **values):
+    Meter = Pool().get('prepaid.meter')
+    meter = Meter(serial=serial, **values)
+    meter.save()
+    return meter
+
+
+def create_service_point(transformer, customer=None):
+    ServicePoint = Pool().get('prepaid.service_point')
+    point = ServicePoint(
+        transformer=transformer, customer=customer, street='12 Jacaranda Street',
+        city='Polokwane')
+    point.save()
+    return point
+
+
+TODAY = dt.date(2026, 3, 1)

@@ -1,0 +1,650 @@
+"""The vend: tender in, tokens (or remote credit) out, in one transaction.
+
+``Vend.vend`` is the single entry point used by the cashier wizard, the vending
+APIs and the tests.  Its order is fixed:
+
+1. idempotency: a key already used returns the stored vend (never charges twice);
+2. checks on the input (tender, meter, shift) that need no lock;
+3. the meter row lock (``Meter.lock``: in Tryton 8.0 the lock is taken when the
+   transaction (re)starts, before its snapshot, so the month position read next is
+   always the latest committed one);
+4. the tariff calculation (``tariff.quote_vend``) on the month-to-date kWh;
+5. the vend, its lines, the tokens (hook ``issue_credit_tokens``), debt and
+   emergency-credit repayments, the remote command and the accounting move, all
+   written in the caller's transaction: an error anywhere rolls everything back,
+   so there is no money without a token and no token without money.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from trytond.exceptions import UserError
+from trytond.i18n import gettext
+from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
+from trytond.model.exceptions import AccessError, ValidationError
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
+from trytond.transaction import Transaction
+
+from . import accounting
+from .tariff import (
+    Debt, MeterRegister, TariffError, VendRequest, quote_vend, tender_for_kwh)
+from .tariff_model import CHANNELS
+
+PAYMENT_METHODS = [
+    ('cash', "Cash"),
+    ('card', "Card"),
+    ('mobile_money', "Mobile Money"),
+    ('bank_transfer', "Bank Transfer"),
+    ('emergency', "Emergency Credit"),
+    ('free', "Free Issue"),
+    ]
+LINE_KINDS = [
+    ('fee', "Channel Fee"),
+    ('charge', "Charge"),
+    ('emergency', "Emergency Credit Repayment"),
+    ('debt', "Debt Recovery"),
+    ('energy', "Energy"),
+    ('deposit', "Account Credit"),
+    ]
+TOKEN_KINDS = [
+    ('key_change', "Key Change"),
+    ('credit', "Credit"),
+    ('fbe', "Free Basic Electricity"),
+    ('engineering', "Engineering"),
+    ]
+ZERO = Decimal(0)
+
+
+class VendError(UserError):
+    "A vend refused before anything was written"
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = 'prepaid.meter'
+
+    vend_blocked = fields.Boolean(
+        "Vending Blocked", help="No vend is accepted for a blocked meter.")
+    vend_blocked_reason = fields.Char(
+        "Blocking Reason", states={'invisible': ~Eval('vend_blocked')})
+    month_positions = fields.One2Many(
+        'prepaid.meter.month_position', 'meter', "Monthly Purchases",
+        readonly=True)
+    tariff_assignments = fields.One2Many(
+        'prepaid.meter.tariff', 'meter', "Tariff History")
+
+
+class MonthPosition(ModelSQL, ModelView):
+    """The kWh bought on a meter in a calendar month: the position from which the
+    inclining blocks of the next vend start."""
+    __name__ = 'prepaid.meter.month_position'
+
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE')
+    month = fields.Date("Month", required=True, help="First day of the month.")
+    kwh = fields.Numeric("kWh Bought", digits=(16, 1), required=True)
+    vends = fields.Integer("Paid Vends", required=True)
+    fbe_issued = fields.Boolean("FBE Issued")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('meter_month_unique', Unique(t, t.meter, t.month),
+                'prepaid_vending.msg_month_position_unique'),
+            ]
+        cls._order.insert(0, ('month', 'DESC'))
+        cls.__access__.add('meter')
+
+    @classmethod
+    def get(cls, meter, month: dt.date) -> 'MonthPosition':
+        "The position of meter for month, unsaved and empty when none yet"
+        positions = cls.search(
+            [('meter', '=', meter.id), ('month', '=', month)], limit=1)
+        if positions:
+            return positions[0]
+        return cls(meter=meter, month=month, kwh=Decimal('0.0'), vends=0,
+            fbe_issued=False)
+
+    @classmethod
+    def first_of_year(cls, meter, month: dt.date) -> bool:
+        return not cls.search([
+                ('meter', '=', meter.id),
+                ('month', '>=', month.replace(month=1)),
+                ('month', '<=', month),
+                ('vends', '>', 0),
+                ], limit=1)
+
+
+class Vend(Workflow, ModelSQL, ModelView):
+    "Vend"
+    __name__ = 'prepaid.vend'
+    _rec_name = 'number'
+
+    number = fields.Char("Receipt Number", readonly=True)
+    date = fields.Timestamp("Date", required=True, readonly=True)
+    idempotency_key = fields.Char(
+        "Idempotency Key", required=True, readonly=True,
+        help="Unique per request: a retried request returns this vend.")
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, readonly=True,
+        ondelete='RESTRICT')
+    customer = fields.Many2One(
+        'party.party', "Customer", readonly=True, ondelete='RESTRICT')
+    service_point = fields.Many2One(
+        'prepaid.service_point', "Service Point", readonly=True,
+        ondelete='RESTRICT')
+    sales_point = fields.Many2One(
+        'prepaid.sales_point', "Sales Point", readonly=True, ondelete='RESTRICT')
+    session = fields.Many2One(
+        'prepaid.cashier.session', "Cashier Shift", readonly=True,
+        ondelete='RESTRICT')
+    cashier = fields.Many2One('res.user', "Cashier", readonly=True)
+    channel = fields.Selection(CHANNELS, "Channel", required=True, readonly=True)
+    payment_method = fields.Selection(
+        PAYMENT_METHODS, "Payment Method", required=True, readonly=True)
+    tender = fields.Numeric("Tender", digits=(16, 2), required=True, readonly=True)
+    requested_kwh = fields.Numeric("Requested kWh", digits=(16, 1), readonly=True)
+    tariff = fields.Many2One(
+        'prepaid.tariff', "Tariff", required=True, readonly=True,
+        ondelete='RESTRICT')
+    tariff_version = fields.Many2One(
+        'prepaid.tariff.version', "Tariff Version", required=True, readonly=True,
+        ondelete='RESTRICT')
+    lines = fields.One2Many('prepaid.vend.line', 'vend', "Lines", readonly=True)
+    tokens = fields.One2Many('prepaid.vend.token', 'vend', "Tokens", readonly=True)
+    units_kwh = fields.Numeric("kWh", digits=(16, 1), readonly=True)
+    fbe_kwh = fields.Numeric("FBE kWh", digits=(16, 1), readonly=True)
+    credit_amount = fields.Numeric(
+        "Account Credit", digits=(16, 2), readonly=True,
+        help="Money added to a remote-prepaid account.")
+    vat_amount = fields.Numeric("VAT", digits=(16, 2), readonly=True)
+    month_kwh_before = fields.Numeric(
+        "Month kWh Before", digits=(16, 1), readonly=True)
+    month_kwh_after = fields.Numeric(
+        "Month kWh After", digits=(16, 1), readonly=True)
+    debt_remaining = fields.Numeric("Debt Remaining", digits=(16, 2), readonly=True)
+    move = fields.Many2One('account.move', "Move", readonly=True)
+    state = fields.Selection([
+            ('issued', "Issued"),
+            ('cancelled', "Cancelled"),
+            ], "State", required=True, readonly=True)
+    cancel_reason = fields.Char("Cancellation Reason", readonly=True)
+    cancelled_by = fields.Many2One('res.user', "Cancelled By", readonly=True)
+    cancel_move = fields.Many2One('account.move', "Cancellation Move", readonly=True)
+    commands = fields.One2Many(
+        'prepaid.meter.command', 'vend', "Remote Commands", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('idempotency_key_unique', Unique(t, t.idempotency_key),
+                'prepaid_vending.msg_vend_idempotency_unique'),
+            ]
+        cls._sql_indexes.update({
+                Index(t, (t.meter, Index.Range()), (t.date, Index.Range())),
+                })
+        cls._order.insert(0, ('date', 'DESC'))
+        cls._transitions |= {('issued', 'cancelled')}
+        cls._buttons.update({
+                'cancel': {'invisible': Eval('state') != 'issued'},
+                })
+
+    @staticmethod
+    def default_state():
+        return 'issued'
+
+    # ------------------------------------------------------------------ checks
+    @classmethod
+    def _check_meter(cls, meter):
+        if meter.state != 'installed':
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_meter_not_installed',
+                    meter=meter.serial, state=meter.state))
+        if meter.vend_blocked:
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_meter_blocked',
+                    meter=meter.serial, reason=meter.vend_blocked_reason or ''))
+        if meter.payment_mode == 'postpaid':
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_meter_postpaid', meter=meter.serial))
+
+    @classmethod
+    def _check_tender(cls, tender, sales_point, fbe_only=False):
+        Configuration = Pool().get('prepaid.configuration')
+        config = Configuration(1)
+        if tender is None or not isinstance(tender, Decimal):
+            raise VendError(gettext('prepaid_vending.msg_vend_tender_type'))
+        if tender < 0 or (tender == 0 and not fbe_only):
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_tender_positive', tender=tender))
+        if tender == 0:
+            return
+        if tender != tender.quantize(Decimal('0.01')):
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_tender_digits', tender=tender))
+        minimum = config.min_vend_amount or ZERO
+        maximum = config.max_vend_amount
+        if sales_point and sales_point.max_vend_amount:
+            maximum = min(filter(None, [maximum, sales_point.max_vend_amount]))
+        if tender < minimum:
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_tender_below_min',
+                    tender=tender, minimum=minimum))
+        if maximum and tender > maximum:
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_tender_above_max',
+                    tender=tender, maximum=maximum))
+
+    # ------------------------------------------------------------ calculation
+    @classmethod
+    def _prepare(cls, meter, tender, requested_kwh, channel, date,
+            payment_method='cash'):
+        """Everything the calculator needs for meter at date, and its quote.
+
+        Returns (tariff, version, position, quote, debts, emergencies)."""
+        pool = Pool()
+        Tariff = pool.get('prepaid.tariff')
+        Position = pool.get('prepaid.meter.month_position')
+        Debt_ = pool.get('prepaid.debt')
+        Emergency = pool.get('prepaid.emergency_credit')
+        tariff = Tariff.for_meter(meter, date.date())
+        version = tariff.version_at(date.date())
+        calculator = version.to_calculator()
+        month = date.date().replace(day=1)
+        position = Position.get(meter, month)
+        customer = meter.customer
+        debts = Debt_.open_debts(customer) if customer else []
+        # Emergency credit and free issues are not paid by the customer: they
+        # must not repay anything.
+        recovers = payment_method not in {'emergency', 'free'}
+        emergencies = Emergency.open_credits(meter) if recovers else []
+        fbe_due = bool(version.fbe_kwh_per_month) and not position.fbe_issued
+        remote = meter.payment_mode == 'remote_prepaid'
+        request = VendRequest(
+            tender=tender or ZERO,
+            month_to_date_kwh=position.kwh,
+            first_vend_of_month=position.vends == 0,
+            first_vend_of_year=Position.first_of_year(meter, month),
+            debt=Debt_.to_calculator(debts) if recovers else None,
+            emergency_credit_owed=sum(
+                (e.outstanding for e in emergencies), ZERO),
+            channel=channel,
+            fbe_due=fbe_due and not remote,
+            meter_register=(MeterRegister.CURRENCY if remote
+                else MeterRegister.KWH))
+        try:
+            if requested_kwh is not None:
+                quote = tender_for_kwh(calculator, requested_kwh, request)
+            else:
+                quote = quote_vend(calculator, request)
+        except TariffError as exc:
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_tariff_error',
+                    meter=meter.serial, error=str(exc))) from exc
+        return tariff, version, position, quote, debts, emergencies
+
+    @classmethod
+    def trial(cls, meter, tender=None, requested_kwh=None, channel='counter'):
+        "A quote without token, money or lock (XMLVend trialCreditVend)"
+        cls._check_meter(meter)
+        if requested_kwh is None:
+            cls._check_tender(tender, None, fbe_only=True)
+        _, version, position, quote, _, _ = cls._prepare(
+            meter, tender, requested_kwh, channel, dt.datetime.now())
+        return quote
+
+    # --------------------------------------------------------------- pipeline
+    @classmethod
+    def vend(cls, meter, tender, payment_method, sales_point, idempotency_key,
+            requested_kwh=None, channel='counter'):
+        """Sell credit on meter; see the module docstring for the order.
+
+        Returns the saved vend.  A key already used returns its vend unchanged.
+        """
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Configuration = pool.get('prepaid.configuration')
+        Session = pool.get('prepaid.cashier.session')
+        if not idempotency_key:
+            raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
+        if previous := cls.search(
+                [('idempotency_key', '=', idempotency_key)], limit=1):
+            previous, = previous
+            if previous.meter != meter:
+                raise VendError(gettext(
+                        'prepaid_vending.msg_vend_key_other_meter',
+                        key=idempotency_key, meter=previous.meter.serial))
+            return previous
+        if payment_method not in dict(PAYMENT_METHODS):
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_payment_method',
+                    method=payment_method))
+        if channel not in dict(CHANNELS):
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_channel', channel=channel))
+        cls._check_meter(meter)
+        if requested_kwh is not None:
+            if requested_kwh <= 0:
+                raise VendError(gettext(
+                        'prepaid_vending.msg_vend_kwh_positive', kwh=requested_kwh))
+        else:
+            cls._check_tender(tender, sales_point, fbe_only=True)
+        session = None
+        if channel == 'counter':
+            session = Session.current(sales_point)
+
+        # From here on the meter is ours until commit.
+        Meter.lock([meter])
+        date = dt.datetime.now()
+        tariff, version, position, quote, debts, emergencies = cls._prepare(
+            meter, tender, requested_kwh, channel, date, payment_method)
+        if requested_kwh is not None:
+            cls._check_tender(quote.tender, sales_point)
+        config = Configuration(1)
+        if (config.max_kwh_per_vend
+                and quote.units_kwh > config.max_kwh_per_vend):
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_kwh_above_max',
+                    kwh=quote.units_kwh, maximum=config.max_kwh_per_vend))
+
+        vend = cls(
+            number=cls._new_number(config), date=date,
+            idempotency_key=idempotency_key, meter=meter,
+            customer=meter.customer, service_point=meter.service_point,
+            sales_point=sales_point, session=session,
+            cashier=Transaction().user, channel=channel,
+            payment_method=payment_method, tender=quote.tender,
+            requested_kwh=requested_kwh, tariff=tariff, tariff_version=version,
+            units_kwh=quote.units_kwh, fbe_kwh=quote.fbe_kwh,
+            credit_amount=ZERO, month_kwh_before=position.kwh,
+            month_kwh_after=quote.month_to_date_kwh,
+            debt_remaining=quote.debt_remaining, state='issued')
+        vend.lines = cls._lines_from_quote(vend, quote, version)
+        vend.vat_amount = sum((line.vat for line in vend.lines), ZERO)
+        if meter.payment_mode == 'remote_prepaid':
+            vend.credit_amount = sum(
+                (line.amount for line in vend.lines if line.kind == 'deposit'),
+                ZERO)
+        vend.save()
+
+        if quote.tender:
+            position.vends += 1
+        position.kwh = quote.month_to_date_kwh
+        if quote.fbe_kwh:
+            position.fbe_issued = True
+        position.save()
+
+        cls._apply_recoveries(vend, quote, debts, emergencies)
+        tokens = vend.issue_credit_tokens(quote.units_kwh, quote.fbe_kwh)
+        for sequence, token in enumerate(tokens, 1):
+            token.vend = vend
+            token.sequence = token.sequence or sequence
+        if tokens:
+            pool.get('prepaid.vend.token').save(tokens)
+        vend.after_issue()
+        move = accounting.vend_move(vend)
+        if move:
+            move.save()
+            vend.move = move
+            vend.save()
+        return vend
+
+    @classmethod
+    def _new_number(cls, config) -> str:
+        sequence = config.vend_sequence
+        if not sequence:
+            raise VendError(gettext('prepaid_vending.msg_vend_no_sequence'))
+        return sequence.get()
+
+    @classmethod
+    def _lines_from_quote(cls, vend, quote, version) -> list:
+        Line = Pool().get('prepaid.vend.line')
+        accounts = {c.name: c.account for c in version.charges}
+        lines = []
+
+        def add(kind, description, amount, vat=ZERO, **extra):
+            if amount or vat or extra.get('kwh'):
+                lines.append(Line(sequence=len(lines) + 1, kind=kind,
+                        description=description, amount=amount, vat=vat,
+                        **extra))
+
+        add('fee', quote.channel_fee.name, quote.channel_fee.amount,
+            quote.channel_fee.vat)
+        for charge in quote.charges:
+            add('charge', charge.name, charge.amount, charge.vat,
+                account=accounts.get(charge.name))
+        add('emergency', "Emergency credit repayment",
+            quote.emergency_credit_recovered)
+        add('debt', "Debt recovery", quote.debt_recovered)
+        if vend.meter.payment_mode == 'remote_prepaid':
+            # Money on account: VAT and revenue are recognised when billed.
+            add('deposit', "Credit to account",
+                quote.energy_amount + quote.energy_vat)
+        elif quote.blocks:
+            # The energy VAT is split over the blocks pro rata, the last block
+            # taking the rounding rest so the lines add up exactly.
+            total_vat, spent = quote.energy_vat, ZERO
+            gross = quote.energy_amount + quote.energy_vat
+            for i, use in enumerate(quote.blocks):
+                if i == len(quote.blocks) - 1:
+                    vat = total_vat - spent
+                else:
+                    share = (use.amount if version.prices_include_vat
+                        else use.amount * (1 + version.vat_rate))
+                    vat = (total_vat * share / gross).quantize(Decimal('0.01'))
+                    spent += vat
+                amount = (use.amount - vat if version.prices_include_vat
+                    else use.amount)
+                add('energy', f"Block {use.block}", amount, vat,
+                    block=use.block, kwh=use.kwh, price=use.price)
+            # Money paid for the fraction of 0.1 kWh not issued stays in energy.
+            rest = quote.energy_amount - sum(
+                (line.amount for line in lines if line.kind == 'energy'), ZERO)
+            if rest and lines and lines[-1].kind == 'energy':
+                lines[-1].amount += rest
+        elif quote.energy_amount or quote.energy_vat:
+            add('energy', "Energy", quote.energy_amount, quote.energy_vat)
+        return lines
+
+    @classmethod
+    def _apply_recoveries(cls, vend, quote, debts, emergencies):
+        pool = Pool()
+        Debt_ = pool.get('prepaid.debt')
+        Emergency = pool.get('prepaid.emergency_credit')
+        if quote.debt_recovered:
+            Debt_.recover(debts, quote.debt_recovered, vend)
+        if quote.emergency_credit_recovered:
+            Emergency.repay(emergencies, quote.emergency_credit_recovered, vend)
+
+    def issue_credit_tokens(self, units_kwh: Decimal, fbe_kwh: Decimal) -> list:
+        """Hook for the token engine: the UNSAVED prepaid.vend.token records of
+        this vend (key-change tokens first, then credit, then FBE).
+
+        Meters without a keypad get their credit through the head-end, so they
+        need no token; keypad meters need the STS module."""
+        if self.meter.kind == 'sts_keypad':
+            raise VendError(gettext(
+                    'prepaid_vending.msg_vend_sts_required', meter=self.meter.serial))
+        return []
+
+    def after_issue(self) -> None:
+        "Hand remote credit to the head-end and to the account balance"
+        pool = Pool()
+        Command = pool.get('prepaid.meter.command')
+        Account = pool.get('prepaid.remote.account')
+        if self.meter.payment_mode == 'remote_prepaid':
+            Account.credit_from_vend(self)
+        elif self.meter.kind == 'smart_prepaid' and (self.units_kwh or self.fbe_kwh):
+            Command.queue(self.meter, 'remote_credit', {
+                    'kwh': str(self.units_kwh + (self.fbe_kwh or ZERO)),
+                    'vend': self.number,
+                    }, vend=self)
+
+    # ---------------------------------------------------------- cancellation
+    @classmethod
+    @ModelView.button_action('prepaid_vending.wizard_vend_cancel')
+    def cancel(cls, vends):
+        pass
+
+    @classmethod
+    @Workflow.transition('cancelled')
+    def _cancel(cls, vends):
+        pass
+
+    @classmethod
+    def cancel_vends(cls, vends, reason: str):
+        """Cancel under the configured policy with reversing entries; an issued
+        STS token cannot be taken back, so only the money side is reversed."""
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        config = Configuration(1)
+        if not reason:
+            raise ValidationError(gettext('prepaid_vending.msg_vend_cancel_reason'))
+        user = User(Transaction().user)
+        manager = ModelData.get_id('prepaid_vending', 'group_manager')
+        if Transaction().user and manager not in [g.id for g in user.groups]:
+            raise AccessError(gettext('prepaid_vending.msg_vend_cancel_manager'))
+        moves = []
+        for vend in vends:
+            if vend.state != 'issued':
+                raise ValidationError(gettext(
+                        'prepaid_vending.msg_vend_cancel_state', vend=vend.number))
+            vend.check_cancel_policy(config.cancel_policy)
+            vend.reverse_effects()
+            if vend.move:
+                move = accounting.reversal_move(
+                    vend.move, dt.date.today(), vend, f'Cancel {vend.number}')
+                move.save()
+                vend.cancel_move = move
+                moves.append(move)
+            vend.cancel_reason = reason
+            vend.cancelled_by = Transaction().user
+        cls.save(vends)
+        cls._cancel(vends)
+
+    def check_cancel_policy(self, policy: str) -> None:
+        if policy == 'manager':
+            return
+        if policy == 'undelivered' and self.tokens == () and all(
+                c.state in {'pending', 'failed', 'rejected'}
+                for c in self.commands) and self.commands:
+            return
+        raise ValidationError(gettext(
+                'prepaid_vending.msg_vend_cancel_policy',
+                vend=self.number, policy=policy))
+
+    def reverse_effects(self) -> None:
+        "Undo the month position, the command and the recoveries of this vend"
+        pool = Pool()
+        Position = pool.get('prepaid.meter.month_position')
+        Command = pool.get('prepaid.meter.command')
+        Debt_ = pool.get('prepaid.debt')
+        Emergency = pool.get('prepaid.emergency_credit')
+        Account = pool.get('prepaid.remote.account')
+        position = Position.get(self.meter, self.date.date().replace(day=1))
+        if position.id is not None:
+            position.kwh = max(position.kwh - (self.units_kwh or ZERO), ZERO)
+            position.save()
+        Command.write([c for c in self.commands if c.state == 'pending'],
+            {'state': 'cancelled', 'last_error': 'vend cancelled'})
+        Debt_.undo_vend(self)
+        Emergency.undo_vend(self)
+        if self.credit_amount:
+            Account.debit_cancelled_vend(self)
+
+    # ----------------------------------------------------------------- misc
+    @classmethod
+    def last_vends(cls, meter, count: int = 5):
+        return cls.search([('meter', '=', meter.id)], limit=count)
+
+    @classmethod
+    def post_moves(cls, before: dt.date | None = None) -> int:
+        "Cron: post the draft vend moves of the days before (API channels)"
+        Move = Pool().get('account.move')
+        before = before or dt.date.today()
+        moves = Move.search([
+                ('origin', 'like', 'prepaid.vend,%'),
+                ('state', '=', 'draft'),
+                ('date', '<', before),
+                ])
+        accounting.post_draft_moves(moves)
+        return len(moves)
+
+    @classmethod
+    def check_modification(cls, mode, vends, values=None, external=False):
+        super().check_modification(mode, vends, values=values, external=external)
+        if mode == 'delete':
+            raise AccessError(gettext('prepaid_vending.msg_vend_delete'))
+
+
+class VendLine(ModelSQL, ModelView):
+    "Vend Line: one deduction or one block of energy, with its VAT"
+    __name__ = 'prepaid.vend.line'
+
+    vend = fields.Many2One(
+        'prepaid.vend', "Vend", required=True, ondelete='CASCADE')
+    sequence = fields.Integer("Sequence")
+    kind = fields.Selection(LINE_KINDS, "Kind", required=True)
+    description = fields.Char("Description", required=True)
+    block = fields.Integer("Block")
+    kwh = fields.Numeric("kWh", digits=(16, 1))
+    price = fields.Numeric("Price", digits=(16, 4))
+    amount = fields.Numeric("Amount excl. VAT", digits=(16, 2), required=True)
+    vat = fields.Numeric("VAT", digits=(16, 2), required=True)
+    account = fields.Many2One('account.account', "Account")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('vend')
+        cls._order.insert(0, ('sequence', 'ASC'))
+
+    @property
+    def gross(self) -> Decimal:
+        return self.amount + self.vat
+
+
+class VendToken(ModelSQL, ModelView):
+    "Token issued by a vend"
+    __name__ = 'prepaid.vend.token'
+
+    vend = fields.Many2One(
+        'prepaid.vend', "Vend", required=True, ondelete='CASCADE')
+    sequence = fields.Integer("Sequence")
+    kind = fields.Selection(TOKEN_KINDS, "Kind", required=True)
+    token = fields.Char("Token", size=20, required=True)
+    units = fields.Numeric("Units", digits=(16, 1))
+    description = fields.Char("Description")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('vend')
+        cls._order.insert(0, ('sequence', 'ASC'))
+
+    @classmethod
+    def validate_fields(cls, tokens, field_names):
+        super().validate_fields(tokens, field_names)
+        for token in tokens:
+            if not (token.token and len(token.token) == 20
+                    and token.token.isdigit()):
+                raise ValidationError(gettext(
+                        'prepaid_vending.msg_token_digits', token=token.token))
+
+    @property
+    def grouped(self) -> str:
+        "The token in groups of four digits, as printed and keyed in"
+        return ' '.join(
+            self.token[i:i + 4] for i in range(0, len(self.token or ''), 4))
+
+    @classmethod
+    def check_modification(cls, mode, tokens, values=None, external=False):
+        super().check_modification(mode, tokens, values=values, external=external)
+        if mode in {'write', 'delete'}:
+            raise AccessError(gettext('prepaid_vending.msg_token_immutable'))
