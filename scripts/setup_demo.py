@@ -30,13 +30,13 @@ def load_demo_data(database):
     from trytond.pool import Pool
     from trytond.transaction import Transaction
 
-    User = None
     with Transaction().start(database, 0) as transaction:
         User = Pool().get('res.user')
         admin, = User.search([('login', '=', 'admin')])
         with Transaction().set_context(
                 company=admin.company.id, companies=[admin.company.id]):
-            counts = demo.create_demo_data()
+            customers = int(os.environ.get('PREPAID_DEMO_CUSTOMERS', 200))
+            counts = demo.create_demo_data(customers=customers)
         transaction.commit()
     return counts
 

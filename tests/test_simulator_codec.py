@@ -106,7 +106,9 @@ def test_hls_gmac_matches_dlms_cosem() -> None:
 
     challenge = bytes(range(32))
     ours = security.hls_gmac_response(GB_TITLE, 5, GB_EK, GB_AK, challenge)
-    theirs = gmac(SecurityControlField(0, True, False), GB_TITLE, 5, GB_EK, GB_AK, challenge)
+    theirs = gmac(
+        SecurityControlField(0, True, False), GB_TITLE, 5, GB_EK, GB_AK, challenge
+    )
     assert ours == b"\x10" + (5).to_bytes(4, "big") + theirs
 
 

@@ -35,18 +35,20 @@ EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 START = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 
-I = enumerations.CosemInterface
-CLOCK = cosem.CosemAttribute(I.CLOCK, cosem.Obis(0, 0, 1, 0, 0), 2)
-ENERGY = cosem.CosemAttribute(I.REGISTER, cosem.Obis(1, 0, 1, 8, 0), 2)
-ENERGY_SU = cosem.CosemAttribute(I.REGISTER, cosem.Obis(1, 0, 1, 8, 0), 3)
-PROFILE = cosem.CosemAttribute(I.PROFILE_GENERIC, cosem.Obis(1, 0, 99, 1, 0), 2)
-OUTPUT_STATE = cosem.CosemAttribute(I.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 2)
-CONTROL_STATE = cosem.CosemAttribute(
-    I.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 3
+CI = enumerations.CosemInterface
+CLOCK = cosem.CosemAttribute(CI.CLOCK, cosem.Obis(0, 0, 1, 0, 0), 2)
+ENERGY = cosem.CosemAttribute(CI.REGISTER, cosem.Obis(1, 0, 1, 8, 0), 2)
+ENERGY_SU = cosem.CosemAttribute(CI.REGISTER, cosem.Obis(1, 0, 1, 8, 0), 3)
+PROFILE = cosem.CosemAttribute(CI.PROFILE_GENERIC, cosem.Obis(1, 0, 99, 1, 0), 2)
+OUTPUT_STATE = cosem.CosemAttribute(
+    CI.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 2
 )
-OBJECT_LIST = cosem.CosemAttribute(I.ASSOCIATION_LN, cosem.Obis(0, 0, 40, 0, 0), 2)
-DISCONNECT = cosem.CosemMethod(I.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 1)
-RECONNECT = cosem.CosemMethod(I.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 2)
+CONTROL_STATE = cosem.CosemAttribute(
+    CI.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 3
+)
+OBJECT_LIST = cosem.CosemAttribute(CI.ASSOCIATION_LN, cosem.Obis(0, 0, 40, 0, 0), 2)
+DISCONNECT = cosem.CosemMethod(CI.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 1)
+RECONNECT = cosem.CosemMethod(CI.DISCONNECT_CONTROL, cosem.Obis(0, 0, 96, 3, 10), 2)
 INT0 = b"\x0f\x00"  # integer(0), the argument of methods 1 and 2 of class 70
 
 
@@ -85,7 +87,9 @@ def make_client(sim: MeterSimulator, index: int, auth: str, **kw) -> DlmsClient:
             client_logical_address=sap, server_logical_address=1, io=io, timeout=5
         )
     if auth == "none":
-        return DlmsClient(transport=transport, authentication=NoSecurityAuthentication())
+        return DlmsClient(
+            transport=transport, authentication=NoSecurityAuthentication()
+        )
     if auth == "lls":
         secret = kw.pop("password", b"12345678")
         return DlmsClient(
@@ -180,7 +184,9 @@ def test_hls_gmac_disconnect_and_reconnect(sim, index: int) -> None:
 def test_profile_by_range_returns_the_quarter_hours(sim, clock, index: int) -> None:
     now = clock()
     lo, hi = now - dt.timedelta(hours=3), now
-    clock_obj = CaptureObject(cosem.CosemAttribute(I.CLOCK, cosem.Obis(0, 0, 1, 0, 0), 2))
+    clock_obj = CaptureObject(
+        cosem.CosemAttribute(CI.CLOCK, cosem.Obis(0, 0, 1, 0, 0), 2)
+    )
     descriptor = RangeDescriptor(clock_obj, lo, hi)
     with make_client(sim, index, "gmac").session() as c:
         rows = value(c.get(PROFILE, access_descriptor=descriptor))
@@ -216,7 +222,9 @@ def test_tampered_and_replayed_requests_are_refused(sim) -> None:
     c.associate()
     try:
         conn = c.dlms_connection
-        request = conn.send(xdlms.ActionRequestNormal(cosem_method=DISCONNECT, data=INT0))
+        request = conn.send(
+            xdlms.ActionRequestNormal(cosem_method=DISCONNECT, data=INT0)
+        )
         tampered = bytearray(request)
         tampered[-1] ^= 0x01  # flip one bit of the GCM tag
         reply = c.transport.send_request(bytes(tampered))
@@ -251,7 +259,9 @@ def test_meter_invocation_counter_is_monotonic_across_associations(sim) -> None:
 
 
 def test_second_connection_waits_for_the_first(sim) -> None:
-    aarq = bytes.fromhex("601DA109060760857405080101BE10040E01000000065F1F04000018" "1F0100")
+    aarq = bytes.fromhex(
+        "601DA109060760857405080101BE10040E01000000065F1F040000181F0100"
+    )
     frame = b"\x00\x01\x00\x10\x00\x01" + len(aarq).to_bytes(2, "big") + aarq
     with socket.create_connection(("127.0.0.1", sim.port(0)), timeout=5) as first:
         first.sendall(frame)

@@ -7,7 +7,6 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
 from trytond.model.exceptions import ValidationError
-
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
@@ -206,5 +205,3 @@ def issue_engineering_token(
     )
     (token,) = meter.sts_issue_tokens([request], reason=reason, origin=meter, now=now)
     return token
-
-

@@ -53,15 +53,17 @@ class KeyChange(Workflow, ModelSQL, ModelView):
     ken = fields.Integer("Key Expiry Number", readonly=True)
     reason = fields.Char("Reason", readonly=True)
     tokens = fields.One2Many(
-        "prepaid.sts.token", "key_change", "Tokens", readonly=True, order=[
-            ("sequence", "ASC")]
+        "prepaid.sts.token",
+        "key_change",
+        "Tokens",
+        readonly=True,
+        order=[("sequence", "ASC")],
     )
     delivered_with = fields.Reference(
         "Delivered With", selection="get_origins", readonly=True
     )
     campaign = fields.Many2One(
-        "prepaid.sts.rollover", "Rollover Campaign", readonly=True,
-        ondelete="RESTRICT"
+        "prepaid.sts.rollover", "Rollover Campaign", readonly=True, ondelete="RESTRICT"
     )
 
     @classmethod
@@ -75,10 +77,14 @@ class KeyChange(Workflow, ModelSQL, ModelView):
         }
         cls._buttons.update(
             {
-                "confirm": {"invisible": Eval("state") != "pending", "depends": [
-                    "state"]},
-                "cancel": {"invisible": Eval("state") != "pending", "depends": [
-                    "state"]},
+                "confirm": {
+                    "invisible": Eval("state") != "pending",
+                    "depends": ["state"],
+                },
+                "cancel": {
+                    "invisible": Eval("state") != "pending",
+                    "depends": ["state"],
+                },
             }
         )
 

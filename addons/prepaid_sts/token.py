@@ -31,9 +31,7 @@ class Token(ModelSQL, ModelView):
     subclass = fields.Integer("Subclass", required=True, readonly=True)
     tid = fields.Integer("TID", readonly=True)
     tid_date = fields.Function(fields.DateTime("TID Date (UTC)"), "get_tid_date")
-    base_date = fields.Selection(
-        [(None, "")] + BASE_DATES, "Base Date", readonly=True
-    )
+    base_date = fields.Selection([(None, "")] + BASE_DATES, "Base Date", readonly=True)
     sgc = fields.Char("Supply Group Code", readonly=True)
     krn = fields.Integer("Key Revision", readonly=True)
     tariff_index = fields.Char("Tariff Index", readonly=True)

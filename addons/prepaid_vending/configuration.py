@@ -94,6 +94,14 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
     offline_allowed = fields.Boolean(
         "Offline Vending Allowed",
         help="Mobile units may vend offline and synchronise later.")
+    cash_account = fields.Many2One(
+        'account.account', "Cash Account",
+        domain=[('closed', '!=', True), ('type', '!=', None)],
+        help="Where cash received here is booked (vending accounting).")
+    bank_account = fields.Many2One(
+        'account.account', "Bank Account",
+        domain=[('closed', '!=', True), ('type', '!=', None)],
+        help="Where card, mobile money and transfer receipts are booked.")
 
     @classmethod
     def __setup__(cls):

@@ -5,7 +5,6 @@ import datetime as dt
 from decimal import Decimal
 
 from sql.aggregate import Sum
-
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError

@@ -226,6 +226,7 @@ class MeterStateHistory(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('date', 'DESC'))
+        cls._order.insert(1, ('id', 'DESC'))
 
     @staticmethod
     def default_user():

@@ -10,17 +10,13 @@ moves them through their states.
 
 import datetime as dt
 import json
-from collections import defaultdict
 from decimal import Decimal
 
 from sql.aggregate import Sum
-
 from trytond.i18n import gettext
-from trytond.model import (
-    ModelSQL, ModelView, Unique, Workflow, fields)
+from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.model.exceptions import ValidationError
-from trytond.pool import Pool
-from trytond.pyson import Eval
+from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
 from . import accounting
@@ -491,8 +487,15 @@ class RemoteBill(ModelSQL, ModelView):
         self.save()
 
 
-def group_by_month(rows) -> dict:
-    months: dict[dt.date, list] = defaultdict(list)
-    for row in rows:
-        months[row.start.date().replace(day=1)].append(row)
-    return months
+class Cron(metaclass=PoolMeta):
+    __name__ = 'ir.cron'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.method.selection.extend([
+                ('prepaid.vend|post_moves', "Post Vend Moves"),
+                ('prepaid.remote.account|bill', "Bill Remote-Prepaid Accounts"),
+                ('prepaid.remote.account|check_disconnections',
+                    "Disconnect Remote-Prepaid Accounts Below Limit"),
+                ])

@@ -13,7 +13,13 @@ from decimal import Decimal
 
 from trytond.i18n import gettext
 from trytond.model import (
-    DeactivableMixin, ModelSQL, ModelView, Unique, fields, sequence_ordered)
+    DeactivableMixin,
+    ModelSQL,
+    ModelView,
+    Unique,
+    fields,
+    sequence_ordered,
+)
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval

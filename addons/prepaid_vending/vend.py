@@ -25,10 +25,16 @@ from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
+from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
 from .tariff import (
-    Debt, MeterRegister, TariffError, VendRequest, quote_vend, tender_for_kwh)
+    MeterRegister,
+    TariffError,
+    VendRequest,
+    quote_vend,
+    tender_for_kwh,
+)
 from .tariff_model import CHANNELS
 
 PAYMENT_METHODS = [
@@ -648,3 +654,26 @@ class VendToken(ModelSQL, ModelView):
         super().check_modification(mode, tokens, values=values, external=external)
         if mode in {'write', 'delete'}:
             raise AccessError(gettext('prepaid_vending.msg_token_immutable'))
+
+
+class CancelStart(ModelView):
+    "Cancel Vend"
+    __name__ = 'prepaid.vend.cancel.start'
+
+    reason = fields.Char("Reason", required=True)
+
+
+class CancelVend(Wizard):
+    "Cancel Vend"
+    __name__ = 'prepaid.vend.cancel'
+
+    start = StateView('prepaid.vend.cancel.start',
+        'prepaid_vending.vend_cancel_start_view_form', [
+            Button("Close", 'end', 'tryton-cancel'),
+            Button("Cancel Vend", 'cancel', 'tryton-ok', default=True),
+            ])
+    cancel = StateTransition()
+
+    def transition_cancel(self):
+        self.model.cancel_vends(list(self.records), self.start.reason)
+        return 'end'

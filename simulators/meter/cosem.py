@@ -6,7 +6,6 @@ a data-access-result code; live values come from :class:`MeterState`.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Iterable
 
@@ -26,7 +25,6 @@ from .axdr import (
     u32,
 )
 from .model import (
-    CONNECTED,
     EV_FIRMWARE_ACTIVATED,
     EV_FIRMWARE_READY,
     EV_FIRMWARE_VERIFY_FAILED,
@@ -597,11 +595,13 @@ def build_objects(state: MeterState) -> dict[bytes, CosemObject]:
     def power() -> Data:
         return u32(round(st.active_power_w))
 
+    # Every register value is double-long-unsigned, as the contract fixes it,
+    # so a head-end can decode all of them the same way.
     def voltage() -> Data:
-        return u16(2300)  # 230.0 V
+        return u32(2300)  # 230.0 V
 
     def current() -> Data:
-        return u16(round(st.active_power_w / 230.0 / 0.95 * 100))
+        return u32(round(st.active_power_w / 230.0 / 0.95 * 100))
 
     objs: list[CosemObject] = [
         DataObject(obis("0.0.42.0.0.255"), st, lambda: octets(cfg.logical_device_name)),
@@ -617,8 +617,8 @@ def build_objects(state: MeterState) -> dict[bytes, CosemObject]:
         Register(ACTIVE_POWER, st, power, 0, 27),
         Register(obis("1.0.32.7.0.255"), st, voltage, -1, 35),
         Register(obis("1.0.31.7.0.255"), st, current, -2, 33),
-        Register(obis("1.0.14.7.0.255"), st, lambda: u16(5000), -2, 44),
-        Register(obis("1.0.13.7.0.255"), st, lambda: i16(950), -3, 255),
+        Register(obis("1.0.14.7.0.255"), st, lambda: u32(5000), -2, 44),
+        Register(obis("1.0.13.7.0.255"), st, lambda: u32(950), -3, 255),
         ExtendedRegister(MAX_DEMAND, st, lambda: u32(st.max_demand_w), 0, 27),
         ProfileGeneric(
             obis("1.0.99.1.0.255"),
@@ -680,8 +680,4 @@ def _last_code(rows: Iterable[ProfileRow]) -> int:
     return last
 
 
-def _unused(_: dt.datetime) -> None:  # keep the import for type checkers
-    return None
-
-
-__all__ = ["CONNECTED", "CosemObject", "build_objects", "obis"]
+__all__ = ["CosemObject", "build_objects", "obis"]

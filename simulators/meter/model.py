@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,8 @@ class MeterState:
     def __init__(self, config: MeterConfig, clock: Clock = utc_now) -> None:
         self.config = config
         self._clock = clock
+        # The server thread and test code may both advance the physics.
+        self._lock = threading.RLock()
         now = _ts(clock())
         self._t = now  # true time up to which physics has been integrated
         self.clock_offset_s = float(config.clock_offset_s)
@@ -249,14 +252,15 @@ class MeterState:
     def advance(self) -> None:
         """Integrate consumption from the last update up to the clock's now."""
         now = self.true_now()
-        while self._t < now:
-            step_end = min(now, self._t + 60.0, self._next_capture)
-            self._check_limiter(self._t)
-            if self.relay_connected:
-                self._consume(self._t, step_end)
-            self._t = step_end
-            if self._t >= self._next_capture:
-                self._capture()
+        with self._lock:
+            while self._t < now:
+                step_end = min(now, self._t + 60.0, self._next_capture)
+                self._check_limiter(self._t)
+                if self.relay_connected:
+                    self._consume(self._t, step_end)
+                self._t = step_end
+                if self._t >= self._next_capture:
+                    self._capture()
 
     def _consume(self, t1: float, t2: float) -> None:
         de = self._energy_between(t1, t2)

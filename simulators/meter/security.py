@@ -128,9 +128,17 @@ def parse_glo(apdu: bytes) -> tuple[int, bytes | None, int, int, bytes]:
         n, pos = decode_length(apdu, pos)
         title = bytes(apdu[pos : pos + n])
         pos += n
-    n, pos = decode_length(apdu, pos)
-    content = apdu[pos : pos + n]
-    if len(content) != n:
+    first = apdu[pos] if pos < len(apdu) else 0
+    try:
+        n, body = decode_length(apdu, pos)
+    except ValueError:
+        n, body = -1, pos
+    if body + n != len(apdu) and first >= 0x80 and len(apdu) - pos - 1 == first:
+        # dlms-cosem 25.1.0 writes lengths 128-255 as one bare byte; accept that
+        # form when it is the only reading that matches the APDU size.
+        n, body = first, pos + 1
+    content = apdu[body : body + n]
+    if n < 0 or len(content) != n:
         raise CipherError("truncated ciphered APDU")
     sc, ic, ct = split_ciphered(content)
     return tag, title, sc, ic, ct

@@ -198,7 +198,8 @@ class MeterSimulator:
         self._servers.clear()
 
     def __enter__(self) -> MeterSimulator:
-        return self.start()
+        # ``with MeterSimulator(...).start() as sim`` is fine too.
+        return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -206,8 +207,14 @@ class MeterSimulator:
     # --- inspection -------------------------------------------------------------
 
     def meter(self, index: int) -> MeterState:
-        """The live state of meter ``index`` (shared with the server thread)."""
-        return self._meters[index].state
+        """The live state of meter ``index``, advanced to the clock's now.
+
+        The state is shared with the server thread and integrates lazily: after
+        moving a test clock, call ``state.advance()`` before reading fields.
+        """
+        state = self._meters[index].state
+        state.advance()
+        return state
 
     def port(self, index: int) -> int:
         return self._meters[index].config.port

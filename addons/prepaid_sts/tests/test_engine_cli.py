@@ -182,3 +182,22 @@ def test_batch_bad_fields_in_process(field, value):
     req = {"op": "token", "token_class": 0, "subclass": 0, "decoder_key": KEY,
            "tid": 1, "value16": "0001", field: value}  # fmt: skip
     assert "error" in json.loads(batch.line(json.dumps(req).encode()))
+
+
+def test_batch_tables_option():
+    """--tables selects the EA07 tables (here the IEC sample tables)."""
+    from trytond.modules.prepaid_sts.engine.sta import SAMPLE_TABLES
+
+    req = {"op": "token", "token_class": 0, "subclass": 0,
+           "decoder_key": "0abc12def3456789", "tid": 0x19EB23, "rnd": 11,
+           "value16": "0100"}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", MODULE, "--tables", str(SAMPLE_TABLES), "batch"],
+        input=json.dumps(req) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    # sta_sample_tables vector of sts_vectors.json.
+    assert json.loads(proc.stdout)["token"] == "51043465443420856213"

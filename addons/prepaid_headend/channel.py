@@ -1,0 +1,393 @@
+"""Communication channel of a meter and the invocation counters in the database.
+
+The channel lives on ``prepaid.meter`` (PoolMeta): one direct TCP channel per
+meter is what the project's smart meters have; concentrators will get their own
+model.  Secrets (LLS password / HLS secret, block cipher key, authentication
+key) are write-only fields stored encrypted with the master key of
+``prepaid_sts.masterkey``, like the STS vending keys; only the execution code
+decrypts them, under ``without_check_access``.
+
+The invocation counters of the AES-GCM frames are kept per meter in
+``prepaid.headend.invocation_counter``.  :class:`DatabaseCounterStore` hands
+them out in blocks taken under a row lock (``SELECT ... FOR UPDATE`` on
+PostgreSQL) in an autonomous transaction that commits before the counters are
+used, so two workers never use the same counter and a rolled back job never
+gives its counters back.  On SQLite (one writer at a time, the demo and the
+tests) the block is taken in the caller's transaction: a second connection
+could not write while the caller holds the database lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from trytond import backend
+from trytond.exceptions import UserError
+from trytond.i18n import gettext
+from trytond.model import ModelSQL, ModelView, Unique, fields
+from trytond.model.exceptions import ValidationError
+from trytond.modules.prepaid_sts import masterkey
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval, If
+from trytond.transaction import Transaction, without_check_access
+
+from .dlms.counters import MAX_INVOCATION_COUNTER, CounterExhausted
+from .dlms.session import ConnectionSettings
+
+FRAMINGS = [('wrapper', "WRAPPER (TCP/UDP, port 4059)"), ('hdlc', "HDLC over TCP")]
+AUTHENTICATIONS = [
+    ('none', "None (public client)"),
+    ('lls', "Low (LLS password)"),
+    ('hls-md5', "High (HLS-MD5 secret)"),
+    ('hls-gmac', "High (HLS-GMAC, security suite 0)"),
+    ]
+# Usual client SAPs of the project's meters (dlms.md section 7).
+DEFAULT_CLIENT_ADDRESS = {'none': 16, 'lls': 32, 'hls-md5': 1, 'hls-gmac': 1}
+DEFAULT_SYSTEM_TITLE = b'PPSHES01'.hex().upper()
+RELAY_STATES = [
+    (None, ""),
+    ('connected', "Connected"),
+    ('disconnected', "Disconnected"),
+    ('ready', "Ready for Reconnection"),
+    ]
+CONTROL_STATE = {0: 'disconnected', 1: 'connected', 2: 'ready'}
+SECRET_FIELDS = {
+    # write-only field -> stored cipher field
+    'hes_password': 'hes_password_cipher',
+    'hes_block_cipher_key': 'hes_block_cipher_key_cipher',
+    'hes_authentication_key': 'hes_authentication_key_cipher',
+    }
+_hes_states = {'invisible': ~Eval('hes_host')}
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = 'prepaid.meter'
+
+    hes_host = fields.Char(
+        "Host", strip=True,
+        help="IP address or host name of the meter's communication module "
+        "(direct TCP channel).")
+    hes_port = fields.Integer(
+        "Port", domain=[If(Eval('hes_port'),
+                [('hes_port', '>', 0), ('hes_port', '<', 65536)], [])])
+    hes_framing = fields.Selection(FRAMINGS, "Framing", required=True)
+    hes_client_address = fields.Integer("Client Address", required=True)
+    hes_server_address = fields.Integer("Server Address", required=True)
+    hes_auth = fields.Selection(AUTHENTICATIONS, "Authentication", required=True)
+    hes_system_title = fields.Char(
+        "Client System Title", size=16, required=True,
+        help="8 bytes in hexadecimal: the head-end's system title for HLS-GMAC.")
+    hes_timeout = fields.Float(
+        "Timeout (s)", required=True, domain=[('hes_timeout', '>', 0)],
+        help="Per round trip.")
+    hes_password_cipher = fields.Char("Encrypted Password", readonly=True)
+    hes_block_cipher_key_cipher = fields.Char(
+        "Encrypted Block Cipher Key", readonly=True)
+    hes_authentication_key_cipher = fields.Char(
+        "Encrypted Authentication Key", readonly=True)
+    hes_password = fields.Function(fields.Char(
+            "LLS Password / HLS Secret",
+            help="Write-only: stored encrypted with the master key."),
+        'get_hes_secret', setter='set_hes_secret')
+    hes_block_cipher_key = fields.Function(fields.Char(
+            "Block Cipher Key (hex)",
+            help="Write-only, 16 bytes in hexadecimal (32 digits)."),
+        'get_hes_secret', setter='set_hes_secret')
+    hes_authentication_key = fields.Function(fields.Char(
+            "Authentication Key (hex)",
+            help="Write-only, 16 bytes in hexadecimal (32 digits)."),
+        'get_hes_secret', setter='set_hes_secret')
+    hes_secrets_entered = fields.Function(
+        fields.Char("Secrets Entered"), 'get_hes_secrets_entered')
+    hes_group = fields.Many2One(
+        'prepaid.headend.meter_group', "Reading Group", ondelete='SET NULL')
+    hes_online = fields.Boolean("Online", readonly=True)
+    hes_last_contact = fields.Timestamp("Last Contact", readonly=True)
+    hes_last_error = fields.Char("Last Communication Error", readonly=True)
+    hes_relay_state = fields.Selection(RELAY_STATES, "Relay", readonly=True)
+    hes_clock_drift = fields.Float(
+        "Clock Drift (s)", readonly=True,
+        help="Meter time minus head-end time at the last clock check.")
+    hes_alarm_register = fields.Integer("Alarm Register", readonly=True)
+    hes_load_limit = fields.Integer(
+        "Load Limit (W)", domain=[If(Eval('hes_load_limit'),
+                [('hes_load_limit', '>=', 0)], [])],
+        help="Customer's load-management setting written to the meter's "
+        "limiter (0: limiter disabled).")
+    hes_load_limit_read = fields.Integer("Load Limit in Meter (W)", readonly=True)
+    hes_last_result = fields.Function(
+        fields.Text("Last Job Result"), 'get_hes_last_result')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._buttons.update({
+                'hes_read_now': {'invisible': ~Eval('hes_host')},
+                'hes_sync_clock': {'invisible': ~Eval('hes_host')},
+                'hes_write_load_limit': {'invisible': ~Eval('hes_host')},
+                'hes_read_load_limit': {'invisible': ~Eval('hes_host')},
+                })
+
+    @staticmethod
+    def default_hes_framing():
+        return 'wrapper'
+
+    @staticmethod
+    def default_hes_auth():
+        return 'hls-gmac'
+
+    @staticmethod
+    def default_hes_client_address():
+        return DEFAULT_CLIENT_ADDRESS['hls-gmac']
+
+    @staticmethod
+    def default_hes_server_address():
+        return 1
+
+    @staticmethod
+    def default_hes_system_title():
+        return DEFAULT_SYSTEM_TITLE
+
+    @staticmethod
+    def default_hes_timeout():
+        return 10.0
+
+    @fields.depends('hes_auth')
+    def on_change_hes_auth(self):
+        if self.hes_auth:
+            self.hes_client_address = DEFAULT_CLIENT_ADDRESS[self.hes_auth]
+
+    @classmethod
+    def validate_fields(cls, meters, field_names):
+        super().validate_fields(meters, field_names)
+        if not field_names or field_names & {'hes_system_title', 'hes_host'}:
+            for meter in meters:
+                meter.check_hes_system_title()
+
+    def check_hes_system_title(self):
+        try:
+            raw = bytes.fromhex(self.hes_system_title or '')
+        except ValueError:
+            raw = b''
+        if len(raw) != 8:
+            raise ValidationError(gettext(
+                    'prepaid_headend.msg_system_title', meter=self.serial))
+
+    # --- secrets ----------------------------------------------------------
+    @classmethod
+    def get_hes_secret(cls, meters, name):
+        # Write-only: the getter never returns key material.
+        return {m.id: None for m in meters}
+
+    @classmethod
+    def get_hes_secrets_entered(cls, meters, name):
+        with without_check_access():
+            rows = cls.read([m.id for m in meters], list(SECRET_FIELDS.values()))
+        labels = {'hes_password_cipher': "password",
+            'hes_block_cipher_key_cipher': "block cipher key",
+            'hes_authentication_key_cipher': "authentication key"}
+        return {r['id']: ', '.join(labels[f] for f in labels if r[f]) or "none"
+            for r in rows}
+
+    @classmethod
+    def set_hes_secret(cls, meters, name, value):
+        if not value:
+            return
+        if name == 'hes_password':
+            raw = value.encode('utf-8')
+        else:
+            text = value.strip().replace(' ', '')
+            try:
+                raw = bytes.fromhex(text)
+            except ValueError:
+                raw = b''
+            if len(raw) != 16:
+                raise ValidationError(gettext(
+                        'prepaid_headend.msg_key_length', field=name))
+        try:
+            cipher = masterkey.encrypt(raw)
+        except masterkey.MasterKeyError as error:
+            raise UserError(gettext(
+                    'prepaid_headend.msg_master_key', error=str(error))) from None
+        with without_check_access():
+            cls.write(list(meters), {SECRET_FIELDS[name]: cipher})
+
+    def _hes_decrypt(self, field: str) -> bytes | None:
+        with without_check_access():
+            cipher = self.__class__.read([self.id], [field])[0][field]
+        if not cipher:
+            return None
+        try:
+            return masterkey.decrypt(cipher)
+        except masterkey.MasterKeyError as error:
+            raise UserError(gettext(
+                    'prepaid_headend.msg_master_key', error=str(error))) from None
+
+    # --- connection -------------------------------------------------------
+    @property
+    def hes_counter_key(self) -> str:
+        return f'meter-{self.id}'
+
+    def hes_connection_settings(self) -> ConnectionSettings:
+        """Decrypted settings for the DLMS client (never log the result)."""
+        if not self.hes_host or not self.hes_port:
+            raise UserError(gettext(
+                    'prepaid_headend.msg_no_channel', meter=self.serial))
+        kwargs: dict[str, Any] = {}
+        password = self._hes_decrypt('hes_password_cipher')
+        if self.hes_auth in {'lls', 'hls-md5'}:
+            if password is None:
+                raise UserError(gettext(
+                        'prepaid_headend.msg_secret_missing', meter=self.serial,
+                        secret="LLS password / HLS secret"))
+            kwargs['password'] = password
+        if self.hes_auth == 'hls-gmac':
+            for name, label in [
+                    ('block_cipher_key', "block cipher key"),
+                    ('authentication_key', "authentication key")]:
+                value = self._hes_decrypt(f'hes_{name}_cipher')
+                if value is None:
+                    raise UserError(gettext(
+                            'prepaid_headend.msg_secret_missing',
+                            meter=self.serial, secret=label))
+                kwargs[name] = value
+        return ConnectionSettings(
+            host=self.hes_host, port=self.hes_port, framing=self.hes_framing,
+            client_address=self.hes_client_address,
+            server_address=self.hes_server_address, auth=self.hes_auth,
+            system_title=bytes.fromhex(self.hes_system_title),
+            timeout=self.hes_timeout or 10.0, meter_key=self.hes_counter_key,
+            **kwargs)
+
+    @classmethod
+    def get_hes_last_result(cls, meters, name):
+        Job = Pool().get('prepaid.headend.job')
+        result = {}
+        for meter in meters:
+            jobs = Job.search([('meter', '=', meter.id)],
+                order=[('id', 'DESC')], limit=1)
+            if jobs:
+                job = jobs[0]
+                result[meter.id] = (
+                    f"{job.rec_name}: {job.state}\n{job.result or job.last_error or ''}")
+            else:
+                result[meter.id] = None
+        return result
+
+    # --- buttons ----------------------------------------------------------
+    @classmethod
+    @ModelView.button
+    def hes_read_now(cls, meters):
+        "Queue an on-demand read; the result shows on the meter when it lands"
+        Job = Pool().get('prepaid.headend.job')
+        Job.queue(Job.create_for(meters, 'read', {'on_demand': True}))
+
+    @classmethod
+    @ModelView.button
+    def hes_sync_clock(cls, meters):
+        Job = Pool().get('prepaid.headend.job')
+        Job.queue(Job.create_for(meters, 'time_sync', {}))
+
+    @classmethod
+    @ModelView.button
+    def hes_write_load_limit(cls, meters):
+        Job = Pool().get('prepaid.headend.job')
+        for meter in meters:
+            if meter.hes_load_limit is None:
+                raise UserError(gettext(
+                        'prepaid_headend.msg_no_load_limit', meter=meter.serial))
+        Job.queue(Job.create_for(meters, 'load_limit', {'write': True}))
+
+    @classmethod
+    @ModelView.button
+    def hes_read_load_limit(cls, meters):
+        Job = Pool().get('prepaid.headend.job')
+        Job.queue(Job.create_for(meters, 'load_limit', {'write': False}))
+
+
+class InvocationCounter(ModelSQL, ModelView):
+    "Next invocation counter the head-end may use with a meter's keys"
+    __name__ = 'prepaid.headend.invocation_counter'
+
+    key = fields.Char("Key", required=True, readonly=True)
+    next_value = fields.BigInteger("Next Value", required=True, readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('key_unique', Unique(t, t.key),
+                'prepaid_headend.msg_counter_key_unique'),
+            ]
+
+    @classmethod
+    def take(cls, key: str, count: int = 1, start: int = 1) -> tuple[int, int]:
+        """Reserve ``count`` counters for ``key``: return (first, limit)."""
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        with without_check_access():
+            records = cls.search([('key', '=', key)], limit=1)
+            if not records:
+                records = cls.create([{'key': key, 'next_value': start}])
+            cls.lock(records)
+            # Read under the lock, bypassing any cached value.
+            cursor.execute(*table.select(table.next_value,
+                    where=table.id == records[0].id))
+            (first,) = cursor.fetchone()
+            first = max(int(first), start)
+            if first > MAX_INVOCATION_COUNTER:
+                raise CounterExhausted(f"invocation counter exhausted for {key}")
+            limit = min(first + count, MAX_INVOCATION_COUNTER + 1)
+            cursor.execute(*table.update([table.next_value], [limit],
+                    where=table.id == records[0].id))
+        return first, limit
+
+    @classmethod
+    def set_floor(cls, key: str, value: int) -> None:
+        "Never hand out anything below value (e.g. after a meter reset)"
+        first, _ = cls.take(key, 0)
+        if value > first:
+            table = cls.__table__()
+            cursor = Transaction().connection.cursor()
+            cursor.execute(*table.update([table.next_value], [value],
+                    where=table.key == key))
+
+    @classmethod
+    def peek(cls, key: str) -> int | None:
+        with without_check_access():
+            records = cls.search([('key', '=', key)], limit=1)
+            return records[0].next_value if records else None
+
+
+class DatabaseCounterStore:
+    """The DLMS client's InvocationCounterStore on the database table.
+
+    ``reserve`` counters are taken per database round trip: the unused rest of
+    a block is skipped after the job (gaps are allowed, reuse is not).
+    """
+
+    def __init__(self, reserve: int = 1, autonomous: bool | None = None) -> None:
+        if reserve < 1:
+            raise ValueError("reserve must be >= 1")
+        self.reserve = reserve
+        self.autonomous = (backend.name != 'sqlite'
+            if autonomous is None else autonomous)
+        self._blocks: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def get_and_increment(self, meter_key: str) -> int:
+        with self._lock:
+            nxt, limit = self._blocks.get(meter_key, (0, 0))
+            if nxt >= limit:
+                nxt, limit = self._take(meter_key)
+            self._blocks[meter_key] = (nxt + 1, limit)
+            return nxt
+
+    def _take(self, meter_key: str) -> tuple[int, int]:
+        Counter = Pool().get('prepaid.headend.invocation_counter')
+        if not self.autonomous:
+            return Counter.take(meter_key, self.reserve)
+        with Transaction().new_transaction():
+            return Counter.take(meter_key, self.reserve)

@@ -1,0 +1,526 @@
+"""Head-end jobs: one record per meter and operation, executed by queue tasks.
+
+Cron (schedules), buttons (on-demand read, relay, load limit, firmware) and the
+command dispatcher create ``prepaid.headend.job`` records and queue
+:meth:`Job.execute` on batches of them.  A batch runs every meter concurrently
+on one asyncio loop (``dlms.read_meters``), each job in its own association;
+the outcome of every meter is stored, so one failed meter (timeout, wrong keys)
+never blocks the others.  Jobs move pending -> running -> done / failed and
+keep their attempts and last error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from trytond.i18n import gettext
+from trytond.model import ModelSQL, ModelView, fields
+from trytond.pool import Pool
+from trytond.pyson import Eval
+from trytond.transaction import Transaction, without_check_access
+
+from . import reading as rd
+from .channel import CONTROL_STATE, DatabaseCounterStore
+from .dlms import MeterJob, MeterResult, Operation, RetryPolicy, read_meters
+from .dlms import axdr
+from .dlms import operations as ops
+from .dlms.errors import DlmsError
+
+JOB_KINDS = [
+    ('read', "Read"),
+    ('time_sync', "Time Synchronisation"),
+    ('relay', "Relay Control"),
+    ('load_limit', "Load Limit"),
+    ('token', "Token Delivery"),
+    ('firmware', "Firmware Transfer"),
+    ('firmware_activate', "Firmware Activation"),
+    ]
+JOB_STATES = [
+    ('pending', "Pending"),
+    ('running', "Running"),
+    ('done', "Done"),
+    ('failed', "Failed"),
+    ]
+ERROR_KINDS = [
+    (None, ""),
+    ('timeout', "Timeout"),
+    ('connection', "Connection"),
+    ('authentication', "Authentication Failure"),
+    ('refused', "Association Refused"),
+    ('access_denied', "Access Denied"),
+    ('service', "Service Error"),
+    ('malformed', "Malformed Reply"),
+    ('firmware', "Firmware"),
+    ('configuration', "Configuration"),
+    ('error', "Error"),
+    ]
+REGISTERS = [
+    (ops.ENERGY_IMPORT, ops.CLASS_REGISTER),
+    (ops.ENERGY_EXPORT, ops.CLASS_REGISTER),
+    (ops.ACTIVE_POWER, ops.CLASS_REGISTER),
+    ('1.0.32.7.0.255', ops.CLASS_REGISTER),
+    ('1.0.31.7.0.255', ops.CLASS_REGISTER),
+    ]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- coroutines run inside one association -----------------------------------
+async def _scalers(session, captures) -> dict[str, tuple[int, int]]:
+    out = {}
+    for c in captures:
+        if c.class_id in (ops.CLASS_REGISTER, ops.CLASS_DEMAND_REGISTER) and c.attr == 2:
+            out[c.obis] = await ops.read_scaler_unit(session, c.obis, c.class_id)
+    return out
+
+
+async def read_meter(
+    session,
+    registers: bool = True,
+    profile_hours: int = 24,
+    billing: bool = False,
+    events: bool = False,
+    sync_threshold: float | None = None,
+) -> dict[str, Any]:
+    """Everything a read job asks for, in one association."""
+    out: dict[str, Any] = {}
+    out['clock'] = clock = await ops.read_clock(session)
+    out['now'] = utc_now()
+    if sync_threshold is not None:
+        out['sync'] = await _sync_clock(session, clock, out['now'], sync_threshold)
+    if registers:
+        out['registers'] = [await ops.read_register(session, obis, class_id)
+            for obis, class_id in REGISTERS]
+        out['firmware'] = await ops.read_firmware_id(session)
+    if profile_hours:
+        captures = await ops.read_capture_objects(session, ops.LOAD_PROFILE)
+        out['profile'] = (
+            await ops.read_profile(session, ops.LOAD_PROFILE,
+                clock - dt.timedelta(hours=profile_hours), clock, captures),
+            await _scalers(session, captures))
+    if billing:
+        captures = await ops.read_capture_objects(session, ops.BILLING_PROFILE)
+        out['billing'] = (
+            await ops.read_profile_by_entry(session, ops.BILLING_PROFILE, 1, 0,
+                captures),
+            await _scalers(session, captures))
+    if events:
+        out['events'] = {
+            'standard': await ops.read_event_log(session, ops.STANDARD_EVENT_LOG),
+            'disconnector': await ops.read_event_log(
+                session, ops.DISCONNECTOR_EVENT_LOG),
+            }
+        out['alarm'] = await ops.read_alarm_register(session)
+    return out
+
+
+async def _sync_clock(session, meter_time, now, threshold: float) -> dict[str, Any]:
+    drift = (meter_time - now).total_seconds()
+    result: dict[str, Any] = {'drift': drift, 'corrected': False, 'after': drift}
+    if abs(drift) > threshold:
+        back = await ops.set_clock(session, utc_now())
+        result['corrected'] = True
+        result['after'] = (back - utc_now()).total_seconds()
+    return result
+
+
+async def sync_clock(session, threshold: float) -> dict[str, Any]:
+    meter_time = await ops.read_clock(session)
+    return await _sync_clock(session, meter_time, utc_now(), threshold)
+
+
+async def load_limit(session, watts: int | None = None) -> dict[str, int]:
+    if watts is not None:
+        await ops.write_limiter_threshold(session, watts, 'active')
+        await ops.write_limiter_threshold(session, watts, 'normal')
+    return await ops.read_limiter(session)
+
+
+async def deliver_tokens(session, tokens: list[str]) -> list[Any]:
+    """Enter the tokens in order; stop at the first one the meter refuses."""
+    out = []
+    for token in tokens:
+        status = await ops.enter_token(session, token)
+        out.append(status)
+        if not status.accepted:
+            break
+    out.append(await ops.read_credit_wh(session))
+    return out
+
+
+async def relay(session, action: str) -> ops.RelayState:
+    if action == 'disconnect':
+        return await ops.disconnect(session)
+    if action == 'reconnect':
+        return await ops.reconnect(session)
+    return await ops.relay_status(session)
+
+
+async def firmware_transfer(session, identifier: str, image: bytes,
+        activate: bool) -> dict[str, Any]:
+    previous = await ops.read_firmware_id(session)
+    try:
+        result = await ops.upgrade_firmware(
+            session, identifier, image, activate=activate, poll_interval=0.05)
+    except DlmsError as exc:
+        # Say which version the meter kept: read back after the failure.
+        exc.firmware_active = await _safe_firmware_id(session)  # type: ignore
+        raise
+    return {'previous': previous, 'result': result}
+
+
+async def _safe_firmware_id(session) -> str | None:
+    try:
+        return await ops.read_firmware_id(session)
+    except DlmsError:
+        return None
+
+
+async def firmware_activate(session, identifier: str) -> ops.FirmwareResult:
+    return await ops.activate_image(session, identifier, poll_interval=0.05)
+
+
+class Job(ModelSQL, ModelView):
+    "Head-end job: one operation on one meter"
+    __name__ = 'prepaid.headend.job'
+
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
+        readonly=True)
+    kind = fields.Selection(JOB_KINDS, "Kind", required=True, readonly=True)
+    state = fields.Selection(JOB_STATES, "State", required=True, readonly=True)
+    params = fields.Text("Parameters (JSON)", readonly=True)
+    schedule = fields.Many2One(
+        'prepaid.headend.schedule', "Schedule", readonly=True,
+        ondelete='SET NULL')
+    command = fields.Many2One(
+        'prepaid.meter.command', "Command", readonly=True, ondelete='SET NULL')
+    relay = fields.Many2One(
+        'prepaid.headend.relay', "Relay Operation", readonly=True,
+        ondelete='SET NULL')
+    firmware = fields.Many2One(
+        'prepaid.headend.firmware', "Firmware Upgrade", readonly=True,
+        ondelete='SET NULL')
+    attempts = fields.Integer("Attempts", required=True, readonly=True)
+    last_error = fields.Text("Last Error", readonly=True)
+    error_kind = fields.Selection(ERROR_KINDS, "Error Kind", readonly=True)
+    result = fields.Text("Result", readonly=True)
+    created_at = fields.Timestamp("Created", required=True, readonly=True)
+    started_at = fields.Timestamp("Started", readonly=True)
+    finished_at = fields.Timestamp("Finished", readonly=True)
+    round_trips = fields.Integer("Round Trips", readonly=True)
+    duration = fields.Float("Duration (s)", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [('id', 'DESC')]
+        cls.__access__.add('meter')
+        cls._buttons.update({
+                'retry': {'invisible': Eval('state') != 'failed',
+                    'depends': ['state']},
+                })
+
+    @classmethod
+    def __register__(cls, module_name):
+        super().__register__(module_name)
+        table = cls.__table_handler__(module_name)
+        table.index_action(['state', 'id'], 'add')
+
+    @staticmethod
+    def default_state():
+        return 'pending'
+
+    @staticmethod
+    def default_attempts():
+        return 0
+
+    @staticmethod
+    def default_created_at():
+        return dt.datetime.now()
+
+    def get_rec_name(self, name):
+        return f"{dict(JOB_KINDS)[self.kind]} #{self.id} {self.meter.serial}"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.params) if self.params else {}
+
+    # --- creation and queueing ------------------------------------------
+    @classmethod
+    def create_for(cls, meters, kind: str, params: dict[str, Any], **values):
+        with without_check_access():
+            return cls.create([{'meter': m.id, 'kind': kind,
+                        'params': json.dumps(params, sort_keys=True), **values}
+                    for m in meters])
+
+    @classmethod
+    def queue(cls, jobs, delay: dt.timedelta | None = None) -> None:
+        """Queue execute() in batches (one queue task per batch)."""
+        Configuration = Pool().get('prepaid.configuration')
+        size = Configuration(1).hes_batch_size or 200
+        context: dict[str, Any] = {'queue_name': 'headend'}
+        if delay is not None:
+            context['queue_scheduled_at'] = delay
+        ids = [j.id for j in jobs]
+        with Transaction().set_context(**context):
+            for i in range(0, len(ids), size):
+                cls.__queue__.execute(cls.browse(ids[i:i + size]))
+
+    @classmethod
+    @ModelView.button
+    def retry(cls, jobs):
+        failed = [j for j in jobs if j.state == 'failed']
+        cls.write(failed, {'state': 'pending'})
+        cls.queue(failed)
+
+    # --- execution ------------------------------------------------------
+    @classmethod
+    def execute(cls, jobs) -> list[MeterResult]:
+        """Run the pending jobs concurrently and store every outcome."""
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        config = Configuration(1)
+        jobs = [j for j in cls.browse([j.id for j in jobs])
+            if j.state in {'pending', 'running'}]
+        if not jobs:
+            return []
+        now = dt.datetime.now()
+        with without_check_access():
+            for job in jobs:
+                job.state = 'running'
+                job.attempts += 1
+                job.started_at = now
+            cls.save(jobs)
+        runnable, meter_jobs = [], []
+        for job in jobs:
+            try:
+                settings = job.meter.hes_connection_settings()
+                operation = job._operation(config)
+            except Exception as exc:  # configuration error: this job only
+                job._store_failure('configuration', _message(exc))
+                continue
+            runnable.append(job)
+            meter_jobs.append(MeterJob(str(job.id), settings, [operation]))
+        if not meter_jobs:
+            return []
+        results = read_meters(
+            meter_jobs,
+            concurrency=config.hes_concurrency or 100,
+            policy=RetryPolicy(retries=config.hes_retries
+                if config.hes_retries is not None else 2,
+                base_delay=0.2),
+            counter_store=DatabaseCounterStore(reserve=config.hes_counter_reserve
+                or 1))
+        for job, result in zip(runnable, results, strict=True):
+            job._store(result)
+        return results
+
+    def _operation(self, config) -> Operation:
+        data = self.data
+        threshold = config.hes_clock_threshold or 10
+        builders: dict[str, Callable[[], Operation]] = {
+            'read': lambda: Operation(read_meter, {
+                    'registers': data.get('registers', True),
+                    'profile_hours': data.get(
+                        'profile_hours', config.hes_profile_hours or 24),
+                    'billing': data.get('billing', bool(data.get('on_demand'))),
+                    'events': data.get('events', bool(data.get('on_demand'))),
+                    'sync_threshold': threshold if data.get('sync_clock') else None,
+                    }, label='read'),
+            'time_sync': lambda: Operation(
+                sync_clock, {'threshold': threshold}, label='read'),
+            'relay': lambda: Operation(
+                relay, {'action': data['action']}, label='read'),
+            'load_limit': lambda: Operation(load_limit, {
+                    'watts': self.meter.hes_load_limit if data.get('write')
+                    else None}, label='read'),
+            'token': lambda: Operation(deliver_tokens,
+                {'tokens': self._tokens()}, idempotent=False, label='read'),
+            'firmware': lambda: Operation(firmware_transfer, {
+                    'identifier': self.firmware.identifier,
+                    'image': bytes(self.firmware.image or b''),
+                    'activate': self.firmware.activation == 'now',
+                    }, idempotent=False, label='read'),
+            'firmware_activate': lambda: Operation(firmware_activate,
+                {'identifier': self.firmware.identifier}, idempotent=False,
+                label='read'),
+            }
+        return builders[self.kind]()
+
+    def _tokens(self) -> list[str]:
+        return self.command.hes_prepare_tokens()
+
+    def _store(self, result: MeterResult) -> None:
+        Meter = Pool().get('prepaid.meter')
+        now = dt.datetime.now()
+        meter_values: dict[str, Any] = {'hes_online': result.ok
+            or result.error_kind not in {'timeout', 'connection'}}
+        if result.ok or result.error_kind not in {'timeout', 'connection'}:
+            meter_values['hes_last_contact'] = now
+        meter_values['hes_last_error'] = (
+            None if result.ok else _message(result.error)[:250])
+        with without_check_access():
+            Meter.write([self.meter], meter_values)
+        self.round_trips = result.round_trips
+        self.duration = round(result.elapsed, 3)
+        self.attempts += result.attempts - 1
+        handler = getattr(self, f'_store_{self.kind}')
+        if result.ok:
+            summary = handler(result.results['read'])
+            self.state = 'done'
+            self.result = summary
+            self.last_error = None
+            self.error_kind = None
+        else:
+            self.state = 'failed'
+            self.error_kind = result.error_kind
+            self.last_error = _message(result.error)
+            handler_failed = getattr(self, f'_failed_{self.kind}', None)
+            if handler_failed:
+                handler_failed(result.error)
+        self.finished_at = now
+        with without_check_access():
+            self.save()
+
+    def _store_failure(self, kind: str, message: str) -> None:
+        self.state = 'failed'
+        self.error_kind = kind
+        self.last_error = message
+        self.finished_at = dt.datetime.now()
+        handler_failed = getattr(self, f'_failed_{self.kind}', None)
+        if handler_failed:
+            handler_failed(None, message)
+        with without_check_access():
+            self.save()
+
+    # --- storing results, one method per kind -----------------------------
+    def _store_read(self, out: dict[str, Any]) -> str:
+        Meter = Pool().get('prepaid.meter')
+        meter = self.meter
+        lines = [f"Meter clock {out['clock']:%Y-%m-%d %H:%M:%S} UTC"]
+        meter_values: dict[str, Any] = {}
+        if 'sync' in out:
+            lines.append(self._record_sync(out['sync']))
+        if 'registers' in out:
+            when = rd.naive_utc(out['clock'])
+            rows = [{'obis': r.obis, 'timestamp': when, 'value': float(r.value),
+                    'unit': r.unit_name, 'job': self.id}
+                for r in out['registers']]
+            rd.insert_new('prepaid.headend.register', meter.id, rows)
+            lines += [f"{rd.OBIS_NAMES.get(r.obis, r.obis)}: {r.value} {r.unit_name}"
+                for r in out['registers']]
+            if out.get('firmware'):
+                meter_values['firmware_version'] = out['firmware']
+        if 'profile' in out:
+            (columns, rows), scalers = out['profile']
+            created = rd.insert_new('prepaid.headend.interval', meter.id,
+                rd.profile_rows(columns, rows, scalers, self.id,
+                    with_consumption=True))
+            lines.append(f"Load profile: {len(rows)} intervals read, "
+                f"{created} values stored")
+        if 'billing' in out:
+            (columns, rows), scalers = out['billing']
+            created = rd.insert_new('prepaid.headend.billing', meter.id,
+                rd.profile_rows(columns, rows, scalers, self.id))
+            lines.append(f"Billing values: {len(rows)} periods read, "
+                f"{created} values stored")
+        if 'events' in out:
+            events = []
+            for log, entries in out['events'].items():
+                for when, code in entries:
+                    if when is None:
+                        continue
+                    events.append({'log': log, 'timestamp': rd.naive_utc(when),
+                            'code': code, 'description': rd.describe_event(code),
+                            'job': self.id})
+            alarm = out.get('alarm', 0)
+            if alarm and alarm != meter.hes_alarm_register:
+                events.append({'log': 'alarm',
+                        'timestamp': rd.naive_utc(out['clock']), 'code': alarm,
+                        'description': rd.describe_alarm(alarm), 'job': self.id})
+            meter_values['hes_alarm_register'] = alarm
+            created = rd.insert_new('prepaid.headend.event', meter.id, events,
+                key=('log', 'timestamp', 'code'))
+            lines.append(f"Events: {created} new")
+        if meter_values:
+            with without_check_access():
+                Meter.write([meter], meter_values)
+        return "\n".join(lines)
+
+    def _record_sync(self, sync: dict[str, Any]) -> str:
+        pool = Pool()
+        Sync = pool.get('prepaid.headend.clock_sync')
+        Meter = pool.get('prepaid.meter')
+        with without_check_access():
+            Sync.create([{'meter': self.meter.id, 'job': self.id,
+                        'drift': round(sync['drift'], 3),
+                        'corrected': sync['corrected'],
+                        'drift_after': round(sync['after'], 3)}])
+            Meter.write([self.meter], {'hes_clock_drift': round(sync['after'], 3)})
+        return (f"Clock drift {sync['drift']:.1f} s"
+            + (f", corrected (now {sync['after']:.1f} s)" if sync['corrected']
+                else ", within the threshold"))
+
+    def _store_time_sync(self, out: dict[str, Any]) -> str:
+        return self._record_sync(out)
+
+    def _store_relay(self, state: ops.RelayState) -> str:
+        Meter = Pool().get('prepaid.meter')
+        relay_state = CONTROL_STATE.get(state.control_state)
+        with without_check_access():
+            Meter.write([self.meter], {'hes_relay_state': relay_state})
+        if self.relay:
+            self.relay.job_done(state)
+        return (f"Relay output {'on' if state.output_state else 'off'}, "
+            f"control state {relay_state}")
+
+    def _failed_relay(self, error, message: str | None = None) -> None:
+        if self.relay:
+            self.relay.job_failed(message or _message(error))
+
+    def _store_load_limit(self, out: dict[str, int]) -> str:
+        Meter = Pool().get('prepaid.meter')
+        with without_check_access():
+            Meter.write([self.meter], {'hes_load_limit_read': out['active']})
+        return ", ".join(f"{k}: {v}" for k, v in out.items())
+
+    def _store_token(self, out: list[Any]) -> str:
+        *statuses, credit_wh = out
+        self.command.hes_token_result(statuses, credit_wh)
+        return "\n".join(f"Token {i + 1}: {s.name} ({s.status})"
+            for i, s in enumerate(statuses)) + f"\nCredit in meter: {credit_wh} Wh"
+
+    def _failed_token(self, error, message: str | None = None) -> None:
+        if self.command:
+            self.command.hes_failed(message or _message(error))
+
+    def _store_firmware(self, out: dict[str, Any]) -> str:
+        return self.firmware.transfer_done(out['previous'], out['result'])
+
+    def _failed_firmware(self, error, message: str | None = None) -> None:
+        if self.firmware:
+            self.firmware.failed(message or _message(error),
+                getattr(error, 'firmware_active', None))
+
+    def _store_firmware_activate(self, out: ops.FirmwareResult) -> str:
+        return self.firmware.activated(out.active_firmware_id)
+
+    _failed_firmware_activate = _failed_firmware
+
+
+def _message(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, DlmsError):
+        return f"{error.kind}: {error}"
+    message = getattr(error, 'message', None)
+    return str(message or error)
+
+
+__all__ = ['Job', 'axdr']

@@ -1,0 +1,260 @@
+"""Readings: register values, load-profile intervals, billing values, events.
+
+Partitioning plan (these tables grow with meters x time)
+--------------------------------------------------------
+Every reading table carries the reading timestamp (naive UTC, as Tryton stores
+them) and a unique key that starts with the meter and ends with the timestamp:
+
+============================== ========================================
+table                          unique key
+============================== ========================================
+prepaid_headend_register       (meter, obis, timestamp)
+prepaid_headend_interval       (meter, obis, timestamp)
+prepaid_headend_billing        (meter, obis, timestamp)
+prepaid_headend_event          (meter, log, timestamp, code)
+============================== ========================================
+
+On PostgreSQL the production schema turns each table into a declaratively
+partitioned table, ``PARTITION BY RANGE (timestamp)``, one partition a month
+(``prepaid_headend_interval_2026_01`` FOR VALUES FROM ('2026-01-01') TO
+('2026-02-01')), created a few months ahead by a maintenance job, old months
+detached and archived.  PostgreSQL requires the partition key in every unique
+constraint: the keys above include ``timestamp``, so they stay valid per
+partition.  The ``id`` primary key becomes (id, timestamp) on the partitioned
+table; nothing in the module references readings by Many2One, so no foreign key
+needs the id alone.  Queries always filter on meter and a time range, so
+partition pruning applies.  Tryton creates plain tables; the conversion is a
+one-off DDL script run before the data arrives (``CREATE TABLE ... PARTITION
+BY RANGE``, copy, rename).
+
+Idempotence
+-----------
+A re-read returns rows already stored.  :func:`insert_new` drops the rows whose
+key already exists (one range query per meter and table) and inserts the rest;
+the unique constraint remains the guard against two workers racing (the loser's
+transaction fails and the queue retries it, then skips the rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from trytond.model import ModelSQL, ModelView, Unique, fields
+from trytond.pool import Pool
+from trytond.transaction import Transaction, without_check_access
+
+from .dlms import axdr
+from .dlms import operations as ops
+
+# OBIS of cumulative energy registers: the interval consumption is the delta.
+CUMULATIVE = {ops.ENERGY_IMPORT, ops.ENERGY_EXPORT}
+OBIS_NAMES = {
+    ops.ENERGY_IMPORT: "Active energy import (+A)",
+    ops.ENERGY_EXPORT: "Active energy export (-A)",
+    ops.ACTIVE_POWER: "Active power import (+P)",
+    '1.0.32.7.0.255': "Voltage L1",
+    '1.0.31.7.0.255': "Current L1",
+    }
+EVENT_LOGS = [
+    ('standard', "Standard Event Log"),
+    ('disconnector', "Disconnector Event Log"),
+    ('alarm', "Alarm Register"),
+    ]
+LOG_OBIS = {
+    'standard': ops.STANDARD_EVENT_LOG,
+    'disconnector': ops.DISCONNECTOR_EVENT_LOG,
+    'alarm': ops.ALARM_REGISTER,
+    }
+# IDIS event codes and the simulator's own codes (simulators/meter/model.py).
+EVENT_CODES = {
+    1: "Power down", 2: "Power up",
+    4: "Clock adjusted (old time)", 5: "Clock adjusted (new time)",
+    17: "Firmware ready for activation", 18: "Firmware activated",
+    50: "Remote disconnection", 51: "Remote connection",
+    52: "Local disconnection", 53: "Limiter threshold exceeded",
+    200: "Credit exhausted", 201: "Token accepted", 202: "Token rejected",
+    203: "Tamper cleared", 204: "Firmware verification failed",
+    }
+ALARM_BITS = {8: "Fraud attempt (tamper)"}
+
+
+def naive_utc(moment: dt.datetime) -> dt.datetime:
+    "Tryton stores naive UTC timestamps, to the second"
+    if moment.tzinfo is not None:
+        moment = axdr.to_utc(moment).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
+
+
+class _ReadingMixin:
+    __slots__ = ()
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
+        readonly=True)
+    obis = fields.Char("OBIS", required=True, readonly=True)
+    timestamp = fields.Timestamp("Timestamp (UTC)", required=True, readonly=True)
+    value = fields.Float("Value", readonly=True)
+    unit = fields.Char("Unit", readonly=True)
+    job = fields.Many2One(
+        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL')
+    description = fields.Function(fields.Char("Quantity"), 'get_description')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('meter_obis_timestamp_unique',
+                Unique(t, t.meter, t.obis, t.timestamp),
+                'prepaid_headend.msg_reading_unique'),
+            ]
+        cls._order = [('timestamp', 'DESC'), ('obis', 'ASC')]
+        cls.__access__.add('meter')
+
+    @classmethod
+    def __register__(cls, module_name):
+        super().__register__(module_name)
+        table = cls.__table_handler__(module_name)
+        table.index_action(['meter', 'timestamp'], 'add')
+
+    def get_description(self, name):
+        return OBIS_NAMES.get(self.obis, self.obis)
+
+
+class RegisterReading(_ReadingMixin, ModelSQL, ModelView):
+    "Register value read from a meter"
+    __name__ = 'prepaid.headend.register'
+
+
+class IntervalReading(_ReadingMixin, ModelSQL, ModelView):
+    "Load-profile interval value (15-minute capture)"
+    __name__ = 'prepaid.headend.interval'
+
+    consumption = fields.Float(
+        "Consumption", readonly=True,
+        help="Energy of the interval (difference with the previous capture) "
+        "for cumulative registers.")
+
+
+class BillingReading(_ReadingMixin, ModelSQL, ModelView):
+    "Monthly billing (frozen) value"
+    __name__ = 'prepaid.headend.billing'
+
+
+class Event(ModelSQL, ModelView):
+    "Event or alarm read from a meter"
+    __name__ = 'prepaid.headend.event'
+
+    meter = fields.Many2One(
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
+        readonly=True)
+    log = fields.Selection(EVENT_LOGS, "Log", required=True, readonly=True)
+    timestamp = fields.Timestamp("Timestamp (UTC)", required=True, readonly=True)
+    code = fields.Integer("Code", required=True, readonly=True)
+    description = fields.Char("Description", readonly=True)
+    job = fields.Many2One(
+        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('meter_log_timestamp_code_unique',
+                Unique(t, t.meter, t.log, t.timestamp, t.code),
+                'prepaid_headend.msg_event_unique'),
+            ]
+        cls._order = [('timestamp', 'DESC'), ('id', 'DESC')]
+        cls.__access__.add('meter')
+
+
+def insert_new(
+    model_name: str,
+    meter_id: int,
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str] = ('obis', 'timestamp'),
+) -> int:
+    """Create the rows whose key (meter + ``key``) is not stored yet.
+
+    Returns the number of rows created; duplicates inside ``rows`` count once.
+    """
+    if not rows:
+        return 0
+    Model = Pool().get(model_name)
+    table = Model.__table__()
+    cursor = Transaction().connection.cursor()
+    times = [r['timestamp'] for r in rows]
+    columns = [getattr(table, k) for k in key]
+    cursor.execute(*table.select(*columns,
+            where=(table.meter == meter_id)
+            & (table.timestamp >= min(times)) & (table.timestamp <= max(times))))
+    seen = {_key_of(dict(zip(key, r))) for r in cursor}
+    new = []
+    for row in rows:
+        k = _key_of(row, key)
+        if k in seen:
+            continue
+        seen.add(k)
+        new.append({'meter': meter_id, **row})
+    if new:
+        with without_check_access():
+            Model.create(new)
+    return len(new)
+
+
+def _key_of(row: dict[str, Any], key: Iterable[str] | None = None) -> tuple:
+    names = list(key) if key is not None else list(row)
+    out = []
+    for name in names:
+        value = row[name]
+        if isinstance(value, str) and name == 'timestamp':
+            value = dt.datetime.fromisoformat(value)  # SQLite without types
+        if isinstance(value, dt.datetime):
+            value = value.replace(microsecond=0, tzinfo=None)
+        out.append(value)
+    return tuple(out)
+
+
+def profile_rows(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    scalers: dict[str, tuple[int, int]],
+    job_id: int | None,
+    with_consumption: bool = False,
+) -> list[dict[str, Any]]:
+    """Turn (columns, rows) of a profile into one row per (obis, capture)."""
+    clock_col = next(
+        (i for i, c in enumerate(columns) if c.startswith(ops.CLOCK + ':')), 0)
+    out = []
+    previous: dict[str, float] = {}
+    ordered = sorted((r for r in rows if r[clock_col] is not None),
+        key=lambda r: r[clock_col])
+    for row in ordered:
+        when = naive_utc(row[clock_col])
+        for i, column in enumerate(columns):
+            if i == clock_col:
+                continue
+            obis, _attr = column.rsplit(':', 1)
+            raw = row[i]
+            if not isinstance(raw, (int, float)) or isinstance(raw, bool):
+                continue
+            scaler, unit = scalers.get(obis, (0, 255))
+            value = raw * 10 ** scaler if scaler >= 0 else raw / 10 ** -scaler
+            item = {'obis': obis, 'timestamp': when, 'value': float(value),
+                'unit': ops.UNITS.get(unit, str(unit)), 'job': job_id}
+            if with_consumption:
+                item['consumption'] = (value - previous[obis]
+                    if obis in CUMULATIVE and obis in previous else None)
+                previous[obis] = value
+            out.append(item)
+    return out
+
+
+def describe_event(code: int) -> str:
+    return EVENT_CODES.get(code, f"Event {code}")
+
+
+def describe_alarm(value: int) -> str:
+    names = [label for bit, label in ALARM_BITS.items() if value & (1 << bit)]
+    return ", ".join(names) or f"Alarm register {value:#010x}"

@@ -1,0 +1,76 @@
+"""The vend hook: STS tokens for keypad meters (the contract with prepaid_vending).
+
+``prepaid.vend`` calls :meth:`Vend.issue_credit_tokens` after saving the vend;
+this returns UNSAVED ``prepaid.vend.token`` records in the order the customer
+enters them: pending key change tokens, the class 0 credit token, then the
+free basic electricity token.  The STS token log gets the same tokens with the
+vend as origin, in the vend's transaction.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from trytond.pool import Pool, PoolMeta
+from trytond.transaction import without_check_access
+
+from .meter import TokenRequest, utc_now
+
+
+class Vend(metaclass=PoolMeta):
+    __name__ = "prepaid.vend"
+
+    def issue_credit_tokens(self, units_kwh: Decimal, fbe_kwh: Decimal | None) -> list:
+        meter = self.meter
+        if meter.kind != "sts_keypad":
+            return super().issue_credit_tokens(units_kwh, fbe_kwh)
+        pool = Pool()
+        VendToken = pool.get("prepaid.vend.token")
+        KeyChange = pool.get("prepaid.sts.key_change")
+        now = utc_now()
+        # Refuse before anything is marked delivered.
+        meter.sts_require_parameters()
+        meter.sts_check_cutover(now)
+        result = []
+        pending = KeyChange.pending_for(meter)
+        with without_check_access():
+            for key_change in pending:
+                for token in key_change.tokens:
+                    result.append(
+                        VendToken(
+                            kind="key_change",
+                            token=token.digits,
+                            units=None,
+                            description=token.description,
+                            sequence=len(result) + 1,
+                        )
+                    )
+            if pending:
+                KeyChange.write(pending, {"delivered_with": str(self)})
+        requests = []
+        if units_kwh and units_kwh > 0:
+            requests.append(
+                TokenRequest(
+                    "credit", 0, 0, amount=units_kwh, description=f"{units_kwh} kWh"
+                )
+            )
+        if fbe_kwh and fbe_kwh > 0:
+            requests.append(
+                TokenRequest(
+                    "fbe", 0, 0, amount=fbe_kwh, description=f"FBE {fbe_kwh} kWh"
+                )
+            )
+        logged = meter.sts_issue_tokens(
+            requests, reason=getattr(self, "number", None), origin=self, now=now
+        )
+        for token in logged:
+            result.append(
+                VendToken(
+                    kind=token.kind,
+                    token=token.digits,
+                    units=token.value,
+                    description=token.description,
+                    sequence=len(result) + 1,
+                )
+            )
+        return result
