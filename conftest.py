@@ -28,7 +28,8 @@ def _alias_addons() -> None:
             if info.ispkg:
                 full = f'trytond.modules.{name}.{info.name}'
                 sys.modules.setdefault(
-                    f'{name}.{info.name}', importlib.import_module(full))
+                    f'{name}.{info.name}', importlib.import_module(full)
+                )
 
 
 _alias_addons()
@@ -61,7 +62,12 @@ def mosquitto():
     return ('127.0.0.1', 1883)
 
 
-DB_MARKERS = ('with_transaction', 'ModuleTestCase', 'activate_module', 'activate_modules')
+DB_MARKERS = (
+    'with_transaction',
+    'ModuleTestCase',
+    'activate_module',
+    'activate_modules',
+)
 
 
 def uses_database(item) -> bool:

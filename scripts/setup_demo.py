@@ -32,9 +32,10 @@ def load_demo_data(database):
 
     with Transaction().start(database, 0) as transaction:
         User = Pool().get('res.user')
-        admin, = User.search([('login', '=', 'admin')])
+        (admin,) = User.search([('login', '=', 'admin')])
         with Transaction().set_context(
-                company=admin.company.id, companies=[admin.company.id]):
+            company=admin.company.id, companies=[admin.company.id]
+        ):
             customers = int(os.environ.get('PREPAID_DEMO_CUSTOMERS', 200))
             counts = demo.create_demo_data(customers=customers)
         transaction.commit()

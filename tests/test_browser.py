@@ -20,9 +20,14 @@ CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 BIN = Path(sys.executable).parent
 DATABASE = 'browser'
 CHROMIUM_ARGS = [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update',
-    '--disable-sync']
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+]
 
 
 def require(condition: bool, message: str) -> None:
@@ -56,29 +61,49 @@ def server(tmp_path_factory):
         'TRYTOND_WEB__ROOT': str(SAO),
         'TRYTONPASSFILE': str(password),
         'PREPAID_DEMO_CUSTOMERS': '20',
-        }
+    }
     env.pop('TRYTOND_CONFIG', None)
     log = open(folder / 'server.log', 'w')
     subprocess.run(
-        [BIN / 'trytond-admin', '-d', DATABASE, '--all', '--email',
-            'admin@example.com'], env=env, check=True, stdout=log, stderr=log)
+        [
+            BIN / 'trytond-admin',
+            '-d',
+            DATABASE,
+            '--all',
+            '--email',
+            'admin@example.com',
+        ],
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=log,
+    )
     subprocess.run(
         [sys.executable, ROOT / 'scripts' / 'setup_demo.py', '-d', DATABASE],
-        env=env, check=True, stdout=log, stderr=log)
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=log,
+    )
     process = subprocess.Popen(
-        [BIN / 'trytond', '-d', DATABASE], env=env, stdout=log, stderr=log,
-        start_new_session=True)
+        [BIN / 'trytond', '-d', DATABASE],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     url = f'http://127.0.0.1:{port}/'
     deadline = time.monotonic() + 60
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
             break
-        except OSError:
+        except OSError as error:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 raise RuntimeError(
-                    'trytond did not start: ' + (folder / 'server.log').read_text())
+                    'trytond did not start: ' + (folder / 'server.log').read_text()
+                ) from error
             time.sleep(0.3)
     yield url
     os.killpg(process.pid, 15)
@@ -91,7 +116,8 @@ def page(server):
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         page = browser.new_page(viewport={'width': 1280, 'height': 800})
         page.set_default_timeout(20000)
         page.goto(server)

@@ -35,7 +35,8 @@ def test_compose_commands_exist_in_the_project_environment():
     for name in ('init', 'web', 'worker', 'cron'):
         executable = services[name]['command'][0]
         assert (BIN / executable).exists() or shutil.which(executable), (
-            f'{name}: {executable} is not installed by requirements.txt')
+            f'{name}: {executable} is not installed by requirements.txt'
+        )
     assert 'trytond.application:app' in services['web']['command']
     module, _, attribute = 'trytond.application:app'.partition(':')
     assert hasattr(importlib.import_module(module), attribute)

@@ -41,7 +41,7 @@ AUTHENTICATIONS = [
     ('lls', "Low (LLS password)"),
     ('hls-md5', "High (HLS-MD5 secret)"),
     ('hls-gmac', "High (HLS-GMAC, security suite 0)"),
-    ]
+]
 # Usual client SAPs of the project's meters (dlms.md section 7).
 DEFAULT_CLIENT_ADDRESS = {'none': 16, 'lls': 32, 'hls-md5': 1, 'hls-gmac': 1}
 DEFAULT_SYSTEM_TITLE = b'PPSHES01'.hex().upper()
@@ -50,14 +50,14 @@ RELAY_STATES = [
     ('connected', "Connected"),
     ('disconnected', "Disconnected"),
     ('ready', "Ready for Reconnection"),
-    ]
+]
 CONTROL_STATE = {0: 'disconnected', 1: 'connected', 2: 'ready'}
 SECRET_FIELDS = {
     # write-only field -> stored cipher field
     'hes_password': 'hes_password_cipher',
     'hes_block_cipher_key': 'hes_block_cipher_key_cipher',
     'hes_authentication_key': 'hes_authentication_key_cipher',
-    }
+}
 _hes_states = {'invisible': ~Eval('hes_host')}
 
 
@@ -65,69 +65,102 @@ class Meter(metaclass=PoolMeta):
     __name__ = 'prepaid.meter'
 
     hes_host = fields.Char(
-        "Host", strip=True,
+        "Host",
+        strip=True,
         help="IP address or host name of the meter's communication module "
-        "(direct TCP channel).")
+        "(direct TCP channel).",
+    )
     hes_port = fields.Integer(
-        "Port", domain=[If(Eval('hes_port'),
-                [('hes_port', '>', 0), ('hes_port', '<', 65536)], [])])
+        "Port",
+        domain=[
+            If(Eval('hes_port'), [('hes_port', '>', 0), ('hes_port', '<', 65536)], [])
+        ],
+    )
     hes_framing = fields.Selection(FRAMINGS, "Framing", required=True)
     hes_client_address = fields.Integer("Client Address", required=True)
     hes_server_address = fields.Integer("Server Address", required=True)
     hes_auth = fields.Selection(AUTHENTICATIONS, "Authentication", required=True)
     hes_system_title = fields.Char(
-        "Client System Title", size=16, required=True,
-        help="8 bytes in hexadecimal: the head-end's system title for HLS-GMAC.")
+        "Client System Title",
+        size=16,
+        required=True,
+        help="8 bytes in hexadecimal: the head-end's system title for HLS-GMAC.",
+    )
     hes_timeout = fields.Float(
-        "Timeout (s)", required=True, domain=[('hes_timeout', '>', 0)],
-        help="Per round trip.")
+        "Timeout (s)",
+        required=True,
+        domain=[('hes_timeout', '>', 0)],
+        help="Per round trip.",
+    )
     hes_password_cipher = fields.Char("Encrypted Password", readonly=True)
     hes_block_cipher_key_cipher = fields.Char(
-        "Encrypted Block Cipher Key", readonly=True)
+        "Encrypted Block Cipher Key", readonly=True
+    )
     hes_authentication_key_cipher = fields.Char(
-        "Encrypted Authentication Key", readonly=True)
-    hes_password = fields.Function(fields.Char(
+        "Encrypted Authentication Key", readonly=True
+    )
+    hes_password = fields.Function(
+        fields.Char(
             "LLS Password / HLS Secret",
-            help="Write-only: stored encrypted with the master key."),
-        'get_hes_secret', setter='set_hes_secret')
-    hes_block_cipher_key = fields.Function(fields.Char(
+            help="Write-only: stored encrypted with the master key.",
+        ),
+        'get_hes_secret',
+        setter='set_hes_secret',
+    )
+    hes_block_cipher_key = fields.Function(
+        fields.Char(
             "Block Cipher Key (hex)",
-            help="Write-only, 16 bytes in hexadecimal (32 digits)."),
-        'get_hes_secret', setter='set_hes_secret')
-    hes_authentication_key = fields.Function(fields.Char(
+            help="Write-only, 16 bytes in hexadecimal (32 digits).",
+        ),
+        'get_hes_secret',
+        setter='set_hes_secret',
+    )
+    hes_authentication_key = fields.Function(
+        fields.Char(
             "Authentication Key (hex)",
-            help="Write-only, 16 bytes in hexadecimal (32 digits)."),
-        'get_hes_secret', setter='set_hes_secret')
+            help="Write-only, 16 bytes in hexadecimal (32 digits).",
+        ),
+        'get_hes_secret',
+        setter='set_hes_secret',
+    )
     hes_secrets_entered = fields.Function(
-        fields.Char("Secrets Entered"), 'get_hes_secrets_entered')
+        fields.Char("Secrets Entered"), 'get_hes_secrets_entered'
+    )
     hes_group = fields.Many2One(
-        'prepaid.headend.meter_group', "Reading Group", ondelete='SET NULL')
+        'prepaid.headend.meter_group', "Reading Group", ondelete='SET NULL'
+    )
     hes_online = fields.Boolean("Online", readonly=True)
     hes_last_contact = fields.Timestamp("Last Contact", readonly=True)
     hes_last_error = fields.Char("Last Communication Error", readonly=True)
     hes_relay_state = fields.Selection(RELAY_STATES, "Relay", readonly=True)
     hes_clock_drift = fields.Float(
-        "Clock Drift (s)", readonly=True,
-        help="Meter time minus head-end time at the last clock check.")
+        "Clock Drift (s)",
+        readonly=True,
+        help="Meter time minus head-end time at the last clock check.",
+    )
     hes_alarm_register = fields.Integer("Alarm Register", readonly=True)
     hes_load_limit = fields.Integer(
-        "Load Limit (W)", domain=[If(Eval('hes_load_limit'),
-                [('hes_load_limit', '>=', 0)], [])],
+        "Load Limit (W)",
+        domain=[If(Eval('hes_load_limit'), [('hes_load_limit', '>=', 0)], [])],
         help="Customer's load-management setting written to the meter's "
-        "limiter (0: limiter disabled).")
+        "limiter (0: limiter disabled).",
+    )
     hes_load_limit_read = fields.Integer("Load Limit in Meter (W)", readonly=True)
     hes_last_result = fields.Function(
-        fields.Text("Last Job Result"), 'get_hes_last_result')
+        fields.Text("Last Job Result"), 'get_hes_last_result'
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls._buttons.update({
+        cls._buttons.update(
+            {
                 'hes_read_now': {'invisible': ~Eval('hes_host')},
                 'hes_sync_clock': {'invisible': ~Eval('hes_host')},
                 'hes_write_load_limit': {'invisible': ~Eval('hes_host')},
                 'hes_read_load_limit': {'invisible': ~Eval('hes_host')},
-                })
+            }
+        )
 
     @staticmethod
     def default_hes_framing():
@@ -171,8 +204,9 @@ class Meter(metaclass=PoolMeta):
         except ValueError:
             raw = b''
         if len(raw) != 8:
-            raise ValidationError(gettext(
-                    'prepaid_headend.msg_system_title', meter=self.serial))
+            raise ValidationError(
+                gettext('prepaid_headend.msg_system_title', meter=self.serial)
+            )
 
     # --- secrets ----------------------------------------------------------
     @classmethod
@@ -184,11 +218,15 @@ class Meter(metaclass=PoolMeta):
     def get_hes_secrets_entered(cls, meters, name):
         with without_check_access():
             rows = cls.read([m.id for m in meters], list(SECRET_FIELDS.values()))
-        labels = {'hes_password_cipher': "password",
+        labels = {
+            'hes_password_cipher': "password",
             'hes_block_cipher_key_cipher': "block cipher key",
-            'hes_authentication_key_cipher': "authentication key"}
-        return {r['id']: ', '.join(labels[f] for f in labels if r[f]) or "none"
-            for r in rows}
+            'hes_authentication_key_cipher': "authentication key",
+        }
+        return {
+            r['id']: ', '.join(labels[f] for f in labels if r[f]) or "none"
+            for r in rows
+        }
 
     @classmethod
     def set_hes_secret(cls, meters, name, value):
@@ -203,13 +241,15 @@ class Meter(metaclass=PoolMeta):
             except ValueError:
                 raw = b''
             if len(raw) != 16:
-                raise ValidationError(gettext(
-                        'prepaid_headend.msg_key_length', field=name))
+                raise ValidationError(
+                    gettext('prepaid_headend.msg_key_length', field=name)
+                )
         try:
             cipher = masterkey.encrypt(raw)
         except masterkey.MasterKeyError as error:
-            raise UserError(gettext(
-                    'prepaid_headend.msg_master_key', error=str(error))) from None
+            raise UserError(
+                gettext('prepaid_headend.msg_master_key', error=str(error))
+            ) from None
         with without_check_access():
             cls.write(list(meters), {SECRET_FIELDS[name]: cipher})
 
@@ -221,8 +261,9 @@ class Meter(metaclass=PoolMeta):
         try:
             return masterkey.decrypt(cipher)
         except masterkey.MasterKeyError as error:
-            raise UserError(gettext(
-                    'prepaid_headend.msg_master_key', error=str(error))) from None
+            raise UserError(
+                gettext('prepaid_headend.msg_master_key', error=str(error))
+            ) from None
 
     # --- connection -------------------------------------------------------
     @property
@@ -232,45 +273,62 @@ class Meter(metaclass=PoolMeta):
     def hes_connection_settings(self) -> ConnectionSettings:
         """Decrypted settings for the DLMS client (never log the result)."""
         if not self.hes_host or not self.hes_port:
-            raise UserError(gettext(
-                    'prepaid_headend.msg_no_channel', meter=self.serial))
+            raise UserError(
+                gettext('prepaid_headend.msg_no_channel', meter=self.serial)
+            )
         kwargs: dict[str, Any] = {}
         password = self._hes_decrypt('hes_password_cipher')
         if self.hes_auth in {'lls', 'hls-md5'}:
             if password is None:
-                raise UserError(gettext(
-                        'prepaid_headend.msg_secret_missing', meter=self.serial,
-                        secret="LLS password / HLS secret"))
+                raise UserError(
+                    gettext(
+                        'prepaid_headend.msg_secret_missing',
+                        meter=self.serial,
+                        secret="LLS password / HLS secret",
+                    )
+                )
             kwargs['password'] = password
         if self.hes_auth == 'hls-gmac':
             for name, label in [
-                    ('block_cipher_key', "block cipher key"),
-                    ('authentication_key', "authentication key")]:
+                ('block_cipher_key', "block cipher key"),
+                ('authentication_key', "authentication key"),
+            ]:
                 value = self._hes_decrypt(f'hes_{name}_cipher')
                 if value is None:
-                    raise UserError(gettext(
+                    raise UserError(
+                        gettext(
                             'prepaid_headend.msg_secret_missing',
-                            meter=self.serial, secret=label))
+                            meter=self.serial,
+                            secret=label,
+                        )
+                    )
                 kwargs[name] = value
         return ConnectionSettings(
-            host=self.hes_host, port=self.hes_port, framing=self.hes_framing,
+            host=self.hes_host,
+            port=self.hes_port,
+            framing=self.hes_framing,
             client_address=self.hes_client_address,
-            server_address=self.hes_server_address, auth=self.hes_auth,
+            server_address=self.hes_server_address,
+            auth=self.hes_auth,
             system_title=bytes.fromhex(self.hes_system_title),
-            timeout=self.hes_timeout or 10.0, meter_key=self.hes_counter_key,
-            **kwargs)
+            timeout=self.hes_timeout or 10.0,
+            meter_key=self.hes_counter_key,
+            **kwargs,
+        )
 
     @classmethod
     def get_hes_last_result(cls, meters, name):
         Job = Pool().get('prepaid.headend.job')
         result = {}
         for meter in meters:
-            jobs = Job.search([('meter', '=', meter.id)],
-                order=[('id', 'DESC')], limit=1)
+            jobs = Job.search(
+                [('meter', '=', meter.id)], order=[('id', 'DESC')], limit=1
+            )
             if jobs:
                 job = jobs[0]
                 result[meter.id] = (
-                    f"{job.rec_name}: {job.state}\n{job.result or job.last_error or ''}")
+                    f"{job.rec_name}: {job.state}\n{job.result or job.last_error or ''}"
+                )
             else:
                 result[meter.id] = None
         return result
@@ -295,8 +353,9 @@ class Meter(metaclass=PoolMeta):
         Job = Pool().get('prepaid.headend.job')
         for meter in meters:
             if meter.hes_load_limit is None:
-                raise UserError(gettext(
-                        'prepaid_headend.msg_no_load_limit', meter=meter.serial))
+                raise UserError(
+                    gettext('prepaid_headend.msg_no_load_limit', meter=meter.serial)
+                )
         Job.queue(Job.create_for(meters, 'load_limit', {'write': True}))
 
     @classmethod
@@ -306,21 +365,28 @@ class Meter(metaclass=PoolMeta):
         Job.queue(Job.create_for(meters, 'load_limit', {'write': False}))
 
 
+class BigInteger(fields.Integer):
+    "64-bit integer column: invocation counters go up to 2**32 - 1"
+
+    _sql_type = 'BIGINT'
+
+
 class InvocationCounter(ModelSQL, ModelView):
     "Next invocation counter the head-end may use with a meter's keys"
+
     __name__ = 'prepaid.headend.invocation_counter'
+    __string__ = "Invocation Counter"
 
     key = fields.Char("Key", required=True, readonly=True)
-    next_value = fields.BigInteger("Next Value", required=True, readonly=True)
+    next_value = BigInteger("Next Value", required=True, readonly=True)
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('key_unique', Unique(t, t.key),
-                'prepaid_headend.msg_counter_key_unique'),
-            ]
+            ('key_unique', Unique(t, t.key), 'prepaid_headend.msg_counter_key_unique'),
+        ]
 
     @classmethod
     def take(cls, key: str, count: int = 1, start: int = 1) -> tuple[int, int]:
@@ -333,15 +399,19 @@ class InvocationCounter(ModelSQL, ModelView):
                 records = cls.create([{'key': key, 'next_value': start}])
             cls.lock(records)
             # Read under the lock, bypassing any cached value.
-            cursor.execute(*table.select(table.next_value,
-                    where=table.id == records[0].id))
+            cursor.execute(
+                *table.select(table.next_value, where=table.id == records[0].id)
+            )
             (first,) = cursor.fetchone()
             first = max(int(first), start)
             if first > MAX_INVOCATION_COUNTER:
                 raise CounterExhausted(f"invocation counter exhausted for {key}")
             limit = min(first + count, MAX_INVOCATION_COUNTER + 1)
-            cursor.execute(*table.update([table.next_value], [limit],
-                    where=table.id == records[0].id))
+            cursor.execute(
+                *table.update(
+                    [table.next_value], [limit], where=table.id == records[0].id
+                )
+            )
         return first, limit
 
     @classmethod
@@ -351,8 +421,9 @@ class InvocationCounter(ModelSQL, ModelView):
         if value > first:
             table = cls.__table__()
             cursor = Transaction().connection.cursor()
-            cursor.execute(*table.update([table.next_value], [value],
-                    where=table.key == key))
+            cursor.execute(
+                *table.update([table.next_value], [value], where=table.key == key)
+            )
 
     @classmethod
     def peek(cls, key: str) -> int | None:
@@ -372,8 +443,7 @@ class DatabaseCounterStore:
         if reserve < 1:
             raise ValueError("reserve must be >= 1")
         self.reserve = reserve
-        self.autonomous = (backend.name != 'sqlite'
-            if autonomous is None else autonomous)
+        self.autonomous = backend.name != 'sqlite' if autonomous is None else autonomous
         self._blocks: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 

@@ -16,8 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from trytond.i18n import gettext
-from trytond.model import ModelSQL, ModelView, fields
+from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -25,7 +24,6 @@ from trytond.transaction import Transaction, without_check_access
 from . import reading as rd
 from .channel import CONTROL_STATE, DatabaseCounterStore
 from .dlms import MeterJob, MeterResult, Operation, RetryPolicy, read_meters
-from .dlms import axdr
 from .dlms import operations as ops
 from .dlms.errors import DlmsError
 
@@ -37,13 +35,13 @@ JOB_KINDS = [
     ('token', "Token Delivery"),
     ('firmware', "Firmware Transfer"),
     ('firmware_activate', "Firmware Activation"),
-    ]
+]
 JOB_STATES = [
     ('pending', "Pending"),
     ('running', "Running"),
     ('done', "Done"),
     ('failed', "Failed"),
-    ]
+]
 ERROR_KINDS = [
     (None, ""),
     ('timeout', "Timeout"),
@@ -56,14 +54,14 @@ ERROR_KINDS = [
     ('firmware', "Firmware"),
     ('configuration', "Configuration"),
     ('error', "Error"),
-    ]
+]
 REGISTERS = [
     (ops.ENERGY_IMPORT, ops.CLASS_REGISTER),
     (ops.ENERGY_EXPORT, ops.CLASS_REGISTER),
     (ops.ACTIVE_POWER, ops.CLASS_REGISTER),
     ('1.0.32.7.0.255', ops.CLASS_REGISTER),
     ('1.0.31.7.0.255', ops.CLASS_REGISTER),
-    ]
+]
 
 
 def utc_now() -> dt.datetime:
@@ -74,7 +72,10 @@ def utc_now() -> dt.datetime:
 async def _scalers(session, captures) -> dict[str, tuple[int, int]]:
     out = {}
     for c in captures:
-        if c.class_id in (ops.CLASS_REGISTER, ops.CLASS_DEMAND_REGISTER) and c.attr == 2:
+        if (
+            c.class_id in (ops.CLASS_REGISTER, ops.CLASS_DEMAND_REGISTER)
+            and c.attr == 2
+        ):
             out[c.obis] = await ops.read_scaler_unit(session, c.obis, c.class_id)
     return out
 
@@ -94,27 +95,38 @@ async def read_meter(
     if sync_threshold is not None:
         out['sync'] = await _sync_clock(session, clock, out['now'], sync_threshold)
     if registers:
-        out['registers'] = [await ops.read_register(session, obis, class_id)
-            for obis, class_id in REGISTERS]
+        out['registers'] = [
+            await ops.read_register(session, obis, class_id)
+            for obis, class_id in REGISTERS
+        ]
         out['firmware'] = await ops.read_firmware_id(session)
     if profile_hours:
         captures = await ops.read_capture_objects(session, ops.LOAD_PROFILE)
         out['profile'] = (
-            await ops.read_profile(session, ops.LOAD_PROFILE,
-                clock - dt.timedelta(hours=profile_hours), clock, captures),
-            await _scalers(session, captures))
+            await ops.read_profile(
+                session,
+                ops.LOAD_PROFILE,
+                clock - dt.timedelta(hours=profile_hours),
+                clock,
+                captures,
+            ),
+            await _scalers(session, captures),
+        )
     if billing:
         captures = await ops.read_capture_objects(session, ops.BILLING_PROFILE)
         out['billing'] = (
-            await ops.read_profile_by_entry(session, ops.BILLING_PROFILE, 1, 0,
-                captures),
-            await _scalers(session, captures))
+            await ops.read_profile_by_entry(
+                session, ops.BILLING_PROFILE, 1, 0, captures
+            ),
+            await _scalers(session, captures),
+        )
     if events:
         out['events'] = {
             'standard': await ops.read_event_log(session, ops.STANDARD_EVENT_LOG),
             'disconnector': await ops.read_event_log(
-                session, ops.DISCONNECTOR_EVENT_LOG),
-            }
+                session, ops.DISCONNECTOR_EVENT_LOG
+            ),
+        }
         out['alarm'] = await ops.read_alarm_register(session)
     return out
 
@@ -161,12 +173,14 @@ async def relay(session, action: str) -> ops.RelayState:
     return await ops.relay_status(session)
 
 
-async def firmware_transfer(session, identifier: str, image: bytes,
-        activate: bool) -> dict[str, Any]:
+async def firmware_transfer(
+    session, identifier: str, image: bytes, activate: bool
+) -> dict[str, Any]:
     previous = await ops.read_firmware_id(session)
     try:
         result = await ops.upgrade_firmware(
-            session, identifier, image, activate=activate, poll_interval=0.05)
+            session, identifier, image, activate=activate, poll_interval=0.05
+        )
     except DlmsError as exc:
         # Say which version the meter kept: read back after the failure.
         exc.firmware_active = await _safe_firmware_id(session)  # type: ignore
@@ -187,25 +201,31 @@ async def firmware_activate(session, identifier: str) -> ops.FirmwareResult:
 
 class Job(ModelSQL, ModelView):
     "Head-end job: one operation on one meter"
+
     __name__ = 'prepaid.headend.job'
+    __string__ = "Head-End Job"
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
-        readonly=True)
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE', readonly=True
+    )
     kind = fields.Selection(JOB_KINDS, "Kind", required=True, readonly=True)
     state = fields.Selection(JOB_STATES, "State", required=True, readonly=True)
     params = fields.Text("Parameters (JSON)", readonly=True)
     schedule = fields.Many2One(
-        'prepaid.headend.schedule', "Schedule", readonly=True,
-        ondelete='SET NULL')
+        'prepaid.headend.schedule', "Schedule", readonly=True, ondelete='SET NULL'
+    )
     command = fields.Many2One(
-        'prepaid.meter.command', "Command", readonly=True, ondelete='SET NULL')
+        'prepaid.meter.command', "Command", readonly=True, ondelete='SET NULL'
+    )
     relay = fields.Many2One(
-        'prepaid.headend.relay', "Relay Operation", readonly=True,
-        ondelete='SET NULL')
+        'prepaid.headend.relay', "Relay Operation", readonly=True, ondelete='SET NULL'
+    )
     firmware = fields.Many2One(
-        'prepaid.headend.firmware', "Firmware Upgrade", readonly=True,
-        ondelete='SET NULL')
+        'prepaid.headend.firmware',
+        "Firmware Upgrade",
+        readonly=True,
+        ondelete='SET NULL',
+    )
     attempts = fields.Integer("Attempts", required=True, readonly=True)
     last_error = fields.Text("Last Error", readonly=True)
     error_kind = fields.Selection(ERROR_KINDS, "Error Kind", readonly=True)
@@ -221,16 +241,19 @@ class Job(ModelSQL, ModelView):
         super().__setup__()
         cls._order = [('id', 'DESC')]
         cls.__access__.add('meter')
-        cls._buttons.update({
-                'retry': {'invisible': Eval('state') != 'failed',
-                    'depends': ['state']},
-                })
-
-    @classmethod
-    def __register__(cls, module_name):
-        super().__register__(module_name)
-        table = cls.__table_handler__(module_name)
-        table.index_action(['state', 'id'], 'add')
+        t = cls.__table__()
+        cls._sql_indexes.add(
+            Index(
+                t,
+                (t.state, Index.Equality()),
+                where=t.state.in_(['pending', 'running']),
+            )
+        )
+        cls._buttons.update(
+            {
+                'retry': {'invisible': Eval('state') != 'failed', 'depends': ['state']},
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -255,9 +278,17 @@ class Job(ModelSQL, ModelView):
     @classmethod
     def create_for(cls, meters, kind: str, params: dict[str, Any], **values):
         with without_check_access():
-            return cls.create([{'meter': m.id, 'kind': kind,
-                        'params': json.dumps(params, sort_keys=True), **values}
-                    for m in meters])
+            return cls.create(
+                [
+                    {
+                        'meter': m.id,
+                        'kind': kind,
+                        'params': json.dumps(params, sort_keys=True),
+                        **values,
+                    }
+                    for m in meters
+                ]
+            )
 
     @classmethod
     def queue(cls, jobs, delay: dt.timedelta | None = None) -> None:
@@ -270,7 +301,7 @@ class Job(ModelSQL, ModelView):
         ids = [j.id for j in jobs]
         with Transaction().set_context(**context):
             for i in range(0, len(ids), size):
-                cls.__queue__.execute(cls.browse(ids[i:i + size]))
+                cls.__queue__.execute(cls.browse(ids[i : i + size]))
 
     @classmethod
     @ModelView.button
@@ -286,8 +317,11 @@ class Job(ModelSQL, ModelView):
         pool = Pool()
         Configuration = pool.get('prepaid.configuration')
         config = Configuration(1)
-        jobs = [j for j in cls.browse([j.id for j in jobs])
-            if j.state in {'pending', 'running'}]
+        jobs = [
+            j
+            for j in cls.browse([j.id for j in jobs])
+            if j.state in {'pending', 'running'}
+        ]
         if not jobs:
             return []
         now = dt.datetime.now()
@@ -312,11 +346,12 @@ class Job(ModelSQL, ModelView):
         results = read_meters(
             meter_jobs,
             concurrency=config.hes_concurrency or 100,
-            policy=RetryPolicy(retries=config.hes_retries
-                if config.hes_retries is not None else 2,
-                base_delay=0.2),
-            counter_store=DatabaseCounterStore(reserve=config.hes_counter_reserve
-                or 1))
+            policy=RetryPolicy(
+                retries=config.hes_retries if config.hes_retries is not None else 2,
+                base_delay=0.2,
+            ),
+            counter_store=DatabaseCounterStore(reserve=config.hes_counter_reserve or 1),
+        )
         for job, result in zip(runnable, results, strict=True):
             job._store(result)
         return results
@@ -325,32 +360,51 @@ class Job(ModelSQL, ModelView):
         data = self.data
         threshold = config.hes_clock_threshold or 10
         builders: dict[str, Callable[[], Operation]] = {
-            'read': lambda: Operation(read_meter, {
+            'read': lambda: Operation(
+                read_meter,
+                {
                     'registers': data.get('registers', True),
                     'profile_hours': data.get(
-                        'profile_hours', config.hes_profile_hours or 24),
+                        'profile_hours', config.hes_profile_hours or 24
+                    ),
                     'billing': data.get('billing', bool(data.get('on_demand'))),
                     'events': data.get('events', bool(data.get('on_demand'))),
                     'sync_threshold': threshold if data.get('sync_clock') else None,
-                    }, label='read'),
+                },
+                label='read',
+            ),
             'time_sync': lambda: Operation(
-                sync_clock, {'threshold': threshold}, label='read'),
-            'relay': lambda: Operation(
-                relay, {'action': data['action']}, label='read'),
-            'load_limit': lambda: Operation(load_limit, {
-                    'watts': self.meter.hes_load_limit if data.get('write')
-                    else None}, label='read'),
-            'token': lambda: Operation(deliver_tokens,
-                {'tokens': self._tokens()}, idempotent=False, label='read'),
-            'firmware': lambda: Operation(firmware_transfer, {
+                sync_clock, {'threshold': threshold}, label='read'
+            ),
+            'relay': lambda: Operation(relay, {'action': data['action']}, label='read'),
+            'load_limit': lambda: Operation(
+                load_limit,
+                {'watts': self.meter.hes_load_limit if data.get('write') else None},
+                label='read',
+            ),
+            'token': lambda: Operation(
+                deliver_tokens,
+                {'tokens': self._tokens()},
+                idempotent=False,
+                label='read',
+            ),
+            'firmware': lambda: Operation(
+                firmware_transfer,
+                {
                     'identifier': self.firmware.identifier,
                     'image': bytes(self.firmware.image or b''),
                     'activate': self.firmware.activation == 'now',
-                    }, idempotent=False, label='read'),
-            'firmware_activate': lambda: Operation(firmware_activate,
-                {'identifier': self.firmware.identifier}, idempotent=False,
-                label='read'),
-            }
+                },
+                idempotent=False,
+                label='read',
+            ),
+            'firmware_activate': lambda: Operation(
+                firmware_activate,
+                {'identifier': self.firmware.identifier},
+                idempotent=False,
+                label='read',
+            ),
+        }
         return builders[self.kind]()
 
     def _tokens(self) -> list[str]:
@@ -359,12 +413,15 @@ class Job(ModelSQL, ModelView):
     def _store(self, result: MeterResult) -> None:
         Meter = Pool().get('prepaid.meter')
         now = dt.datetime.now()
-        meter_values: dict[str, Any] = {'hes_online': result.ok
-            or result.error_kind not in {'timeout', 'connection'}}
+        meter_values: dict[str, Any] = {
+            'hes_online': result.ok
+            or result.error_kind not in {'timeout', 'connection'}
+        }
         if result.ok or result.error_kind not in {'timeout', 'connection'}:
             meter_values['hes_last_contact'] = now
         meter_values['hes_last_error'] = (
-            None if result.ok else _message(result.error)[:250])
+            None if result.ok else _message(result.error)[:250]
+        )
         with without_check_access():
             Meter.write([self.meter], meter_values)
         self.round_trips = result.round_trips
@@ -409,44 +466,76 @@ class Job(ModelSQL, ModelView):
             lines.append(self._record_sync(out['sync']))
         if 'registers' in out:
             when = rd.naive_utc(out['clock'])
-            rows = [{'obis': r.obis, 'timestamp': when, 'value': float(r.value),
-                    'unit': r.unit_name, 'job': self.id}
-                for r in out['registers']]
+            rows = [
+                {
+                    'obis': r.obis,
+                    'timestamp': when,
+                    'value': float(r.value),
+                    'unit': r.unit_name,
+                    'job': self.id,
+                }
+                for r in out['registers']
+            ]
             rd.insert_new('prepaid.headend.register', meter.id, rows)
-            lines += [f"{rd.OBIS_NAMES.get(r.obis, r.obis)}: {r.value} {r.unit_name}"
-                for r in out['registers']]
+            lines += [
+                f"{rd.OBIS_NAMES.get(r.obis, r.obis)}: {r.value} {r.unit_name}"
+                for r in out['registers']
+            ]
             if out.get('firmware'):
                 meter_values['firmware_version'] = out['firmware']
         if 'profile' in out:
             (columns, rows), scalers = out['profile']
-            created = rd.insert_new('prepaid.headend.interval', meter.id,
-                rd.profile_rows(columns, rows, scalers, self.id,
-                    with_consumption=True))
-            lines.append(f"Load profile: {len(rows)} intervals read, "
-                f"{created} values stored")
+            created = rd.insert_new(
+                'prepaid.headend.interval',
+                meter.id,
+                rd.profile_rows(columns, rows, scalers, self.id, with_consumption=True),
+            )
+            lines.append(
+                f"Load profile: {len(rows)} intervals read, {created} values stored"
+            )
         if 'billing' in out:
             (columns, rows), scalers = out['billing']
-            created = rd.insert_new('prepaid.headend.billing', meter.id,
-                rd.profile_rows(columns, rows, scalers, self.id))
-            lines.append(f"Billing values: {len(rows)} periods read, "
-                f"{created} values stored")
+            created = rd.insert_new(
+                'prepaid.headend.billing',
+                meter.id,
+                rd.profile_rows(columns, rows, scalers, self.id),
+            )
+            lines.append(
+                f"Billing values: {len(rows)} periods read, {created} values stored"
+            )
         if 'events' in out:
             events = []
             for log, entries in out['events'].items():
                 for when, code in entries:
                     if when is None:
                         continue
-                    events.append({'log': log, 'timestamp': rd.naive_utc(when),
-                            'code': code, 'description': rd.describe_event(code),
-                            'job': self.id})
+                    events.append(
+                        {
+                            'log': log,
+                            'timestamp': rd.naive_utc(when),
+                            'code': code,
+                            'description': rd.describe_event(code),
+                            'job': self.id,
+                        }
+                    )
             alarm = out.get('alarm', 0)
             if alarm and alarm != meter.hes_alarm_register:
-                events.append({'log': 'alarm',
-                        'timestamp': rd.naive_utc(out['clock']), 'code': alarm,
-                        'description': rd.describe_alarm(alarm), 'job': self.id})
+                events.append(
+                    {
+                        'log': 'alarm',
+                        'timestamp': rd.naive_utc(out['clock']),
+                        'code': alarm,
+                        'description': rd.describe_alarm(alarm),
+                        'job': self.id,
+                    }
+                )
             meter_values['hes_alarm_register'] = alarm
-            created = rd.insert_new('prepaid.headend.event', meter.id, events,
-                key=('log', 'timestamp', 'code'))
+            created = rd.insert_new(
+                'prepaid.headend.event',
+                meter.id,
+                events,
+                key=('log', 'timestamp', 'code'),
+            )
             lines.append(f"Events: {created} new")
         if meter_values:
             with without_check_access():
@@ -458,14 +547,23 @@ class Job(ModelSQL, ModelView):
         Sync = pool.get('prepaid.headend.clock_sync')
         Meter = pool.get('prepaid.meter')
         with without_check_access():
-            Sync.create([{'meter': self.meter.id, 'job': self.id,
+            Sync.create(
+                [
+                    {
+                        'meter': self.meter.id,
+                        'job': self.id,
                         'drift': round(sync['drift'], 3),
                         'corrected': sync['corrected'],
-                        'drift_after': round(sync['after'], 3)}])
+                        'drift_after': round(sync['after'], 3),
+                    }
+                ]
+            )
             Meter.write([self.meter], {'hes_clock_drift': round(sync['after'], 3)})
-        return (f"Clock drift {sync['drift']:.1f} s"
-            + (f", corrected (now {sync['after']:.1f} s)" if sync['corrected']
-                else ", within the threshold"))
+        return f"Clock drift {sync['drift']:.1f} s" + (
+            f", corrected (now {sync['after']:.1f} s)"
+            if sync['corrected']
+            else ", within the threshold"
+        )
 
     def _store_time_sync(self, out: dict[str, Any]) -> str:
         return self._record_sync(out)
@@ -477,8 +575,10 @@ class Job(ModelSQL, ModelView):
             Meter.write([self.meter], {'hes_relay_state': relay_state})
         if self.relay:
             self.relay.job_done(state)
-        return (f"Relay output {'on' if state.output_state else 'off'}, "
-            f"control state {relay_state}")
+        return (
+            f"Relay output {'on' if state.output_state else 'off'}, "
+            f"control state {relay_state}"
+        )
 
     def _failed_relay(self, error, message: str | None = None) -> None:
         if self.relay:
@@ -493,8 +593,12 @@ class Job(ModelSQL, ModelView):
     def _store_token(self, out: list[Any]) -> str:
         *statuses, credit_wh = out
         self.command.hes_token_result(statuses, credit_wh)
-        return "\n".join(f"Token {i + 1}: {s.name} ({s.status})"
-            for i, s in enumerate(statuses)) + f"\nCredit in meter: {credit_wh} Wh"
+        return (
+            "\n".join(
+                f"Token {i + 1}: {s.name} ({s.status})" for i, s in enumerate(statuses)
+            )
+            + f"\nCredit in meter: {credit_wh} Wh"
+        )
 
     def _failed_token(self, error, message: str | None = None) -> None:
         if self.command:
@@ -505,8 +609,9 @@ class Job(ModelSQL, ModelView):
 
     def _failed_firmware(self, error, message: str | None = None) -> None:
         if self.firmware:
-            self.firmware.failed(message or _message(error),
-                getattr(error, 'firmware_active', None))
+            self.firmware.failed(
+                message or _message(error), getattr(error, 'firmware_active', None)
+            )
 
     def _store_firmware_activate(self, out: ops.FirmwareResult) -> str:
         return self.firmware.activated(out.active_firmware_id)
@@ -521,6 +626,3 @@ def _message(error: BaseException | None) -> str:
         return f"{error.kind}: {error}"
     message = getattr(error, 'message', None)
     return str(message or error)
-
-
-__all__ = ['Job', 'axdr']

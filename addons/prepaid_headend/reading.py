@@ -41,7 +41,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from trytond.model import ModelSQL, ModelView, Unique, fields
+from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
@@ -56,27 +56,35 @@ OBIS_NAMES = {
     ops.ACTIVE_POWER: "Active power import (+P)",
     '1.0.32.7.0.255': "Voltage L1",
     '1.0.31.7.0.255': "Current L1",
-    }
+}
 EVENT_LOGS = [
     ('standard', "Standard Event Log"),
     ('disconnector', "Disconnector Event Log"),
     ('alarm', "Alarm Register"),
-    ]
+]
 LOG_OBIS = {
     'standard': ops.STANDARD_EVENT_LOG,
     'disconnector': ops.DISCONNECTOR_EVENT_LOG,
     'alarm': ops.ALARM_REGISTER,
-    }
+}
 # IDIS event codes and the simulator's own codes (simulators/meter/model.py).
 EVENT_CODES = {
-    1: "Power down", 2: "Power up",
-    4: "Clock adjusted (old time)", 5: "Clock adjusted (new time)",
-    17: "Firmware ready for activation", 18: "Firmware activated",
-    50: "Remote disconnection", 51: "Remote connection",
-    52: "Local disconnection", 53: "Limiter threshold exceeded",
-    200: "Credit exhausted", 201: "Token accepted", 202: "Token rejected",
-    203: "Tamper cleared", 204: "Firmware verification failed",
-    }
+    1: "Power down",
+    2: "Power up",
+    4: "Clock adjusted (old time)",
+    5: "Clock adjusted (new time)",
+    17: "Firmware ready for activation",
+    18: "Firmware activated",
+    50: "Remote disconnection",
+    51: "Remote connection",
+    52: "Local disconnection",
+    53: "Limiter threshold exceeded",
+    200: "Credit exhausted",
+    201: "Token accepted",
+    202: "Token rejected",
+    203: "Tamper cleared",
+    204: "Firmware verification failed",
+}
 ALARM_BITS = {8: "Fraud attempt (tamper)"}
 
 
@@ -90,14 +98,15 @@ def naive_utc(moment: dt.datetime) -> dt.datetime:
 class _ReadingMixin:
     __slots__ = ()
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
-        readonly=True)
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE', readonly=True
+    )
     obis = fields.Char("OBIS", required=True, readonly=True)
     timestamp = fields.Timestamp("Timestamp (UTC)", required=True, readonly=True)
     value = fields.Float("Value", readonly=True)
     unit = fields.Char("Unit", readonly=True)
     job = fields.Many2One(
-        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL')
+        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL'
+    )
     description = fields.Function(fields.Char("Quantity"), 'get_description')
 
     @classmethod
@@ -105,18 +114,17 @@ class _ReadingMixin:
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('meter_obis_timestamp_unique',
+            (
+                'meter_obis_timestamp_unique',
                 Unique(t, t.meter, t.obis, t.timestamp),
-                'prepaid_headend.msg_reading_unique'),
-            ]
-        cls._order = [('timestamp', 'DESC'), ('obis', 'ASC')]
+                'prepaid_headend.msg_reading_unique',
+            ),
+        ]
+        cls._sql_indexes.add(
+            Index(t, (t.meter, Index.Equality()), (t.timestamp, Index.Range()))
+        )
+        cls._order = [('timestamp', 'DESC'), ('obis', 'ASC'), ('id', 'DESC')]
         cls.__access__.add('meter')
-
-    @classmethod
-    def __register__(cls, module_name):
-        super().__register__(module_name)
-        table = cls.__table_handler__(module_name)
-        table.index_action(['meter', 'timestamp'], 'add')
 
     def get_description(self, name):
         return OBIS_NAMES.get(self.obis, self.obis)
@@ -124,47 +132,60 @@ class _ReadingMixin:
 
 class RegisterReading(_ReadingMixin, ModelSQL, ModelView):
     "Register value read from a meter"
+
     __name__ = 'prepaid.headend.register'
+    __string__ = "Register Reading"
 
 
 class IntervalReading(_ReadingMixin, ModelSQL, ModelView):
     "Load-profile interval value (15-minute capture)"
+
     __name__ = 'prepaid.headend.interval'
+    __string__ = "Load Profile Interval"
 
     consumption = fields.Float(
-        "Consumption", readonly=True,
+        "Consumption",
+        readonly=True,
         help="Energy of the interval (difference with the previous capture) "
-        "for cumulative registers.")
+        "for cumulative registers.",
+    )
 
 
 class BillingReading(_ReadingMixin, ModelSQL, ModelView):
     "Monthly billing (frozen) value"
+
     __name__ = 'prepaid.headend.billing'
+    __string__ = "Billing Value"
 
 
 class Event(ModelSQL, ModelView):
     "Event or alarm read from a meter"
+
     __name__ = 'prepaid.headend.event'
+    __string__ = "Meter Event"
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
-        readonly=True)
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE', readonly=True
+    )
     log = fields.Selection(EVENT_LOGS, "Log", required=True, readonly=True)
     timestamp = fields.Timestamp("Timestamp (UTC)", required=True, readonly=True)
     code = fields.Integer("Code", required=True, readonly=True)
     description = fields.Char("Description", readonly=True)
     job = fields.Many2One(
-        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL')
+        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL'
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('meter_log_timestamp_code_unique',
+            (
+                'meter_log_timestamp_code_unique',
                 Unique(t, t.meter, t.log, t.timestamp, t.code),
-                'prepaid_headend.msg_event_unique'),
-            ]
+                'prepaid_headend.msg_event_unique',
+            ),
+        ]
         cls._order = [('timestamp', 'DESC'), ('id', 'DESC')]
         cls.__access__.add('meter')
 
@@ -186,9 +207,14 @@ def insert_new(
     cursor = Transaction().connection.cursor()
     times = [r['timestamp'] for r in rows]
     columns = [getattr(table, k) for k in key]
-    cursor.execute(*table.select(*columns,
+    cursor.execute(
+        *table.select(
+            *columns,
             where=(table.meter == meter_id)
-            & (table.timestamp >= min(times)) & (table.timestamp <= max(times))))
+            & (table.timestamp >= min(times))
+            & (table.timestamp <= max(times)),
+        )
+    )
     seen = {_key_of(dict(zip(key, r))) for r in cursor}
     new = []
     for row in rows:
@@ -225,11 +251,13 @@ def profile_rows(
 ) -> list[dict[str, Any]]:
     """Turn (columns, rows) of a profile into one row per (obis, capture)."""
     clock_col = next(
-        (i for i, c in enumerate(columns) if c.startswith(ops.CLOCK + ':')), 0)
+        (i for i, c in enumerate(columns) if c.startswith(ops.CLOCK + ':')), 0
+    )
     out = []
     previous: dict[str, float] = {}
-    ordered = sorted((r for r in rows if r[clock_col] is not None),
-        key=lambda r: r[clock_col])
+    ordered = sorted(
+        (r for r in rows if r[clock_col] is not None), key=lambda r: r[clock_col]
+    )
     for row in ordered:
         when = naive_utc(row[clock_col])
         for i, column in enumerate(columns):
@@ -240,12 +268,20 @@ def profile_rows(
             if not isinstance(raw, (int, float)) or isinstance(raw, bool):
                 continue
             scaler, unit = scalers.get(obis, (0, 255))
-            value = raw * 10 ** scaler if scaler >= 0 else raw / 10 ** -scaler
-            item = {'obis': obis, 'timestamp': when, 'value': float(value),
-                'unit': ops.UNITS.get(unit, str(unit)), 'job': job_id}
+            value = raw * 10**scaler if scaler >= 0 else raw / 10**-scaler
+            item = {
+                'obis': obis,
+                'timestamp': when,
+                'value': float(value),
+                'unit': ops.UNITS.get(unit, str(unit)),
+                'job': job_id,
+            }
             if with_consumption:
-                item['consumption'] = (value - previous[obis]
-                    if obis in CUMULATIVE and obis in previous else None)
+                item['consumption'] = (
+                    value - previous[obis]
+                    if obis in CUMULATIVE and obis in previous
+                    else None
+                )
                 previous[obis] = value
             out.append(item)
     return out

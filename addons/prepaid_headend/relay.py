@@ -23,37 +23,48 @@ ACTIONS = [
     ('disconnect', "Disconnect"),
     ('reconnect', "Reconnect"),
     ('read', "Read State"),
-    ]
+]
 STATES = [
     ('draft', "Draft"),
     ('queued', "Queued"),
     ('done', "Confirmed"),
     ('unconfirmed', "Not Confirmed"),
     ('failed', "Failed"),
-    ]
+]
 
 
 class RelayOperation(Workflow, ModelSQL, ModelView):
     "Relay operation on a meter"
+
     __name__ = 'prepaid.headend.relay'
+    __string__ = "Relay Operation"
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
-        states={'readonly': Eval('state') != 'draft'})
-    action = fields.Selection(ACTIONS, "Action", required=True,
-        states={'readonly': Eval('state') != 'draft'})
-    reason = fields.Char("Reason",
-        states={'readonly': Eval('state') != 'draft',
-            'required': Eval('action') != 'read'})
+        'prepaid.meter',
+        "Meter",
+        required=True,
+        ondelete='CASCADE',
+        states={'readonly': Eval('state') != 'draft'},
+    )
+    action = fields.Selection(
+        ACTIONS, "Action", required=True, states={'readonly': Eval('state') != 'draft'}
+    )
+    reason = fields.Char(
+        "Reason",
+        states={
+            'readonly': Eval('state') != 'draft',
+            'required': Eval('action') != 'read',
+        },
+    )
     state = fields.Selection(STATES, "State", required=True, readonly=True)
     user = fields.Many2One('res.user', "User", readonly=True)
     date = fields.Timestamp("Date", readonly=True)
     output_state = fields.Boolean("Output Closed", readonly=True)
-    relay_state = fields.Selection(RELAY_STATES, "Relay State Read Back",
-        readonly=True)
+    relay_state = fields.Selection(RELAY_STATES, "Relay State Read Back", readonly=True)
     error = fields.Text("Error", readonly=True)
     command = fields.Many2One(
-        'prepaid.meter.command', "Command", readonly=True, ondelete='SET NULL')
+        'prepaid.meter.command', "Command", readonly=True, ondelete='SET NULL'
+    )
     jobs = fields.One2Many('prepaid.headend.job', 'relay', "Jobs", readonly=True)
 
     @classmethod
@@ -63,16 +74,20 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
         cls.__access__.add('meter')
         cls._transitions |= {
             ('draft', 'queued'),
-            ('queued', 'done'), ('queued', 'unconfirmed'), ('queued', 'failed'),
-            ('failed', 'queued'), ('unconfirmed', 'queued'),
-            }
-        cls._buttons.update({
+            ('queued', 'done'),
+            ('queued', 'unconfirmed'),
+            ('queued', 'failed'),
+            ('failed', 'queued'),
+            ('unconfirmed', 'queued'),
+        }
+        cls._buttons.update(
+            {
                 'execute': {
-                    'invisible': ~Eval('state').in_(
-                        ['draft', 'failed', 'unconfirmed']),
+                    'invisible': ~Eval('state').in_(['draft', 'failed', 'unconfirmed']),
                     'depends': ['state'],
-                    },
-                })
+                },
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -102,11 +117,17 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
         jobs = []
         for operation in operations:
             if operation.action != 'read' and not operation.reason:
-                raise UserError(gettext(
-                        'prepaid_headend.msg_relay_reason',
-                        meter=operation.meter.serial))
-            jobs += Job.create_for([operation.meter], 'relay',
-                {'action': operation.action}, relay=operation.id)
+                raise UserError(
+                    gettext(
+                        'prepaid_headend.msg_relay_reason', meter=operation.meter.serial
+                    )
+                )
+            jobs += Job.create_for(
+                [operation.meter],
+                'relay',
+                {'action': operation.action},
+                relay=operation.id,
+            )
         Job.queue(jobs)
 
     def job_done(self, state) -> None:
@@ -126,7 +147,8 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
                 self.command.hes_accepted(f"relay {self.relay_state}")
             else:
                 self.command.hes_rejected(
-                    f"relay not confirmed: meter reports {self.relay_state}")
+                    f"relay not confirmed: meter reports {self.relay_state}"
+                )
 
     def job_failed(self, message: str) -> None:
         self.error = message
@@ -154,18 +176,24 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
 
 class ClockSync(ModelSQL, ModelView):
     "Clock check of a meter: the drift found and whether it was corrected"
+
     __name__ = 'prepaid.headend.clock_sync'
+    __string__ = "Clock Check"
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE',
-        readonly=True)
+        'prepaid.meter', "Meter", required=True, ondelete='CASCADE', readonly=True
+    )
     date = fields.Timestamp("Date", required=True, readonly=True)
-    drift = fields.Float("Drift (s)", readonly=True,
-        help="Meter time minus head-end time before correction.")
+    drift = fields.Float(
+        "Drift (s)",
+        readonly=True,
+        help="Meter time minus head-end time before correction.",
+    )
     corrected = fields.Boolean("Corrected", readonly=True)
     drift_after = fields.Float("Drift After (s)", readonly=True)
     job = fields.Many2One(
-        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL')
+        'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL'
+    )
 
     @classmethod
     def __setup__(cls):

@@ -27,7 +27,7 @@ CANCEL_POLICIES = [
     ('never', "Never (tokens are final)"),
     ('undelivered', "Only credit never delivered to a remote meter"),
     ('manager', "Any vend, by a Vending Manager, with a reason"),
-    ]
+]
 
 
 def _account_field(string: str, help: str, kind: str | None = None):
@@ -41,48 +41,65 @@ class Configuration(metaclass=PoolMeta):
     __name__ = 'prepaid.configuration'
 
     vend_sequence = fields.Many2One(
-        'ir.sequence', "Receipt Number Sequence",
-        domain=[('sequence_type', '=', Id('prepaid_vending', 'sequence_type_vend'))])
+        'ir.sequence',
+        "Receipt Number Sequence",
+        domain=[('sequence_type', '=', Id('prepaid_vending', 'sequence_type_vend'))],
+    )
     vend_journal = fields.Many2One(
-        'account.journal', "Vending Journal",
-        help="Journal of the vend, cancellation and cash-difference moves.")
+        'account.journal',
+        "Vending Journal",
+        help="Journal of the vend, cancellation and cash-difference moves.",
+    )
     energy_revenue_account = _account_field(
-        "Energy Revenue", "Default energy revenue when the tariff has none.",
-        'revenue')
+        "Energy Revenue", "Default energy revenue when the tariff has none.", 'revenue'
+    )
     charge_revenue_account = _account_field(
-        "Charges Revenue", "Default revenue of fixed and service charges.",
-        'revenue')
+        "Charges Revenue", "Default revenue of fixed and service charges.", 'revenue'
+    )
     fee_revenue_account = _account_field(
-        "Channel Fee Revenue", "Revenue of channel fees.", 'revenue')
+        "Channel Fee Revenue", "Revenue of channel fees.", 'revenue'
+    )
     debt_account = _account_field(
-        "Customer Debt", "Receivable that holds customer arrears.", 'receivable')
+        "Customer Debt", "Receivable that holds customer arrears.", 'receivable'
+    )
     emergency_credit_account = _account_field(
-        "Emergency Credit", "Receivable for emergency credit advanced.",
-        'receivable')
+        "Emergency Credit", "Receivable for emergency credit advanced.", 'receivable'
+    )
     prepayment_account = _account_field(
         "Customer Prepayments",
-        "Liability holding the money balance of remote-prepaid accounts.")
+        "Liability holding the money balance of remote-prepaid accounts.",
+    )
     cash_account = _account_field(
-        "Default Cash Account", "Used when the sales point has none.")
+        "Default Cash Account", "Used when the sales point has none."
+    )
     bank_account = _account_field(
         "Default Bank Account",
-        "Card, mobile money and transfer receipts when the sales point has none.")
+        "Card, mobile money and transfer receipts when the sales point has none.",
+    )
     cash_difference_account = _account_field(
-        "Cash Differences", "Over and short found when closing a shift.")
+        "Cash Differences", "Over and short found when closing a shift."
+    )
     cancel_policy = fields.Selection(
-        CANCEL_POLICIES, "Cancellation Policy", required=True)
+        CANCEL_POLICIES, "Cancellation Policy", required=True
+    )
     emergency_credit_amount = fields.Numeric(
-        "Emergency Credit Amount", digits=(16, 2),
-        help="Money advanced as emergency credit; empty disables it.")
+        "Emergency Credit Amount",
+        digits=(16, 2),
+        help="Money advanced as emergency credit; empty disables it.",
+    )
     emergency_credit_min_vends = fields.Integer(
         "Emergency Credit After (vends)",
-        help="A meter needs this many paid vends before it is eligible.")
+        help="A meter needs this many paid vends before it is eligible.",
+    )
     low_credit_thresholds = fields.Char(
         "Low-Credit Warning Thresholds",
-        help="Comma-separated balances that trigger a warning, e.g. 50,20,5.")
+        help="Comma-separated balances that trigger a warning, e.g. 50,20,5.",
+    )
     friendly_calendar = fields.Many2One(
-        'prepaid.friendly.calendar', "Friendly Periods",
-        help="No disconnection during these periods.")
+        'prepaid.friendly.calendar',
+        "Friendly Periods",
+        help="No disconnection during these periods.",
+    )
 
     @classmethod
     def default_vend_sequence(cls):
@@ -111,9 +128,12 @@ class Configuration(metaclass=PoolMeta):
         "The configured value, or a clear error saying what to configure"
         value = getattr(self, name)
         if not value:
-            raise ValidationError(gettext(
+            raise ValidationError(
+                gettext(
                     'prepaid_vending.msg_accounting_missing',
-                    field=self._fields[name].string))
+                    field=self._fields[name].string,
+                )
+            )
         return value
 
 
@@ -133,18 +153,27 @@ def new_move(date: dt.date, origin, description: str):
     config = Configuration(1)
     comp = company()
     move = Move(
-        company=comp, journal=config.require('vend_journal'), date=date,
-        period=Period.find(comp, date=date), origin=origin,
-        description=description)
+        company=comp,
+        journal=config.require('vend_journal'),
+        date=date,
+        period=Period.find(comp, date=date),
+        origin=origin,
+        description=description,
+    )
     move.lines = []
     return move
 
 
-def move_line(account, debit: Decimal, credit: Decimal, party=None,
-        description: str = '', tax_lines=None):
+def move_line(
+    account,
+    debit: Decimal,
+    credit: Decimal,
+    party=None,
+    description: str = '',
+    tax_lines=None,
+):
     Line = Pool().get('account.move.line')
-    line = Line(account=account, debit=debit, credit=credit,
-        description=description)
+    line = Line(account=account, debit=debit, credit=credit, description=description)
     line.party = party if account.party_required else None
     line.tax_lines = tax_lines or []
     return line
@@ -155,21 +184,30 @@ def tax_line(tax, amount: Decimal, type_: str):
     return TaxLine(tax=tax, amount=amount, type=type_)
 
 
-def revenue_lines(account, net: Decimal, vat: Decimal, tax, description: str,
-        sign: int = 1) -> list:
+def revenue_lines(
+    account, net: Decimal, vat: Decimal, tax, description: str, sign: int = 1
+) -> list:
     """A credit on account for net with its VAT credited to the tax account; tax
     lines on both so that tax reports see base and tax.  sign=-1 reverses."""
     lines = []
     if net:
         base = [tax_line(tax, sign * net, 'base')] if tax and vat else []
-        lines.append(move_line(account, *_dc(-sign * net), description=description,
-                tax_lines=base))
+        lines.append(
+            move_line(
+                account, *_dc(-sign * net), description=description, tax_lines=base
+            )
+        )
     if vat:
         if not tax:
             raise ValidationError(gettext('prepaid_vending.msg_vat_without_tax'))
-        lines.append(move_line(tax.invoice_account, *_dc(-sign * vat),
+        lines.append(
+            move_line(
+                tax.invoice_account,
+                *_dc(-sign * vat),
                 description=f'VAT {description}',
-                tax_lines=[tax_line(tax, sign * vat, 'tax')]))
+                tax_lines=[tax_line(tax, sign * vat, 'tax')],
+            )
+        )
     return lines
 
 
@@ -182,6 +220,9 @@ def _dc(amount: Decimal) -> tuple[Decimal, Decimal]:
 def receipt_account(sales_point, payment_method: str):
     "Where the money received is booked: the sales point's, else the default"
     config = Pool().get('prepaid.configuration')(1)
+    if payment_method == 'emergency':
+        # An advance: the customer owes it until the next vends repay it.
+        return config.require('emergency_credit_account')
     if payment_method == 'cash':
         account = sales_point and getattr(sales_point, 'cash_account', None)
         return account or config.require('cash_account')
@@ -199,34 +240,66 @@ def vend_move(vend):
     party = vend.customer
     tax = vend.tariff_version.tax
     move = new_move(vend.date.date(), vend, f'Vend {vend.number}')
-    lines = [move_line(receipt_account(vend.sales_point, vend.payment_method),
-            vend.tender, Decimal(0), party=party,
-            description=f'{vend.payment_method} {vend.meter.serial}')]
+    lines = [
+        move_line(
+            receipt_account(vend.sales_point, vend.payment_method),
+            vend.tender,
+            Decimal(0),
+            party=party,
+            description=f'{vend.payment_method} {vend.meter.serial}',
+        )
+    ]
     for line in vend.lines:
         if line.kind == 'fee':
-            lines += revenue_lines(config.require('fee_revenue_account'),
-                line.amount, line.vat, tax, line.description)
+            lines += revenue_lines(
+                config.require('fee_revenue_account'),
+                line.amount,
+                line.vat,
+                tax,
+                line.description,
+            )
         elif line.kind == 'charge':
             lines += revenue_lines(
                 line.account or config.require('charge_revenue_account'),
-                line.amount, line.vat, tax, line.description)
+                line.amount,
+                line.vat,
+                tax,
+                line.description,
+            )
         elif line.kind == 'emergency':
-            lines.append(move_line(config.require('emergency_credit_account'),
-                    Decimal(0), line.amount, party=party,
-                    description=line.description))
+            lines.append(
+                move_line(
+                    config.require('emergency_credit_account'),
+                    Decimal(0),
+                    line.amount,
+                    party=party,
+                    description=line.description,
+                )
+            )
         elif line.kind == 'debt':
-            lines.append(move_line(config.require('debt_account'),
-                    Decimal(0), line.amount, party=party,
-                    description=line.description))
+            lines.append(
+                move_line(
+                    config.require('debt_account'),
+                    Decimal(0),
+                    line.amount,
+                    party=party,
+                    description=line.description,
+                )
+            )
         elif line.kind == 'deposit':
-            lines.append(move_line(config.require('prepayment_account'),
-                    Decimal(0), line.amount, party=party,
-                    description=line.description))
+            lines.append(
+                move_line(
+                    config.require('prepayment_account'),
+                    Decimal(0),
+                    line.amount,
+                    party=party,
+                    description=line.description,
+                )
+            )
     energy = [line for line in vend.lines if line.kind == 'energy']
     net = sum((line.amount for line in energy), Decimal(0))
     vat = sum((line.vat for line in energy), Decimal(0))
-    revenue = (vend.tariff.revenue_account
-        or config.require('energy_revenue_account'))
+    revenue = vend.tariff.revenue_account or config.require('energy_revenue_account')
     lines += revenue_lines(revenue, net, vat, tax, f'Energy {vend.units_kwh} kWh')
     move.lines = [line for line in lines if line.debit or line.credit]
     return move
@@ -237,10 +310,16 @@ def reversal_move(move, date: dt.date, origin, description: str):
     reverse = new_move(date, origin, description)
     lines = []
     for line in move.lines:
-        lines.append(move_line(line.account, line.credit, line.debit,
-                party=line.party, description=f'Reversal: {line.description}',
-                tax_lines=[tax_line(t.tax, -t.amount, t.type)
-                    for t in line.tax_lines]))
+        lines.append(
+            move_line(
+                line.account,
+                line.credit,
+                line.debit,
+                party=line.party,
+                description=f'Reversal: {line.description}',
+                tax_lines=[tax_line(t.tax, -t.amount, t.type) for t in line.tax_lines],
+            )
+        )
     reverse.lines = lines
     return reverse
 
@@ -258,8 +337,11 @@ class Move(metaclass=PoolMeta):
     @classmethod
     def _get_origin(cls):
         return super()._get_origin() + [
-            'prepaid.vend', 'prepaid.cashier.session', 'prepaid.remote.bill',
-            'prepaid.debt.line']
+            'prepaid.vend',
+            'prepaid.cashier.session',
+            'prepaid.remote.bill',
+            'prepaid.debt.line',
+        ]
 
 
 class MoveLine(metaclass=PoolMeta):

@@ -11,7 +11,10 @@ from decimal import Decimal
 
 from proteus import Model
 from trytond.modules.account.tests.tools import (
-    create_chart, create_fiscalyear, get_accounts)
+    create_chart,
+    create_fiscalyear,
+    get_accounts,
+)
 from trytond.modules.company.tests.tools import create_company
 
 VAT_ACCOUNT_CODE = '6.3.4'  # "Excise And Sales Taxes" (a liability we owe)
@@ -26,31 +29,39 @@ def ensure_company(name='Demo Power Utility', currency_code='ZAR', config=None):
         return companies[0]
     currencies = Currency.find([('code', '=', currency_code)])
     if currencies:
-        currency, = currencies
+        (currency,) = currencies
     else:
         currency = Currency(
-            name='South African Rand', code=currency_code, symbol='R',
-            rounding=Decimal('0.01'), digits=2)
+            name='South African Rand',
+            code=currency_code,
+            symbol='R',
+            rounding=Decimal('0.01'),
+            digits=2,
+        )
         currency.save()
     party = Party(name=name)
     party.save()
     create_company(party, currency, config=config)
-    company, = Company.find([('party.name', '=', name)])
+    (company,) = Company.find([('party.name', '=', name)])
     return company
 
 
 def ensure_fiscal_year(company, today=None, config=None):
     FiscalYear = Model.get('account.fiscalyear', config=config)
     today = today or dt.date.today()
-    if FiscalYear.find([
-                ('company', '=', company.id),
-                ('start_date', '<=', today),
-                ('end_date', '>=', today),
-                ]):
+    if FiscalYear.find(
+        [
+            ('company', '=', company.id),
+            ('start_date', '<=', today),
+            ('end_date', '>=', today),
+        ]
+    ):
         return
     fiscalyear = create_fiscalyear(
-        company, today=(today.replace(month=1, day=1),
-            today.replace(month=12, day=31)), config=config)
+        company,
+        today=(today.replace(month=1, day=1), today.replace(month=12, day=31)),
+        config=config,
+    )
     fiscalyear.click('create_period')
 
 
@@ -68,11 +79,17 @@ def ensure_vat(company, rate=Decimal('0.15'), config=None):
     taxes = Tax.find([('company', '=', company.id), ('name', '=', name)])
     if taxes:
         return taxes[0]
-    account, = Account.find([
-            ('company', '=', company.id), ('code', '=', VAT_ACCOUNT_CODE)])
+    (account,) = Account.find(
+        [('company', '=', company.id), ('code', '=', VAT_ACCOUNT_CODE)]
+    )
     tax = Tax(
-        name=name, description=name, type='percentage', rate=rate,
-        invoice_account=account, credit_note_account=account)
+        name=name,
+        description=name,
+        type='percentage',
+        rate=rate,
+        invoice_account=account,
+        credit_note_account=account,
+    )
     tax.save()
     return tax
 
@@ -88,7 +105,7 @@ def finish_config_wizard(config=None):
 
 def link_admin(company, config=None):
     User = Model.get('res.user', config=config)
-    admin, = User.find([('login', '=', 'admin')])
+    (admin,) = User.find([('login', '=', 'admin')])
     if admin.company != company:
         admin.companies.append(company)
         admin.company = company

@@ -3,39 +3,59 @@
 from decimal import Decimal
 
 from trytond.model import (
-    DeactivableMixin, ModelSingleton, ModelSQL, ModelView, Unique, fields)
+    DeactivableMixin,
+    ModelSingleton,
+    ModelSQL,
+    ModelView,
+    Unique,
+    fields,
+)
 from trytond.pool import Pool
 from trytond.pyson import Id
 
 
 class Configuration(ModelSingleton, ModelSQL, ModelView):
     "System parameters of the vending and metering platform"
+
     __name__ = 'prepaid.configuration'
 
     customer_sequence = fields.Many2One(
-        'ir.sequence', "Customer Number Sequence",
-        domain=[('sequence_type', '=',
-                Id('prepaid_vending', 'sequence_type_customer'))])
+        'ir.sequence',
+        "Customer Number Sequence",
+        domain=[
+            ('sequence_type', '=', Id('prepaid_vending', 'sequence_type_customer'))
+        ],
+    )
     service_point_sequence = fields.Many2One(
-        'ir.sequence', "Service Point Sequence",
-        domain=[('sequence_type', '=',
-                Id('prepaid_vending', 'sequence_type_service_point'))])
+        'ir.sequence',
+        "Service Point Sequence",
+        domain=[
+            ('sequence_type', '=', Id('prepaid_vending', 'sequence_type_service_point'))
+        ],
+    )
     currency = fields.Many2One('currency.currency', "Currency")
     default_customer_category = fields.Many2One(
-        'prepaid.customer.category', "Default Customer Category")
+        'prepaid.customer.category', "Default Customer Category"
+    )
     min_vend_amount = fields.Numeric(
-        "Minimum Vend Amount", digits=(16, 2),
-        help="The smallest tender accepted for a vend.")
+        "Minimum Vend Amount",
+        digits=(16, 2),
+        help="The smallest tender accepted for a vend.",
+    )
     max_vend_amount = fields.Numeric(
-        "Maximum Vend Amount", digits=(16, 2),
-        help="The largest tender accepted for one vend (fraud and error guard).")
+        "Maximum Vend Amount",
+        digits=(16, 2),
+        help="The largest tender accepted for one vend (fraud and error guard).",
+    )
     max_kwh_per_vend = fields.Numeric("Maximum kWh per Vend", digits=(16, 1))
     reprint_count = fields.Integer(
         "Receipts Available for Reprint",
-        help="How many of a meter's last receipts can be reprinted.")
+        help="How many of a meter's last receipts can be reprinted.",
+    )
     import_queue_threshold = fields.Integer(
         "Queue Imports Above (rows)",
-        help="Workbooks with more rows are imported by a queued task.")
+        help="Workbooks with more rows are imported by a queued task.",
+    )
 
     @classmethod
     def default_customer_sequence(cls):
@@ -54,12 +74,10 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
 
     @staticmethod
     def default_min_vend_amount():
-
         return Decimal('10.00')
 
     @staticmethod
     def default_max_vend_amount():
-
         return Decimal('10000.00')
 
     @staticmethod
@@ -73,44 +91,65 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
 
 class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
+
     __name__ = 'prepaid.sales_point'
 
     name = fields.Char("Name", required=True)
     code = fields.Char("Code", required=True)
-    kind = fields.Selection([
+    kind = fields.Selection(
+        [
             ('office', "Office"),
             ('mobile', "Mobile Vending Unit"),
             ('kiosk', "Kiosk / Agent"),
-            ], "Kind", required=True)
+        ],
+        "Kind",
+        required=True,
+    )
     address = fields.Char("Address")
     receipt_header = fields.Text("Receipt Header")
     receipt_footer = fields.Text("Receipt Footer")
-    receipt_width_mm = fields.Selection([
-            ('58', "58 mm"), ('80', "80 mm"), ('a4', "A4"),
-            ], "Receipt Paper", required=True)
+    receipt_width_mm = fields.Selection(
+        [
+            ('58', "58 mm"),
+            ('80', "80 mm"),
+            ('a4', "A4"),
+        ],
+        "Receipt Paper",
+        required=True,
+    )
     max_vend_amount = fields.Numeric(
-        "Maximum Vend Amount", digits=(16, 2),
-        help="Overrides the system maximum for this sales point when lower.")
+        "Maximum Vend Amount",
+        digits=(16, 2),
+        help="Overrides the system maximum for this sales point when lower.",
+    )
     offline_allowed = fields.Boolean(
         "Offline Vending Allowed",
-        help="Mobile units may vend offline and synchronise later.")
+        help="Mobile units may vend offline and synchronise later.",
+    )
     cash_account = fields.Many2One(
-        'account.account', "Cash Account",
+        'account.account',
+        "Cash Account",
         domain=[('closed', '!=', True), ('type', '!=', None)],
-        help="Where cash received here is booked (vending accounting).")
+        help="Where cash received here is booked (vending accounting).",
+    )
     bank_account = fields.Many2One(
-        'account.account', "Bank Account",
+        'account.account',
+        "Bank Account",
         domain=[('closed', '!=', True), ('type', '!=', None)],
-        help="Where card, mobile money and transfer receipts are booked.")
+        help="Where card, mobile money and transfer receipts are booked.",
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_sales_point_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_sales_point_code_unique',
+            ),
+        ]
 
     @staticmethod
     def default_kind():

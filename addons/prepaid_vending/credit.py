@@ -29,41 +29,58 @@ def _is_manager() -> bool:
 
 class Debt(Workflow, ModelSQL, ModelView):
     "Customer Debt: arrears recovered by a percentage of each vend"
+
     __name__ = 'prepaid.debt'
 
     party = fields.Many2One(
-        'party.party', "Customer", required=True, ondelete='RESTRICT',
-        states={'readonly': Eval('state') != 'draft'})
+        'party.party',
+        "Customer",
+        required=True,
+        ondelete='RESTRICT',
+        states={'readonly': Eval('state') != 'draft'},
+    )
     description = fields.Char("Description", required=True)
     date = fields.Date("Date", required=True)
     amount = fields.Numeric(
-        "Original Amount", digits=(16, 2), required=True,
-        states={'readonly': Eval('state') != 'draft'})
+        "Original Amount",
+        digits=(16, 2),
+        required=True,
+        states={'readonly': Eval('state') != 'draft'},
+    )
     recovery_percent = fields.Numeric(
-        "Recovery (% of tender)", digits=(5, 2), required=True)
+        "Recovery (% of tender)", digits=(5, 2), required=True
+    )
     min_per_vend = fields.Numeric("Minimum per Vend", digits=(16, 2))
     max_per_vend = fields.Numeric("Maximum per Vend", digits=(16, 2))
     lines = fields.One2Many('prepaid.debt.line', 'debt', "History", readonly=True)
-    balance = fields.Function(
-        fields.Numeric("Balance", digits=(16, 2)), 'get_balance')
-    state = fields.Selection([
+    balance = fields.Function(fields.Numeric("Balance", digits=(16, 2)), 'get_balance')
+    state = fields.Selection(
+        [
             ('draft', "Draft"),
             ('open', "Open"),
             ('paid', "Paid"),
             ('written_off', "Written Off"),
-            ], "State", required=True, readonly=True)
+        ],
+        "State",
+        required=True,
+        readonly=True,
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('date', 'ASC'))
         cls._transitions |= {
-            ('draft', 'open'), ('open', 'paid'), ('open', 'written_off'),
+            ('draft', 'open'),
+            ('open', 'paid'),
+            ('open', 'written_off'),
             ('paid', 'open'),
-            }
-        cls._buttons.update({
+        }
+        cls._buttons.update(
+            {
                 'open': {'invisible': Eval('state') != 'draft'},
-                })
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -82,13 +99,16 @@ class Debt(Workflow, ModelSQL, ModelView):
         super().validate_fields(debts, field_names)
         for debt in debts:
             if debt.amount is not None and debt.amount <= 0:
-                raise ValidationError(gettext(
-                        'prepaid_vending.msg_debt_amount_positive'))
+                raise ValidationError(
+                    gettext('prepaid_vending.msg_debt_amount_positive')
+                )
             if not 0 <= (debt.recovery_percent or 0) <= 100:
-                raise ValidationError(gettext(
-                        'prepaid_vending.msg_debt_percent'))
-            if (debt.min_per_vend is not None and debt.max_per_vend is not None
-                    and debt.min_per_vend > debt.max_per_vend):
+                raise ValidationError(gettext('prepaid_vending.msg_debt_percent'))
+            if (
+                debt.min_per_vend is not None
+                and debt.max_per_vend is not None
+                and debt.min_per_vend > debt.max_per_vend
+            ):
                 raise ValidationError(gettext('prepaid_vending.msg_debt_min_max'))
 
     @classmethod
@@ -98,12 +118,17 @@ class Debt(Workflow, ModelSQL, ModelView):
         cursor = Transaction().connection.cursor()
         result = {d.id: ZERO for d in debts}
         ids = [d.id for d in debts]
-        for sub in [ids[i:i + 500] for i in range(0, len(ids), 500)]:
-            cursor.execute(*line.select(line.debt, Sum(line.amount),
-                    where=line.debt.in_(sub), group_by=[line.debt]))
+        for sub in [ids[i : i + 500] for i in range(0, len(ids), 500)]:
+            cursor.execute(
+                *line.select(
+                    line.debt,
+                    Sum(line.amount),
+                    where=line.debt.in_(sub),
+                    group_by=[line.debt],
+                )
+            )
             for debt_id, total in cursor:
-                result[debt_id] = Decimal(str(total or 0)).quantize(
-                    Decimal('0.01'))
+                result[debt_id] = Decimal(str(total or 0)).quantize(Decimal('0.01'))
         return result
 
     @classmethod
@@ -111,15 +136,20 @@ class Debt(Workflow, ModelSQL, ModelView):
     @Workflow.transition('open')
     def open(cls, debts):
         Line = Pool().get('prepaid.debt.line')
-        Line.save([Line(debt=d, kind='charge', amount=d.amount,
-                    description=d.description) for d in debts
-                if not d.lines])
+        Line.save(
+            [
+                Line(debt=d, kind='charge', amount=d.amount, description=d.description)
+                for d in debts
+                if not d.lines
+            ]
+        )
 
     @classmethod
     def open_debts(cls, party) -> list:
         return cls.search(
             [('party', '=', party.id), ('state', '=', 'open')],
-            order=[('date', 'ASC'), ('id', 'ASC')])
+            order=[('date', 'ASC'), ('id', 'ASC')],
+        )
 
     @classmethod
     def to_calculator(cls, debts) -> CalculatorDebt | None:
@@ -134,7 +164,8 @@ class Debt(Workflow, ModelSQL, ModelView):
             balance=sum((d.balance for d in debts), ZERO),
             recovery_percent=max(d.recovery_percent for d in debts),
             min_per_vend=max(mins) if mins else None,
-            max_per_vend=sum(maxs, ZERO) if len(maxs) == len(debts) else None)
+            max_per_vend=sum(maxs, ZERO) if len(maxs) == len(debts) else None,
+        )
 
     @classmethod
     def recover(cls, debts, amount: Decimal, vend) -> None:
@@ -147,8 +178,15 @@ class Debt(Workflow, ModelSQL, ModelView):
             take = min(amount, debt.balance)
             if take <= 0:
                 continue
-            lines.append(Line(debt=debt, kind='recovery', amount=-take, vend=vend,
-                    description=f"Vend {vend.number}"))
+            lines.append(
+                Line(
+                    debt=debt,
+                    kind='recovery',
+                    amount=-take,
+                    vend=vend,
+                    description=f"Vend {vend.number}",
+                )
+            )
             amount -= take
             if take == debt.balance:
                 paid.append(debt)
@@ -166,9 +204,18 @@ class Debt(Workflow, ModelSQL, ModelView):
         "A cancelled vend gives its recovery back to the debt"
         Line = Pool().get('prepaid.debt.line')
         recovered = Line.search([('vend', '=', vend.id), ('kind', '=', 'recovery')])
-        Line.save([Line(debt=line.debt, kind='adjustment', amount=-line.amount,
-                    vend=vend, description=f"Cancelled vend {vend.number}")
-                for line in recovered])
+        Line.save(
+            [
+                Line(
+                    debt=line.debt,
+                    kind='adjustment',
+                    amount=-line.amount,
+                    vend=vend,
+                    description=f"Cancelled vend {vend.number}",
+                )
+                for line in recovered
+            ]
+        )
         reopen = [line.debt for line in recovered if line.debt.state == 'paid']
         if reopen:
             cls.write(reopen, {'state': 'open'})
@@ -183,11 +230,18 @@ class Debt(Workflow, ModelSQL, ModelView):
             raise ValidationError(gettext('prepaid_vending.msg_debt_write_off_reason'))
         for debt in debts:
             if debt.state != 'open':
-                raise ValidationError(gettext(
-                        'prepaid_vending.msg_debt_write_off_state',
-                        debt=debt.rec_name))
-        Line.save([Line(debt=d, kind='write_off', amount=-d.balance,
-                    description=reason) for d in debts if d.balance])
+                raise ValidationError(
+                    gettext(
+                        'prepaid_vending.msg_debt_write_off_state', debt=debt.rec_name
+                    )
+                )
+        Line.save(
+            [
+                Line(debt=d, kind='write_off', amount=-d.balance, description=reason)
+                for d in debts
+                if d.balance
+            ]
+        )
         cls._written_off(debts)
 
     @classmethod
@@ -198,18 +252,22 @@ class Debt(Workflow, ModelSQL, ModelView):
 
 class DebtLine(ModelSQL, ModelView):
     "Debt history: positive amounts raise the debt, negative ones reduce it"
+
     __name__ = 'prepaid.debt.line'
 
-    debt = fields.Many2One(
-        'prepaid.debt', "Debt", required=True, ondelete='CASCADE')
+    debt = fields.Many2One('prepaid.debt', "Debt", required=True, ondelete='CASCADE')
     date = fields.Timestamp("Date", required=True)
-    kind = fields.Selection([
+    kind = fields.Selection(
+        [
             ('charge', "Debt Raised"),
             ('recovery', "Recovered by Vend"),
             ('write_off', "Written Off"),
             ('adjustment', "Adjustment"),
             ('transfer', "Transfer"),
-            ], "Kind", required=True)
+        ],
+        "Kind",
+        required=True,
+    )
     amount = fields.Numeric("Amount", digits=(16, 2), required=True)
     description = fields.Char("Description")
     vend = fields.Many2One('prepaid.vend', "Vend", ondelete='RESTRICT')
@@ -239,22 +297,32 @@ class DebtLine(ModelSQL, ModelView):
 class EmergencyCredit(ModelSQL, ModelView):
     """Credit advanced to a customer who ran out; it is repaid first, automatically,
     by the next vends."""
+
     __name__ = 'prepaid.emergency_credit'
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT')
+        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
+    )
     party = fields.Many2One('party.party', "Customer", ondelete='RESTRICT')
     date = fields.Timestamp("Date", required=True)
     amount = fields.Numeric("Amount", digits=(16, 2), required=True)
     repaid = fields.Numeric("Repaid", digits=(16, 2), required=True)
     vend = fields.Many2One(
-        'prepaid.vend', "Issue Vend", ondelete='RESTRICT',
-        help="The vend that delivered the credit (token meters).")
+        'prepaid.vend',
+        "Issue Vend",
+        ondelete='RESTRICT',
+        help="The vend that delivered the credit (token meters).",
+    )
     repayments = fields.Char("Repaid by Vends", readonly=True)
-    state = fields.Selection([
+    state = fields.Selection(
+        [
             ('open', "Open"),
             ('repaid', "Repaid"),
-            ], "State", required=True, readonly=True)
+        ],
+        "State",
+        required=True,
+        readonly=True,
+    )
 
     @classmethod
     def __setup__(cls):
@@ -292,17 +360,26 @@ class EmergencyCredit(ModelSQL, ModelView):
         if not config.emergency_credit_amount:
             raise ValidationError(gettext('prepaid_vending.msg_emergency_disabled'))
         if cls.open_credits(meter):
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_emergency_outstanding', meter=meter.serial))
-        paid = Vend.search_count([
-                ('meter', '=', meter.id), ('state', '=', 'issued'),
-                ('payment_method', 'not in', ['emergency', 'free']),
-                ])
+            raise ValidationError(
+                gettext('prepaid_vending.msg_emergency_outstanding', meter=meter.serial)
+            )
+        paid = Vend.search_count(
+            [
+                ('meter', '=', meter.id),
+                ('state', '=', 'issued'),
+                ('payment_method', '!=', 'emergency'),
+            ]
+        )
         needed = config.emergency_credit_min_vends or 0
         if paid < needed:
-            raise ValidationError(gettext(
+            raise ValidationError(
+                gettext(
                     'prepaid_vending.msg_emergency_not_eligible',
-                    meter=meter.serial, vends=paid, needed=needed))
+                    meter=meter.serial,
+                    vends=paid,
+                    needed=needed,
+                )
+            )
         return config.emergency_credit_amount
 
     @classmethod
@@ -311,10 +388,10 @@ class EmergencyCredit(ModelSQL, ModelView):
         (tokens for keypad meters, account credit for remote-prepaid ones)."""
         Vend = Pool().get('prepaid.vend')
         amount = cls.check_eligible(meter)
-        vend = Vend.vend(meter, amount, 'emergency', sales_point, idempotency_key,
-            channel='api')
-        credit = cls(meter=meter, party=meter.customer, amount=amount,
-            vend=vend)
+        vend = Vend.vend(
+            meter, amount, 'emergency', sales_point, idempotency_key, channel='api'
+        )
+        credit = cls(meter=meter, party=meter.customer, amount=amount, vend=vend)
         credit.save()
         return credit
 
@@ -326,8 +403,7 @@ class EmergencyCredit(ModelSQL, ModelView):
             take = min(amount, credit.outstanding)
             credit.repaid += take
             amount -= take
-            credit.repayments = ' '.join(
-                filter(None, [credit.repayments, vend.number]))
+            credit.repayments = ' '.join(filter(None, [credit.repayments, vend.number]))
             if credit.repaid >= credit.amount:
                 credit.state = 'repaid'
         cls.save(credits)
@@ -338,10 +414,13 @@ class EmergencyCredit(ModelSQL, ModelView):
         amount = sum((line.amount for line in lines), ZERO)
         if not amount:
             return
-        credits = cls.search([
+        credits = cls.search(
+            [
                 ('meter', '=', vend.meter.id),
                 ('repayments', 'like', f'%{vend.number}%'),
-                ], order=[('date', 'DESC')])
+            ],
+            order=[('date', 'DESC')],
+        )
         for credit in credits:
             back = min(amount, credit.repaid)
             credit.repaid -= back
@@ -350,18 +429,27 @@ class EmergencyCredit(ModelSQL, ModelView):
         cls.save(credits)
 
 
-WEEKDAY_FIELDS = ('monday', 'tuesday', 'wednesday', 'thursday', 'friday',
-    'saturday', 'sunday')
+WEEKDAY_FIELDS = (
+    'monday',
+    'tuesday',
+    'wednesday',
+    'thursday',
+    'friday',
+    'saturday',
+    'sunday',
+)
 
 
 class FriendlyCalendar(ModelSQL, ModelView):
     """Friendly periods: times when a customer out of credit is not disconnected
     (night hours, weekends, holidays)."""
+
     __name__ = 'prepaid.friendly.calendar'
 
     name = fields.Char("Name", required=True)
     daily_start = fields.Time(
-        "Daily Friendly From", help="e.g. 17:00; may be later than the end.")
+        "Daily Friendly From", help="e.g. 17:00; may be later than the end."
+    )
     daily_end = fields.Time("Daily Friendly Until", help="e.g. 08:00")
     monday = fields.Boolean("Monday")
     tuesday = fields.Boolean("Tuesday")
@@ -371,7 +459,8 @@ class FriendlyCalendar(ModelSQL, ModelView):
     saturday = fields.Boolean("Saturday")
     sunday = fields.Boolean("Sunday")
     special_days = fields.One2Many(
-        'prepaid.friendly.calendar.day', 'calendar', "Holidays")
+        'prepaid.friendly.calendar.day', 'calendar', "Holidays"
+    )
 
     @staticmethod
     def default_saturday():
@@ -402,11 +491,12 @@ class FriendlyCalendar(ModelSQL, ModelView):
 
 class FriendlyDay(ModelSQL, ModelView):
     "Holiday of a friendly calendar: one date, or every year on a month/day"
+
     __name__ = 'prepaid.friendly.calendar.day'
 
     calendar = fields.Many2One(
-        'prepaid.friendly.calendar', "Calendar", required=True,
-        ondelete='CASCADE')
+        'prepaid.friendly.calendar', "Calendar", required=True, ondelete='CASCADE'
+    )
     name = fields.Char("Name")
     date = fields.Date("Date")
     month = fields.Integer("Month (yearly)")
@@ -425,8 +515,9 @@ class FriendlyDay(ModelSQL, ModelView):
                 try:
                     dt.date(2000, day.month or 0, day.day or 0)
                 except ValueError as exc:
-                    raise ValidationError(gettext(
-                            'prepaid_vending.msg_friendly_day_invalid')) from exc
+                    raise ValidationError(
+                        gettext('prepaid_vending.msg_friendly_day_invalid')
+                    ) from exc
 
     def matches(self, day: dt.date) -> bool:
         if self.date:

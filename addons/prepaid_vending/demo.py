@@ -46,29 +46,124 @@ SUBSTATION_CODES = ('SS-DEMO-1', 'SS-DEMO-2')
 CITY = 'Polokwane'
 CITY_GPS = (-23.9045, 29.4689)
 POSTAL_CODE = '0700'
-SUBURBS = ('Bendor', 'Fauna Park', 'Ivy Park', 'Westenburg', 'Flora Park',
-    'Seshego', 'Nirvana', 'Welgelegen', 'Ladanna', 'Annadale')
-STREETS = ('Acacia', 'Baobab', 'Marula', 'Mopani', 'Jacaranda', 'Protea',
-    'Thorn', 'Kiaat', 'Tambotie', 'Syringa', 'Leadwood', 'Wild Fig')
+SUBURBS = (
+    'Bendor',
+    'Fauna Park',
+    'Ivy Park',
+    'Westenburg',
+    'Flora Park',
+    'Seshego',
+    'Nirvana',
+    'Welgelegen',
+    'Ladanna',
+    'Annadale',
+)
+STREETS = (
+    'Acacia',
+    'Baobab',
+    'Marula',
+    'Mopani',
+    'Jacaranda',
+    'Protea',
+    'Thorn',
+    'Kiaat',
+    'Tambotie',
+    'Syringa',
+    'Leadwood',
+    'Wild Fig',
+)
 STREET_KINDS = ('Street', 'Road', 'Avenue', 'Crescent', 'Drive')
-FIRST_NAMES = ('Thabo', 'Lerato', 'Sipho', 'Naledi', 'Tshepo', 'Palesa',
-    'Mpho', 'Karabo', 'Kagiso', 'Dineo', 'Johan', 'Annelie', 'Pieter',
-    'Maria', 'Themba', 'Zanele', 'Lindiwe', 'Bongani', 'Refilwe', 'Tumelo',
-    'Ayesha', 'Rajesh', 'Grace', 'Joseph', 'Precious', 'Samuel')
-LAST_NAMES = ('Mokoena', 'Nkosi', 'Dlamini', 'Mahlangu', 'Molefe', 'Sithole',
-    'Ramaphosa', 'Maluleke', 'Baloyi', 'Mathebula', 'Van der Merwe', 'Botha',
-    'Pretorius', 'Naidoo', 'Pillay', 'Khoza', 'Mabena', 'Ngobeni', 'Shabangu',
-    'Chauke', 'Sebola', 'Ledwaba', 'Masilela', 'Moloto')
-BUSINESS_KINDS = ('Trading', 'General Dealer', 'Butchery', 'Hardware',
-    'Motors', 'Bakery', 'Pharmacy', 'Tavern', 'Salon', 'Spaza')
-INDUSTRY_KINDS = ('Milling', 'Engineering', 'Cold Storage', 'Brickworks',
-    'Packaging', 'Steel Works')
-GOVERNMENT = ('Clinic', 'Primary School', 'Police Station', 'Library',
-    'Magistrate Court', 'Water Pump Station', 'Community Hall')
+FIRST_NAMES = (
+    'Thabo',
+    'Lerato',
+    'Sipho',
+    'Naledi',
+    'Tshepo',
+    'Palesa',
+    'Mpho',
+    'Karabo',
+    'Kagiso',
+    'Dineo',
+    'Johan',
+    'Annelie',
+    'Pieter',
+    'Maria',
+    'Themba',
+    'Zanele',
+    'Lindiwe',
+    'Bongani',
+    'Refilwe',
+    'Tumelo',
+    'Ayesha',
+    'Rajesh',
+    'Grace',
+    'Joseph',
+    'Precious',
+    'Samuel',
+)
+LAST_NAMES = (
+    'Mokoena',
+    'Nkosi',
+    'Dlamini',
+    'Mahlangu',
+    'Molefe',
+    'Sithole',
+    'Ramaphosa',
+    'Maluleke',
+    'Baloyi',
+    'Mathebula',
+    'Van der Merwe',
+    'Botha',
+    'Pretorius',
+    'Naidoo',
+    'Pillay',
+    'Khoza',
+    'Mabena',
+    'Ngobeni',
+    'Shabangu',
+    'Chauke',
+    'Sebola',
+    'Ledwaba',
+    'Masilela',
+    'Moloto',
+)
+BUSINESS_KINDS = (
+    'Trading',
+    'General Dealer',
+    'Butchery',
+    'Hardware',
+    'Motors',
+    'Bakery',
+    'Pharmacy',
+    'Tavern',
+    'Salon',
+    'Spaza',
+)
+INDUSTRY_KINDS = (
+    'Milling',
+    'Engineering',
+    'Cold Storage',
+    'Brickworks',
+    'Packaging',
+    'Steel Works',
+)
+GOVERNMENT = (
+    'Clinic',
+    'Primary School',
+    'Police Station',
+    'Library',
+    'Magistrate Court',
+    'Water Pump Station',
+    'Community Hall',
+)
 # (code, share of the customers): most customers of a distribution utility
 # are households.
-CATEGORIES = (('RESIDENTIAL', 0.85), ('COMMERCIAL', 0.10),
-    ('INDUSTRIAL', 0.03), ('GOVERNMENT', 0.02))
+CATEGORIES = (
+    ('RESIDENTIAL', 0.85),
+    ('COMMERCIAL', 0.10),
+    ('INDUSTRIAL', 0.03),
+    ('GOVERNMENT', 0.02),
+)
 # (manufacturer, model, kinds it is used for)
 METER_MODELS = (
     ('Hexing', 'HXE110-KP', 'sts_keypad'),
@@ -78,7 +173,7 @@ METER_MODELS = (
     ('Landis+Gyr', 'E460', 'smart_prepaid'),
     ('Hexing', 'HXE310', 'smart_prepaid'),
     ('Kamstrup', 'Omnipower', 'postpaid'),
-    )
+)
 KVA_CT = {100: 40, 200: 60, 315: 100, 500: 160}  # CT ratio of the check meter
 
 
@@ -102,11 +197,11 @@ def create_demo_data(seed: int = 8000, customers: int = 200) -> dict[str, Any]:
 
 class Demo(Model):
     "Demo data generator (extension point for higher modules)"
+
     __name__ = 'prepaid.demo'
 
     @classmethod
-    def create_data(cls, seed: int = 8000, customers: int = 200
-            ) -> dict[str, Any]:
+    def create_data(cls, seed: int = 8000, customers: int = 200) -> dict[str, Any]:
         pool = Pool()
         Substation = pool.get('prepaid.substation')
         Meter = pool.get('prepaid.meter')
@@ -117,13 +212,14 @@ class Demo(Model):
         serials = {m.serial for m in masters}
         header = list(COLUMN_NAMES)
         rows = cls.customer_rows(rng, customers, transformers, serials)
-        table = [(i + 2, [row.get(n) for n in header])
-            for i, row in enumerate(rows)]
+        table = [(i + 2, [row.get(n) for n in header]) for i, row in enumerate(rows)]
         result = import_rows(header, table, mode='all', today=dt.date(2025, 1, 1))
         if result.rejected:
             # The generator and the importer disagree: a bug, not user data.
-            raise RuntimeError('demo rows rejected: ' + '; '.join(
-                    f'row {r.number}: {r.reason}' for r in result.rejected[:5]))
+            raise RuntimeError(
+                'demo rows rejected: '
+                + '; '.join(f'row {r.number}: {r.reason}' for r in result.rejected[:5])
+            )
         meters = masters + Meter.browse(result.meter_ids)
         counts: dict[str, Any] = {
             'created': True,
@@ -135,7 +231,7 @@ class Demo(Model):
             'service_points': result.service_points + len(masters),
             'meters': len(meters),
             'meter_ids': [m.id for m in meters],
-            }
+        }
         counts.update(cls.extend_meters(meters, random.Random(f'{seed}-extend')))
         return counts
 
@@ -156,26 +252,38 @@ class Demo(Model):
         ServicePoint = pool.get('prepaid.service_point')
         Installation = pool.get('prepaid.meter.installation')
         lat0, lon0 = CITY_GPS
-        substations = Substation.create([{
+        substations = Substation.create(
+            [
+                {
                     'code': code,
                     'name': f'{CITY} {name} Substation',
                     'voltage_kv': Decimal('66'),
                     'latitude': round(lat0 + dlat, 6),
                     'longitude': round(lon0 + dlon, 6),
-                    } for code, name, dlat, dlon in [
+                }
+                for code, name, dlat, dlon in [
                     (SUBSTATION_CODES[0], 'North', 0.03, -0.01),
-                    (SUBSTATION_CODES[1], 'South', -0.025, 0.02)]])
-        feeders = Feeder.create([{
+                    (SUBSTATION_CODES[1], 'South', -0.025, 0.02),
+                ]
+            ]
+        )
+        feeders = Feeder.create(
+            [
+                {
                     'code': f'FD-{s + 1}{f + 1}',
                     'name': f'{substation.name[:-11]} Feeder {f + 1} (11 kV)',
                     'substation': substation.id,
-                    } for s, substation in enumerate(substations)
-                for f in range(2)])
+                }
+                for s, substation in enumerate(substations)
+                for f in range(2)
+            ]
+        )
         transformer_values = []
         for index in range(12):
             feeder = feeders[index // 3]
             kva = rng.choice((100, 200, 200, 315, 315, 500))
-            transformer_values.append({
+            transformer_values.append(
+                {
                     'code': f'TX-{index + 1:04d}',
                     'name': f'{rng.choice(SUBURBS)} {kva} kVA',
                     'feeder': feeder.id,
@@ -183,9 +291,12 @@ class Demo(Model):
                     'location': f'{rng.choice(STREETS)} {rng.choice(STREET_KINDS)}',
                     'latitude': round(lat0 + rng.uniform(-0.04, 0.04), 6),
                     'longitude': round(lon0 + rng.uniform(-0.04, 0.04), 6),
-                    })
+                }
+            )
         transformers = Transformer.create(transformer_values)
-        masters = Meter.create([{
+        masters = Meter.create(
+            [
+                {
                     'serial': f'CHK{t.code[3:]}-{rng.randrange(10**5):05d}',
                     'manufacturer': 'Landis+Gyr',
                     'model': 'E650',
@@ -195,63 +306,90 @@ class Demo(Model):
                     'ct_ratio': KVA_CT[int(t.rated_kva)],
                     'role': 'master',
                     'master_of_transformer': t.id,
-                    } for t in transformers])
-        points = ServicePoint.create([{
+                }
+                for t in transformers
+            ]
+        )
+        points = ServicePoint.create(
+            [
+                {
                     'street': f'{t.location} (transformer {t.code})',
                     'city': CITY,
                     'postal_code': POSTAL_CODE,
                     'latitude': t.latitude,
                     'longitude': t.longitude,
                     'transformer': t.id,
-                    } for t in transformers])
-        Installation.create([{
+                }
+                for t in transformers
+            ]
+        )
+        Installation.create(
+            [
+                {
                     'meter': m.id,
                     'service_point': p.id,
                     'installed_on': dt.date(2014, 6, 1),
                     'install_reading': Decimal(0),
-                    } for m, p in zip(masters, points)])
+                }
+                for m, p in zip(masters, points)
+            ]
+        )
         Meter.change_state(masters, 'installed', 'Demo data')
         return transformers, masters
 
     @classmethod
-    def customer_rows(cls, rng: random.Random, count: int, transformers: list,
-            serials: set[str]) -> list[dict[str, Any]]:
+    def customer_rows(
+        cls, rng: random.Random, count: int, transformers: list, serials: set[str]
+    ) -> list[dict[str, Any]]:
         "One importer row (column name -> value) per demo customer"
         Lang = Pool().get('ir.lang')
         languages = sorted(
-            lang.code for lang in Lang.search([('code', 'in', ['fr', 'pt'])]))
+            lang.code for lang in Lang.search([('code', 'in', ['fr', 'pt'])])
+        )
         ids: set[str] = set()
         rows = []
         for index in range(count):
-            category = rng.choices([c for c, _ in CATEGORIES],
-                weights=[w for _, w in CATEGORIES])[0]
+            category = rng.choices(
+                [c for c, _ in CATEGORIES], weights=[w for _, w in CATEGORIES]
+            )[0]
             transformer = rng.choice(transformers)
             row: dict[str, Any] = {
                 'category': category,
                 'transformer_code': transformer.code,
-                'street': (f'{rng.randrange(1, 400)} {rng.choice(STREETS)} '
-                    f'{rng.choice(STREET_KINDS)}, {rng.choice(SUBURBS)}'),
+                'street': (
+                    f'{rng.randrange(1, 400)} {rng.choice(STREETS)} '
+                    f'{rng.choice(STREET_KINDS)}, {rng.choice(SUBURBS)}'
+                ),
                 'city': CITY,
                 'postal_code': POSTAL_CODE,
-                'latitude': round(transformer.latitude + rng.uniform(-0.004, 0.004),
-                    6),
+                'latitude': round(transformer.latitude + rng.uniform(-0.004, 0.004), 6),
                 'longitude': round(
-                    transformer.longitude + rng.uniform(-0.004, 0.004), 6),
-                'phone': (f'+27 {rng.choice("678")}{rng.randrange(10)} '
-                    f'{rng.randrange(1000):03d} {rng.randrange(10000):04d}'),
-                'language': (rng.choice(languages)
-                    if languages and rng.random() < 0.1 else 'en'),
-                }
+                    transformer.longitude + rng.uniform(-0.004, 0.004), 6
+                ),
+                'phone': (
+                    f'+27 {rng.choice("678")}{rng.randrange(10)} '
+                    f'{rng.randrange(1000):03d} {rng.randrange(10000):04d}'
+                ),
+                'language': (
+                    rng.choice(languages) if languages and rng.random() < 0.1 else 'en'
+                ),
+            }
             last = rng.choice(LAST_NAMES)
             if category == 'RESIDENTIAL':
                 first = rng.choice(FIRST_NAMES)
                 row['customer_name'] = f'{first} {last}'
-                row['national_id'] = cls._unique(ids, lambda: (
+                row['national_id'] = cls._unique(
+                    ids,
+                    lambda: (
                         f'{rng.randrange(40, 100):02d}{rng.randrange(1, 13):02d}'
-                        f'{rng.randrange(1, 29):02d}{rng.randrange(10**7):07d}'))
+                        f'{rng.randrange(1, 29):02d}{rng.randrange(10**7):07d}'
+                    ),
+                )
                 if rng.random() < 0.4:
-                    row['email'] = (f'{first}.{last}{index}'.lower()
-                        .replace(' ', '') + '@example.com')
+                    row['email'] = (
+                        f'{first}.{last}{index}'.lower().replace(' ', '')
+                        + '@example.com'
+                    )
             else:
                 if category == 'COMMERCIAL':
                     name = f'{last} {rng.choice(BUSINESS_KINDS)}'
@@ -260,33 +398,47 @@ class Demo(Model):
                 else:
                     name = f'{rng.choice(SUBURBS)} {rng.choice(GOVERNMENT)}'
                 row['customer_name'] = f'{name} #{index + 1}'
-                row['registration_number'] = cls._unique(ids, lambda: (
-                        f'{rng.randrange(1995, 2024)}/{rng.randrange(10**6):06d}/07'))
+                row['registration_number'] = cls._unique(
+                    ids,
+                    lambda: (
+                        f'{rng.randrange(1995, 2024)}/{rng.randrange(10**6):06d}/07'
+                    ),
+                )
                 row['email'] = f'accounts{index}@example.com'
-            kind = rng.choices(['sts_keypad', 'smart_prepaid', 'postpaid'],
-                weights=[75, 20, 5])[0]
+            kind = rng.choices(
+                ['sts_keypad', 'smart_prepaid', 'postpaid'], weights=[75, 20, 5]
+            )[0]
             if category == 'GOVERNMENT' and kind == 'sts_keypad':
                 kind = 'postpaid'  # public buildings are often on credit
             manufacturer, model, _ = rng.choice(
-                [m for m in METER_MODELS if m[2] == kind])
-            three_phase = (category in {'INDUSTRIAL', 'GOVERNMENT'}
+                [m for m in METER_MODELS if m[2] == kind]
+            )
+            three_phase = (
+                category in {'INDUSTRIAL', 'GOVERNMENT'}
                 or (category == 'COMMERCIAL' and rng.random() < 0.6)
-                or rng.random() < 0.05)
-            row.update({
-                    'meter_serial': cls._unique(serials, lambda: (
-                            lambda body: body + luhn_digit(body))(
-                            f'0{rng.randrange(10**9):09d}')),
+                or rng.random() < 0.05
+            )
+            row.update(
+                {
+                    'meter_serial': cls._unique(
+                        serials,
+                        lambda: (lambda body: body + luhn_digit(body))(
+                            f'0{rng.randrange(10**9):09d}'
+                        ),
+                    ),
                     'meter_kind': kind,
                     'manufacturer': manufacturer,
                     'model': model,
                     'phases': 3 if three_phase else 1,
-                    'ct_ratio': (rng.choice((20, 40)) if category == 'INDUSTRIAL'
-                        else 1),
+                    'ct_ratio': (
+                        rng.choice((20, 40)) if category == 'INDUSTRIAL' else 1
+                    ),
                     'rated_current': 100 if three_phase else 60,
-                    'installed_on': dt.date(2015, 1, 1) + dt.timedelta(
-                        days=rng.randrange(3650)),
+                    'installed_on': dt.date(2015, 1, 1)
+                    + dt.timedelta(days=rng.randrange(3650)),
                     'install_reading': 0,
-                    })
+                }
+            )
             rows.append(row)
         return rows
 

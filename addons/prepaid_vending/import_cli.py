@@ -28,28 +28,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='prepaid-import',
         description="Import customers, service points and meters from an "
-        ".xlsx or .xls workbook.")
-    parser.add_argument('-c', '--config', dest='config',
+        ".xlsx or .xls workbook.",
+    )
+    parser.add_argument(
+        '-c',
+        '--config',
+        dest='config',
         default=os.environ.get('TRYTOND_CONFIG'),
-        help="trytond configuration file (default $TRYTOND_CONFIG)")
-    parser.add_argument('-d', '--database', dest='database',
-        help="database name")
+        help="trytond configuration file (default $TRYTOND_CONFIG)",
+    )
+    parser.add_argument('-d', '--database', dest='database', help="database name")
     parser.add_argument('file', nargs='?', help="workbook to import")
-    parser.add_argument('--mode', choices=['all', 'valid'], default='all',
+    parser.add_argument(
+        '--mode',
+        choices=['all', 'valid'],
+        default='all',
         help="all: nothing is written if a row is rejected (default); "
-        "valid: the valid rows are written")
-    parser.add_argument('--rejects', metavar='OUT.xlsx',
-        help="write the rejected rows with their reasons to this workbook")
-    parser.add_argument('--user', default='admin',
-        help="login of the user recorded on the import (default admin)")
-    parser.add_argument('--template', metavar='OUT.xlsx',
-        help="write an empty workbook with the expected columns and exit")
-    parser.add_argument('--demo', action='store_true',
-        help="create the deterministic demo data instead of importing a file")
-    parser.add_argument('--seed', type=int, default=8000,
-        help="seed of the demo data (default 8000)")
-    parser.add_argument('--customers', type=int, default=200,
-        help="number of demo customers (default 200)")
+        "valid: the valid rows are written",
+    )
+    parser.add_argument(
+        '--rejects',
+        metavar='OUT.xlsx',
+        help="write the rejected rows with their reasons to this workbook",
+    )
+    parser.add_argument(
+        '--user',
+        default='admin',
+        help="login of the user recorded on the import (default admin)",
+    )
+    parser.add_argument(
+        '--template',
+        metavar='OUT.xlsx',
+        help="write an empty workbook with the expected columns and exit",
+    )
+    parser.add_argument(
+        '--demo',
+        action='store_true',
+        help="create the deterministic demo data instead of importing a file",
+    )
+    parser.add_argument(
+        '--seed', type=int, default=8000, help="seed of the demo data (default 8000)"
+    )
+    parser.add_argument(
+        '--customers',
+        type=int,
+        default=200,
+        help="number of demo customers (default 200)",
+    )
     return parser
 
 
@@ -90,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             User = pool.get('res.user')
             users = User.search([('login', '=', options.user)])
             if not users:
-                print(f"prepaid-import: no user with login {options.user!r}",
-                    file=sys.stderr)
+                print(
+                    f"prepaid-import: no user with login {options.user!r}",
+                    file=sys.stderr,
+                )
                 return EXIT_ERROR
             user_id = users[0].id
             context = User.get_preferences(context_only=True)
@@ -100,8 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
     try:
-        with Transaction().start(options.database, user_id,
-                context=context):
+        with Transaction().start(options.database, user_id, context=context):
             if options.demo:
                 return _demo(options)
             return _import(options, data)
@@ -117,8 +143,13 @@ def _demo(options: argparse.Namespace) -> int:
     if not counts.get('created'):
         print("demo data already present: nothing done")
     else:
-        print(', '.join(f"{k}: {v}" for k, v in counts.items()
-                if k not in {'created', 'meter_ids'}))
+        print(
+            ', '.join(
+                f"{k}: {v}"
+                for k, v in counts.items()
+                if k not in {'created', 'meter_ids'}
+            )
+        )
     return EXIT_OK
 
 
@@ -126,15 +157,16 @@ def _import(options: argparse.Namespace, data: bytes) -> int:
     from trytond.pool import Pool
 
     Job = Pool().get('prepaid.import.job')
-    job = Job(filename=os.path.basename(options.file), file=data,
-        mode=options.mode)
+    job = Job(filename=os.path.basename(options.file), file=data, mode=options.mode)
     job.save()
     Job.process([job])
     job = Job(job.id)
-    print(f"job {job.id}: {job.state}; rows: {job.total_rows}, imported: "
+    print(
+        f"job {job.id}: {job.state}; rows: {job.total_rows}, imported: "
         f"{job.imported_rows}, rejected: {job.rejected_rows}; customers: "
         f"{job.parties_created}, service points: {job.service_points_created}, "
-        f"meters: {job.meters_created}")
+        f"meters: {job.meters_created}"
+    )
     if job.message:
         print(job.message)
     if not job.rejected_rows:

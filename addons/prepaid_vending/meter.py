@@ -10,8 +10,7 @@ meter with their own parameters through the pool.
 import datetime as dt
 
 from trytond.i18n import gettext
-from trytond.model import (
-    DeactivableMixin, ModelSQL, ModelView, Unique, fields, tree)
+from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields, tree
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -21,19 +20,19 @@ METER_KINDS = [
     ('sts_keypad', "STS keypad prepaid"),
     ('smart_prepaid', "Smart prepaid (communication module)"),
     ('postpaid', "Postpaid"),
-    ]
+]
 PAYMENT_MODES = [
     ('prepaid', "Prepaid (token)"),
     ('remote_prepaid', "Remote prepaid (balance in the system)"),
     ('postpaid', "Postpaid (credit)"),
-    ]
+]
 STATES = [
     ('in_stock', "In Stock"),
     ('installed', "Installed"),
     ('removed', "Removed"),
     ('faulty', "Faulty"),
     ('scrapped', "Scrapped"),
-    ]
+]
 # Which lifecycle moves are allowed.  Installation and removal happen through
 # installations (see ServicePoint.install_meter), the rest through the
 # change-state wizard.
@@ -48,11 +47,11 @@ TRANSITIONS = {
     ('faulty', 'scrapped'),
     ('in_stock', 'faulty'),
     ('in_stock', 'scrapped'),
-    }
+}
 ROLES = [
     ('customer', "Customer meter"),
     ('master', "Master (check) meter"),
-    ]
+]
 
 
 class MeterInvalidTransition(ValidationError):
@@ -63,59 +62,85 @@ class InstallationOverlap(ValidationError):
     pass
 
 
-class Meter(DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, ModelView):
+class Meter(
+    DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, ModelView
+):
     __name__ = 'prepaid.meter'
     _rec_name = 'serial'
 
     serial = fields.Char("Serial Number", required=True, strip=True)
     manufacturer = fields.Char("Manufacturer")
     model = fields.Char("Model")
-    phases = fields.Selection([('1', "Single phase"), ('3', "Three phase")],
-        "Phases", required=True)
+    phases = fields.Selection(
+        [('1', "Single phase"), ('3', "Three phase")], "Phases", required=True
+    )
     rated_current = fields.Numeric("Rated Current (A)", digits=(8, 1))
     kind = fields.Selection(METER_KINDS, "Kind", required=True)
     payment_mode = fields.Selection(PAYMENT_MODES, "Payment Mode", required=True)
     ct_ratio = fields.Integer(
-        "CT Ratio", required=True, domain=[('ct_ratio', '>', 0)],
+        "CT Ratio",
+        required=True,
+        domain=[('ct_ratio', '>', 0)],
         help="Current transformer ratio (primary/secondary, e.g. 40 for 200/5 A); "
-        "1 for direct-connected meters.")
+        "1 for direct-connected meters.",
+    )
     firmware_version = fields.Char("Firmware Version")
     state = fields.Selection(STATES, "State", readonly=True, required=True)
     state_history = fields.One2Many(
-        'prepaid.meter.state_history', 'meter', "State History", readonly=True)
+        'prepaid.meter.state_history', 'meter', "State History", readonly=True
+    )
     installations = fields.One2Many(
-        'prepaid.meter.installation', 'meter', "Installations", readonly=True)
+        'prepaid.meter.installation', 'meter', "Installations", readonly=True
+    )
     service_point = fields.Function(
         fields.Many2One('prepaid.service_point', "Service Point"),
-        'get_current_installation', searcher='search_service_point')
+        'get_current_installation',
+        searcher='search_service_point',
+    )
     customer = fields.Function(
         fields.Many2One('party.party', "Customer"),
-        'get_current_installation', searcher='search_customer')
+        'get_current_installation',
+        searcher='search_customer',
+    )
     role = fields.Selection(ROLES, "Role", required=True)
     master = fields.Many2One(
-        'prepaid.meter', "Master Meter", ondelete='SET NULL',
+        'prepaid.meter',
+        "Master Meter",
+        ondelete='SET NULL',
         domain=[('role', '=', 'master'), ('id', '!=', Eval('id', -1))],
-        help="The check meter that measures the energy supplied to this meter.")
+        help="The check meter that measures the energy supplied to this meter.",
+    )
     slaves = fields.One2Many('prepaid.meter', 'master', "Slave Meters", readonly=True)
     master_of_transformer = fields.Many2One(
-        'prepaid.transformer', "Master of Transformer", ondelete='SET NULL',
-        states={'invisible': Eval('role') != 'master'})
+        'prepaid.transformer',
+        "Master of Transformer",
+        ondelete='SET NULL',
+        states={'invisible': Eval('role') != 'master'},
+    )
     master_of_feeder = fields.Many2One(
-        'prepaid.feeder', "Master of Feeder", ondelete='SET NULL',
-        states={'invisible': Eval('role') != 'master'})
+        'prepaid.feeder',
+        "Master of Feeder",
+        ondelete='SET NULL',
+        states={'invisible': Eval('role') != 'master'},
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('serial_unique', Unique(t, t.serial),
-                'prepaid_vending.msg_meter_serial_unique'),
-            ]
+            (
+                'serial_unique',
+                Unique(t, t.serial),
+                'prepaid_vending.msg_meter_serial_unique',
+            ),
+        ]
         cls._order.insert(0, ('serial', 'ASC'))
-        cls._buttons.update({
+        cls._buttons.update(
+            {
                 'change_state_wizard': {},
-                })
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -144,48 +169,69 @@ class Meter(DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, Mo
     @classmethod
     def validate_fields(cls, meters, field_names):
         super().validate_fields(meters, field_names)
-        if not field_names or field_names & {'role', 'master_of_transformer',
-                'master_of_feeder', 'master'}:
+        if not field_names or field_names & {
+            'role',
+            'master_of_transformer',
+            'master_of_feeder',
+            'master',
+        }:
             for meter in meters:
                 meter.check_role()
 
     def check_role(self):
         if self.role != 'master' and (
-                self.master_of_transformer or self.master_of_feeder):
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_meter_master_fields', meter=self.serial))
+            self.master_of_transformer or self.master_of_feeder
+        ):
+            raise ValidationError(
+                gettext('prepaid_vending.msg_meter_master_fields', meter=self.serial)
+            )
 
     @classmethod
     def get_current_installation(cls, meters, names):
         Installation = Pool().get('prepaid.meter.installation')
         result = {n: {m.id: None for m in meters} for n in names}
-        installations = Installation.search([
+        installations = Installation.search(
+            [
                 ('meter', 'in', [m.id for m in meters]),
                 ('removed_on', '=', None),
-                ])
+            ]
+        )
         for installation in installations:
             if 'service_point' in names:
                 result['service_point'][installation.meter.id] = (
-                    installation.service_point.id)
+                    installation.service_point.id
+                )
             if 'customer' in names and installation.service_point.customer:
                 result['customer'][installation.meter.id] = (
-                    installation.service_point.customer.id)
+                    installation.service_point.customer.id
+                )
         return result
 
     @classmethod
     def search_service_point(cls, name, clause):
-        return [('installations', 'where', [
+        return [
+            (
+                'installations',
+                'where',
+                [
                     ('removed_on', '=', None),
-                    ('service_point' + clause[0][len(name):], *clause[1:]),
-                    ])]
+                    ('service_point' + clause[0][len(name) :], *clause[1:]),
+                ],
+            )
+        ]
 
     @classmethod
     def search_customer(cls, name, clause):
-        return [('installations', 'where', [
+        return [
+            (
+                'installations',
+                'where',
+                [
                     ('removed_on', '=', None),
-                    ('service_point.customer' + clause[0][len(name):],
-                        *clause[1:]),
-                    ])]
+                    ('service_point.customer' + clause[0][len(name) :], *clause[1:]),
+                ],
+            )
+        ]
 
     @classmethod
     def change_state(cls, meters, state, reason):
@@ -196,12 +242,19 @@ class Meter(DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, Mo
         history = []
         for meter in meters:
             if (meter.state, state) not in TRANSITIONS:
-                raise MeterInvalidTransition(gettext(
+                raise MeterInvalidTransition(
+                    gettext(
                         'prepaid_vending.msg_meter_invalid_transition',
-                        meter=meter.serial, from_=meter.state, to=state))
-            history.append(History(
-                    meter=meter, from_state=meter.state, to_state=state,
-                    reason=reason))
+                        meter=meter.serial,
+                        from_=meter.state,
+                        to=state,
+                    )
+                )
+            history.append(
+                History(
+                    meter=meter, from_state=meter.state, to_state=state, reason=reason
+                )
+            )
         cls.write(list(meters), {'state': state})
         History.save(history)
 
@@ -214,8 +267,7 @@ class Meter(DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, Mo
 class MeterStateHistory(ModelSQL, ModelView):
     __name__ = 'prepaid.meter.state_history'
 
-    meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE')
+    meter = fields.Many2One('prepaid.meter', "Meter", required=True, ondelete='CASCADE')
     from_state = fields.Selection(STATES, "From", readonly=True)
     to_state = fields.Selection(STATES, "To", required=True, readonly=True)
     reason = fields.Char("Reason", required=True, readonly=True)
@@ -239,18 +291,24 @@ class MeterStateHistory(ModelSQL, ModelView):
 
 class MeterInstallation(ModelSQL, ModelView):
     "A meter installed on a service point between two dates"
+
     __name__ = 'prepaid.meter.installation'
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT')
+        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
+    )
     service_point = fields.Many2One(
-        'prepaid.service_point', "Service Point", required=True,
-        ondelete='RESTRICT')
+        'prepaid.service_point', "Service Point", required=True, ondelete='RESTRICT'
+    )
     installed_on = fields.Date("Installed On", required=True)
     removed_on = fields.Date(
         "Removed On",
-        domain=['OR', ('removed_on', '=', None),
-            ('removed_on', '>=', Eval('installed_on'))])
+        domain=[
+            'OR',
+            ('removed_on', '=', None),
+            ('removed_on', '>=', Eval('installed_on')),
+        ],
+    )
     install_reading = fields.Numeric("Reading at Installation (kWh)", digits=(16, 2))
     removal_reading = fields.Numeric("Reading at Removal (kWh)", digits=(16, 2))
     removal_reason = fields.Char("Removal Reason")
@@ -272,14 +330,23 @@ class MeterInstallation(ModelSQL, ModelView):
 
     def check_overlap(self, field):
         "One installation per meter, and per service point, at any date"
-        others = self.search([
+        others = self.search(
+            [
                 (field, '=', getattr(self, field).id),
                 ('id', '!=', self.id),
-                ['OR', ('removed_on', '=', None),
-                    ('removed_on', '>', self.installed_on)],
-                ] + ([('installed_on', '<', self.removed_on)]
-                    if self.removed_on else []))
+                [
+                    'OR',
+                    ('removed_on', '=', None),
+                    ('removed_on', '>', self.installed_on),
+                ],
+            ]
+            + ([('installed_on', '<', self.removed_on)] if self.removed_on else [])
+        )
         if others:
-            raise InstallationOverlap(gettext(
+            raise InstallationOverlap(
+                gettext(
                     'prepaid_vending.msg_installation_overlap',
-                    installation=self.rec_name, other=others[0].rec_name))
+                    installation=self.rec_name,
+                    other=others[0].rec_name,
+                )
+            )

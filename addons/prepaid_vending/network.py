@@ -3,7 +3,6 @@
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 
 
-
 class Substation(DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.substation'
 
@@ -19,9 +18,12 @@ class Substation(DeactivableMixin, ModelSQL, ModelView):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_substation_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_substation_code_unique',
+            ),
+        ]
         cls._order.insert(0, ('code', 'ASC'))
 
 
@@ -31,7 +33,8 @@ class Feeder(DeactivableMixin, ModelSQL, ModelView):
     name = fields.Char("Name", required=True)
     code = fields.Char("Code", required=True)
     substation = fields.Many2One(
-        'prepaid.substation', "Substation", required=True, ondelete='RESTRICT')
+        'prepaid.substation', "Substation", required=True, ondelete='RESTRICT'
+    )
     transformers = fields.One2Many('prepaid.transformer', 'feeder', "Transformers")
 
     @classmethod
@@ -39,9 +42,12 @@ class Feeder(DeactivableMixin, ModelSQL, ModelView):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_feeder_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_feeder_code_unique',
+            ),
+        ]
         cls._order.insert(0, ('code', 'ASC'))
 
 
@@ -51,27 +57,36 @@ class Transformer(DeactivableMixin, ModelSQL, ModelView):
     name = fields.Char("Name", required=True)
     code = fields.Char("Code", required=True)
     feeder = fields.Many2One(
-        'prepaid.feeder', "Feeder", required=True, ondelete='RESTRICT')
+        'prepaid.feeder', "Feeder", required=True, ondelete='RESTRICT'
+    )
     substation = fields.Function(
         fields.Many2One('prepaid.substation', "Substation"),
-        'on_change_with_substation', searcher='search_substation')
+        'on_change_with_substation',
+        searcher='search_substation',
+    )
     rated_kva = fields.Numeric(
-        "Rated Power (kVA)", digits=(10, 1),
-        domain=['OR', ('rated_kva', '=', None), ('rated_kva', '>', 0)])
+        "Rated Power (kVA)",
+        digits=(10, 1),
+        domain=['OR', ('rated_kva', '=', None), ('rated_kva', '>', 0)],
+    )
     location = fields.Char("Location")
     latitude = fields.Float("Latitude", digits=(9, 6))
     longitude = fields.Float("Longitude", digits=(9, 6))
     service_points = fields.One2Many(
-        'prepaid.service_point', 'transformer', "Service Points", readonly=True)
+        'prepaid.service_point', 'transformer', "Service Points", readonly=True
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_transformer_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_transformer_code_unique',
+            ),
+        ]
         cls._order.insert(0, ('code', 'ASC'))
 
     @fields.depends('feeder', '_parent_feeder.substation')
@@ -80,6 +95,4 @@ class Transformer(DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def search_substation(cls, name, clause):
-        return [('feeder.substation' + clause[0][len(name):], *clause[1:])]
-
-
+        return [('feeder.substation' + clause[0][len(name) :], *clause[1:])]

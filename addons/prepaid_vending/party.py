@@ -41,9 +41,12 @@ class CustomerCategory(DeactivableMixin, ModelSQL, ModelView):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_customer_category_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_customer_category_code_unique',
+            ),
+        ]
 
 
 class Party(metaclass=PoolMeta):
@@ -53,32 +56,44 @@ class Party(metaclass=PoolMeta):
     national_id = fields.Char("National ID")
     registration_number = fields.Char("Company Registration Number")
     customer_category = fields.Many2One(
-        'prepaid.customer.category', "Customer Category", ondelete='RESTRICT')
+        'prepaid.customer.category', "Customer Category", ondelete='RESTRICT'
+    )
     service_points = fields.One2Many(
-        'prepaid.service_point', 'customer', "Service Points")
+        'prepaid.service_point', 'customer', "Service Points"
+    )
     meters = fields.Function(
         fields.Many2Many('prepaid.meter', None, None, "Meters"),
-        'get_meters', searcher='search_meters')
+        'get_meters',
+        searcher='search_meters',
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('customer_number_unique', Unique(t, t.customer_number),
-                'prepaid_vending.msg_customer_number_unique'),
-            ]
-        cls._buttons.update({
+            (
+                'customer_number_unique',
+                Unique(t, t.customer_number),
+                'prepaid_vending.msg_customer_number_unique',
+            ),
+        ]
+        cls._buttons.update(
+            {
                 'make_customer': {
                     'invisible': Bool(Eval('customer_number')),
-                    },
-                })
+                },
+            }
+        )
 
     @classmethod
     def preprocess_values(cls, mode, values):
         values = super().preprocess_values(mode, values)
-        if mode == 'create' and values.get('customer_category') and not values.get(
-                'customer_number'):
+        if (
+            mode == 'create'
+            and values.get('customer_category')
+            and not values.get('customer_number')
+        ):
             values['customer_number'] = cls._new_customer_number()
         return values
 
@@ -103,14 +118,23 @@ class Party(metaclass=PoolMeta):
         super().validate_fields(parties, field_names)
         for party in parties:
             if party.national_id and not check_national_id(party.national_id):
-                raise ValidationError(gettext(
+                raise ValidationError(
+                    gettext(
                         'prepaid_vending.msg_invalid_national_id',
-                        value=party.national_id, party=party.rec_name))
+                        value=party.national_id,
+                        party=party.rec_name,
+                    )
+                )
             if party.registration_number and not check_registration_number(
-                    party.registration_number):
-                raise ValidationError(gettext(
+                party.registration_number
+            ):
+                raise ValidationError(
+                    gettext(
                         'prepaid_vending.msg_invalid_registration_number',
-                        value=party.registration_number, party=party.rec_name))
+                        value=party.registration_number,
+                        party=party.rec_name,
+                    )
+                )
 
     @classmethod
     def search_rec_name(cls, name, clause):
@@ -118,13 +142,15 @@ class Party(metaclass=PoolMeta):
         _, operator, value = clause[:3]
         if operator.startswith('!') or operator.startswith('not '):
             return domain
-        return ['OR', domain,
+        return [
+            'OR',
+            domain,
             ('customer_number', operator, value),
             ('national_id', operator, value),
             ('meters.serial', operator, value),
             ('service_points.street', operator, value),
             ('service_points.city', operator, value),
-            ]
+        ]
 
     @classmethod
     def get_meters(cls, parties, name):
@@ -136,9 +162,19 @@ class Party(metaclass=PoolMeta):
 
     @classmethod
     def search_meters(cls, name, clause):
-        return [('service_points', 'where', [
-                    ('installations', 'where', [
+        return [
+            (
+                'service_points',
+                'where',
+                [
+                    (
+                        'installations',
+                        'where',
+                        [
                             ('removed_on', '=', None),
-                            ('meter' + clause[0][len(name):], *clause[1:]),
-                            ]),
-                    ])]
+                            ('meter' + clause[0][len(name) :], *clause[1:]),
+                        ],
+                    ),
+                ],
+            )
+        ]

@@ -40,25 +40,28 @@ def receipt_text(vend, width: int = WIDTH_80MM, reprint: bool = False) -> str:
     if vend.cashier:
         out.append(_pair('Operator', vend.cashier.rec_name, width))
     if vend.customer:
-        out.append(_pair('Customer', vend.customer.rec_name[:width - 10], width))
+        out.append(_pair('Customer', vend.customer.rec_name[: width - 10], width))
         if vend.customer.customer_number:
             out.append(_pair('Account', vend.customer.customer_number, width))
     out.append(_pair('Meter', vend.meter.serial, width))
-    out.append(_pair('Tariff', vend.tariff_version.rec_name[:width - 8], width))
+    out.append(_pair('Tariff', vend.tariff_version.rec_name[: width - 8], width))
     out.append('-' * width)
     out.append(_pair('Tender', f'{vend.tender:.2f}', width))
     for line in vend.lines:
         if line.kind == 'energy':
             continue
-        out.append(_pair(line.description[:width - 12], f'{line.gross:.2f}', width))
+        out.append(_pair(line.description[: width - 12], f'{line.gross:.2f}', width))
         if line.vat:
             out.append(_pair('  incl. VAT', f'{line.vat:.2f}', width))
     energy = [line for line in vend.lines if line.kind == 'energy']
     if energy:
         for line in energy:
-            detail = (f'{line.description} {line.kwh} kWh @ {line.price}'
-                if line.kwh is not None else line.description)
-            out.append(_pair(detail[:width - 12], f'{line.gross:.2f}', width))
+            detail = (
+                f'{line.description} {line.kwh} kWh @ {line.price}'
+                if line.kwh is not None
+                else line.description
+            )
+            out.append(_pair(detail[: width - 12], f'{line.gross:.2f}', width))
         vat = sum(line.vat for line in energy)
         out.append(_pair('  Energy VAT', f'{vat:.2f}', width))
     out.append(_pair('Total VAT', f'{vend.vat_amount:.2f}', width))
@@ -84,14 +87,17 @@ def receipt_text(vend, width: int = WIDTH_80MM, reprint: bool = False) -> str:
 def receipt_html(vend, reprint: bool = False) -> str:
     "A printer-friendly 80 mm HTML page of the text layout"
     body = html.escape(receipt_text(vend, reprint=reprint))
-    return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
         '<style>@page{size:80mm auto;margin:3mm}'
         'body{width:74mm;margin:0}pre{font:9pt monospace;white-space:pre}'
-        '</style></head><body><pre>' + body + '</pre></body></html>')
+        '</style></head><body><pre>' + body + '</pre></body></html>'
+    )
 
 
 class VendReceipt(Report):
     "Vend receipt (ODT template)"
+
     __name__ = 'prepaid.vend.receipt'
 
     @classmethod
@@ -103,10 +109,12 @@ class VendReceipt(Report):
 
 class Reprint(ModelSQL, ModelView):
     "Receipt reprint log"
+
     __name__ = 'prepaid.vend.reprint'
 
     vend = fields.Many2One(
-        'prepaid.vend', "Vend", required=True, readonly=True, ondelete='CASCADE')
+        'prepaid.vend', "Vend", required=True, readonly=True, ondelete='CASCADE'
+    )
     meter = fields.Many2One('prepaid.meter', "Meter", readonly=True)
     user = fields.Many2One('res.user', "User", readonly=True)
     date = fields.Timestamp("Date", readonly=True)
@@ -119,8 +127,12 @@ class Reprint(ModelSQL, ModelView):
         cls._order.insert(0, ('date', 'DESC'))
 
     @classmethod
-    def reprint(cls, meter, count: int | None = None, reason: str = '',
-            ) -> list[str]:
+    def reprint(
+        cls,
+        meter,
+        count: int | None = None,
+        reason: str = '',
+    ) -> list[str]:
         """The last receipts of meter (at most configuration.reprint_count),
         logged.  Only reads vends: a reprint never creates credit."""
         pool = Pool()
@@ -130,12 +142,26 @@ class Reprint(ModelSQL, ModelView):
         if not allowed:
             raise ValidationError(gettext('prepaid_vending.msg_reprint_disabled'))
         count = min(count or allowed, allowed)
-        vends = Vend.search([('meter', '=', meter.id)], limit=count,
-            order=[('date', 'DESC'), ('id', 'DESC')])
+        vends = Vend.search(
+            [('meter', '=', meter.id)],
+            limit=count,
+            order=[('date', 'DESC'), ('id', 'DESC')],
+        )
         if not vends:
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_reprint_none', meter=meter.serial))
+            raise ValidationError(
+                gettext('prepaid_vending.msg_reprint_none', meter=meter.serial)
+            )
         now = dt.datetime.now()
-        cls.save([cls(vend=v, meter=meter, user=Transaction().user, date=now,
-                    reason=reason) for v in vends])
+        cls.save(
+            [
+                cls(
+                    vend=v,
+                    meter=meter,
+                    user=Transaction().user,
+                    date=now,
+                    reason=reason,
+                )
+                for v in vends
+            ]
+        )
         return [receipt_text(v, reprint=True) for v in vends]

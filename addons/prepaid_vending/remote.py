@@ -30,7 +30,7 @@ COMMAND_KINDS = [
     ('low_credit_warning', "Low-Credit Warning"),
     ('clear_credit', "Clear Credit"),
     ('set_tariff', "Set Tariff"),
-    ]
+]
 COMMAND_STATES = [
     ('pending', "Pending"),
     ('sent', "Sent"),
@@ -38,15 +38,17 @@ COMMAND_STATES = [
     ('rejected', "Rejected"),
     ('failed', "Failed"),
     ('cancelled', "Cancelled"),
-    ]
+]
 
 
 class MeterCommand(Workflow, ModelSQL, ModelView):
     "Command for the head-end: queued here, executed by the head-end module"
+
     __name__ = 'prepaid.meter.command'
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT')
+        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
+    )
     kind = fields.Selection(COMMAND_KINDS, "Kind", required=True, readonly=True)
     state = fields.Selection(COMMAND_STATES, "State", required=True, readonly=True)
     payload = fields.Text("Payload (JSON)", readonly=True)
@@ -55,8 +57,7 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     created_at = fields.Timestamp("Created", required=True, readonly=True)
     sent_at = fields.Timestamp("Sent", readonly=True)
     done_at = fields.Timestamp("Done", readonly=True)
-    vend = fields.Many2One('prepaid.vend', "Vend", readonly=True,
-        ondelete='RESTRICT')
+    vend = fields.Many2One('prepaid.vend', "Vend", readonly=True, ondelete='RESTRICT')
     origin = fields.Reference("Origin", selection='get_origin', readonly=True)
 
     @classmethod
@@ -65,10 +66,14 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
         cls._order.insert(0, ('created_at', 'ASC'))
         cls.__access__.add('meter')
         cls._transitions |= {
-            ('pending', 'sent'), ('pending', 'failed'), ('pending', 'cancelled'),
-            ('sent', 'accepted'), ('sent', 'rejected'), ('sent', 'failed'),
+            ('pending', 'sent'),
+            ('pending', 'failed'),
+            ('pending', 'cancelled'),
+            ('sent', 'accepted'),
+            ('sent', 'rejected'),
+            ('sent', 'failed'),
             ('failed', 'pending'),
-            }
+        }
 
     @staticmethod
     def default_state():
@@ -85,8 +90,7 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     @classmethod
     def get_origin(cls):
         Model = Pool().get('ir.model')
-        models = ['prepaid.vend', 'prepaid.remote.account',
-            'prepaid.meter.command']
+        models = ['prepaid.vend', 'prepaid.remote.account', 'prepaid.meter.command']
         return [(None, '')] + [(m, Model.get_name(m)) for m in models]
 
     @property
@@ -96,10 +100,16 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     @classmethod
     def queue(cls, meter, kind: str, payload: dict, vend=None, origin=None):
         if kind not in dict(COMMAND_KINDS):
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_command_kind', kind=kind))
-        command = cls(meter=meter, kind=kind, vend=vend,
-            origin=origin or vend, payload=json.dumps(payload, sort_keys=True))
+            raise ValidationError(
+                gettext('prepaid_vending.msg_command_kind', kind=kind)
+            )
+        command = cls(
+            meter=meter,
+            kind=kind,
+            vend=vend,
+            origin=origin or vend,
+            payload=json.dumps(payload, sort_keys=True),
+        )
         command.save()
         return command
 
@@ -149,39 +159,57 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
 
 class RemoteAccount(ModelSQL, ModelView):
     "Remote-prepaid account: a money balance per meter"
+
     __name__ = 'prepaid.remote.account'
 
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='RESTRICT',
-        domain=[('payment_mode', '=', 'remote_prepaid')])
+        'prepaid.meter',
+        "Meter",
+        required=True,
+        ondelete='RESTRICT',
+        domain=[('payment_mode', '=', 'remote_prepaid')],
+    )
     party = fields.Many2One('party.party', "Customer", ondelete='RESTRICT')
-    balance = fields.Function(
-        fields.Numeric("Balance", digits=(16, 2)), 'get_balance')
+    balance = fields.Function(fields.Numeric("Balance", digits=(16, 2)), 'get_balance')
     credit_limit = fields.Numeric(
-        "Credit Limit", digits=(16, 2), required=True,
+        "Credit Limit",
+        digits=(16, 2),
+        required=True,
         help="Disconnect when the balance falls below this amount "
-        "(0: at zero; negative: allow that much debt).")
-    connection = fields.Selection([
+        "(0: at zero; negative: allow that much debt).",
+    )
+    connection = fields.Selection(
+        [
             ('connected', "Connected"),
             ('disconnecting', "Disconnect Queued"),
             ('disconnected', "Disconnected"),
             ('reconnecting', "Reconnect Queued"),
-            ], "Connection", required=True, readonly=True)
+        ],
+        "Connection",
+        required=True,
+        readonly=True,
+    )
     warned_below = fields.Numeric(
-        "Last Warning Threshold", digits=(16, 2), readonly=True)
+        "Last Warning Threshold", digits=(16, 2), readonly=True
+    )
     lines = fields.One2Many(
-        'prepaid.remote.account.line', 'account', "Movements", readonly=True)
+        'prepaid.remote.account.line', 'account', "Movements", readonly=True
+    )
     consumptions = fields.One2Many(
-        'prepaid.remote.consumption', 'account', "Consumption", readonly=True)
+        'prepaid.remote.consumption', 'account', "Consumption", readonly=True
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('meter_unique', Unique(t, t.meter),
-                'prepaid_vending.msg_remote_account_meter_unique'),
-            ]
+            (
+                'meter_unique',
+                Unique(t, t.meter),
+                'prepaid_vending.msg_remote_account_meter_unique',
+            ),
+        ]
 
     @staticmethod
     def default_credit_limit():
@@ -201,12 +229,17 @@ class RemoteAccount(ModelSQL, ModelView):
         cursor = Transaction().connection.cursor()
         result = {a.id: ZERO for a in accounts}
         ids = [a.id for a in accounts]
-        for sub in [ids[i:i + 500] for i in range(0, len(ids), 500)]:
-            cursor.execute(*line.select(line.account, Sum(line.amount),
-                    where=line.account.in_(sub), group_by=[line.account]))
+        for sub in [ids[i : i + 500] for i in range(0, len(ids), 500)]:
+            cursor.execute(
+                *line.select(
+                    line.account,
+                    Sum(line.amount),
+                    where=line.account.in_(sub),
+                    group_by=[line.account],
+                )
+            )
             for account_id, total in cursor:
-                result[account_id] = Decimal(str(total or 0)).quantize(
-                    Decimal('0.01'))
+                result[account_id] = Decimal(str(total or 0)).quantize(Decimal('0.01'))
         return result
 
     @classmethod
@@ -225,21 +258,30 @@ class RemoteAccount(ModelSQL, ModelView):
     def credit_from_vend(cls, vend) -> None:
         Line = Pool().get('prepaid.remote.account.line')
         account = cls.for_meter(vend.meter)
-        Line(account=account, kind='vend', amount=vend.credit_amount, vend=vend,
-            description=f'Vend {vend.number}').save()
+        Line(
+            account=account,
+            kind='vend',
+            amount=vend.credit_amount,
+            vend=vend,
+            description=f'Vend {vend.number}',
+        ).save()
         account.after_balance_change(origin=vend)
 
     @classmethod
     def debit_cancelled_vend(cls, vend) -> None:
         Line = Pool().get('prepaid.remote.account.line')
         account = cls.for_meter(vend.meter)
-        Line(account=account, kind='cancel', amount=-vend.credit_amount,
-            vend=vend, description=f'Cancelled vend {vend.number}').save()
+        Line(
+            account=account,
+            kind='cancel',
+            amount=-vend.credit_amount,
+            vend=vend,
+            description=f'Cancelled vend {vend.number}',
+        ).save()
         account.after_balance_change(origin=vend)
 
     # --------------------------------------------------------- connection
-    def after_balance_change(self, now: dt.datetime | None = None,
-            origin=None) -> None:
+    def after_balance_change(self, now: dt.datetime | None = None, origin=None) -> None:
         """Queue disconnect/reconnect/warning commands for the new balance."""
         pool = Pool()
         Command = pool.get('prepaid.meter.command')
@@ -249,33 +291,39 @@ class RemoteAccount(ModelSQL, ModelView):
         # Read the balance fresh: lines were just added in this transaction.
         balance = self.__class__(self.id).balance
         origin = origin or self
+        crossed = [t for t in config.get_low_credit_thresholds() if balance < t]
+        lowest = min(crossed) if crossed else None
+        if balance >= self.credit_limit:
+            # A top-up re-arms the warnings above the new balance.
+            self.warned_below = lowest
+        elif lowest is not None and (
+            self.warned_below is None or lowest < self.warned_below
+        ):
+            Command.queue(
+                self.meter,
+                'low_credit_warning',
+                {'balance': str(balance), 'threshold': str(lowest)},
+                origin=origin,
+            )
+            self.warned_below = lowest
         if balance >= self.credit_limit:
             if self.connection in {'disconnected', 'disconnecting'}:
-                Command.queue(self.meter, 'reconnect',
-                    {'balance': str(balance)}, origin=origin)
+                Command.queue(
+                    self.meter, 'reconnect', {'balance': str(balance)}, origin=origin
+                )
                 self.connection = 'reconnecting'
-            # A top-up re-arms the warnings above the new balance.
-            thresholds = [t for t in config.get_low_credit_thresholds()
-                if t >= balance]
-            self.warned_below = min(thresholds) if thresholds else None
-            self.save()
         else:
             calendar = config.friendly_calendar
             friendly = calendar.is_friendly(now) if calendar else False
             if self.connection in {'connected', 'reconnecting'} and not friendly:
-                Command.queue(self.meter, 'disconnect',
+                Command.queue(
+                    self.meter,
+                    'disconnect',
                     {'balance': str(balance), 'limit': str(self.credit_limit)},
-                    origin=origin)
+                    origin=origin,
+                )
                 self.connection = 'disconnecting'
-                self.save()
-        for threshold in config.get_low_credit_thresholds():
-            if balance < threshold and (
-                    self.warned_below is None or threshold < self.warned_below):
-                Command.queue(self.meter, 'low_credit_warning',
-                    {'balance': str(balance), 'threshold': str(threshold)},
-                    origin=origin)
-                self.warned_below = threshold
-                self.save()
+        self.save()
 
     @classmethod
     def command_done(cls, commands) -> None:
@@ -284,8 +332,9 @@ class RemoteAccount(ModelSQL, ModelView):
                 continue
             account = cls.for_meter(command.meter, create=False)
             if account:
-                account.connection = ('disconnected'
-                    if command.kind == 'disconnect' else 'connected')
+                account.connection = (
+                    'disconnected' if command.kind == 'disconnect' else 'connected'
+                )
                 account.save()
 
     @classmethod
@@ -310,8 +359,9 @@ class RemoteAccount(ModelSQL, ModelView):
             accounts = cls.search([])
         bills = []
         for account in accounts:
-            pending = Consumption.search([
-                    ('account', '=', account.id), ('bill', '=', None)])
+            pending = Consumption.search(
+                [('account', '=', account.id), ('bill', '=', None)]
+            )
             months = sorted({c.start.date().replace(day=1) for c in pending})
             for month in months:
                 bill = account.bill_month(month)
@@ -328,11 +378,14 @@ class RemoteAccount(ModelSQL, ModelView):
         Tariff = pool.get('prepaid.tariff')
         Line = pool.get('prepaid.remote.account.line')
         next_month = (month + dt.timedelta(days=32)).replace(day=1)
-        rows = Consumption.search([
+        rows = Consumption.search(
+            [
                 ('account', '=', self.id),
                 ('start', '>=', dt.datetime.combine(month, dt.time())),
                 ('start', '<', dt.datetime.combine(next_month, dt.time())),
-                ], order=[('end', 'ASC')])
+            ],
+            order=[('end', 'ASC')],
+        )
         new = [r for r in rows if not r.bill]
         if not new:
             return None
@@ -341,11 +394,13 @@ class RemoteAccount(ModelSQL, ModelView):
         calculator = version.to_calculator()
         kwh = sum((r.kwh for r in rows), ZERO)
         weighted = [(r.pf, r.kwh) for r in rows if r.pf is not None]
-        pf = (sum((p * k for p, k in weighted), ZERO)
+        pf = (
+            sum((p * k for p, k in weighted), ZERO)
             / sum((k for _, k in weighted), ZERO)
-            if weighted and sum((k for _, k in weighted), ZERO) else None)
-        max_kw = max((r.max_kw for r in rows if r.max_kw is not None),
-            default=ZERO)
+            if weighted and sum((k for _, k in weighted), ZERO)
+            else None
+        )
+        max_kw = max((r.max_kw for r in rows if r.max_kw is not None), default=ZERO)
         kwargs = {'first_month_of_year': month.month == 1}
         if calculator.kind == 'tou':
             kwargs['profile'] = [(r.end, r.kwh) for r in rows]
@@ -355,43 +410,67 @@ class RemoteAccount(ModelSQL, ModelView):
             kwargs['max_demand_kw'] = max_kw
         if calculator.power_factor_penalty is not None:
             kwargs['pf'] = (pf if pf is not None else Decimal(1)).quantize(
-                Decimal('0.0001'))
+                Decimal('0.0001')
+            )
         try:
             priced = bill_month(calculator, **kwargs)
         except TariffError as exc:
-            raise ValidationError(gettext(
+            raise ValidationError(
+                gettext(
                     'prepaid_vending.msg_remote_bill_error',
-                    account=self.rec_name, error=str(exc))) from exc
+                    account=self.rec_name,
+                    error=str(exc),
+                )
+            ) from exc
         previous = Bill.search([('account', '=', self.id), ('month', '=', month)])
         amount = priced.amount - sum((b.amount for b in previous), ZERO)
         vat = priced.vat - sum((b.vat for b in previous), ZERO)
-        bill = Bill(account=self, month=month, amount=amount, vat=vat,
-            kwh=sum((r.kwh for r in new), ZERO), tariff_version=version,
+        bill = Bill(
+            account=self,
+            month=month,
+            amount=amount,
+            vat=vat,
+            kwh=sum((r.kwh for r in new), ZERO),
+            tariff_version=version,
             details='\n'.join(
                 f'{line.description}: {line.quantity} {line.unit} '
-                f'{line.amount} + VAT {line.vat}' for line in priced.lines))
+                f'{line.amount} + VAT {line.vat}'
+                for line in priced.lines
+            ),
+        )
         bill.save()
         Consumption.write(new, {'bill': bill.id})
-        Line(account=self, kind='bill', amount=-(amount + vat), bill=bill,
-            description=f'Consumption {month:%Y-%m}').save()
+        Line(
+            account=self,
+            kind='bill',
+            amount=-(amount + vat),
+            bill=bill,
+            description=f'Consumption {month:%Y-%m}',
+        ).save()
         bill.create_move()
         return bill
 
 
 class RemoteAccountLine(ModelSQL, ModelView):
     "Movement of a remote-prepaid balance"
+
     __name__ = 'prepaid.remote.account.line'
 
     account = fields.Many2One(
-        'prepaid.remote.account', "Account", required=True, ondelete='CASCADE')
+        'prepaid.remote.account', "Account", required=True, ondelete='CASCADE'
+    )
     date = fields.Timestamp("Date", required=True)
-    kind = fields.Selection([
+    kind = fields.Selection(
+        [
             ('vend', "Vend"),
             ('bill', "Consumption"),
             ('cancel', "Cancelled Vend"),
             ('transfer', "Transfer"),
             ('adjustment', "Adjustment"),
-            ], "Kind", required=True)
+        ],
+        "Kind",
+        required=True,
+    )
     amount = fields.Numeric("Amount", digits=(16, 2), required=True)
     description = fields.Char("Description")
     vend = fields.Many2One('prepaid.vend', "Vend", ondelete='RESTRICT')
@@ -410,17 +489,20 @@ class RemoteAccountLine(ModelSQL, ModelView):
 
 class Consumption(ModelSQL, ModelView):
     "Consumption reported by the head-end for one interval (input of billing)"
+
     __name__ = 'prepaid.remote.consumption'
 
     account = fields.Many2One(
-        'prepaid.remote.account', "Account", required=True, ondelete='CASCADE')
+        'prepaid.remote.account', "Account", required=True, ondelete='CASCADE'
+    )
     start = fields.Timestamp("Start", required=True)
     end = fields.Timestamp("End", required=True)
     kwh = fields.Numeric("kWh", digits=(16, 3), required=True)
     max_kw = fields.Numeric("Maximum Demand (kW)", digits=(16, 3))
     pf = fields.Numeric("Power Factor", digits=(5, 4))
-    bill = fields.Many2One('prepaid.remote.bill', "Bill", readonly=True,
-        ondelete='RESTRICT')
+    bill = fields.Many2One(
+        'prepaid.remote.bill', "Bill", readonly=True, ondelete='RESTRICT'
+    )
 
     @classmethod
     def __setup__(cls):
@@ -432,26 +514,36 @@ class Consumption(ModelSQL, ModelView):
     def validate_fields(cls, rows, field_names):
         super().validate_fields(rows, field_names)
         for row in rows:
-            if row.end <= row.start or row.kwh < 0 or (
-                    row.pf is not None and not 0 <= row.pf <= 1):
-                raise ValidationError(gettext(
+            if (
+                row.end <= row.start
+                or row.kwh < 0
+                or (row.pf is not None and not 0 <= row.pf <= 1)
+            ):
+                raise ValidationError(
+                    gettext(
                         'prepaid_vending.msg_consumption_invalid',
-                        start=row.start, end=row.end))
+                        start=row.start,
+                        end=row.end,
+                    )
+                )
 
 
 class RemoteBill(ModelSQL, ModelView):
     "Consumption bill of a remote-prepaid account (one billing run, one month)"
+
     __name__ = 'prepaid.remote.bill'
 
     account = fields.Many2One(
-        'prepaid.remote.account', "Account", required=True, ondelete='RESTRICT')
+        'prepaid.remote.account', "Account", required=True, ondelete='RESTRICT'
+    )
     month = fields.Date("Month", required=True)
     date = fields.Timestamp("Date", required=True)
     kwh = fields.Numeric("kWh", digits=(16, 3))
     amount = fields.Numeric("Amount excl. VAT", digits=(16, 2), required=True)
     vat = fields.Numeric("VAT", digits=(16, 2), required=True)
     tariff_version = fields.Many2One(
-        'prepaid.tariff.version', "Tariff Version", ondelete='RESTRICT')
+        'prepaid.tariff.version', "Tariff Version", ondelete='RESTRICT'
+    )
     details = fields.Text("Details")
     move = fields.Many2One('account.move', "Move", readonly=True)
 
@@ -472,15 +564,29 @@ class RemoteBill(ModelSQL, ModelView):
         if not (self.amount or self.vat):
             return
         sign = 1 if self.amount + self.vat >= 0 else -1
-        move = accounting.new_move(self.date.date(), self,
-            f'Consumption {self.account.rec_name} {self.month:%Y-%m}')
+        move = accounting.new_move(
+            self.date.date(),
+            self,
+            f'Consumption {self.account.rec_name} {self.month:%Y-%m}',
+        )
         tariff = self.tariff_version.tariff
         revenue = tariff.revenue_account or config.require('energy_revenue_account')
-        lines = [accounting.move_line(config.require('prepayment_account'),
+        lines = [
+            accounting.move_line(
+                config.require('prepayment_account'),
                 *accounting._dc(self.amount + self.vat),
-                party=self.account.party, description='Consumption')]
-        lines += accounting.revenue_lines(revenue, abs(self.amount),
-            abs(self.vat), self.tariff_version.tax, 'Consumption', sign=sign)
+                party=self.account.party,
+                description='Consumption',
+            )
+        ]
+        lines += accounting.revenue_lines(
+            revenue,
+            abs(self.amount),
+            abs(self.vat),
+            self.tariff_version.tax,
+            'Consumption',
+            sign=sign,
+        )
         move.lines = lines
         move.save()
         self.move = move
@@ -493,9 +599,13 @@ class Cron(metaclass=PoolMeta):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls.method.selection.extend([
+        cls.method.selection.extend(
+            [
                 ('prepaid.vend|post_moves', "Post Vend Moves"),
                 ('prepaid.remote.account|bill', "Bill Remote-Prepaid Accounts"),
-                ('prepaid.remote.account|check_disconnections',
-                    "Disconnect Remote-Prepaid Accounts Below Limit"),
-                ])
+                (
+                    'prepaid.remote.account|check_disconnections',
+                    "Disconnect Remote-Prepaid Accounts Below Limit",
+                ),
+            ]
+        )

@@ -13,7 +13,7 @@ CONNECTION_STATUSES = [
     ('connected', "Connected"),
     ('disconnected', "Disconnected"),
     ('removed', "Removed"),
-    ]
+]
 
 
 class ServicePoint(ModelSQL, ModelView):
@@ -21,41 +21,55 @@ class ServicePoint(ModelSQL, ModelView):
 
     code = fields.Char("Code", readonly=True)
     customer = fields.Many2One(
-        'party.party', "Customer", ondelete='RESTRICT',
-        domain=[('customer_number', '!=', None)])
+        'party.party',
+        "Customer",
+        ondelete='RESTRICT',
+        domain=[('customer_number', '!=', None)],
+    )
     street = fields.Char("Street")
     city = fields.Char("City")
     postal_code = fields.Char("Postal Code")
     latitude = fields.Float("Latitude", digits=(9, 6))
     longitude = fields.Float("Longitude", digits=(9, 6))
     transformer = fields.Many2One(
-        'prepaid.transformer', "Transformer", required=True, ondelete='RESTRICT')
+        'prepaid.transformer', "Transformer", required=True, ondelete='RESTRICT'
+    )
     feeder = fields.Function(
         fields.Many2One('prepaid.feeder', "Feeder"),
-        'on_change_with_feeder', searcher='search_feeder')
+        'on_change_with_feeder',
+        searcher='search_feeder',
+    )
     connection_status = fields.Selection(
-        CONNECTION_STATUSES, "Connection Status", required=True)
+        CONNECTION_STATUSES, "Connection Status", required=True
+    )
     installations = fields.One2Many(
-        'prepaid.meter.installation', 'service_point', "Installations",
-        readonly=True)
+        'prepaid.meter.installation', 'service_point', "Installations", readonly=True
+    )
     meter = fields.Function(
         fields.Many2One('prepaid.meter', "Current Meter"),
-        'get_meter', searcher='search_meter')
+        'get_meter',
+        searcher='search_meter',
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_service_point_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_service_point_code_unique',
+            ),
+        ]
         cls._order.insert(0, ('code', 'ASC'))
-        cls._buttons.update({
+        cls._buttons.update(
+            {
                 'install_meter_wizard': {
                     'invisible': Eval('connection_status') == 'removed',
-                    },
-                })
+                },
+            }
+        )
 
     @staticmethod
     def default_connection_status():
@@ -78,13 +92,15 @@ class ServicePoint(ModelSQL, ModelView):
     @classmethod
     def search_rec_name(cls, name, clause):
         _, operator, value = clause[:3]
-        bool_op = 'AND' if operator.startswith('!') or operator.startswith('not ') \
-            else 'OR'
-        return [bool_op,
+        bool_op = (
+            'AND' if operator.startswith('!') or operator.startswith('not ') else 'OR'
+        )
+        return [
+            bool_op,
             ('code', operator, value),
             ('street', operator, value),
             ('city', operator, value),
-            ]
+        ]
 
     @fields.depends('transformer', '_parent_transformer.feeder')
     def on_change_with_feeder(self, name=None):
@@ -92,25 +108,33 @@ class ServicePoint(ModelSQL, ModelView):
 
     @classmethod
     def search_feeder(cls, name, clause):
-        return [('transformer.feeder' + clause[0][len(name):], *clause[1:])]
+        return [('transformer.feeder' + clause[0][len(name) :], *clause[1:])]
 
     @classmethod
     def get_meter(cls, points, name):
         Installation = Pool().get('prepaid.meter.installation')
         result = {p.id: None for p in points}
-        for installation in Installation.search([
-                    ('service_point', 'in', [p.id for p in points]),
-                    ('removed_on', '=', None),
-                    ]):
+        for installation in Installation.search(
+            [
+                ('service_point', 'in', [p.id for p in points]),
+                ('removed_on', '=', None),
+            ]
+        ):
             result[installation.service_point.id] = installation.meter.id
         return result
 
     @classmethod
     def search_meter(cls, name, clause):
-        return [('installations', 'where', [
+        return [
+            (
+                'installations',
+                'where',
+                [
                     ('removed_on', '=', None),
-                    ('meter' + clause[0][len(name):], *clause[1:]),
-                    ])]
+                    ('meter' + clause[0][len(name) :], *clause[1:]),
+                ],
+            )
+        ]
 
     @property
     def current_installation(self):
@@ -118,46 +142,63 @@ class ServicePoint(ModelSQL, ModelView):
             if not installation.removed_on:
                 return installation
 
-    def install_meter(self, meter, date, reading=None, removal_reading=None,
-            reason=None):
+    def install_meter(
+        self, meter, date, reading=None, removal_reading=None, reason=None
+    ):
         """Install meter here on date; the meter in place, if any, is removed
         on the same date with its final reading."""
         pool = Pool()
         Installation = pool.get('prepaid.meter.installation')
         Meter = pool.get('prepaid.meter')
         if self.connection_status == 'removed':
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_service_point_removed', point=self.rec_name))
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_service_point_removed', point=self.rec_name
+                )
+            )
         if meter.state != 'in_stock':
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_meter_not_in_stock', meter=meter.serial,
-                    state=meter.state))
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_meter_not_in_stock',
+                    meter=meter.serial,
+                    state=meter.state,
+                )
+            )
         current = self.current_installation
         if current:
             if date < current.installed_on:
-                raise ValidationError(gettext(
+                raise ValidationError(
+                    gettext(
                         'prepaid_vending.msg_installation_before_current',
-                        date=date, current=current.rec_name))
+                        date=date,
+                        current=current.rec_name,
+                    )
+                )
             current.removed_on = date
             current.removal_reading = removal_reading
             current.removal_reason = reason or gettext(
-                'prepaid_vending.msg_replaced_by', meter=meter.serial)
+                'prepaid_vending.msg_replaced_by', meter=meter.serial
+            )
             current.save()
             Meter.change_state([current.meter], 'removed', current.removal_reason)
         installation = Installation(
-            meter=meter, service_point=self, installed_on=date,
-            install_reading=reading)
+            meter=meter, service_point=self, installed_on=date, install_reading=reading
+        )
         installation.save()
-        Meter.change_state([meter], 'installed', gettext(
-                'prepaid_vending.msg_installed_on', point=self.rec_name))
+        Meter.change_state(
+            [meter],
+            'installed',
+            gettext('prepaid_vending.msg_installed_on', point=self.rec_name),
+        )
         return installation
 
     def remove_meter(self, date, reading=None, reason=None):
         Meter = Pool().get('prepaid.meter')
         current = self.current_installation
         if not current:
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_no_meter_installed', point=self.rec_name))
+            raise ValidationError(
+                gettext('prepaid_vending.msg_no_meter_installed', point=self.rec_name)
+            )
         current.removed_on = date
         current.removal_reading = reading
         current.removal_reason = reason
@@ -174,29 +215,35 @@ class InstallMeterStart(ModelView):
     __name__ = 'prepaid.service_point.install_meter.start'
 
     service_point = fields.Many2One(
-        'prepaid.service_point', "Service Point", readonly=True)
+        'prepaid.service_point', "Service Point", readonly=True
+    )
     current_meter = fields.Many2One('prepaid.meter', "Current Meter", readonly=True)
     meter = fields.Many2One(
-        'prepaid.meter', "New Meter", required=True,
-        domain=[('state', '=', 'in_stock')])
+        'prepaid.meter', "New Meter", required=True, domain=[('state', '=', 'in_stock')]
+    )
     date = fields.Date("Date", required=True)
     reading = fields.Numeric("New Meter Reading (kWh)", digits=(16, 2))
     removal_reading = fields.Numeric(
-        "Final Reading of the Current Meter (kWh)", digits=(16, 2),
-        states={'invisible': ~Eval('current_meter')})
+        "Final Reading of the Current Meter (kWh)",
+        digits=(16, 2),
+        states={'invisible': ~Eval('current_meter')},
+    )
     reason = fields.Char("Reason", states={'invisible': ~Eval('current_meter')})
 
 
 class InstallMeter(Wizard):
     "Install or replace the meter of a service point"
+
     __name__ = 'prepaid.service_point.install_meter'
 
     start = StateView(
         'prepaid.service_point.install_meter.start',
-        'prepaid_vending.service_point_install_meter_start_form_view', [
+        'prepaid_vending.service_point_install_meter_start_form_view',
+        [
             Button("Cancel", 'end', 'tryton-cancel'),
             Button("Install", 'install', 'tryton-ok', default=True),
-            ])
+        ],
+    )
     install = StateTransition()
 
     def default_start(self, fields):
@@ -204,41 +251,50 @@ class InstallMeter(Wizard):
             'service_point': self.record.id,
             'current_meter': self.record.meter.id if self.record.meter else None,
             'date': dt.date.today(),
-            }
+        }
 
     def transition_install(self):
         self.record.install_meter(
-            self.start.meter, self.start.date, reading=self.start.reading,
-            removal_reading=self.start.removal_reading, reason=self.start.reason)
+            self.start.meter,
+            self.start.date,
+            reading=self.start.reading,
+            removal_reading=self.start.removal_reading,
+            reason=self.start.reason,
+        )
         return 'end'
 
 
 class ChangeMeterStateStart(ModelView):
     __name__ = 'prepaid.meter.change_state.start'
 
-    state = fields.Selection([
+    state = fields.Selection(
+        [
             ('in_stock', "In Stock"),
             ('faulty', "Faulty"),
             ('scrapped', "Scrapped"),
-            ], "New State", required=True)
+        ],
+        "New State",
+        required=True,
+    )
     reason = fields.Char("Reason", required=True)
 
 
 class ChangeMeterState(Wizard):
     "Change the lifecycle state of meters"
+
     __name__ = 'prepaid.meter.change_state'
 
     start = StateView(
         'prepaid.meter.change_state.start',
-        'prepaid_vending.meter_change_state_start_form_view', [
+        'prepaid_vending.meter_change_state_start_form_view',
+        [
             Button("Cancel", 'end', 'tryton-cancel'),
             Button("Change", 'change', 'tryton-ok', default=True),
-            ])
+        ],
+    )
     change = StateTransition()
 
     def transition_change(self):
         Meter = Pool().get('prepaid.meter')
         Meter.change_state(self.records, self.start.state, self.start.reason)
         return 'end'
-
-

@@ -9,7 +9,7 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import ValidationError
-from trytond.pool import Pool
+from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
@@ -17,43 +17,61 @@ from . import accounting
 from .vend import PAYMENT_METHODS
 
 ZERO = Decimal(0)
-COUNTED_METHODS = [m for m in PAYMENT_METHODS if m[0] not in {'emergency', 'free'}]
+COUNTED_METHODS = [m for m in PAYMENT_METHODS if m[0] != 'emergency']
 
 
 class Session(Workflow, ModelSQL, ModelView):
     "Cashier Shift"
+
     __name__ = 'prepaid.cashier.session'
 
     sales_point = fields.Many2One(
-        'prepaid.sales_point', "Sales Point", required=True, ondelete='RESTRICT',
-        states={'readonly': Eval('state') != 'open'})
+        'prepaid.sales_point',
+        "Sales Point",
+        required=True,
+        ondelete='RESTRICT',
+        states={'readonly': Eval('state') != 'open'},
+    )
     cashier = fields.Many2One(
-        'res.user', "Cashier", required=True, readonly=True, ondelete='RESTRICT')
+        'res.user', "Cashier", required=True, readonly=True, ondelete='RESTRICT'
+    )
     opened_at = fields.Timestamp("Opened", required=True, readonly=True)
     closed_at = fields.Timestamp("Closed", readonly=True)
     opening_float = fields.Numeric(
-        "Opening Float", digits=(16, 2), required=True,
-        states={'readonly': Eval('state') != 'open'})
+        "Opening Float",
+        digits=(16, 2),
+        required=True,
+        states={'readonly': Eval('state') != 'open'},
+    )
     vends = fields.One2Many('prepaid.vend', 'session', "Vends", readonly=True)
     counts = fields.One2Many(
-        'prepaid.cashier.session.count', 'session', "Cash Count",
-        states={'readonly': Eval('state') != 'open'})
+        'prepaid.cashier.session.count',
+        'session',
+        "Cash Count",
+        states={'readonly': Eval('state') != 'open'},
+    )
     difference = fields.Numeric("Difference", digits=(16, 2), readonly=True)
-    difference_move = fields.Many2One(
-        'account.move', "Difference Move", readonly=True)
-    state = fields.Selection([
+    difference_move = fields.Many2One('account.move', "Difference Move", readonly=True)
+    state = fields.Selection(
+        [
             ('open', "Open"),
             ('closed', "Closed"),
-            ], "State", required=True, readonly=True)
+        ],
+        "State",
+        required=True,
+        readonly=True,
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('opened_at', 'DESC'))
         cls._transitions |= {('open', 'closed')}
-        cls._buttons.update({
+        cls._buttons.update(
+            {
                 'close': {'invisible': Eval('state') != 'open'},
-                })
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -80,15 +98,21 @@ class Session(Workflow, ModelSQL, ModelView):
         for session in sessions:
             if session.state != 'open':
                 continue
-            others = cls.search([
+            others = cls.search(
+                [
                     ('cashier', '=', session.cashier.id),
                     ('state', '=', 'open'),
                     ('id', '!=', session.id),
-                    ], limit=1)
+                ],
+                limit=1,
+            )
             if others:
-                raise ValidationError(gettext(
+                raise ValidationError(
+                    gettext(
                         'prepaid_vending.msg_session_already_open',
-                        cashier=session.cashier.rec_name))
+                        cashier=session.cashier.rec_name,
+                    )
+                )
 
     @classmethod
     def open_session(cls, sales_point, opening_float=ZERO):
@@ -101,34 +125,45 @@ class Session(Workflow, ModelSQL, ModelView):
         "The open shift of the current user at sales_point; a cashier needs one"
         if sales_point is None:
             raise ValidationError(gettext('prepaid_vending.msg_vend_no_sales_point'))
-        sessions = cls.search([
+        sessions = cls.search(
+            [
                 ('cashier', '=', Transaction().user),
                 ('sales_point', '=', sales_point.id),
                 ('state', '=', 'open'),
-                ], limit=1)
+            ],
+            limit=1,
+        )
         if not sessions:
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_session_none',
-                    sales_point=sales_point.rec_name))
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_session_none', sales_point=sales_point.rec_name
+                )
+            )
         return sessions[0]
 
     def system_totals(self) -> dict[str, Decimal]:
         "Money the system says was received, per payment method"
         totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for vend in self.vends:
-            if vend.state == 'issued' and vend.payment_method in dict(
-                    COUNTED_METHODS):
+        for vend in self.get_vends():
+            if vend.state == 'issued' and vend.payment_method in dict(COUNTED_METHODS):
                 totals[vend.payment_method] += vend.tender
         totals['cash'] += self.opening_float or ZERO
         return dict(totals)
+
+    def get_vends(self) -> list:
+        # Searched, not read from the One2Many: the shift record may be cached
+        # from before its vends were created in this transaction.
+        Vend = Pool().get('prepaid.vend')
+        return Vend.search([('session', '=', self.id)])
 
     @classmethod
     @ModelView.button
     def close(cls, sessions):
         "Close with the declared amounts entered in the cash count lines"
         for session in sessions:
-            cls.close_session(session, {
-                    c.payment_method: c.declared for c in session.counts})
+            cls.close_session(
+                session, {c.payment_method: c.declared for c in session.counts}
+            )
 
     @classmethod
     def close_session(cls, session, declared: dict[str, Decimal]):
@@ -138,41 +173,60 @@ class Session(Workflow, ModelSQL, ModelView):
         Count = pool.get('prepaid.cashier.session.count')
         Configuration = pool.get('prepaid.configuration')
         if session.state != 'open':
-            raise ValidationError(gettext(
-                    'prepaid_vending.msg_session_closed', session=session.rec_name))
+            raise ValidationError(
+                gettext('prepaid_vending.msg_session_closed', session=session.rec_name)
+            )
         totals = session.system_totals()
         counts, difference = [], ZERO
         for method in sorted(set(totals) | set(declared)):
             amount = declared.get(method, ZERO)
             if amount < 0:
-                raise ValidationError(gettext(
-                        'prepaid_vending.msg_session_negative_count'))
+                raise ValidationError(
+                    gettext('prepaid_vending.msg_session_negative_count')
+                )
             system = totals.get(method, ZERO)
-            counts.append(Count(session=session, payment_method=method,
-                    declared=amount, system=system, difference=amount - system))
+            counts.append(
+                Count(
+                    session=session,
+                    payment_method=method,
+                    declared=amount,
+                    system=system,
+                    difference=amount - system,
+                )
+            )
             difference += amount - system
         Count.delete(list(session.counts))
         Count.save(counts)
         session.difference = difference
         session.closed_at = dt.datetime.now()
-        moves = [v.move for v in session.vends if v.move]
-        moves += [v.cancel_move for v in session.vends if v.cancel_move]
+        vends = session.get_vends()
+        moves = [v.move for v in vends if v.move]
+        moves += [v.cancel_move for v in vends if v.cancel_move]
         config = Configuration(1)
         booked = [c for c in counts if c.difference]
         if booked:
-            move = accounting.new_move(dt.date.today(), session,
-                f'Cash count {session.rec_name}')
+            move = accounting.new_move(
+                dt.date.today(), session, f'Cash count {session.rec_name}'
+            )
             lines = []
             for count in booked:
                 account = accounting.receipt_account(
-                    session.sales_point, count.payment_method)
-                lines.append(accounting.move_line(account,
+                    session.sales_point, count.payment_method
+                )
+                lines.append(
+                    accounting.move_line(
+                        account,
                         *accounting._dc(count.difference),
-                        description=f'Count {count.payment_method}'))
-                lines.append(accounting.move_line(
+                        description=f'Count {count.payment_method}',
+                    )
+                )
+                lines.append(
+                    accounting.move_line(
                         config.require('cash_difference_account'),
                         *accounting._dc(-count.difference),
-                        description=f'Over/short {count.payment_method}'))
+                        description=f'Over/short {count.payment_method}',
+                    )
+                )
             move.lines = lines
             move.save()
             session.difference_move = move
@@ -190,23 +244,30 @@ class Session(Workflow, ModelSQL, ModelView):
     def report_text(self, width: int = 48) -> str:
         "The shift report: vends per payment method, count and differences"
         lines = [
-            'SHIFT REPORT'.center(width), '=' * width,
+            'SHIFT REPORT'.center(width),
+            '=' * width,
             f'Sales point: {self.sales_point.rec_name}',
             f'Cashier: {self.cashier.rec_name}',
             f'Opened: {self.opened_at:%Y-%m-%d %H:%M}',
-            ]
+        ]
         if self.closed_at:
             lines.append(f'Closed: {self.closed_at:%Y-%m-%d %H:%M}')
-        issued = [v for v in self.vends if v.state == 'issued']
-        cancelled = [v for v in self.vends if v.state == 'cancelled']
-        lines += ['-' * width, f'Vends: {len(issued)}  Cancelled: {len(cancelled)}',
+        vends = self.get_vends()
+        issued = [v for v in vends if v.state == 'issued']
+        cancelled = [v for v in vends if v.state == 'cancelled']
+        lines += [
+            '-' * width,
+            f'Vends: {len(issued)}  Cancelled: {len(cancelled)}',
             f"kWh sold: {sum((v.units_kwh or ZERO for v in issued), ZERO)}",
             f"VAT: {sum((v.vat_amount or ZERO for v in issued), ZERO)}",
             '-' * width,
-            f"{'Method':<16}{'System':>10}{'Declared':>11}{'Diff':>11}"]
+            f"{'Method':<16}{'System':>10}{'Declared':>11}{'Diff':>11}",
+        ]
         for count in self.counts:
-            lines.append(f'{count.payment_method:<16}{count.system:>10}'
-                f'{count.declared:>11}{count.difference:>11}')
+            lines.append(
+                f'{count.payment_method:<16}{count.system:>10}'
+                f'{count.declared:>11}{count.difference:>11}'
+            )
         if self.difference is not None:
             lines.append(f"{'Total difference':<37}{self.difference:>11}")
         return '\n'.join(lines) + '\n'
@@ -214,12 +275,13 @@ class Session(Workflow, ModelSQL, ModelView):
 
 class SessionCount(ModelSQL, ModelView):
     "Cash count of a shift for one payment method"
+
     __name__ = 'prepaid.cashier.session.count'
 
     session = fields.Many2One(
-        'prepaid.cashier.session', "Shift", required=True, ondelete='CASCADE')
-    payment_method = fields.Selection(COUNTED_METHODS, "Payment Method",
-        required=True)
+        'prepaid.cashier.session', "Shift", required=True, ondelete='CASCADE'
+    )
+    payment_method = fields.Selection(COUNTED_METHODS, "Payment Method", required=True)
     declared = fields.Numeric("Declared", digits=(16, 2), required=True)
     system = fields.Numeric("System", digits=(16, 2), readonly=True)
     difference = fields.Numeric("Difference", digits=(16, 2), readonly=True)
@@ -228,3 +290,18 @@ class SessionCount(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('session')
+
+
+class Rule(metaclass=PoolMeta):
+    __name__ = 'ir.rule'
+
+    @classmethod
+    def _get_context(cls, model_name):
+        # Record rules of cashiers compare records with the current user.
+        context = super()._get_context(model_name)
+        context['user_id'] = Transaction().user
+        return context
+
+    @classmethod
+    def _get_cache_key(cls, model_names):
+        return super()._get_cache_key(model_names) + (Transaction().user,)

@@ -31,12 +31,12 @@ KINDS = [
     ('flat', "Flat"),
     ('step', "Step (inclining blocks)"),
     ('tou', "Time of Use"),
-    ]
+]
 CHARGE_PERIODS = [
     ('monthly', "Monthly (first vend of the month)"),
     ('yearly', "Yearly (first vend of the year)"),
     ('every_vend', "Every Vend"),
-    ]
+]
 CHANNELS = [
     ('counter', "Counter"),
     ('api', "API / Vendor"),
@@ -44,12 +44,12 @@ CHANNELS = [
     ('bank', "Bank"),
     ('ussd', "USSD"),
     ('web', "Web Portal"),
-    ]
+]
 VAT_ROUNDINGS = [
     ('half_up', "Half Up"),
     ('up', "Up"),
     ('down', "Down"),
-    ]
+]
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -58,46 +58,65 @@ def _s(value: Decimal | None) -> str | None:
 
 class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
     "Tariff"
+
     __name__ = 'prepaid.tariff'
 
     name = fields.Char("Name", required=True, translate=True)
     code = fields.Char("Code", required=True)
     sts_tariff_index = fields.Char(
-        "STS Tariff Index", size=2,
+        "STS Tariff Index",
+        size=2,
         help="The two-digit tariff index (TI) programmed in the meters "
-        "that buy on this tariff.")
+        "that buy on this tariff.",
+    )
     customer_categories = fields.Many2Many(
-        'prepaid.tariff-prepaid.customer.category', 'tariff', 'category',
+        'prepaid.tariff-prepaid.customer.category',
+        'tariff',
+        'category',
         "Customer Categories",
         help="Customers of these categories buy on this tariff unless their "
-        "meter has its own tariff assignment.")
+        "meter has its own tariff assignment.",
+    )
     versions = fields.One2Many('prepaid.tariff.version', 'tariff', "Versions")
     revenue_account = fields.Many2One(
-        'account.account', "Revenue Account",
+        'account.account',
+        "Revenue Account",
         domain=[('type.revenue', '=', True), ('closed', '!=', True)],
         help="Energy revenue of this tariff; "
-        "the vending accounting configuration gives the default.")
+        "the vending accounting configuration gives the default.",
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('code_unique', Unique(t, t.code),
-                'prepaid_vending.msg_tariff_code_unique'),
-            ]
+            (
+                'code_unique',
+                Unique(t, t.code),
+                'prepaid_vending.msg_tariff_code_unique',
+            ),
+        ]
 
     def version_at(self, date: dt.date) -> 'TariffVersion':
         "The version in force on date"
         Version = Pool().get('prepaid.tariff.version')
-        versions = Version.search([
+        versions = Version.search(
+            [
                 ('tariff', '=', self.id),
                 ('start_date', '<=', date),
-                ], order=[('start_date', 'DESC')], limit=1)
+            ],
+            order=[('start_date', 'DESC')],
+            limit=1,
+        )
         if not versions:
-            raise ValidationError(gettext(
+            raise ValidationError(
+                gettext(
                     'prepaid_vending.msg_tariff_no_version',
-                    tariff=self.rec_name, date=date))
+                    tariff=self.rec_name,
+                    date=date,
+                )
+            )
         return versions[0]
 
     @classmethod
@@ -105,81 +124,101 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         """The tariff of meter on date: its dated assignment, else the tariff of
         its customer's category."""
         Assignment = Pool().get('prepaid.meter.tariff')
-        assignments = Assignment.search([
+        assignments = Assignment.search(
+            [
                 ('meter', '=', meter.id),
                 ('start_date', '<=', date),
-                ], order=[('start_date', 'DESC'), ('id', 'DESC')], limit=1)
+            ],
+            order=[('start_date', 'DESC'), ('id', 'DESC')],
+            limit=1,
+        )
         if assignments:
             return assignments[0].tariff
         customer = meter.customer
         category = customer.customer_category if customer else None
         if category:
-            tariffs = cls.search(
-                [('customer_categories', '=', category.id)], limit=1)
+            tariffs = cls.search([('customer_categories', '=', category.id)], limit=1)
             if tariffs:
                 return tariffs[0]
-        raise ValidationError(gettext(
-                'prepaid_vending.msg_meter_no_tariff', meter=meter.serial))
+        raise ValidationError(
+            gettext('prepaid_vending.msg_meter_no_tariff', meter=meter.serial)
+        )
 
 
 class TariffCategory(ModelSQL):
     "Tariff - Customer Category"
+
     __name__ = 'prepaid.tariff-prepaid.customer.category'
 
     tariff = fields.Many2One(
-        'prepaid.tariff', "Tariff", required=True, ondelete='CASCADE')
+        'prepaid.tariff', "Tariff", required=True, ondelete='CASCADE'
+    )
     category = fields.Many2One(
-        'prepaid.customer.category', "Category", required=True,
-        ondelete='CASCADE')
+        'prepaid.customer.category', "Category", required=True, ondelete='CASCADE'
+    )
 
 
 class TariffVersion(ModelSQL, ModelView):
     "Tariff Version"
+
     __name__ = 'prepaid.tariff.version'
 
     tariff = fields.Many2One(
-        'prepaid.tariff', "Tariff", required=True, ondelete='CASCADE')
+        'prepaid.tariff', "Tariff", required=True, ondelete='CASCADE'
+    )
     start_date = fields.Date("Effective From", required=True)
     kind = fields.Selection(KINDS, "Kind", required=True)
     prices_include_vat = fields.Boolean(
         "Prices Include VAT",
-        help="Published prices and charge amounts already contain VAT.")
+        help="Published prices and charge amounts already contain VAT.",
+    )
     tax = fields.Many2One(
-        'account.tax', "VAT", ondelete='RESTRICT',
+        'account.tax',
+        "VAT",
+        ondelete='RESTRICT',
         domain=[('type', '=', 'percentage')],
         help="The VAT of every vend on this version; its rate is used by the "
-        "calculator and its accounts by the accounting move.")
+        "calculator and its accounts by the accounting move.",
+    )
     vat_rounding = fields.Selection(VAT_ROUNDINGS, "VAT Rounding", required=True)
     blocks = fields.One2Many(
-        'prepaid.tariff.block', 'version', "Blocks",
-        states={'invisible': Eval('kind') == 'tou'})
+        'prepaid.tariff.block',
+        'version',
+        "Blocks",
+        states={'invisible': Eval('kind') == 'tou'},
+    )
     charges = fields.One2Many('prepaid.tariff.charge', 'version', "Charges")
-    channel_fee = fields.Numeric(
-        "Default Channel Fee", digits=(16, 2), required=True)
+    channel_fee = fields.Numeric("Default Channel Fee", digits=(16, 2), required=True)
     channel_fees = fields.One2Many(
-        'prepaid.tariff.channel_fee', 'version', "Channel Fees")
+        'prepaid.tariff.channel_fee', 'version', "Channel Fees"
+    )
     fbe_kwh_per_month = fields.Numeric(
-        "Free Basic Electricity (kWh/month)", digits=(16, 1), required=True)
+        "Free Basic Electricity (kWh/month)", digits=(16, 1), required=True
+    )
     demand_charge_per_kw = fields.Numeric(
-        "Maximum Demand Charge (per kW)", digits=(16, 4))
+        "Maximum Demand Charge (per kW)", digits=(16, 4)
+    )
     pf_threshold = fields.Numeric("Power Factor Threshold", digits=(4, 2))
     pf_percent = fields.Numeric("Power Factor Penalty (% per step)", digits=(6, 2))
     pf_step = fields.Numeric("Power Factor Step", digits=(4, 2))
     tou_schedule = fields.Text(
         "TOU Schedule (JSON)",
-        states={'invisible': Eval('kind') != 'tou',
-            'required': Eval('kind') == 'tou'},
+        states={'invisible': Eval('kind') != 'tou', 'required': Eval('kind') == 'tou'},
         help="Rates (up to 8), day profiles, week profiles, seasons and special "
-        "days in the calculator's JSON form.")
+        "days in the calculator's JSON form.",
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('tariff_date_unique', Unique(t, t.tariff, t.start_date),
-                'prepaid_vending.msg_tariff_version_date_unique'),
-            ]
+            (
+                'tariff_date_unique',
+                Unique(t, t.tariff, t.start_date),
+                'prepaid_vending.msg_tariff_version_date_unique',
+            ),
+        ]
         cls._order.insert(0, ('start_date', 'DESC'))
         cls.__access__.add('tariff')
 
@@ -222,16 +261,20 @@ class TariffVersion(ModelSQL, ModelView):
             'channel_fee': str(self.channel_fee or 0),
             'channel_fees': {f.channel: str(f.amount) for f in self.channel_fees},
             'fbe_kwh_per_month': str(self.fbe_kwh_per_month or 0),
-            }
+        }
         if self.kind != 'tou':
             data['blocks'] = [b.to_dict() for b in self.blocks]
         elif self.tou_schedule:
             try:
                 data['tou'] = json.loads(self.tou_schedule, parse_float=Decimal)
             except ValueError as exc:
-                raise ValidationError(gettext(
+                raise ValidationError(
+                    gettext(
                         'prepaid_vending.msg_tariff_invalid',
-                        version=self.rec_name, error=str(exc))) from exc
+                        version=self.rec_name,
+                        error=str(exc),
+                    )
+                ) from exc
         if self.demand_charge_per_kw is not None:
             data['demand_charge_per_kw'] = str(self.demand_charge_per_kw)
         if self.pf_threshold is not None and self.pf_percent is not None:
@@ -239,7 +282,7 @@ class TariffVersion(ModelSQL, ModelView):
                 'threshold': str(self.pf_threshold),
                 'percent': str(self.pf_percent),
                 'step': str(self.pf_step or Decimal('0.01')),
-                }
+            }
         return data
 
     def to_calculator(self) -> Tariff:
@@ -247,14 +290,17 @@ class TariffVersion(ModelSQL, ModelView):
         try:
             return tariff_from_dict(self.to_dict())
         except TariffError as exc:
-            raise ValidationError(gettext(
+            raise ValidationError(
+                gettext(
                     'prepaid_vending.msg_tariff_invalid',
-                    version=self.rec_name, error=str(exc))) from exc
+                    version=self.rec_name,
+                    error=str(exc),
+                )
+            ) from exc
 
     @classmethod
     def check_modification(cls, mode, versions, values=None, external=False):
-        super().check_modification(
-            mode, versions, values=values, external=external)
+        super().check_modification(mode, versions, values=values, external=external)
         if mode in {'write', 'delete'}:
             cls.check_unused(versions)
 
@@ -264,13 +310,15 @@ class TariffVersion(ModelSQL, ModelView):
         Vend = Pool().get('prepaid.vend')
         if Transaction().context.get('_prepaid_tariff_force'):
             return
-        for sub in [versions[i:i + 500] for i in range(0, len(versions), 500)]:
-            used = Vend.search(
-                [('tariff_version', 'in', [v.id for v in sub])], limit=1)
+        for sub in [versions[i : i + 500] for i in range(0, len(versions), 500)]:
+            used = Vend.search([('tariff_version', 'in', [v.id for v in sub])], limit=1)
             if used:
-                raise AccessError(gettext(
+                raise AccessError(
+                    gettext(
                         'prepaid_vending.msg_tariff_version_used',
-                        version=used[0].tariff_version.rec_name))
+                        version=used[0].tariff_version.rec_name,
+                    )
+                )
 
 
 class _VersionChild(ModelSQL, ModelView):
@@ -286,13 +334,16 @@ class _VersionChild(ModelSQL, ModelView):
 
 class TariffBlock(sequence_ordered(), _VersionChild):
     "Tariff Block"
+
     __name__ = 'prepaid.tariff.block'
 
     version = fields.Many2One(
-        'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE')
+        'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE'
+    )
     from_kwh = fields.Numeric("From (kWh)", digits=(16, 2), required=True)
     to_kwh = fields.Numeric(
-        "To (kWh)", digits=(16, 2), help="Empty for the last, open-ended block.")
+        "To (kWh)", digits=(16, 2), help="Empty for the last, open-ended block."
+    )
     price = fields.Numeric("Price per kWh", digits=(16, 4), required=True)
 
     @classmethod
@@ -306,22 +357,26 @@ class TariffBlock(sequence_ordered(), _VersionChild):
             'from_kwh': str(self.from_kwh),
             'to_kwh': _s(self.to_kwh),
             'price': str(self.price),
-            }
+        }
 
 
 class TariffCharge(_VersionChild):
     "Tariff Charge"
+
     __name__ = 'prepaid.tariff.charge'
 
     version = fields.Many2One(
-        'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE')
+        'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE'
+    )
     name = fields.Char("Name", required=True)
     period = fields.Selection(CHARGE_PERIODS, "Period", required=True)
     amount = fields.Numeric("Fixed Amount", digits=(16, 2))
     percent = fields.Numeric("Percent of Tender", digits=(6, 2))
     account = fields.Many2One(
-        'account.account', "Revenue Account",
-        domain=[('type.revenue', '=', True), ('closed', '!=', True)])
+        'account.account',
+        "Revenue Account",
+        domain=[('type.revenue', '=', True), ('closed', '!=', True)],
+    )
 
     @classmethod
     def __setup__(cls):
@@ -343,10 +398,12 @@ class TariffCharge(_VersionChild):
 
 class TariffChannelFee(_VersionChild):
     "Tariff Channel Fee"
+
     __name__ = 'prepaid.tariff.channel_fee'
 
     version = fields.Many2One(
-        'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE')
+        'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE'
+    )
     channel = fields.Selection(CHANNELS, "Channel", required=True)
     amount = fields.Numeric("Fee", digits=(16, 2), required=True)
 
@@ -358,12 +415,13 @@ class TariffChannelFee(_VersionChild):
 
 class MeterTariff(ModelSQL, ModelView):
     "Dated tariff assignment of a meter (the tariff-change history)"
+
     __name__ = 'prepaid.meter.tariff'
 
-    meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE')
+    meter = fields.Many2One('prepaid.meter', "Meter", required=True, ondelete='CASCADE')
     tariff = fields.Many2One(
-        'prepaid.tariff', "Tariff", required=True, ondelete='RESTRICT')
+        'prepaid.tariff', "Tariff", required=True, ondelete='RESTRICT'
+    )
     start_date = fields.Date("From", required=True)
     reason = fields.Char("Reason")
     user = fields.Many2One('res.user', "User", readonly=True)

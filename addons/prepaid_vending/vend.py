@@ -24,6 +24,7 @@ from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
+from trytond.rpc import RPC
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
@@ -43,8 +44,7 @@ PAYMENT_METHODS = [
     ('mobile_money', "Mobile Money"),
     ('bank_transfer', "Bank Transfer"),
     ('emergency', "Emergency Credit"),
-    ('free', "Free Issue"),
-    ]
+]
 LINE_KINDS = [
     ('fee', "Channel Fee"),
     ('charge', "Charge"),
@@ -52,13 +52,13 @@ LINE_KINDS = [
     ('debt', "Debt Recovery"),
     ('energy', "Energy"),
     ('deposit', "Account Credit"),
-    ]
+]
 TOKEN_KINDS = [
     ('key_change', "Key Change"),
     ('credit', "Credit"),
     ('fbe', "Free Basic Electricity"),
     ('engineering', "Engineering"),
-    ]
+]
 ZERO = Decimal(0)
 
 
@@ -70,23 +70,26 @@ class Meter(metaclass=PoolMeta):
     __name__ = 'prepaid.meter'
 
     vend_blocked = fields.Boolean(
-        "Vending Blocked", help="No vend is accepted for a blocked meter.")
+        "Vending Blocked", help="No vend is accepted for a blocked meter."
+    )
     vend_blocked_reason = fields.Char(
-        "Blocking Reason", states={'invisible': ~Eval('vend_blocked')})
+        "Blocking Reason", states={'invisible': ~Eval('vend_blocked')}
+    )
     month_positions = fields.One2Many(
-        'prepaid.meter.month_position', 'meter', "Monthly Purchases",
-        readonly=True)
+        'prepaid.meter.month_position', 'meter', "Monthly Purchases", readonly=True
+    )
     tariff_assignments = fields.One2Many(
-        'prepaid.meter.tariff', 'meter', "Tariff History")
+        'prepaid.meter.tariff', 'meter', "Tariff History"
+    )
 
 
 class MonthPosition(ModelSQL, ModelView):
     """The kWh bought on a meter in a calendar month: the position from which the
     inclining blocks of the next vend start."""
+
     __name__ = 'prepaid.meter.month_position'
 
-    meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE')
+    meter = fields.Many2One('prepaid.meter', "Meter", required=True, ondelete='CASCADE')
     month = fields.Date("Month", required=True, help="First day of the month.")
     kwh = fields.Numeric("kWh Bought", digits=(16, 1), required=True)
     vends = fields.Integer("Paid Vends", required=True)
@@ -97,9 +100,12 @@ class MonthPosition(ModelSQL, ModelView):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('meter_month_unique', Unique(t, t.meter, t.month),
-                'prepaid_vending.msg_month_position_unique'),
-            ]
+            (
+                'meter_month_unique',
+                Unique(t, t.meter, t.month),
+                'prepaid_vending.msg_month_position_unique',
+            ),
+        ]
         cls._order.insert(0, ('month', 'DESC'))
         cls.__access__.add('meter')
 
@@ -107,97 +113,128 @@ class MonthPosition(ModelSQL, ModelView):
     def get(cls, meter, month: dt.date) -> 'MonthPosition':
         "The position of meter for month, unsaved and empty when none yet"
         positions = cls.search(
-            [('meter', '=', meter.id), ('month', '=', month)], limit=1)
+            [('meter', '=', meter.id), ('month', '=', month)], limit=1
+        )
         if positions:
             return positions[0]
-        return cls(meter=meter, month=month, kwh=Decimal('0.0'), vends=0,
-            fbe_issued=False)
+        return cls(
+            meter=meter, month=month, kwh=Decimal('0.0'), vends=0, fbe_issued=False
+        )
 
     @classmethod
     def first_of_year(cls, meter, month: dt.date) -> bool:
-        return not cls.search([
+        return not cls.search(
+            [
                 ('meter', '=', meter.id),
                 ('month', '>=', month.replace(month=1)),
                 ('month', '<=', month),
                 ('vends', '>', 0),
-                ], limit=1)
+            ],
+            limit=1,
+        )
 
 
 class Vend(Workflow, ModelSQL, ModelView):
     "Vend"
+
     __name__ = 'prepaid.vend'
     _rec_name = 'number'
 
     number = fields.Char("Receipt Number", readonly=True)
     date = fields.Timestamp("Date", required=True, readonly=True)
     idempotency_key = fields.Char(
-        "Idempotency Key", required=True, readonly=True,
-        help="Unique per request: a retried request returns this vend.")
+        "Idempotency Key",
+        required=True,
+        readonly=True,
+        help="Unique per request: a retried request returns this vend.",
+    )
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, readonly=True,
-        ondelete='RESTRICT')
+        'prepaid.meter', "Meter", required=True, readonly=True, ondelete='RESTRICT'
+    )
     customer = fields.Many2One(
-        'party.party', "Customer", readonly=True, ondelete='RESTRICT')
+        'party.party', "Customer", readonly=True, ondelete='RESTRICT'
+    )
     service_point = fields.Many2One(
-        'prepaid.service_point', "Service Point", readonly=True,
-        ondelete='RESTRICT')
+        'prepaid.service_point', "Service Point", readonly=True, ondelete='RESTRICT'
+    )
     sales_point = fields.Many2One(
-        'prepaid.sales_point', "Sales Point", readonly=True, ondelete='RESTRICT')
+        'prepaid.sales_point', "Sales Point", readonly=True, ondelete='RESTRICT'
+    )
     session = fields.Many2One(
-        'prepaid.cashier.session', "Cashier Shift", readonly=True,
-        ondelete='RESTRICT')
+        'prepaid.cashier.session', "Cashier Shift", readonly=True, ondelete='RESTRICT'
+    )
     cashier = fields.Many2One('res.user', "Cashier", readonly=True)
     channel = fields.Selection(CHANNELS, "Channel", required=True, readonly=True)
     payment_method = fields.Selection(
-        PAYMENT_METHODS, "Payment Method", required=True, readonly=True)
+        PAYMENT_METHODS, "Payment Method", required=True, readonly=True
+    )
     tender = fields.Numeric("Tender", digits=(16, 2), required=True, readonly=True)
     requested_kwh = fields.Numeric("Requested kWh", digits=(16, 1), readonly=True)
     tariff = fields.Many2One(
-        'prepaid.tariff', "Tariff", required=True, readonly=True,
-        ondelete='RESTRICT')
+        'prepaid.tariff', "Tariff", required=True, readonly=True, ondelete='RESTRICT'
+    )
     tariff_version = fields.Many2One(
-        'prepaid.tariff.version', "Tariff Version", required=True, readonly=True,
-        ondelete='RESTRICT')
+        'prepaid.tariff.version',
+        "Tariff Version",
+        required=True,
+        readonly=True,
+        ondelete='RESTRICT',
+    )
     lines = fields.One2Many('prepaid.vend.line', 'vend', "Lines", readonly=True)
     tokens = fields.One2Many('prepaid.vend.token', 'vend', "Tokens", readonly=True)
     units_kwh = fields.Numeric("kWh", digits=(16, 1), readonly=True)
     fbe_kwh = fields.Numeric("FBE kWh", digits=(16, 1), readonly=True)
     credit_amount = fields.Numeric(
-        "Account Credit", digits=(16, 2), readonly=True,
-        help="Money added to a remote-prepaid account.")
+        "Account Credit",
+        digits=(16, 2),
+        readonly=True,
+        help="Money added to a remote-prepaid account.",
+    )
     vat_amount = fields.Numeric("VAT", digits=(16, 2), readonly=True)
-    month_kwh_before = fields.Numeric(
-        "Month kWh Before", digits=(16, 1), readonly=True)
-    month_kwh_after = fields.Numeric(
-        "Month kWh After", digits=(16, 1), readonly=True)
+    month_kwh_before = fields.Numeric("Month kWh Before", digits=(16, 1), readonly=True)
+    month_kwh_after = fields.Numeric("Month kWh After", digits=(16, 1), readonly=True)
     debt_remaining = fields.Numeric("Debt Remaining", digits=(16, 2), readonly=True)
     move = fields.Many2One('account.move', "Move", readonly=True)
-    state = fields.Selection([
+    state = fields.Selection(
+        [
             ('issued', "Issued"),
             ('cancelled', "Cancelled"),
-            ], "State", required=True, readonly=True)
+        ],
+        "State",
+        required=True,
+        readonly=True,
+    )
     cancel_reason = fields.Char("Cancellation Reason", readonly=True)
     cancelled_by = fields.Many2One('res.user', "Cancelled By", readonly=True)
     cancel_move = fields.Many2One('account.move', "Cancellation Move", readonly=True)
     commands = fields.One2Many(
-        'prepaid.meter.command', 'vend', "Remote Commands", readonly=True)
+        'prepaid.meter.command', 'vend', "Remote Commands", readonly=True
+    )
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('idempotency_key_unique', Unique(t, t.idempotency_key),
-                'prepaid_vending.msg_vend_idempotency_unique'),
-            ]
-        cls._sql_indexes.update({
+            (
+                'idempotency_key_unique',
+                Unique(t, t.idempotency_key),
+                'prepaid_vending.msg_vend_idempotency_unique',
+            ),
+        ]
+        cls._sql_indexes.update(
+            {
                 Index(t, (t.meter, Index.Range()), (t.date, Index.Range())),
-                })
+            }
+        )
         cls._order.insert(0, ('date', 'DESC'))
         cls._transitions |= {('issued', 'cancelled')}
-        cls._buttons.update({
+        cls.__rpc__.update({"rpc_vend": RPC(readonly=False, instantiate=None)})
+        cls._buttons.update(
+            {
                 'cancel': {'invisible': Eval('state') != 'issued'},
-                })
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -207,16 +244,25 @@ class Vend(Workflow, ModelSQL, ModelView):
     @classmethod
     def _check_meter(cls, meter):
         if meter.state != 'installed':
-            raise VendError(gettext(
+            raise VendError(
+                gettext(
                     'prepaid_vending.msg_vend_meter_not_installed',
-                    meter=meter.serial, state=meter.state))
+                    meter=meter.serial,
+                    state=meter.state,
+                )
+            )
         if meter.vend_blocked:
-            raise VendError(gettext(
+            raise VendError(
+                gettext(
                     'prepaid_vending.msg_vend_meter_blocked',
-                    meter=meter.serial, reason=meter.vend_blocked_reason or ''))
+                    meter=meter.serial,
+                    reason=meter.vend_blocked_reason or '',
+                )
+            )
         if meter.payment_mode == 'postpaid':
-            raise VendError(gettext(
-                    'prepaid_vending.msg_vend_meter_postpaid', meter=meter.serial))
+            raise VendError(
+                gettext('prepaid_vending.msg_vend_meter_postpaid', meter=meter.serial)
+            )
 
     @classmethod
     def _check_tender(cls, tender, sales_point, fbe_only=False):
@@ -225,30 +271,41 @@ class Vend(Workflow, ModelSQL, ModelView):
         if tender is None or not isinstance(tender, Decimal):
             raise VendError(gettext('prepaid_vending.msg_vend_tender_type'))
         if tender < 0 or (tender == 0 and not fbe_only):
-            raise VendError(gettext(
-                    'prepaid_vending.msg_vend_tender_positive', tender=tender))
+            raise VendError(
+                gettext('prepaid_vending.msg_vend_tender_positive', tender=tender)
+            )
         if tender == 0:
             return
         if tender != tender.quantize(Decimal('0.01')):
-            raise VendError(gettext(
-                    'prepaid_vending.msg_vend_tender_digits', tender=tender))
+            raise VendError(
+                gettext('prepaid_vending.msg_vend_tender_digits', tender=tender)
+            )
         minimum = config.min_vend_amount or ZERO
         maximum = config.max_vend_amount
         if sales_point and sales_point.max_vend_amount:
             maximum = min(filter(None, [maximum, sales_point.max_vend_amount]))
         if tender < minimum:
-            raise VendError(gettext(
+            raise VendError(
+                gettext(
                     'prepaid_vending.msg_vend_tender_below_min',
-                    tender=tender, minimum=minimum))
+                    tender=tender,
+                    minimum=minimum,
+                )
+            )
         if maximum and tender > maximum:
-            raise VendError(gettext(
+            raise VendError(
+                gettext(
                     'prepaid_vending.msg_vend_tender_above_max',
-                    tender=tender, maximum=maximum))
+                    tender=tender,
+                    maximum=maximum,
+                )
+            )
 
     # ------------------------------------------------------------ calculation
     @classmethod
-    def _prepare(cls, meter, tender, requested_kwh, channel, date,
-            payment_method='cash'):
+    def _prepare(
+        cls, meter, tender, requested_kwh, channel, date, payment_method='cash'
+    ):
         """Everything the calculator needs for meter at date, and its quote.
 
         Returns (tariff, version, position, quote, debts, emergencies)."""
@@ -266,7 +323,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         debts = Debt_.open_debts(customer) if customer else []
         # Emergency credit and free issues are not paid by the customer: they
         # must not repay anything.
-        recovers = payment_method not in {'emergency', 'free'}
+        recovers = payment_method != 'emergency'
         emergencies = Emergency.open_credits(meter) if recovers else []
         fbe_due = bool(version.fbe_kwh_per_month) and not position.fbe_issued
         remote = meter.payment_mode == 'remote_prepaid'
@@ -276,21 +333,24 @@ class Vend(Workflow, ModelSQL, ModelView):
             first_vend_of_month=position.vends == 0,
             first_vend_of_year=Position.first_of_year(meter, month),
             debt=Debt_.to_calculator(debts) if recovers else None,
-            emergency_credit_owed=sum(
-                (e.outstanding for e in emergencies), ZERO),
+            emergency_credit_owed=sum((e.outstanding for e in emergencies), ZERO),
             channel=channel,
             fbe_due=fbe_due and not remote,
-            meter_register=(MeterRegister.CURRENCY if remote
-                else MeterRegister.KWH))
+            meter_register=(MeterRegister.CURRENCY if remote else MeterRegister.KWH),
+        )
         try:
             if requested_kwh is not None:
                 quote = tender_for_kwh(calculator, requested_kwh, request)
             else:
                 quote = quote_vend(calculator, request)
         except TariffError as exc:
-            raise VendError(gettext(
+            raise VendError(
+                gettext(
                     'prepaid_vending.msg_vend_tariff_error',
-                    meter=meter.serial, error=str(exc))) from exc
+                    meter=meter.serial,
+                    error=str(exc),
+                )
+            ) from exc
         return tariff, version, position, quote, debts, emergencies
 
     @classmethod
@@ -300,13 +360,22 @@ class Vend(Workflow, ModelSQL, ModelView):
         if requested_kwh is None:
             cls._check_tender(tender, None, fbe_only=True)
         _, version, position, quote, _, _ = cls._prepare(
-            meter, tender, requested_kwh, channel, dt.datetime.now())
+            meter, tender, requested_kwh, channel, dt.datetime.now()
+        )
         return quote
 
     # --------------------------------------------------------------- pipeline
     @classmethod
-    def vend(cls, meter, tender, payment_method, sales_point, idempotency_key,
-            requested_kwh=None, channel='counter'):
+    def vend(
+        cls,
+        meter,
+        tender,
+        payment_method,
+        sales_point,
+        idempotency_key,
+        requested_kwh=None,
+        channel='counter',
+    ):
         """Sell credit on meter; see the module docstring for the order.
 
         Returns the saved vend.  A key already used returns its vend unchanged.
@@ -317,26 +386,33 @@ class Vend(Workflow, ModelSQL, ModelView):
         Session = pool.get('prepaid.cashier.session')
         if not idempotency_key:
             raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
-        if previous := cls.search(
-                [('idempotency_key', '=', idempotency_key)], limit=1):
-            previous, = previous
+        if previous := cls.search([('idempotency_key', '=', idempotency_key)], limit=1):
+            (previous,) = previous
             if previous.meter != meter:
-                raise VendError(gettext(
+                raise VendError(
+                    gettext(
                         'prepaid_vending.msg_vend_key_other_meter',
-                        key=idempotency_key, meter=previous.meter.serial))
+                        key=idempotency_key,
+                        meter=previous.meter.serial,
+                    )
+                )
             return previous
         if payment_method not in dict(PAYMENT_METHODS):
-            raise VendError(gettext(
-                    'prepaid_vending.msg_vend_payment_method',
-                    method=payment_method))
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_payment_method', method=payment_method
+                )
+            )
         if channel not in dict(CHANNELS):
-            raise VendError(gettext(
-                    'prepaid_vending.msg_vend_channel', channel=channel))
+            raise VendError(
+                gettext('prepaid_vending.msg_vend_channel', channel=channel)
+            )
         cls._check_meter(meter)
         if requested_kwh is not None:
             if requested_kwh <= 0:
-                raise VendError(gettext(
-                        'prepaid_vending.msg_vend_kwh_positive', kwh=requested_kwh))
+                raise VendError(
+                    gettext('prepaid_vending.msg_vend_kwh_positive', kwh=requested_kwh)
+                )
         else:
             cls._check_tender(tender, sales_point, fbe_only=True)
         session = None
@@ -347,34 +423,50 @@ class Vend(Workflow, ModelSQL, ModelView):
         Meter.lock([meter])
         date = dt.datetime.now()
         tariff, version, position, quote, debts, emergencies = cls._prepare(
-            meter, tender, requested_kwh, channel, date, payment_method)
+            meter, tender, requested_kwh, channel, date, payment_method
+        )
         if requested_kwh is not None:
             cls._check_tender(quote.tender, sales_point)
         config = Configuration(1)
-        if (config.max_kwh_per_vend
-                and quote.units_kwh > config.max_kwh_per_vend):
-            raise VendError(gettext(
+        if config.max_kwh_per_vend and quote.units_kwh > config.max_kwh_per_vend:
+            raise VendError(
+                gettext(
                     'prepaid_vending.msg_vend_kwh_above_max',
-                    kwh=quote.units_kwh, maximum=config.max_kwh_per_vend))
+                    kwh=quote.units_kwh,
+                    maximum=config.max_kwh_per_vend,
+                )
+            )
 
         vend = cls(
-            number=cls._new_number(config), date=date,
-            idempotency_key=idempotency_key, meter=meter,
-            customer=meter.customer, service_point=meter.service_point,
-            sales_point=sales_point, session=session,
-            cashier=Transaction().user, channel=channel,
-            payment_method=payment_method, tender=quote.tender,
-            requested_kwh=requested_kwh, tariff=tariff, tariff_version=version,
-            units_kwh=quote.units_kwh, fbe_kwh=quote.fbe_kwh,
-            credit_amount=ZERO, month_kwh_before=position.kwh,
+            number=cls._new_number(config),
+            date=date,
+            idempotency_key=idempotency_key,
+            meter=meter,
+            customer=meter.customer,
+            service_point=meter.service_point,
+            sales_point=sales_point,
+            session=session,
+            cashier=Transaction().user,
+            channel=channel,
+            payment_method=payment_method,
+            tender=quote.tender,
+            requested_kwh=requested_kwh,
+            tariff=tariff,
+            tariff_version=version,
+            units_kwh=quote.units_kwh,
+            fbe_kwh=quote.fbe_kwh,
+            credit_amount=ZERO,
+            month_kwh_before=position.kwh,
             month_kwh_after=quote.month_to_date_kwh,
-            debt_remaining=quote.debt_remaining, state='issued')
+            debt_remaining=quote.debt_remaining,
+            state='issued',
+        )
         vend.lines = cls._lines_from_quote(vend, quote, version)
         vend.vat_amount = sum((line.vat for line in vend.lines), ZERO)
         if meter.payment_mode == 'remote_prepaid':
             vend.credit_amount = sum(
-                (line.amount for line in vend.lines if line.kind == 'deposit'),
-                ZERO)
+                (line.amount for line in vend.lines if line.kind == 'deposit'), ZERO
+            )
         vend.save()
 
         if quote.tender:
@@ -388,7 +480,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         tokens = vend.issue_credit_tokens(quote.units_kwh, quote.fbe_kwh)
         for sequence, token in enumerate(tokens, 1):
             token.vend = vend
-            token.sequence = token.sequence or sequence
+            token.sequence = getattr(token, 'sequence', None) or sequence
         if tokens:
             pool.get('prepaid.vend.token').save(tokens)
         vend.after_issue()
@@ -414,22 +506,36 @@ class Vend(Workflow, ModelSQL, ModelView):
 
         def add(kind, description, amount, vat=ZERO, **extra):
             if amount or vat or extra.get('kwh'):
-                lines.append(Line(sequence=len(lines) + 1, kind=kind,
-                        description=description, amount=amount, vat=vat,
-                        **extra))
+                lines.append(
+                    Line(
+                        sequence=len(lines) + 1,
+                        kind=kind,
+                        description=description,
+                        amount=amount,
+                        vat=vat,
+                        **extra,
+                    )
+                )
 
-        add('fee', quote.channel_fee.name, quote.channel_fee.amount,
-            quote.channel_fee.vat)
+        add(
+            'fee',
+            quote.channel_fee.name,
+            quote.channel_fee.amount,
+            quote.channel_fee.vat,
+        )
         for charge in quote.charges:
-            add('charge', charge.name, charge.amount, charge.vat,
-                account=accounts.get(charge.name))
-        add('emergency', "Emergency credit repayment",
-            quote.emergency_credit_recovered)
+            add(
+                'charge',
+                charge.name,
+                charge.amount,
+                charge.vat,
+                account=accounts.get(charge.name),
+            )
+        add('emergency', "Emergency credit repayment", quote.emergency_credit_recovered)
         add('debt', "Debt recovery", quote.debt_recovered)
         if vend.meter.payment_mode == 'remote_prepaid':
             # Money on account: VAT and revenue are recognised when billed.
-            add('deposit', "Credit to account",
-                quote.energy_amount + quote.energy_vat)
+            add('deposit', "Credit to account", quote.energy_amount + quote.energy_vat)
         elif quote.blocks:
             # The energy VAT is split over the blocks pro rata, the last block
             # taking the rounding rest so the lines add up exactly.
@@ -439,17 +545,27 @@ class Vend(Workflow, ModelSQL, ModelView):
                 if i == len(quote.blocks) - 1:
                     vat = total_vat - spent
                 else:
-                    share = (use.amount if version.prices_include_vat
-                        else use.amount * (1 + version.vat_rate))
+                    share = (
+                        use.amount
+                        if version.prices_include_vat
+                        else use.amount * (1 + version.vat_rate)
+                    )
                     vat = (total_vat * share / gross).quantize(Decimal('0.01'))
                     spent += vat
-                amount = (use.amount - vat if version.prices_include_vat
-                    else use.amount)
-                add('energy', f"Block {use.block}", amount, vat,
-                    block=use.block, kwh=use.kwh, price=use.price)
+                amount = use.amount - vat if version.prices_include_vat else use.amount
+                add(
+                    'energy',
+                    f"Block {use.block}",
+                    amount,
+                    vat,
+                    block=use.block,
+                    kwh=use.kwh,
+                    price=use.price,
+                )
             # Money paid for the fraction of 0.1 kWh not issued stays in energy.
             rest = quote.energy_amount - sum(
-                (line.amount for line in lines if line.kind == 'energy'), ZERO)
+                (line.amount for line in lines if line.kind == 'energy'), ZERO
+            )
             if rest and lines and lines[-1].kind == 'energy':
                 lines[-1].amount += rest
         elif quote.energy_amount or quote.energy_vat:
@@ -473,8 +589,11 @@ class Vend(Workflow, ModelSQL, ModelView):
         Meters without a keypad get their credit through the head-end, so they
         need no token; keypad meters need the STS module."""
         if self.meter.kind == 'sts_keypad':
-            raise VendError(gettext(
-                    'prepaid_vending.msg_vend_sts_required', meter=self.meter.serial))
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_sts_required', meter=self.meter.serial
+                )
+            )
         return []
 
     def after_issue(self) -> None:
@@ -485,10 +604,15 @@ class Vend(Workflow, ModelSQL, ModelView):
         if self.meter.payment_mode == 'remote_prepaid':
             Account.credit_from_vend(self)
         elif self.meter.kind == 'smart_prepaid' and (self.units_kwh or self.fbe_kwh):
-            Command.queue(self.meter, 'remote_credit', {
+            Command.queue(
+                self.meter,
+                'remote_credit',
+                {
                     'kwh': str(self.units_kwh + (self.fbe_kwh or ZERO)),
                     'vend': self.number,
-                    }, vend=self)
+                },
+                vend=self,
+            )
 
     # ---------------------------------------------------------- cancellation
     @classmethod
@@ -519,13 +643,15 @@ class Vend(Workflow, ModelSQL, ModelView):
         moves = []
         for vend in vends:
             if vend.state != 'issued':
-                raise ValidationError(gettext(
-                        'prepaid_vending.msg_vend_cancel_state', vend=vend.number))
+                raise ValidationError(
+                    gettext('prepaid_vending.msg_vend_cancel_state', vend=vend.number)
+                )
             vend.check_cancel_policy(config.cancel_policy)
             vend.reverse_effects()
             if vend.move:
                 move = accounting.reversal_move(
-                    vend.move, dt.date.today(), vend, f'Cancel {vend.number}')
+                    vend.move, dt.date.today(), vend, f'Cancel {vend.number}'
+                )
                 move.save()
                 vend.cancel_move = move
                 moves.append(move)
@@ -537,13 +663,20 @@ class Vend(Workflow, ModelSQL, ModelView):
     def check_cancel_policy(self, policy: str) -> None:
         if policy == 'manager':
             return
-        if policy == 'undelivered' and self.tokens == () and all(
-                c.state in {'pending', 'failed', 'rejected'}
-                for c in self.commands) and self.commands:
+        if (
+            policy == 'undelivered'
+            and self.tokens == ()
+            and all(c.state in {'pending', 'failed', 'rejected'} for c in self.commands)
+            and self.commands
+        ):
             return
-        raise ValidationError(gettext(
+        raise ValidationError(
+            gettext(
                 'prepaid_vending.msg_vend_cancel_policy',
-                vend=self.number, policy=policy))
+                vend=self.number,
+                policy=policy,
+            )
+        )
 
     def reverse_effects(self) -> None:
         "Undo the month position, the command and the recoveries of this vend"
@@ -557,12 +690,54 @@ class Vend(Workflow, ModelSQL, ModelView):
         if position.id is not None:
             position.kwh = max(position.kwh - (self.units_kwh or ZERO), ZERO)
             position.save()
-        Command.write([c for c in self.commands if c.state == 'pending'],
-            {'state': 'cancelled', 'last_error': 'vend cancelled'})
+        Command.write(
+            [c for c in self.commands if c.state == 'pending'],
+            {'state': 'cancelled', 'last_error': 'vend cancelled'},
+        )
         Debt_.undo_vend(self)
         Emergency.undo_vend(self)
         if self.credit_amount:
             Account.debit_cancelled_vend(self)
+
+    @classmethod
+    def rpc_vend(
+        cls,
+        meter_serial: str,
+        tender: str | None,
+        payment_method: str,
+        sales_point_code: str | None,
+        idempotency_key: str,
+        requested_kwh: str | None = None,
+        channel: str = "api",
+    ) -> dict:
+        """Back-office RPC entry point (model.prepaid.vend.rpc_vend): plain
+        strings in, a plain dict out, for vending clients and the bench."""
+        pool = Pool()
+        Meter = pool.get("prepaid.meter")
+        SalesPoint = pool.get("prepaid.sales_point")
+        meters = Meter.search([("serial", "=", meter_serial)], limit=1)
+        if not meters:
+            raise VendError(
+                gettext("prepaid_vending.msg_vend_unknown_meter", meter=meter_serial)
+            )
+        sales_point = None
+        if sales_point_code:
+            sales_point, = SalesPoint.search([("code", "=", sales_point_code)])
+        vend = cls.vend(
+            meters[0],
+            Decimal(tender) if tender is not None else None,
+            payment_method,
+            sales_point,
+            idempotency_key,
+            requested_kwh=Decimal(requested_kwh) if requested_kwh else None,
+            channel=channel,
+        )
+        return {
+            "number": vend.number,
+            "tender": str(vend.tender),
+            "units_kwh": str(vend.units_kwh),
+            "tokens": [t.token for t in vend.tokens],
+        }
 
     # ----------------------------------------------------------------- misc
     @classmethod
@@ -574,11 +749,13 @@ class Vend(Workflow, ModelSQL, ModelView):
         "Cron: post the draft vend moves of the days before (API channels)"
         Move = Pool().get('account.move')
         before = before or dt.date.today()
-        moves = Move.search([
+        moves = Move.search(
+            [
                 ('origin', 'like', 'prepaid.vend,%'),
                 ('state', '=', 'draft'),
                 ('date', '<', before),
-                ])
+            ]
+        )
         accounting.post_draft_moves(moves)
         return len(moves)
 
@@ -591,10 +768,10 @@ class Vend(Workflow, ModelSQL, ModelView):
 
 class VendLine(ModelSQL, ModelView):
     "Vend Line: one deduction or one block of energy, with its VAT"
+
     __name__ = 'prepaid.vend.line'
 
-    vend = fields.Many2One(
-        'prepaid.vend', "Vend", required=True, ondelete='CASCADE')
+    vend = fields.Many2One('prepaid.vend', "Vend", required=True, ondelete='CASCADE')
     sequence = fields.Integer("Sequence")
     kind = fields.Selection(LINE_KINDS, "Kind", required=True)
     description = fields.Char("Description", required=True)
@@ -618,10 +795,10 @@ class VendLine(ModelSQL, ModelView):
 
 class VendToken(ModelSQL, ModelView):
     "Token issued by a vend"
+
     __name__ = 'prepaid.vend.token'
 
-    vend = fields.Many2One(
-        'prepaid.vend', "Vend", required=True, ondelete='CASCADE')
+    vend = fields.Many2One('prepaid.vend', "Vend", required=True, ondelete='CASCADE')
     sequence = fields.Integer("Sequence")
     kind = fields.Selection(TOKEN_KINDS, "Kind", required=True)
     token = fields.Char("Token", size=20, required=True)
@@ -638,16 +815,17 @@ class VendToken(ModelSQL, ModelView):
     def validate_fields(cls, tokens, field_names):
         super().validate_fields(tokens, field_names)
         for token in tokens:
-            if not (token.token and len(token.token) == 20
-                    and token.token.isdigit()):
-                raise ValidationError(gettext(
-                        'prepaid_vending.msg_token_digits', token=token.token))
+            if not (token.token and len(token.token) == 20 and token.token.isdigit()):
+                raise ValidationError(
+                    gettext('prepaid_vending.msg_token_digits', token=token.token)
+                )
 
     @property
     def grouped(self) -> str:
         "The token in groups of four digits, as printed and keyed in"
         return ' '.join(
-            self.token[i:i + 4] for i in range(0, len(self.token or ''), 4))
+            self.token[i : i + 4] for i in range(0, len(self.token or ''), 4)
+        )
 
     @classmethod
     def check_modification(cls, mode, tokens, values=None, external=False):
@@ -658,6 +836,7 @@ class VendToken(ModelSQL, ModelView):
 
 class CancelStart(ModelView):
     "Cancel Vend"
+
     __name__ = 'prepaid.vend.cancel.start'
 
     reason = fields.Char("Reason", required=True)
@@ -665,13 +844,17 @@ class CancelStart(ModelView):
 
 class CancelVend(Wizard):
     "Cancel Vend"
+
     __name__ = 'prepaid.vend.cancel'
 
-    start = StateView('prepaid.vend.cancel.start',
-        'prepaid_vending.vend_cancel_start_view_form', [
+    start = StateView(
+        'prepaid.vend.cancel.start',
+        'prepaid_vending.vend_cancel_start_view_form',
+        [
             Button("Close", 'end', 'tryton-cancel'),
             Button("Cancel Vend", 'cancel', 'tryton-ok', default=True),
-            ])
+        ],
+    )
     cancel = StateTransition()
 
     def transition_cancel(self):

@@ -53,26 +53,35 @@ class StsModelsTestCase(unittest.TestCase):
 
     @with_transaction()
     def test_vending_key_is_write_only(self):
-        "The vending key is stored encrypted and never read back"
+        "The vending key is stored encrypted and never read back through RPC"
         VendingKey = Pool().get("prepaid.sts.vending_key")
+        custodian = create_user("custodian", "key_custodian")
         key = create_vending_key()
         self.assertTrue(key.key_entered)
         self.assertIsNone(key.key)
-        self.assertEqual(VendingKey.read([key.id], ["key"])[0]["key"], None)
         raw = VendingKey.read([key.id], ["key_cipher"])[0]["key_cipher"]
         self.assertNotIn("abab", raw.lower())
-        with Transaction().set_context(_check_access=True):
+        transaction = Transaction()
+        with (
+            transaction.set_user(custodian.id),
+            transaction.set_context(_check_access=True),
+        ):
+            self.assertEqual(VendingKey.read([key.id], ["key"])[0]["key"], None)
             with self.assertRaises(AccessError):
                 VendingKey.read([key.id], ["key_cipher"])
             with self.assertRaises(AccessError):
                 VendingKey.search([("key_cipher", "!=", None)])
             with self.assertRaises(AccessError):
                 VendingKey.write([key], {"key_cipher": "x"})
-            # Reading "all fields" leaves the ciphertext out.
-            (values,) = VendingKey.read([key.id], None)
-            self.assertNotIn("key_cipher", values)
-        with self.assertRaises(AccessError):
-            VendingKey.write([key], {"key": VK_DKGA04})
+            (values,) = VendingKey.read([key.id], ["key_entered"])
+            self.assertTrue(values["key_entered"])
+            # Write-once: the key cannot be replaced.
+            with self.assertRaises(AccessError):
+                VendingKey.write([key], {"key": VK_DKGA04})
+        # The Vending Administrator has no access to the key store at all.
+        with transaction.set_context(_check_access=True):
+            with self.assertRaises(AccessError):
+                VendingKey.search([])
 
     @with_transaction()
     def test_vending_key_format_and_duplicate(self):
@@ -80,7 +89,7 @@ class StsModelsTestCase(unittest.TestCase):
         from trytond.model.exceptions import ValidationError
 
         with self.assertRaises(ValidationError) as cm:
-            create_vending_key(key="abcd")
+            create_vending_key(sgc="111111", key="abcd")
         self.assertIn("40 hexadecimal digits", str(cm.exception))
         self.assertNotIn("abcd", str(cm.exception))
         create_vending_key()
@@ -440,8 +449,8 @@ class StsModelsTestCase(unittest.TestCase):
             transaction.set_user(cashier.id),
             transaction.set_context(_check_access=True),
         ):
-            session_id, _, _ = Wizard.create()
             with self.assertRaises(AccessError):
+                session_id, _, _ = Wizard.create()
                 Wizard.execute(session_id, {"start": start}, "issue")
 
     @with_transaction()

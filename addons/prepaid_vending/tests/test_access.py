@@ -19,17 +19,18 @@ def staff(group_xml_id):
     User = pool.get('res.user')
     Group = pool.get('res.group')
     ModelData = pool.get('ir.model.data')
-    groups = [Group(ModelData.get_id('prepaid_vending', group_xml_id))] \
-        if group_xml_id else []
+    groups = (
+        [Group(ModelData.get_id('prepaid_vending', group_xml_id))]
+        if group_xml_id
+        else []
+    )
     user = User(login=f'user_{group_xml_id}', name=str(group_xml_id), groups=groups)
     user.save()
-    with Transaction().set_user(user.id), \
-            Transaction().set_context(_check_access=True):
+    with Transaction().set_user(user.id), Transaction().set_context(_check_access=True):
         yield
 
 
 class AccessTestCase(unittest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         activate_module('prepaid_vending')
@@ -43,9 +44,9 @@ class AccessTestCase(unittest.TestCase):
         with staff('group_operator'):
             ServicePoint.create([{'transformer': transformer.id, 'street': 'A'}])
             with self.assertRaises(AccessError):
-                Transformer.create([{
-                            'name': 'TX', 'code': 'TX-OP',
-                            'feeder': transformer.feeder.id}])
+                Transformer.create(
+                    [{'name': 'TX', 'code': 'TX-OP', 'feeder': transformer.feeder.id}]
+                )
 
     @with_transaction()
     def test_cashier(self):
@@ -114,8 +115,7 @@ class AccessTestCase(unittest.TestCase):
             Transformer.delete([Transformer(spare.id)])
             # The state history is an audit trail: nobody rewrites it.
             with self.assertRaises(AccessError):
-                History.write(
-                    [History(h.id) for h in history], {'reason': 'rewritten'})
+                History.write([History(h.id) for h in history], {'reason': 'rewritten'})
 
     @with_transaction()
     def test_no_group_sees_nothing(self):

@@ -10,32 +10,61 @@ import unittest
 from decimal import Decimal
 
 import openpyxl
-
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module, drop_db, with_transaction
 from trytond.transaction import Transaction
 
 from ..excel_import import (
-    COLUMN_NAMES, ImportFileError, count_rows, import_rows, read_workbook,
-    template_workbook)
+    COLUMN_NAMES,
+    ImportFileError,
+    count_rows,
+    import_rows,
+    read_workbook,
+    template_workbook,
+)
 
-HEADER = ['customer_name', 'national_id', 'registration_number', 'phone',
-    'email', 'category', 'language', 'street', 'city', 'latitude', 'longitude',
-    'feeder_code', 'transformer_code', 'meter_serial', 'meter_kind',
-    'manufacturer', 'phases', 'installed_on']
+HEADER = [
+    'customer_name',
+    'national_id',
+    'registration_number',
+    'phone',
+    'email',
+    'category',
+    'language',
+    'street',
+    'city',
+    'latitude',
+    'longitude',
+    'feeder_code',
+    'transformer_code',
+    'meter_serial',
+    'meter_kind',
+    'manufacturer',
+    'phases',
+    'installed_on',
+]
 
 
 def good_row(serial, name='Thabo Mokoena', national_id='8001015009087', **kw):
     row = {
-        'customer_name': name, 'national_id': national_id,
-        'phone': '+27 82 555 0101', 'email': 'thabo@example.com',
-        'category': 'residential', 'language': 'en', 'street': '1 Marula Road',
-        'city': 'Polokwane', 'latitude': -23.9, 'longitude': 29.46,
-        'feeder_code': 'FD-T1', 'transformer_code': 'TX-T1',
-        'meter_serial': serial, 'meter_kind': 'sts_keypad',
-        'manufacturer': 'Hexing', 'phases': 1,
+        'customer_name': name,
+        'national_id': national_id,
+        'phone': '+27 82 555 0101',
+        'email': 'thabo@example.com',
+        'category': 'residential',
+        'language': 'en',
+        'street': '1 Marula Road',
+        'city': 'Polokwane',
+        'latitude': -23.9,
+        'longitude': 29.46,
+        'feeder_code': 'FD-T1',
+        'transformer_code': 'TX-T1',
+        'meter_serial': serial,
+        'meter_kind': 'sts_keypad',
+        'manufacturer': 'Hexing',
+        'phases': 1,
         'installed_on': dt.datetime(2023, 5, 17),
-        }
+    }
     row.update(kw)
     return row
 
@@ -83,18 +112,32 @@ def make_network():
     Feeder = pool.get('prepaid.feeder')
     Transformer = pool.get('prepaid.transformer')
     Meter = pool.get('prepaid.meter')
-    substation, = Substation.create([{'code': 'SS-T', 'name': 'Test'}])
-    f1, f2 = Feeder.create([
+    (substation,) = Substation.create([{'code': 'SS-T', 'name': 'Test'}])
+    f1, f2 = Feeder.create(
+        [
             {'code': 'FD-T1', 'name': 'F1', 'substation': substation.id},
-            {'code': 'FD-T2', 'name': 'F2', 'substation': substation.id}])
-    t1, t2 = Transformer.create([
-            {'code': 'TX-T1', 'name': 'T1', 'feeder': f1.id,
-                'rated_kva': Decimal(200)},
-            {'code': 'TX-T2', 'name': 'T2', 'feeder': f2.id,
-                'rated_kva': Decimal(315)}])
-    master, = Meter.create([{'serial': 'CHK-T1', 'role': 'master',
-                'kind': 'postpaid', 'payment_mode': 'postpaid', 'phases': '3',
-                'ct_ratio': 60, 'master_of_transformer': t1.id}])
+            {'code': 'FD-T2', 'name': 'F2', 'substation': substation.id},
+        ]
+    )
+    t1, t2 = Transformer.create(
+        [
+            {'code': 'TX-T1', 'name': 'T1', 'feeder': f1.id, 'rated_kva': Decimal(200)},
+            {'code': 'TX-T2', 'name': 'T2', 'feeder': f2.id, 'rated_kva': Decimal(315)},
+        ]
+    )
+    (master,) = Meter.create(
+        [
+            {
+                'serial': 'CHK-T1',
+                'role': 'master',
+                'kind': 'postpaid',
+                'payment_mode': 'postpaid',
+                'phases': '3',
+                'ct_ratio': 60,
+                'master_of_transformer': t1.id,
+            }
+        ]
+    )
     return t1, t2, master
 
 
@@ -104,7 +147,8 @@ def counts():
         pool.get('party.party').search_count([('customer_number', '!=', None)]),
         pool.get('prepaid.service_point').search_count([]),
         pool.get('prepaid.meter').search_count([('role', '=', 'customer')]),
-        pool.get('prepaid.meter.installation').search_count([]))
+        pool.get('prepaid.meter.installation').search_count([]),
+    )
 
 
 def read_rejects(data):
@@ -117,6 +161,9 @@ def read_rejects(data):
 class ImportTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # A scenario run earlier in the session leaves its committed data in
+        # the shared test database: start from the clean cached one.
+        drop_db()
         activate_module('prepaid_vending')
 
     @with_transaction()
@@ -125,48 +172,60 @@ class ImportTestCase(unittest.TestCase):
         Meter = pool.get('prepaid.meter')
         Party = pool.get('party.party')
         t1, t2, master = make_network()
-        data = xlsx([
+        data = xlsx(
+            [
                 good_row('01000000001'),
                 # Same national ID: a second premises of the same customer.
                 good_row('01000000002', street='9 Baobab Street'),
-                good_row('01000000003', name='Mokoena Trading',
-                    national_id=None, registration_number='2011/123456/07',
-                    category='COMMERCIAL', meter_kind='smart_prepaid',
-                    phases=3, transformer_code='tx-t2', feeder_code='FD-T2',
-                    installed_on='2022-02-01', language='fr', email=None),
-                ])
+                good_row(
+                    '01000000003',
+                    name='Mokoena Trading',
+                    national_id=None,
+                    registration_number='2011/123456/07',
+                    category='COMMERCIAL',
+                    meter_kind='smart_prepaid',
+                    phases=3,
+                    transformer_code='tx-t2',
+                    feeder_code='FD-T2',
+                    installed_on='2022-02-01',
+                    language='fr',
+                    email=None,
+                ),
+            ]
+        )
         self.assertEqual(count_rows(data), 3)
 
         result = run(data)
 
         self.assertTrue(result.written)
         self.assertEqual(result.rejected, [])
-        self.assertEqual((result.imported, result.parties,
-                result.service_points, result.meters), (3, 2, 3, 3))
+        self.assertEqual(
+            (result.imported, result.parties, result.service_points, result.meters),
+            (3, 2, 3, 3),
+        )
         self.assertEqual(counts(), (2, 3, 3, 3))
-        meter, = Meter.search([('serial', '=', '01000000001')])
+        (meter,) = Meter.search([('serial', '=', '01000000001')])
         self.assertEqual(meter.state, 'installed')
         self.assertEqual(meter.kind, 'sts_keypad')
         self.assertEqual(meter.payment_mode, 'prepaid')
         self.assertEqual(meter.master, master)
         self.assertEqual(meter.service_point.transformer, t1)
-        self.assertEqual(meter.installations[0].installed_on,
-            dt.date(2023, 5, 17))
+        self.assertEqual(meter.installations[0].installed_on, dt.date(2023, 5, 17))
         thabo = meter.customer
         self.assertTrue(thabo.customer_number)
         self.assertEqual(thabo.customer_category.code, 'RESIDENTIAL')
         self.assertEqual(len(thabo.service_points), 2)
-        self.assertEqual(sorted(c.type for c in thabo.contact_mechanisms),
-            ['email', 'phone'])
+        self.assertEqual(
+            sorted(c.type for c in thabo.contact_mechanisms), ['email', 'phone']
+        )
         self.assertEqual(thabo.lang.code, 'en')
-        company, = Party.search([('registration_number', '=', '2011/123456/07')])
-        meter, = company.meters
+        (company,) = Party.search([('registration_number', '=', '2011/123456/07')])
+        (meter,) = company.meters
         self.assertEqual((meter.kind, meter.phases), ('smart_prepaid', '3'))
         # TX-T2 has no master meter: none is linked.
         self.assertIsNone(meter.master)
         self.assertEqual(company.lang.code, 'fr')
-        self.assertEqual(meter.installations[0].installed_on,
-            dt.date(2022, 2, 1))
+        self.assertEqual(meter.installations[0].installed_on, dt.date(2022, 2, 1))
 
     @with_transaction()
     def test_bad_rows_reasons(self):
@@ -176,8 +235,14 @@ class ImportTestCase(unittest.TestCase):
         make_network()
         Meter.create([{'serial': '09999999999'}])
         cases = [
-            (good_row('B01', customer_name=None), 'Column "customer_name" is mandatory'),
-            (good_row('B02', transformer_code='TX-NONE'), 'Transformer "TX-NONE" does not exist'),
+            (
+                good_row('B01', customer_name=None),
+                'Column "customer_name" is mandatory',
+            ),
+            (
+                good_row('B02', transformer_code='TX-NONE'),
+                'Transformer "TX-NONE" does not exist',
+            ),
             (good_row('B03', feeder_code='FD-NONE'), 'Feeder "FD-NONE" does not exist'),
             (good_row('B04', feeder_code='FD-T2'), 'is on feeder "FD-T1", not "FD-T2"'),
             (good_row('09999999999'), 'Meter serial "09999999999" already exists'),
@@ -187,21 +252,39 @@ class ImportTestCase(unittest.TestCase):
             (good_row('B09', category='ALIENS'), 'Category "ALIENS" does not exist'),
             (good_row('B10', installed_on='31/02/2020'), '"31/02/2020" is not a date'),
             (good_row('B11', installed_on=dt.datetime(2030, 1, 1)), 'is in the future'),
-            (good_row('B12', latitude='north'), 'Column "latitude": "north" is not a number'),
+            (
+                good_row('B12', latitude='north'),
+                'Column "latitude": "north" is not a number',
+            ),
             (good_row('B13', longitude=200), 'Column "longitude": 200 is outside'),
-            (good_row('B14', meter_kind='gas'), 'Column "meter_kind": "gas" is not one of'),
+            (
+                good_row('B14', meter_kind='gas'),
+                'Column "meter_kind": "gas" is not one of',
+            ),
             (good_row('B15', phases=2), 'Column "phases": "2" is not one of'),
             (good_row('B16', language='xx'), 'Language "xx" does not exist'),
-            (good_row('B17', national_id='7001015009081', name='Other Person'),
-                'belongs to "Thabo Mokoena (row 2)"'),
-            (good_row('DUP'), 'appears on several rows: 19, 20'),
-            (good_row('DUP', national_id='6001015009082', name='X'), 'appears on several rows'),
-            (good_row('B20', registration_number='!!'), 'Registration number "!!" is not valid'),
-            ]
+            (
+                good_row('B17', national_id='7001015009081', name='Other Person'),
+                'belongs to "Thabo Mokoena (row 2)"',
+            ),
+            (good_row('DUP'), 'appears on several rows: 20, 21'),
+            (
+                good_row('DUP', national_id='6001015009082', name='X'),
+                'appears on several rows',
+            ),
+            (
+                good_row('B20', registration_number='!!'),
+                'Registration number "!!" is not valid',
+            ),
+        ]
         # Row 2 is valid; it is the first owner of national ID 7001015009081.
         rows = [good_row('GOOD1', national_id='7001015009081')] + [c[0] for c in cases]
-        data = xlsx(rows, header=HEADER + ['registration_number']
-            if 'registration_number' not in HEADER else HEADER)
+        data = xlsx(
+            rows,
+            header=HEADER + ['registration_number']
+            if 'registration_number' not in HEADER
+            else HEADER,
+        )
 
         result = run(data, mode='valid')
 
@@ -221,8 +304,13 @@ class ImportTestCase(unittest.TestCase):
     @with_transaction()
     def test_all_or_nothing_writes_nothing(self):
         make_network()
-        data = xlsx([good_row('A1'), good_row('A2', transformer_code='NOPE'),
-                good_row('A3', name='Lerato Dlamini', national_id='9001015009085')])
+        data = xlsx(
+            [
+                good_row('A1'),
+                good_row('A2', transformer_code='NOPE'),
+                good_row('A3', name='Lerato Dlamini', national_id='9001015009085'),
+            ]
+        )
 
         result = run(data, mode='all')
 
@@ -235,8 +323,13 @@ class ImportTestCase(unittest.TestCase):
     def test_valid_only_writes_good_rows(self):
         Meter = Pool().get('prepaid.meter')
         make_network()
-        data = xlsx([good_row('V1'), good_row('V2', transformer_code='NOPE'),
-                good_row('V3', name='Lerato Dlamini', national_id='9001015009085')])
+        data = xlsx(
+            [
+                good_row('V1'),
+                good_row('V2', transformer_code='NOPE'),
+                good_row('V3', name='Lerato Dlamini', national_id='9001015009085'),
+            ]
+        )
 
         result = run(data, mode='valid')
 
@@ -245,40 +338,56 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(counts(), (2, 2, 2, 2))
         self.assertEqual(
             sorted(m.serial for m in Meter.search([('role', '=', 'customer')])),
-            ['V1', 'V3'])
+            ['V1', 'V3'],
+        )
 
     @with_transaction()
     def test_existing_customer_gets_new_point(self):
         Party = Pool().get('party.party')
         make_network()
         run(xlsx([good_row('E1')]))
-        result = run(xlsx([good_row('E2', street='2 Other Street'),
-                    good_row('E3', name='Someone Else')]), mode='valid')
+        result = run(
+            xlsx(
+                [
+                    good_row('E2', street='2 Other Street'),
+                    good_row('E3', name='Someone Else'),
+                ]
+            ),
+            mode='valid',
+        )
         self.assertEqual(result.parties, 0)
         self.assertEqual(result.imported, 1)
-        self.assertIn('belongs to "Thabo Mokoena", not to "Someone Else"',
-            result.rejected[0].reason)
-        party, = Party.search([('national_id', '=', '8001015009087')])
+        self.assertIn(
+            'belongs to "Thabo Mokoena", not to "Someone Else"',
+            result.rejected[0].reason,
+        )
+        (party,) = Party.search([('national_id', '=', '8001015009087')])
         self.assertEqual(len(party.service_points), 2)
 
     @with_transaction()
     def test_xls_workbook(self):
         Meter = Pool().get('prepaid.meter')
         make_network()
-        data = xls([
+        data = xls(
+            [
                 # xlwt writes numbers as floats: IDs and phones come back
                 # without a ".0".
-                good_row('X1', national_id=8001015009087, phone=27825550101,
-                    installed_on=dt.date(2021, 7, 9)),
-                good_row('X2', installed_on='not a date')])
+                good_row(
+                    'X1',
+                    national_id=8001015009087,
+                    phone=27825550101,
+                    installed_on=dt.date(2021, 7, 9),
+                ),
+                good_row('X2', installed_on='not a date'),
+            ]
+        )
         result = run(data, mode='valid')
         self.assertEqual(result.imported, 1)
         self.assertIn('"not a date" is not a date', result.rejected[0].reason)
-        meter, = Meter.search([('serial', '=', 'X1')])
+        (meter,) = Meter.search([('serial', '=', 'X1')])
         self.assertEqual(meter.customer.national_id, '8001015009087')
         self.assertEqual(meter.installations[0].installed_on, dt.date(2021, 7, 9))
-        self.assertEqual(meter.customer.contact_mechanisms[0].value,
-            '27825550101')
+        self.assertEqual(meter.customer.contact_mechanisms[0].value, '27825550101')
 
     @with_transaction()
     def test_header_errors(self):
@@ -288,7 +397,7 @@ class ImportTestCase(unittest.TestCase):
             run(xlsx([good_row('H1')], header=header))
         with self.assertRaisesRegex(ImportFileError, 'unknown column.*colour'):
             run(xlsx([good_row('H1')], header=HEADER + ['colour']))
-        with self.assertRaisesRegex(ImportFileError, 'more than once.*city'):
+        with self.assertRaisesRegex(ImportFileError, 'city appear more than once'):
             run(xlsx([good_row('H1')], header=HEADER + ['City']))
         with self.assertRaisesRegex(ImportFileError, 'no data rows'):
             run(xlsx([]))
@@ -319,17 +428,27 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(start['mode'], 'all')
         self.assertEqual(read_workbook(start['template'])[0], list(COLUMN_NAMES))
         data = xlsx([good_row('W1'), good_row('W2', phone='x')])
-        result = Wizard.execute(session_id, {'start': {
-                    'file': data, 'filename': 'meters.xlsx', 'mode': 'all'}},
-            'import_')
+        result = Wizard.execute(
+            session_id,
+            {'start': {'file': data, 'filename': 'meters.xlsx', 'mode': 'all'}},
+            'import_',
+        )
         values = result['view']['defaults']
         self.assertEqual(values['state'], 'rejected')
-        self.assertEqual((values['total_rows'], values['imported_rows'],
-                values['rejected_rows']), (2, 0, 1))
+        self.assertEqual(
+            (values['total_rows'], values['imported_rows'], values['rejected_rows']),
+            (2, 0, 1),
+        )
         self.assertEqual(values['rejects_filename'], 'rejected-meters.xlsx')
         rejects = read_rejects(values['rejects'])
-        self.assertEqual(rejects[1][:2], (3, 'Phone "x" is not valid: use 7 to '
-                '15 digits with an optional leading "+".'))
+        self.assertEqual(
+            rejects[1][:2],
+            (
+                3,
+                'Phone "x" is not valid: use 7 to '
+                '15 digits with an optional leading "+".',
+            ),
+        )
         self.assertEqual(counts(), (0, 0, 0, 0))
         Wizard.delete(session_id)
 
@@ -345,13 +464,19 @@ class ImportTestCase(unittest.TestCase):
         config = Configuration(1)
         config.import_queue_threshold = 3
         config.save()
-        rows = [good_row(f'Q{i:03d}', name=f'Person {i}',
-                national_id=f'{8001015000000 + i}') for i in range(12)]
+        rows = [
+            good_row(
+                f'Q{i:03d}', name=f'Person {i}', national_id=f'{8001015000000 + i}'
+            )
+            for i in range(12)
+        ]
         rows[5]['transformer_code'] = 'NOPE'
         session_id, _, _ = Wizard.create()
-        result = Wizard.execute(session_id, {'start': {
-                    'file': xlsx(rows), 'filename': 'big.xlsx',
-                    'mode': 'valid'}}, 'import_')
+        result = Wizard.execute(
+            session_id,
+            {'start': {'file': xlsx(rows), 'filename': 'big.xlsx', 'mode': 'valid'}},
+            'import_',
+        )
         values = result['view']['defaults']
         self.assertEqual(values['state'], 'queued')
         self.assertIn('12 rows', values['message'])
@@ -365,8 +490,16 @@ class ImportTestCase(unittest.TestCase):
 
         job = Job(job.id)
         self.assertEqual(job.state, 'done')
-        self.assertEqual((job.total_rows, job.validated_rows, job.processed_rows,
-                job.imported_rows, job.rejected_rows), (12, 12, 12, 11, 1))
+        self.assertEqual(
+            (
+                job.total_rows,
+                job.validated_rows,
+                job.processed_rows,
+                job.imported_rows,
+                job.rejected_rows,
+            ),
+            (12, 12, 12, 11, 1),
+        )
         self.assertEqual(job.progress, 1.0)
         self.assertEqual(job.user.id, transaction.user)
         self.assertTrue(job.started_at <= job.finished_at)
@@ -377,16 +510,20 @@ class ImportTestCase(unittest.TestCase):
     @with_transaction()
     def test_progress_reported_by_batches(self):
         make_network()
-        rows = [good_row(f'P{i:04d}', name=f'Person {i}',
-                national_id=f'{8001015000000 + i}') for i in range(1200)]
+        rows = [
+            good_row(
+                f'P{i:04d}', name=f'Person {i}', national_id=f'{8001015000000 + i}'
+            )
+            for i in range(450)
+        ]
         header, table = read_workbook(xlsx(rows))
         calls = []
-        result = import_rows(header, table, mode='valid',
-            progress=lambda v, p: calls.append((v, p)))
-        self.assertEqual(result.imported, 1200)
-        # Validation end, then one call per written batch of 500 rows.
-        self.assertEqual(calls, [(1200, 0), (1200, 500), (1200, 1000),
-                (1200, 1200)])
+        result = import_rows(
+            header, table, mode='valid', progress=lambda v, p: calls.append((v, p))
+        )
+        self.assertEqual(result.imported, 450)
+        # Validation end, then one call per written batch of 200 rows.
+        self.assertEqual(calls, [(450, 0), (450, 200), (450, 400), (450, 450)])
 
     @with_transaction()
     def test_failed_queued_job(self):
@@ -398,8 +535,44 @@ class ImportTestCase(unittest.TestCase):
         job = Job(filename='bad.xlsx', file=b'not a workbook', mode='all')
         job.save()
         Job.queue([job])
+        # The worker runs the task after the commit: the job exists when the
+        # task rolls back its failed import.
+        transaction.commit()
         while transaction.tasks:
             Queue(transaction.tasks.pop()).run()
         job = Job(job.id)
         self.assertEqual(job.state, 'failed')
         self.assertIn('neither an Excel', job.message)
+
+
+class ImportCommandTestCase(unittest.TestCase):
+    "The prepaid-import command without a database"
+
+    def test_template(self):
+        import tempfile
+
+        from ..import_cli import main
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = f'{folder}/template.xlsx'
+            self.assertEqual(main(['--template', path]), 0)
+            with open(path, 'rb') as template:
+                header, rows = read_workbook(template.read())
+        self.assertEqual(header, list(COLUMN_NAMES))
+        self.assertEqual(len(rows), 1)
+
+    def test_missing_arguments(self):
+        from ..import_cli import main
+
+        with self.assertRaises(SystemExit) as exit_:
+            main(['some.xlsx'])
+        self.assertEqual(exit_.exception.code, 2)
+        with self.assertRaises(SystemExit):
+            main(['-d', 'db'])
+        with self.assertRaises(SystemExit):
+            main(['-d', 'db', 'x.xlsx', '--mode', 'some'])
+
+    def test_unreadable_file(self):
+        from ..import_cli import main
+
+        self.assertEqual(main(['-d', 'db', '/nonexistent/file.xlsx']), 1)

@@ -5,17 +5,24 @@ import unittest
 
 from trytond.exceptions import UserError
 from trytond.model.exceptions import (
-    RequiredValidationError, SQLConstraintError, ValidationError)
+    RequiredValidationError,
+    SQLConstraintError,
+    ValidationError,
+)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
 from .tools import (
-    TODAY, create_customer, create_meter, create_network, create_service_point)
+    TODAY,
+    create_customer,
+    create_meter,
+    create_network,
+    create_service_point,
+)
 
 
 class MasterDataTestCase(unittest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         activate_module('prepaid_vending')
@@ -55,9 +62,11 @@ class MasterDataTestCase(unittest.TestCase):
         meter = create_meter('04100000002')
         point.install_meter(meter, TODAY)
         self.assertEqual(
-            Party.search([('rec_name', 'ilike', '%04100000002%')]), [customer])
+            Party.search([('rec_name', 'ilike', '%04100000002%')]), [customer]
+        )
         self.assertEqual(
-            Party.search([('rec_name', '=', customer.customer_number)]), [customer])
+            Party.search([('rec_name', '=', customer.customer_number)]), [customer]
+        )
         self.assertEqual(Party.search([('meters', '=', meter.id)]), [customer])
 
     @with_transaction()
@@ -84,7 +93,8 @@ class MasterDataTestCase(unittest.TestCase):
             Meter.change_state([meter], 'in_stock', 'scrapped is final')
         self.assertEqual(
             [(h.from_state, h.to_state) for h in reversed(meter.state_history)],
-            [('in_stock', 'faulty'), ('faulty', 'scrapped')])
+            [('in_stock', 'faulty'), ('faulty', 'scrapped')],
+        )
         self.assertEqual(meter.state_history[0].user.id, Transaction().user)
 
     @with_transaction()
@@ -104,7 +114,7 @@ class MasterDataTestCase(unittest.TestCase):
         self.assertEqual(point.meter, second)
         self.assertEqual(first.state, 'removed')
         self.assertIsNone(first.service_point)
-        old, = [i for i in point.installations if i.meter == first]
+        (old,) = [i for i in point.installations if i.meter == first]
         self.assertEqual(old.removed_on, later)
         self.assertEqual(old.removal_reading, 412)
 
@@ -122,19 +132,36 @@ class MasterDataTestCase(unittest.TestCase):
         transformer = create_network()
         point = create_service_point(transformer)
         meter = create_meter('04100000007')
-        Installation.create([{
-                    'meter': meter.id, 'service_point': point.id,
+        Installation.create(
+            [
+                {
+                    'meter': meter.id,
+                    'service_point': point.id,
                     'installed_on': TODAY,
-                    'removed_on': TODAY + dt.timedelta(days=10)}])
+                    'removed_on': TODAY + dt.timedelta(days=10),
+                }
+            ]
+        )
         # Back to back is fine: removed on the day the next one starts.
-        Installation.create([{
-                    'meter': meter.id, 'service_point': point.id,
-                    'installed_on': TODAY + dt.timedelta(days=10)}])
+        Installation.create(
+            [
+                {
+                    'meter': meter.id,
+                    'service_point': point.id,
+                    'installed_on': TODAY + dt.timedelta(days=10),
+                }
+            ]
+        )
         with self.assertRaises(ValidationError):
-            Installation.create([{
+            Installation.create(
+                [
+                    {
                         'meter': meter.id,
                         'service_point': create_service_point(transformer).id,
-                        'installed_on': TODAY + dt.timedelta(days=5)}])
+                        'installed_on': TODAY + dt.timedelta(days=5),
+                    }
+                ]
+            )
 
     @with_transaction()
     def test_replacement_before_current_installation_refused(self):
@@ -143,14 +170,14 @@ class MasterDataTestCase(unittest.TestCase):
         point.install_meter(create_meter('04100000008'), TODAY)
         with self.assertRaises(ValidationError):
             point.install_meter(
-                create_meter('04100000009'), TODAY - dt.timedelta(days=1))
+                create_meter('04100000009'), TODAY - dt.timedelta(days=1)
+            )
 
     @with_transaction()
     def test_master_slave_cycle_refused(self):
         Meter = Pool().get('prepaid.meter')
         transformer = create_network()
-        top = create_meter(
-            'M-1', role='master', master_of_transformer=transformer)
+        top = create_meter('M-1', role='master', master_of_transformer=transformer)
         middle = create_meter('M-2', role='master', master=top)
         child = create_meter('04100000010', master=middle)
         self.assertEqual(top.slaves, (middle,))
@@ -177,5 +204,6 @@ class MasterDataTestCase(unittest.TestCase):
         point = create_service_point(transformer)
         self.assertEqual(point.feeder, transformer.feeder)
         self.assertEqual(
-            ServicePoint.search([('feeder', '=', transformer.feeder.id)]), [point])
+            ServicePoint.search([('feeder', '=', transformer.feeder.id)]), [point]
+        )
         self.assertTrue(point.code.startswith('SP'))

@@ -16,7 +16,8 @@ def create_network(suffix=''):
     feeder = Feeder(name='Feeder 1', code=f'F1{suffix}', substation=substation)
     feeder.save()
     transformer = Transformer(
-        name='TX 1', code=f'TX1{suffix}', feeder=feeder, rated_kva=200)
+        name='TX 1', code=f'TX1{suffix}', feeder=feeder, rated_kva=200
+    )
     transformer.save()
     return transformer
 
@@ -25,7 +26,7 @@ def create_customer(name='Thandi Mokoena'):
     pool = Pool()
     Party = pool.get('party.party')
     Category = pool.get('prepaid.customer.category')
-    category, = Category.search([('code', '=', 'RESIDENTIAL')])
+    (category,) = Category.search([('code', '=', 'RESIDENTIAL')])
     customer = Party(name=name, customer_category=category)
     customer.save()
     return customer
@@ -41,8 +42,11 @@ def create_meter(serial, **values):
 def create_service_point(transformer, customer=None):
     ServicePoint = Pool().get('prepaid.service_point')
     point = ServicePoint(
-        transformer=transformer, customer=customer, street='12 Jacaranda Street',
-        city='Polokwane')
+        transformer=transformer,
+        customer=customer,
+        street='12 Jacaranda Street',
+        city='Polokwane',
+    )
     point.save()
     return point
 

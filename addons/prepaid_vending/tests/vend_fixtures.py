@@ -20,9 +20,14 @@ D = Decimal
 
 def _account(code_kind: str, company):
     Account = Pool().get('account.account')
-    accounts = Account.search([
-            (f'type.{code_kind}', '=', True), ('company', '=', company.id),
-            ('closed', '!=', True)], limit=1)
+    accounts = Account.search(
+        [
+            (f'type.{code_kind}', '=', True),
+            ('company', '=', company.id),
+            ('closed', '!=', True),
+        ],
+        limit=1,
+    )
     return accounts[0]
 
 
@@ -37,26 +42,57 @@ def setup_accounting(company):
     fiscalyear.save()
     FiscalYear.create_period([fiscalyear])
     revenue = _account('revenue', company)
-    receivable = Account.search([
-            ('type.receivable', '=', True), ('party_required', '=', True),
-            ('company', '=', company.id)], limit=1)[0]
-    cash = Account.search([('name', '=', 'Main Cash'),
-            ('company', '=', company.id)], limit=1)
+    receivable = Account.search(
+        [
+            ('type.receivable', '=', True),
+            ('party_required', '=', True),
+            ('company', '=', company.id),
+        ],
+        limit=1,
+    )[0]
+    cash = Account.search(
+        [('name', '=', 'Main Cash'), ('company', '=', company.id)], limit=1
+    )
     cash = cash[0] if cash else _account('expense', company)
     expense = _account('expense', company)
-    tax_account = Account.search([('company', '=', company.id),
-            ('type', '!=', None), ('name', 'ilike', '%tax%')], limit=1)[0]
-    payable = Account.search([
-            ('type.payable', '=', True), ('party_required', '=', True),
-            ('company', '=', company.id)], limit=1)[0]
-    tax = Tax(name='VAT 15%', description='VAT 15%', type='percentage',
-        rate=D('0.15'), invoice_account=tax_account,
-        credit_note_account=tax_account, company=company)
+    tax_account = Account.search(
+        [
+            ('company', '=', company.id),
+            ('type', '!=', None),
+            ('name', 'ilike', '%tax%'),
+        ],
+        limit=1,
+    )[0]
+    payable = Account.search(
+        [
+            ('type.payable', '=', True),
+            ('party_required', '=', True),
+            ('company', '=', company.id),
+        ],
+        limit=1,
+    )[0]
+    tax = Tax(
+        name='VAT 15%',
+        description='VAT 15%',
+        type='percentage',
+        rate=D('0.15'),
+        invoice_account=tax_account,
+        credit_note_account=tax_account,
+        company=company,
+    )
     tax.save()
-    journal, = Journal.search([('type', '=', 'revenue')], limit=1)
-    return SimpleNamespace(revenue=revenue, receivable=receivable, cash=cash,
-        expense=expense, tax=tax, tax_account=tax_account, payable=payable,
-        journal=journal, fiscalyear=fiscalyear)
+    (journal,) = Journal.search([('type', '=', 'revenue')], limit=1)
+    return SimpleNamespace(
+        revenue=revenue,
+        receivable=receivable,
+        cash=cash,
+        expense=expense,
+        tax=tax,
+        tax_account=tax_account,
+        payable=payable,
+        journal=journal,
+        fiscalyear=fiscalyear,
+    )
 
 
 def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
@@ -107,16 +143,36 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
     feeder.save()
     transformer = Transformer(name='T1', code='T1', feeder=feeder)
     transformer.save()
-    point = ServicePoint(code='SP1', customer=customer, transformer=transformer,
-        street='1 Main Road', city='Polokwane')
+    point = ServicePoint(
+        code='SP1',
+        customer=customer,
+        transformer=transformer,
+        street='1 Main Road',
+        city='Polokwane',
+    )
     point.save()
     meter = new_meter('04000000001', point, kind, payment_mode)
-    sales_point = SalesPoint(name='Head Office', code='HO', kind='office',
-        cash_account=acc.cash, bank_account=acc.cash)
+    sales_point = SalesPoint(
+        name='Head Office',
+        code='HO',
+        kind='office',
+        cash_account=acc.cash,
+        bank_account=acc.cash,
+    )
     sales_point.save()
-    return SimpleNamespace(company=company, config=config, category=category,
-        tariff=tariff, customer=customer, point=point, meter=meter,
-        sales_point=sales_point, transformer=transformer, Meter=Meter, **vars(acc))
+    return SimpleNamespace(
+        company=company,
+        config=config,
+        category=category,
+        tariff=tariff,
+        customer=customer,
+        point=point,
+        meter=meter,
+        sales_point=sales_point,
+        transformer=transformer,
+        Meter=Meter,
+        **vars(acc),
+    )
 
 
 def example_c_version(tariff, tax, start=dt.date(2000, 1, 1)):
@@ -125,16 +181,22 @@ def example_c_version(tariff, tax, start=dt.date(2000, 1, 1)):
     Version = pool.get('prepaid.tariff.version')
     Block = pool.get('prepaid.tariff.block')
     Charge = pool.get('prepaid.tariff.charge')
-    return Version(tariff=tariff, start_date=start, kind='step',
-        prices_include_vat=False, tax=tax, channel_fee=D(0),
-        fbe_kwh_per_month=D(0), vat_rounding='half_up',
+    return Version(
+        tariff=tariff,
+        start_date=start,
+        kind='step',
+        prices_include_vat=False,
+        tax=tax,
+        channel_fee=D(0),
+        fbe_kwh_per_month=D(0),
+        vat_rounding='half_up',
         blocks=[
             Block(sequence=1, from_kwh=D(0), to_kwh=D(50), price=D('1.20')),
             Block(sequence=2, from_kwh=D(50), to_kwh=D(350), price=D('1.60')),
             Block(sequence=3, from_kwh=D(350), to_kwh=None, price=D('2.10')),
-            ],
-        charges=[Charge(name='Fixed charge', period='monthly',
-                amount=D('50.00'))])
+        ],
+        charges=[Charge(name='Fixed charge', period='monthly', amount=D('50.00'))],
+    )
 
 
 def new_meter(serial, point, kind='smart_prepaid', payment_mode='prepaid'):
@@ -147,8 +209,9 @@ def new_meter(serial, point, kind='smart_prepaid', payment_mode='prepaid'):
 
 def new_point(env, code, customer=None):
     ServicePoint = Pool().get('prepaid.service_point')
-    point = ServicePoint(code=code, customer=customer or env.customer,
-        transformer=env.transformer)
+    point = ServicePoint(
+        code=code, customer=customer or env.customer, transformer=env.transformer
+    )
     point.save()
     return point
 

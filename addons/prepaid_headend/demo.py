@@ -1,0 +1,99 @@
+"""Channels for the demo's simulated meters.
+
+``scripts/demo`` starts ``prepaid-meter-sim --meters 20 --port 4061``: meter
+*i* listens on 127.0.0.1:4061+i with the simulator's defaults (WRAPPER framing,
+HLS-GMAC client SAP 1, the public test keys EK 000102...0F and AK D0D1...DF of
+the DLMS UA examples, LLS password 12345678, HLS-MD5 secret ``Gurux``).
+:func:`setup_demo_channels` gives the first ``count`` smart-prepaid meters (by
+serial) channels pointing at those ports, with HLS-GMAC and the test keys stored
+encrypted like any other keys (the master key must be configured), all in one
+reading group with a daily schedule.  The same happens automatically when the
+demo data is created (``prepaid.demo.extend_meters``).
+"""
+
+from __future__ import annotations
+
+from trytond.modules.prepaid_sts import masterkey
+from trytond.pool import Pool, PoolMeta
+from trytond.transaction import without_check_access
+
+from .dlms.session import DEFAULT_AUTHENTICATION_KEY, DEFAULT_BLOCK_CIPHER_KEY
+
+DEMO_GROUP = "Demo meters (simulator)"
+DEMO_HOST = '127.0.0.1'
+DEMO_FIRST_PORT = 4061
+DEMO_COUNT = 20
+
+
+def setup_demo_channels(
+    first_port: int = DEMO_FIRST_PORT,
+    count: int = DEMO_COUNT,
+    host: str = DEMO_HOST,
+    meters=None,
+) -> list:
+    """Point the first ``count`` smart-prepaid meters at the simulator."""
+    pool = Pool()
+    Meter = pool.get('prepaid.meter')
+    Group = pool.get('prepaid.headend.meter_group')
+    Schedule = pool.get('prepaid.headend.schedule')
+    with without_check_access():
+        if meters is None:
+            meters = Meter.search(
+                [('kind', '=', 'smart_prepaid')], order=[('serial', 'ASC')], limit=count
+            )
+        else:
+            meters = sorted(
+                (m for m in meters if m.kind == 'smart_prepaid'), key=lambda m: m.serial
+            )[:count]
+        groups = Group.search([('name', '=', DEMO_GROUP)], limit=1)
+        if groups:
+            group = groups[0]
+        else:
+            (group,) = Group.create([{'name': DEMO_GROUP}])
+            Schedule.create(
+                [
+                    {
+                        'name': "Daily read of the demo meters",
+                        'group': group.id,
+                        'frequency': 'daily',
+                        'read_registers': True,
+                        'profile_hours': 24,
+                        'read_billing': True,
+                        'read_events': True,
+                        'sync_clock': True,
+                    }
+                ]
+            )
+        for index, meter in enumerate(meters):
+            Meter.write(
+                [meter],
+                {
+                    'hes_host': host,
+                    'hes_port': first_port + index,
+                    'hes_framing': 'wrapper',
+                    'hes_auth': 'hls-gmac',
+                    'hes_client_address': 1,
+                    'hes_server_address': 1,
+                    'hes_group': group.id,
+                    'hes_block_cipher_key': DEFAULT_BLOCK_CIPHER_KEY.hex(),
+                    'hes_authentication_key': DEFAULT_AUTHENTICATION_KEY.hex(),
+                },
+            )
+    return list(meters)
+
+
+class Demo(metaclass=PoolMeta):
+    __name__ = 'prepaid.demo'
+
+    @classmethod
+    def extend_meters(cls, meters, rng):
+        counts = super().extend_meters(meters, rng)
+        try:
+            masterkey._configured_key()
+        except masterkey.MasterKeyError:
+            # Keys cannot be stored encrypted: leave the channels to
+            # setup_demo_channels() once a master key is configured.
+            counts['headend_channels'] = 0
+            return counts
+        counts['headend_channels'] = len(setup_demo_channels(meters=meters))
+        return counts
