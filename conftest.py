@@ -94,8 +94,14 @@ def pytest_collection_modifyitems(config, items):
         items[:] = selected
 
 
-def pytest_sessionfinish(session, exitstatus):
-    # The doctest runner of trytond does not drop the last scenario database.
+def pytest_runtest_teardown(item, nextitem):
+    # A scenario commits its data into the test database; drop it so the next
+    # test class activates its modules on a clean database.
+    if item.nodeid.split('::')[0].rsplit('/', 1)[-1].startswith('scenario_'):
+        _drop_test_database()
+
+
+def _drop_test_database():
     try:
         from trytond.tests.test_tryton import drop_db
     except ImportError:
@@ -104,3 +110,8 @@ def pytest_sessionfinish(session, exitstatus):
         drop_db()
     except Exception:
         pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # The doctest runner of trytond does not drop the last scenario database.
+    _drop_test_database()

@@ -112,14 +112,6 @@ async def read_meter(
             ),
             await _scalers(session, captures),
         )
-    if billing:
-        captures = await ops.read_capture_objects(session, ops.BILLING_PROFILE)
-        out['billing'] = (
-            await ops.read_profile_by_entry(
-                session, ops.BILLING_PROFILE, 1, 0, captures
-            ),
-            await _scalers(session, captures),
-        )
     if events:
         out['events'] = {
             'standard': await ops.read_event_log(session, ops.STANDARD_EVENT_LOG),
@@ -128,6 +120,19 @@ async def read_meter(
             ),
         }
         out['alarm'] = await ops.read_alarm_register(session)
+    if billing:
+        # Last, and optional: a meter whose billing buffer cannot be read (the
+        # line drops, an object is missing) still gives the rest of the read.
+        try:
+            captures = await ops.read_capture_objects(session, ops.BILLING_PROFILE)
+            out['billing'] = (
+                await ops.read_profile_by_entry(
+                    session, ops.BILLING_PROFILE, 1, 0, captures
+                ),
+                await _scalers(session, captures),
+            )
+        except DlmsError as exc:
+            out['billing_error'] = f"{exc.kind}: {exc}"
     return out
 
 
@@ -420,7 +425,7 @@ class Job(ModelSQL, ModelView):
         if result.ok or result.error_kind not in {'timeout', 'connection'}:
             meter_values['hes_last_contact'] = now
         meter_values['hes_last_error'] = (
-            None if result.ok else _message(result.error)[:250]
+            None if result.ok else ' '.join(_message(result.error).split())[:250]
         )
         with without_check_access():
             Meter.write([self.meter], meter_values)
@@ -537,6 +542,8 @@ class Job(ModelSQL, ModelView):
                 key=('log', 'timestamp', 'code'),
             )
             lines.append(f"Events: {created} new")
+        if 'billing_error' in out:
+            lines.append(f"Billing values not read: {out['billing_error']}")
         if meter_values:
             with without_check_access():
                 Meter.write([meter], meter_values)

@@ -86,7 +86,15 @@ class HeadendTestCase(unittest.TestCase):
         cls.clock = FakeClock(dt.datetime.now(UTC).replace(microsecond=0))
         configs = [
             MeterConfig(index=OK_WRAPPER, port=base, seed=1, decoder_key=DECODER_KEY),
-            MeterConfig(index=OK_HDLC, port=base + 1, framing="hdlc", seed=2),
+            # 12 monthly billing captures need more energy than the default
+            # 1.5 MWh at 1 kW (the backfill would go negative).
+            MeterConfig(
+                index=OK_HDLC,
+                port=base + 1,
+                framing="hdlc",
+                seed=2,
+                initial_energy_wh=20_000_000,
+            ),
             MeterConfig(
                 index=WRONG_KEYS,
                 port=base + 2,
@@ -126,6 +134,7 @@ class HeadendTestCase(unittest.TestCase):
         else:
             port = self.sim.port(index)
             framing = self.sim.configs[index].framing
+        values.setdefault("hes_timeout", 5.0)
         meter = Meter(
             serial=serial or f"SIM{index}",
             kind="smart_prepaid",
@@ -134,7 +143,6 @@ class HeadendTestCase(unittest.TestCase):
             hes_framing=framing,
             hes_auth="hls-gmac",
             hes_client_address=1,
-            hes_timeout=5.0,
             **values,
         )
         meter.save()
@@ -438,6 +446,7 @@ class HeadendTestCase(unittest.TestCase):
         Meter = pool.get("prepaid.meter")
         self.configure()
         meter = self.meter(FIRMWARE)
+        before = self.sim.meter(FIRMWARE).firmware_id  # tests share the meter
         body = bytes(range(256)) * 8  # 2 kB
         (upgrade,) = Firmware.create(
             [
@@ -452,7 +461,7 @@ class HeadendTestCase(unittest.TestCase):
         (job,) = self.run_jobs(self.pending_jobs(meter))
         upgrade = Firmware(upgrade.id)
         self.assertEqual(upgrade.state, "activated", upgrade.error)
-        self.assertEqual(upgrade.previous_version, "FW-1.0.0")
+        self.assertEqual(upgrade.previous_version, before)
         self.assertEqual(upgrade.active_version, "FW-2.0.0")
         self.assertEqual(Meter(meter.id).firmware_version, "FW-2.0.0")
         self.assertEqual(self.sim.meter(FIRMWARE).firmware_id, "FW-2.0.0")
@@ -500,8 +509,12 @@ class HeadendTestCase(unittest.TestCase):
         (activation,) = Job.search(
             [("firmware", "=", upgrade.id), ("kind", "=", "firmware_activate")]
         )
-        tasks = Queue.search([("data.method", "=", "execute")], order=[("id", "DESC")])
-        scheduled = [t for t in tasks if t.data["instances"] == [activation.id]]
+        scheduled = [
+            t
+            for t in Queue.search([])
+            if t.data["method"] == "execute"
+            and list(t.data["instances"]) == [activation.id]
+        ]
         self.assertEqual(len(scheduled), 1)
         self.assertGreater(scheduled[0].scheduled_at, when - dt.timedelta(minutes=1))
 

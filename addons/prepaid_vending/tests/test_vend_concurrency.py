@@ -64,22 +64,31 @@ class VendConcurrencyTestCase(unittest.TestCase):
         activate_module('prepaid_vending')
         from trytond.modules.company.tests import create_company
 
-        with Transaction().start(DB_NAME, 1) as transaction:
-            pool = Pool()
-            User = pool.get('res.user')
-            company = create_company()
-            User.write(
-                [User(1)], {'companies': [('add', [company.id])], 'company': company.id}
-            )
-            with transaction.set_context(company=company.id):
-                env = setup_vending()
-                meters = [
-                    new_meter(f'0500000000{i}', new_point(env, f'C{i}'))
-                    for i in range(2)
-                ]
-            cls.context = {'company': company.id}
-            cls.meter_ids = [m.id for m in meters]
-            transaction.commit()
+        extras: dict = {}
+        while True:  # the dispatcher's loop: restart with the locks requested
+            with Transaction().start(DB_NAME, 1, **extras) as transaction:
+                try:
+                    pool = Pool()
+                    User = pool.get("res.user")
+                    company = create_company()
+                    User.write(
+                        [User(1)],
+                        {"companies": [("add", [company.id])], "company": company.id},
+                    )
+                    with transaction.set_context(company=company.id):
+                        env = setup_vending()
+                        meters = [
+                            new_meter(f"0500000000{i}", new_point(env, f"C{i}"))
+                            for i in range(2)
+                        ]
+                except TransactionError as exc:
+                    transaction.rollback()
+                    exc.fix(extras)
+                    continue
+                cls.context = {"company": company.id}
+                cls.meter_ids = [m.id for m in meters]
+                transaction.commit()
+                break
 
     def concurrent(self, calls):
         barrier = threading.Barrier(len(calls))
