@@ -94,6 +94,14 @@ def pytest_collection_modifyitems(config, items):
         items[:] = selected
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Fixtures (e.g. the browser's screenshot on failure) can see the outcome.
+    report = yield
+    setattr(item, f'rep_{report.when}', report)
+    return report
+
+
 def pytest_runtest_teardown(item, nextitem):
     # A scenario commits its data into the test database; drop it so the next
     # test class activates its modules on a clean database.

@@ -45,13 +45,12 @@ def prepare(db: str, clients: int, conf: str, fresh: bool) -> list[str]:
             conn.execute(f'CREATE DATABASE "{db}"')
             fresh = True
     serials = [f"09{i:09d}" for i in range(clients)]
-    if not fresh:
-        return serials
-    env = dict(os.environ, TRYTONPASSFILE=_passfile())
-    admin = os.path.join(VENV, "trytond-admin")
-    sh(admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com", env=env)
-    sh(admin, "-c", conf, "-d", db, "-u", "prepaid_vending",
-        "--activate-dependencies", env=env)  # fmt: skip
+    if fresh:
+        env = dict(os.environ, TRYTONPASSFILE=_passfile())
+        admin = os.path.join(VENV, "trytond-admin")
+        sh(admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com", env=env)
+        sh(admin, "-c", conf, "-d", db, "-u", "prepaid_vending",
+            "--activate-dependencies", env=env)  # fmt: skip
     os.environ["TRYTOND_CONFIG"] = conf
     from trytond.modules.company.tests import create_company
     from trytond.modules.prepaid_vending.tests.vend_fixtures import (
@@ -60,21 +59,31 @@ def prepare(db: str, clients: int, conf: str, fresh: bool) -> list[str]:
         setup_vending,
     )
     from trytond.pool import Pool
-    from trytond.transaction import Transaction
+    from trytond.transaction import Transaction, TransactionError
 
     Pool(db).init()
-    with Transaction().start(db, 0) as transaction:
-        User = Pool().get("res.user")
-        company = create_company()
-        (admin_user,) = User.search([("login", "=", "admin")])
-        User.write([admin_user], {"companies": [("add", [company.id])],
-                "company": company.id})  # fmt: skip
-        with transaction.set_context(company=company.id):
-            env_ = setup_vending()
-            for i, serial in enumerate(serials):
-                new_meter(serial, new_point(env_, f"B{i}"))
-        transaction.commit()
-    return serials
+    extras: dict = {}
+    while True:  # restart with the table locks trytond asks for
+        with Transaction().start(db, 0, **extras) as transaction:
+            pool = Pool()
+            if pool.get("prepaid.meter").search([("serial", "=", serials[-1])]):
+                return serials
+            try:
+                User = pool.get("res.user")
+                company = create_company()
+                (admin_user,) = User.search([("login", "=", "admin")])
+                User.write([admin_user], {"companies": [("add", [company.id])],
+                        "company": company.id})  # fmt: skip
+                with transaction.set_context(company=company.id):
+                    env_ = setup_vending()
+                    for i, serial in enumerate(serials):
+                        new_meter(serial, new_point(env_, f"B{i}"))
+            except TransactionError as exc:
+                transaction.rollback()
+                exc.fix(extras)
+                continue
+            transaction.commit()
+            return serials
 
 
 def _passfile() -> str:
@@ -159,7 +168,7 @@ def main() -> None:
         [os.path.join(VENV, "trytond"), "-c", conf, "-d", args.db],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{args.port}/{args.db}/"
+        url = f"http://127.0.0.1:{args.port}/{args.db}/rpc/"
         for _ in range(60):
             try:
                 Client(url)

@@ -110,6 +110,15 @@ def server(tmp_path_factory):
     process.wait(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request):
+    yield
+    report = getattr(request.node, 'rep_call', None)
+    page = request.node.funcargs.get('page')
+    if page is not None and report is not None and report.failed:
+        page.screenshot(path=ARTIFACTS / f'failed-{request.node.name}.png')
+
+
 @pytest.fixture(scope='module')
 def page(server):
     playwright_api = pytest.importorskip('playwright.sync_api')
@@ -120,6 +129,10 @@ def page(server):
         )
         page = browser.new_page(viewport={'width': 1280, 'height': 800})
         page.set_default_timeout(20000)
+        console = open(ARTIFACTS / 'browser-console.log', 'w')
+        page.on('console', lambda message: console.write(
+            f'{message.type}: {message.text}\n'))
+        page.on('pageerror', lambda error: console.write(f'pageerror: {error}\n'))
         page.goto(server)
         page.fill('input#login', 'admin')
         page.keyboard.press('Enter')

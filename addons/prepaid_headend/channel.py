@@ -20,6 +20,7 @@ could not write while the caller holds the database lock.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from trytond import backend
@@ -320,17 +321,18 @@ class Meter(metaclass=PoolMeta):
     def get_hes_last_result(cls, meters, name):
         Job = Pool().get('prepaid.headend.job')
         result = {}
-        for meter in meters:
-            jobs = Job.search(
-                [('meter', '=', meter.id)], order=[('id', 'DESC')], limit=1
-            )
-            if jobs:
-                job = jobs[0]
-                result[meter.id] = (
-                    f"{job.rec_name}: {job.state}\n{job.result or job.last_error or ''}"
+        # Anyone who may read the meter sees the result of its last job.
+        with without_check_access():
+            for meter in meters:
+                jobs = Job.search(
+                    [('meter', '=', meter.id)], order=[('id', 'DESC')], limit=1
                 )
-            else:
-                result[meter.id] = None
+                if not jobs:
+                    result[meter.id] = None
+                    continue
+                job = jobs[0]
+                detail = job.result or job.last_error or ''
+                result[meter.id] = f"{job.rec_name}: {job.state}\n{detail}"
         return result
 
     # --- buttons ----------------------------------------------------------
@@ -389,16 +391,36 @@ class InvocationCounter(ModelSQL, ModelView):
         ]
 
     @classmethod
+    def row_id(cls, key: str, start: int = 1) -> int:
+        """Id of the counter row of ``key``, created (and committed) if missing."""
+        for _ in range(3):
+            with Transaction().new_transaction() as transaction, without_check_access():
+                records = cls.search([('key', '=', key)], limit=1)
+                if records:
+                    return records[0].id
+                try:
+                    (record,) = cls.create([{'key': key, 'next_value': start}])
+                    transaction.commit()
+                    return record.id
+                except backend.DatabaseIntegrityError:
+                    transaction.rollback()  # another worker created it: re-read
+        raise RuntimeError(f"cannot create the invocation counter of {key}")
+
+    @classmethod
     def take(cls, key: str, count: int = 1, start: int = 1) -> tuple[int, int]:
-        """Reserve ``count`` counters for ``key``: return (first, limit)."""
+        """Reserve ``count`` counters for ``key``: return (first, limit).
+
+        The caller serialises: the row is locked when the transaction starts
+        (``_lock_records``, see DatabaseCounterStore) or the database allows
+        one writer at a time (SQLite).
+        """
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         with without_check_access():
             records = cls.search([('key', '=', key)], limit=1)
             if not records:
                 records = cls.create([{'key': key, 'next_value': start}])
-            cls.lock(records)
-            # Read under the lock, bypassing any cached value.
+            # Read bypassing any cached value of the record.
             cursor.execute(
                 *table.select(table.next_value, where=table.id == records[0].id)
             )
@@ -443,6 +465,7 @@ class DatabaseCounterStore:
         if reserve < 1:
             raise ValueError("reserve must be >= 1")
         self.reserve = reserve
+        self.lock_attempts = 10
         self.autonomous = backend.name != 'sqlite' if autonomous is None else autonomous
         self._blocks: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -458,6 +481,22 @@ class DatabaseCounterStore:
     def _take(self, meter_key: str) -> tuple[int, int]:
         Counter = Pool().get('prepaid.headend.invocation_counter')
         if not self.autonomous:
+            # SQLite: the caller's transaction holds the database write lock
+            # from its first write to its commit, so nobody else can take
+            # counters meanwhile.
             return Counter.take(meter_key, self.reserve)
-        with Transaction().new_transaction():
-            return Counter.take(meter_key, self.reserve)
+        # Tryton takes record locks when a transaction starts (SELECT ... FOR
+        # UPDATE NOWAIT, retried): a second worker waits for our commit.
+        row_id = Counter.row_id(meter_key)
+        for attempt in range(self.lock_attempts):
+            try:
+                with Transaction().new_transaction(
+                    _lock_records={Counter._table: [row_id]}
+                ):
+                    return Counter.take(meter_key, self.reserve)
+            except backend.DatabaseOperationalError:
+                # Another worker held the row through trytond's own retries.
+                if attempt + 1 == self.lock_attempts:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")

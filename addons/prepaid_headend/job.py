@@ -19,7 +19,7 @@ from typing import Any
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import Transaction, TransactionError, without_check_access
 
 from . import reading as rd
 from .channel import CONTROL_STATE, DatabaseCounterStore
@@ -341,6 +341,8 @@ class Job(ModelSQL, ModelView):
             try:
                 settings = job.meter.hes_connection_settings()
                 operation = job._operation(config)
+            except TransactionError:
+                raise  # e.g. a record lock: trytond restarts the task
             except Exception as exc:  # configuration error: this job only
                 job._store_failure('configuration', _message(exc))
                 continue

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sql.aggregate import Count
 from trytond import backend
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
@@ -71,7 +72,7 @@ from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .meter import METER_KINDS, PAYMENT_MODES
@@ -160,10 +161,22 @@ KIND_MODES = {
     'smart_prepaid': {'prepaid', 'remote_prepaid', 'postpaid'},
     'postpaid': {'postpaid'},
 }
-# Records per create() call.  Larger batches save queries but each record
-# instantiation scans the whole batch (an assertion in ModelStorage), so the
-# gain stops around a few hundred.
-WRITE_BATCH = 200
+# Rows per written batch (and per progress report) of the set-based path.
+WRITE_BATCH = 1000
+# Records per create() call on the ORM path.  Larger batches save queries but
+# each record instantiation scans the whole batch (an assertion in
+# ModelStorage), so the gain stops around a few hundred.
+ORM_BATCH = 200
+# What write_rows creates (multi-value and One2Many targets are checked as
+# they come).
+BULK_MODELS = (
+    'party.party',
+    'party.contact_mechanism',
+    'prepaid.service_point',
+    'prepaid.meter',
+    'prepaid.meter.state_history',
+    'prepaid.meter.installation',
+)
 # How many values an "in" clause of a look-up query carries.
 QUERY_CHUNK = 1000
 # Syntax only: the contact mechanism checks deliverability itself when the
@@ -839,8 +852,29 @@ def write_rows(
     result: ImportResult,
     progress: Progress | None = None,
     batch: int | None = None,
+    orm: bool = False,
 ) -> None:
-    "Create parties, service points, meters and installations by batches"
+    """Create parties, service points, meters and installations by batches:
+    set-based (bulk_create) unless orm is set or a model needs the ORM."""
+    if not orm:
+        try:
+            for name in BULK_MODELS:
+                check_bulk_model(Pool().get(name))
+        except BulkUnsupported as exception:
+            logger.info("import through the ORM: %s", exception)
+        else:
+            _write_rows_bulk(rows, result, progress, batch or WRITE_BATCH)
+            return
+    _write_rows_orm(rows, result, progress, batch or ORM_BATCH)
+
+
+def _write_rows_orm(
+    rows: list[CleanRow],
+    result: ImportResult,
+    progress: Progress | None,
+    batch: int,
+) -> None:
+    "The reference path: Model.create and change_state by batches"
     pool = Pool()
     Party = pool.get('party.party')
     ServicePoint = pool.get('prepaid.service_point')
@@ -849,7 +883,7 @@ def write_rows(
     Configuration = pool.get('prepaid.configuration')
     party_ids: dict[tuple[str, str], int] = {}
     done = len(result.rejected)
-    for chunk in _chunks(rows, batch or WRITE_BATCH):
+    for chunk in _chunks(rows, batch):
         new_parties: list[dict[str, Any]] = []
         owners: list[CleanRow] = []
         pending: set[tuple[str, str]] = set()
@@ -969,6 +1003,333 @@ def template_workbook() -> bytes:
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Set-based writing
+#
+# Why bypass ModelSQL.create: the profile of the ORM path shows that nearly
+# all of its time goes to work this import has already done or does not
+# need: the generic field validation of _after_create (required, selection,
+# size, domain of every field, re-read record by record, with an O(n^2)
+# assertion when browsing large batches), and the multi-value setters (the
+# party language, company accounts) which read then write one record per
+# party.  bulk_create() below keeps everything else the ORM does on create,
+# in the ORM's own code where it can:
+#
+# - access rights, field access and preprocess_values (Model._before_create);
+# - default values (Model.default_get, once per set of given fields);
+# - computed columns (compute_fields), create_uid/create_date, and
+#   write_uid/write_date when the ORM path would write the record again;
+# - multi-value fields: one value record per record and value model, with
+#   the same pattern (company) as set_multivalue; nested One2Many creates;
+# - the model-specific checks (validate, validate_fields of every module,
+#   e.g. national ID, phone numbers, STS or head-end parameters), the
+#   check_modification and on_modification hooks, record rules on create,
+#   triggers and the transaction's created-records list.
+#
+# What it leaves out is the generic per-field validation: every value comes
+# from RowValidator (which checks formats, ranges, choices and references)
+# or from the models' defaults, and uniqueness is enforced by the database
+# constraints.  A model needing ORM work not listed above (history table,
+# tree paths, translations, other relation setters) makes write_rows fall
+# back to the ORM before anything is written.
+
+
+class BulkUnsupported(Exception):
+    "A model needs ORM work bulk_create does not replicate"
+
+
+# Records per browse() in the post-insert hooks: ModelStorage.__init__ scans
+# the whole id list, so slices stay small.
+HOOK_SLICE = 200
+_AUDIT = {'id', 'create_uid', 'create_date', 'write_uid', 'write_date'}
+
+
+def _plain_defaults(Model: Any, given: Iterable[str]) -> dict[str, Any]:
+    "The ORM's default values for the fields not given, as create computes them"
+    names = [
+        n
+        for n, f in Model._fields.items()
+        if n not in given
+        and n not in _AUDIT
+        and not (isinstance(f, fields.Function) and not f.setter)
+    ]
+    if not names:
+        return {}
+    return Model._clean_defaults(Model.default_get(names, with_rec_name=False))
+
+
+def check_bulk_model(Model: Any) -> None:
+    "Raise BulkUnsupported if the model's create does more than bulk_create"
+    if getattr(Model, '_history', False):
+        raise BulkUnsupported(f'{Model.__name__} keeps a history table')
+    if getattr(Model, '_mptt_fields', None) or getattr(Model, '_path_fields', None):
+        raise BulkUnsupported(f'{Model.__name__} is a tree with stored paths')
+    if Model.table_query is not ModelSQL.table_query:
+        raise BulkUnsupported(f'{Model.__name__} is a table query')
+
+
+def _insert(Model: Any, columns: list[str], rows: list[list[Any]], write: bool):
+    "Insert rows of SQL-formatted values; return their ids in order"
+    from sql import Column
+    from sql.functions import CurrentTimestamp
+
+    transaction = Transaction()
+    database = transaction.database
+    cursor = transaction.connection.cursor()
+    table = Model.__table__()
+    audit = [table.create_uid, table.create_date]
+    audit_values = [transaction.user, CurrentTimestamp()]
+    if write:
+        audit += [table.write_uid, table.write_date]
+        audit_values += [transaction.user, CurrentTimestamp()]
+    cols = audit + [Column(table, c) for c in columns]
+    ids = database.nextid(transaction.connection, Model._table, count=len(rows))
+    if len(rows) == 1 and ids is not None and not isinstance(ids, list):
+        ids = [ids]
+    if ids is not None:
+        # PostgreSQL: ids drawn from the table's sequence, multi-row INSERTs.
+        cols.append(table.id)
+        size = max(1, backend.MAX_QUERY_PARAMS // (len(cols) + 1))
+        for start in range(0, len(rows), size):
+            cursor.execute(
+                *table.insert(
+                    cols,
+                    [
+                        audit_values + row + [id_]
+                        for row, id_ in zip(
+                            rows[start : start + size], ids[start : start + size]
+                        )
+                    ],
+                )
+            )
+        return ids
+    # SQLite: one prepared INSERT run by executemany.  The transaction holds
+    # the database's write lock (BEGIN IMMEDIATE) from its first write and the
+    # tables use AUTOINCREMENT, so the new ids follow each other and end at
+    # last_insert_rowid().  Checked below all the same.
+    query, _ = tuple(table.insert(cols, [audit_values + rows[0]]))
+    params = [[transaction.user] * (2 if write else 1) + row for row in rows]
+    cursor.executemany(query, params)
+    cursor.execute('SELECT last_insert_rowid()')
+    (last,) = cursor.fetchone()
+    first = last - len(rows) + 1
+    cursor.execute(
+        *table.select(Count(table.id), where=(table.id >= first) & (table.id <= last))
+    )
+    if cursor.fetchone()[0] != len(rows):
+        raise RuntimeError(f'{Model.__name__}: inserted ids are not consecutive')
+    return list(range(first, last + 1))
+
+
+def bulk_create(
+    Model: Any, vlist: list[dict[str, Any]], written: bool = False
+) -> list[int]:
+    """Create records like Model.create, set-based (see the section comment).
+    written: the ORM path writes the records again right after creating them
+    (the meter state change), so write_uid/write_date are set too."""
+    if not vlist:
+        return []
+    check_bulk_model(Model)
+    vlist = Model._before_create(vlist)
+    defaults: dict[tuple[str, ...], dict[str, Any]] = {}
+    full: list[dict[str, Any]] = []
+    for values in vlist:
+        schema = tuple(sorted(values))
+        if schema not in defaults:
+            defaults[schema] = _plain_defaults(Model, values)
+        full.append({**defaults[schema], **values})
+
+    plain: list[str] = sorted(
+        {n for v in full for n in v if not hasattr(Model._fields[n], 'set')}
+    )
+    for name in plain:
+        field_ = Model._fields[name]
+        if getattr(field_, 'translate', False) and any(v.get(name) for v in full):
+            raise BulkUnsupported(f'{Model.__name__}.{name} is translated')
+    computes = Model.compute_fields is not ModelSQL.compute_fields
+    rows = []
+    for values in full:
+        if computes:
+            # The modules' own computation, on an unsaved record.
+            record = Model(**{n: values.get(n) for n in plain})
+            for name, value in record.compute_fields().items():
+                values[name] = value
+        rows.append(values)
+    plain = sorted({n for v in rows for n in v if not hasattr(Model._fields[n], 'set')})
+    ids = _insert(
+        Model,
+        plain,
+        [[Model._fields[n].sql_format(v.get(n)) for n in plain] for v in rows],
+        written,
+    )
+    _set_relations(Model, ids, rows)
+    _after_bulk_create(Model, ids, None)
+    return ids
+
+
+def _set_relations(Model: Any, ids: list[int], rows: list[dict[str, Any]]) -> None:
+    "Multi-value and nested One2Many values, as the ORM's field setters do"
+    pool = Pool()
+    context = Transaction().context
+    value_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    children: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    setters = sorted({n for v in rows for n in v if hasattr(Model._fields[n], 'set')})
+    multivalues: dict[str, list[str]] = defaultdict(list)
+    for name in setters:
+        field_ = Model._fields[name]
+        if isinstance(field_, fields.MultiValue):
+            multivalues[Model.multivalue_model(name).__name__].append(name)
+        elif isinstance(field_, fields.One2Many):
+            pass
+        elif isinstance(field_, fields.Function):
+            if any(v.get(name) is not None for v in rows):
+                raise BulkUnsupported(f'{Model.__name__}.{name} has a setter')
+        elif isinstance(field_, fields.Many2Many):
+            if any(v.get(name) for v in rows):
+                raise BulkUnsupported(f'{Model.__name__}.{name} is many2many')
+        else:
+            raise BulkUnsupported(f'{Model.__name__}.{name} has a setter')
+    for value_model, names in multivalues.items():
+        Value = pool.get(value_model)
+        link = next(
+            n
+            for n, f in Value._fields.items()
+            if f._type == 'many2one' and f.model_name == Model.__name__
+        )
+        pattern = {}
+        if 'company' in Value._fields and 'company' not in names:
+            # CompanyMultiValueMixin.set_multivalue: the context's company.
+            pattern['company'] = context.get('company')
+        for id_, values in zip(ids, rows):
+            value_rows[value_model].append(
+                {link: id_, **pattern, **{n: values.get(n) for n in names}}
+            )
+    for name in setters:
+        field_ = Model._fields[name]
+        if not isinstance(field_, fields.One2Many):
+            continue
+        for id_, values in zip(ids, rows):
+            for action in values.get(name) or []:
+                if action[0] != 'create':
+                    raise BulkUnsupported(f'{Model.__name__}.{name}: {action[0]}')
+                for child in action[1]:
+                    children[field_.model_name].append({**child, field_.field: id_})
+    for value_model, vlist in value_rows.items():
+        bulk_create(pool.get(value_model), vlist)
+    for child_model, vlist in children.items():
+        bulk_create(pool.get(child_model), vlist)
+
+
+def _after_bulk_create(Model: Any, ids: list[int], field_names: Any) -> None:
+    "The create hooks of the ORM except the generic per-field validation"
+    pool = Pool()
+    Trigger = pool.get('ir.trigger')
+    transaction = Transaction()
+    external = bool(transaction.user and transaction.check_access)
+    with without_check_access():
+        triggers = Trigger.get_triggers(Model.__name__, 'create')
+        for start in range(0, len(ids), HOOK_SLICE):
+            records = Model.browse(ids[start : start + HOOK_SLICE])
+            Model.validate(records)
+            Model.validate_fields(records, field_names)
+            Model.check_modification('create', records, external=external)
+            Model.on_modification('create', records)
+            for trigger in triggers:
+                trigger.queue_trigger_action(records)
+        transaction.create_records[Model.__name__].extend(ids)
+    # Record rules on create, as ModelSQL.create checks them (private name).
+    Model._ModelSQL__check_domain_rule(ids, 'create')
+
+
+def _write_rows_bulk(
+    rows: list[CleanRow],
+    result: ImportResult,
+    progress: Progress | None,
+    batch: int,
+) -> None:
+    pool = Pool()
+    Party = pool.get('party.party')
+    ServicePoint = pool.get('prepaid.service_point')
+    Meter = pool.get('prepaid.meter')
+    History = pool.get('prepaid.meter.state_history')
+    Installation = pool.get('prepaid.meter.installation')
+    Configuration = pool.get('prepaid.configuration')
+    reason = gettext('prepaid_vending.msg_import_installed')
+    party_ids: dict[tuple[str, str], int] = {}
+    done = len(result.rejected)
+    for chunk in _chunks(rows, batch):
+        new_parties: list[dict[str, Any]] = []
+        owners: list[CleanRow] = []
+        pending: set[tuple[str, str]] = set()
+        for row in chunk:
+            if row.party_id or (
+                row.party_key
+                and (row.party_key in party_ids or row.party_key in pending)
+            ):
+                continue
+            if row.party_key:
+                pending.add(row.party_key)
+            new_parties.append(dict(row.party))
+            owners.append(row)
+        _number_parties(new_parties)
+        new_ids = bulk_create(Party, new_parties)
+        for row, party_id in zip(owners, new_ids):
+            if row.party_key:
+                party_ids[row.party_key] = party_id
+            else:
+                row.party_id = party_id
+        for row in chunk:
+            if row.party_id is None:
+                row.party_id = party_ids[row.party_key]
+        point_codes = _sequence_values(
+            Configuration(1).service_point_sequence, len(chunk)
+        )
+        point_ids = bulk_create(
+            ServicePoint,
+            [
+                {**r.point, 'customer': r.party_id, 'code': code}
+                for r, code in zip(chunk, point_codes)
+            ],
+        )
+        # Created in stock then moved to installed by change_state on the ORM
+        # path: the same end state, write fields and history line here.
+        meter_ids = bulk_create(
+            Meter, [{**r.meter, 'state': 'installed'} for r in chunk], written=True
+        )
+        bulk_create(
+            History,
+            [
+                {
+                    'meter': m,
+                    'from_state': 'in_stock',
+                    'to_state': 'installed',
+                    'reason': reason,
+                }
+                for m in meter_ids
+            ],
+        )
+        bulk_create(
+            Installation,
+            [
+                {
+                    'meter': m,
+                    'service_point': p,
+                    'installed_on': r.installed_on,
+                    'install_reading': r.install_reading,
+                }
+                for r, p, m in zip(chunk, point_ids, meter_ids)
+            ],
+        )
+        result.parties += len(new_ids)
+        result.service_points += len(point_ids)
+        result.meters += len(meter_ids)
+        result.imported += len(chunk)
+        result.meter_ids.extend(meter_ids)
+        done += len(chunk)
+        if progress:
+            progress(result.total, done)
 
 
 # ---------------------------------------------------------------------------

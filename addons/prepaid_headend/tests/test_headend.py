@@ -11,17 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import socket
+import threading
 import unittest
+import uuid
 from decimal import Decimal
 
+from trytond import backend
 from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError, RequiredValidationError
 from trytond.model.modelview import AccessButtonError
+from trytond.modules.prepaid_headend.channel import DatabaseCounterStore
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_sts.engine import derive_decoder_key
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction
 
 try:
@@ -343,6 +347,10 @@ class HeadendTestCase(unittest.TestCase):
             transaction.set_context(_check_access=True),
         ):
             self.assertEqual(len(Relay.search([])), 1)  # can see the history
+            # ... and the meter's communication status
+            (row,) = Meter.read(
+                [meter.id], ["hes_last_result", "hes_relay_state", "hes_group"]
+            )
             with self.assertRaises(AccessError):
                 Relay.create(
                     [{"meter": meter.id, "action": "disconnect", "reason": "x"}]
@@ -377,6 +385,34 @@ class HeadendTestCase(unittest.TestCase):
         command = Command.queue(meter, "reconnect", {"balance": "20.00"})
         self.run_jobs(Command.hes_dispatch())
         self.assertEqual(Command(command.id).state, "accepted")
+        self.assertTrue(self.sim.meter(OK_HDLC).relay_connected)
+
+    @with_transaction()
+    def test_disconnect_held_in_friendly_period(self):
+        pool = Pool()
+        Command = pool.get("prepaid.meter.command")
+        Calendar = pool.get("prepaid.friendly.calendar")
+        Configuration = pool.get("prepaid.configuration")
+        meter = self.meter(OK_HDLC)
+        every_day = {
+            d: True
+            for d in (
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            )
+        }
+        (calendar,) = Calendar.create([{"name": "Always friendly", **every_day}])
+        config = Configuration(1)
+        config.friendly_calendar = calendar
+        config.save()
+        command = Command.queue(meter, "disconnect", {"balance": "-1.00"})
+        self.assertEqual(Command.hes_dispatch(), [])
+        self.assertEqual(Command(command.id).state, "pending")
         self.assertTrue(self.sim.meter(OK_HDLC).relay_connected)
 
     # --- load limit ---------------------------------------------------------------
@@ -559,3 +595,38 @@ class HeadendTestCase(unittest.TestCase):
         self.assertIn("block cipher key", row["hes_secrets_entered"])
         with self.assertRaises(UserError):
             Meter.write([meter], {"hes_block_cipher_key": "0011"})  # too short
+
+    # --- invocation counters under concurrency ---------------------------------------
+    @unittest.skipUnless(
+        backend.name == "postgresql",
+        "row locks between workers need PostgreSQL (SQLite has a single writer)",
+    )
+    def test_counters_never_reused_by_concurrent_workers(self):
+        key = f"concurrency-{uuid.uuid4().hex}"
+        results: list[list[int]] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(4)
+
+        def worker():
+            try:
+                with Transaction().start(DB_NAME, 0):
+                    store = DatabaseCounterStore(reserve=3, autonomous=True)
+                    barrier.wait()
+                    results.append([store.get_and_increment(key) for _ in range(20)])
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        values = [v for r in results for v in r]
+        self.assertEqual(len(values), 80)
+        self.assertEqual(len(set(values)), 80)  # never handed out twice
+        for got in results:
+            self.assertEqual(got, sorted(got))  # increasing per worker
+        with Transaction().start(DB_NAME, 0):
+            Counter = Pool().get("prepaid.headend.invocation_counter")
+            self.assertGreaterEqual(Counter.peek(key), max(values) + 1)

@@ -1,0 +1,51 @@
+"""Every list view of the project renders in the sao web client.
+
+sao 8.0 has no list column for datetime/timestamp fields: Tryton lists show
+them as two columns with widget="date" and widget="time".  A bare datetime
+column breaks the whole list in the browser ("ColumnFactory is not a
+constructor") while every server-side test passes, so it is checked here.
+"""
+
+import unittest
+
+from lxml import etree
+
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+
+MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+SAO_TREE_WIDGETS = {
+    'binary', 'boolean', 'callto', 'char', 'date', 'dict', 'email', 'float',
+    'image', 'integer', 'many2many', 'many2one', 'numeric', 'one2many',
+    'one2one', 'progressbar', 'reference', 'selection', 'multiselection', 'sip',
+    'text', 'time', 'timedelta', 'url'}
+
+
+class ViewsTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        activate_module(MODULES)
+
+    @with_transaction()
+    def test_list_columns_have_a_sao_widget(self):
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        problems = []
+        views = View.search([
+                ('module', 'in', MODULES),
+                ('type', '=', 'tree'),
+                ('inherit', '=', None),
+                ])
+        for view in views:
+            model_name = view.model
+            Model = pool.get(model_name)
+            arch = Model.fields_view_get(view_id=view.id)['arch']
+            for node in etree.fromstring(arch).iter('field'):
+                name = node.get('name')
+                field = Model._fields.get(name)
+                if field is None:
+                    continue
+                widget = node.get('widget') or field._type
+                if widget not in SAO_TREE_WIDGETS:
+                    problems.append(f'{model_name}.{name}: {widget}')
+        self.assertEqual(sorted(set(problems)), [])
