@@ -96,7 +96,10 @@ def _passfile() -> str:
 class Client:
     def __init__(self, url: str) -> None:
         self.url = url
-        uid, session = self.call("common.db.login", ["admin", {"password": "admin"}])
+        # 8.0 answers [user id, session key, ...]
+        uid, session = self.call(
+            "common.db.login", ["admin", {"password": "admin"}, "en"]
+        )[:2]
         token = base64.b64encode(f"admin:{uid}:{session}".encode()).decode()
         self.auth = f"Session {token}"
         self.context = self.call("model.res.user.get_preferences", [True, {}])

@@ -809,10 +809,13 @@ def import_rows(
     mode: str = 'all',
     progress: Progress | None = None,
     today: dt.date | None = None,
+    batch: int | None = None,
+    orm: bool = False,
 ) -> ImportResult:
     """Validate every row, then write the valid ones (mode 'valid') or all of
     them only if none is rejected (mode 'all').  Runs in the current
-    transaction; the caller commits."""
+    transaction; the caller commits.  batch: rows per written batch (and per
+    progress report); orm: write through Model.create (the reference path)."""
     if mode not in {'all', 'valid'}:
         raise ValueError(f"mode must be 'all' or 'valid', not {mode!r}")
     positions = check_header(header)
@@ -842,7 +845,7 @@ def import_rows(
         progress(len(rows), len(result.rejected))
     if mode == 'all' and result.rejected:
         return result
-    write_rows(clean, result, progress=progress)
+    write_rows(clean, result, progress=progress, batch=batch, orm=orm)
     result.written = True
     return result
 
@@ -1153,9 +1156,12 @@ def bulk_create(
     for values in full:
         if computes:
             # The modules' own computation, on an unsaved record.
-            record = Model(**{n: values.get(n) for n in plain})
-            for name, value in record.compute_fields().items():
-                values[name] = value
+            computed = Model(**{n: values.get(n) for n in plain}).compute_fields()
+            if computed:
+                # The ORM writes computed values after the insert, which
+                # sets the write fields (all records here, not only these).
+                written = True
+                values.update(computed)
         rows.append(values)
     plain = sorted({n for v in rows for n in v if not hasattr(Model._fields[n], 'set')})
     ids = _insert(

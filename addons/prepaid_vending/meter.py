@@ -366,7 +366,7 @@ class MeterInstallation(ModelSQL, ModelView):
         ids = [i.id for i in installations]
         conflicts = {}
         for field in ('meter', 'service_point'):
-            for sub_ids in grouped_slice(ids):
+            for sub_ids in grouped_slice(ids, 1000):
                 # Same overlap rule as before: the other one is open or ends
                 # after this one starts, and starts before this one ends.
                 cursor.execute(

@@ -722,7 +722,7 @@ class Vend(Workflow, ModelSQL, ModelView):
             )
         sales_point = None
         if sales_point_code:
-            sales_point, = SalesPoint.search([("code", "=", sales_point_code)])
+            (sales_point,) = SalesPoint.search([("code", "=", sales_point_code)])
         vend = cls.vend(
             meters[0],
             Decimal(tender) if tender is not None else None,
