@@ -48,4 +48,5 @@ class ViewsTestCase(unittest.TestCase):
                 widget = node.get('widget') or field._type
                 if widget not in SAO_TREE_WIDGETS:
                     problems.append(f'{model_name}.{name}: {widget}')
+        self.maxDiff = None
         self.assertEqual(sorted(set(problems)), [])
