@@ -9,16 +9,36 @@ constructor") while every server-side test passes, so it is checked here.
 import unittest
 
 from lxml import etree
-
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
 MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
 SAO_TREE_WIDGETS = {
-    'binary', 'boolean', 'callto', 'char', 'date', 'dict', 'email', 'float',
-    'image', 'integer', 'many2many', 'many2one', 'numeric', 'one2many',
-    'one2one', 'progressbar', 'reference', 'selection', 'multiselection', 'sip',
-    'text', 'time', 'timedelta', 'url'}
+    'binary',
+    'boolean',
+    'callto',
+    'char',
+    'date',
+    'dict',
+    'email',
+    'float',
+    'image',
+    'integer',
+    'many2many',
+    'many2one',
+    'numeric',
+    'one2many',
+    'one2one',
+    'progressbar',
+    'reference',
+    'selection',
+    'multiselection',
+    'sip',
+    'text',
+    'time',
+    'timedelta',
+    'url',
+}
 
 
 class ViewsTestCase(unittest.TestCase):
@@ -31,11 +51,13 @@ class ViewsTestCase(unittest.TestCase):
         pool = Pool()
         View = pool.get('ir.ui.view')
         problems = []
-        views = View.search([
+        views = View.search(
+            [
                 ('module', 'in', MODULES),
                 ('type', '=', 'tree'),
                 ('inherit', '=', None),
-                ])
+            ]
+        )
         for view in views:
             model_name = view.model
             Model = pool.get(model_name)
