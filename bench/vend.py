@@ -1,37 +1,56 @@
 """Vends per second through the back-office JSON-RPC API (prints figures, no asserts).
 
-Creates (or reuses) a PostgreSQL database, activates prepaid_vending, builds the
-fixtures of the tests (company, chart, Example C tariff) with one meter per
-client, starts ``trytond`` on 127.0.0.1 and runs CLIENTS threads calling
-``model.prepaid.vend.rpc_vend``.  Prints vends/s, median and p99 latency.
+Creates (or reuses) a PostgreSQL database, activates prepaid_vending (and
+prepaid_sts with ``--sts``), builds the fixtures of the tests (company, chart,
+Example C tariff) with ``--meters`` meters, starts trytond on 127.0.0.1 (the
+werkzeug dev server, or gunicorn as in production) and runs CLIENTS threads
+calling ``model.prepaid.vend.rpc_vend``, each vend on a random meter (as at a
+utility) or all on one meter (``--same-meter``, the worst case).  Prints
+vends/s, median and p99 latency, failures and the server-side retries.
 
-Run: .venv/bin/python bench/vend.py [--clients 8] [--vends 400] [--fresh]
+``--profile N`` runs N vends in-process instead (no HTTP) and prints the time
+and SQL statements per vend and the cProfile top: where the time goes.
+
+Run: .venv/bin/python bench/vend.py [--server gunicorn] [--clients 8]
+     [--vends 800] [--meters 200] [--same-meter] [--sts] [--fresh]
+     .venv/bin/python bench/vend.py --profile 50
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
 PG = "postgresql://postgres@127.0.0.1:5432/"
 VENV = os.path.dirname(sys.executable)
+# A fixed bench-only master key (never a production key): the STS fixtures
+# encrypt the public STS test vending key with it.
+BENCH_MASTER_KEY = "QmVuY2hPbmx5TWFzdGVyS2V5Tm90Rm9yUHJvZHVjdGk="
+STS_VK = "abababababababab949494949494949401234567"  # STS 531-1-07 CTSA01
 
 
 def sh(*args: str, env: dict | None = None) -> None:
     subprocess.run(args, check=True, env=env)
 
 
-def prepare(db: str, clients: int, conf: str, fresh: bool) -> list[str]:
+def serials_for(meters: int) -> list[str]:
+    return [f"09{i:09d}" for i in range(meters)]
+
+
+def prepare(db: str, meters: int, conf: str, fresh: bool, sts: bool) -> list[str]:
     import psycopg
 
     with psycopg.connect(PG + "postgres", autocommit=True) as conn:
@@ -44,20 +63,15 @@ def prepare(db: str, clients: int, conf: str, fresh: bool) -> list[str]:
         if not exists:
             conn.execute(f'CREATE DATABASE "{db}"')
             fresh = True
-    serials = [f"09{i:09d}" for i in range(clients)]
+    serials = serials_for(meters)
+    module = "prepaid_sts" if sts else "prepaid_vending"
     if fresh:
         env = dict(os.environ, TRYTONPASSFILE=_passfile())
         admin = os.path.join(VENV, "trytond-admin")
         sh(admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com", env=env)
-        sh(admin, "-c", conf, "-d", db, "-u", "prepaid_vending",
-            "--activate-dependencies", env=env)  # fmt: skip
+        sh(admin, "-c", conf, "-d", db, "-u", module, "--activate-dependencies",
+            env=env)  # fmt: skip
     os.environ["TRYTOND_CONFIG"] = conf
-    from trytond.modules.company.tests import create_company
-    from trytond.modules.prepaid_vending.tests.vend_fixtures import (
-        new_meter,
-        new_point,
-        setup_vending,
-    )
     from trytond.pool import Pool
     from trytond.transaction import Transaction, TransactionError
 
@@ -66,24 +80,62 @@ def prepare(db: str, clients: int, conf: str, fresh: bool) -> list[str]:
     while True:  # restart with the table locks trytond asks for
         with Transaction().start(db, 0, **extras) as transaction:
             pool = Pool()
-            if pool.get("prepaid.meter").search([("serial", "=", serials[-1])]):
+            Meter = pool.get("prepaid.meter")
+            if Meter.search([("serial", "=", serials[-1])]):
                 return serials
             try:
-                User = pool.get("res.user")
-                company = create_company()
-                (admin_user,) = User.search([("login", "=", "admin")])
-                User.write([admin_user], {"companies": [("add", [company.id])],
-                        "company": company.id})  # fmt: skip
-                with transaction.set_context(company=company.id):
-                    env_ = setup_vending()
-                    for i, serial in enumerate(serials):
-                        new_meter(serial, new_point(env_, f"B{i}"))
+                _fixtures(pool, transaction, serials, sts)
             except TransactionError as exc:
                 transaction.rollback()
                 exc.fix(extras)
                 continue
             transaction.commit()
             return serials
+
+
+def _fixtures(pool, transaction, serials: list[str], sts: bool) -> None:
+    from trytond.modules.company.tests import create_company
+    from trytond.modules.prepaid_vending.tests.vend_fixtures import (
+        new_meter,
+        new_point,
+        setup_vending,
+    )
+
+    User = pool.get("res.user")
+    company = create_company()
+    (admin_user,) = User.search([("login", "=", "admin")])
+    User.write([admin_user], {"companies": [("add", [company.id])],
+            "company": company.id})  # fmt: skip
+    with transaction.set_context(company=company.id):
+        env = setup_vending()
+        kind = "smart_prepaid"
+        if sts:
+            from trytond.modules.prepaid_sts.tests.tools import create_vending_key
+
+            create_vending_key(key=STS_VK)
+            kind = "sts_keypad"
+        for i, serial in enumerate(serials):
+            meter = new_meter(serial, new_point(env, f"B{i}"), kind)
+            if sts:
+                pan = f"6007270{i:010d}"
+                pan += str(_luhn(pan))
+                meter.sts_pan = pan
+                meter.sts_sgc = "201457"
+                meter.sts_krn = 1
+                meter.sts_tariff_index = "01"
+                meter.sts_key_type = "2"
+                meter.sts_base_date = "14"
+                meter.sts_ea = "07"
+                meter.save()
+
+
+def _luhn(digits: str) -> int:
+    "The Luhn check digit of digits (the STS PAN's last digit)"
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if i % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return (10 - total % 10) % 10
 
 
 def _passfile() -> str:
@@ -117,27 +169,33 @@ class Client:
         return data["result"]
 
 
-def run(url: str, serials: list[str], vends: int) -> None:
+def run(url: str, clients: int, serials: list[str], vends: int) -> None:
     latencies: list[float] = []
     errors: list[str] = []
-    per_client = vends // len(serials)
-    barrier = threading.Barrier(len(serials))
+    per_client = vends // clients
+    barrier = threading.Barrier(clients)
 
-    def worker(serial: str) -> None:
+    def worker(seed: int) -> None:
+        rnd = random.Random(seed)
         client = Client(url)
         barrier.wait()
         for _ in range(per_client):
+            serial = rnd.choice(serials)
             start = time.perf_counter()
             try:
                 client.call("model.prepaid.vend.rpc_vend", [
                     serial, "100.00", "card", None, uuid.uuid4().hex, None,
                     "api", client.context])  # fmt: skip
-            except Exception as exc:  # counted, not fatal
+            except urllib.error.HTTPError as exc:  # counted, not fatal
+                body = exc.read().decode(errors="replace")
+                errors.append(f"HTTP {exc.code} {body[-160:]}")
+                continue
+            except Exception as exc:
                 errors.append(str(exc)[:200])
                 continue
             latencies.append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=worker, args=(s,)) for s in serials]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -145,40 +203,148 @@ def run(url: str, serials: list[str], vends: int) -> None:
         thread.join()
     elapsed = time.perf_counter() - began
     latencies.sort()
-    print(f"clients {len(serials)}, vends {len(latencies)}, errors {len(errors)}")
+    print(f"clients {clients}, meters {len(serials)}, vends {len(latencies)},"
+        f" failures {len(errors)}")  # fmt: skip
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         print(f"throughput {len(latencies) / elapsed:.1f} vends/s")
         print(f"latency median {statistics.median(latencies) * 1000:.0f} ms,"
-            f" p99 {p99 * 1000:.0f} ms")  # fmt: skip
-    for error in errors[:3]:
-        print("error:", error)
+            f" p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
+    for error, count in collections.Counter(errors).most_common(3):
+        print(f"failure x{count}: {error}")
+
+
+def start_server(kind: str, conf: str, db: str, port: int, log: str):
+    env = dict(os.environ, TRYTOND_CONFIG=conf)
+    out = open(log, "w")  # closed when the bench ends
+    if kind == "gunicorn":
+        # As in production: 4 processes (2 cores) of 4 threads each.
+        args = [os.path.join(VENV, "gunicorn"), "-w", "4", "--threads", "4",
+            "-b", f"127.0.0.1:{port}", "trytond.application:app"]  # fmt: skip
+    else:
+        args = [os.path.join(VENV, "trytond"), "-c", conf, "-d", db]
+        if log != os.devnull:
+            args += ["--logconf", _logconf()]
+    return subprocess.Popen(args, stdout=out, stderr=out, env=env)
+
+
+def _logconf() -> str:
+    path = os.path.join(tempfile.gettempdir(), "bench_vend_log.conf")
+    with open(path, "w") as f:
+        f.write(
+            "[formatters]\nkeys=simple\n[handlers]\nkeys=err\n[loggers]\nkeys=root\n"
+            "[formatter_simple]\nformat=%(asctime)s %(levelname)s %(name)s %(message)s"
+            "\n[handler_err]\nclass=StreamHandler\nformatter=simple\nargs=(sys.stderr,)"
+            "\n[logger_root]\nlevel=WARNING\nhandlers=err\n"
+        )
+    return path
+
+
+def profile(db: str, serials: list[str], vends: int) -> None:
+    "In-process: ms and SQL statements per vend, and the cProfile top"
+    import cProfile
+    import pstats
+
+    import psycopg
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction, TransactionError
+
+    pool = Pool(db)
+    queries: collections.Counter = collections.Counter()
+    execute = psycopg.Cursor.execute
+
+    def counting(self, query, params=None, *args, **kwargs):
+        queries[str(query)[:100]] += 1
+        return execute(self, query, params, *args, **kwargs)
+
+    with Transaction().start(db, 0):
+        (user,) = pool.get("res.user").search([("login", "=", "admin")])
+        user = user.id
+    with Transaction().start(db, user):
+        context = pool.get("res.user").get_preferences(context_only=True)
+    restarts = 0
+
+    def one(serial: str) -> None:
+        nonlocal restarts
+        extras: dict = {}
+        while True:
+            with Transaction().start(db, user, context=context, **extras) as tr:
+                try:
+                    pool.get("prepaid.vend").rpc_vend(
+                        serial, "100.00", "card", None, uuid.uuid4().hex, None, "api"
+                    )
+                except TransactionError as exc:
+                    tr.rollback()
+                    exc.fix(extras)
+                    restarts += 1
+                    continue
+                tr.commit()
+                return
+
+    for serial in serials[:3]:  # warm the caches
+        one(serial)
+    restarts = 0
+    timings = []
+    for i in range(vends):
+        start = time.perf_counter()
+        one(serials[i % len(serials)])
+        timings.append(time.perf_counter() - start)
+    psycopg.Cursor.execute = counting
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(vends):
+        one(serials[i % len(serials)])
+    profiler.disable()
+    psycopg.Cursor.execute = execute
+    print(f"{vends} vends in-process: median {statistics.median(timings) * 1000:.1f}"
+        f" ms/vend, {sum(queries.values()) / vends:.1f} SQL statements/vend,"
+        f" {restarts / vends / 2:.2f} restarts/vend")  # fmt: skip
+    for query, count in queries.most_common(25):
+        print(f"{count / vends:5.1f}  {query}")
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(40)
+    stats.print_callees(r"vend.py:\d+\(vend\)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", default="bench_vend")
+    parser.add_argument("--db", default=None)
+    parser.add_argument("--server", choices=["werkzeug", "gunicorn"],
+        default="gunicorn")  # fmt: skip
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--vends", type=int, default=400)
+    parser.add_argument("--vends", type=int, default=800)
+    parser.add_argument("--meters", type=int, default=200)
+    parser.add_argument("--same-meter", action="store_true")
+    parser.add_argument("--sts", action="store_true", help="STS keypad meters")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--log", default=os.devnull, help="server log file")
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
-    conf = os.path.join(tempfile.gettempdir(), "bench_vend.conf")
+    db = args.db or ("bench_vend_sts" if args.sts else "bench_vend")
+    conf = os.path.join(tempfile.gettempdir(), f"bench_vend_{db}.conf")
     with open(conf, "w") as f:
-        f.write(f"[database]\nuri = {PG}\n[web]\nlisten = 127.0.0.1:{args.port}\n")
-    serials = prepare(args.db, args.clients, conf, args.fresh)
-    server = subprocess.Popen(
-        [os.path.join(VENV, "trytond"), "-c", conf, "-d", args.db],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        f.write(f"[database]\nuri = {PG}\n[web]\nlisten = 127.0.0.1:{args.port}\n"
+            f"[prepaid]\nmaster_key = {BENCH_MASTER_KEY}\n")  # fmt: skip
+    os.environ.pop("TRYTOND_PREPAID__MASTER_KEY", None)
+    serials = prepare(db, args.meters, conf, args.fresh, args.sts)
+    if args.same_meter:
+        serials = serials[:1]
+    if args.profile:
+        profile(db, serials, args.profile)
+        return
+    os.environ["TRYTOND_DATABASE_NAMES"] = db
+    server = start_server(args.server, conf, db, args.port, args.log)
     try:
-        url = f"http://127.0.0.1:{args.port}/{args.db}/rpc/"
+        url = f"http://127.0.0.1:{args.port}/{db}/rpc/"
         for _ in range(60):
             try:
                 Client(url)
                 break
             except Exception:
                 time.sleep(1)
-        run(url, serials, args.vends)
+        print(f"server {args.server}{', STS meters' if args.sts else ''}")
+        run(url, args.clients, serials, args.vends)
     finally:
         server.terminate()
         server.wait(10)

@@ -28,6 +28,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.model.exceptions import ValidationError
+from trytond.model.modelsql import SQLConstraintError
 from trytond.modules.prepaid_sts import masterkey
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, If
@@ -402,7 +403,7 @@ class InvocationCounter(ModelSQL, ModelView):
                     (record,) = cls.create([{'key': key, 'next_value': start}])
                     transaction.commit()
                     return record.id
-                except backend.DatabaseIntegrityError:
+                except (backend.DatabaseIntegrityError, SQLConstraintError):
                     transaction.rollback()  # another worker created it: re-read
         raise RuntimeError(f"cannot create the invocation counter of {key}")
 
@@ -439,6 +440,10 @@ class InvocationCounter(ModelSQL, ModelView):
     @classmethod
     def set_floor(cls, key: str, value: int) -> None:
         "Never hand out anything below value (e.g. after a meter reset)"
+        DatabaseCounterStore().set_floor(key, value)
+
+    @classmethod
+    def _raise_to(cls, key: str, value: int) -> None:
         first, _ = cls.take(key, 0)
         if value > first:
             table = cls.__table__()
@@ -449,7 +454,12 @@ class InvocationCounter(ModelSQL, ModelView):
 
     @classmethod
     def peek(cls, key: str) -> int | None:
-        with without_check_access():
+        "The next value (diagnostics and tests; committed state on PostgreSQL)"
+        if backend.name == 'sqlite':
+            with without_check_access():
+                records = cls.search([('key', '=', key)], limit=1)
+                return records[0].next_value if records else None
+        with Transaction().new_transaction(readonly=True), without_check_access():
             records = cls.search([('key', '=', key)], limit=1)
             return records[0].next_value if records else None
 
@@ -480,11 +490,21 @@ class DatabaseCounterStore:
 
     def _take(self, meter_key: str) -> tuple[int, int]:
         Counter = Pool().get('prepaid.headend.invocation_counter')
+        return self._locked(meter_key, lambda: Counter.take(meter_key, self.reserve))
+
+    def set_floor(self, meter_key: str, value: int) -> None:
+        Counter = Pool().get('prepaid.headend.invocation_counter')
+        self._locked(meter_key, lambda: Counter._raise_to(meter_key, value))
+        with self._lock:
+            self._blocks.pop(meter_key, None)
+
+    def _locked(self, meter_key: str, fn):
+        Counter = Pool().get('prepaid.headend.invocation_counter')
         if not self.autonomous:
             # SQLite: the caller's transaction holds the database write lock
             # from its first write to its commit, so nobody else can take
             # counters meanwhile.
-            return Counter.take(meter_key, self.reserve)
+            return fn()
         # Tryton takes record locks when a transaction starts (SELECT ... FOR
         # UPDATE NOWAIT, retried): a second worker waits for our commit.
         row_id = Counter.row_id(meter_key)
@@ -493,7 +513,7 @@ class DatabaseCounterStore:
                 with Transaction().new_transaction(
                     _lock_records={Counter._table: [row_id]}
                 ):
-                    return Counter.take(meter_key, self.reserve)
+                    return fn()
             except backend.DatabaseOperationalError:
                 # Another worker held the row through trytond's own retries.
                 if attempt + 1 == self.lock_attempts:

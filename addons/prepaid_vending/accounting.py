@@ -16,6 +16,7 @@ by a daily cron for API channels).
 import datetime as dt
 from decimal import Decimal
 
+from trytond.cache import Cache
 from trytond.i18n import gettext
 from trytond.model import fields
 from trytond.model.exceptions import ValidationError
@@ -136,6 +137,82 @@ class Configuration(metaclass=PoolMeta):
             )
         return value
 
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        _vend_config_cache.clear()
+
+
+#: The configuration fields read by every vend.
+VEND_CONFIG_FIELDS = (
+    'min_vend_amount',
+    'max_vend_amount',
+    'max_kwh_per_vend',
+    'vend_sequence',
+    'vend_journal',
+    'energy_revenue_account',
+    'charge_revenue_account',
+    'fee_revenue_account',
+    'debt_account',
+    'emergency_credit_account',
+    'prepayment_account',
+    'cash_account',
+    'bank_account',
+)
+_vend_config_cache = Cache('prepaid.configuration.vend', context=False)
+
+
+class VendConfig:
+    """The configuration values of a vend, read once per process.
+
+    Reading the singleton loads all its columns (and those of every module
+    extending it) in every vend transaction; these few values change rarely,
+    and any write to the configuration clears the cache in every process
+    (trytond's Cache is synchronised through ir_cache).  Many2One values are
+    kept as ids and returned as records of the current transaction."""
+
+    def __init__(self, values: dict) -> None:
+        self._values = values
+
+    @classmethod
+    def get(cls) -> 'VendConfig':
+        Configuration = Pool().get('prepaid.configuration')
+        values = _vend_config_cache.get('vend')
+        if values is None:
+            config = Configuration(1)
+            values = {}
+            for name in VEND_CONFIG_FIELDS:
+                value = getattr(config, name)
+                field = Configuration._fields[name]
+                if field._type == 'many2one':
+                    value = (field.model_name, value.id) if value else None
+                values[name] = value
+            _vend_config_cache.set('vend', values)
+        return cls(values)
+
+    def __getattr__(self, name: str):
+        try:
+            value = self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        if isinstance(value, tuple):
+            model, id_ = value
+            return Pool().get(model)(id_)
+        return value
+
+    def require(self, name: str):
+        "The configured value, or a clear error saying what to configure"
+        value = getattr(self, name)
+        if not value:
+            Configuration = Pool().get('prepaid.configuration')
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_accounting_missing',
+                    field=Configuration._fields[name].string,
+                )
+            )
+        return value
+
 
 def company():
     Company = Pool().get('company.company')
@@ -149,8 +226,7 @@ def new_move(date: dt.date, origin, description: str):
     pool = Pool()
     Move = pool.get('account.move')
     Period = pool.get('account.period')
-    Configuration = pool.get('prepaid.configuration')
-    config = Configuration(1)
+    config = VendConfig.get()
     comp = company()
     move = Move(
         company=comp,
@@ -219,7 +295,7 @@ def _dc(amount: Decimal) -> tuple[Decimal, Decimal]:
 
 def receipt_account(sales_point, payment_method: str):
     "Where the money received is booked: the sales point's, else the default"
-    config = Pool().get('prepaid.configuration')(1)
+    config = VendConfig.get()
     if payment_method == 'emergency':
         # An advance: the customer owes it until the next vends repay it.
         return config.require('emergency_credit_account')
@@ -232,9 +308,7 @@ def receipt_account(sales_point, payment_method: str):
 
 def vend_move(vend):
     "The draft move of a vend (unsaved); None when no money changed hands"
-    pool = Pool()
-    Configuration = pool.get('prepaid.configuration')
-    config = Configuration(1)
+    config = VendConfig.get()
     if not vend.tender:
         return None
     party = vend.customer

@@ -3,7 +3,7 @@
 import re
 
 from trytond.i18n import gettext
-from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
+from trytond.model import DeactivableMixin, Index, ModelSQL, ModelView, Unique, fields
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
@@ -78,6 +78,8 @@ class Party(metaclass=PoolMeta):
                 'prepaid_vending.msg_customer_number_unique',
             ),
         ]
+        # Staff and the importer look customers up by national ID.
+        cls._sql_indexes.add(Index(t, (t.national_id, Index.Equality())))
         cls._buttons.update(
             {
                 'make_customer': {

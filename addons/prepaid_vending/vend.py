@@ -5,9 +5,11 @@ APIs and the tests.  Its order is fixed:
 
 1. idempotency: a key already used returns the stored vend (never charges twice);
 2. checks on the input (tender, meter, shift) that need no lock;
-3. the meter row lock (``Meter.lock``: in Tryton 8.0 the lock is taken when the
-   transaction (re)starts, before its snapshot, so the month position read next is
-   always the latest committed one);
+3. the meter row lock (``Meter.lock_for_vend``: a blocking ``UPDATE`` of the
+   meter row under a lock timeout; if another vend on the meter committed after
+   this transaction's snapshot, PostgreSQL refuses the update and the transaction
+   restarts (``MeterBusy``), so the month position read next is always the
+   latest committed one; vends on other meters never wait);
 4. the tariff calculation (``tariff.quote_vend``) on the month-to-date kWh;
 5. the vend, its lines, the tokens (hook ``issue_credit_tokens``), debt and
    emergency-credit repayments, the remote command and the accounting move, all
@@ -18,6 +20,9 @@ APIs and the tests.  Its order is fixed:
 import datetime as dt
 from decimal import Decimal
 
+from sql.functions import CurrentTimestamp
+from trytond import backend
+from trytond.config import config
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
@@ -25,7 +30,7 @@ from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.rpc import RPC
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, TransactionError
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
@@ -66,6 +71,17 @@ class VendError(UserError):
     "A vend refused before anything was written"
 
 
+class MeterBusy(TransactionError):
+    """Another vend on the meter committed after this transaction's snapshot:
+    the dispatcher restarts the transaction (unbounded, unlike the retries of
+    DatabaseOperationalError), which then waits for the lock again."""
+
+
+#: SQLSTATE of PostgreSQL's serialisation failure and lock timeout.
+SERIALIZATION_FAILURE = '40001'
+LOCK_NOT_AVAILABLE = '55P03'
+
+
 class Meter(metaclass=PoolMeta):
     __name__ = 'prepaid.meter'
 
@@ -81,6 +97,62 @@ class Meter(metaclass=PoolMeta):
     tariff_assignments = fields.One2Many(
         'prepaid.meter.tariff', 'meter', "Tariff History"
     )
+    last_vend_date = fields.Timestamp(
+        "Last Vend",
+        readonly=True,
+        help="Written by every vend under the meter lock.",
+    )
+
+    @classmethod
+    def lock_for_vend(cls, meter) -> None:
+        """Hold meter's row until commit, waiting (not failing) while another
+        vend holds it.
+
+        Trytond's ``Model.lock`` takes ``FOR UPDATE NOWAIT`` at the start of a
+        restarted transaction and gives up after a few tries (HTTP 503 for the
+        client).  Here the vend waits on an ``UPDATE`` of its meter row instead:
+        the update both takes the lock and marks the row, so a vend that waited
+        for another one on the same meter gets a serialisation failure from
+        PostgreSQL (repeatable read) and restarts with a fresh snapshot; without
+        it, the month position read next could be stale.  The lock timeout
+        bounds the wait.  Vends on other meters take no shared lock at all."""
+        transaction = Transaction()
+        table = cls.__table__()
+        update = table.update(
+            [table.last_vend_date], [CurrentTimestamp()], where=table.id == meter.id
+        )
+        cursor = transaction.connection.cursor()
+        if backend.name != 'postgresql':
+            # SQLite serialises writers: trytond's lock is enough there.
+            cls.lock([meter])
+            cursor.execute(*update)
+            return
+        seconds = config.getint('prepaid', 'vend_lock_timeout', default=10)
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), "
+            "set_config('lock_timeout', %s, true)",
+            (f'{seconds}s',),
+        )
+        (previous, _) = cursor.fetchone()
+        try:
+            cursor.execute(*update)
+        except backend.DatabaseOperationalError as exc:
+            state = getattr(exc, 'sqlstate', None)
+            if state == SERIALIZATION_FAILURE:
+                raise MeterBusy() from exc
+            if state == LOCK_NOT_AVAILABLE:
+                raise VendError(
+                    gettext(
+                        'prepaid_vending.msg_vend_meter_busy',
+                        meter=meter.serial,
+                        seconds=seconds,
+                    )
+                ) from exc
+            raise
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
+        # Tell trytond the row is locked, so Model.lock([meter]) in the same
+        # transaction (STS TID allocation) does not restart it.
+        transaction._locked_records[cls._table].add(meter.id)
 
 
 class MonthPosition(ModelSQL, ModelView):
@@ -120,6 +192,26 @@ class MonthPosition(ModelSQL, ModelView):
         return cls(
             meter=meter, month=month, kwh=Decimal('0.0'), vends=0, fbe_issued=False
         )
+
+    @classmethod
+    def get_with_year(cls, meter, month: dt.date) -> tuple['MonthPosition', bool]:
+        """``get`` and ``first_of_year`` in one query (both are needed by every
+        vend): the positions of the year up to month, latest first."""
+        positions = cls.search(
+            [
+                ('meter', '=', meter.id),
+                ('month', '>=', month.replace(month=1)),
+                ('month', '<=', month),
+            ],
+            order=[('month', 'DESC')],
+        )
+        first = not any(p.vends > 0 for p in positions)
+        if positions and positions[0].month == month:
+            return positions[0], first
+        empty = cls(
+            meter=meter, month=month, kwh=Decimal('0.0'), vends=0, fbe_issued=False
+        )
+        return empty, first
 
     @classmethod
     def first_of_year(cls, meter, month: dt.date) -> bool:
@@ -266,8 +358,7 @@ class Vend(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def _check_tender(cls, tender, sales_point, fbe_only=False):
-        Configuration = Pool().get('prepaid.configuration')
-        config = Configuration(1)
+        config = accounting.VendConfig.get()
         if tender is None or not isinstance(tender, Decimal):
             raise VendError(gettext('prepaid_vending.msg_vend_tender_type'))
         if tender < 0 or (tender == 0 and not fbe_only):
@@ -318,7 +409,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         version = tariff.version_at(date.date())
         calculator = version.to_calculator()
         month = date.date().replace(day=1)
-        position = Position.get(meter, month)
+        position, first_of_year = Position.get_with_year(meter, month)
         customer = meter.customer
         debts = Debt_.open_debts(customer) if customer else []
         # Emergency credit and free issues are not paid by the customer: they
@@ -331,7 +422,7 @@ class Vend(Workflow, ModelSQL, ModelView):
             tender=tender or ZERO,
             month_to_date_kwh=position.kwh,
             first_vend_of_month=position.vends == 0,
-            first_vend_of_year=Position.first_of_year(meter, month),
+            first_vend_of_year=first_of_year,
             debt=Debt_.to_calculator(debts) if recovers else None,
             emergency_credit_owed=sum((e.outstanding for e in emergencies), ZERO),
             channel=channel,
@@ -382,7 +473,6 @@ class Vend(Workflow, ModelSQL, ModelView):
         """
         pool = Pool()
         Meter = pool.get('prepaid.meter')
-        Configuration = pool.get('prepaid.configuration')
         Session = pool.get('prepaid.cashier.session')
         if not idempotency_key:
             raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
@@ -420,14 +510,14 @@ class Vend(Workflow, ModelSQL, ModelView):
             session = Session.current(sales_point)
 
         # From here on the meter is ours until commit.
-        Meter.lock([meter])
+        Meter.lock_for_vend(meter)
         date = dt.datetime.now()
         tariff, version, position, quote, debts, emergencies = cls._prepare(
             meter, tender, requested_kwh, channel, date, payment_method
         )
         if requested_kwh is not None:
             cls._check_tender(quote.tender, sales_point)
-        config = Configuration(1)
+        config = accounting.VendConfig.get()
         if config.max_kwh_per_vend and quote.units_kwh > config.max_kwh_per_vend:
             raise VendError(
                 gettext(
