@@ -386,3 +386,15 @@ def test_cli_rejects_bad_arguments() -> None:
 
     assert main(["--meters", "0"]) == 2
     assert main(["--meters", "1", "--decoder-key", "zz"]) == 2
+
+
+def test_history_of_a_new_meter_never_reads_below_zero():
+    # A default meter (1.5 MWh on the register) under 1 kW has less energy than
+    # a year of billing history would need: the early months read zero.
+    config = MeterConfig(index=0, serial="H0", port=0, load_kw=1.0)
+    with MeterSimulator([config]) as simulator:
+        state = simulator.meter(0)
+        energies = [row.values[0] for row in state.billing]
+        assert min(energies) == 0
+        assert energies == sorted(energies)
+        assert all(row.values[0] >= 0 for row in state.load_profile)

@@ -70,6 +70,8 @@ class Configuration(metaclass=PoolMeta):
 class HistoryMixin:
     "Read-only once written: history is never edited"
 
+    __slots__ = ()
+
     @classmethod
     def check_modification(cls, mode, records, values=None, external=False):
         super().check_modification(mode, records, values=values, external=external)

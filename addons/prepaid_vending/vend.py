@@ -21,8 +21,7 @@ import datetime as dt
 from decimal import Decimal
 
 from sql.functions import CurrentTimestamp
-from trytond import backend
-from trytond.config import config
+from trytond import backend, config
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
@@ -104,6 +103,11 @@ class Meter(metaclass=PoolMeta):
     )
 
     @classmethod
+    def _vend_lock_timeout(cls) -> int:
+        "Seconds a vend waits for its meter: [prepaid] vend_lock_timeout"
+        return config.getint('prepaid', 'vend_lock_timeout', default=10)
+
+    @classmethod
     def lock_for_vend(cls, meter) -> None:
         """Hold meter's row until commit, waiting (not failing) while another
         vend holds it.
@@ -127,7 +131,7 @@ class Meter(metaclass=PoolMeta):
             cls.lock([meter])
             cursor.execute(*update)
             return
-        seconds = config.getint('prepaid', 'vend_lock_timeout', default=10)
+        seconds = cls._vend_lock_timeout()
         cursor.execute(
             "SELECT current_setting('lock_timeout'), "
             "set_config('lock_timeout', %s, true)",

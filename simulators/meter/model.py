@@ -224,14 +224,19 @@ class MeterState:
     # --- history back-fill --------------------------------------------------
 
     def _backfill(self, now: float) -> None:
-        """Pretend the meter ran connected before ``now``: fill the profiles."""
+        """Pretend the meter ran connected before ``now``: fill the profiles.
+
+        A register cannot go below zero: where the simulated load would need
+        more energy than the meter has counted, the meter was not installed
+        yet and its history reads zero.
+        """
         offset = self.clock_offset_s
         meter_now = now + offset
         last = math.floor(meter_now / CAPTURE_PERIOD_S) * CAPTURE_PERIOD_S
         for k in range(LOAD_PROFILE_ROWS - 1, -1, -1):
             b_meter = last - k * CAPTURE_PERIOD_S
             b_true = b_meter - offset
-            e = self.energy_import_wh - self._energy_between(b_true, now)
+            e = max(0.0, self.energy_import_wh - self._energy_between(b_true, now))
             avg = self._energy_between(b_true - CAPTURE_PERIOD_S, b_true) * 4
             self.load_profile.append(
                 ProfileRow(_from_ts(b_meter), (round(e), round(avg)))
@@ -243,7 +248,10 @@ class MeterState:
             ends.append(month)
             month = (month - dt.timedelta(days=1)).replace(day=1)
         for end in reversed(ends):
-            e = self.energy_import_wh - self._energy_between(_ts(end) - offset, now)
+            e = max(
+                0.0,
+                self.energy_import_wh - self._energy_between(_ts(end) - offset, now),
+            )
             peak = round(self._p0 * (1 + LOAD_SHAPE_AMPLITUDE))
             self.billing.append(ProfileRow(end, (round(e), peak)))
 

@@ -11,10 +11,14 @@ import unittest
 from decimal import Decimal as D
 
 from trytond.exceptions import UserError
+from trytond.modules.prepaid_vending.vend_wizard import (
+    find_meters,
+    group_token,
+    quote_text,
+)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
-from ..vend_wizard import find_meters, group_token, quote_text
 from .vend_fixtures import open_session, with_vending
 
 
@@ -191,8 +195,8 @@ def test_group_token():
 
 def test_quote_text_known_answer():
     "vending.md Example C figures rendered as the cashier reads them"
-    from ..tariff.blocks import BlockUse
-    from ..tariff.vend import ChargeLine, VendQuote
+    from trytond.modules.prepaid_vending.tariff.blocks import BlockUse
+    from trytond.modules.prepaid_vending.tariff.vend import ChargeLine, VendQuote
 
     quote = VendQuote(
         tender=D('300.00'),

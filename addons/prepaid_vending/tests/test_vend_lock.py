@@ -1,0 +1,213 @@
+"""The vend's meter lock and per-process caches.
+
+- PostgreSQL: a vend that finds its meter held by another vend waits for it,
+  then restarts once with the latest month position (never a failure); a vend
+  held longer than the lock timeout gets a clear "meter busy" error; vends on
+  other meters do not wait.
+- Both backends: the cached tariff calculator and vend configuration follow
+  every change of the tariff version, its lines or the configuration.
+"""
+
+import datetime as dt
+import threading
+import unittest
+from decimal import Decimal as D
+from unittest.mock import patch
+
+from trytond import backend
+from trytond.modules.prepaid_vending.vend import MeterBusy, VendError
+from trytond.pool import Pool
+from trytond.tests.test_tryton import (
+    DB_NAME,
+    activate_module,
+    drop_db,
+    with_transaction,
+)
+from trytond.transaction import Transaction, TransactionError
+
+from .vend_fixtures import new_meter, new_point, setup_vending, with_vending
+
+
+def vend_until_done(context, meter_id, key, restarts, hold=None):
+    """The dispatcher's loop; hold (an Event) delays the commit until set."""
+    extras: dict = {}
+    while True:
+        with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
+            pool = Pool()
+            try:
+                vend = pool.get('prepaid.vend').vend(
+                    pool.get('prepaid.meter')(meter_id),
+                    D('100.00'),
+                    'card',
+                    None,
+                    key,
+                    channel='api',
+                )
+            except TransactionError as exc:
+                restarts.append(type(exc))
+                tr.rollback()
+                exc.fix(extras)
+                continue
+            if hold is not None:
+                hold.wait(30)
+            tr.commit()
+            return vend.id
+
+
+@unittest.skipUnless(
+    backend.name == 'postgresql',
+    'row locks and concurrent transactions need PostgreSQL '
+    '(SQLite serialises every writer)',
+)
+class VendLockTestCase(unittest.TestCase):
+    "Meter lock of the vend"
+
+    @classmethod
+    def setUpClass(cls):
+        drop_db()  # committed fixtures below: start from the cached template
+        activate_module('prepaid_vending')
+        from trytond.modules.company.tests import create_company
+
+        extras: dict = {}
+        while True:
+            with Transaction().start(DB_NAME, 1, **extras) as transaction:
+                try:
+                    User = Pool().get('res.user')
+                    company = create_company()
+                    User.write(
+                        [User(1)],
+                        {'companies': [('add', [company.id])], 'company': company.id},
+                    )
+                    with transaction.set_context(company=company.id):
+                        env = setup_vending()
+                        meters = [
+                            new_meter(f'0600000000{i}', new_point(env, f'L{i}'))
+                            for i in range(3)
+                        ]
+                except TransactionError as exc:
+                    transaction.rollback()
+                    exc.fix(extras)
+                    continue
+                cls.context = {'company': company.id}
+                cls.meter_ids = [m.id for m in meters]
+                transaction.commit()
+                break
+
+    @classmethod
+    def tearDownClass(cls):
+        drop_db()
+
+    def hold_first(self, meter_id, key):
+        "Start a vend on meter_id that keeps its lock until the event is set"
+        hold, restarts, ids = threading.Event(), [], []
+        thread = threading.Thread(
+            target=lambda: ids.append(
+                vend_until_done(self.context, meter_id, key, restarts, hold)
+            )
+        )
+        thread.start()
+        # Wait until the first vend holds the meter row (its UPDATE is done).
+        for _ in range(600):
+            with Transaction().start(DB_NAME, 1) as tr:
+                cursor = tr.connection.cursor()
+                cursor.execute(
+                    'SELECT count(*) FROM pg_locks l JOIN pg_class c '
+                    'ON l.relation = c.oid WHERE c.relname = %s '
+                    "AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()",
+                    ('prepaid_meter',),
+                )
+                if cursor.fetchone()[0]:
+                    break
+            threading.Event().wait(0.05)
+        return hold, thread, ids
+
+    def test_waiting_vend_restarts_with_latest_position(self):
+        "A second vend on a held meter waits, restarts once, starts where it ends"
+        meter = self.meter_ids[0]
+        hold, first, first_ids = self.hold_first(meter, 'lock-a')
+        restarts, second_ids = [], []
+        second = threading.Thread(
+            target=lambda: second_ids.append(
+                vend_until_done(self.context, meter, 'lock-b', restarts)
+            )
+        )
+        second.start()
+        second.join(0.5)
+        self.assertTrue(second.is_alive(), "the second vend must wait")
+        hold.set()
+        first.join(30)
+        second.join(30)
+        self.assertIn(MeterBusy, restarts)
+        with Transaction().start(DB_NAME, 1, context=self.context):
+            Vend = Pool().get('prepaid.vend')
+            a, b = Vend(first_ids[0]), Vend(second_ids[0])
+            self.assertEqual(b.month_kwh_before, a.month_kwh_after)
+            self.assertTrue(b.meter.last_vend_date)
+
+    def test_other_meter_does_not_wait(self):
+        "A vend on another meter completes while the first meter is held"
+        hold, first, _ = self.hold_first(self.meter_ids[1], 'lock-c')
+        try:
+            restarts = []
+            vend_until_done(self.context, self.meter_ids[2], 'lock-d', restarts)
+            self.assertEqual(restarts, [])
+        finally:
+            hold.set()
+            first.join(30)
+
+    def test_lock_timeout_is_a_clear_error(self):
+        "Held longer than the lock timeout: a 'meter busy' error, nothing charged"
+        meter = self.meter_ids[1]
+        hold, first, _ = self.hold_first(meter, 'lock-e')
+        try:
+            with patch.object(
+                type(Pool(DB_NAME).get('prepaid.meter')),
+                '_vend_lock_timeout',
+                classmethod(lambda cls: 1),
+            ):
+                with self.assertRaises(VendError) as cm:
+                    vend_until_done(self.context, meter, 'lock-f', [])
+            self.assertIn('busy', str(cm.exception))
+        finally:
+            hold.set()
+            first.join(30)
+        with Transaction().start(DB_NAME, 1, context=self.context):
+            Vend = Pool().get('prepaid.vend')
+            self.assertEqual(Vend.search([('idempotency_key', '=', 'lock-f')]), [])
+
+
+class VendCacheTestCase(unittest.TestCase):
+    "Per-process caches of the vend"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_calculator_follows_version_changes(self):
+        "A changed block price is used by the next quote"
+        pool = Pool()
+        Block = pool.get('prepaid.tariff.block')
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            version = env.tariff.version_at(dt.date.today())
+            self.assertIs(version.to_calculator(), version.to_calculator())
+            before = Vend.trial(env.meter, D('100.00'), channel='api')
+            (block,) = [b for b in version.blocks if b.sequence == 1]
+            Block.write([block], {'price': D('2.40')})
+            after = Vend.trial(env.meter, D('100.00'), channel='api')
+            self.assertLess(after.units_kwh, before.units_kwh)
+
+    @with_transaction()
+    def test_vend_config_follows_configuration(self):
+        "A new maximum tender applies at once"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            Vend.vend(env.meter, D('200.00'), 'card', None, 'cfg-1', channel='api')
+            config_ = Configuration(1)
+            config_.max_vend_amount = D('150.00')
+            config_.save()
+            with self.assertRaises(VendError):
+                Vend.vend(env.meter, D('200.00'), 'card', None, 'cfg-2', channel='api')
