@@ -145,6 +145,9 @@ class Meter(metaclass=PoolMeta):
             if state == SERIALIZATION_FAILURE:
                 raise MeterBusy() from exc
             if state == LOCK_NOT_AVAILABLE:
+                # PostgreSQL aborted the transaction: roll back now so that the
+                # message can be read (the vend is refused, nothing is kept).
+                transaction.rollback()
                 raise VendError(
                     gettext(
                         'prepaid_vending.msg_vend_meter_busy',

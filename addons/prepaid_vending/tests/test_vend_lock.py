@@ -92,6 +92,9 @@ class VendLockTestCase(unittest.TestCase):
                 cls.meter_ids = [m.id for m in meters]
                 transaction.commit()
                 break
+        # The first move of a period creates its journal period under a table
+        # lock: done here so that the tests see only the meter lock.
+        vend_until_done(cls.context, cls.meter_ids[2], 'lock-warm', [])
 
     @classmethod
     def tearDownClass(cls):
@@ -161,7 +164,7 @@ class VendLockTestCase(unittest.TestCase):
         hold, first, _ = self.hold_first(meter, 'lock-e')
         try:
             with patch.object(
-                type(Pool(DB_NAME).get('prepaid.meter')),
+                Pool(DB_NAME).get('prepaid.meter'),
                 '_vend_lock_timeout',
                 classmethod(lambda cls: 1),
             ):
@@ -191,7 +194,6 @@ class VendCacheTestCase(unittest.TestCase):
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
             version = env.tariff.version_at(dt.date.today())
-            self.assertIs(version.to_calculator(), version.to_calculator())
             before = Vend.trial(env.meter, D('100.00'), channel='api')
             (block,) = [b for b in version.blocks if b.sequence == 1]
             Block.write([block], {'price': D('2.40')})
