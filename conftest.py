@@ -94,6 +94,19 @@ def pytest_collection_modifyitems(config, items):
         items[:] = selected
 
 
+@pytest.fixture(scope='class', autouse=True)
+def _database_per_test_class(request):
+    """Each test class starts from the cached database and leaves none behind.
+
+    Some classes commit fixtures (concurrency tests need committed rows); a
+    class that ran after them on the same database would see their data.
+    """
+    yield
+    module = sys.modules.get(getattr(request.cls, '__module__', ''), None)
+    if module and any(name in vars(module) for name in DB_MARKERS):
+        _drop_test_database()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     # Fixtures (e.g. the browser's screenshot on failure) can see the outcome.
