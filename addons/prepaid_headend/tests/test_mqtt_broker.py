@@ -12,7 +12,6 @@ import uuid
 
 import paho.mqtt.client as paho
 import pytest
-
 from trytond.modules.prepaid_headend.mqtt import (
     BrokerSettings,
     EventMessage,
@@ -127,7 +126,9 @@ def test_alarm_subscriber_ignores_nothing_of_its_site(broker, site):
         Subscriber(broker, [alarms_filter(site)], direction='alarms') as subscriber,
         Publisher(broker) as publisher,
     ):
-        publisher.publish(alarm_topic(site, 'SIM3'), encode(message('SIM3', 256, 'alarm')))
+        publisher.publish(
+            alarm_topic(site, 'SIM3'), encode(message('SIM3', 256, 'alarm'))
+        )
         [item] = drain(subscriber, 1)
     assert item.topic == f"prepaid/{site}/alarms/SIM3"
     assert item.message.kind == 'alarm'

@@ -8,7 +8,6 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from trytond.modules.prepaid_headend.mqtt import codec, topics
 from trytond.modules.prepaid_headend.mqtt.codec import (
     MAX_PAYLOAD,

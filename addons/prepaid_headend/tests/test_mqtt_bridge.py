@@ -1,0 +1,322 @@
+"""The Tryton MQTT bridge against the real Mosquitto (127.0.0.1:1883).
+
+Outbound alarms are published only once the transaction commits, so these
+tests commit inside ``with_transaction`` (each test uses its own meters and
+its own topic site, so committed rows never meet another test's).  Inbound
+ingest is called directly with a bounded run time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unittest
+import uuid
+
+import pytest
+from trytond import backend
+from trytond.modules.prepaid_headend import mqtt_bridge
+from trytond.modules.prepaid_headend import reading as rd
+from trytond.modules.prepaid_headend.mqtt import (
+    BrokerSettings,
+    EventMessage,
+    Publisher,
+    Subscriber,
+    encode,
+    events_filter,
+    events_topic,
+)
+from trytond.modules.prepaid_headend.mqtt.ingest import ingest_loop
+from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
+from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
+
+WAIT = 5.0
+BROKER = BrokerSettings('127.0.0.1', 1883, timeout=WAIT)
+WHEN = dt.datetime(2026, 3, 1, 12, 0, 0)
+
+
+@pytest.mark.usefixtures('mosquitto')
+class MqttBridgeTestCase(unittest.TestCase):
+    "MQTT bridge of the head-end"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('prepaid_headend')
+        cls._previous_key = sts_tools.set_master_key()
+
+    @classmethod
+    def tearDownClass(cls):
+        mqtt_bridge.close_publishers()
+        sts_tools.restore_master_key(cls._previous_key)
+        super().tearDownClass()
+
+    def setUp(self):
+        self.site = f"t{uuid.uuid4().hex[:12]}"
+        self.tag = uuid.uuid4().hex[:8].upper()
+
+    def configure(self, enabled: bool = True, **values):
+        Configuration = Pool().get('prepaid.configuration')
+        config = Configuration(1)
+        config.mqtt_enabled = enabled
+        config.mqtt_host = BROKER.host
+        config.mqtt_port = BROKER.port
+        config.mqtt_site = self.site
+        config.mqtt_timeout = WAIT
+        for name, value in values.items():
+            setattr(config, name, value)
+        config.save()
+        return config
+
+    def meter(self, name: str):
+        Meter = Pool().get('prepaid.meter')
+        meter = Meter(serial=f"{name}{self.tag}", kind='smart_prepaid')
+        meter.save()
+        return meter
+
+    def alarms(self) -> Subscriber:
+        subscriber = Subscriber(BROKER, [alarms_filter(self.site)], direction='alarms')
+        subscriber.start()
+        self.addCleanup(subscriber.stop)
+        return subscriber
+
+    @staticmethod
+    def event(code: int, log: str = 'standard', when: dt.datetime = WHEN):
+        return {
+            'log': log,
+            'timestamp': when,
+            'code': code,
+            'description': rd.describe_event(code),
+        }
+
+    # --- configuration ----------------------------------------------------
+    @with_transaction()
+    def test_configuration_validation_and_password(self):
+        "Site and codes are checked; the password is write-only and encrypted"
+        from trytond.model.exceptions import ValidationError
+
+        config = self.configure(mqtt_username='hes', mqtt_password='s3cret')
+        self.assertIsNone(config.mqtt_password)
+        self.assertTrue(config.mqtt_password_cipher)
+        self.assertNotIn('s3cret', config.mqtt_password_cipher)
+        broker = config.mqtt_broker()
+        self.assertEqual((broker.username, broker.password), ('hes', 's3cret'))
+        self.assertNotIn('s3cret', repr(broker))
+        self.assertEqual(config.mqtt_alarm_code_set, {1, 53, 200, 202, 203, 204})
+        with self.assertRaisesRegex(ValidationError, 'cannot be a topic level'):
+            self.configure(mqtt_site='a/b')
+        with self.assertRaisesRegex(ValidationError, 'separated by commas'):
+            self.configure(mqtt_alarm_codes='1,tamper')
+
+    # --- outbound ---------------------------------------------------------
+    @with_transaction()
+    def test_alarm_published_after_commit(self):
+        "New alarms are published once committed; plain events are not"
+        subscriber = self.alarms()
+        self.configure()
+        meter = self.meter('ALM')
+        rows = [
+            self.event(2),  # power up: not an alarm
+            self.event(53, 'disconnector'),  # limiter: listed alarm code
+            {
+                'log': 'alarm',
+                'timestamp': WHEN,
+                'code': 1 << 8,
+                'description': rd.describe_alarm(1 << 8),
+            },
+        ]
+        created = insert_events(meter, rows)
+        self.assertEqual(created, 3)
+        # Nothing leaves before the commit.
+        self.assertEqual(subscriber.get_batch(10, 0.5), [])
+        Transaction().commit()
+        received = drain(subscriber, 2)
+        self.assertEqual(
+            sorted((i.message.kind, i.message.code) for i in received),
+            [('alarm', 256), ('event', 53)],
+        )
+        alarm = next(i for i in received if i.message.kind == 'alarm')
+        self.assertEqual(alarm.topic, f"prepaid/{self.site}/alarms/{meter.serial}")
+        self.assertEqual(alarm.message.serial, meter.serial)
+        self.assertEqual(alarm.message.source, 'hes')
+        self.assertEqual(alarm.message.text, "Fraud attempt (tamper)")
+        self.assertEqual(alarm.message.timestamp, WHEN.replace(tzinfo=dt.UTC))
+        limiter = next(i for i in received if i.message.kind == 'event')
+        self.assertEqual(limiter.message.event_log, 'disconnector')
+        # A re-read stores nothing new, so nothing is published again.
+        insert_events(meter, rows)
+        Transaction().commit()
+        self.assertEqual(subscriber.get_batch(10, 0.5), [])
+
+    @with_transaction()
+    def test_rolled_back_alarm_is_not_published(self):
+        "A rollback drops the queued alarms"
+        subscriber = self.alarms()
+        Meter = Pool().get('prepaid.meter')
+        self.configure()
+        meter = self.meter('RBK')
+        insert_events(meter, [self.event(202)])
+        Transaction().rollback()
+        if backend.name == 'postgresql':
+            # (SQLite test databases autocommit after the cache's own
+            # connection use, so only PostgreSQL shows the rows gone.)
+            self.assertEqual(Meter.search_count([('serial', '=', meter.serial)]), 0)
+        # Another meter's alarm, committed: it is the only one to arrive (the
+        # broker keeps the order of one publisher's messages).
+        self.configure()
+        other = self.meter('RB2')
+        insert_events(other, [self.event(204)])
+        Transaction().commit()
+        received = drain(subscriber, 2, first_only=True)
+        self.assertEqual(
+            [(i.message.serial, i.message.code) for i in received],
+            [(other.serial, 204)],
+        )
+
+    @with_transaction()
+    def test_disabled_publishes_nothing(self):
+        "With MQTT disabled nothing is queued"
+        self.configure(enabled=False)
+        meter = self.meter('OFF')
+        Event = Pool().get('prepaid.headend.event')
+        (event,) = Event.create(
+            [{'meter': meter.id, **self.event(0, 'alarm'), 'code': 256}]
+        )
+        self.assertEqual(mqtt_bridge.queue_alarms([event]), 0)
+
+    @with_transaction()
+    def test_unreachable_broker_keeps_the_commit(self):
+        "A broker failure after the commit is logged, the events stay stored"
+        Event = Pool().get('prepaid.headend.event')
+        self.configure(mqtt_port=closed_port(), mqtt_timeout=0.3)
+        meter = self.meter('DWN')
+        with self.assertLogs(mqtt_bridge.logger, 'ERROR') as logs:
+            insert_events(meter, [self.event(1)])
+            Transaction().commit()
+        self.assertIn(f"{meter.serial} code 1", logs.output[0])
+        self.assertIn('cannot connect', logs.output[0])
+        self.assertEqual(Event.search_count([('meter', '=', meter.id)]), 1)
+
+    # --- inbound ----------------------------------------------------------
+    @with_transaction()
+    def test_ingest_valid_duplicate_unknown_malformed(self):
+        "Ingest stores valid events once, skips unknown meters and bad input"
+        pool = Pool()
+        Event = pool.get('prepaid.headend.event')
+        Register = pool.get('prepaid.headend.register')
+        meter = self.meter('ING')
+        other = self.meter('IN2')
+        unknown = f"NOPE{self.tag}"
+        when = dt.datetime(2026, 3, 2, 8, 30, tzinfo=dt.UTC)
+
+        def msg(serial, code, kind='event', **extra):
+            return EventMessage(serial, when, 'DC-7', kind, code, **extra)
+
+        valid = msg(
+            meter.serial,
+            53,
+            log='disconnector',
+            text="Limiter tripped",
+            registers={'1.0.1.8.0.255': 1234.5},
+        )
+        messages = [
+            (meter.serial, encode(valid)),
+            (meter.serial, encode(valid)),  # duplicate (QoS 1 redelivery)
+            (meter.serial, encode(msg(meter.serial, 256, 'alarm'))),
+            (other.serial, encode(msg(other.serial, 1))),
+            (unknown, encode(msg(unknown, 1))),
+            (meter.serial, b'{"serial": broken'),
+            (meter.serial, encode(msg(other.serial, 2))),  # topic mismatch
+        ]
+        subscriber = Subscriber(BROKER, [events_filter(self.site)])
+        subscriber.start()
+        self.addCleanup(subscriber.stop)
+        with Publisher(BROKER) as publisher:
+            publisher.publish_many(
+                [(events_topic(self.site, s), p) for s, p in messages]
+            )
+        stats = ingest_loop(
+            subscriber,
+            mqtt_bridge.store_messages,
+            duration=2 * WAIT,
+            max_messages=len(messages),
+            batch_size=3,
+            batch_wait=0.2,
+        )
+        self.assertEqual(stats.received, 7)
+        self.assertEqual(stats.stored, 3)
+        self.assertEqual(stats.duplicates, 1)
+        self.assertEqual(stats.unknown_meter, 1)
+        self.assertEqual(dict(stats.rejected), {'json': 1, 'topic': 1})
+        self.assertGreaterEqual(stats.batches, 2)  # batch_size 3, 5 valid
+
+        events = Event.search([('meter', '=', meter.id)], order=[('code', 'ASC')])
+        self.assertEqual(
+            [(e.log, e.code, e.source, e.description) for e in events],
+            [
+                ('disconnector', 53, 'DC-7', "Limiter tripped"),
+                ('alarm', 256, 'DC-7', "Fraud attempt (tamper)"),
+            ],
+        )
+        self.assertEqual(events[0].timestamp, dt.datetime(2026, 3, 2, 8, 30))
+        (register,) = Register.search([('meter', '=', meter.id)])
+        self.assertEqual((register.obis, register.value), ('1.0.1.8.0.255', 1234.5))
+        self.assertEqual(Event.search_count([('meter', '=', other.id)]), 1)
+        self.assertEqual(Event.search_count([('source', '=', 'DC-7')]), 3)
+
+        # Ingesting the same messages again stores nothing.
+        result = mqtt_bridge.store_messages(
+            [
+                mqtt_bridge.Inbound(events_topic(self.site, meter.serial), self.site, m)
+                for m in (valid, msg(meter.serial, 256, 'alarm'))
+            ]
+        )
+        self.assertEqual((result.stored, result.duplicates), (0, 2))
+
+    @with_transaction()
+    def test_pushed_alarm_is_forwarded_to_alarm_subscribers(self):
+        "An alarm pushed by a concentrator and stored goes out on the alarms topic"
+        subscriber = self.alarms()
+        self.configure()
+        meter = self.meter('FWD')
+        when = dt.datetime(2026, 3, 3, 1, 2, 3, tzinfo=dt.UTC)
+        item = mqtt_bridge.Inbound(
+            events_topic(self.site, meter.serial),
+            self.site,
+            EventMessage(meter.serial, when, 'DC-9', 'alarm', 256),
+        )
+        self.assertEqual(mqtt_bridge.store_messages([item]).stored, 1)
+        Transaction().commit()
+        [forwarded] = drain(subscriber, 1)
+        self.assertEqual(forwarded.message.source, 'DC-9')
+        self.assertEqual(forwarded.message.timestamp, when)
+
+
+def insert_events(meter, rows) -> int:
+    "As the head-end stores events read from a meter"
+    return rd.insert_new(
+        'prepaid.headend.event', meter.id, rows, key=('log', 'timestamp', 'code')
+    )
+
+
+def drain(subscriber: Subscriber, count: int, first_only: bool = False) -> list:
+    """Up to ``count`` messages, each wait bounded.  ``first_only``: after the
+    first message take only what already arrived (used to show that nothing
+    else was published before it)."""
+    out = subscriber.get_batch(count, WAIT)
+    while out and len(out) < count and not first_only:
+        more = subscriber.get_batch(count - len(out), WAIT)
+        if not more:
+            break
+        out += more
+    return out
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
