@@ -14,15 +14,22 @@ by a daily cron for API channels).
 """
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+
 from trytond.cache import Cache
+from trytond.exceptions import UserError
 from trytond.i18n import gettext
+from trytond.modules.account.exceptions import PeriodNotFoundError
 from trytond.model import fields
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Id
 from trytond.transaction import Transaction
+
+logger = logging.getLogger(__name__)
 
 CANCEL_POLICIES = [
     ('never', "Never (tokens are final)"),
@@ -141,6 +148,34 @@ class Configuration(metaclass=PoolMeta):
     def on_modification(cls, mode, records, field_names=None):
         super().on_modification(mode, records, field_names=field_names)
         _vend_config_cache.clear()
+        if mode == 'create' or (field_names and 'vend_journal' in field_names):
+            # A journal chosen now must not wait for the daily cron.
+            cls.ensure_accounting_periods()
+
+    @classmethod
+    def ensure_accounting_periods(cls, date: dt.date | None = None) -> int:
+        """Create the missing periods and vending journal periods of this
+        month and the next (cron and configuration save).
+
+        The first move of a journal in a period creates its journal period
+        under a table lock taken with NOWAIT: at the first second of a month,
+        concurrent vends fail on it.  Created ahead, vends only read it.
+        Returns how many periods and journal periods were created."""
+        pool = Pool()
+        Company = pool.get('company.company')
+        Date = pool.get('ir.date')
+        journal = cls(1).vend_journal
+        if not journal:
+            return 0
+        company_id = Transaction().context.get('company')
+        companies = [Company(company_id)] if company_id else Company.search([])
+        created = 0
+        for comp in companies:
+            with Transaction().set_context(company=comp.id):
+                today = date or Date.today()
+            for day in (today, today + relativedelta(months=1, day=1)):
+                created += ensure_period(comp, journal, day)
+        return created
 
 
 #: The configuration fields read by every vend.
@@ -222,17 +257,105 @@ def company():
     return Company(company_id)
 
 
+def ensure_period(comp, journal, date: dt.date) -> int:
+    """Create, if missing, the period of comp covering date (a month, inside
+    an open fiscal year) and the journal period of journal in it.  A date
+    outside every fiscal year is only logged: creating a fiscal year is the
+    accountant's decision (sequences, dates).  Returns how many records were
+    created."""
+    pool = Pool()
+    FiscalYear = pool.get('account.fiscalyear')
+    Period = pool.get('account.period')
+    JournalPeriod = pool.get('account.journal.period')
+    created = 0
+    periods = Period.search(
+        [
+            ('fiscalyear.company', '=', comp.id),
+            ('start_date', '<=', date),
+            ('end_date', '>=', date),
+            ('type', '=', 'standard'),
+        ],
+        limit=1,
+    )
+    if periods:
+        (period,) = periods
+    else:
+        fiscalyears = FiscalYear.search(
+            [
+                ('company', '=', comp.id),
+                ('start_date', '<=', date),
+                ('end_date', '>=', date),
+                ('state', '=', 'open'),
+            ],
+            limit=1,
+        )
+        if not fiscalyears:
+            logger.warning(
+                'no open fiscal year of %s covers %s: vends on that date '
+                'will be refused until the accountant creates it',
+                comp.rec_name,
+                date,
+            )
+            return 0
+        (fiscalyear,) = fiscalyears
+        period = Period(
+            fiscalyear=fiscalyear, type='standard', **_free_month(fiscalyear, date)
+        )
+        period.save()
+        created += 1
+    if period.state != 'open':
+        return created
+    if not JournalPeriod.search(
+        [('journal', '=', journal.id), ('period', '=', period.id)], limit=1
+    ):
+        # As account.move.line does, so that two creators never collide on
+        # the unique (journal, period); vends never take this lock.
+        JournalPeriod.lock()
+        JournalPeriod.create([{'journal': journal.id, 'period': period.id}])
+        created += 1
+    return created
+
+
+def _free_month(fiscalyear, date: dt.date) -> dict:
+    """Name, start and end of the month of date, cut to the fiscal year and
+    to the gap between its existing standard periods"""
+    start = max(date.replace(day=1), fiscalyear.start_date)
+    end = min(date + relativedelta(day=31), fiscalyear.end_date)
+    for other in fiscalyear.periods:
+        if other.type != 'standard':
+            continue
+        if other.end_date < date:
+            start = max(start, other.end_date + dt.timedelta(days=1))
+        elif other.start_date > date:
+            end = min(end, other.start_date - dt.timedelta(days=1))
+    return {'name': f'{start:%Y-%m}', 'start_date': start, 'end_date': end}
+
+
+def find_period(comp, date: dt.date):
+    "The open period of comp at date, or an error the accountant can act on"
+    Period = Pool().get('account.period')
+    try:
+        return Period.find(comp, date=date)
+    except PeriodNotFoundError:
+        raise UserError(
+            gettext(
+                'prepaid_vending.msg_vend_no_period',
+                date=date.isoformat(),
+                company=comp.rec_name,
+            )
+        ) from None
+
+
 def new_move(date: dt.date, origin, description: str):
     pool = Pool()
     Move = pool.get('account.move')
-    Period = pool.get('account.period')
     config = VendConfig.get()
     comp = company()
     move = Move(
         company=comp,
         journal=config.require('vend_journal'),
         date=date,
-        period=Period.find(comp, date=date),
+        period=find_period(comp, date),
         origin=origin,
         description=description,
     )
@@ -424,3 +547,47 @@ class MoveLine(metaclass=PoolMeta):
     @classmethod
     def _get_origin(cls):
         return super()._get_origin() + ['prepaid.vend']
+
+
+class Period(metaclass=PoolMeta):
+    __name__ = 'account.period'
+
+    @classmethod
+    def on_modification(cls, mode, periods, field_names=None):
+        super().on_modification(mode, periods, field_names=field_names)
+        if mode != 'create':
+            return
+        # Periods created by the accountant (a new fiscal year) get their
+        # vending journal period at once, not at the first vend.
+        Configuration = Pool().get('prepaid.configuration')
+        journal = Configuration(1).vend_journal
+        if not journal:
+            return
+        JournalPeriod = Pool().get('account.journal.period')
+        missing = [
+            p
+            for p in periods
+            if p.state == 'open'
+            and not JournalPeriod.search(
+                [('journal', '=', journal.id), ('period', '=', p.id)], limit=1
+            )
+        ]
+        if missing:
+            JournalPeriod.lock()
+            JournalPeriod.create(
+                [{'journal': journal.id, 'period': p.id} for p in missing]
+            )
+
+
+class Cron(metaclass=PoolMeta):
+    __name__ = 'ir.cron'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.method.selection.append(
+            (
+                'prepaid.configuration|ensure_accounting_periods',
+                "Create Vending Accounting Periods Ahead",
+            )
+        )

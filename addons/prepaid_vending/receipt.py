@@ -240,8 +240,9 @@ def _weasyprint():
     return weasyprint
 
 
-def html_to_pdf(content: str | bytes) -> bytes:
-    """The PDF of a receipt page rendered by the HTML template.
+def html_to_document(content: str | bytes):
+    """The laid-out weasyprint document of a page rendered by the HTML
+    template (its pages have width and height in CSS px).
 
     CSS gives a page no "auto" height, so the template lays roll paper out on
     a very long page and marks the end of the content with the END_ANCHOR
@@ -258,17 +259,22 @@ def html_to_pdf(content: str | bytes) -> bytes:
     document = weasyprint.HTML(string=content, url_fetcher=fetcher).render()
     if len(document.pages) == 1 and END_ANCHOR in document.pages[0].anchors:
         page = document.pages[0]
-        _, end = page.anchors[END_ANCHOR]
+        end = page.anchors[END_ANCHOR][1]  # y of its top (CSS px)
         height = end + ROLL_MARGIN_MM * PX_PER_MM
         if height < page.height:
             cut = weasyprint.CSS(
-                string=f'@page {{ size: {page.width}px {height:.2f}px }}',
+                string=f'@page {{ size: {page.width}px {height:.2f}px !important }}',
                 url_fetcher=fetcher,
             )
             document = weasyprint.HTML(string=content, url_fetcher=fetcher).render(
                 stylesheets=[cut]
             )
-    return document.write_pdf()
+    return document
+
+
+def html_to_pdf(content: str | bytes) -> bytes:
+    "The PDF of a page rendered by the HTML template (see html_to_document)"
+    return html_to_document(content).write_pdf()
 
 
 class VendReceipt(Report):

@@ -22,6 +22,11 @@ idempotent on (meter, kind, timestamp, code).  The serial in the topic must be
 the serial in the payload (a device cannot file events for another meter by
 its topic alone; broker ACLs should restrict each concentrator to its meters).
 
+Broker settings that matter: QoS 1 messages for a subscriber (and for the
+ingest's persistent session while it is stopped) are kept up to Mosquitto's
+``max_queued_messages`` (default 1000) and *dropped* beyond it; set it (and
+``persistence true``) to cover the longest expected ingest outage.
+
 Transport security: in production the broker listens with TLS (port 8883) and
 per-device credentials; :class:`.client.BrokerSettings` takes ``tls=True`` and
 an optional CA file (system CAs otherwise) plus username/password.

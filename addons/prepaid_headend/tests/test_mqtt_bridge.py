@@ -8,7 +8,9 @@ ingest is called directly with a bounded run time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import unittest
 import uuid
 
@@ -21,6 +23,7 @@ from trytond.modules.prepaid_headend.mqtt import (
     EventMessage,
     Publisher,
     Subscriber,
+    cli,
     encode,
     events_filter,
     events_topic,
@@ -29,8 +32,14 @@ from trytond.modules.prepaid_headend.mqtt.ingest import ingest_loop
 from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction
+
+try:
+    from simulators.meter import MeterConfig, MeterSimulator
+    from simulators.meter.model import ALARM_TAMPER, DEFAULT_AK, DEFAULT_EK
+except ImportError:  # pragma: no cover - simulator not installed
+    MeterSimulator = None
 
 WAIT = 5.0
 BROKER = BrokerSettings('127.0.0.1', 1883, timeout=WAIT)
@@ -157,12 +166,13 @@ class MqttBridgeTestCase(unittest.TestCase):
         Meter = Pool().get('prepaid.meter')
         self.configure()
         meter = self.meter('RBK')
+        serial = meter.serial
         insert_events(meter, [self.event(202)])
         Transaction().rollback()
         if backend.name == 'postgresql':
             # (SQLite test databases autocommit after the cache's own
             # connection use, so only PostgreSQL shows the rows gone.)
-            self.assertEqual(Meter.search_count([('serial', '=', meter.serial)]), 0)
+            self.assertEqual(Meter.search_count([('serial', '=', serial)]), 0)
         # Another meter's alarm, committed: it is the only one to arrive (the
         # broker keeps the order of one publisher's messages).
         self.configure()
@@ -293,6 +303,130 @@ class MqttBridgeTestCase(unittest.TestCase):
         self.assertEqual(forwarded.message.source, 'DC-9')
         self.assertEqual(forwarded.message.timestamp, when)
 
+    def test_cli_ingests_what_arrived_while_stopped(self):
+        "prepaid-mqtt-ingest: persistent session, one committed transaction a batch"
+        client_id = f"prepaid-test-{self.site}"
+        with Transaction().start(DB_NAME, 0):  # committed on exit
+            self.configure(enabled=False)
+            serial = self.meter('CLI').serial
+        # The session exists (as after a first run), then the command stops;
+        # the broker keeps what is published meanwhile.
+        session = Subscriber(
+            BROKER, [events_filter(self.site)], client_id=client_id, clean_session=False
+        )
+        session.start()
+        session.stop()
+        self.addCleanup(forget_session, client_id)
+        when = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+        with Publisher(BROKER) as publisher:
+            publisher.publish_many(
+                [
+                    (
+                        events_topic(self.site, serial),
+                        encode(EventMessage(serial, when, 'DC-3', 'event', code)),
+                    )
+                    for code in (1, 2, 1)
+                ]
+            )
+        argv = ['-d', DB_NAME, '--site', self.site, '--client-id', client_id]
+        argv += ['--duration', str(2 * WAIT), '--max-messages', '3']
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            self.assertEqual(cli.main(argv), 0)
+        self.assertIn('received 3, stored 2, duplicates 1', out.getvalue())
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Event = Pool().get('prepaid.headend.event')
+            events = Event.search([('meter.serial', '=', serial)])
+            self.assertEqual(sorted(e.code for e in events), [1, 2])
+            self.assertEqual({e.source for e in events}, {'DC-3'})
+
+    def test_cli_errors(self):
+        "prepaid-mqtt-ingest reports an unknown user or a bad site and exits 1"
+        for argv, text in [
+            (['-d', DB_NAME, '--user', 'nobody'], "no user with login 'nobody'"),
+            (['-d', DB_NAME, '--site', 'a/b'], 'cannot be a topic level'),
+        ]:
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                self.assertEqual(cli.main(argv), 1)
+            self.assertIn(text, err.getvalue())
+
+
+@pytest.mark.usefixtures('mosquitto')
+@unittest.skipIf(MeterSimulator is None, "meter simulator not available")
+class MqttJobAlarmTestCase(unittest.TestCase):
+    "An alarm read by a head-end job from the meter simulator is published"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('prepaid_headend')
+        cls._previous_key = sts_tools.set_master_key()
+        config = MeterConfig(index=0, port=closed_port(), seed=11)
+        cls.sim = MeterSimulator([config]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+        mqtt_bridge.close_publishers()
+        sts_tools.restore_master_key(cls._previous_key)
+        super().tearDownClass()
+
+    @with_transaction()
+    def test_read_job_alarm_is_published_after_commit(self):
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Meter = pool.get('prepaid.meter')
+        Counter = pool.get('prepaid.headend.invocation_counter')
+        Job = pool.get('prepaid.headend.job')
+        site = f"t{uuid.uuid4().hex[:12]}"
+        config = Configuration(1)
+        config.mqtt_enabled = True
+        config.mqtt_site = site
+        config.mqtt_host, config.mqtt_port = BROKER.host, BROKER.port
+        config.hes_retries = 0
+        config.save()
+        meter = Meter(
+            serial=f"JOB{uuid.uuid4().hex[:8].upper()}",
+            kind='smart_prepaid',
+            hes_host='127.0.0.1',
+            hes_port=self.sim.port(0),
+            hes_framing='wrapper',
+            hes_auth='hls-gmac',
+            hes_client_address=1,
+            hes_timeout=5.0,
+        )
+        meter.save()
+        Meter.write(
+            [meter],
+            {
+                'hes_block_cipher_key': DEFAULT_EK.hex(),
+                'hes_authentication_key': DEFAULT_AK.hex(),
+            },
+        )
+        Counter.set_floor(meter.hes_counter_key, 1_000 + uuid.uuid4().int % 10**6)
+        self.sim.meter(0).alarm_register = ALARM_TAMPER
+        subscriber = Subscriber(BROKER, [alarms_filter(site)], direction='alarms')
+        subscriber.start()
+        self.addCleanup(subscriber.stop)
+
+        jobs = Job.create_for(
+            [meter], 'read', {'events': True, 'registers': False, 'profile_hours': 0}
+        )
+        Job.execute(jobs)
+        (job,) = Job.browse([j.id for j in jobs])
+        self.assertEqual(job.state, 'done', job.last_error)
+        self.assertEqual(subscriber.get_batch(10, 0.5), [])  # not committed yet
+        Transaction().commit()
+        # Event-log codes listed as alarms may come first (same publish, the
+        # register's alarm is stored last): read until the alarm, bounded.
+        alarms = []
+        while not alarms:
+            received = subscriber.get_batch(50, WAIT)
+            if not received:
+                break
+            alarms = [i.message for i in received if i.message.kind == 'alarm']
+        self.assertEqual([(a.serial, a.code) for a in alarms], [(meter.serial, 256)])
+        self.assertEqual(alarms[0].text, "Fraud attempt (tamper)")
+
 
 def insert_events(meter, rows) -> int:
     "As the head-end stores events read from a meter"
@@ -320,3 +454,10 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def forget_session(client_id: str) -> None:
+    "Remove a persistent session from the broker (clean session connect)"
+    cleaner = Subscriber(BROKER, ['prepaid/none/meters/+/events'], client_id=client_id)
+    cleaner.start()
+    cleaner.stop()

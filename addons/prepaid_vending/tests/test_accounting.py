@@ -1,14 +1,47 @@
 """Vend accounting: balanced moves with tax lines; the VAT report agrees with the
 vends to the cent, cancellations included."""
 
+import datetime as dt
 import unittest
+from contextlib import contextmanager
 from decimal import Decimal as D
+from types import SimpleNamespace
+from unittest.mock import patch
 
+from trytond.exceptions import UserError
+from trytond.modules.account.tests import get_fiscalyear
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
+from .. import vend as vend_module
 from .vend_fixtures import open_session, with_vending
+
+
+@contextmanager
+def vend_clock(moment: dt.datetime):
+    "Vends dated moment (vend.py reads the time through dt.datetime.now)"
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return moment
+
+    fake = SimpleNamespace(date=dt.date, timedelta=dt.timedelta, datetime=Clock)
+    with patch.object(vend_module, 'dt', fake):
+        yield
+
+
+@contextmanager
+def no_journal_period_lock():
+    "Fail if anything takes the journal-period table lock (NOWAIT in 8.0)"
+    JournalPeriod = Pool().get('account.journal.period')
+
+    def lock(records=None):
+        raise AssertionError('account.journal.period table locked')
+
+    with patch.object(JournalPeriod, 'lock', lock):
+        yield
 
 
 class AccountingTestCase(unittest.TestCase):
@@ -105,3 +138,167 @@ class AccountingTestCase(unittest.TestCase):
                 sum(v.tender for v in issued),
                 sum(line.gross for v in issued for line in v.lines),
             )
+
+
+class AccountingPeriodsTestCase(unittest.TestCase):
+    "Periods and journal periods exist before the first vend of a month"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    def journal_period(self, journal, date: dt.date):
+        JournalPeriod = Pool().get('account.journal.period')
+        return JournalPeriod.search(
+            [
+                ('journal', '=', journal.id),
+                ('period.start_date', '<=', date),
+                ('period.end_date', '>=', date),
+            ]
+        )
+
+    @with_transaction()
+    def test_vend_at_month_start_takes_no_lock(self):
+        "Created ahead by the cron, a new month's first vend only reads"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Period = pool.get('account.period')
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            today = pool.get('ir.date').today()
+            # Saving the vending journal created this month's journal period.
+            self.assertTrue(self.journal_period(env.journal, today))
+            # Next year: the accountant created the fiscal year, no periods.
+            year = today.year + 1
+            fiscalyear = get_fiscalyear(env.company, today=dt.date(year, 1, 1))
+            fiscalyear.save()
+            new_year = dt.date(year, 1, 1)
+            self.assertFalse(self.journal_period(env.journal, new_year))
+            # The daily cron on the last day of the year.
+            created = Configuration.ensure_accounting_periods(
+                date=dt.date(year - 1, 12, 31)
+            )
+            self.assertEqual(created, 2)  # period and journal period
+            (period,) = Period.search([('fiscalyear', '=', fiscalyear.id)])
+            self.assertEqual(
+                (period.name, period.start_date, period.end_date),
+                (f'{year}-01', new_year, dt.date(year, 1, 31)),
+            )
+            self.assertTrue(self.journal_period(env.journal, new_year))
+            # Idempotent: the next run creates nothing.
+            self.assertEqual(
+                Configuration.ensure_accounting_periods(
+                    date=dt.date(year - 1, 12, 31)
+                ),
+                0,
+            )
+            open_session(env)
+            with vend_clock(dt.datetime(year, 1, 1, 0, 0, 0)):
+                with no_journal_period_lock():
+                    vend = Vend.vend(
+                        env.meter, D('100.00'), 'cash', env.sales_point, 'ny-1'
+                    )
+            self.assertEqual(vend.move.period, period)
+            self.assertEqual(vend.move.date, new_year)
+
+    @with_transaction()
+    def test_accountant_periods_get_journal_periods(self):
+        "Periods created for a new fiscal year get their vending journal period"
+        pool = Pool()
+        FiscalYear = pool.get('account.fiscalyear')
+        with with_vending() as env:
+            year = pool.get('ir.date').today().year + 1
+            fiscalyear = get_fiscalyear(env.company, today=dt.date(year, 1, 1))
+            fiscalyear.save()
+            FiscalYear.create_period([fiscalyear])
+            for month in range(1, 13):
+                self.assertTrue(
+                    self.journal_period(env.journal, dt.date(year, month, 15)),
+                    month,
+                )
+
+    @with_transaction()
+    def test_period_fills_gap(self):
+        "A missing month between existing periods is created inside the gap"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Period = pool.get('account.period')
+        with with_vending() as env:
+            year = pool.get('ir.date').today().year + 1
+            fiscalyear = get_fiscalyear(env.company, today=dt.date(year, 1, 1))
+            fiscalyear.save()
+            # Quarterly periods with February 15 - March 31 missing.
+            Period.create(
+                [
+                    {
+                        'name': 'Q1a',
+                        'start_date': dt.date(year, 1, 1),
+                        'end_date': dt.date(year, 2, 14),
+                        'fiscalyear': fiscalyear.id,
+                    },
+                    {
+                        'name': 'Q2',
+                        'start_date': dt.date(year, 3, 20),
+                        'end_date': dt.date(year, 6, 30),
+                        'fiscalyear': fiscalyear.id,
+                    },
+                ]
+            )
+            # The cron on February 20: this month and the next, each cut to
+            # the gap.
+            Configuration.ensure_accounting_periods(date=dt.date(year, 2, 20))
+            february, march = Period.search(
+                [
+                    ('fiscalyear', '=', fiscalyear.id),
+                    ('name', 'in', [f'{year}-02', f'{year}-03']),
+                ],
+                order=[('start_date', 'ASC')],
+            )
+            feb_end = dt.date(year, 3, 1) - dt.timedelta(days=1)
+            self.assertEqual(
+                (february.start_date, february.end_date),
+                (dt.date(year, 2, 15), feb_end),
+            )
+            self.assertEqual(
+                (march.start_date, march.end_date),
+                (dt.date(year, 3, 1), dt.date(year, 3, 19)),
+            )
+            self.assertTrue(self.journal_period(env.journal, dt.date(year, 3, 1)))
+
+    @with_transaction()
+    def test_vend_without_fiscal_year_is_a_clear_error(self):
+        "No fiscal year: the cron only logs, the vend says what to do"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            far = dt.date(pool.get('ir.date').today().year + 5, 3, 1)
+            with self.assertLogs(
+                'trytond.modules.prepaid_vending.accounting', 'WARNING'
+            ):
+                self.assertEqual(
+                    Configuration.ensure_accounting_periods(date=far), 0
+                )
+            open_session(env)
+            with vend_clock(dt.datetime(far.year, far.month, far.day, 0, 0, 1)):
+                with self.assertRaisesRegex(UserError, 'create .*fiscal year') as cm:
+                    Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'f1')
+            self.assertIn(far.isoformat(), str(cm.exception))
+            self.assertIn(env.company.rec_name, str(cm.exception))
+
+    @with_transaction()
+    def test_cron_registered(self):
+        "A daily cron runs the creation ahead"
+        pool = Pool()
+        Cron = pool.get('ir.cron')
+        ModelData = pool.get('ir.model.data')
+        cron = Cron(
+            ModelData.get_id('prepaid_vending', 'cron_ensure_accounting_periods')
+        )
+        self.assertEqual(
+            cron.method, 'prepaid.configuration|ensure_accounting_periods'
+        )
+        self.assertEqual((cron.interval_number, cron.interval_type), (1, 'days'))
+        # Without a vending journal there is nothing to create.
+        Configuration = pool.get('prepaid.configuration')
+        self.assertEqual(Configuration.ensure_accounting_periods(), 0)

@@ -1,0 +1,258 @@
+"""The vend receipt: one content (receipt_data) for the text and the PDF
+report; roll paper (58/80 mm, page cut to the content) or A4 as the sales point
+says; reprints marked and logged, never creating credit."""
+
+import unittest
+from decimal import Decimal as D
+from unittest.mock import patch
+
+from trytond.model.exceptions import ValidationError
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+
+from ..receipt import (
+    END_ANCHOR,
+    PX_PER_MM,
+    REPRINT_MARK,
+    ReceiptData,
+    Row,
+    TokenRow,
+    format_text,
+    html_to_document,
+    html_to_pdf,
+    receipt_data,
+)
+from .vend_fixtures import open_session, with_vending
+
+try:
+    import weasyprint
+except (ImportError, OSError):  # pragma: no cover - depends on the machine
+    weasyprint = None
+
+TOKEN = '12345678901234567890'
+GROUPED = '1234 5678 9012 3456 7890'
+
+
+def _fixed_token(self, units_kwh, fbe_kwh):
+    "A known token instead of the STS engine (not a dependency here)"
+    Token = Pool().get('prepaid.vend.token')
+    return [Token(kind='credit', token=TOKEN, units=units_kwh, description='Credit')]
+
+
+def pages_mm(html: str) -> list[tuple[float, float]]:
+    "Width and height of every page of the document converted to PDF"
+    document = html_to_document(html)
+    return [(p.width / PX_PER_MM, p.height / PX_PER_MM) for p in document.pages]
+
+
+def _sample(**kw) -> ReceiptData:
+    values = dict(
+        number='R0001',
+        utility='City Power',
+        details=[Row('Receipt', 'R0001'), Row('Customer', 'A' * 80)],
+        amounts=[
+            Row('Fixed charge', '57.50'),
+            Row('incl. VAT', '7.50', 'sub'),
+            Row('Block 1 50.0 kWh @ 1.2', '69.00'),
+        ],
+        units=[Row('kWh', '50.0', 'total')],
+        tokens=[TokenRow('Credit 50.0', GROUPED)],
+    )
+    values.update(kw)
+    return ReceiptData(**values)
+
+
+class TextLayoutTestCase(unittest.TestCase):
+    "format_text: pure layout, no database"
+
+    def test_widths(self):
+        for width in (32, 48, 80):
+            text = format_text(_sample(), width)
+            lines = text.splitlines()
+            self.assertTrue(all(len(line) <= width for line in lines), text)
+            self.assertIn(GROUPED, text)
+            self.assertIn('Block 1 50.0 kWh @ 1.2', text)
+            self.assertIn('  incl. VAT', text)
+
+    def test_reprint_and_cancelled_marks(self):
+        text = format_text(_sample(reprint=True, cancelled=True))
+        self.assertEqual(text.splitlines()[0].strip(), REPRINT_MARK)
+        self.assertIn('CANCELLED', text)
+        self.assertNotIn('REPRINT', format_text(_sample()))
+
+
+@unittest.skipIf(weasyprint is None, "weasyprint (and pango) not installed")
+class PdfLayoutTestCase(unittest.TestCase):
+    "html_to_pdf: roll pages are cut to the content"
+
+    def page_html(self, rows: int, size: str = '80mm 3000mm') -> str:
+        body = ''.join(f'<p>line {i}</p>' for i in range(rows))
+        return (
+            f'<html><head><style>@page{{size:{size};margin:3mm}}'
+            'body{margin:0}p{margin:0;font-size:10pt;line-height:5mm}'
+            '</style></head>'
+            f'<body>{body}<div id="{END_ANCHOR}"><!-- --></div></body></html>'
+        )
+
+    def test_roll_page_cut_to_content(self):
+        short = pages_mm(self.page_html(4))
+        long = pages_mm(self.page_html(20))
+        ((width, height_short),) = short
+        ((_, height_long),) = long
+        self.assertAlmostEqual(width, 80, places=1)
+        # 4 lines of 5 mm + 2 margins of 3 mm; every extra line adds 5 mm.
+        self.assertAlmostEqual(height_short, 4 * 5 + 6, delta=0.5)
+        self.assertAlmostEqual(height_long - height_short, 16 * 5, delta=0.5)
+
+    def test_fixed_page_kept(self):
+        html = self.page_html(4, size='A4').replace(f'id="{END_ANCHOR}"', '')
+        ((width, height),) = pages_mm(html)
+        self.assertAlmostEqual(width, 210, places=0)
+        self.assertAlmostEqual(height, 297, places=0)
+
+    def test_no_fetching(self):
+        "Nothing is fetched from the file system or the network"
+        html = self.page_html(1).replace(
+            '<body>', '<body><img src="file:///etc/hostname"/>'
+        )
+        with patch('urllib.request.OpenerDirector.open') as opened:
+            self.assertTrue(html_to_pdf(html).startswith(b'%PDF'))
+        opened.assert_not_called()
+
+    def test_px_per_mm(self):
+        self.assertAlmostEqual(PX_PER_MM * 25.4, 96)
+
+
+class ReceiptReportTestCase(unittest.TestCase):
+    "The prepaid.vend.receipt report of real vends"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    def vend(self, env, tender, key):
+        Vend = Pool().get('prepaid.vend')
+        with patch.object(Vend, 'issue_credit_tokens', _fixed_token):
+            return Vend.vend(env.meter, D(tender), 'cash', env.sales_point, key)
+
+    def render(self, vend_ids, data=None):
+        "The HTML before conversion and the converted report"
+        Report = Pool().get('prepaid.vend.receipt', type='report')
+        rendered = []
+        original = Report.convert.__func__
+
+        def convert(cls, report, content, *args, **kwargs):
+            rendered.append(content)
+            return original(cls, report, content, *args, **kwargs)
+
+        data = dict(data or {}, model='prepaid.vend')
+        with patch.object(Report, 'convert', classmethod(convert)):
+            ext, content, _, name = Report.execute(vend_ids, data)
+        (html,) = rendered
+        if isinstance(html, bytes):
+            html = html.decode('utf-8')
+        return html, ext, content
+
+    @with_transaction()
+    def test_report_pdf_content(self):
+        "Token groups, receipt number, every deduction with its VAT, blocks"
+        with with_vending() as env:
+            env.sales_point.receipt_header = 'Head Office\nVAT no 4000'
+            env.sales_point.receipt_footer = 'Thank you'
+            env.sales_point.save()
+            open_session(env)
+            vend = self.vend(env, '300.00', 'rc1')
+            data = receipt_data(vend)
+            html, ext, content = self.render([vend.id])
+            expected = [
+                vend.number,
+                GROUPED,
+                env.meter.serial,
+                'Thandi Mokoena',
+                'Head Office',
+                'Thank you',
+                'Fixed charge',
+                'Block 1 50.0 kWh @ 1.2',
+                'Total VAT',
+                'Energy VAT',
+                'incl. VAT',
+                f'{vend.vat_amount:.2f}',
+                vend.tariff_version.rec_name,
+                env.company.rec_name,
+            ]
+            for text in expected:
+                self.assertIn(text, html)
+            # Every row of the structured content is in the page.
+            for row in data.details + data.amounts + data.units:
+                self.assertIn(row.label, html)
+                self.assertIn(row.value, html)
+            self.assertNotIn('REPRINT', html)
+            if weasyprint is None:
+                self.assertEqual(ext, 'html')
+                return
+            self.assertEqual(ext, 'pdf')
+            self.assertTrue(content.startswith(b'%PDF'))
+            # The PDF carries the token digits as text.
+            pages = weasyprint.HTML(string=html).render().pages
+            self.assertEqual(len(pages), 1)
+
+    @with_transaction()
+    @unittest.skipIf(weasyprint is None, "weasyprint (and pango) not installed")
+    def test_report_paper_width(self):
+        "80 mm, 58 mm roll cut to the content; A4 when the sales point says so"
+        with with_vending() as env:
+            open_session(env)
+            vend = self.vend(env, '300.00', 'rc2')
+            html, _, pdf = self.render([vend.id])
+            self.assertTrue(pdf.startswith(b'%PDF'))
+            ((width, height),) = pages_mm(html)
+            self.assertAlmostEqual(width, 80, places=1)
+            self.assertTrue(60 < height < 400, height)  # one receipt, not 3 m
+            env.sales_point.receipt_width_mm = '58'
+            env.sales_point.save()
+            html, _, _ = self.render([vend.id])
+            ((width, _),) = pages_mm(html)
+            self.assertAlmostEqual(width, 58, places=1)
+            self.assertIn('paper-58', html)
+            env.sales_point.receipt_width_mm = 'a4'
+            env.sales_point.save()
+            html, _, _ = self.render([vend.id])
+            ((width, height),) = pages_mm(html)
+            self.assertAlmostEqual(width, 210, places=0)
+            self.assertAlmostEqual(height, 297, places=0)
+            # data['paper'] overrides the sales point.
+            html, _, _ = self.render([vend.id], {'paper': '80'})
+            ((width, _),) = pages_mm(html)
+            self.assertAlmostEqual(width, 80, places=1)
+            with self.assertRaisesRegex(ValidationError, 'Unknown receipt paper'):
+                self.render([vend.id], {'paper': 'letter'})
+
+    @with_transaction()
+    def test_reprint_report(self):
+        "A reprint is marked REPRINT, is logged and creates no credit"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Reprint = pool.get('prepaid.vend.reprint')
+        Move = pool.get('account.move')
+        with with_vending() as env:
+            open_session(env)
+            first = self.vend(env, '300.00', 'rp1')
+            self.vend(env, '50.00', 'rp2')
+            vends, moves = Vend.search_count([]), Move.search_count([])
+            position = env.meter.month_positions[0].kwh
+            ext, content, name = Reprint.reprint_report(env.meter, reason='lost')
+            self.assertEqual(ext, 'pdf' if weasyprint else 'html')
+            if weasyprint:
+                self.assertTrue(content.startswith(b'%PDF'))
+            self.assertEqual(Reprint.search_count([]), 2)
+            self.assertEqual(Vend.search_count([]), vends)
+            self.assertEqual(Move.search_count([]), moves)
+            self.assertEqual(
+                pool.get('prepaid.meter')(env.meter.id).month_positions[0].kwh,
+                position,
+            )
+            # The marker is on the page of every receipt reprinted.
+            html, _, _ = self.render([first.id], {'reprint': True})
+            self.assertIn(REPRINT_MARK, html)
+            self.assertIn(first.number, html)
+            self.assertIn(GROUPED, html)
