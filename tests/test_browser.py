@@ -110,37 +110,41 @@ def server(tmp_path_factory):
     process.wait(timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def screenshot_on_failure(request):
-    yield
-    report = getattr(request.node, 'rep_call', None)
-    page = request.node.funcargs.get('page')
-    if page is not None and report is not None and report.failed:
-        page.screenshot(path=ARTIFACTS / f'failed-{request.node.name}.png')
-
-
 @pytest.fixture(scope='module')
-def page(server):
+def browser(server):
     playwright_api = pytest.importorskip('playwright.sync_api')
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
-        page = browser.new_page(viewport={'width': 1280, 'height': 800})
-        page.set_default_timeout(20000)
-        console = open(ARTIFACTS / 'browser-console.log', 'w')
-        page.on('console', lambda message: console.write(
-            f'{message.type}: {message.text}\n'))
-        page.on('pageerror', lambda error: console.write(f'pageerror: {error}\n'))
-        page.goto(server)
-        page.fill('input#login', 'admin')
-        page.keyboard.press('Enter')
-        page.fill('input[type=password]:visible', 'admin')
-        page.keyboard.press('Enter')
-        page.wait_for_selector('text=Prepaid')
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    "A fresh page, logged in as admin (each test gets its own client tabs)"
+    page = browser.new_page(viewport={'width': 1280, 'height': 800})
+    page.set_default_timeout(20000)
+    console = open(ARTIFACTS / f'browser-console-{request.node.name}.log', 'w')
+    page.on(
+        'console',
+        lambda message: console.write(f'{message.type}: {message.text}\n'),
+    )
+    page.on('pageerror', lambda error: console.write(f'pageerror: {error}\n'))
+    page.goto(server)
+    page.fill('input#login', 'admin')
+    page.keyboard.press('Enter')
+    page.fill('input[type=password]:visible', 'admin')
+    page.keyboard.press('Enter')
+    page.wait_for_selector('text=Prepaid')
+    yield page
+    report = getattr(request.node, 'rep_call', None)
+    if report is not None and report.failed:
+        page.screenshot(path=ARTIFACTS / f'failed-{request.node.name}.png')
+    page.close()
+    console.close()
 
 
 def test_meters_list(page, server):

@@ -18,13 +18,12 @@ import logging
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
-
 from trytond.cache import Cache
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
-from trytond.modules.account.exceptions import PeriodNotFoundError
 from trytond.model import fields
 from trytond.model.exceptions import ValidationError
+from trytond.modules.account.exceptions import PeriodNotFoundError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Id
 from trytond.transaction import Transaction
@@ -164,7 +163,10 @@ class Configuration(metaclass=PoolMeta):
         pool = Pool()
         Company = pool.get('company.company')
         Date = pool.get('ir.date')
-        journal = cls(1).vend_journal
+        # Not cls(1): the transaction caches records by id, and a singleton
+        # created in this transaction has another id than 1.
+        config = cls.get_singleton()
+        journal = config.vend_journal if config else None
         if not journal:
             return 0
         company_id = Transaction().context.get('company')
@@ -305,15 +307,22 @@ def ensure_period(comp, journal, date: dt.date) -> int:
         created += 1
     if period.state != 'open':
         return created
-    if not JournalPeriod.search(
+    if JournalPeriod.search(
         [('journal', '=', journal.id), ('period', '=', period.id)], limit=1
     ):
-        # As account.move.line does, so that two creators never collide on
-        # the unique (journal, period); vends never take this lock.
-        JournalPeriod.lock()
-        JournalPeriod.create([{'journal': journal.id, 'period': period.id}])
-        created += 1
-    return created
+        if created:
+            return 2  # the period, and its journal period made by Period
+        return 0
+    create_journal_periods(journal, [period])
+    return created + 1
+
+
+def create_journal_periods(journal, periods) -> None:
+    JournalPeriod = Pool().get('account.journal.period')
+    # As account.move.line does, so that two creators never collide on the
+    # unique (journal, period); vends never take this lock.
+    JournalPeriod.lock()
+    JournalPeriod.create([{'journal': journal.id, 'period': p.id} for p in periods])
 
 
 def _free_month(fiscalyear, date: dt.date) -> dict:
@@ -560,7 +569,8 @@ class Period(metaclass=PoolMeta):
         # Periods created by the accountant (a new fiscal year) get their
         # vending journal period at once, not at the first vend.
         Configuration = Pool().get('prepaid.configuration')
-        journal = Configuration(1).vend_journal
+        config = Configuration.get_singleton()
+        journal = config.vend_journal if config else None
         if not journal:
             return
         JournalPeriod = Pool().get('account.journal.period')
@@ -573,10 +583,7 @@ class Period(metaclass=PoolMeta):
             )
         ]
         if missing:
-            JournalPeriod.lock()
-            JournalPeriod.create(
-                [{'journal': journal.id, 'period': p.id} for p in missing]
-            )
+            create_journal_periods(journal, missing)
 
 
 class Cron(metaclass=PoolMeta):

@@ -18,7 +18,7 @@ APIs and the tests.  Its order is fixed:
 """
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from sql.functions import CurrentTimestamp
 from trytond import backend, config
@@ -29,7 +29,7 @@ from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.rpc import RPC
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction, TransactionError, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
@@ -64,6 +64,15 @@ TOKEN_KINDS = [
     ('engineering', "Engineering"),
 ]
 ZERO = Decimal(0)
+#: Payment methods that bring money in (and appear in the shift cash count).
+COUNTED_METHODS = [m for m in PAYMENT_METHODS if m[0] != 'emergency']
+#: Context key set only by EmergencyCredit.issue (RPC strips keys starting with
+#: an underscore, so no client can set it).
+EMERGENCY_CONTEXT = '_prepaid_emergency_issue'
+#: Staff groups that may sell (the pipeline then writes with access checks off).
+VEND_GROUPS = ('group_cashier', 'group_manager', 'group_admin')
+#: Vend fields compared when an idempotency key is used again.
+RETRY_FIELDS = ('payment_method', 'channel')
 
 
 class VendError(UserError):
@@ -221,16 +230,11 @@ class MonthPosition(ModelSQL, ModelView):
         return empty, first
 
     @classmethod
-    def first_of_year(cls, meter, month: dt.date) -> bool:
-        return not cls.search(
-            [
-                ('meter', '=', meter.id),
-                ('month', '>=', month.replace(month=1)),
-                ('month', '<=', month),
-                ('vends', '>', 0),
-            ],
-            limit=1,
-        )
+    def check_modification(cls, mode, positions, values=None, external=False):
+        super().check_modification(mode, positions, values=values, external=external)
+        # Written only by the vend pipeline and the cancellation.
+        if external:
+            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
 class Vend(Workflow, ModelSQL, ModelView):
@@ -309,6 +313,13 @@ class Vend(Workflow, ModelSQL, ModelView):
     commands = fields.One2Many(
         'prepaid.meter.command', 'vend', "Remote Commands", readonly=True
     )
+    credited_kwh = fields.Function(
+        fields.Numeric("kWh Credited on the Meter", digits=(16, 1)),
+        'get_credited_kwh',
+        help="The energy the tokens carry: an STS amount is rounded up to the "
+        "next value a token can encode, so above 1638.3 kWh it may exceed the "
+        "kWh paid.",
+    )
 
     @classmethod
     def __setup__(cls):
@@ -339,7 +350,92 @@ class Vend(Workflow, ModelSQL, ModelView):
     def default_state():
         return 'issued'
 
+    def get_credited_kwh(self, name):
+        credit = [t for t in self.tokens if t.kind in {'credit', 'fbe'}]
+        if credit:
+            return sum((t.units or ZERO for t in credit), ZERO)
+        return (self.units_kwh or ZERO) + (self.fbe_kwh or ZERO)
+
     # ------------------------------------------------------------------ checks
+    @classmethod
+    def _check_vend_user(cls) -> None:
+        "Only selling staff vend: the pipeline writes with access checks off"
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        user_id = Transaction().user
+        if not user_id:  # root: cron, scripts, imports
+            return
+        allowed = {ModelData.get_id('prepaid_vending', g) for g in VEND_GROUPS}
+        with without_check_access():
+            groups = {g.id for g in User(user_id).groups}
+        if not groups & allowed:
+            raise AccessError(gettext('prepaid_vending.msg_vend_user_group'))
+
+    @classmethod
+    def _check_number(cls, value, what: str) -> None:
+        "A Decimal that is a finite number (NaN and infinity compare wrongly)"
+        if value is None:
+            return
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise VendError(
+                gettext('prepaid_vending.msg_vend_not_number', what=what, value=value)
+            )
+
+    @classmethod
+    def _check_retry(
+        cls,
+        previous,
+        meter,
+        tender,
+        payment_method,
+        sales_point,
+        requested_kwh,
+        channel,
+    ):
+        """The stored vend of a key used again, when the request is the same.
+
+        A retry after a time-out must not charge twice; the same key with a
+        different request is a client bug that must not go unnoticed."""
+        if previous.meter != meter:
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_key_other_meter',
+                    key=previous.idempotency_key,
+                    meter=previous.meter.serial,
+                )
+            )
+        if previous.state != 'issued':
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_key_cancelled',
+                    key=previous.idempotency_key,
+                    vend=previous.number,
+                )
+            )
+        differences = [
+            name
+            for name, value in (
+                ('payment_method', payment_method),
+                ('channel', channel),
+                ('sales_point', sales_point),
+                ('requested_kwh', requested_kwh),
+            )
+            if getattr(previous, name) != value
+        ]
+        if requested_kwh is None and previous.tender != tender:
+            differences.append('tender')
+        if differences:
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_key_other_request',
+                    key=previous.idempotency_key,
+                    vend=previous.number,
+                    fields=', '.join(differences),
+                )
+            )
+        return previous
+
     @classmethod
     def _check_meter(cls, meter):
         if meter.state != 'installed':
@@ -476,30 +572,65 @@ class Vend(Workflow, ModelSQL, ModelView):
     ):
         """Sell credit on meter; see the module docstring for the order.
 
-        Returns the saved vend.  A key already used returns its vend unchanged.
+        Returns the saved vend.  A key already used with the same request
+        returns its vend unchanged.
+
+        Only selling staff (``VEND_GROUPS``) may call it; the records are then
+        written with access checks off, as the staff groups have no write
+        access on vends (nobody may edit a vend from the client).
         """
+        if not idempotency_key:
+            raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
+        cls._check_vend_user()
+        with without_check_access():
+            return cls._vend(
+                meter,
+                tender,
+                payment_method,
+                sales_point,
+                idempotency_key,
+                requested_kwh,
+                channel,
+            )
+
+    @classmethod
+    def _vend(
+        cls,
+        meter,
+        tender,
+        payment_method,
+        sales_point,
+        idempotency_key,
+        requested_kwh,
+        channel,
+    ):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
         Session = pool.get('prepaid.cashier.session')
-        if not idempotency_key:
-            raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
+        cls._check_number(tender, 'tender')
+        cls._check_number(requested_kwh, 'kWh')
         if previous := cls.search([('idempotency_key', '=', idempotency_key)], limit=1):
-            (previous,) = previous
-            if previous.meter != meter:
-                raise VendError(
-                    gettext(
-                        'prepaid_vending.msg_vend_key_other_meter',
-                        key=idempotency_key,
-                        meter=previous.meter.serial,
-                    )
-                )
-            return previous
+            return cls._check_retry(
+                previous[0],
+                meter,
+                tender,
+                payment_method,
+                sales_point,
+                requested_kwh,
+                channel,
+            )
         if payment_method not in dict(PAYMENT_METHODS):
             raise VendError(
                 gettext(
                     'prepaid_vending.msg_vend_payment_method', method=payment_method
                 )
             )
+        if payment_method == 'emergency' and not Transaction().context.get(
+            EMERGENCY_CONTEXT
+        ):
+            # Free energy: only EmergencyCredit.issue, which records the credit
+            # to be repaid, may sell with this method.
+            raise VendError(gettext('prepaid_vending.msg_vend_emergency_direct'))
         if channel not in dict(CHANNELS):
             raise VendError(
                 gettext('prepaid_vending.msg_vend_channel', channel=channel)
@@ -513,11 +644,15 @@ class Vend(Workflow, ModelSQL, ModelView):
         else:
             cls._check_tender(tender, sales_point, fbe_only=True)
         session = None
-        if channel == 'counter':
+        if channel == 'counter' or payment_method == 'cash':
+            # Cash is always counted at the end of a shift.
             session = Session.current(sales_point)
 
         # From here on the meter is ours until commit.
         Meter.lock_for_vend(meter)
+        if session is not None:
+            # A shift closing meanwhile must not receive this vend.
+            Session.lock_for_vend(session)
         date = dt.datetime.now()
         tariff, version, position, quote, debts, emergencies = cls._prepare(
             meter, tender, requested_kwh, channel, date, payment_method
@@ -737,7 +872,12 @@ class Vend(Workflow, ModelSQL, ModelView):
         manager = ModelData.get_id('prepaid_vending', 'group_manager')
         if Transaction().user and manager not in [g.id for g in user.groups]:
             raise AccessError(gettext('prepaid_vending.msg_vend_cancel_manager'))
-        moves = []
+        # Checked above: the writes below bypass the (read-only) staff access.
+        with without_check_access():
+            cls._cancel_vends(cls.browse(vends), reason, config)
+
+    @classmethod
+    def _cancel_vends(cls, vends, reason: str, config) -> None:
         for vend in vends:
             if vend.state != 'issued':
                 raise ValidationError(
@@ -751,7 +891,6 @@ class Vend(Workflow, ModelSQL, ModelView):
                 )
                 move.save()
                 vend.cancel_move = move
-                moves.append(move)
             vend.cancel_reason = reason
             vend.cancelled_by = Transaction().user
         cls.save(vends)
@@ -760,11 +899,18 @@ class Vend(Workflow, ModelSQL, ModelView):
     def check_cancel_policy(self, policy: str) -> None:
         if policy == 'manager':
             return
+        # Only a command never sent is surely undelivered: a time-out after the
+        # meter executed it leaves "failed", a retry answered "already used"
+        # leaves "rejected".  Those need a manager's reconciliation first.
         if (
             policy == 'undelivered'
             and self.tokens == ()
-            and all(c.state in {'pending', 'failed', 'rejected'} for c in self.commands)
             and self.commands
+            and all(
+                c.state == 'pending'
+                or (c.state in {'failed', 'rejected'} and c.reconciled_undelivered)
+                for c in self.commands
+            )
         ):
             return
         raise ValidationError(
@@ -785,12 +931,21 @@ class Vend(Workflow, ModelSQL, ModelView):
         Account = pool.get('prepaid.remote.account')
         position = Position.get(self.meter, self.date.date().replace(day=1))
         if position.id is not None:
-            position.kwh = max(position.kwh - (self.units_kwh or ZERO), ZERO)
+            if self.month_kwh_after is not None and self.month_kwh_before is not None:
+                bought = self.month_kwh_after - self.month_kwh_before
+            else:
+                bought = self.units_kwh or ZERO
+            position.kwh = max(position.kwh - bought, ZERO)
+            if self.tender:
+                position.vends = max(position.vends - 1, 0)
+            if self.fbe_kwh:
+                position.fbe_issued = False
             position.save()
         Command.write(
-            [c for c in self.commands if c.state == 'pending'],
+            [c for c in self.commands if c.state in {'pending', 'failed', 'rejected'}],
             {'state': 'cancelled', 'last_error': 'vend cancelled'},
         )
+        Emergency.cancel_issue(self)
         Debt_.undo_vend(self)
         Emergency.undo_vend(self)
         if self.credit_amount:
@@ -805,29 +960,71 @@ class Vend(Workflow, ModelSQL, ModelView):
         sales_point_code: str | None,
         idempotency_key: str,
         requested_kwh: str | None = None,
-        channel: str = "api",
+        channel: str | None = None,
     ) -> dict:
         """Back-office RPC entry point (model.prepaid.vend.rpc_vend): plain
-        strings in, a plain dict out, for vending clients and the bench."""
+        strings in, a plain dict out, for vending clients and the bench.
+
+        The channel (and so the fee and the shift check) is the sales point's,
+        or "api" without a sales point; a client may state it (older clients
+        do) but not choose it.  Only money-bringing methods are accepted.
+        """
         pool = Pool()
         Meter = pool.get("prepaid.meter")
         SalesPoint = pool.get("prepaid.sales_point")
-        meters = Meter.search([("serial", "=", meter_serial)], limit=1)
+        for name, value in (
+            ("meter_serial", meter_serial),
+            ("payment_method", payment_method),
+            ("idempotency_key", idempotency_key),
+        ):
+            if not isinstance(value, str) or not value:
+                raise VendError(
+                    gettext("prepaid_vending.msg_vend_rpc_argument", name=name)
+                )
+        if payment_method not in dict(COUNTED_METHODS):
+            raise VendError(
+                gettext(
+                    "prepaid_vending.msg_vend_payment_method", method=payment_method
+                )
+            )
+        tender_value = cls._parse_decimal(tender, "tender")
+        kwh_value = cls._parse_decimal(requested_kwh, "kWh")
+        with without_check_access():
+            meters = Meter.search([("serial", "=", meter_serial)], limit=1)
+            sales_points = (
+                SalesPoint.search([("code", "=", sales_point_code)], limit=1)
+                if sales_point_code
+                else []
+            )
         if not meters:
             raise VendError(
                 gettext("prepaid_vending.msg_vend_unknown_meter", meter=meter_serial)
             )
-        sales_point = None
-        if sales_point_code:
-            (sales_point,) = SalesPoint.search([("code", "=", sales_point_code)])
+        if sales_point_code and not sales_points:
+            raise VendError(
+                gettext(
+                    "prepaid_vending.msg_vend_unknown_sales_point",
+                    code=sales_point_code,
+                )
+            )
+        sales_point = sales_points[0] if sales_points else None
+        derived = (sales_point.channel if sales_point else None) or "api"
+        if channel not in (None, "", derived):
+            raise VendError(
+                gettext(
+                    "prepaid_vending.msg_vend_rpc_channel",
+                    channel=channel,
+                    derived=derived,
+                )
+            )
         vend = cls.vend(
             meters[0],
-            Decimal(tender) if tender is not None else None,
+            tender_value,
             payment_method,
             sales_point,
             idempotency_key,
-            requested_kwh=Decimal(requested_kwh) if requested_kwh else None,
-            channel=channel,
+            requested_kwh=kwh_value,
+            channel=derived,
         )
         return {
             "number": vend.number,
@@ -835,6 +1032,20 @@ class Vend(Workflow, ModelSQL, ModelView):
             "units_kwh": str(vend.units_kwh),
             "tokens": [t.token for t in vend.tokens],
         }
+
+    @classmethod
+    def _parse_decimal(cls, text, what: str) -> Decimal | None:
+        "A decimal string from a client, or a VendError saying what is wrong"
+        if text is None or text == "":
+            return None
+        try:
+            value = Decimal(str(text).strip())
+        except (InvalidOperation, ValueError, TypeError):
+            raise VendError(
+                gettext("prepaid_vending.msg_vend_not_number", what=what, value=text)
+            ) from None
+        cls._check_number(value, what)
+        return value
 
     # ----------------------------------------------------------------- misc
     @classmethod
@@ -861,6 +1072,10 @@ class Vend(Workflow, ModelSQL, ModelView):
         super().check_modification(mode, vends, values=values, external=external)
         if mode == 'delete':
             raise AccessError(gettext('prepaid_vending.msg_vend_delete'))
+        # Tryton does not enforce readonly=True on the server: a vend is
+        # written only by the pipeline and the cancellation, never by a client.
+        if external:
+            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
 class VendLine(ModelSQL, ModelView):
@@ -888,6 +1103,12 @@ class VendLine(ModelSQL, ModelView):
     @property
     def gross(self) -> Decimal:
         return self.amount + self.vat
+
+    @classmethod
+    def check_modification(cls, mode, lines, values=None, external=False):
+        super().check_modification(mode, lines, values=values, external=external)
+        if external:
+            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
 class VendToken(ModelSQL, ModelView):
@@ -927,7 +1148,7 @@ class VendToken(ModelSQL, ModelView):
     @classmethod
     def check_modification(cls, mode, tokens, values=None, external=False):
         super().check_modification(mode, tokens, values=values, external=external)
-        if mode in {'write', 'delete'}:
+        if mode in {'write', 'delete'} or external:
             raise AccessError(gettext('prepaid_vending.msg_token_immutable'))
 
 

@@ -187,9 +187,7 @@ class AccountingPeriodsTestCase(unittest.TestCase):
             self.assertTrue(self.journal_period(env.journal, new_year))
             # Idempotent: the next run creates nothing.
             self.assertEqual(
-                Configuration.ensure_accounting_periods(
-                    date=dt.date(year - 1, 12, 31)
-                ),
+                Configuration.ensure_accounting_periods(date=dt.date(year - 1, 12, 31)),
                 0,
             )
             open_session(env)
@@ -276,9 +274,7 @@ class AccountingPeriodsTestCase(unittest.TestCase):
             with self.assertLogs(
                 'trytond.modules.prepaid_vending.accounting', 'WARNING'
             ):
-                self.assertEqual(
-                    Configuration.ensure_accounting_periods(date=far), 0
-                )
+                self.assertEqual(Configuration.ensure_accounting_periods(date=far), 0)
             open_session(env)
             with vend_clock(dt.datetime(far.year, far.month, far.day, 0, 0, 1)):
                 with self.assertRaisesRegex(UserError, 'create .*fiscal year') as cm:
@@ -295,9 +291,7 @@ class AccountingPeriodsTestCase(unittest.TestCase):
         cron = Cron(
             ModelData.get_id('prepaid_vending', 'cron_ensure_accounting_periods')
         )
-        self.assertEqual(
-            cron.method, 'prepaid.configuration|ensure_accounting_periods'
-        )
+        self.assertEqual(cron.method, 'prepaid.configuration|ensure_accounting_periods')
         self.assertEqual((cron.interval_number, cron.interval_type), (1, 'days'))
         # Without a vending journal there is nothing to create.
         Configuration = pool.get('prepaid.configuration')
