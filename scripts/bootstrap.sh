@@ -26,7 +26,19 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
+ensure_system_libraries() {
+    # weasyprint (PDF receipts) loads pango, harfbuzz and fontconfig at run time.
+    if ! ldconfig -p | grep -q 'libpangoft2-1.0.so.0' \
+        || ! ldconfig -p | grep -q 'libharfbuzz-subset.so.0' \
+        || [ ! -d /usr/share/fonts/truetype/dejavu ]; then
+        log "Installing Debian's pango, harfbuzz and fonts for PDF receipts"
+        apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b \
+            libharfbuzz-subset0 libfontconfig1 libglib2.0-0 fonts-dejavu-core
+    fi
+}
+
 ensure_python() {
+    ensure_system_libraries
     local stamp="$VENV/.requirements.sha1"
     local want
     want="$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha1sum | cut -d' ' -f1)"

@@ -5,10 +5,18 @@ meter is what the project's smart meters have; concentrators will get their own
 model.  Secrets (LLS password / HLS secret, block cipher key, authentication
 key) are write-only fields stored encrypted with the master key of
 ``prepaid_sts.masterkey``, like the STS vending keys; only the execution code
-decrypts them, under ``without_check_access``.
+decrypts them, under ``without_check_access``.  Nobody reads the ciphertexts
+(field access denied to every group); only Key Custodians and Administrators
+may enter secrets, and moving the channel (host, port) of a meter that has
+secrets is reserved to Key Custodians and Metering Engineers, with an audit
+line (repointing the host would otherwise harvest the LLS password).
 
-The invocation counters of the AES-GCM frames are kept per meter in
-``prepaid.headend.invocation_counter``.  :class:`DatabaseCounterStore` hands
+The invocation counters of the AES-GCM frames are kept in
+``prepaid.headend.invocation_counter`` per (client system title, block cipher
+key fingerprint), not per meter: the GCM nonce is system title || counter, so
+meters sharing a key share one sequence (see ``dlms.counters``).  A meter
+whose key is shared by other meters shows it on its channel
+(``hes_key_shared``).  :class:`DatabaseCounterStore` hands
 them out in blocks taken under a row lock (``SELECT ... FOR UPDATE`` on
 PostgreSQL) in an autonomous transaction that commits before the counters are
 used, so two workers never use the same counter and a rolled back job never
@@ -23,18 +31,24 @@ import threading
 import time
 from typing import Any
 
+from sql.aggregate import Max
 from trytond import backend
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, fields
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.model.modelsql import SQLConstraintError
 from trytond.modules.prepaid_sts import masterkey
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, If
 from trytond.transaction import Transaction, without_check_access
 
-from .dlms.counters import MAX_INVOCATION_COUNTER, CounterExhausted
+from .dlms.counters import (
+    MAX_INVOCATION_COUNTER,
+    CounterExhausted,
+    counter_key,
+    key_fingerprint,
+)
 from .dlms.session import ConnectionSettings
 
 FRAMINGS = [('wrapper', "WRAPPER (TCP/UDP, port 4059)"), ('hdlc', "HDLC over TCP")]
@@ -61,6 +75,29 @@ SECRET_FIELDS = {
     'hes_authentication_key': 'hes_authentication_key_cipher',
 }
 _hes_states = {'invisible': ~Eval('hes_host')}
+# Counter rows of the first release were keyed per meter.
+LEGACY_COUNTER_PREFIX = 'meter-'
+SECRET_GROUPS = ('group_key_custodian', 'group_admin')
+CHANNEL_GROUPS = ('group_key_custodian', 'group_engineer')
+
+
+def user_in_groups(names, check: bool | None = None) -> bool:
+    """Whether the user may act, for checks done in code (not by field access).
+
+    Internal calls (no access check, root) may; RPC calls need one of the
+    prepaid_vending groups ``names``.  ``check`` overrides the transaction's
+    access-check flag (``check_modification`` runs without access checks and
+    says in ``external`` whether the write came from a user)."""
+    pool = Pool()
+    User = pool.get('res.user')
+    ModelData = pool.get('ir.model.data')
+    transaction = Transaction()
+    if check is None:
+        check = transaction.check_access
+    if not check or not transaction.user:
+        return True
+    wanted = {ModelData.get_id('prepaid_vending', name) for name in names}
+    return bool(wanted & set(User.get_groups()))
 
 
 class Meter(metaclass=PoolMeta):
@@ -94,12 +131,16 @@ class Meter(metaclass=PoolMeta):
         domain=[('hes_timeout', '>', 0)],
         help="Per round trip.",
     )
-    hes_password_cipher = fields.Char("Encrypted Password", readonly=True)
+    # Read access denied to every group (channel.xml); lazy so that clients
+    # reading a meter's eager fields never ask for them.
+    hes_password_cipher = fields.Char(
+        "Encrypted Password", readonly=True, loading='lazy'
+    )
     hes_block_cipher_key_cipher = fields.Char(
-        "Encrypted Block Cipher Key", readonly=True
+        "Encrypted Block Cipher Key", readonly=True, loading='lazy'
     )
     hes_authentication_key_cipher = fields.Char(
-        "Encrypted Authentication Key", readonly=True
+        "Encrypted Authentication Key", readonly=True, loading='lazy'
     )
     hes_password = fields.Function(
         fields.Char(
@@ -127,6 +168,20 @@ class Meter(metaclass=PoolMeta):
     )
     hes_secrets_entered = fields.Function(
         fields.Char("Secrets Entered"), 'get_hes_secrets_entered'
+    )
+    hes_key_fingerprint = fields.Char(
+        "Block Cipher Key Fingerprint",
+        readonly=True,
+        help="Keyed hash identifying the block cipher key (never the key): "
+        "meters with the same fingerprint share the key.",
+    )
+    hes_key_shared = fields.Function(
+        fields.Char(
+            "Shared Block Cipher Key",
+            help="Other meters using the same block cipher key: they share one "
+            "invocation counter sequence; give each meter its own key.",
+        ),
+        'get_hes_key_shared',
     )
     hes_group = fields.Many2One(
         'prepaid.headend.meter_group', "Reading Group", ondelete='SET NULL'
@@ -231,9 +286,35 @@ class Meter(metaclass=PoolMeta):
         }
 
     @classmethod
+    def get_hes_key_shared(cls, meters, name):
+        result = {m.id: None for m in meters}
+        prints = {m.hes_key_fingerprint for m in meters if m.hes_key_fingerprint}
+        if not prints:
+            return result
+        with without_check_access():
+            others = cls.search([('hes_key_fingerprint', 'in', list(prints))])
+        for meter in meters:
+            if not meter.hes_key_fingerprint:
+                continue
+            same = sorted(
+                o.serial
+                for o in others
+                if o.hes_key_fingerprint == meter.hes_key_fingerprint
+                and o.id != meter.id
+            )
+            if same:
+                shown = ', '.join(same[:5]) + (', ...' if len(same) > 5 else '')
+                result[meter.id] = gettext(
+                    'prepaid_headend.msg_key_shared', count=len(same), meters=shown
+                )
+        return result
+
+    @classmethod
     def set_hes_secret(cls, meters, name, value):
         if not value:
             return
+        # Who may call this is checked in create()/write(): trytond calls
+        # setters without access checks.
         if name == 'hes_password':
             raw = value.encode('utf-8')
         else:
@@ -252,8 +333,67 @@ class Meter(metaclass=PoolMeta):
             raise UserError(
                 gettext('prepaid_headend.msg_master_key', error=str(error))
             ) from None
+        values: dict[str, Any] = {SECRET_FIELDS[name]: cipher}
+        if name == 'hes_block_cipher_key':
+            values['hes_key_fingerprint'] = key_fingerprint(raw)
         with without_check_access():
-            cls.write(list(meters), {SECRET_FIELDS[name]: cipher})
+            cls.write(list(meters), values)
+
+    @classmethod
+    def _check_secret_groups(cls, vlist) -> None:
+        """Only Key Custodians / Administrators enter secrets (server-side:
+        field access cannot stop an RPC write of a Function field)."""
+        if any(v.get(f) for v in vlist for f in SECRET_FIELDS) and not (
+            user_in_groups(SECRET_GROUPS)
+        ):
+            raise AccessError(gettext('prepaid_headend.msg_secret_group'))
+
+    @classmethod
+    def create(cls, vlist):
+        cls._check_secret_groups(vlist)
+        return super().create(vlist)
+
+    @classmethod
+    def write(cls, *args):
+        cls._check_secret_groups(args[1::2])
+        super().write(*args)
+
+    @classmethod
+    def check_modification(cls, mode, meters, values=None, external=False):
+        super().check_modification(mode, meters, values=values, external=external)
+        if mode != 'write' or not values:
+            return
+        if not values.keys() & {'hes_host', 'hes_port'}:
+            return
+        moved = [
+            m
+            for m in meters
+            if any(
+                k in values and values[k] != getattr(m, k)
+                for k in ('hes_host', 'hes_port')
+            )
+            and m._hes_has_secrets()
+        ]
+        if not moved:
+            return
+        if not user_in_groups(CHANNEL_GROUPS, check=bool(external)):
+            raise AccessError(
+                gettext('prepaid_headend.msg_channel_move_group', meter=moved[0].serial)
+            )
+        for meter in moved:
+            cls.log(
+                [meter],
+                'write',
+                f"channel of a meter with DLMS secrets moved: "
+                f"{meter.hes_host}:{meter.hes_port} -> "
+                f"{values.get('hes_host', meter.hes_host)}:"
+                f"{values.get('hes_port', meter.hes_port)}",
+            )
+
+    def _hes_has_secrets(self) -> bool:
+        with without_check_access():
+            row = self.__class__.read([self.id], list(SECRET_FIELDS.values()))[0]
+        return any(row[f] for f in SECRET_FIELDS.values())
 
     def _hes_decrypt(self, field: str) -> bytes | None:
         with without_check_access():
@@ -270,7 +410,11 @@ class Meter(metaclass=PoolMeta):
     # --- connection -------------------------------------------------------
     @property
     def hes_counter_key(self) -> str:
-        return f'meter-{self.id}'
+        """Invocation-counter key of this meter's frames (system title, key)."""
+        key = self._hes_decrypt('hes_block_cipher_key_cipher')
+        if key is None or len(key) != 16:
+            return f'{LEGACY_COUNTER_PREFIX}{self.id}'  # not ciphered: unused
+        return counter_key(bytes.fromhex(self.hes_system_title), key)
 
     def hes_connection_settings(self) -> ConnectionSettings:
         """Decrypted settings for the DLMS client (never log the result)."""
@@ -314,7 +458,7 @@ class Meter(metaclass=PoolMeta):
             auth=self.hes_auth,
             system_title=bytes.fromhex(self.hes_system_title),
             timeout=self.hes_timeout or 10.0,
-            meter_key=self.hes_counter_key,
+            meter_key=f'{LEGACY_COUNTER_PREFIX}{self.id}',  # label only
             **kwargs,
         )
 
@@ -392,13 +536,35 @@ class InvocationCounter(ModelSQL, ModelView):
         ]
 
     @classmethod
-    def row_id(cls, key: str, start: int = 1) -> int:
+    def initial_value(cls, key: str) -> int:
+        """First counter of a new row.
+
+        Rows of the first release were per meter (``meter-<id>``): a new
+        (system title, key) row starts above all of them, so counters already
+        used under that key by any meter are never handed out again."""
+        if key.startswith(LEGACY_COUNTER_PREFIX):
+            return 1
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(
+                Max(table.next_value),
+                where=table.key.like(LEGACY_COUNTER_PREFIX + '%'),
+            )
+        )
+        (legacy,) = cursor.fetchone()
+        return max(1, int(legacy or 0))
+
+    @classmethod
+    def row_id(cls, key: str, start: int | None = None) -> int:
         """Id of the counter row of ``key``, created (and committed) if missing."""
         for _ in range(3):
             with Transaction().new_transaction() as transaction, without_check_access():
                 records = cls.search([('key', '=', key)], limit=1)
                 if records:
                     return records[0].id
+                if start is None:
+                    start = cls.initial_value(key)
                 try:
                     (record,) = cls.create([{'key': key, 'next_value': start}])
                     transaction.commit()
@@ -408,7 +574,9 @@ class InvocationCounter(ModelSQL, ModelView):
         raise RuntimeError(f"cannot create the invocation counter of {key}")
 
     @classmethod
-    def take(cls, key: str, count: int = 1, start: int = 1) -> tuple[int, int]:
+    def take(
+        cls, key: str, count: int = 1, start: int | None = None
+    ) -> tuple[int, int]:
         """Reserve ``count`` counters for ``key``: return (first, limit).
 
         The caller serialises: the row is locked when the transaction starts
@@ -419,6 +587,8 @@ class InvocationCounter(ModelSQL, ModelView):
         cursor = Transaction().connection.cursor()
         with without_check_access():
             records = cls.search([('key', '=', key)], limit=1)
+            if start is None:
+                start = 1 if records else cls.initial_value(key)
             if not records:
                 records = cls.create([{'key': key, 'next_value': start}])
             # Read bypassing any cached value of the record.

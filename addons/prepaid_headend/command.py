@@ -5,10 +5,15 @@
   configured friendly calendar says so (``FriendlyCalendar.is_friendly``).
 - ``remote_credit`` puts STS tokens into a smart meter through the token
   gateway (class 115): the tokens are the payload's ``token``/``tokens``, or are
-  minted here with prepaid_sts for the payload's ``kwh``.  Minted tokens are
-  written into the payload before anything is sent, so a retry re-sends the same
-  tokens instead of minting new ones.  The meter's token status is recorded:
-  accepted (3 execution OK) or rejected with its status code.
+  minted by :meth:`MeterCommand.hes_dispatch` for the payload's ``kwh`` in a
+  transaction of their own, committed BEFORE the job is queued (the STS meter
+  lock is held for milliseconds, never across network I/O, and the token log,
+  TID and digits survive whatever happens to the communication).  A dispatch
+  that is retried finds the tokens already minted for the command in the token
+  log and reuses them: one command, one set of TIDs.  The communication job
+  only delivers the stored digits; a retry re-sends the same digits, and the
+  meter's replay refusal (status 6) of a token it reports as its last one
+  means "already delivered": accepted on retry, not rejected.
 
 Commands are marked sent when their job is created and accepted / rejected /
 failed from the job's outcome.
@@ -27,6 +32,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.transaction import without_check_access
 
 from .dlms import operations as ops
+from .job import autonomous_for, run_committed
 
 HANDLED_KINDS = {'disconnect', 'reconnect', 'remote_credit'}
 
@@ -47,6 +53,12 @@ class MeterCommand(metaclass=PoolMeta):
         fields.Char("Meter Token Status Name"), 'get_hes_token_status_name'
     )
     hes_meter_credit = fields.Float("Credit in Meter (Wh)", readonly=True)
+    hes_accepted_on_retry = fields.Boolean(
+        "Accepted on Retry",
+        readonly=True,
+        help="The meter refused a re-sent token as already used and reports it "
+        "as its last token: an earlier attempt delivered it.",
+    )
 
     def get_hes_token_status_name(self, name):
         if self.hes_token_status is None:
@@ -76,9 +88,33 @@ class MeterCommand(metaclass=PoolMeta):
         config = Configuration(1)
         calendar = getattr(config, 'friendly_calendar', None)
         now = now or dt.datetime.now()
-        jobs, sent = [], []
+        jobs, sent, credit_jobs = [], [], []
         with without_check_access():
             for command in commands:
+                if (
+                    command.state == 'pending'
+                    and command.kind == 'remote_credit'
+                    and command.meter.hes_host
+                ):
+                    autonomous = autonomous_for(
+                        cls.__name__, [command.id]
+                    ) and autonomous_for('prepaid.meter', [command.meter.id])
+                    try:
+                        job_id = run_committed(
+                            cls._hes_dispatch_credit,
+                            command.id,
+                            autonomous,
+                            autonomous=autonomous,
+                        )
+                    except UserError as error:
+                        # This command only: the others are still dispatched.
+                        cls.mark_failed([command], error.message)
+                        continue
+                    if job_id is not None:
+                        credit_jobs.append(job_id)
+                        if not autonomous:
+                            jobs.append(Job(job_id))
+                    continue
                 if (
                     command.state != 'pending'
                     or command.kind not in HANDLED_KINDS
@@ -115,9 +151,7 @@ class MeterCommand(metaclass=PoolMeta):
                         command=command.id,
                     )
                 else:
-                    new = Job.create_for(
-                        [command.meter], 'token', {}, command=command.id
-                    )
+                    continue  # remote credit: handled above
                 command.hes_job = new[0]
                 jobs += new
                 sent.append(command)
@@ -126,48 +160,131 @@ class MeterCommand(metaclass=PoolMeta):
                 cls.mark_sent(sent)
         if jobs:
             Job.queue(jobs)
-        return jobs
+        queued = {j.id for j in jobs}
+        return jobs + Job.browse([i for i in credit_jobs if i not in queued])
+
+    @classmethod
+    def _hes_dispatch_credit(cls, command_id: int, queue: bool) -> int | None:
+        """Mint (or find back) the tokens, create the job, mark the command
+        sent and, with ``queue``, queue the job: one transaction, committed
+        by the caller on PostgreSQL before any I/O.  Doing it all here keeps
+        the dispatching transaction off the meter row the mint just updated
+        (it would fail to serialise under REPEATABLE READ)."""
+        Job = Pool().get('prepaid.headend.job')
+        command = cls(command_id)
+        if command.state != 'pending':
+            return None
+        with without_check_access():
+            command.hes_mint_tokens(autonomous=False)
+            (job,) = Job.create_for([command.meter], 'token', {}, command=command.id)
+            command.hes_job = job
+            command.save()
+            cls.mark_sent([command])
+        if queue:
+            Job.queue([job])
+        return job.id
 
     # --- tokens -----------------------------------------------------------
-    def hes_prepare_tokens(self) -> list[str]:
-        """The tokens to enter, minted (and saved in the payload) if needed."""
+    @property
+    def hes_token_reason(self) -> str:
+        "Reason of the token log lines minted for this command (finds them back)"
+        return f"Remote token delivery (command {self.id})"
+
+    @staticmethod
+    def _clean(tokens) -> list[str]:
+        return [t.replace(' ', '').replace('-', '') for t in tokens]
+
+    def _stored_tokens(self) -> list[str]:
         data = self.data
         tokens = list(data.get('tokens') or [])
         if data.get('token'):
             tokens.insert(0, data['token'])
+        return self._clean(tokens)
+
+    def hes_mint_tokens(self, autonomous: bool | None = None) -> list[str]:
+        """Mint the command's tokens, committed before any network I/O.
+
+        Tokens already in the payload are kept; otherwise the token log is
+        searched for tokens minted for this command by an earlier dispatch
+        whose transaction did not commit (they are reused, never re-minted),
+        and only then new ones are minted -- on PostgreSQL in a transaction
+        of their own, committed at once.  The digits go into the payload."""
+        tokens = self._stored_tokens()
         if tokens:
-            return [t.replace(' ', '').replace('-', '') for t in tokens]
-        if not data.get('kwh'):
+            return tokens
+        if not self.data.get('kwh'):
             raise UserError(
                 gettext('prepaid_headend.msg_command_no_token', command=self.id)
             )
-        from trytond.modules.prepaid_sts.meter import TokenRequest
-
-        kwh = Decimal(str(data['kwh']))
-        records = self.meter.sts_issue_tokens(
-            [
-                TokenRequest(
-                    'credit', 0, 0, amount=kwh, description=f"Remote credit {kwh} kWh"
-                )
-            ],
-            reason='Remote token delivery',
-            origin=self.vend or self.meter,
-        )
-        tokens = [t.digits for t in records]
+        cls = self.__class__
+        if autonomous is None:
+            autonomous = autonomous_for(cls.__name__, [self.id]) and autonomous_for(
+                'prepaid.meter', [self.meter.id]
+            )
+        tokens = run_committed(cls._hes_mint, self.id, autonomous=autonomous)
+        data = self.data
         data['tokens'] = tokens
         with without_check_access():
             self.payload = json.dumps(data, sort_keys=True)
             self.save()
         return tokens
 
-    def hes_token_result(self, statuses, credit_wh) -> None:
+    @classmethod
+    def _hes_mint(cls, command_id: int) -> list[str]:
+        pool = Pool()
+        Token = pool.get('prepaid.sts.token')
+        command = cls(command_id)
+        reason = command.hes_token_reason
+        with without_check_access():
+            minted = Token.search(
+                [('meter', '=', command.meter.id), ('reason', '=', reason)],
+                order=[('tid', 'ASC')],
+            )
+            if minted:
+                return [t.digits for t in minted]
+        from trytond.modules.prepaid_sts.meter import TokenRequest
+
+        kwh = Decimal(str(command.data['kwh']))
+        records = command.meter.sts_issue_tokens(
+            [
+                TokenRequest(
+                    'credit', 0, 0, amount=kwh, description=f"Remote credit {kwh} kWh"
+                )
+            ],
+            reason=reason,
+            origin=command.vend or command.meter,
+        )
+        return [t.digits for t in records]
+
+    def hes_prepare_tokens(self) -> list[str]:
+        """The stored tokens to enter (never minted here: see hes_mint_tokens)."""
+        tokens = self._stored_tokens()
+        if not tokens:
+            raise UserError(
+                gettext('prepaid_headend.msg_command_no_token', command=self.id)
+            )
+        return tokens
+
+    def hes_token_result(
+        self,
+        statuses,
+        credit_wh,
+        replayed: list[int] | None = None,
+        mismatch: bool = False,
+    ) -> None:
+        replayed = replayed or []
         last = statuses[-1] if statuses else None
         self.hes_token_status = last.status if last else None
         self.hes_meter_credit = float(credit_wh)
+        self.hes_accepted_on_retry = bool(replayed)
         with without_check_access():
             self.save()
-        if last is not None and all(s.accepted for s in statuses):
+        if last is not None and all(
+            s.accepted or i in replayed for i, s in enumerate(statuses)
+        ):
             self.hes_accepted(f"token accepted, credit {credit_wh} Wh")
+        elif mismatch:
+            self.hes_rejected(gettext('prepaid_headend.msg_token_replay_mismatch'))
         else:
             name = last.name if last else "no status"
             self.hes_rejected(

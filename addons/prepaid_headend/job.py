@@ -7,15 +7,27 @@ on one asyncio loop (``dlms.read_meters``), each job in its own association;
 the outcome of every meter is stored, so one failed meter (timeout, wrong keys)
 never blocks the others.  Jobs move pending -> running -> done / failed and
 keep their attempts and last error.
+
+No lock and no write is held across the network run: on PostgreSQL the jobs
+are claimed (running, attempt counted) in a transaction committed before any
+I/O, and each meter's outcome is stored in its own transaction committed right
+after the batch (:func:`run_committed`), so a counter vend on a meter of the
+batch never waits for the batch, and a meter's verdict (a token accepted) is
+never lost with a rolled-back batch.  Token jobs only deliver digits minted and
+committed beforehand (``MeterCommand.hes_dispatch``).  Records created by the
+calling transaction itself (tests, SQLite with one writer) are handled in the
+caller's transaction, since no other transaction could see them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+from trytond import backend
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -55,6 +67,7 @@ ERROR_KINDS = [
     ('configuration', "Configuration"),
     ('error', "Error"),
 ]
+REPLAY_STATUS = 6  # token_status validation_failure: TID already used
 REGISTERS = [
     (ops.ENERGY_IMPORT, ops.CLASS_REGISTER),
     (ops.ENERGY_EXPORT, ops.CLASS_REGISTER),
@@ -66,6 +79,49 @@ REGISTERS = [
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def autonomous_for(model: str, ids) -> bool:
+    """Whether work on these records may run in transactions of its own.
+
+    Not on SQLite (a second connection cannot write while the caller holds the
+    database lock) nor for records the caller created (uncommitted: invisible
+    to another transaction)."""
+    if backend.name == 'sqlite':
+        return False
+    created = set(Transaction().create_records.get(model, ()))
+    return not created.intersection(ids)
+
+
+def run_committed(fn: Callable[..., Any], *args: Any, autonomous: bool) -> Any:
+    """Run ``fn(*args)`` in a transaction committed before returning.
+
+    Record locks asked for inside (``Model.lock``) restart this transaction
+    only, with the locks taken at its start, as trytond does for a request.
+    ``fn`` must return plain data, not records of the closed transaction.
+    Without ``autonomous`` it simply runs in the caller's transaction."""
+    if not autonomous:
+        return fn(*args)
+    extras: dict[str, Any] = {}
+    attempts = 5
+    for attempt in range(attempts):
+        try:
+            with Transaction().new_transaction(**extras) as transaction:
+                try:
+                    result = fn(*args)
+                except TransactionError as exc:
+                    transaction.rollback()
+                    exc.fix(extras)
+                    continue
+                transaction.commit()
+                return result
+        except backend.DatabaseOperationalError:
+            # e.g. a counter vend updated the meter row meanwhile (REPEATABLE
+            # READ): start again on a fresh snapshot, as trytond does.
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise RuntimeError(f"no commit after {attempts} attempts (record locks)")
 
 
 # --- coroutines run inside one association -----------------------------------
@@ -158,16 +214,35 @@ async def load_limit(session, watts: int | None = None) -> dict[str, int]:
     return await ops.read_limiter(session)
 
 
-async def deliver_tokens(session, tokens: list[str]) -> list[Any]:
-    """Enter the tokens in order; stop at the first one the meter refuses."""
-    out = []
-    for token in tokens:
+async def deliver_tokens(
+    session, tokens: list[str], retry: bool = False
+) -> dict[str, Any]:
+    """Enter the tokens in order; stop at the first one the meter refuses.
+
+    On a retry of the same stored digits, a token refused as a replay
+    (validation failure, status 6) whose digits the meter reports as its last
+    token was delivered by an earlier attempt: it is noted in ``replayed`` and
+    the next token is entered."""
+    statuses: list[ops.TokenStatus] = []
+    replayed: list[int] = []
+    mismatch = False
+    for index, token in enumerate(tokens):
         status = await ops.enter_token(session, token)
-        out.append(status)
-        if not status.accepted:
-            break
-    out.append(await ops.read_credit_wh(session))
-    return out
+        statuses.append(status)
+        if status.accepted:
+            continue
+        if retry and status.status == REPLAY_STATUS:
+            if await ops.read_last_token(session) == token:
+                replayed.append(index)
+                continue
+            mismatch = True
+        break
+    return {
+        'statuses': statuses,
+        'replayed': replayed,
+        'mismatch': mismatch,
+        'credit': await ops.read_credit_wh(session),
+    }
 
 
 async def relay(session, action: str) -> ops.RelayState:
@@ -317,37 +392,35 @@ class Job(ModelSQL, ModelView):
 
     # --- execution ------------------------------------------------------
     @classmethod
-    def execute(cls, jobs) -> list[MeterResult]:
-        """Run the pending jobs concurrently and store every outcome."""
+    def execute(cls, jobs, autonomous: bool | None = None) -> list[MeterResult]:
+        """Run the pending jobs concurrently and store every outcome.
+
+        Claiming and storing are committed on their own (see the module
+        docstring): the caller's transaction only reads during the I/O."""
         pool = Pool()
         Configuration = pool.get('prepaid.configuration')
         config = Configuration(1)
-        jobs = [
-            j
-            for j in cls.browse([j.id for j in jobs])
-            if j.state in {'pending', 'running'}
-        ]
-        if not jobs:
+        ids = [j.id for j in jobs]
+        if autonomous is None:
+            autonomous = autonomous_for(cls.__name__, ids)
+        claimed = run_committed(cls._claim, ids, autonomous=autonomous)
+        if not claimed:
             return []
-        now = dt.datetime.now()
-        with without_check_access():
-            for job in jobs:
-                job.state = 'running'
-                job.attempts += 1
-                job.started_at = now
-            cls.save(jobs)
-        runnable, meter_jobs = [], []
+        jobs = cls.browse(list(claimed))
+        runnable, meter_jobs, failures = [], [], []
         for job in jobs:
             try:
                 settings = job.meter.hes_connection_settings()
-                operation = job._operation(config)
+                operation = job._operation(config, attempts=claimed[job.id])
             except TransactionError:
                 raise  # e.g. a record lock: trytond restarts the task
             except Exception as exc:  # configuration error: this job only
-                job._store_failure('configuration', _message(exc))
+                failures.append((job.id, _message(exc)))
                 continue
-            runnable.append(job)
+            runnable.append(job.id)
             meter_jobs.append(MeterJob(str(job.id), settings, [operation]))
+        for job_id, message in failures:
+            run_committed(cls._store_failure_id, job_id, message, autonomous=autonomous)
         if not meter_jobs:
             return []
         results = read_meters(
@@ -359,11 +432,36 @@ class Job(ModelSQL, ModelView):
             ),
             counter_store=DatabaseCounterStore(reserve=config.hes_counter_reserve or 1),
         )
-        for job, result in zip(runnable, results, strict=True):
-            job._store(result)
+        for job_id, result in zip(runnable, results, strict=True):
+            # One transaction per meter: a failure to store one outcome
+            # neither loses nor repeats the others.
+            run_committed(cls._store_id, job_id, result, autonomous=autonomous)
         return results
 
-    def _operation(self, config) -> Operation:
+    @classmethod
+    def _claim(cls, ids: list[int]) -> dict[int, int]:
+        """Mark the runnable jobs running and count the attempt (committed
+        before the I/O: a retried task knows the meter may have been reached)."""
+        jobs = [j for j in cls.browse(ids) if j.state in {'pending', 'running'}]
+        now = dt.datetime.now()
+        with without_check_access():
+            for job in jobs:
+                job.state = 'running'
+                job.attempts += 1
+                job.started_at = now
+            cls.save(jobs)
+        # The caller's snapshot may predate this commit: hand the counts over.
+        return {j.id: j.attempts for j in jobs}
+
+    @classmethod
+    def _store_id(cls, job_id: int, result: MeterResult) -> None:
+        cls(job_id)._store(result)
+
+    @classmethod
+    def _store_failure_id(cls, job_id: int, message: str) -> None:
+        cls(job_id)._store_failure('configuration', message)
+
+    def _operation(self, config, attempts: int | None = None) -> Operation:
         data = self.data
         threshold = config.hes_clock_threshold or 10
         builders: dict[str, Callable[[], Operation]] = {
@@ -391,7 +489,7 @@ class Job(ModelSQL, ModelView):
             ),
             'token': lambda: Operation(
                 deliver_tokens,
-                {'tokens': self._tokens()},
+                {'tokens': self._tokens(), 'retry': self._token_retry(attempts)},
                 idempotent=False,
                 label='read',
             ),
@@ -416,6 +514,13 @@ class Job(ModelSQL, ModelView):
 
     def _tokens(self) -> list[str]:
         return self.command.hes_prepare_tokens()
+
+    def _token_retry(self, attempts: int | None = None) -> bool:
+        """Whether these digits may have reached the meter before: the job
+        was claimed before (attempts are committed before the I/O) or the
+        command was dispatched before."""
+        attempts = self.attempts if attempts is None else attempts
+        return attempts > 1 or (self.command.attempts or 0) > 1
 
     def _store(self, result: MeterResult) -> None:
         Meter = Pool().get('prepaid.meter')
@@ -599,12 +704,20 @@ class Job(ModelSQL, ModelView):
             Meter.write([self.meter], {'hes_load_limit_read': out['active']})
         return ", ".join(f"{k}: {v}" for k, v in out.items())
 
-    def _store_token(self, out: list[Any]) -> str:
-        *statuses, credit_wh = out
-        self.command.hes_token_result(statuses, credit_wh)
+    def _store_token(self, out: dict[str, Any]) -> str:
+        statuses, replayed, credit_wh = out['statuses'], out['replayed'], out['credit']
+        self.command.hes_token_result(
+            statuses, credit_wh, replayed=replayed, mismatch=out['mismatch']
+        )
         return (
             "\n".join(
-                f"Token {i + 1}: {s.name} ({s.status})" for i, s in enumerate(statuses)
+                f"Token {i + 1}: "
+                + (
+                    "already delivered by an earlier attempt"
+                    if i in replayed
+                    else f"{s.name} ({s.status})"
+                )
+                for i, s in enumerate(statuses)
             )
             + f"\nCredit in meter: {credit_wh} Wh"
         )

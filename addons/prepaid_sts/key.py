@@ -26,6 +26,9 @@ from .engine import StsError, derive_decoder_key
 #: Vending key length in bytes per decoder key generation algorithm.
 VK_BYTES = {"02": 8, "04": 20}
 
+#: The fields that identify a vending key (and enter the decoder key derivation).
+IDENTITY_FIELDS = ("sgc", "krn", "key_type", "base_date", "dkga", "ea", "ken")
+
 AUDIT_PURPOSES = [
     ("credit", "Credit token"),
     ("engineering", "Engineering token"),
@@ -157,6 +160,22 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
         for key in keys:
             key.check_parameters()
         cls.check_unique(keys)
+
+    @classmethod
+    def check_modification(cls, mode, keys, values=None, external=False):
+        super().check_modification(mode, keys, values=values, external=external)
+        if mode != "write" or not set(values) & set(IDENTITY_FIELDS):
+            return
+        # Once the key material is stored, the parameters that say which key
+        # it is are frozen: changing them would derive wrong decoder keys
+        # (a new key revision is a new vending key record).
+        for key in keys:
+            if key.key_entered and any(
+                values[f] != getattr(key, f) for f in set(values) & set(IDENTITY_FIELDS)
+            ):
+                raise AccessError(
+                    gettext("prepaid_sts.msg_vending_key_frozen", key=key.name)
+                )
 
     def check_parameters(self):
         from .engine.identifiers import validate_krn, validate_sgc

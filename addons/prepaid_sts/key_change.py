@@ -14,12 +14,13 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .common import BASE_DATES, KEY_TYPES, sts_error_message
 from .engine import StsError, key_change_tokens
 from .key import get_origin_selection
+from .meter import KEY_CHANGE_CONTEXT
 
 STATES = [
     ("pending", "Pending"),
@@ -115,24 +116,7 @@ class KeyChange(Workflow, ModelSQL, ModelView):
         pool = Pool()
         Meter = pool.get("prepaid.meter")
         Token = pool.get("prepaid.sts.token")
-        meter.sts_require_parameters()
-        with without_check_access():
-            pending = cls.search(
-                [("meter", "=", meter.id), ("state", "=", "pending")], limit=1
-            )
-        if pending:
-            raise UserError(
-                gettext("prepaid_sts.msg_key_change_pending", meter=meter.rec_name)
-            )
-        old = meter.sts_parameters()
-        target = dict(old)
-        for name in PARAMS:
-            if new.get(name) not in (None, ""):
-                target[f"sts_{name}"] = new[name]
-        if target == old:
-            raise UserError(
-                gettext("prepaid_sts.msg_key_change_same", meter=meter.rec_name)
-            )
+        old, target = cls.check_issue(meter, new)
         rollover = target["sts_base_date"] != old["sts_base_date"]
         # Serialise with token issues for this meter (they read the parameters).
         Meter.lock([meter])
@@ -196,10 +180,44 @@ class KeyChange(Workflow, ModelSQL, ModelView):
         if rollover:
             # The meter clears its TID memory when the base date changes.
             values["sts_last_tid"] = None
-        with without_check_access():
+        with (
+            without_check_access(),
+            Transaction().set_context({KEY_CHANGE_CONTEXT: True}),
+        ):
             Token.save(tokens)
             Meter.write([meter], values)
         return key_change
+
+    @classmethod
+    def check_issue(cls, meter, new: dict) -> tuple[dict, dict]:
+        """The (old, target) parameters of a key change of meter to ``new``, or
+        a UserError saying why it cannot be issued; nothing is written, so a
+        campaign can skip the meter and go on."""
+        meter.sts_require_parameters()
+        with without_check_access():
+            pending = cls.search(
+                [("meter", "=", meter.id), ("state", "=", "pending")], limit=1
+            )
+        if pending:
+            raise UserError(
+                gettext("prepaid_sts.msg_key_change_pending", meter=meter.rec_name)
+            )
+        old = meter.sts_parameters()
+        target = dict(old)
+        for name in PARAMS:
+            if new.get(name) not in (None, ""):
+                target[f"sts_{name}"] = new[name]
+        if target == old:
+            raise UserError(
+                gettext("prepaid_sts.msg_key_change_same", meter=meter.rec_name)
+            )
+        for parameters in (old, target):
+            key = meter.sts_vending_key(parameters)
+            if not key.key_entered:
+                raise UserError(
+                    gettext("prepaid_sts.msg_vending_key_empty", key=key.name)
+                )
+        return old, target
 
     @classmethod
     def pending_for(cls, meter) -> list:
@@ -244,7 +262,10 @@ class KeyChange(Workflow, ModelSQL, ModelView):
             Meter.lock([meter])
             values = {f"sts_{n}": getattr(key_change, f"old_{n}") for n in PARAMS}
             values["sts_last_tid"] = key_change.old_last_tid
-            with without_check_access():
+            with (
+                without_check_access(),
+                Transaction().set_context({KEY_CHANGE_CONTEXT: True}),
+            ):
                 Meter.write([meter], values)
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -31,9 +31,15 @@ from .engine import (
     validate_pan,
 )
 from .engine.tid import TID_LIMIT
+from .engine.tokens import amount_to_value16, value16_to_amount
 
 #: The 2**24-minute limit of base date 1993 (sts.md 4.7 and 6).
 DEFAULT_CUTOVER_1993 = dt.datetime(2024, 11, 24, 20, 16)
+
+#: Context key set only by the key change code (RPC strips "_" keys): the one
+#: path allowed to change a commissioned meter's key identity or to lower
+#: (reset) its last TID.
+KEY_CHANGE_CONTEXT = "_prepaid_sts_key_change"
 
 STS_FIELDS = [
     "sts_pan",
@@ -81,7 +87,10 @@ def next_tid(last_tid: int | None, minute_tid: int) -> int:
 class Meter(metaclass=PoolMeta):
     __name__ = "prepaid.meter"
 
-    _sts_states = {"readonly": Eval("sts_key_change_pending", False)}
+    _sts_states = {
+        "readonly": Eval("sts_key_change_pending", False)
+        | Eval("sts_commissioned", False)
+    }
 
     sts_pan = fields.Char(
         "Meter PAN",
@@ -99,7 +108,9 @@ class Meter(metaclass=PoolMeta):
     sts_base_date = fields.Selection(
         [(None, "")] + BASE_DATES, "Base Date", states=_sts_states
     )
-    sts_ea = fields.Selection([(None, "")] + EAS, "Encryption Algorithm")
+    sts_ea = fields.Selection(
+        [(None, "")] + EAS, "Encryption Algorithm", states=_sts_states
+    )
     sts_last_tid = fields.Integer(
         "Last TID",
         readonly=True,
@@ -110,6 +121,13 @@ class Meter(metaclass=PoolMeta):
     )
     sts_key_change_pending = fields.Function(
         fields.Boolean("Key Change Pending"), "get_sts_key_change_pending"
+    )
+    sts_commissioned = fields.Function(
+        fields.Boolean(
+            "STS Commissioned",
+            help="All STS parameters are set: they change only by a key change.",
+        ),
+        "get_sts_commissioned",
     )
 
     @classmethod
@@ -147,6 +165,68 @@ class Meter(metaclass=PoolMeta):
             )
         ids = {k.meter.id for k in pending}
         return {m.id: m.id in ids for m in meters}
+
+    def get_sts_commissioned(self, name):
+        return all(getattr(self, f) not in (None, "") for f in STS_FIELDS)
+
+    @classmethod
+    def check_modification(cls, mode, meters, values=None, external=False):
+        super().check_modification(mode, meters, values=values, external=external)
+        if mode != "write":
+            return
+        changed = set(values) & set(STS_FIELDS)
+        key_change = Transaction().context.get(KEY_CHANGE_CONTEXT)
+        if "sts_last_tid" in values:
+            if external:
+                raise AccessError(gettext("prepaid_sts.msg_meter_last_tid_readonly"))
+            if not key_change:
+                cls._check_tid_increases(meters, values["sts_last_tid"])
+        if changed and not key_change:
+            # Commissioning sets the parameters once; afterwards the decoder
+            # key (and so the meter's identity) changes only by a key change,
+            # whose tokens move the meter too.
+            stored = cls._stored_sts_parameters(meters)
+            for meter in meters:
+                current = stored[meter.id]
+                if all(v not in (None, "") for v in current.values()) and any(
+                    values[f] != current[f] for f in changed
+                ):
+                    raise AccessError(
+                        gettext("prepaid_sts.msg_meter_sts_frozen", meter=meter.serial)
+                    )
+
+    @classmethod
+    def _stored_sts_parameters(cls, meters) -> dict[int, dict]:
+        # From the table: the records may carry values cached before a write.
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        columns = [getattr(table, f) for f in STS_FIELDS]
+        cursor.execute(
+            *table.select(
+                table.id, *columns, where=table.id.in_([m.id for m in meters])
+            )
+        )
+        return {row[0]: dict(zip(STS_FIELDS, row[1:], strict=True)) for row in cursor}
+
+    @classmethod
+    def _check_tid_increases(cls, meters, tid: int | None) -> None:
+        "A lower last TID would let tokens reuse TIDs the meter already saw"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(
+                table.id,
+                table.sts_last_tid,
+                where=table.id.in_([m.id for m in meters]),
+            )
+        )
+        for _, last in cursor:
+            if last is not None and (tid is None or tid < last):
+                raise AccessError(
+                    gettext(
+                        "prepaid_sts.msg_meter_last_tid_decrease", tid=tid, last=last
+                    )
+                )
 
     @classmethod
     def validate_fields(cls, meters, field_names):
@@ -306,6 +386,22 @@ class Meter(metaclass=PoolMeta):
         for request, tid in zip(requests, tids, strict=True):
             nibble = secrets.randbelow(16) if rnd is None else rnd
             currency = request.token_class == 0 and request.subclass >= 4
+            value = request.amount
+            if value is not None:
+                # The meter credits the encoded amount, rounded up to the next
+                # value a token carries (1700.5 kWh -> 1701.4): log that one.
+                try:
+                    value16, s_and_e = amount_to_value16(
+                        request.token_class, request.subclass, value
+                    )
+                except StsError as error:
+                    raise UserError(sts_error_message(error)) from None
+                value = value16_to_amount(
+                    request.token_class,
+                    request.subclass,
+                    value16,
+                    nibble if s_and_e is None else s_and_e,
+                )
             try:
                 digits = credit_token(
                     decoder_key,
@@ -330,7 +426,7 @@ class Meter(metaclass=PoolMeta):
                     sgc=self.sts_sgc,
                     krn=self.sts_krn,
                     tariff_index=self.sts_tariff_index,
-                    value=request.amount,
+                    value=value,
                     value16=request.value16,
                     digits=digits,
                     description=request.description,

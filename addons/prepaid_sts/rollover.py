@@ -9,6 +9,7 @@ no TID, so they can still be issued after it.
 
 from __future__ import annotations
 
+from trytond.exceptions import UserError
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -117,19 +118,41 @@ class Rollover(Workflow, ModelSQL, ModelView):
     @ModelView.button
     @Workflow.transition("issued")
     def issue(cls, campaigns):
-        KeyChange = Pool().get("prepaid.sts.key_change")
+        """Issue a key change per listed meter, skipping (with the reason on
+        the line) a meter that cannot get one, e.g. without a vending key.
+
+        All the meters are locked at once first: trytond restarts the
+        transaction once with every lock taken, instead of once per meter
+        (each ``KeyChange.issue`` locks its meter)."""
+        pool = Pool()
+        KeyChange = pool.get("prepaid.sts.key_change")
+        Meter = pool.get("prepaid.meter")
+        Line = pool.get("prepaid.sts.rollover.line")
+        Meter.lock([line.meter for c in campaigns for line in c.lines])
+        lines = []
         for campaign in campaigns:
+            new = {"base_date": campaign.to_base_date, "krn": campaign.new_krn}
             for line in campaign.lines:
                 meter = line.meter
+                lines.append(line)
                 if meter.sts_base_date != campaign.from_base_date:
-                    continue  # already rolled (by hand or another campaign)
+                    # Already rolled (by hand or another campaign).
+                    line.result, line.skip_reason = "skipped", None
+                    continue
+                try:
+                    KeyChange.check_issue(meter, new)
+                except UserError as error:
+                    line.result, line.skip_reason = "skipped", error.message
+                    continue
                 KeyChange.issue(
                     meter,
-                    {"base_date": campaign.to_base_date, "krn": campaign.new_krn},
+                    new,
                     reason=campaign.name,
                     ken=campaign.ken,
                     campaign=campaign,
                 )
+                line.result, line.skip_reason = "issued", None
+        Line.save(lines)
 
 
 class RolloverLine(ModelSQL, ModelView):
@@ -149,6 +172,12 @@ class RolloverLine(ModelSQL, ModelView):
     key_change = fields.Function(
         fields.Many2One("prepaid.sts.key_change", "Key Change"), "get_key_change"
     )
+    result = fields.Selection(
+        [(None, ""), ("issued", "Issued"), ("skipped", "Skipped")],
+        "Result",
+        readonly=True,
+    )
+    skip_reason = fields.Char("Reason Skipped", readonly=True)
 
     @classmethod
     def __setup__(cls):

@@ -13,6 +13,8 @@ from trytond.model import (
 from trytond.pool import Pool
 from trytond.pyson import Id
 
+from .tariff_model import CHANNELS
+
 
 class Configuration(ModelSingleton, ModelSQL, ModelView):
     "System parameters of the vending and metering platform"
@@ -122,6 +124,13 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
         digits=(16, 2),
         help="Overrides the system maximum for this sales point when lower.",
     )
+    channel = fields.Selection(
+        CHANNELS,
+        "Vending Channel",
+        required=True,
+        help="The channel of every vend made here (it sets the channel fee "
+        "and whether a cashier shift is needed): clients cannot choose it.",
+    )
     offline_allowed = fields.Boolean(
         "Offline Vending Allowed",
         help="Mobile units may vend offline and synchronise later.",
@@ -158,3 +167,7 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_receipt_width_mm():
         return '80'
+
+    @staticmethod
+    def default_channel():
+        return 'counter'

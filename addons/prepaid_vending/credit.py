@@ -10,9 +10,10 @@ from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from .tariff import Debt as CalculatorDebt
+from .vend import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
 
@@ -314,10 +315,14 @@ class EmergencyCredit(ModelSQL, ModelView):
         help="The vend that delivered the credit (token meters).",
     )
     repayments = fields.Char("Repaid by Vends", readonly=True)
+    repayment_lines = fields.One2Many(
+        'prepaid.emergency_credit.repayment', 'credit', "Repayments", readonly=True
+    )
     state = fields.Selection(
         [
             ('open', "Open"),
             ('repaid', "Repaid"),
+            ('cancelled', "Cancelled"),
         ],
         "State",
         required=True,
@@ -386,47 +391,108 @@ class EmergencyCredit(ModelSQL, ModelView):
     def issue(cls, meter, idempotency_key: str, sales_point=None):
         """Advance emergency credit: a vend paid by the emergency receivable
         (tokens for keypad meters, account credit for remote-prepaid ones)."""
-        Vend = Pool().get('prepaid.vend')
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
         amount = cls.check_eligible(meter)
-        vend = Vend.vend(
-            meter, amount, 'emergency', sales_point, idempotency_key, channel='api'
-        )
+        # The only way to sell with the "emergency" method: the vend refuses it
+        # without this server-side context key (RPC strips "_" keys).
+        with Transaction().set_context({EMERGENCY_CONTEXT: True}):
+            vend = Vend.vend(
+                meter, amount, 'emergency', sales_point, idempotency_key, channel='api'
+            )
         credit = cls(meter=meter, party=meter.customer, amount=amount, vend=vend)
-        credit.save()
+        with without_check_access():
+            credit.save()
         return credit
 
     @classmethod
     def repay(cls, credits, amount: Decimal, vend) -> None:
+        Repayment = Pool().get('prepaid.emergency_credit.repayment')
+        repayments = []
         for credit in credits:
             if amount <= 0:
                 break
             take = min(amount, credit.outstanding)
+            if take <= 0:
+                continue
             credit.repaid += take
             amount -= take
             credit.repayments = ' '.join(filter(None, [credit.repayments, vend.number]))
+            repayments.append(Repayment(credit=credit, vend=vend, amount=take))
             if credit.repaid >= credit.amount:
                 credit.state = 'repaid'
         cls.save(credits)
+        Repayment.save(repayments)
 
     @classmethod
     def undo_vend(cls, vend) -> None:
-        lines = [line for line in vend.lines if line.kind == 'emergency']
-        amount = sum((line.amount for line in lines), ZERO)
-        if not amount:
-            return
-        credits = cls.search(
-            [
-                ('meter', '=', vend.meter.id),
-                ('repayments', 'like', f'%{vend.number}%'),
-            ],
-            order=[('date', 'DESC')],
+        """A cancelled vend gives its repayments back: matched on the vend
+        link (a text search for R00000001 would also hit R00000010)."""
+        Repayment = Pool().get('prepaid.emergency_credit.repayment')
+        repayments = Repayment.search(
+            [('vend', '=', vend.id), ('cancelled', '!=', True)]
         )
-        for credit in credits:
-            back = min(amount, credit.repaid)
-            credit.repaid -= back
+        credits = []
+        for repayment in repayments:
+            credit = repayment.credit
+            credit.repaid -= repayment.amount
             credit.state = 'open'
-            amount -= back
+            credit.repayments = ' '.join(
+                n for n in (credit.repayments or '').split() if n != vend.number
+            )
+            credits.append(credit)
         cls.save(credits)
+        if repayments:
+            Repayment.write(repayments, {"cancelled": True})
+
+    @classmethod
+    def cancel_issue(cls, vend) -> None:
+        """Cancelling the vend that delivered emergency credit cancels the
+        credit, unless later vends already repaid part of it."""
+        credits = cls.search([('vend', '=', vend.id), ('state', '!=', 'cancelled')])
+        for credit in credits:
+            if credit.repaid:
+                raise ValidationError(
+                    gettext(
+                        'prepaid_vending.msg_emergency_cancel_repaid',
+                        vend=vend.number,
+                        repayments=credit.repayments or '',
+                    )
+                )
+        if credits:
+            cls.write(credits, {'state': 'cancelled'})
+
+
+class EmergencyCreditRepayment(ModelSQL, ModelView):
+    "Part of an emergency credit repaid by a vend"
+
+    __name__ = 'prepaid.emergency_credit.repayment'
+
+    credit = fields.Many2One(
+        'prepaid.emergency_credit',
+        "Emergency Credit",
+        required=True,
+        readonly=True,
+        ondelete='CASCADE',
+    )
+    vend = fields.Many2One(
+        'prepaid.vend', "Vend", required=True, readonly=True, ondelete='RESTRICT'
+    )
+    amount = fields.Numeric("Amount", digits=(16, 2), required=True, readonly=True)
+    cancelled = fields.Boolean(
+        "Cancelled", readonly=True, help="The vend was cancelled: given back."
+    )
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('credit')
+
+    @classmethod
+    def check_modification(cls, mode, repayments, values=None, external=False):
+        super().check_modification(mode, repayments, values=values, external=external)
+        if external:
+            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
 WEEKDAY_FIELDS = (

@@ -15,9 +15,9 @@ from decimal import Decimal
 from sql.aggregate import Sum
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from . import accounting
 from .tariff import TariffError, bill_month
@@ -31,6 +31,13 @@ COMMAND_KINDS = [
     ('clear_credit', "Clear Credit"),
     ('set_tariff', "Set Tariff"),
 ]
+#: Written only by MeterCommand.reconcile_undelivered.
+RECONCILE_FIELDS = {
+    'reconciled_undelivered',
+    'reconciled_by',
+    'reconciled_at',
+    'reconciliation_reason',
+}
 COMMAND_STATES = [
     ('pending', "Pending"),
     ('sent', "Sent"),
@@ -59,6 +66,15 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     done_at = fields.Timestamp("Done", readonly=True)
     vend = fields.Many2One('prepaid.vend', "Vend", readonly=True, ondelete='RESTRICT')
     origin = fields.Reference("Origin", selection='get_origin', readonly=True)
+    reconciled_undelivered = fields.Boolean(
+        "Confirmed Not Delivered",
+        readonly=True,
+        help="A manager read the meter (token status, credit register) and "
+        "confirmed that this failed or rejected command did not credit it.",
+    )
+    reconciled_by = fields.Many2One('res.user', "Confirmed By", readonly=True)
+    reconciled_at = fields.Timestamp("Confirmed At", readonly=True)
+    reconciliation_reason = fields.Text("Meter Reading Evidence", readonly=True)
 
     @classmethod
     def __setup__(cls):
@@ -155,6 +171,52 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     @Workflow.transition('pending')
     def retry(cls, commands):
         pass
+
+    @classmethod
+    def reconcile_undelivered(cls, commands, reason: str) -> None:
+        """A Vending Manager confirms, after reading the meter's token status or
+        credit register, that failed/rejected commands did not credit it: only
+        then may their vend be cancelled as undelivered."""
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        user = Transaction().user
+        if user:
+            manager = ModelData.get_id('prepaid_vending', 'group_manager')
+            with without_check_access():
+                if manager not in {g.id for g in User(user).groups}:
+                    raise AccessError(
+                        gettext('prepaid_vending.msg_command_reconcile_manager')
+                    )
+        if not reason or not reason.strip():
+            raise ValidationError(
+                gettext('prepaid_vending.msg_command_reconcile_reason')
+            )
+        for command in commands:
+            if command.state not in {'failed', 'rejected'}:
+                raise ValidationError(
+                    gettext(
+                        'prepaid_vending.msg_command_reconcile_state',
+                        command=command.id,
+                        state=command.state,
+                    )
+                )
+        with without_check_access():
+            cls.write(
+                list(commands),
+                {
+                    'reconciled_undelivered': True,
+                    'reconciled_by': user or None,
+                    'reconciled_at': dt.datetime.now(),
+                    'reconciliation_reason': reason.strip(),
+                },
+            )
+
+    @classmethod
+    def check_modification(cls, mode, commands, values=None, external=False):
+        super().check_modification(mode, commands, values=values, external=external)
+        if external and mode == 'write' and set(values) & RECONCILE_FIELDS:
+            raise AccessError(gettext('prepaid_vending.msg_command_reconcile_manager'))
 
 
 class RemoteAccount(ModelSQL, ModelView):

@@ -6,18 +6,24 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
+from sql import For
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from . import accounting
-from .vend import PAYMENT_METHODS
+from .vend import COUNTED_METHODS, SERIALIZATION_FAILURE, MeterBusy
 
 ZERO = Decimal(0)
-COUNTED_METHODS = [m for m in PAYMENT_METHODS if m[0] != 'emergency']
+#: The only shift fields a client may write, and only while the shift is open:
+#: the rest (totals, difference, state, times, cashier) is the system's.
+CLIENT_WRITABLE = {'counts', 'opening_float'}
+#: Fields a client may give when opening a shift.
+CLIENT_CREATE = {'sales_point', 'opening_float', 'counts'}
 
 
 class Session(Workflow, ModelSQL, ModelView):
@@ -115,6 +121,59 @@ class Session(Workflow, ModelSQL, ModelView):
                 )
 
     @classmethod
+    def check_modification(cls, mode, sessions, values=None, external=False):
+        super().check_modification(mode, sessions, values=values, external=external)
+        if not external:
+            return
+        if mode == 'delete':
+            raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
+        if mode == 'create':
+            user = Transaction().user
+            for session in sessions:
+                if (
+                    session.state != 'open'
+                    or session.cashier.id != user
+                    or session.closed_at
+                    or session.difference is not None
+                    or session.difference_move
+                ):
+                    raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
+        elif mode == 'write':
+            if set(values) - CLIENT_WRITABLE or any(
+                s.state != 'open' for s in sessions
+            ):
+                raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
+            if 'opening_float' in values and any(s.get_vends() for s in sessions):
+                # Declared at opening: changed later it would hide a shortage.
+                raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
+
+    @classmethod
+    def lock_for_vend(cls, session) -> None:
+        """Share-lock the shift row until commit and check it is still open.
+
+        A closing shift holds its row FOR UPDATE (``close_session``); the vend
+        waits for it and, the row being updated since its snapshot, restarts
+        (``MeterBusy``) and then finds no open shift.  Vends of one shift share
+        the lock, so they do not wait for each other.
+        """
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        query = table.select(table.state, where=table.id == session.id)
+        if backend.name == 'postgresql':
+            query.for_ = For('SHARE')
+        try:
+            cursor.execute(*query)
+        except backend.DatabaseOperationalError as exc:
+            if getattr(exc, 'sqlstate', None) == SERIALIZATION_FAILURE:
+                raise MeterBusy() from exc
+            raise
+        (state,) = cursor.fetchone()
+        if state != 'open':
+            raise ValidationError(
+                gettext('prepaid_vending.msg_session_closed', session=session.rec_name)
+            )
+
+    @classmethod
     def open_session(cls, sales_point, opening_float=ZERO):
         session = cls(sales_point=sales_point, opening_float=opening_float)
         session.save()
@@ -160,6 +219,7 @@ class Session(Workflow, ModelSQL, ModelView):
     @ModelView.button
     def close(cls, sessions):
         "Close with the declared amounts entered in the cash count lines"
+        cls.check_closer(sessions)
         for session in sessions:
             cls.close_session(
                 session, {c.payment_method: c.declared for c in session.counts}
@@ -168,11 +228,44 @@ class Session(Workflow, ModelSQL, ModelView):
     @classmethod
     def close_session(cls, session, declared: dict[str, Decimal]):
         """Close with the declared amount per payment method; books the
-        difference and posts the shift's vend moves."""
+        difference and posts the shift's vend moves.
+
+        The shift row is locked first (trytond restarts the transaction with
+        the lock taken, so the snapshot sees every vend committed before), and
+        its state is read again under the lock."""
+        cls.check_closer([session])
+        cls.lock([session])
+        with without_check_access():
+            return cls._close_session(cls(session.id), declared)
+
+    @classmethod
+    def check_closer(cls, sessions) -> None:
+        "A shift is closed by its cashier or by a Vending Manager"
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        transaction = Transaction()
+        if not (transaction.user and transaction.check_access):
+            return
+        manager = ModelData.get_id('prepaid_vending', 'group_manager')
+        with without_check_access():
+            groups = {g.id for g in User(transaction.user).groups}
+        if manager in groups:
+            return
+        for session in sessions:
+            if session.cashier.id != transaction.user:
+                raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
+
+    @classmethod
+    def _close_session(cls, session, declared: dict[str, Decimal]):
         pool = Pool()
         Count = pool.get('prepaid.cashier.session.count')
         Configuration = pool.get('prepaid.configuration')
-        if session.state != 'open':
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.state, where=table.id == session.id))
+        (state,) = cursor.fetchone()
+        if state != 'open':
             raise ValidationError(
                 gettext('prepaid_vending.msg_session_closed', session=session.rec_name)
             )
@@ -290,6 +383,22 @@ class SessionCount(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('session')
+
+    @classmethod
+    def check_modification(cls, mode, counts, values=None, external=False):
+        super().check_modification(mode, counts, values=values, external=external)
+        if not external:
+            return
+        # The cashier declares amounts on an open shift; the system figures
+        # and the difference are written by close_session only.
+        if (mode == 'write' and set(values) - {'declared', 'payment_method'}) or any(
+            c.session.state != 'open' for c in counts
+        ):
+            raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
+        if mode == 'create' and any(
+            c.system is not None or c.difference is not None for c in counts
+        ):
+            raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
 
 
 class Rule(metaclass=PoolMeta):

@@ -314,11 +314,14 @@ class Vend(Workflow, ModelSQL, ModelView):
         'prepaid.meter.command', 'vend', "Remote Commands", readonly=True
     )
     credited_kwh = fields.Function(
-        fields.Numeric("kWh Credited on the Meter", digits=(16, 1)),
+        fields.Numeric(
+            "kWh Credited on the Meter",
+            digits=(16, 1),
+            help="The energy the tokens carry: an STS amount is rounded up to "
+            "the next value a token can encode, so above 1638.3 kWh it may "
+            "exceed the kWh paid.",
+        ),
         'get_credited_kwh',
-        help="The energy the tokens carry: an STS amount is rounded up to the "
-        "next value a token can encode, so above 1638.3 kWh it may exceed the "
-        "kWh paid.",
     )
 
     @classmethod
@@ -874,7 +877,7 @@ class Vend(Workflow, ModelSQL, ModelView):
             raise AccessError(gettext('prepaid_vending.msg_vend_cancel_manager'))
         # Checked above: the writes below bypass the (read-only) staff access.
         with without_check_access():
-            cls._cancel_vends(cls.browse(vends), reason, config)
+            cls._cancel_vends(vends, reason, config)
 
     @classmethod
     def _cancel_vends(cls, vends, reason: str, config) -> None:
@@ -929,6 +932,9 @@ class Vend(Workflow, ModelSQL, ModelView):
         Debt_ = pool.get('prepaid.debt')
         Emergency = pool.get('prepaid.emergency_credit')
         Account = pool.get('prepaid.remote.account')
+        # First: it refuses (before anything is written) when the emergency
+        # credit this vend delivered is already partly repaid.
+        Emergency.cancel_issue(self)
         position = Position.get(self.meter, self.date.date().replace(day=1))
         if position.id is not None:
             if self.month_kwh_after is not None and self.month_kwh_before is not None:
@@ -945,7 +951,6 @@ class Vend(Workflow, ModelSQL, ModelView):
             [c for c in self.commands if c.state in {'pending', 'failed', 'rejected'}],
             {'state': 'cancelled', 'last_error': 'vend cancelled'},
         )
-        Emergency.cancel_issue(self)
         Debt_.undo_vend(self)
         Emergency.undo_vend(self)
         if self.credit_amount:

@@ -4,12 +4,21 @@ A GCM nonce is system title || invocation counter (IC): reusing an IC with the
 same key breaks confidentiality and integrity, and meters reject any frame
 whose IC is not greater than the last one they accepted. The client therefore
 takes every IC from a store that hands each value out once, persisted across
-processes (the Tryton side keeps it per meter in the database).
+processes (the Tryton side keeps it in the database).
+
+The nonce depends on the client system title and the counter only, not on the
+meter: two meters sharing a block cipher key (a utility-wide key, factory
+defaults) would get identical nonces from per-meter counters.  Counters are
+therefore keyed by :func:`counter_key`, i.e. (client system title, key
+fingerprint), so a (key, nonce) pair is never used twice whatever the number
+of meters sharing the key.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -17,6 +26,27 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 MAX_INVOCATION_COUNTER = 0xFFFFFFFF
+# HMAC key of the fingerprint.  Fixed on purpose: the fingerprint must stay
+# the same across restarts and master-key rotations (a changed fingerprint
+# would restart the counters from 1 under the same key).  It only tells
+# whether two meters share a key, never the key.
+FINGERPRINT_KEY = b"prepaid-headend/dlms/invocation-counter/v1"
+
+
+def key_fingerprint(block_cipher_key: bytes) -> str:
+    """Keyed hash (HMAC-SHA-256, 128 bits in hex) identifying a block cipher key."""
+    if len(block_cipher_key) != 16:
+        raise ValueError("block cipher key must be 16 bytes (AES-128)")
+    mac = hmac.new(FINGERPRINT_KEY, bytes(block_cipher_key), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def counter_key(system_title: bytes, block_cipher_key: bytes) -> str:
+    """Counter-store key of every frame ciphered with this title and key."""
+    if len(system_title) != 8:
+        raise ValueError("system title must be 8 bytes")
+    title = bytes(system_title).hex().upper()
+    return f"gcm:{title}:{key_fingerprint(block_cipher_key)}"
 
 
 class CounterExhausted(RuntimeError):
@@ -131,6 +161,8 @@ class JsonFileCounterStore:
 
 __all__ = [
     "CounterExhausted",
+    "counter_key",
+    "key_fingerprint",
     "InvocationCounterStore",
     "JsonFileCounterStore",
     "MemoryCounterStore",

@@ -33,6 +33,7 @@ SECURITY_ENCRYPTION = 0x20
 SECURITY_AUTHENTICATION_ENCRYPTION = 0x30
 
 _GENERAL_CIPHERING_WITH_TITLE = (0xDB, 0xDC)  # general-glo, general-ded
+_GENERAL_GLO = 0xDB
 _DATA_NOTIFICATION = 0x0F
 _GENERAL_CIPHERING = 0xDD
 # Service-specific glo (0x21..0x2D, 0xC8..0xCF, 0xD0..0xDA ded) PDUs carry
@@ -45,6 +46,20 @@ _SERVICE_SPECIFIC = frozenset(
     + list(range(0xC8, 0xD0))
     + list(range(0xD0, 0xD8))
 )
+# What a client may accept from a meter.  With one block cipher key in both
+# directions, a request frame the client sent itself verifies too: a
+# reflected or replayed request must not be taken for the meter's answer.
+# The client uses logical names, global keys and no push services, so only
+# these (and general-glo carrying the meter's own system title) are replies.
+CLIENT_REPLY_TAGS = frozenset(
+    [
+        0x28,  # glo-initiate-response (AARE user-information)
+        0x2E,  # glo-confirmed-service-error
+        0xCC,  # glo-get-response
+        0xCD,  # glo-set-response
+        0xCF,  # glo-action-response
+    ]
+)
 
 
 class GcmError(ValueError):
@@ -53,6 +68,10 @@ class GcmError(ValueError):
 
 class GcmTagError(GcmError):
     """The GCM authentication tag does not verify: tampered or wrong key."""
+
+
+class GcmUnexpectedApdu(GcmError):
+    """A ciphered APDU a client must not accept (a request, a foreign title)."""
 
 
 def nonce(system_title: bytes, invocation_counter: int) -> bytes:
@@ -166,17 +185,36 @@ def decrypt_aes_gcm(cls: Any, settings: Any, p: Any, data: Any) -> bytearray:
     Verifies the tag (raises GcmTagError otherwise) and, when the session set
     `settings.pps_reply_guard`, lets it check the peer's invocation counter
     (replay protection) after the tag has verified.
+
+    Unless `settings.isServer` is true (gurux's server side), the APDU must be
+    a reply (CLIENT_REPLY_TAGS) or a general-glo whose system title is the
+    server's one from the AARE (`settings.sourceSystemTitle`); anything else
+    raises GcmUnexpectedApdu before any decryption.
     """
     from gurux_dlms.internal._GXCommon import _GXCommon
 
     if data is None or len(data) - data.position < 2:
         raise GcmError("ciphered APDU too short")
     cmd = data.getUInt8()
+    client = not getattr(settings, "isServer", False)
+    if client and cmd not in CLIENT_REPLY_TAGS and cmd != _GENERAL_GLO:
+        raise GcmUnexpectedApdu(
+            f"ciphered APDU tag 0x{cmd:02X} is not a reply a client accepts "
+            "(a request reflected back, or a dedicated/push APDU)"
+        )
     if cmd in _GENERAL_CIPHERING_WITH_TITLE:
         n = _GXCommon.getObjectCount(data)
+        title = bytearray(n)
         if n:
-            title = bytearray(n)
             data.get(title)
+        if client:
+            server = getattr(settings, "sourceSystemTitle", None)
+            if not server or bytes(title) != bytes(server):
+                raise GcmUnexpectedApdu(
+                    "general-glo APDU with a system title other than the "
+                    "meter's one from the AARE"
+                )
+        if n:
             p.systemTitle = title
     elif cmd == _GENERAL_CIPHERING:
         raise GcmError("general-ciphering (0xDD) APDUs are not supported")

@@ -373,6 +373,14 @@ async def enter_token(session: DlmsSession, token: str) -> TokenStatus:
     return TokenStatus(_int(status[0]), bits(status[1]) if len(status) > 1 else "")
 
 
+async def read_last_token(session: DlmsSession) -> str:
+    """The last token the gateway received (class 115 attr 2), as digits."""
+    value = await session.get(TOKEN_GATEWAY, CLASS_TOKEN_GATEWAY, 2)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("ascii", "replace")
+    return str(value or "")
+
+
 async def read_credit_wh(session: DlmsSession) -> int:
     return _int(await session.get(CREDIT, CLASS_CREDIT, 2))
 

@@ -41,6 +41,7 @@ OPERATIONS: dict[str, tuple[OperationFn, bool]] = {
     "read_limiter": (ops.read_limiter, True),
     "write_limiter_threshold": (ops.write_limiter_threshold, True),
     "read_credit_wh": (ops.read_credit_wh, True),
+    "read_last_token": (ops.read_last_token, True),
     "read_account": (ops.read_account, True),
     "enter_token": (ops.enter_token, False),
     "upgrade_firmware": (ops.upgrade_firmware, False),

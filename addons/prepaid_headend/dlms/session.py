@@ -25,7 +25,7 @@ from gurux_dlms.GXCiphering import GXCiphering
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from . import gcm  # noqa: F401  (installs the verified AES-GCM in gurux)
-from .counters import InvocationCounterStore, MemoryCounterStore
+from .counters import InvocationCounterStore, MemoryCounterStore, counter_key
 from .errors import (
     AccessDenied,
     AssociationRefused,
@@ -68,13 +68,14 @@ class ConnectionSettings:
     client_address: int = 16
     server_address: int = 1
     auth: str = "none"
-    password: str | bytes | None = None  # LLS password or HLS-MD5 secret
+    # Secrets stay out of repr(): settings end up in logs and tracebacks.
+    password: str | bytes | None = field(default=None, repr=False)  # LLS / HLS-MD5
     system_title: bytes = DEFAULT_SYSTEM_TITLE  # client's, for HLS-GMAC
-    block_cipher_key: bytes = DEFAULT_BLOCK_CIPHER_KEY
-    authentication_key: bytes = DEFAULT_AUTHENTICATION_KEY
+    block_cipher_key: bytes = field(default=DEFAULT_BLOCK_CIPHER_KEY, repr=False)
+    authentication_key: bytes = field(default=DEFAULT_AUTHENTICATION_KEY, repr=False)
     timeout: float = 10.0  # per round trip
     connect_timeout: float | None = None  # defaults to `timeout`
-    meter_key: str | None = None  # invocation-counter key; default host:port
+    meter_key: str | None = None  # label of the meter (not the counter key)
     max_pdu_size: int = 0xFFFF
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +93,11 @@ class ConnectionSettings:
 
     @property
     def counter_key(self) -> str:
-        return self.meter_key or f"{self.host}:{self.port}"
+        """Invocation-counter key: (client system title, key fingerprint).
+
+        Not per meter: the GCM nonce is system title || counter, so meters
+        sharing a block cipher key must share one counter sequence."""
+        return counter_key(self.system_title, self.block_cipher_key)
 
     @property
     def ciphered(self) -> bool:

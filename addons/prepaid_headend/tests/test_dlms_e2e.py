@@ -164,10 +164,11 @@ def test_profile_by_range_last_three_hours(sim, index):
 def test_profile_full_buffer_is_multi_block(sim, index, auth):
     # 192 rows need GET block transfer (and HDLC segmentation); ciphered, every
     # block request takes a fresh invocation counter or the meter refuses it.
-    store_before = STORE.peek(f"meter-{index}")
+    settings = conn(sim, index, auth)
+    store_before = STORE.peek(settings.counter_key)
     cols, rows = run(
         _with(
-            conn(sim, index, auth),
+            settings,
             lambda s: ops.read_profile_by_entry(s, ops.LOAD_PROFILE),
         )
     )
@@ -175,7 +176,7 @@ def test_profile_full_buffer_is_multi_block(sim, index, auth):
     times = [r[0] for r in rows]
     assert times == sorted(times) and len(set(times)) == 192
     if auth == "hls-gmac":
-        assert STORE.peek(f"meter-{index}") - store_before >= 4
+        assert STORE.peek(settings.counter_key) - store_before >= 4
 
 
 @pytest.mark.parametrize("index", [W, H])
@@ -237,12 +238,13 @@ def test_wrong_gmac_keys_reported(sim):
 def test_counters_come_from_store_and_are_never_reused(sim):
     store = MemoryCounterStore()
     settings = conn(sim, W2, "hls-gmac", meter_key="meter-w2")
-    store.set_floor("meter-w2", 1_000_000)  # above anything used before
+    key = settings.counter_key  # (system title, key fingerprint), not the meter
+    store.set_floor(key, 1_000_000)  # above anything used before
     run(_with(settings, ops.read_clock, store))
-    first = store.peek("meter-w2")
+    first = store.peek(key)
     assert first > 1_000_000
     run(_with(settings, ops.read_clock, store))
-    assert store.peek("meter-w2") > first
+    assert store.peek(key) > first
     # A fresh store would restart at 1: the meter refuses the replayed
     # counter in the AARQ (AARE authentication-failure), never retried.
     with pytest.raises(AuthenticationFailure):

@@ -37,9 +37,24 @@ def _param(security: int) -> AesGcmParameter:
 
 
 def _decrypt(frame: bytes, guard=None) -> bytes:
+    """Decrypt as the meter (server) would: the Green Book vectors are requests."""
     p = AesGcmParameter(0, bytearray(SYSTEM_TITLE), bytearray(EK), bytearray(AK))
-    settings = SimpleNamespace(pps_reply_guard=guard)
+    settings = SimpleNamespace(pps_reply_guard=guard, isServer=True)
     return bytes(GXDLMSChippering.decryptAesGcm(settings, p, GXByteBuffer(frame)))
+
+
+def _client_decrypt(frame: bytes, server_title: bytes | None = SYSTEM_TITLE) -> bytes:
+    """Decrypt as the head-end client: the AARE gave the meter's system title."""
+    p = AesGcmParameter(0, bytearray(SYSTEM_TITLE), bytearray(EK), bytearray(AK))
+    settings = SimpleNamespace(isServer=False, sourceSystemTitle=server_title)
+    return bytes(GXDLMSChippering.decryptAesGcm(settings, p, GXByteBuffer(frame)))
+
+
+def _frame(tag: int, apdu: bytes, title: bytes = SYSTEM_TITLE) -> bytes:
+    p = AesGcmParameter(tag, bytearray(title), bytearray(EK), bytearray(AK))
+    p.security = 0x30
+    p.invocationCounter = IC
+    return bytes(GXDLMSChippering.encryptAesGcm(p, apdu))
 
 
 def test_shim_installed_on_gurux_class():
@@ -78,8 +93,9 @@ def test_authentication_only_tampered_plaintext_rejected():
 
 def test_wrong_key_is_rejected():
     p = AesGcmParameter(0, bytearray(SYSTEM_TITLE), bytearray(16), bytearray(AK))
+    settings = SimpleNamespace(isServer=True)
     with pytest.raises(gcm.GcmTagError):
-        GXDLMSChippering.decryptAesGcm(SimpleNamespace(), p, GXByteBuffer(GB_AUTH_ENC))
+        GXDLMSChippering.decryptAesGcm(settings, p, GXByteBuffer(GB_AUTH_ENC))
 
 
 def test_encryption_without_authentication_refused():
@@ -101,7 +117,8 @@ def test_general_glo_ciphering_round_trip_uses_title_from_frame():
     frame = bytes(GXDLMSChippering.encryptAesGcm(p, APDU))
     assert frame[:10] == b"\xdb\x08" + SYSTEM_TITLE
     other = AesGcmParameter(0, bytearray(b"XXXXXXXX"), bytearray(EK), bytearray(AK))
-    plain = GXDLMSChippering.decryptAesGcm(None, other, GXByteBuffer(frame))
+    settings = SimpleNamespace(isServer=False, sourceSystemTitle=SYSTEM_TITLE)
+    plain = GXDLMSChippering.decryptAesGcm(settings, other, GXByteBuffer(frame))
     assert bytes(plain) == APDU and bytes(other.systemTitle) == SYSTEM_TITLE
 
 
@@ -122,3 +139,41 @@ def test_nonce_validation():
 def test_no_encryption_print(capsys):
     _decrypt(GB_AUTH_ENC)
     assert capsys.readouterr().out == ""
+
+
+# --- review fix: the client accepts replies only ----------------------------
+# glo-get-response (0xCC) to the Green Book request: invoke-id 0x81, data
+# octet-string of 12 bytes (a COSEM date-time) -- hand-built, see dlms.md.
+RESPONSE = bytes.fromhex("C4018100090C07E6010102000000FF800000")
+
+
+def test_client_accepts_glo_get_response():
+    assert _client_decrypt(_frame(0xCC, RESPONSE)) == RESPONSE
+
+
+@pytest.mark.parametrize("tag", [0xC8, 0xC9, 0xCA, 0xCB, 0x21, 0xD0, 0xD4, 0xDC])
+def test_client_refuses_reflected_requests_and_non_reply_tags(tag):
+    # With one key in both directions these frames verify: only the tag says
+    # they are not the meter's answer.  Before the fix they were decrypted.
+    frame = _frame(tag, APDU)
+    with pytest.raises(gcm.GcmUnexpectedApdu, match=f"0x{tag:02X}"):
+        _client_decrypt(frame)
+
+
+def test_client_refuses_green_book_request_vector():
+    with pytest.raises(gcm.GcmUnexpectedApdu):
+        _client_decrypt(GB_AUTH_ENC)
+
+
+def test_client_refuses_general_glo_with_foreign_system_title():
+    client_title = b"PPSHES01"
+    frame = _frame(0xDB, RESPONSE, title=client_title)  # our own frame reflected
+    with pytest.raises(gcm.GcmUnexpectedApdu, match="system title"):
+        _client_decrypt(frame, server_title=SYSTEM_TITLE)
+    with pytest.raises(gcm.GcmUnexpectedApdu):
+        _client_decrypt(frame, server_title=None)  # no AARE title: refuse
+
+
+def test_client_accepts_general_glo_from_the_meter():
+    frame = _frame(0xDB, RESPONSE, title=SYSTEM_TITLE)
+    assert _client_decrypt(frame, server_title=SYSTEM_TITLE) == RESPONSE

@@ -2,11 +2,16 @@
 
 Keys are bytes in canonical big-endian order (the order DES and HMAC produce).
 NectarAPI prints its STA keys byte-reversed; do not feed those here unreversed.
+
+Nothing here is cached: a cache keyed by the plaintext vending key would keep
+decrypted vending keys (and cipher objects holding them) in worker memory
+indefinitely.  Callers minting many tokens for one meter derive the decoder
+key once and reuse it; the Tryton side may cache derived decoder keys per key
+record and meter in a bounded in-process cache.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .errors import AlgorithmError, KeyLengthError
@@ -49,9 +54,8 @@ def check_decoder_key(key: bytes, ea: str) -> bytes:
     return bytes(key)
 
 
-@lru_cache(maxsize=64)
 def _des_ecb(vending_key: bytes) -> EcbMode:
-    """DES-ECB cipher of a vending key (ECB objects are stateless: reusable)."""
+    """DES-ECB cipher of a vending key (a new object per use, never kept)."""
     from Crypto.Cipher import DES  # lazy: keeps the CLI import light
 
     return DES.new(vending_key, DES.MODE_ECB)
@@ -124,7 +128,6 @@ def dkga04(
     return out[: EA_KEY_BYTES[ea]]
 
 
-@lru_cache(maxsize=4096)
 def derive_decoder_key(
     vending_key: bytes,
     dkga: str,
@@ -136,7 +139,7 @@ def derive_decoder_key(
     base_date: str,
     ea: str,
 ) -> bytes:
-    """Derive a meter's decoder key with DKGA02 or DKGA04 (cached).
+    """Derive a meter's decoder key with DKGA02 or DKGA04 (not cached).
 
     ``base_date`` is an input of DKGA04 only but is validated for both, since a
     vending key is associated with a base date.

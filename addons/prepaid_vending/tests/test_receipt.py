@@ -2,6 +2,7 @@
 report; roll paper (58/80 mm, page cut to the content) or A4 as the sales point
 says; reprints marked and logged, never creating credit."""
 
+import sys
 import unittest
 from decimal import Decimal as D
 from unittest.mock import patch
@@ -256,3 +257,15 @@ class ReceiptReportTestCase(unittest.TestCase):
             self.assertIn(REPRINT_MARK, html)
             self.assertIn(first.number, html)
             self.assertIn(GROUPED, html)
+            # Without weasyprint (or pango) the counter still gets a
+            # printable receipt: the HTML page.
+            Report = pool.get('prepaid.vend.receipt', type='report')
+            # The module the pool's report class comes from: the test may
+            # have imported receipt.py a second time under another name.
+            module = sys.modules[Report.convert.__func__.__module__]
+            with patch.object(module, '_weasyprint', lambda: None):
+                ext, content, _ = Reprint.reprint_report(env.meter, count=1)
+            self.assertEqual(ext, 'html')
+            content = content.decode() if isinstance(content, bytes) else content
+            self.assertIn(REPRINT_MARK, content)
+            self.assertEqual(Vend.search_count([]), vends)

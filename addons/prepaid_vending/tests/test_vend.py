@@ -306,7 +306,13 @@ class VendTestCase(unittest.TestCase):
                 Vend.cancel_vends([vend], 'customer complaint')
             second = self.vend(env, D('100.00'), 'c2')
             Command.mark_failed(list(second.commands), 'no route to meter')
-            Vend.cancel_vends([second], 'never delivered')
+            # A failed command may have reached the meter: reconcile first.
+            with self.assertRaisesRegex(UserError, 'cannot be cancelled'):
+                Vend.cancel_vends([second], 'never delivered')
+            Command.reconcile_undelivered(
+                list(second.commands), 'credit register read: unchanged'
+            )
+            Vend.cancel_vends([Vend(second.id)], 'never delivered')
             second = Vend(second.id)
             self.assertEqual(second.state, 'cancelled')
             self.assertEqual(
