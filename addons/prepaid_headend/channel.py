@@ -7,7 +7,8 @@ key) are write-only fields stored encrypted with the master key of
 ``prepaid_sts.masterkey``, like the STS vending keys; only the execution code
 decrypts them, under ``without_check_access``.  Nobody reads the ciphertexts
 (field access denied to every group); only Key Custodians and Administrators
-may enter secrets, and moving the channel (host, port) of a meter that has
+may enter secrets (through the "Enter Keys" wizard: custodians have no write
+access on meters), and moving the channel (host, port) of a meter that has
 secrets is reserved to Key Custodians and Metering Engineers, with an audit
 line (repointing the host would otherwise harvest the LLS password).
 
@@ -42,6 +43,7 @@ from trytond.modules.prepaid_sts import masterkey
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, If
 from trytond.transaction import Transaction, without_check_access
+from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .dlms.counters import (
     MAX_INVOCATION_COUNTER,
@@ -78,7 +80,45 @@ _hes_states = {'invisible': ~Eval('hes_host')}
 # Counter rows of the first release were keyed per meter.
 LEGACY_COUNTER_PREFIX = 'meter-'
 SECRET_GROUPS = ('group_key_custodian', 'group_admin')
+#: Longest LLS password / HLS secret accepted (octets, UTF-8 encoded): meters
+#: take 8 to 16 in practice; more is a pasted key file or a typing error.
+MAX_PASSWORD_BYTES = 64
+KEY_BYTES = 16
+KEY_LABELS = {
+    'hes_block_cipher_key': "block cipher key",
+    'hes_authentication_key': "authentication key",
+}
 CHANNEL_GROUPS = ('group_key_custodian', 'group_engineer')
+
+
+def secret_bytes(name: str, value: str) -> bytes:
+    """The raw bytes of secret ``name`` as typed, or ValidationError.
+
+    The password is UTF-8 text (1 to MAX_PASSWORD_BYTES octets); the keys are
+    16 bytes in hexadecimal (spaces allowed between digits)."""
+    if name == 'hes_password':
+        raw = value.encode('utf-8')
+        if not raw or len(raw) > MAX_PASSWORD_BYTES:
+            raise ValidationError(
+                gettext(
+                    'prepaid_headend.msg_password_length',
+                    maximum=MAX_PASSWORD_BYTES,
+                    length=len(raw),
+                )
+            )
+        return raw
+    if name not in SECRET_FIELDS:
+        raise ValueError(f"not a meter secret: {name}")
+    text = value.strip().replace(' ', '')
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b''
+    if len(raw) != KEY_BYTES:
+        raise ValidationError(
+            gettext('prepaid_headend.msg_key_length', field=KEY_LABELS[name])
+        )
+    return raw
 
 
 def user_in_groups(names, check: bool | None = None) -> bool:
@@ -216,6 +256,8 @@ class Meter(metaclass=PoolMeta):
                 'hes_sync_clock': {'invisible': ~Eval('hes_host')},
                 'hes_write_load_limit': {'invisible': ~Eval('hes_host')},
                 'hes_read_load_limit': {'invisible': ~Eval('hes_host')},
+                # Keys may be entered before the channel is known.
+                'hes_enter_keys': {},
             }
         )
 
@@ -315,18 +357,7 @@ class Meter(metaclass=PoolMeta):
             return
         # Who may call this is checked in create()/write(): trytond calls
         # setters without access checks.
-        if name == 'hes_password':
-            raw = value.encode('utf-8')
-        else:
-            text = value.strip().replace(' ', '')
-            try:
-                raw = bytes.fromhex(text)
-            except ValueError:
-                raw = b''
-            if len(raw) != 16:
-                raise ValidationError(
-                    gettext('prepaid_headend.msg_key_length', field=name)
-                )
+        raw = secret_bytes(name, value)
         try:
             cipher = masterkey.encrypt(raw)
         except masterkey.MasterKeyError as error:
@@ -389,6 +420,30 @@ class Meter(metaclass=PoolMeta):
                 f"{values.get('hes_host', meter.hes_host)}:"
                 f"{values.get('hes_port', meter.hes_port)}",
             )
+
+    @classmethod
+    def hes_store_secrets(cls, meter, secrets: dict[str, str | None]) -> list[str]:
+        """Encrypt and store the secrets typed for meter; the names written.
+
+        For the Enter Keys wizard: Key Custodians have no write access on
+        meters, so the group is checked here (always, root excepted) and the
+        write runs without access checks.  Every value is validated before
+        anything is written.  The audit line (ir.model.log: user, time, meter,
+        field names) never carries a value."""
+        if not user_in_groups(SECRET_GROUPS, check=True):
+            raise AccessError(gettext('prepaid_headend.msg_secret_group'))
+        entered = {name: value for name, value in secrets.items() if value}
+        if not entered:
+            raise ValidationError(
+                gettext('prepaid_headend.msg_enter_keys_empty', meter=meter.serial)
+            )
+        for name, value in entered.items():
+            secret_bytes(name, value)
+        with without_check_access():
+            cls.write([meter], entered)
+        names = sorted(entered)
+        cls.log([meter], 'write', ','.join(names))
+        return names
 
     def _hes_has_secrets(self) -> bool:
         with without_check_access():
@@ -510,6 +565,82 @@ class Meter(metaclass=PoolMeta):
     def hes_read_load_limit(cls, meters):
         Job = Pool().get('prepaid.headend.job')
         Job.queue(Job.create_for(meters, 'load_limit', {'write': False}))
+
+    @classmethod
+    @ModelView.button_action('prepaid_headend.wizard_enter_keys')
+    def hes_enter_keys(cls, meters):
+        pass
+
+
+class EnterKeysStart(ModelView):
+    "Enter the DLMS secrets of a meter"
+
+    __name__ = 'prepaid.headend.enter_keys.start'
+
+    meter = fields.Many2One('prepaid.meter', "Meter", readonly=True)
+    entered = fields.Char("Secrets Already Stored", readonly=True)
+    password = fields.Char(
+        "LLS Password / HLS Secret",
+        help="Leave empty to keep the stored one.",
+    )
+    block_cipher_key = fields.Char(
+        "Block Cipher Key (hex)",
+        help="16 bytes as 32 hexadecimal digits. Leave empty to keep the stored one.",
+    )
+    authentication_key = fields.Char(
+        "Authentication Key (hex)",
+        help="16 bytes as 32 hexadecimal digits. Leave empty to keep the stored one.",
+    )
+
+
+#: wizard field -> write-only field of prepaid.meter
+ENTER_KEYS_FIELDS = {
+    'password': 'hes_password',
+    'block_cipher_key': 'hes_block_cipher_key',
+    'authentication_key': 'hes_authentication_key',
+}
+
+
+class EnterKeys(Wizard):
+    """Enter the DLMS secrets of one meter (Key Custodian / Administrator).
+
+    The values only pass through: they are encrypted into the meter and
+    removed from the wizard before its session is saved in the database."""
+
+    __name__ = 'prepaid.headend.enter_keys'
+
+    start = StateView(
+        'prepaid.headend.enter_keys.start',
+        'prepaid_headend.enter_keys_start_view_form',
+        [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Store Encrypted", 'store', 'tryton-ok', default=True),
+        ],
+    )
+    store = StateTransition()
+
+    def _meter(self):
+        if len(self.records) != 1:
+            raise UserError(gettext('prepaid_headend.msg_enter_keys_one_meter'))
+        return self.records[0]
+
+    def default_start(self, fields):
+        meter = self._meter()
+        return {'meter': meter.id, 'entered': meter.hes_secrets_entered}
+
+    def transition_store(self):
+        Meter = Pool().get('prepaid.meter')
+        meter = self._meter()
+        secrets = {
+            target: getattr(self.start, name, None)
+            for name, target in ENTER_KEYS_FIELDS.items()
+        }
+        # Wizard.execute saves the state views in ir.session.wizard after
+        # the transition: forget the plaintext first.
+        for name in ENTER_KEYS_FIELDS:
+            setattr(self.start, name, None)
+        Meter.hes_store_secrets(meter, secrets)
+        return 'end'
 
 
 class BigInteger(fields.Integer):

@@ -2,7 +2,8 @@
 
 ``receipt_data`` is the ONE place that decides what a receipt says: the
 utility, vendor, customer, meter, tariff, every deduction with its VAT, the kWh
-of each block, the tokens in groups of four digits and the reprint marker.
+of each block, the kWh the tokens carry when STS rounding makes it differ from
+the kWh paid, the tokens in groups of four digits and the reprint marker.
 Two renderers lay it out:
 
 - ``receipt_text``: fixed-width lines for thermal printers driven as text, the
@@ -17,6 +18,7 @@ Reprints are logged and never create credit.
 import datetime as dt
 import html
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
@@ -40,6 +42,10 @@ PAPERS: dict[str, tuple[int, str]] = {
 DEFAULT_PAPER = '80'
 REPRINT_MARK = '*** REPRINT ***'
 CANCELLED_MARK = '*** CANCELLED ***'
+#: Receipt line shown when the tokens carry more kWh than were paid (STS
+#: amount rounding, see token_value_kwh).
+TOKEN_VALUE_LABEL = 'Token value'
+ZERO = Decimal(0)
 #: id of the empty element the HTML template puts after the last receipt: its
 #: position on the page is the height of the content.
 END_ANCHOR = 'receipt-end'
@@ -50,7 +56,8 @@ PX_PER_MM = 96 / 25.4  # CSS pixels
 
 @dataclass(frozen=True)
 class Row:
-    "One label/value line; kind 'sub' is a detail of the row above (its VAT)"
+    """One label/value line; kind 'sub' is a detail of the row above (its
+    VAT), 'total' and 'credited' (the token value) are emphasised in print"""
 
     label: str
     value: str = ''
@@ -82,6 +89,25 @@ class ReceiptData:
 
 def _money(value) -> str:
     return f'{value:.2f}'
+
+
+def token_value_kwh(vend) -> Decimal | None:
+    """The kWh the tokens carry when it differs from the kWh paid, else None.
+
+    An STS token encodes its amount as a mantissa and an exponent: above
+    1638.3 kWh the amount is rounded up to the next encodable value (1700.5
+    paid -> 1701.4 on the token), and the customer must see what the meter
+    will show.  Free basic electricity counts on both sides when it went out
+    as a token of its own."""
+    if not any(t.kind in {'credit', 'fbe'} for t in vend.tokens):
+        return None  # remote credit: no token carries the energy
+    credited = vend.credited_kwh
+    if credited is None:
+        return None
+    paid = vend.units_kwh or ZERO
+    if any(t.kind == 'fbe' for t in vend.tokens):
+        paid += vend.fbe_kwh or ZERO
+    return credited if credited != paid else None
 
 
 def receipt_data(vend, reprint: bool = False) -> ReceiptData:
@@ -132,6 +158,11 @@ def receipt_data(vend, reprint: bool = False) -> ReceiptData:
         amounts.append(Row('Credit to account', _money(vend.credit_amount)))
 
     units = [Row('kWh', f'{vend.units_kwh}', 'total')]
+    credited = token_value_kwh(vend)
+    if credited is not None:
+        # 0.1 kWh: the resolution of the amounts (SQLite returns Numerics
+        # unquantised).
+        units.append(Row(TOKEN_VALUE_LABEL, f'{credited:.1f} kWh', 'credited'))
     tokens = [
         TokenRow(f'{t.description or t.kind} {t.units or ""}'.strip(), t.grouped)
         for t in vend.tokens

@@ -17,7 +17,9 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
+from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
 from .tariff import TariffError, bill_month
@@ -37,7 +39,17 @@ RECONCILE_FIELDS = {
     'reconciled_by',
     'reconciled_at',
     'reconciliation_reason',
+    'reconciliation_method',
 }
+#: Who may confirm that a failed/rejected command did not credit the meter.
+RECONCILE_GROUPS = ('group_manager', 'group_admin')
+#: How the meter was read before confirming a command was not delivered.
+RECONCILE_METHODS = [
+    ('token_history', "Token history read on the meter (keypad / display)"),
+    ('credit_register_site', "Credit register read at the meter"),
+    ('credit_register_remote', "Credit register read remotely (head-end)"),
+    ('meter_replaced', "Meter removed and read in the workshop"),
+]
 COMMAND_STATES = [
     ('pending', "Pending"),
     ('sent', "Sent"),
@@ -75,6 +87,9 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     reconciled_by = fields.Many2One('res.user', "Confirmed By", readonly=True)
     reconciled_at = fields.Timestamp("Confirmed At", readonly=True)
     reconciliation_reason = fields.Text("Meter Reading Evidence", readonly=True)
+    reconciliation_method = fields.Selection(
+        [(None, "")] + RECONCILE_METHODS, "How the Meter Was Read", readonly=True
+    )
 
     @classmethod
     def __setup__(cls):
@@ -90,6 +105,16 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
             ('sent', 'failed'),
             ('failed', 'pending'),
         }
+        cls._buttons.update(
+            {
+                'reconcile_wizard': {
+                    'invisible': (
+                        ~Eval('state').in_(['failed', 'rejected'])
+                        | Eval('reconciled_undelivered', False)
+                    ),
+                },
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -173,24 +198,40 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
         pass
 
     @classmethod
-    def reconcile_undelivered(cls, commands, reason: str) -> None:
-        """A Vending Manager confirms, after reading the meter's token status or
-        credit register, that failed/rejected commands did not credit it: only
-        then may their vend be cancelled as undelivered."""
+    @ModelView.button_action('prepaid_vending.wizard_command_reconcile')
+    def reconcile_wizard(cls, commands):
+        pass
+
+    @classmethod
+    def reconcile_undelivered(
+        cls, commands, reason: str, method: str | None = None
+    ) -> None:
+        """A Vending Manager (or Administrator) confirms, after reading the
+        meter's token status or credit register, that failed/rejected commands
+        did not credit it: only then may their vend be cancelled as
+        undelivered.  ``method`` says how the meter was read
+        (RECONCILE_METHODS; the wizard requires it)."""
         pool = Pool()
         User = pool.get('res.user')
         ModelData = pool.get('ir.model.data')
         user = Transaction().user
         if user:
-            manager = ModelData.get_id('prepaid_vending', 'group_manager')
+            allowed = {ModelData.get_id('prepaid_vending', g) for g in RECONCILE_GROUPS}
             with without_check_access():
-                if manager not in {g.id for g in User(user).groups}:
+                if not allowed & {g.id for g in User(user).groups}:
                     raise AccessError(
-                        gettext('prepaid_vending.msg_command_reconcile_manager')
+                        gettext('prepaid_vending.msg_command_reconcile_group')
                     )
         if not reason or not reason.strip():
             raise ValidationError(
                 gettext('prepaid_vending.msg_command_reconcile_reason')
+            )
+        if method is not None and method not in dict(RECONCILE_METHODS):
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_command_reconcile_method',
+                    methods=', '.join(label for _, label in RECONCILE_METHODS),
+                )
             )
         for command in commands:
             if command.state not in {'failed', 'rejected'}:
@@ -209,6 +250,7 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
                     'reconciled_by': user or None,
                     'reconciled_at': dt.datetime.now(),
                     'reconciliation_reason': reason.strip(),
+                    'reconciliation_method': method,
                 },
             )
 
@@ -216,7 +258,55 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     def check_modification(cls, mode, commands, values=None, external=False):
         super().check_modification(mode, commands, values=values, external=external)
         if external and mode == 'write' and set(values) & RECONCILE_FIELDS:
-            raise AccessError(gettext('prepaid_vending.msg_command_reconcile_manager'))
+            raise AccessError(gettext('prepaid_vending.msg_command_reconcile_group'))
+
+
+class ReconcileStart(ModelView):
+    "Confirm that commands did not credit the meter"
+
+    __name__ = 'prepaid.meter.command.reconcile.start'
+
+    method = fields.Selection(
+        RECONCILE_METHODS, "How the Meter Was Read", required=True
+    )
+    reason = fields.Text(
+        "Meter Reading Evidence",
+        required=True,
+        help="What the meter showed: e.g. the last token IDs accepted, or the "
+        "credit register before and after the command's time.",
+    )
+
+
+class Reconcile(Wizard):
+    """Confirm failed/rejected commands as not delivered (Vending Manager or
+    Administrator), so that their vend may be cancelled."""
+
+    __name__ = 'prepaid.meter.command.reconcile'
+
+    start = StateView(
+        'prepaid.meter.command.reconcile.start',
+        'prepaid_vending.meter_command_reconcile_start_view_form',
+        [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Confirm Not Delivered", 'confirm', 'tryton-ok', default=True),
+        ],
+    )
+    confirm = StateTransition()
+
+    def transition_confirm(self):
+        Command = Pool().get('prepaid.meter.command')
+        if not self.start.method:
+            # The form requires it; an RPC caller may still omit it.
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_command_reconcile_method',
+                    methods=', '.join(label for _, label in RECONCILE_METHODS),
+                )
+            )
+        Command.reconcile_undelivered(
+            self.records, self.start.reason, method=self.start.method
+        )
+        return 'end'
 
 
 class RemoteAccount(ModelSQL, ModelView):
