@@ -4,7 +4,6 @@ friendly periods (when no customer is disconnected)."""
 import datetime as dt
 from decimal import Decimal
 
-from sql.aggregate import Sum
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
@@ -12,6 +11,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
+from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
 from .vend import EMERGENCY_CONTEXT
 
@@ -115,22 +115,7 @@ class Debt(Workflow, ModelSQL, ModelView):
     @classmethod
     def get_balance(cls, debts, name):
         Line = Pool().get('prepaid.debt.line')
-        line = Line.__table__()
-        cursor = Transaction().connection.cursor()
-        result = {d.id: ZERO for d in debts}
-        ids = [d.id for d in debts]
-        for sub in [ids[i : i + 500] for i in range(0, len(ids), 500)]:
-            cursor.execute(
-                *line.select(
-                    line.debt,
-                    Sum(line.amount),
-                    where=line.debt.in_(sub),
-                    group_by=[line.debt],
-                )
-            )
-            for debt_id, total in cursor:
-                result[debt_id] = Decimal(str(total or 0)).quantize(Decimal('0.01'))
-        return result
+        return line_balances(Line, 'debt', [r.id for r in debts])
 
     @classmethod
     @ModelView.button

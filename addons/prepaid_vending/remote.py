@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from sql.aggregate import Sum
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
@@ -22,6 +21,7 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
+from .ledger import line_balances
 from .tariff import TariffError, bill_month
 
 ZERO = Decimal(0)
@@ -377,22 +377,7 @@ class RemoteAccount(ModelSQL, ModelView):
     @classmethod
     def get_balance(cls, accounts, name):
         Line = Pool().get('prepaid.remote.account.line')
-        line = Line.__table__()
-        cursor = Transaction().connection.cursor()
-        result = {a.id: ZERO for a in accounts}
-        ids = [a.id for a in accounts]
-        for sub in [ids[i : i + 500] for i in range(0, len(ids), 500)]:
-            cursor.execute(
-                *line.select(
-                    line.account,
-                    Sum(line.amount),
-                    where=line.account.in_(sub),
-                    group_by=[line.account],
-                )
-            )
-            for account_id, total in cursor:
-                result[account_id] = Decimal(str(total or 0)).quantize(Decimal('0.01'))
-        return result
+        return line_balances(Line, 'account', [r.id for r in accounts])
 
     @classmethod
     def for_meter(cls, meter, create: bool = True):
