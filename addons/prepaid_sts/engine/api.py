@@ -7,8 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from .errors import ParameterError
-from .keys import check_decoder_key, check_ea
-from .keys import derive_decoder_key as _derive
+from .keys import check_decoder_key, check_ea, derive_decoder_key
 from .tid import tid_from_datetime
 from .tokens import (
     DecodedToken,
@@ -21,25 +20,6 @@ from .tokens import (
 )
 
 Tables = str | os.PathLike[str] | None
-
-
-def derive_decoder_key(
-    vending_key: bytes,
-    dkga: str,
-    pan: str,
-    key_type: int,
-    sgc: str,
-    tariff_index: str,
-    krn: int,
-    base_date: str,
-    ea: str,
-) -> bytes:
-    """Derive a meter's decoder key (DKGA02: 8-byte VK; DKGA04: 20-byte VK)."""
-    if not isinstance(vending_key, bytes):
-        raise ParameterError("vending key must be bytes")
-    return _derive(
-        vending_key, dkga, pan, key_type, sgc, tariff_index, krn, base_date, ea
-    )
 
 
 def credit_token(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import AlgorithmError, KeyLengthError
+from .errors import AlgorithmError, KeyLengthError, ParameterError
 from .identifiers import (
     control_block,
     pan_block,
@@ -144,6 +144,8 @@ def derive_decoder_key(
     ``base_date`` is an input of DKGA04 only but is validated for both, since a
     vending key is associated with a base date.
     """
+    if not isinstance(vending_key, bytes):
+        raise ParameterError("vending key must be bytes")
     check_ea(ea)
     validate_base_date(base_date)
     if dkga == "02":
