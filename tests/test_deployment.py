@@ -78,9 +78,76 @@ def test_trytond_conf_has_the_project_sections():
     parser.read(ROOT / 'trytond.conf')
     for section in ('database', 'web', 'queue', 'cron', 'prepaid'):
         assert parser.has_section(section), section
-    assert parser.get('database', 'uri').startswith('sqlite://')
     # The master key never sits in the file: it comes from the environment.
     assert not parser.has_option('prepaid', 'master_key')
+
+
+def effective_settings(environment: dict, config_file: Path) -> list[str]:
+    "The settings trytond ends up with, loaded in a process as the image does"
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith('TRYTOND')
+    }
+    env.update(environment, TRYTOND_CONFIG=str(config_file))
+    check = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            'from trytond import config; '
+            'print(config.get("database", "uri")); '
+            'print(config.getboolean("queue", "worker"))',
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    return check.stdout.split()
+
+
+def test_compose_environment_wins_over_the_shipped_trytond_conf():
+    """trytond reads the file after the environment, so a database URI or a
+    queue setting in trytond.conf would silently turn the production stack
+    into SQLite without workers."""
+    environment = {
+        key: value
+        for key, value in compose()['services']['worker']['environment'].items()
+        if not value.startswith('${')
+    }
+    environment['TRYTOND_DATABASE__URI'] = 'postgresql://tryton:secret@db:5432/'
+    uri, worker = effective_settings(environment, ROOT / 'trytond.conf')
+    assert uri == 'postgresql://tryton:secret@db:5432/'
+    assert worker == 'True'
+    # Without the environment (the demo) the same file gives SQLite, no workers.
+    assert effective_settings({}, ROOT / 'trytond.conf') == ['sqlite://', 'False']
+
+
+def test_sts_tables_setting_reaches_the_engine(tmp_path):
+    sample = ROOT / 'addons/prepaid_sts/engine/data/sta_sample_tables.json'
+    config_file = tmp_path / 'trytond.conf'
+    config_file.write_text(f'[prepaid]\nsts_tables = {sample}\n')
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(('TRYTOND', 'PREPAID_STS'))
+    }
+    env['TRYTOND_CONFIG'] = str(config_file)
+    check = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            'import trytond.modules.prepaid_sts.common; '
+            'from trytond.modules.prepaid_sts.engine.sta import load_tables; '
+            'print(load_tables().name)',
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    # The shipped default file is the production one; the setting chose the sample.
+    assert 'IEC 62055-41 sample' in check.stdout, check.stdout
 
 
 def test_ci_runs_the_readme_test_command():

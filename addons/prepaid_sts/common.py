@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
+from trytond import config
 from trytond.i18n import gettext
 from trytond.transaction import Transaction
+
+from .engine.sta import ENV_TABLES
+
+
+def use_configured_sts_tables() -> None:
+    """Hand ``[prepaid] sts_tables`` of trytond.conf to the engine.
+
+    The engine imports nothing from trytond and reads its table file from the
+    ``PREPAID_STS_TABLES`` environment variable; a path set in trytond.conf
+    takes that route, so the server, its workers and the ``prepaid-sts``
+    command started from the server's environment use the same tables."""
+    path = config.get("prepaid", "sts_tables", default="")
+    if path:
+        os.environ[ENV_TABLES] = path
+
+
+use_configured_sts_tables()
 
 BASE_DATES = [
     ("93", "1993"),
