@@ -8,6 +8,7 @@ from trytond import config
 from trytond.i18n import gettext
 from trytond.transaction import Transaction
 
+from . import redaction  # noqa: F401 (keeps key material out of the RPC log)
 from .engine.sta import ENV_TABLES
 
 
