@@ -15,27 +15,24 @@ import os
 import socket
 
 import pytest
-
-gurux = pytest.importorskip("gurux_dlms")
-
-from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
-from gurux_dlms.enums import (  # noqa: E402
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+from gurux_dlms.enums import (
     Authentication,
     Conformance,
     InterfaceType,
     Security,
 )
-from gurux_dlms.objects import (  # noqa: E402
+from gurux_dlms.objects import (
     GXDLMSClock,
     GXDLMSDisconnectControl,
     GXDLMSImageTransfer,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
-from gurux_dlms.secure import GXDLMSSecureClient  # noqa: E402
+from gurux_dlms.secure import GXDLMSSecureClient
 
-from simulators.meter import MeterConfig, MeterSimulator  # noqa: E402
-from simulators.meter.testing import FakeClock  # noqa: E402
+from simulators.meter import MeterConfig, MeterSimulator
+from simulators.meter.testing import FakeClock
 
 EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")

@@ -26,6 +26,7 @@ from dlms_cosem.security import (
     LowLevelSecurityAuthentication,
     NoSecurityAuthentication,
 )
+from trytond.modules.prepaid_sts import engine as sts_engine
 
 from simulators.meter import MeterConfig, MeterSimulator, model
 from simulators.meter.axdr import decode_all, encode, i8, octets, struct_, u32
@@ -206,7 +207,7 @@ def enter(c: DlmsClient, token: str) -> list:
 
 
 def test_token_gateway_with_sts_engine(clock: FakeClock) -> None:
-    engine = pytest.importorskip("trytond.modules.prepaid_sts.engine")
+    engine = sts_engine
     token = engine.credit_token(DECODER_KEY, "07", 0, 0, amount="12.5", tid=1000)
     foreign = engine.credit_token(OTHER_KEY, "07", 0, 0, amount="5", tid=1001)
     with start_sim(clock, decoder_key=DECODER_KEY, initial_credit_kwh=10) as sim:
@@ -224,7 +225,7 @@ def test_token_gateway_with_sts_engine(clock: FakeClock) -> None:
 
 
 def test_token_clears_credit_and_tamper_and_sets_limit(clock: FakeClock) -> None:
-    engine = pytest.importorskip("trytond.modules.prepaid_sts.engine")
+    engine = sts_engine
     clear_credit = engine.credit_token(DECODER_KEY, "07", 2, 1, value16=0, tid=2000)
     clear_tamper = engine.credit_token(DECODER_KEY, "07", 2, 5, value16=0, tid=2001)
     limit = engine.credit_token(DECODER_KEY, "07", 2, 0, amount=3000, tid=2002)
@@ -245,7 +246,7 @@ def test_token_clears_credit_and_tamper_and_sets_limit(clock: FakeClock) -> None
 def test_token_credit_restores_supply_after_credit_disconnection(
     clock: FakeClock,
 ) -> None:
-    engine = pytest.importorskip("trytond.modules.prepaid_sts.engine")
+    engine = sts_engine
     token = engine.credit_token(DECODER_KEY, "07", 0, 0, amount="2", tid=3000)
     with start_sim(clock, decoder_key=DECODER_KEY, initial_credit_kwh=0.5) as sim:
         clock.advance(hours=2)

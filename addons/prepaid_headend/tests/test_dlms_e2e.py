@@ -31,12 +31,9 @@ from trytond.modules.prepaid_headend.dlms.session import (
     ConnectionSettings,
     DlmsSession,
 )
+from trytond.modules.prepaid_sts.engine import api as sts_engine
 
-sim_mod = pytest.importorskip("simulators.meter")
-if not hasattr(sim_mod, "MeterSimulator"):
-    pytest.skip("meter simulator not available yet", allow_module_level=True)
-MeterConfig = sim_mod.MeterConfig
-MeterSimulator = sim_mod.MeterSimulator
+from simulators.meter import MeterConfig, MeterSimulator
 
 UTC = dt.UTC
 OTHER_EK = bytes.fromhex("0F0E0D0C0B0A09080706050403020100")
@@ -395,7 +392,6 @@ def test_runner_reports_each_meter_without_blocking(sim):
 
 def test_runner_retries_through_dropped_replies():
     # A meter that swallows the first connection's request, then answers.
-    pytest.importorskip("simulators.meter")
     base = free_port_block(1)
     cfg = MeterConfig(index=9, port=base, drop_rate=0.3, seed=7)
     with MeterSimulator([cfg]):
@@ -435,7 +431,7 @@ def test_threads_do_not_share_state(sim):
 
 # -- prepayment tokens (STS engine from addons/prepaid_sts) ---------------------
 def _sts_token(kwh: int, minutes_ago: int = 0) -> str:
-    engine = pytest.importorskip("trytond.modules.prepaid_sts.engine.api")
+    engine = sts_engine
     issued = dt.datetime.now(UTC) - dt.timedelta(minutes=minutes_ago)
     return engine.credit_token(
         DK, "07", 0, 0, amount=kwh, issued_at=issued, base_date="14"

@@ -20,6 +20,8 @@ from trytond.modules.prepaid_headend.dlms.session import (
 )
 from trytond.modules.prepaid_headend.dlms.transport import TcpTransport
 
+from simulators.meter import MeterConfig, MeterSimulator
+
 EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 OTHER_EK = bytes.fromhex("0F0E0D0C0B0A09080706050403020100")
@@ -80,9 +82,6 @@ def test_counter_key_holds_a_fingerprint_not_the_key():
 
 
 # --- reflected frames -----------------------------------------------------------
-sim_mod = pytest.importorskip("simulators.meter")
-MeterConfig = getattr(sim_mod, "MeterConfig", None)
-MeterSimulator = getattr(sim_mod, "MeterSimulator", None)
 
 
 class ReflectingTransport(TcpTransport):
@@ -107,7 +106,6 @@ class ReflectingTransport(TcpTransport):
         return bytes(frame)
 
 
-@pytest.mark.skipif(MeterSimulator is None, reason="meter simulator not available")
 def test_reflected_request_is_a_malformed_reply():
     from trytond.modules.prepaid_headend.tests.test_dlms_e2e import free_port_block
 

@@ -28,11 +28,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction
 
-try:
-    from simulators.meter import MeterConfig, MeterSimulator
-    from simulators.meter.testing import FakeClock
-except ImportError:  # pragma: no cover - simulator not installed
-    MeterSimulator = None
+from simulators.meter import MeterConfig, MeterSimulator
+from simulators.meter.testing import FakeClock
 
 UTC = dt.UTC
 OTHER_EK = bytes.fromhex("0F0E0D0C0B0A09080706050403020100")
@@ -77,7 +74,6 @@ def free_port_block(count: int) -> int:
     raise RuntimeError("no free port block")
 
 
-@unittest.skipIf(MeterSimulator is None, "meter simulator not available")
 class HeadendTestCase(unittest.TestCase):
     "Head-end against simulated meters"
 

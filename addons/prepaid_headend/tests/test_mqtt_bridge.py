@@ -35,11 +35,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction
 
-try:
-    from simulators.meter import MeterConfig, MeterSimulator
-    from simulators.meter.model import ALARM_TAMPER, DEFAULT_AK, DEFAULT_EK
-except ImportError:  # pragma: no cover - simulator not installed
-    MeterSimulator = None
+from simulators.meter import MeterConfig, MeterSimulator
+from simulators.meter.model import ALARM_TAMPER, DEFAULT_AK, DEFAULT_EK
 
 WAIT = 5.0
 BROKER = BrokerSettings('127.0.0.1', 1883, timeout=WAIT)
@@ -351,7 +348,6 @@ class MqttBridgeTestCase(unittest.TestCase):
 
 
 @pytest.mark.usefixtures('mosquitto')
-@unittest.skipIf(MeterSimulator is None, "meter simulator not available")
 class MqttJobAlarmTestCase(unittest.TestCase):
     "An alarm read by a head-end job from the meter simulator is published"
 

@@ -36,11 +36,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction, TransactionError
 
-try:
-    from simulators.meter import MeterConfig, MeterSimulator
-    from simulators.meter.testing import FakeClock
-except ImportError:  # pragma: no cover - simulator not installed
-    MeterSimulator = None
+from simulators.meter import MeterConfig, MeterSimulator
+from simulators.meter.testing import FakeClock
 
 STS = {
     "sts_pan": sts_tools.PAN,
@@ -119,8 +116,6 @@ class ReviewFixesTestCase(unittest.TestCase):
     # --- 1. tokens minted before I/O, retry = accepted on retry ------------
     @with_transaction()
     def test_token_minted_at_dispatch_and_retry_accepted(self):
-        if self.sim is None:
-            self.skipTest("meter simulator not available")
         pool = Pool()
         Command = pool.get("prepaid.meter.command")
         Token = pool.get("prepaid.sts.token")

@@ -7,6 +7,7 @@ import unittest
 from decimal import Decimal as D
 from unittest.mock import patch
 
+import weasyprint
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
@@ -24,11 +25,6 @@ from ..receipt import (
     receipt_data,
 )
 from .vend_fixtures import open_session, with_vending
-
-try:
-    import weasyprint
-except (ImportError, OSError):  # pragma: no cover - depends on the machine
-    weasyprint = None
 
 TOKEN = '12345678901234567890'
 GROUPED = '1234 5678 9012 3456 7890'
@@ -82,7 +78,6 @@ class TextLayoutTestCase(unittest.TestCase):
         self.assertNotIn('REPRINT', format_text(_sample()))
 
 
-@unittest.skipIf(weasyprint is None, "weasyprint (and pango) not installed")
 class PdfLayoutTestCase(unittest.TestCase):
     "html_to_pdf: roll pages are cut to the content"
 
@@ -188,9 +183,6 @@ class ReceiptReportTestCase(unittest.TestCase):
                 self.assertIn(row.label, html)
                 self.assertIn(row.value, html)
             self.assertNotIn('REPRINT', html)
-            if weasyprint is None:
-                self.assertEqual(ext, 'html')
-                return
             self.assertEqual(ext, 'pdf')
             self.assertTrue(content.startswith(b'%PDF'))
             # The PDF carries the token digits as text.
@@ -198,7 +190,6 @@ class ReceiptReportTestCase(unittest.TestCase):
             self.assertEqual(len(pages), 1)
 
     @with_transaction()
-    @unittest.skipIf(weasyprint is None, "weasyprint (and pango) not installed")
     def test_report_paper_width(self):
         "80 mm, 58 mm roll cut to the content; A4 when the sales point says so"
         with with_vending() as env:
@@ -242,9 +233,8 @@ class ReceiptReportTestCase(unittest.TestCase):
             vends, moves = Vend.search_count([]), Move.search_count([])
             position = env.meter.month_positions[0].kwh
             ext, content, name = Reprint.reprint_report(env.meter, reason='lost')
-            self.assertEqual(ext, 'pdf' if weasyprint else 'html')
-            if weasyprint:
-                self.assertTrue(content.startswith(b'%PDF'))
+            self.assertEqual(ext, 'pdf')
+            self.assertTrue(content.startswith(b'%PDF'))
             self.assertEqual(Reprint.search_count([]), 2)
             self.assertEqual(Vend.search_count([]), vends)
             self.assertEqual(Move.search_count([]), moves)
