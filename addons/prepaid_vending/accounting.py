@@ -86,6 +86,16 @@ class Configuration(metaclass=PoolMeta):
     cash_difference_account = _account_field(
         "Cash Differences", "Over and short found when closing a shift."
     )
+    bad_debt_account = _account_field(
+        "Bad Debts",
+        "Expense charged when a manager writes a customer debt off.",
+        'expense',
+    )
+    refund_account = _account_field(
+        "Customer Refunds Payable",
+        "Liability for balances refunded at move-out until they are paid out.",
+        'payable',
+    )
     cancel_policy = fields.Selection(
         CANCEL_POLICIES, "Cancellation Policy", required=True
     )
@@ -547,6 +557,8 @@ class Move(metaclass=PoolMeta):
             'prepaid.cashier.session',
             'prepaid.remote.bill',
             'prepaid.debt.line',
+            'prepaid.customer.change',
+            'prepaid.meter.change',
         ]
 
 
@@ -598,3 +610,134 @@ class Cron(metaclass=PoolMeta):
                 "Create Vending Accounting Periods Ahead",
             )
         )
+
+
+# ------------------------------------------------------ ledger adjustments
+# A debt write-off, a move-out refund and a balance or debt handed from one
+# party to another change the debt and balance ledgers without a vend.  Each
+# gets its own posted move in the same transaction as the ledger line.  The
+# move is built (unsaved) BEFORE the ledger is written: a missing account or
+# period refuses the whole operation with nothing written.  Posting at once is
+# affordable here (rare manager actions, unlike vends; see the module docstring).
+
+
+def _configured(*names: str) -> list:
+    "The configured accounts, or a clear error naming the first missing one"
+    Configuration = Pool().get('prepaid.configuration')
+    config = Configuration(1)
+    return [config.require(name) for name in names]
+
+
+def adjustment_move(date: dt.date, description: str, entries):
+    """An unsaved move (origin set later by post_adjustments) from entries
+    (account, signed amount with debit positive, party, text); zero entries
+    are dropped and None is returned when nothing is left."""
+    entries = [e for e in entries if e[1]]
+    if not entries:
+        return None
+    total = sum((amount for _, amount, _, _ in entries), Decimal(0))
+    if total:
+        raise ValueError(f'unbalanced adjustment {description!r}: {total}')
+    move = new_move(date, None, description)
+    move.lines = [
+        move_line(account, *_dc(amount), party=party, description=text)
+        for account, amount, party, text in entries
+    ]
+    return move
+
+
+def write_off_move(debt, amount: Decimal, date: dt.date):
+    "Dr bad debts / Cr the debt receivable of the customer, for amount"
+    bad_debts, receivable = _configured('bad_debt_account', 'debt_account')
+    text = f'Write-off {debt.description}'
+    return adjustment_move(
+        date,
+        f'Debt write-off {debt.party.rec_name}',
+        [(bad_debts, amount, None, text), (receivable, -amount, debt.party, text)],
+    )
+
+
+def refund_move(party, amount: Decimal, date: dt.date, description: str, holder=None):
+    """Dr the prepayment of holder (default party) / Cr refunds payable to
+    party: the balance is now owed as money, paid out later."""
+    prepayment, refunds = _configured('prepayment_account', 'refund_account')
+    return adjustment_move(
+        date,
+        description,
+        [
+            (prepayment, amount, holder or party, description),
+            (refunds, -amount, party, description),
+        ],
+    )
+
+
+def overdrawn_debt_move(
+    party, amount: Decimal, date: dt.date, description: str, holder=None
+):
+    """An overdrawn balance (a debit on the prepayment liability of holder,
+    default party) becomes the debt of party: Dr debt receivable / Cr
+    prepayment."""
+    receivable, prepayment = _configured('debt_account', 'prepayment_account')
+    return adjustment_move(
+        date,
+        description,
+        [
+            (receivable, amount, party, description),
+            (prepayment, -amount, holder or party, description),
+        ],
+    )
+
+
+def balance_transfer_move(
+    from_party, to_party, amount: Decimal, date: dt.date, description: str
+):
+    """A prepaid balance handed from one customer to another: Dr prepayment
+    of from_party / Cr prepayment of to_party (a negative amount, an
+    overdrawn balance, goes the other way).  None for the same party."""
+    if from_party == to_party:
+        return None
+    (prepayment,) = _configured('prepayment_account')
+    return adjustment_move(
+        date,
+        description,
+        [
+            (prepayment, amount, from_party, description),
+            (prepayment, -amount, to_party, description),
+        ],
+    )
+
+
+def debt_transfer_move(
+    from_party, to_party, amount: Decimal, date: dt.date, description: str
+):
+    """Debts taken over by another customer: Dr debt receivable of to_party /
+    Cr debt receivable of from_party.  None for the same party."""
+    if from_party == to_party:
+        return None
+    (receivable,) = _configured('debt_account')
+    return adjustment_move(
+        date,
+        description,
+        [
+            (receivable, amount, to_party, description),
+            (receivable, -amount, from_party, description),
+        ],
+    )
+
+
+def post_adjustments(moves, origin=None) -> None:
+    """Save and post moves (None entries skipped) with origin, unless each
+    move has its own already.  The caller checked that the user may make the
+    ledger change; staff groups have no access to account.move itself."""
+    from trytond.transaction import without_check_access
+
+    Move = Pool().get('account.move')
+    moves = [m for m in moves if m]
+    if not moves:
+        return
+    for move in moves:
+        if origin is not None:
+            move.origin = origin
+    with without_check_access():
+        Move.save(moves)
+        Move.post(moves)

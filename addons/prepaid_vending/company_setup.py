@@ -18,6 +18,11 @@ from trytond.modules.account.tests.tools import (
 from trytond.modules.company.tests.tools import create_company
 
 VAT_ACCOUNT_CODE = '6.3.4'  # "Excise And Sales Taxes" (a liability we owe)
+#: Vending configuration field -> account code in the standard chart.
+VENDING_ACCOUNT_CODES = {
+    'bad_debt_account': '5.2.3',  # "Credit Loss (Reversal) On Receivables"
+    'refund_account': '2.1.4',  # "Other Payables" (per party, reconciled)
+}
 
 
 def ensure_company(name='Demo Power Utility', currency_code='ZAR', config=None):
@@ -94,6 +99,27 @@ def ensure_vat(company, rate=Decimal('0.15'), config=None):
     return tax
 
 
+def ensure_vending_accounts(company, config=None):
+    """Point the vending configuration at the chart's bad-debt and refund
+    accounts; a value already chosen by the accountant is kept."""
+    Account = Model.get('account.account', config=config)
+    Configuration = Model.get('prepaid.configuration', config=config)
+    vending = Configuration(1)
+    changed = False
+    for name, code in VENDING_ACCOUNT_CODES.items():
+        if getattr(vending, name):
+            continue
+        accounts = Account.find(
+            [('company', '=', company.id), ('code', '=', code), ('closed', '!=', True)]
+        )
+        if accounts:
+            setattr(vending, name, accounts[0])
+            changed = True
+    if changed:
+        vending.save()
+    return vending
+
+
 def finish_config_wizard(config=None):
     "Mark the first-login configuration items done, or the menu stays empty"
     Item = Model.get('ir.module.config_wizard.item', config=config)
@@ -117,6 +143,7 @@ def setup_company(config=None, today=None):
     ensure_fiscal_year(company, today=today, config=config)
     ensure_chart(company, config=config)
     ensure_vat(company, config=config)
+    ensure_vending_accounts(company, config=config)
     finish_config_wizard(config=config)
     link_admin(company, config=config)
     return company

@@ -11,6 +11,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
+from . import accounting
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
 from .vend import EMERGENCY_CONTEXT
@@ -208,7 +209,8 @@ class Debt(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def write_off(cls, debts, reason: str) -> None:
-        "Only a Vending Manager writes a debt off, with a reason kept in history"
+        """Only a Vending Manager writes a debt off, with a reason kept in
+        history; the balance goes from the debt receivable to bad debts."""
         Line = Pool().get('prepaid.debt.line')
         if not _is_manager():
             raise AccessError(gettext('prepaid_vending.msg_debt_write_off_manager'))
@@ -221,13 +223,19 @@ class Debt(Workflow, ModelSQL, ModelView):
                         'prepaid_vending.msg_debt_write_off_state', debt=debt.rec_name
                     )
                 )
-        Line.save(
-            [
-                Line(debt=d, kind='write_off', amount=-d.balance, description=reason)
-                for d in debts
-                if d.balance
-            ]
-        )
+        today = Pool().get('ir.date').today()
+        balances = [(d, d.balance) for d in debts if d.balance]
+        # Built before the history line: a missing account refuses the
+        # write-off with nothing written.
+        moves = [accounting.write_off_move(d, b, today) for d, b in balances]
+        lines = [
+            Line(debt=d, kind='write_off', amount=-b, description=reason)
+            for d, b in balances
+        ]
+        Line.save(lines)
+        for move, line in zip(moves, lines):
+            move.origin = line
+        accounting.post_adjustments(moves)
         cls._written_off(debts)
 
     @classmethod

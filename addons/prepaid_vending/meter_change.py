@@ -19,6 +19,8 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from . import accounting
+
 ZERO = Decimal(0)
 TRANSFER_REASON = 'meter credit transfer'
 DEBT_POLICIES = [
@@ -198,6 +200,9 @@ class MeterChange(HistoryMixin, ModelSQL, ModelView):
             month_kwh=ZERO,
             reason=reason,
         )
+        # Built before any write: a missing account refuses the change with
+        # nothing written.
+        moves = [change._balance_transfer_move()]
         service_point.install_meter(
             new_meter,
             date,
@@ -217,7 +222,25 @@ class MeterChange(HistoryMixin, ModelSQL, ModelView):
             tokens += change.transfer_credit(credit_kwh)
         change.tokens = '\n'.join(d for d, _ in tokens)
         change.save()
+        accounting.post_adjustments(moves, origin=change)
         return change, tokens
+
+    def _balance_transfer_move(self):
+        """The move of a remote-prepaid balance that lands on another party's
+        account (the new meter already has an account); None when the money
+        stays with the same customer."""
+        Account = Pool().get('prepaid.remote.account')
+        account = Account.for_meter(self.old_meter, create=False)
+        target = Account.for_meter(self.new_meter, create=False)
+        if not account or not target or not account.party or not target.party:
+            return None
+        return accounting.balance_transfer_move(
+            account.party,
+            target.party,
+            account.balance,
+            self.date,
+            f'Meter change {self.old_meter.serial} -> {self.new_meter.serial}',
+        )
 
     def _carry_month_position(self) -> Decimal:
         """The kWh bought this month move with the customer so the next vend
@@ -500,6 +523,8 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
         pool = Pool()
         Configuration = pool.get('prepaid.configuration')
         ServicePoint = pool.get('prepaid.service_point')
+        Debt = pool.get('prepaid.debt')
+        Account = pool.get('prepaid.remote.account')
         config = Configuration(1)
         debt_policy = debt_policy or config.customer_change_debt_policy or 'keep'
         balance_policy = (
@@ -536,23 +561,90 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
         meter = service_point.meter
         if meter:
             pool.get('prepaid.meter').lock([meter])
+        debts = []
         if old and debt_policy == 'premises':
-            change.debt_transferred = change._transfer_debts()
-        if meter:
-            change._settle_account(meter)
+            debts = [d for d in Debt.open_debts(old) if d.balance > 0]
+        account = Account.for_meter(meter, create=False) if meter else None
+        # Built before any write: a missing account or period refuses the
+        # change with nothing written.
+        moves = change._moves(debts, account)
+        if debts:
+            change.debt_transferred = change._transfer_debts(debts)
+        if account:
+            change._settle_account(account)
         service_point.customer = new_customer
         ServicePoint.save([service_point])
         change.save()
+        accounting.post_adjustments(moves, origin=change)
         return change
 
-    def _transfer_debts(self) -> Decimal:
+    def _moves(self, debts, account) -> list:
+        """The accounting of the move-out, mirroring _transfer_debts and
+        _settle_account: debts taken over by the incoming customer, then the
+        balance refunded, turned into debt or handed over."""
+        old, new, date = self.old_customer, self.new_customer, self.date
+        moves = []
+        if debts:
+            moves.append(
+                accounting.debt_transfer_move(
+                    old,
+                    new,
+                    sum((d.balance for d in debts), ZERO),
+                    date,
+                    f'Debts of {old.rec_name} taken over by {new.rec_name}',
+                )
+            )
+        # Whose prepayment the balance is in the books: bills and vends of
+        # the account were booked under its party.
+        holder = (account.party or old) if account else None
+        if holder is None:
+            return moves
+        balance = account.balance
+        if balance > 0 and self.balance_policy == 'refund':
+            moves.append(
+                accounting.refund_move(
+                    old or holder,
+                    balance,
+                    date,
+                    gettext(
+                        'prepaid_vending.msg_customer_change_refund',
+                        party=(old or holder).rec_name,
+                    ),
+                    holder=holder,
+                )
+            )
+        elif balance < 0 and self.debt_policy == 'keep' and old:
+            moves.append(
+                accounting.overdrawn_debt_move(
+                    old,
+                    -balance,
+                    date,
+                    gettext(
+                        'prepaid_vending.msg_customer_change_overdrawn',
+                        meter=account.meter.serial,
+                    ),
+                    holder=holder,
+                )
+            )
+        elif balance:
+            moves.append(
+                accounting.balance_transfer_move(
+                    holder,
+                    new,
+                    balance,
+                    date,
+                    f'Balance of {holder.rec_name} handed to {new.rec_name}',
+                )
+            )
+        return moves
+
+    def _transfer_debts(self, debts) -> Decimal:
         """The outgoing customer's open debts become the incoming customer's,
         each with its recovery plan; the old ones are closed by a transfer line."""
         pool = Pool()
         Debt = pool.get('prepaid.debt')
         Line = pool.get('prepaid.debt.line')
         old, new = self.old_customer, self.new_customer
-        debts = [d for d in Debt.open_debts(old) if d.balance > 0]
         total, created, lines = ZERO, [], []
         for debt in debts:
             balance = debt.balance
@@ -585,17 +677,14 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
             Debt.open(created)
         return total
 
-    def _settle_account(self, meter) -> None:
+    def _settle_account(self, account) -> None:
         """A remote-prepaid balance is refunded to the outgoing customer or
         handed to the incoming one; an overdrawn balance is the outgoing
         customer's debt unless debts go with the premises."""
         pool = Pool()
-        Account = pool.get('prepaid.remote.account')
         Line = pool.get('prepaid.remote.account.line')
         Debt = pool.get('prepaid.debt')
-        account = Account.for_meter(meter, create=False)
-        if not account:
-            return
+        meter = account.meter
         balance = self.balance = account.balance
         old = self.old_customer
         if balance > 0 and self.balance_policy == 'refund':

@@ -15,6 +15,8 @@ from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+from ..company_setup import VENDING_ACCOUNT_CODES
+
 D = Decimal
 
 
@@ -100,6 +102,7 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
 
     Must run inside ``set_company`` (see ``with_vending``)."""
     pool = Pool()
+    Account = pool.get('account.account')
     Configuration = pool.get('prepaid.configuration')
     Category = pool.get('prepaid.customer.category')
     Party = pool.get('party.party')
@@ -124,6 +127,10 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
     config.cash_account = acc.cash
     config.bank_account = acc.cash
     config.cash_difference_account = acc.expense
+    # Write-offs and move-out refunds (the demo's accounts, company_setup).
+    for name, code in VENDING_ACCOUNT_CODES.items():
+        (account,) = Account.search([('code', '=', code), ('company', '=', company.id)])
+        setattr(config, name, account)
     config.min_vend_amount = D('10.00')
     config.max_vend_amount = D('5000.00')
     config.save()
