@@ -2,7 +2,7 @@
 paid: an STS amount is rounded up to the next value the token can encode, so
 above 1638.3 kWh a 1700.5 kWh purchase is carried as 1701.4 kWh (IEC 62055-41
 amount field, exponent/mantissa, rounded up; /work/shared/docs/sts.md and
-addons/prepaid_sts/tests/test_review_fixes.py).
+addons/prepaid_sts/tests/test_sts_integrity.py).
 
 The vend tests run the real STS engine: they activate prepaid_sts (which
 depends on this module) with the public STS 531-1-07 test vending key of

@@ -1,4 +1,4 @@
-"""Regression tests of the head-end review findings (database tests).
+"""Remote tokens, invocation counters and DLMS secrets (database tests).
 
 1. remote-credit tokens are minted and committed at dispatch, before any
    network I/O; a retry re-sends the same digits and the meter's replay
@@ -89,8 +89,8 @@ def as_user(user):
     return transaction.set_user(user.id), transaction.set_context(_check_access=True)
 
 
-class ReviewFixesTestCase(unittest.TestCase):
-    "Head-end review fixes (SQLite and PostgreSQL)"
+class RemoteTokensAndSecretsTestCase(unittest.TestCase):
+    "Remote tokens, counters and secrets (SQLite and PostgreSQL)"
 
     @classmethod
     def setUpClass(cls):

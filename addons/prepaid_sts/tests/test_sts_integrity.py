@@ -1,4 +1,5 @@
-"""Regression tests of the code review findings on STS (findings 4, 6, 8).
+"""STS integrity: the kWh a token really carries is what is recorded; STS
+identity and TIDs cannot be rewritten; the rollover campaign locks once.
 
 Test keys: the public STS 531-1-07 test vending keys of tools.py.  The amount
 encoding (1700.5 kWh is carried as 1701.4 kWh) follows IEC 62055-41 (the
@@ -38,8 +39,8 @@ from .tools import (
 )
 
 
-class ReviewFixesTestCase(unittest.TestCase):
-    "Security and integrity findings of the review (STS)"
+class StsIntegrityTestCase(unittest.TestCase):
+    "STS integrity rules"
 
     @classmethod
     def setUpClass(cls):
@@ -51,8 +52,8 @@ class ReviewFixesTestCase(unittest.TestCase):
         restore_master_key(cls._previous_master_key)
 
     @with_transaction()
-    def test_4_encoded_kwh_recorded(self):
-        "Finding 4: 1700.5 kWh paid, 1701.4 kWh on the token, log and receipt data"
+    def test_token_kwh_recorded_when_rounding_credits_more(self):
+        "1700.5 kWh paid, 1701.4 kWh on the token, log and receipt data"
         pool = Pool()
         Vend = pool.get("prepaid.vend")
         Token = pool.get("prepaid.sts.token")
@@ -87,8 +88,8 @@ class ReviewFixesTestCase(unittest.TestCase):
                 )
 
     @with_transaction()
-    def test_6_sts_identity_and_tid_frozen(self):
-        "Finding 6: STS parameters set once; last TID never lowered by hand"
+    def test_sts_parameters_frozen_and_tid_never_lowered(self):
+        "STS parameters set once; last TID never lowered by hand"
         pool = Pool()
         Meter = pool.get("prepaid.meter")
         KeyChange = pool.get("prepaid.sts.key_change")
@@ -145,8 +146,8 @@ class ReviewFixesTestCase(unittest.TestCase):
         VendingKey.write([draft], {"krn": 4})  # no key material yet
 
     @with_transaction()
-    def test_8_rollover_locks_once_and_skips_meters_without_key(self):
-        "Finding 8: one lock for all the meters; a meter without key is skipped"
+    def test_rollover_locks_once_and_skips_meters_without_key(self):
+        "One lock for all the meters; a meter without key is skipped"
         pool = Pool()
         Meter = pool.get("prepaid.meter")
         Rollover = pool.get("prepaid.sts.rollover")
@@ -192,7 +193,7 @@ def credit_request(kwh: str):
     "(PostgreSQL); the restarts are counted there",
 )
 class RolloverRestartTestCase(unittest.TestCase):
-    "Finding 8 on PostgreSQL: the campaign restarts its transaction once"
+    "On PostgreSQL the rollover campaign restarts its transaction once"
 
     @classmethod
     def setUpClass(cls):

@@ -1,4 +1,4 @@
-"""Review fixes in the DLMS client: secrets out of repr, GCM nonces never
+"""DLMS client hygiene: secrets out of repr, GCM nonces never
 reused across meters sharing a key, reflected request frames refused."""
 
 from __future__ import annotations
