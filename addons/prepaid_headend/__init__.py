@@ -6,6 +6,8 @@
 - ``schedule.py``: reading groups and schedules run by trytond-cron.
 - ``job.py``: jobs executed by queue tasks, many associations at once.
 - ``reading.py``: readings, events and the time-partitioning plan.
+- ``billing_feed.py``: new load-profile captures of remote-prepaid meters
+  become ``prepaid.remote.consumption`` rows (the input of billing).
 - ``relay.py``, ``firmware.py``, ``command.py``: relay control, clock checks,
   firmware upgrades and the execution of ``prepaid.meter.command``.
 - ``demo.py``: ``setup_demo_channels(first_port=4061, count=20)`` points the

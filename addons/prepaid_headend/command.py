@@ -15,6 +15,17 @@
   meter's replay refusal (status 6) of a token it reports as its last one
   means "already delivered": accepted on retry, not rejected.
 
+- ``low_credit_warning`` (remote-prepaid billing) is a message to the
+  customer, not a meter operation: no SMS gateway or meter display object
+  exists here, so the head-end publishes it through the MQTT bridge as an
+  event (code :data:`LOW_CREDIT_CODE`, the balance and threshold in its
+  text) on the meter's outbound topic ``prepaid/<site>/alarms/<serial>``,
+  where a notification service subscribes.  Like the alarms it leaves after
+  the commit (a broker failure is logged, the commit stands), and the
+  command is marked sent and accepted.  With MQTT disabled the warning has
+  nowhere to go and stays pending, like a command of a meter without a
+  channel.
+
 Commands are marked sent when their job is created and accepted / rejected /
 failed from the job's outcome.
 """
@@ -29,12 +40,21 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import fields
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
+from . import mqtt_bridge
 from .dlms import operations as ops
 from .job import autonomous_for, run_committed
+from .mqtt import EventMessage, encode
+from .mqtt.topics import alarm_topic
 
+#: Executed through the meter's channel.
 HANDLED_KINDS = {'disconnect', 'reconnect', 'remote_credit'}
+#: Published to the customer-notification side (MQTT), no meter channel needed.
+NOTICE_KINDS = {'low_credit_warning'}
+#: Event code of a published low-credit warning (outside the IDIS codes and
+#: the simulator's 200-204, see reading.EVENT_CODES).
+LOW_CREDIT_CODE = 230
 
 
 class MeterCommand(metaclass=PoolMeta):
@@ -81,11 +101,22 @@ class MeterCommand(metaclass=PoolMeta):
             commands = cls.search(
                 [
                     ('state', '=', 'pending'),
-                    ('kind', 'in', list(HANDLED_KINDS)),
-                    ('meter.hes_host', '!=', None),
+                    [
+                        'OR',
+                        [
+                            ('kind', 'in', list(HANDLED_KINDS)),
+                            ('meter.hes_host', '!=', None),
+                        ],
+                        ('kind', 'in', list(NOTICE_KINDS)),
+                    ],
                 ]
             )
         config = Configuration(1)
+        notices = [
+            c for c in commands if c.state == 'pending' and c.kind in NOTICE_KINDS
+        ]
+        if notices:
+            cls.hes_publish_notices(notices)
         calendar = getattr(config, 'friendly_calendar', None)
         now = now or dt.datetime.now()
         jobs, sent, credit_jobs = [], [], []
@@ -162,6 +193,47 @@ class MeterCommand(metaclass=PoolMeta):
             Job.queue(jobs)
         queued = {j.id for j in jobs}
         return jobs + Job.browse([i for i in credit_jobs if i not in queued])
+
+    @classmethod
+    def hes_publish_notices(cls, commands) -> list:
+        """Queue the warnings for MQTT publication after the commit and mark
+        them accepted; returns the commands published (none with MQTT off)."""
+        Configuration = Pool().get('prepaid.configuration')
+        with without_check_access():
+            config = Configuration(1)
+            if not config.mqtt_enabled:
+                return []
+            site = config.mqtt_site or 'main'
+            manager = Transaction().join(
+                mqtt_bridge.AlarmDataManager(config.mqtt_broker())
+            )
+            for command in commands:
+                message = command.hes_notice_message()
+                manager.messages.append(
+                    (
+                        alarm_topic(site, message.serial),
+                        encode(message),
+                        f"{message.serial} low credit (command {command.id})",
+                    )
+                )
+            cls.mark_sent(commands)
+            cls.mark_accepted(commands)
+        return list(commands)
+
+    def hes_notice_message(self) -> EventMessage:
+        data = self.data
+        return EventMessage(
+            serial=self.meter.serial,
+            timestamp=self.created_at.replace(microsecond=0, tzinfo=dt.UTC),
+            source='hes',
+            kind='event',
+            code=LOW_CREDIT_CODE,
+            log='standard',
+            text=(
+                f"Low credit: balance {data.get('balance', '?')} "
+                f"below {data.get('threshold', '?')}"
+            ),
+        )
 
     @classmethod
     def _hes_dispatch_credit(cls, command_id: int, queue: bool) -> int | None:
