@@ -96,6 +96,20 @@ class Configuration(metaclass=PoolMeta):
         "Liability for balances refunded at move-out until they are paid out.",
         'payable',
     )
+    # Counter accounts of debts raised by staff, one per debt category
+    # (DEBT_COUNTER_ACCOUNTS): the receivable is debited when the debt is
+    # raised, so the books agree with the debt ledger from the first day.
+    debt_arrears_account = _account_field(
+        "Arrears Taken Over",
+        "Credited when arrears taken over from a legacy billing system are "
+        "raised as customer debt: a suspense account the accountant clears "
+        "against the legacy system's receivable.",
+    )
+    debt_penalty_account = _account_field(
+        "Debt Penalties",
+        "Income credited when a penalty (e.g. meter tampering) is raised as "
+        "customer debt.",
+    )
     cancel_policy = fields.Selection(
         CANCEL_POLICIES, "Cancellation Policy", required=True
     )
@@ -390,9 +404,13 @@ def move_line(
     description: str = '',
     tax_lines=None,
 ):
+    from . import vend_write  # (vend_write imports nothing from here)
+
     Line = Pool().get('account.move.line')
     line = Line(account=account, debit=debit, credit=credit, description=description)
-    line.party = party if account.party_required else None
+    # Only the flag, not the whole account record (vends build many lines).
+    _, party_required = vend_write.account_flags(account)
+    line.party = party if party_required else None
     line.tax_lines = tax_lines or []
     return line
 
@@ -654,6 +672,28 @@ def write_off_move(debt, amount: Decimal, date: dt.date):
         date,
         f'Debt write-off {debt.party.rec_name}',
         [(bad_debts, amount, None, text), (receivable, -amount, debt.party, text)],
+    )
+
+
+#: Debt category (credit.DEBT_CATEGORIES) -> configuration field of the account
+#: credited when a debt of that category is raised.
+DEBT_COUNTER_ACCOUNTS = {
+    'arrears': 'debt_arrears_account',
+    'penalty': 'debt_penalty_account',
+}
+
+
+def debt_raise_move(debt, amount: Decimal, date: dt.date):
+    """Dr the debt receivable of the customer / Cr the counter account of the
+    debt's category, for amount"""
+    receivable, counter = _configured(
+        'debt_account', DEBT_COUNTER_ACCOUNTS[debt.category]
+    )
+    text = f'Debt raised: {debt.description}'
+    return adjustment_move(
+        date,
+        f'Debt of {debt.party.rec_name}',
+        [(receivable, amount, debt.party, text), (counter, -amount, debt.party, text)],
     )
 
 

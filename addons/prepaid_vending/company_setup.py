@@ -22,6 +22,9 @@ VAT_ACCOUNT_CODE = '6.3.4'  # "Excise And Sales Taxes" (a liability we owe)
 VENDING_ACCOUNT_CODES = {
     'bad_debt_account': '5.2.3',  # "Credit Loss (Reversal) On Receivables"
     'refund_account': '2.1.4',  # "Other Payables" (per party, reconciled)
+    # Counter accounts of debts raised by staff (accounting.DEBT_COUNTER_ACCOUNTS)
+    'debt_arrears_account': '3.2.4',  # "In Suspense Zero": cleared by the take-over
+    'debt_penalty_account': '6.1.1',  # "Other Revenue"
 }
 
 
@@ -100,8 +103,8 @@ def ensure_vat(company, rate=Decimal('0.15'), config=None):
 
 
 def ensure_vending_accounts(company, config=None):
-    """Point the vending configuration at the chart's bad-debt and refund
-    accounts; a value already chosen by the accountant is kept."""
+    """Point the vending configuration at the chart's bad-debt, refund and
+    debt counter accounts; a value already chosen by the accountant is kept."""
     Account = Model.get('account.account', config=config)
     Configuration = Model.get('prepaid.configuration', config=config)
     vending = Configuration(1)

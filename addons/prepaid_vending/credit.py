@@ -10,6 +10,7 @@ from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
+from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
 from .ledger import line_balances
@@ -17,6 +18,18 @@ from .tariff import Debt as CalculatorDebt
 from .vend import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
+
+#: Context key of a caller whose own move books the receivable of the debts it
+#: opens (see Debt.open_booked).  Keys starting with "_" are stripped from RPC
+#: contexts, so a client cannot use it to raise a debt outside the books.
+BOOKED_CONTEXT = '_prepaid_debt_booked'
+
+#: What a debt is for -> the configuration field of the account credited when
+#: it is raised (accounting.debt_raise_move).
+DEBT_CATEGORIES = [
+    ('arrears', "Arrears Taken Over"),
+    ('penalty', "Penalty"),
+]
 
 
 def _is_manager() -> bool:
@@ -42,6 +55,15 @@ class Debt(Workflow, ModelSQL, ModelView):
         states={'readonly': Eval('state') != 'draft'},
     )
     description = fields.Char("Description", required=True)
+    category = fields.Selection(
+        DEBT_CATEGORIES,
+        "Category",
+        required=True,
+        states={'readonly': Eval('state') != 'draft'},
+        help="Chooses the account credited when the debt is raised: arrears "
+        "taken over from a legacy system go to a suspense account the "
+        "accountant clears, penalties to revenue.",
+    )
     date = fields.Date("Date", required=True)
     amount = fields.Numeric(
         "Original Amount",
@@ -81,12 +103,17 @@ class Debt(Workflow, ModelSQL, ModelView):
         cls._buttons.update(
             {
                 'open': {'invisible': Eval('state') != 'draft'},
+                'write_off_wizard': {'invisible': Eval('state') != 'open'},
             }
         )
 
     @staticmethod
     def default_state():
         return 'draft'
+
+    @staticmethod
+    def default_category():
+        return 'arrears'
 
     @staticmethod
     def default_date():
@@ -122,14 +149,37 @@ class Debt(Workflow, ModelSQL, ModelView):
     @ModelView.button
     @Workflow.transition('open')
     def open(cls, debts):
-        Line = Pool().get('prepaid.debt.line')
-        Line.save(
-            [
-                Line(debt=d, kind='charge', amount=d.amount, description=d.description)
-                for d in debts
-                if not d.lines
-            ]
-        )
+        """Raise the debts: the charge line of the ledger and, in the same
+        transaction, the posted move Dr debt receivable / Cr the counter
+        account of the category.  A debt re-opened (paid -> open) is already
+        raised: no second charge, no second move."""
+        pool = Pool()
+        Line = pool.get('prepaid.debt.line')
+        raising = [d for d in debts if not d.lines]
+        moves = []
+        if not Transaction().context.get(BOOKED_CONTEXT):
+            today = pool.get('ir.date').today()
+            # Built before the ledger is written: a missing account or period
+            # refuses the debt with nothing written.
+            moves = [accounting.debt_raise_move(d, d.amount, today) for d in raising]
+        lines = [
+            Line(debt=d, kind='charge', amount=d.amount, description=d.description)
+            for d in raising
+        ]
+        Line.save(lines)
+        for move, line in zip(moves, lines):
+            move.origin = line
+        accounting.post_adjustments(moves)
+
+    @classmethod
+    def open_booked(cls, debts):
+        """Open debts whose receivable the caller's own move books: the
+        customer change turning an overdrawn balance into debt (Dr receivable
+        / Cr prepayment) or handing debts to the incoming customer (Dr its
+        receivable / Cr the outgoing one's).  Booking them again at opening
+        would count them twice."""
+        with Transaction().set_context({BOOKED_CONTEXT: True}):
+            cls.open(debts)
 
     @classmethod
     def open_debts(cls, party) -> list:
@@ -208,14 +258,27 @@ class Debt(Workflow, ModelSQL, ModelView):
             cls.write(reopen, {'state': 'open'})
 
     @classmethod
+    @ModelView.button_action('prepaid_vending.wizard_debt_write_off')
+    def write_off_wizard(cls, debts):
+        pass
+
+    @classmethod
     def write_off(cls, debts, reason: str) -> None:
         """Only a Vending Manager writes a debt off, with a reason kept in
         history; the balance goes from the debt receivable to bad debts."""
-        Line = Pool().get('prepaid.debt.line')
         if not _is_manager():
             raise AccessError(gettext('prepaid_vending.msg_debt_write_off_manager'))
+        reason = (reason or '').strip()
         if not reason:
             raise ValidationError(gettext('prepaid_vending.msg_debt_write_off_reason'))
+        # Checked above: the history line is written by no staff group
+        # directly (it is an audit trail), so the writes bypass access.
+        with without_check_access():
+            cls._write_off_balances(debts, reason)
+
+    @classmethod
+    def _write_off_balances(cls, debts, reason: str) -> None:
+        Line = Pool().get('prepaid.debt.line')
         for debt in debts:
             if debt.state != 'open':
                 raise ValidationError(
@@ -286,6 +349,50 @@ class DebtLine(ModelSQL, ModelView):
         super().check_modification(mode, lines, values=values, external=external)
         if mode in {'write', 'delete'} and external:
             raise AccessError(gettext('prepaid_vending.msg_debt_history_immutable'))
+
+
+class DebtWriteOffStart(ModelView):
+    "Write Off Debt"
+
+    __name__ = 'prepaid.debt.write_off.start'
+
+    debts = fields.Many2Many('prepaid.debt', None, None, "Debts", readonly=True)
+    balance = fields.Numeric(
+        "Balance to Write Off",
+        digits=(16, 2),
+        readonly=True,
+        help="Charged to bad debts and cleared from the customer's receivable.",
+    )
+    reason = fields.Char("Reason", required=True, help="Kept in the debt history.")
+
+
+class DebtWriteOff(Wizard):
+    """Write Off Debt: a Vending Manager gives the reason, sees the balance
+    and confirms (Debt.write_off checks the group again: the wizard is only
+    the form)."""
+
+    __name__ = 'prepaid.debt.write_off'
+
+    start = StateView(
+        'prepaid.debt.write_off.start',
+        'prepaid_vending.debt_write_off_start_view_form',
+        [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Write Off", 'write_off', 'tryton-ok', default=True),
+        ],
+    )
+    write_off = StateTransition()
+
+    def default_start(self, fields):
+        debts = list(self.records)
+        return {
+            'debts': [d.id for d in debts],
+            'balance': sum((d.balance for d in debts), ZERO),
+        }
+
+    def transition_write_off(self):
+        self.model.write_off(list(self.records), self.start.reason)
+        return 'end'
 
 
 class EmergencyCredit(ModelSQL, ModelView):

@@ -674,7 +674,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
             Line.save(lines)
             Debt.paid(debts)
             Debt.save(created)
-            Debt.open(created)
+            Debt.open_booked(created)
         return total
 
     def _settle_account(self, account) -> None:
@@ -709,7 +709,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
                 amount=-balance,
             )
             debt.save()
-            Debt.open([debt])
+            Debt.open_booked([debt])
             Line(
                 account=account,
                 kind='transfer',

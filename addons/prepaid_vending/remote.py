@@ -2,12 +2,29 @@
 
 A remote-prepaid customer keeps a money balance in the system: vends add to it,
 a billing job prices the consumption the head-end reports and deducts it.  Below
-the credit limit, outside friendly periods, the account gets a disconnect command;
-a top-up that restores the balance gets a reconnect command.  Commands are only
-*queued* here (``prepaid.meter.command``); the head-end module executes them and
-moves them through their states.
+the credit limit, outside friendly periods and with the emergency credit used up,
+the account gets a disconnect command; a top-up that restores the balance (or an
+emergency credit) gets a reconnect command.  Commands are only *queued* here
+(``prepaid.meter.command``); the head-end module executes them and moves them
+through their states.
+
+Period charges (monthly, yearly) are taken once per period per account, by
+whichever comes first: the first paid vend of the period (the vend pipeline's
+``first_vend_of_month`` / ``first_vend_of_year``) or the consumption bill.  The
+bill records on itself which period charges it took (``monthly_charges``,
+``yearly_charges``), so that later billing runs of the same month keep pricing
+the month the same way, and a vend can ask :meth:`RemoteAccount.charges_billed`
+whether a bill already took them.
+
+Emergency credit on a remote-prepaid account is money advanced into the
+balance by an emergency vend.  It is *used up* once the consumption billed
+after it adds up to its amount (or it is repaid or cancelled); until then the
+account keeps (or gets back) supply even below the credit limit: an advance
+that only paid off an overdrawn balance would otherwise never give the
+customer the energy it was for.
 """
 
+import dataclasses
 import datetime as dt
 import json
 from decimal import Decimal
@@ -22,7 +39,7 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
 from .ledger import line_balances
-from .tariff import TariffError, bill_month
+from .tariff import ChargePeriod, TariffError, bill_month
 
 ZERO = Decimal(0)
 COMMAND_KINDS = [
@@ -30,8 +47,6 @@ COMMAND_KINDS = [
     ('disconnect', "Disconnect"),
     ('reconnect', "Reconnect"),
     ('low_credit_warning', "Low-Credit Warning"),
-    ('clear_credit', "Clear Credit"),
-    ('set_tariff', "Set Tariff"),
 ]
 #: Written only by MeterCommand.reconcile_undelivered.
 RECONCILE_FIELDS = {
@@ -418,8 +433,49 @@ class RemoteAccount(ModelSQL, ModelView):
         account.after_balance_change(origin=vend)
 
     # --------------------------------------------------------- connection
+    def emergency_credit_left(self) -> Decimal:
+        """Emergency credit advanced into the balance and not yet consumed.
+
+        An emergency vend's advance is used up by the consumption billed
+        after it (bill lines created after its vend line); a repaid or
+        cancelled emergency credit counts as used up.  The emergency credit
+        record is saved by ``EmergencyCredit.issue`` only after its vend, so
+        an emergency vend without one yet is the credit being issued now.
+        """
+        pool = Pool()
+        Line = pool.get('prepaid.remote.account.line')
+        Emergency = pool.get('prepaid.emergency_credit')
+        advances = Line.search(
+            [
+                ('account', '=', self.id),
+                ('kind', '=', 'vend'),
+                ('vend.payment_method', '=', 'emergency'),
+                ('vend.state', '!=', 'cancelled'),
+            ],
+            order=[('id', 'ASC')],
+        )
+        left = ZERO
+        for advance in advances:
+            credits = Emergency.search([('vend', '=', advance.vend.id)], limit=1)
+            if credits and credits[0].state != 'open':
+                continue
+            billed = Line.search(
+                [
+                    ('account', '=', self.id),
+                    ('kind', '=', 'bill'),
+                    ('id', '>', advance.id),
+                ]
+            )
+            used = -sum((b.amount for b in billed), ZERO)
+            left += max(advance.amount - used, ZERO)
+        return left
+
     def after_balance_change(self, now: dt.datetime | None = None, origin=None) -> None:
-        """Queue disconnect/reconnect/warning commands for the new balance."""
+        """Queue disconnect/reconnect/warning commands for the new balance.
+
+        Supply is due while the balance is at or above the credit limit, or
+        while emergency credit is left (see :meth:`emergency_credit_left`).
+        Otherwise the account is disconnected, outside friendly periods."""
         pool = Pool()
         Command = pool.get('prepaid.meter.command')
         Configuration = pool.get('prepaid.configuration')
@@ -430,12 +486,15 @@ class RemoteAccount(ModelSQL, ModelView):
         origin = origin or self
         crossed = [t for t in config.get_low_credit_thresholds() if balance < t]
         lowest = min(crossed) if crossed else None
-        if balance >= self.credit_limit:
-            # A top-up re-arms the warnings above the new balance.
-            self.warned_below = lowest
-        elif lowest is not None and (
-            self.warned_below is None or lowest < self.warned_below
+        if lowest is None or (
+            self.warned_below is not None and lowest > self.warned_below
         ):
+            # Above every threshold, or topped up above the last warning:
+            # re-arm the warnings below the new balance (no warning for a
+            # balance that just went up).
+            self.warned_below = lowest
+        elif self.warned_below is None or lowest < self.warned_below:
+            # Warn on the way down, before the balance reaches the limit.
             Command.queue(
                 self.meter,
                 'low_credit_warning',
@@ -443,11 +502,17 @@ class RemoteAccount(ModelSQL, ModelView):
                 origin=origin,
             )
             self.warned_below = lowest
-        if balance >= self.credit_limit:
+        supply_due = balance >= self.credit_limit
+        emergency = ZERO
+        if not supply_due:
+            emergency = self.emergency_credit_left()
+            supply_due = emergency > 0
+        if supply_due:
             if self.connection in {'disconnected', 'disconnecting'}:
-                Command.queue(
-                    self.meter, 'reconnect', {'balance': str(balance)}, origin=origin
-                )
+                payload = {'balance': str(balance)}
+                if emergency:
+                    payload['emergency_credit'] = str(emergency)
+                Command.queue(self.meter, 'reconnect', payload, origin=origin)
                 self.connection = 'reconnecting'
         else:
             calendar = config.friendly_calendar
@@ -508,6 +573,68 @@ class RemoteAccount(ModelSQL, ModelView):
                 account.after_balance_change()
         return bills
 
+    def period_charges_due(self, month: dt.date) -> tuple[bool, bool]:
+        """(monthly, yearly): whether the bill of ``month`` takes the period
+        charges.  Once per period per account, whichever comes first: a bill
+        of the month that took them keeps them (later runs of the month price
+        it the same way); otherwise they are due unless a paid vend of the
+        period took them (the vend's ``first_vend_of_*`` rule, read from the
+        meter's month positions)."""
+        pool = Pool()
+        Bill = pool.get('prepaid.remote.bill')
+        Position = pool.get('prepaid.meter.month_position')
+        year_start = month.replace(month=1, day=1)
+        year_end = month.replace(month=12, day=1)
+        bills = Bill.search(
+            [
+                ('account', '=', self.id),
+                ('month', '>=', year_start),
+                ('month', '<=', year_end),
+            ]
+        )
+        positions = Position.search(
+            [
+                ('meter', '=', self.meter.id),
+                ('month', '>=', year_start),
+                ('month', '<=', year_end),
+                ('vends', '>', 0),
+            ]
+        )
+        this_month = [b for b in bills if b.month == month]
+        if any(b.monthly_charges for b in this_month):
+            monthly = True
+        else:
+            monthly = not any(p.month == month for p in positions)
+        yearly_bills = [b for b in bills if b.yearly_charges]
+        if yearly_bills:
+            yearly = any(b.month == month for b in yearly_bills)
+        else:
+            yearly = not positions
+        return monthly, yearly
+
+    @classmethod
+    def charges_billed(cls, meter, date: dt.date) -> tuple[bool, bool]:
+        """(monthly, yearly): whether a bill of the account of ``meter``
+        already took the period charges of ``date``'s month / year, so that a
+        vend must not take them again (for the vend pipeline)."""
+        Bill = Pool().get('prepaid.remote.bill')
+        account = cls.for_meter(meter, create=False)
+        if account is None:
+            return False, False
+        month = date.replace(day=1)
+        bills = Bill.search(
+            [
+                ('account', '=', account.id),
+                ('month', '>=', month.replace(month=1)),
+                ('month', '<=', month.replace(month=12)),
+                ['OR', ('monthly_charges', '=', True), ('yearly_charges', '=', True)],
+            ]
+        )
+        return (
+            any(b.monthly_charges and b.month == month for b in bills),
+            any(b.yearly_charges for b in bills),
+        )
+
     def bill_month(self, month: dt.date):
         pool = Pool()
         Consumption = pool.get('prepaid.remote.consumption')
@@ -528,7 +655,17 @@ class RemoteAccount(ModelSQL, ModelView):
             return None
         tariff = Tariff.for_meter(self.meter, month)
         version = tariff.version_at(month)
+        monthly, yearly = self.period_charges_due(month)
         calculator = version.to_calculator()
+        periods = {c.period for c in calculator.charges}
+        if not monthly:
+            # A vend of the month took them (yearly ones: first_month_of_year).
+            calculator = dataclasses.replace(
+                calculator,
+                charges=tuple(
+                    c for c in calculator.charges if c.period != ChargePeriod.MONTHLY
+                ),
+            )
         kwh = sum((r.kwh for r in rows), ZERO)
         weighted = [(r.pf, r.kwh) for r in rows if r.pf is not None]
         pf = (
@@ -538,7 +675,7 @@ class RemoteAccount(ModelSQL, ModelView):
             else None
         )
         max_kw = max((r.max_kw for r in rows if r.max_kw is not None), default=ZERO)
-        kwargs = {'first_month_of_year': month.month == 1}
+        kwargs = {'first_month_of_year': yearly}
         if calculator.kind == 'tou':
             kwargs['profile'] = [(r.end, r.kwh) for r in rows]
         else:
@@ -569,6 +706,10 @@ class RemoteAccount(ModelSQL, ModelView):
             vat=vat,
             kwh=sum((r.kwh for r in new), ZERO),
             tariff_version=version,
+            # Whether this month's bills take period charges (kept by the
+            # later runs of the month; read by ``charges_billed``).
+            monthly_charges=monthly and ChargePeriod.MONTHLY in periods,
+            yearly_charges=yearly and ChargePeriod.YEARLY in periods,
             details='\n'.join(
                 f'{line.description}: {line.quantity} {line.unit} '
                 f'{line.amount} + VAT {line.vat}'
@@ -683,6 +824,18 @@ class RemoteBill(ModelSQL, ModelView):
     )
     details = fields.Text("Details")
     move = fields.Many2One('account.move', "Move", readonly=True)
+    monthly_charges = fields.Boolean(
+        "Monthly Charges",
+        readonly=True,
+        help="The month's fixed charges are priced on this month's bills "
+        "(no vend of the month took them first).",
+    )
+    yearly_charges = fields.Boolean(
+        "Yearly Charges",
+        readonly=True,
+        help="The year's fixed charges are priced on this month's bills "
+        "(no vend or earlier bill of the year took them first).",
+    )
 
     @classmethod
     def __setup__(cls):

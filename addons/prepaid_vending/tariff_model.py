@@ -8,7 +8,6 @@ is in ``tariff/`` (see ``TariffVersion.to_calculator``); nothing here computes.
 """
 
 import datetime as dt
-import json
 from decimal import Decimal
 
 from trytond.cache import Cache
@@ -203,11 +202,13 @@ class TariffVersion(ModelSQL, ModelView):
     pf_threshold = fields.Numeric("Power Factor Threshold", digits=(4, 2))
     pf_percent = fields.Numeric("Power Factor Penalty (% per step)", digits=(6, 2))
     pf_step = fields.Numeric("Power Factor Step", digits=(4, 2))
-    tou_schedule = fields.Text(
-        "TOU Schedule (JSON)",
+    tou_calendar = fields.Many2One(
+        'prepaid.tou.calendar',
+        "TOU Calendar",
+        ondelete='RESTRICT',
         states={'invisible': Eval('kind') != 'tou', 'required': Eval('kind') == 'tou'},
-        help="Rates (up to 8), day profiles, week profiles, seasons and special "
-        "days in the calculator's JSON form.",
+        help="The rates, day and week profiles, seasons and holidays that "
+        "price this version's energy by time of use.",
     )
 
     @classmethod
@@ -266,17 +267,8 @@ class TariffVersion(ModelSQL, ModelView):
         }
         if self.kind != 'tou':
             data['blocks'] = [b.to_dict() for b in self.blocks]
-        elif self.tou_schedule:
-            try:
-                data['tou'] = json.loads(self.tou_schedule, parse_float=Decimal)
-            except ValueError as exc:
-                raise ValidationError(
-                    gettext(
-                        'prepaid_vending.msg_tariff_invalid',
-                        version=self.rec_name,
-                        error=str(exc),
-                    )
-                ) from exc
+        elif self.tou_calendar:
+            data['tou'] = self.tou_calendar.to_dict()
         if self.demand_charge_per_kw is not None:
             data['demand_charge_per_kw'] = str(self.demand_charge_per_kw)
         if self.pf_threshold is not None and self.pf_percent is not None:
@@ -319,6 +311,14 @@ class TariffVersion(ModelSQL, ModelView):
         if key is not None:
             self._calculator_cache.set(key, calculator)
         return calculator
+
+    @classmethod
+    def validate(cls, versions):
+        super().validate(versions)
+        for version in versions:
+            # (the calendar itself is required by its states when kind is tou)
+            if version.kind == 'tou' and version.tou_calendar:
+                version.tou_calendar.check_complete()
 
     @classmethod
     def check_modification(cls, mode, versions, values=None, external=False):

@@ -20,6 +20,8 @@ APIs and the tests.  Its order is fixed:
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
+from sql.aggregate import Max
+from sql.conditionals import Coalesce
 from sql.functions import CurrentTimestamp
 from trytond import backend, config
 from trytond.exceptions import UserError
@@ -32,7 +34,7 @@ from trytond.rpc import RPC
 from trytond.transaction import Transaction, TransactionError, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting
+from . import accounting, vend_write
 from .tariff import (
     MeterRegister,
     TariffError,
@@ -129,46 +131,49 @@ class Meter(metaclass=PoolMeta):
         PostgreSQL (repeatable read) and restarts with a fresh snapshot; without
         it, the month position read next could be stale.  The lock timeout
         bounds the wait.  Vends on other meters take no shared lock at all."""
-        transaction = Transaction()
         table = cls.__table__()
         update = table.update(
             [table.last_vend_date], [CurrentTimestamp()], where=table.id == meter.id
         )
-        cursor = transaction.connection.cursor()
         if backend.name != 'postgresql':
             # SQLite serialises writers: trytond's lock is enough there.
             cls.lock([meter])
-            cursor.execute(*update)
+            Transaction().connection.cursor().execute(*update)
             return
-        seconds = cls._vend_lock_timeout()
-        cursor.execute(
-            "SELECT current_setting('lock_timeout'), "
-            "set_config('lock_timeout', %s, true)",
-            (f'{seconds}s',),
-        )
-        (previous, _) = cursor.fetchone()
-        try:
-            cursor.execute(*update)
-        except backend.DatabaseOperationalError as exc:
-            state = getattr(exc, 'sqlstate', None)
-            if state == SERIALIZATION_FAILURE:
-                raise MeterBusy() from exc
-            if state == LOCK_NOT_AVAILABLE:
-                # PostgreSQL aborted the transaction: roll back now so that the
-                # message can be read (the vend is refused, nothing is kept).
-                transaction.rollback()
-                raise VendError(
-                    gettext(
-                        'prepaid_vending.msg_vend_meter_busy',
-                        meter=meter.serial,
-                        seconds=seconds,
-                    )
-                ) from exc
-            raise
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
+        update_waiting(update, meter.serial, cls._vend_lock_timeout())
         # Tell trytond the row is locked, so Model.lock([meter]) in the same
         # transaction (STS TID allocation) does not restart it.
-        transaction._locked_records[cls._table].add(meter.id)
+        Transaction()._locked_records[cls._table].add(meter.id)
+
+
+def update_waiting(update, what: str, seconds: int) -> None:
+    """Run update (of one row, on PostgreSQL) waiting at most seconds for the
+    row lock (see ``Meter.lock_for_vend``): a serialisation failure restarts
+    the transaction (``MeterBusy``), a time-out refuses the vend."""
+    transaction = Transaction()
+    cursor = transaction.connection.cursor()
+    cursor.execute(
+        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+        (f'{seconds}s',),
+    )
+    (previous, _) = cursor.fetchone()
+    try:
+        cursor.execute(*update)
+    except backend.DatabaseOperationalError as exc:
+        state = getattr(exc, 'sqlstate', None)
+        if state == SERIALIZATION_FAILURE:
+            raise MeterBusy() from exc
+        if state == LOCK_NOT_AVAILABLE:
+            # PostgreSQL aborted the transaction: roll back now so that the
+            # message can be read (the vend is refused, nothing is kept).
+            transaction.rollback()
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_meter_busy', meter=what, seconds=seconds
+                )
+            ) from exc
+        raise
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
 
 
 class MonthPosition(ModelSQL, ModelView):
@@ -244,6 +249,11 @@ class Vend(Workflow, ModelSQL, ModelView):
     _rec_name = 'number'
 
     number = fields.Char("Receipt Number", readonly=True)
+    receipt_sequence = fields.Integer(
+        "Receipt Sequence",
+        readonly=True,
+        help="Gapless position of the receipt in its sales point's series.",
+    )
     date = fields.Timestamp("Date", required=True, readonly=True)
     idempotency_key = fields.Char(
         "Idempotency Key",
@@ -338,6 +348,11 @@ class Vend(Workflow, ModelSQL, ModelView):
         cls._sql_indexes.update(
             {
                 Index(t, (t.meter, Index.Range()), (t.date, Index.Range())),
+                Index(
+                    t,
+                    (t.sales_point, Index.Equality()),
+                    (t.receipt_sequence, Index.Range()),
+                ),
             }
         )
         cls._order.insert(0, ('date', 'DESC'))
@@ -370,9 +385,8 @@ class Vend(Workflow, ModelSQL, ModelView):
         if not user_id:  # root: cron, scripts, imports
             return
         allowed = {ModelData.get_id('prepaid_vending', g) for g in VEND_GROUPS}
-        with without_check_access():
-            groups = {g.id for g in User(user_id).groups}
-        if not groups & allowed:
+        # get_groups is cached per process (and includes implied groups).
+        if not set(User.get_groups()) & allowed:
             raise AccessError(gettext('prepaid_vending.msg_vend_user_group'))
 
     @classmethod
@@ -524,10 +538,18 @@ class Vend(Workflow, ModelSQL, ModelView):
         emergencies = Emergency.open_credits(meter) if recovers else []
         fbe_due = bool(version.fbe_kwh_per_month) and not position.fbe_issued
         remote = meter.payment_mode == 'remote_prepaid'
+        first_of_month = position.vends == 0
+        if remote and (first_of_month or first_of_year):
+            # A consumption bill of the period may have taken the period
+            # charges first: they are taken once per period per account.
+            Account = pool.get('prepaid.remote.account')
+            billed_month, billed_year = Account.charges_billed(meter, month)
+            first_of_month = first_of_month and not billed_month
+            first_of_year = first_of_year and not billed_year
         request = VendRequest(
             tender=tender or ZERO,
             month_to_date_kwh=position.kwh,
-            first_vend_of_month=position.vends == 0,
+            first_vend_of_month=first_of_month,
             first_vend_of_year=first_of_year,
             debt=Debt_.to_calculator(debts) if recovers else None,
             emergency_credit_owed=sum((e.outstanding for e in emergencies), ZERO),
@@ -672,8 +694,10 @@ class Vend(Workflow, ModelSQL, ModelView):
                 )
             )
 
+        number, receipt_sequence = cls._new_number(config, sales_point)
         vend = cls(
-            number=cls._new_number(config),
+            number=number,
+            receipt_sequence=receipt_sequence,
             date=date,
             idempotency_key=idempotency_key,
             meter=meter,
@@ -696,42 +720,156 @@ class Vend(Workflow, ModelSQL, ModelView):
             debt_remaining=quote.debt_remaining,
             state='issued',
         )
-        vend.lines = cls._lines_from_quote(vend, quote, version)
-        vend.vat_amount = sum((line.vat for line in vend.lines), ZERO)
+        lines = cls._lines_from_quote(vend, quote, version)
+        vend.vat_amount = sum((line.vat for line in lines), ZERO)
         if meter.payment_mode == 'remote_prepaid':
             vend.credit_amount = sum(
-                (line.amount for line in vend.lines if line.kind == 'deposit'), ZERO
+                (line.amount for line in lines if line.kind == 'deposit'), ZERO
             )
-        vend.save()
-
-        if quote.tender:
-            position.vends += 1
-        position.kwh = quote.month_to_date_kwh
-        if quote.fbe_kwh:
-            position.fbe_issued = True
-        position.save()
+        cls._store_vend(vend, lines)
+        cls._store_position(position, quote)
 
         cls._apply_recoveries(vend, quote, debts, emergencies)
         tokens = vend.issue_credit_tokens(quote.units_kwh, quote.fbe_kwh)
         for sequence, token in enumerate(tokens, 1):
             token.vend = vend
             token.sequence = getattr(token, 'sequence', None) or sequence
-        if tokens:
-            pool.get('prepaid.vend.token').save(tokens)
+        cls._store_tokens(vend, tokens)
         vend.after_issue()
         move = accounting.vend_move(vend)
         if move:
-            move.save()
+            move_id = vend_write.insert_move(move)
+            table = cls.__table__()
+            cursor = Transaction().connection.cursor()
+            cursor.execute(
+                *table.update([table.move], [move_id], where=table.id == vend.id)
+            )
+            vend_write.forget(cls, [vend.id])
             vend.move = move
-            vend.save()
         return vend
 
+    # The records of a vend are written set-based (vend_write): every value
+    # comes from records just read and checked above, and the ORM's re-read
+    # and re-validation of each new record was most of a vend's time.
     @classmethod
-    def _new_number(cls, config) -> str:
-        sequence = config.vend_sequence
-        if not sequence:
-            raise VendError(gettext('prepaid_vending.msg_vend_no_sequence'))
-        return sequence.get()
+    def _store_vend(cls, vend, lines) -> None:
+        "INSERT the vend and its lines; vend keeps its values in memory"
+        Line = Pool().get('prepaid.vend.line')
+        names = [n for n in vend_write._columns(cls) if n != 'move']
+        (vend_id,) = vend_write.insert_rows(cls, [vend_write.row_of(vend, names)])
+        vend_write.adopt(vend, vend_id)
+        line_names = list(vend_write._columns(Line))
+        for line in lines:
+            line.vend = vend
+        line_ids = vend_write.insert_rows(
+            Line, [vend_write.row_of(line, line_names) for line in lines]
+        )
+        for line, line_id in zip(lines, line_ids):
+            vend_write.adopt(line, line_id)
+        vend.lines = lines
+
+    @classmethod
+    def _store_tokens(cls, vend, tokens) -> None:
+        "INSERT the tokens, with the digit check of VendToken.validate_fields"
+        Token = Pool().get('prepaid.vend.token')
+        Token.check_digits(tokens)
+        names = list(vend_write._columns(Token))
+        token_ids = vend_write.insert_rows(
+            Token, [vend_write.row_of(token, names) for token in tokens]
+        )
+        for token, token_id in zip(tokens, token_ids):
+            vend_write.adopt(token, token_id)
+        vend.tokens = tokens
+
+    @classmethod
+    def _store_position(cls, position, quote) -> None:
+        "The month position after the vend, under the meter lock"
+        Position = Pool().get('prepaid.meter.month_position')
+        vends = position.vends + (1 if quote.tender else 0)
+        fbe_issued = bool(position.fbe_issued or quote.fbe_kwh)
+        kwh = quote.month_to_date_kwh
+        if position.id is None:
+            (position_id,) = vend_write.insert_rows(
+                Position,
+                [
+                    {
+                        'meter': position.meter,
+                        'month': position.month,
+                        'kwh': kwh,
+                        'vends': vends,
+                        'fbe_issued': fbe_issued,
+                    }
+                ],
+            )
+            vend_write.adopt(position, position_id)
+        else:
+            table = Position.__table__()
+            cursor = Transaction().connection.cursor()
+            cursor.execute(
+                *table.update(
+                    [
+                        table.kwh,
+                        table.vends,
+                        table.fbe_issued,
+                        table.write_uid,
+                        table.write_date,
+                    ],
+                    [kwh, vends, fbe_issued, Transaction().user, CurrentTimestamp()],
+                    where=table.id == position.id,
+                )
+            )
+            vend_write.forget(Position, [position.id])
+        position.kwh, position.vends, position.fbe_issued = kwh, vends, fbe_issued
+
+    @classmethod
+    def _new_number(cls, config, sales_point=None) -> tuple[str, int | None]:
+        """The receipt number and its position in the sales point's series.
+
+        Auditors expect gapless receipt numbers per point of sale: the next
+        number is the sales point's last one plus one, read under a lock of
+        the sales point row held until commit, so a vend rolled back takes
+        its number with it.  Cashiers at different sales points never wait
+        for each other.  Vends without a sales point (API) keep the
+        configured sequence (fast, but a rolled-back vend leaves a gap)."""
+        if sales_point is None:
+            sequence = config.vend_sequence
+            if not sequence:
+                raise VendError(gettext('prepaid_vending.msg_vend_no_sequence'))
+            return sequence.get(), None
+        cls._lock_sales_point(sales_point)
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(
+                Coalesce(Max(table.receipt_sequence), 0),
+                where=table.sales_point == sales_point.id,
+            )
+        )
+        position = cursor.fetchone()[0] + 1
+        return f'{sales_point.code}-{position:08d}', position
+
+    @classmethod
+    def _lock_sales_point(cls, sales_point) -> None:
+        """Hold the sales point's row until commit (its receipt series).
+
+        As for the meter (``Meter.lock_for_vend``) the lock is an UPDATE, so a
+        vend that waited for another one gets a serialisation failure and
+        restarts with a snapshot that sees the number just taken; a mere
+        ``FOR UPDATE`` would let it read the same last number again."""
+        SalesPoint = Pool().get('prepaid.sales_point')
+        table = SalesPoint.__table__()
+        update = table.update(
+            [table.write_date], [table.write_date], where=table.id == sales_point.id
+        )
+        if backend.name != 'postgresql':
+            # SQLite serialises writers.
+            Transaction().connection.cursor().execute(*update)
+            return
+        update_waiting(
+            update,
+            sales_point.rec_name,
+            Pool().get('prepaid.meter')._vend_lock_timeout(),
+        )
 
     @classmethod
     def _lines_from_quote(cls, vend, quote, version) -> list:
@@ -1137,6 +1275,10 @@ class VendToken(ModelSQL, ModelView):
     @classmethod
     def validate_fields(cls, tokens, field_names):
         super().validate_fields(tokens, field_names)
+        cls.check_digits(tokens)
+
+    @classmethod
+    def check_digits(cls, tokens):
         for token in tokens:
             if not (token.token and len(token.token) == 20 and token.token.isdigit()):
                 raise ValidationError(

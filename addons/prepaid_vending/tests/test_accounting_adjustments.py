@@ -137,9 +137,9 @@ class AccountingAdjustmentsTestCase(unittest.TestCase):
             )
             # The receivable moved exactly as the debt ledger did, and all
             # its credits for the customer (vend recovery + write-off) add up
-            # to the debt raised: the opening debit is the accountant's
-            # take-over entry of the arrears (debts are not raised by a move).
+            # to the debt raised (its debit was booked when it was opened).
             self.assertEqual(booked(receivable, env.customer) - before, D('-450.00'))
+            self.assertEqual(booked(receivable, env.customer), D(0))
             self.assertEqual(debt.balance, D(0))
             Line = pool.get('account.move.line')
             credits = Line.search(
@@ -366,3 +366,134 @@ class AccountingAdjustmentsTestCase(unittest.TestCase):
             self.assertEqual(ServicePoint(env.point.id).customer, env.customer)
             account = Account(account.id)
             self.assertEqual((account.party, account.balance), (env.customer, D('100')))
+
+    @with_transaction()
+    def test_books_agree_with_debt_ledger_at_every_step(self):
+        "Raise (two categories), recover through a vend, write off"
+        pool = Pool()
+        Debt = pool.get('prepaid.debt')
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            config = configure_adjustment_accounts(env)
+            receivable = config.debt_account
+            arrears, penalties = (
+                config.debt_arrears_account,
+                config.debt_penalty_account,
+            )
+            self.assertNotIn(receivable, (arrears, penalties))
+            customer = env.customer
+            open_session(env)
+
+            def agree(expected):
+                self.assertEqual(debt_ledger(customer), expected)
+                self.assertEqual(booked(receivable, customer), expected)
+
+            taken_over = Debt(
+                party=customer,
+                description='Arrears from the legacy billing system',
+                amount=D('500.00'),
+                recovery_percent=D(20),
+            )
+            taken_over.save()
+            agree(D(0))  # a draft debt is not raised yet
+            Debt.open([taken_over])
+            agree(D('500.00'))
+            (charge,) = Debt(taken_over.id).lines
+            (move,) = moves_from(charge)
+            self.assertEqual(move.state, 'posted')
+            self.assertEqual(
+                sorted((x.account.id, x.debit, x.credit, x.party) for x in move.lines),
+                sorted(
+                    [
+                        (receivable.id, D('500.00'), D(0), customer),
+                        (arrears.id, D(0), D('500.00'), None),
+                    ]
+                ),
+            )
+
+            tampering = Debt(
+                party=customer,
+                description='Meter tampering penalty',
+                category='penalty',
+                amount=D('120.00'),
+                recovery_percent=D(10),
+            )
+            tampering.save()
+            Debt.open([tampering])
+            agree(D('620.00'))
+            self.assertEqual(booked(penalties, None), D('-120.00'))
+            self.assertEqual(booked(arrears, None), D('-500.00'))
+
+            sale = vend(env, '300.00', 'b1')  # the strictest plan: 20 %
+            recovered = sum(x.amount for x in sale.lines if x.kind == 'debt')
+            self.assertEqual(recovered, D('60.00'))
+            # The vend's move credits the same receivable for the same party.
+            (debt_line,) = [
+                x for x in sale.move.lines if x.account == receivable and x.credit
+            ]
+            self.assertEqual((debt_line.credit, debt_line.party), (recovered, customer))
+            agree(D('560.00'))
+            Vend.post_moves(before=TODAY + dt.timedelta(days=1))
+            agree(D('560.00'))
+
+            Debt.write_off([taken_over, tampering], 'customer deceased')
+            agree(D(0))
+            self.assertEqual(booked(config.bad_debt_account, None), D('560.00'))
+
+    @with_transaction()
+    def test_reopened_debt_is_not_raised_twice(self):
+        "A cancelled vend gives its recovery back: no second charge or move"
+        pool = Pool()
+        Debt = pool.get('prepaid.debt')
+        Vend = pool.get('prepaid.vend')
+        Configuration = pool.get('prepaid.configuration')
+        with with_vending() as env:
+            config = configure_adjustment_accounts(env)
+            Configuration.write([Configuration(1)], {'cancel_policy': 'manager'})
+            receivable = config.debt_account
+            open_session(env)
+            debt = Debt(
+                party=env.customer,
+                description='Arrears',
+                amount=D('40.00'),
+                recovery_percent=D(50),
+            )
+            debt.save()
+            Debt.open([debt])
+            sale = vend(env, '200.00', 'p1')  # recovers the whole 40
+            self.assertEqual(Debt(debt.id).state, 'paid')
+            self.assertEqual(booked(receivable, env.customer), D(0))
+
+            Vend.cancel_vends([sale], 'wrong meter')
+
+            debt = Debt(debt.id)
+            self.assertEqual(debt.state, 'open')
+            self.assertEqual([x.kind for x in debt.lines].count('charge'), 1)
+            self.assertEqual(booked(receivable, env.customer), D('40.00'))
+            self.assertEqual(booked(receivable, env.customer), debt.balance)
+
+    @with_transaction()
+    def test_raise_refused_without_counter_account(self):
+        "Clear error; the debt stays draft with no history line and no move"
+        pool = Pool()
+        Debt = pool.get('prepaid.debt')
+        Move = pool.get('account.move')
+        with with_vending() as env:
+            config = configure_adjustment_accounts(env, skip={'debt_penalty_account'})
+            debt = Debt(
+                party=env.customer,
+                description='Tampering',
+                category='penalty',
+                amount=D('80'),
+            )
+            debt.save()
+            moves = Move.search_count([])
+
+            with self.assertRaisesRegex(UserError, 'Debt Penalties'):
+                Debt.open([debt])
+
+            debt = Debt(debt.id)
+            self.assertEqual(debt.state, 'draft')
+            self.assertEqual(debt.lines, ())
+            self.assertEqual(Move.search_count([]), moves)
+            self.assertEqual(booked(config.debt_account, env.customer), D(0))

@@ -162,24 +162,37 @@ class CreditTestCase(unittest.TestCase):
 
             consume('40', 0)
             Account.bill([account])
-            # 40 kWh @ 1.20 + 15 % VAT = 55.20 (monthly charge was in the vend)
+            # 40 kWh @ 1.20 + 15 % VAT = 55.20: the monthly charge is not
+            # billed again, the vend of the month took it.
             account = Account(account.id)
-            # Billing monthly charges again is the bill's business: the step
-            # tariff's monthly fixed charge appears on the bill too.
-            bill_total = D('100.00') - account.balance
-            self.assertEqual(bill_total, D('55.20') + D('57.50'))
+            self.assertEqual(D('100.00') - account.balance, D('55.20'))
             kinds = [c.kind for c in Command.search([])]
-            self.assertEqual(kinds, ['low_credit_warning', 'disconnect'])
-            warning = Command.search([('kind', '=', 'low_credit_warning')])[0]
-            self.assertEqual(warning.data['threshold'], '20')
-            self.assertEqual(account.connection, 'disconnecting')
+            self.assertEqual(kinds, ['low_credit_warning'])  # below 50
+            self.assertEqual(account.connection, 'connected')
             # Second run bills only the increment, across the block boundary.
             consume('20', 1)
             Account.bill([account])
             account = Account(account.id)
             # 10 kWh @ 1.20 + 10 kWh @ 1.60, + VAT = (12 + 16) * 1.15
-            self.assertEqual(D('100.00') - account.balance, D('112.70') + D('32.20'))
-            self.assertEqual(Command.search_count([]), 2)  # nothing new
+            self.assertEqual(D('100.00') - account.balance, D('55.20') + D('32.20'))
+            # 12.60 left: the second threshold, still above the limit.
+            self.assertEqual(account.connection, 'connected')
+            consume('20', 2)  # 20 kWh @ 1.60 + VAT = 36.80: -24.20
+            Account.bill([account])
+            account = Account(account.id)
+            self.assertEqual(account.balance, D('-24.20'))
+            commands = Command.search([])
+            self.assertEqual(
+                [(c.kind, c.data.get('threshold')) for c in commands],
+                [
+                    ('low_credit_warning', '50'),
+                    ('low_credit_warning', '20'),
+                    ('disconnect', None),
+                ],
+            )
+            self.assertEqual(account.connection, 'disconnecting')
+            Account.bill([account])  # nothing new to bill: no new command
+            self.assertEqual(Command.search_count([]), 3)
             (disconnect,) = Command.search([('kind', '=', 'disconnect')])
             Command.mark_sent([disconnect])
             Command.mark_accepted([disconnect])

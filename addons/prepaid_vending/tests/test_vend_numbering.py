@@ -1,0 +1,196 @@
+"""Receipt numbers: a gapless series per sales point.
+
+- Both backends: each sales point has its own series; vends without a sales
+  point (API) keep the configured sequence.
+- PostgreSQL: a vend rolled back does not consume a number; a vend at another
+  sales point does not wait for a held one.
+"""
+
+import threading
+import unittest
+from decimal import Decimal as D
+from unittest.mock import patch
+
+from trytond import backend
+from trytond.pool import Pool
+from trytond.tests.test_tryton import (
+    DB_NAME,
+    activate_module,
+    drop_db,
+    with_transaction,
+)
+from trytond.transaction import Transaction, TransactionError
+
+from .vend_fixtures import new_meter, new_point, setup_vending, with_vending
+
+
+def second_sales_point(env, code='K2'):
+    SalesPoint = Pool().get('prepaid.sales_point')
+    point = SalesPoint(
+        name=f'Kiosk {code}',
+        code=code,
+        kind='office',
+        cash_account=env.cash,
+        bank_account=env.cash,
+    )
+    point.save()
+    return point
+
+
+class VendNumberingTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_series_per_sales_point(self):
+        "HO and K2 count separately; an API vend uses the sequence"
+        Vend = Pool().get('prepaid.vend')
+        with with_vending() as env:
+            kiosk = second_sales_point(env)
+
+            def sell(point, key):
+                return Vend.vend(
+                    env.meter, D('100.00'), 'card', point, key, channel='api'
+                )
+
+            numbers = [
+                sell(env.sales_point, 'n1').number,
+                sell(kiosk, 'n2').number,
+                sell(env.sales_point, 'n3').number,
+                sell(kiosk, 'n4').number,
+            ]
+            self.assertEqual(
+                numbers, ['HO-00000001', 'K2-00000001', 'HO-00000002', 'K2-00000002']
+            )
+            api = sell(None, 'n5')
+            self.assertTrue(api.number.startswith('R'), api.number)
+            self.assertIsNone(api.receipt_sequence)
+
+
+def vend_until_done(context, meter_id, point_id, key, restarts, hold=None):
+    "The dispatcher's loop; hold (an Event) delays the commit until set"
+    extras: dict = {}
+    while True:
+        with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
+            pool = Pool()
+            try:
+                vend = pool.get('prepaid.vend').vend(
+                    pool.get('prepaid.meter')(meter_id),
+                    D('100.00'),
+                    'card',
+                    pool.get('prepaid.sales_point')(point_id),
+                    key,
+                    channel='api',
+                )
+            except TransactionError as exc:
+                restarts.append(type(exc))
+                tr.rollback()
+                exc.fix(extras)
+                continue
+            number = vend.number
+            if hold is not None:
+                hold.wait(30)
+                if hold.rollback:
+                    tr.rollback()
+                    return number
+            tr.commit()
+            return number
+
+
+@unittest.skipUnless(
+    backend.name == 'postgresql',
+    'concurrent transactions need PostgreSQL (SQLite serialises every writer)',
+)
+class VendNumberingConcurrencyTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        drop_db()  # committed fixtures below: start from the cached template
+        activate_module('prepaid_vending')
+        from trytond.modules.company.tests import create_company
+
+        extras: dict = {}
+        while True:
+            with Transaction().start(DB_NAME, 1, **extras) as transaction:
+                try:
+                    User = Pool().get('res.user')
+                    company = create_company()
+                    User.write(
+                        [User(1)],
+                        {'companies': [('add', [company.id])], 'company': company.id},
+                    )
+                    with transaction.set_context(company=company.id):
+                        env = setup_vending()
+                        kiosk = second_sales_point(env)
+                        meters = [
+                            new_meter(f'0700000000{i}', new_point(env, f'N{i}'))
+                            for i in range(3)
+                        ]
+                except TransactionError as exc:
+                    transaction.rollback()
+                    exc.fix(extras)
+                    continue
+                cls.context = {'company': company.id}
+                cls.point_ids = [env.sales_point.id, kiosk.id]
+                cls.meter_ids = [m.id for m in meters]
+                transaction.commit()
+                break
+
+    @classmethod
+    def tearDownClass(cls):
+        drop_db()
+
+    def hold(self, meter_id, point_id, key, rollback):
+        "A vend in a thread that keeps its locks until the returned event is set"
+        event, result = threading.Event(), []
+        event.rollback = rollback
+        thread = threading.Thread(
+            target=lambda: result.append(
+                vend_until_done(self.context, meter_id, point_id, key, [], event)
+            )
+        )
+        thread.start()
+        for _ in range(600):  # until its number is taken (sales point locked)
+            with Transaction().start(DB_NAME, 1) as tr:
+                cursor = tr.connection.cursor()
+                cursor.execute(
+                    'SELECT count(*) FROM pg_locks l JOIN pg_class c '
+                    'ON l.relation = c.oid WHERE c.relname = %s '
+                    "AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()",
+                    ('prepaid_sales_point',),
+                )
+                if cursor.fetchone()[0]:
+                    break
+            threading.Event().wait(0.05)
+        return event, thread, result
+
+    def test_rolled_back_vend_leaves_no_gap(self):
+        "A vend rolled back gives its number to the next vend; others don't wait"
+        ho, kiosk = self.point_ids
+        first = vend_until_done(self.context, self.meter_ids[0], ho, 'g1', [])
+        event, thread, held = self.hold(self.meter_ids[1], ho, 'g2', rollback=True)
+        try:
+            # Another sales point sells while HO's series is held, and would
+            # time out after 1 s if it waited for it.
+            with patch.object(
+                Pool(DB_NAME).get('prepaid.meter'),
+                '_vend_lock_timeout',
+                classmethod(lambda cls: 1),
+            ):
+                restarts = []
+                other = vend_until_done(
+                    self.context, self.meter_ids[2], kiosk, 'g3', restarts
+                )
+            self.assertEqual(restarts, [])
+            self.assertEqual(other, 'K2-00000001')
+        finally:
+            event.set()
+            thread.join(30)
+        (rolled_back,) = held
+        self.assertEqual(first, 'HO-00000001')
+        self.assertEqual(rolled_back, 'HO-00000002')
+        after = vend_until_done(self.context, self.meter_ids[1], ho, 'g4', [])
+        self.assertEqual(after, 'HO-00000002')  # the number was not consumed
+        with Transaction().start(DB_NAME, 1, context=self.context):
+            Vend = Pool().get('prepaid.vend')
+            self.assertEqual(Vend.search([('idempotency_key', '=', 'g2')]), [])
