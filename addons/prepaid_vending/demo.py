@@ -28,6 +28,16 @@ override `prepaid.demo.extend_meters` through the pool, e.g.::
 `random.Random` derived from the seed (independent of the base data, so an
 extension does not change the base serials); the counts it returns are merged
 into the result of `create_demo_data`.
+
+`setup_demo_vending(seed)` then makes the demo sellable, inside a company
+with its chart of accounts and 15 % VAT (``company_setup``): the vending
+accounts of the configuration, a "Vending" journal, one tariff per customer
+category (`DEMO_TARIFFS`), the "Head Office" sales point and admin in the
+Cashier group, so admin can open a shift and sell.  Each step looks for what
+exists first, so it runs on every ``scripts/demo``, also on a demo database
+created before it existed.  Higher modules complete it through
+`prepaid.demo.extend_vending(meters, seed)` (the STS module stores a demo
+vending key and commissions the keypad meters).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from typing import Any
 
 from trytond.model import Model
 from trytond.pool import Pool
+from trytond.transaction import Transaction, without_check_access
 
 from .excel_import import COLUMN_NAMES, import_rows
 
@@ -190,9 +201,67 @@ def luhn_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+#: Tariffs of the demo: (code, name, STS tariff index, customer categories,
+#: kind, blocks as (upper kWh or None, price per kWh excl. VAT), monthly
+#: service charge excl. VAT).  Residential prices follow vending.md Example C
+#: with a fourth block; prices exclude the 15 % VAT.
+DEMO_TARIFFS = (
+    (
+        'DEMO-RES',
+        "Residential (inclining blocks)",
+        '01',
+        ('RESIDENTIAL',),
+        'step',
+        ((50, '1.20'), (350, '1.60'), (600, '2.10'), (None, '2.45')),
+        '50.00',
+    ),
+    (
+        'DEMO-COM',
+        "Commercial (flat)",
+        '02',
+        ('COMMERCIAL', 'GOVERNMENT'),
+        'flat',
+        ((None, '2.35'),),
+        '150.00',
+    ),
+    (
+        'DEMO-IND',
+        "Industrial (flat)",
+        '03',
+        ('INDUSTRIAL',),
+        'flat',
+        ((None, '1.95'),),
+        '450.00',
+    ),
+)
+DEMO_TARIFF_START = dt.date(2025, 1, 1)
+DEMO_VAT_NAME = 'VAT 15%'  # created by company_setup.ensure_vat
+DEMO_JOURNAL_CODE = 'VEND'
+DEMO_SALES_POINT = ('HO', "Head Office")
+#: Vending configuration field -> account code in Tryton's standard chart
+#: (account_chart_en); a value already chosen is kept.
+DEMO_ACCOUNT_CODES = {
+    'energy_revenue_account': '4.1.1',  # Goods
+    'charge_revenue_account': '4.1.2',  # Services
+    'fee_revenue_account': '4.1.2',
+    'debt_account': '1.2.1',  # Accounts, Notes And Loans Receivable
+    'emergency_credit_account': '1.2.3',  # Nontrade And Other Receivables
+    'prepayment_account': '2.2.2',  # Deferred Income (Unearned Revenue)
+    'cash_account': '1.1.1',  # Cash and Cash Equivalents
+    'bank_account': '1.1.1',
+    'cash_difference_account': '6.2.8',  # Other Gains And Losses
+}
+
+
 def create_demo_data(seed: int = 8000, customers: int = 200) -> dict[str, Any]:
     "Create the demo utility in the current transaction (see module doc)"
     return Pool().get('prepaid.demo').create_data(seed=seed, customers=customers)
+
+
+def setup_demo_vending(seed: int = 8000) -> dict[str, Any]:
+    """Make the demo sellable (see module doc); needs the company in the
+    context, with its chart of accounts and VAT.  Idempotent."""
+    return Pool().get('prepaid.demo').setup_vending(seed=seed)
 
 
 class Demo(Model):
@@ -239,6 +308,210 @@ class Demo(Model):
     def extend_meters(cls, meters: list, rng: random.Random) -> dict[str, Any]:
         "Hook for higher modules: complete the demo meters; return counts"
         return {}
+
+    @classmethod
+    def extend_vending(cls, meters: list, seed: int) -> dict[str, Any]:
+        """Hook for higher modules: what the demo meters need to be sold
+        (keys, meter parameters).  It runs on every set-up, so it must leave
+        what exists alone.  Derive random values from seed (e.g.
+        ``random.Random(f'{seed}-<purpose>')``); return counts."""
+        return {}
+
+    @classmethod
+    def demo_meters(cls) -> list:
+        "The meters installed under the demo substations"
+        Meter = Pool().get('prepaid.meter')
+        return Meter.search(
+            [
+                (
+                    'service_point.transformer.feeder.substation.code',
+                    'in',
+                    SUBSTATION_CODES,
+                )
+            ],
+            order=[('serial', 'ASC')],
+        )
+
+    @classmethod
+    def setup_vending(cls, seed: int = 8000) -> dict[str, Any]:
+        pool = Pool()
+        Company = pool.get('company.company')
+        company_id = Transaction().context.get('company')
+        if not company_id:
+            raise ValueError(
+                'setup_demo_vending needs the company in the context '
+                '(run company_setup.setup_company first)'
+            )
+        company = Company(company_id)
+        with without_check_access():
+            counts: dict[str, Any] = {}
+            counts['vending_accounts_set'] = cls._setup_accounts(company)
+            counts['tariffs_created'] = cls._setup_tariffs(company)
+            counts['sales_point'] = cls._setup_sales_point().code
+            counts['admin_cashier'] = cls._setup_admin()
+            counts.update(cls.extend_vending(cls.demo_meters(), seed))
+        return counts
+
+    @classmethod
+    def _account(cls, company, code: str):
+        Account = Pool().get('account.account')
+        accounts = Account.search(
+            [('company', '=', company.id), ('code', '=', code), ('closed', '!=', True)],
+            limit=1,
+        )
+        if not accounts:
+            raise ValueError(
+                f'account {code} not found in the chart of {company.rec_name}: '
+                'the demo expects the standard chart (company_setup.ensure_chart)'
+            )
+        return accounts[0]
+
+    @classmethod
+    def _setup_accounts(cls, company) -> int:
+        "Vending journal and accounts of the configuration; returns how many set"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Journal = pool.get('account.journal')
+        # A singleton reads its defaults before its row exists, and its
+        # write creates the row.
+        config = Configuration.get_singleton() or Configuration(1)
+        values: dict[str, Any] = {}
+        if not config.vend_journal:
+            journals = Journal.search([('code', '=', DEMO_JOURNAL_CODE)], limit=1)
+            if journals:
+                (journal,) = journals
+            else:
+                (journal,) = Journal.create(
+                    [{'name': "Vending", 'code': DEMO_JOURNAL_CODE, 'type': 'revenue'}]
+                )
+            values['vend_journal'] = journal.id
+        for name, code in DEMO_ACCOUNT_CODES.items():
+            if not getattr(config, name):
+                values[name] = cls._account(company, code).id
+        if values:
+            Configuration.write([config], values)
+        return len(values)
+
+    @classmethod
+    def _setup_tariffs(cls, company) -> int:
+        "One tariff per demo entry, created once; returns how many created"
+        pool = Pool()
+        Tariff = pool.get('prepaid.tariff')
+        Category = pool.get('prepaid.customer.category')
+        Tax = pool.get('account.tax')
+        taxes = Tax.search(
+            [('company', '=', company.id), ('name', '=', DEMO_VAT_NAME)], limit=1
+        )
+        if not taxes:
+            raise ValueError(
+                f'tax {DEMO_VAT_NAME!r} not found: run company_setup.ensure_vat first'
+            )
+        (tax,) = taxes
+        categories = {c.code: c for c in Category.search([])}
+        existing = {t.code for t in Tariff.search([('code', 'like', 'DEMO-%')])}
+        created = 0
+        for code, name, index, category_codes, kind, blocks, charge in DEMO_TARIFFS:
+            if code in existing:
+                continue
+            lower = Decimal(0)
+            block_values = []
+            for sequence, (upper, price) in enumerate(blocks, 1):
+                block_values.append(
+                    {
+                        'sequence': sequence,
+                        'from_kwh': lower,
+                        'to_kwh': None if upper is None else Decimal(upper),
+                        'price': Decimal(price),
+                    }
+                )
+                lower = Decimal(upper or 0)
+            Tariff.create(
+                [
+                    {
+                        'name': name,
+                        'code': code,
+                        'sts_tariff_index': index,
+                        'customer_categories': [
+                            (
+                                'add',
+                                [
+                                    categories[c].id
+                                    for c in category_codes
+                                    if c in categories
+                                ],
+                            )
+                        ],
+                        'versions': [
+                            (
+                                'create',
+                                [
+                                    {
+                                        'start_date': DEMO_TARIFF_START,
+                                        'kind': kind,
+                                        'prices_include_vat': False,
+                                        'tax': tax.id,
+                                        'blocks': [('create', block_values)],
+                                        'charges': [
+                                            (
+                                                'create',
+                                                [
+                                                    {
+                                                        'name': "Service charge",
+                                                        'period': 'monthly',
+                                                        'amount': Decimal(charge),
+                                                    }
+                                                ],
+                                            )
+                                        ],
+                                    }
+                                ],
+                            )
+                        ],
+                    }
+                ]
+            )
+            created += 1
+        return created
+
+    @classmethod
+    def _setup_sales_point(cls):
+        pool = Pool()
+        SalesPoint = pool.get('prepaid.sales_point')
+        code, name = DEMO_SALES_POINT
+        points = SalesPoint.search(
+            [('code', '=', code), ('active', 'in', [True, False])], limit=1
+        )
+        if points:
+            return points[0]
+        (point,) = SalesPoint.create(
+            [
+                {
+                    'name': name,
+                    'code': code,
+                    'kind': 'office',
+                    'channel': 'counter',
+                    'address': f'Civic Centre, Landdros Mare Street, {CITY}',
+                    'receipt_header': "Head Office cash desk",
+                    'receipt_footer': "DEMO: tokens for simulated meters only",
+                }
+            ]
+        )
+        return point
+
+    @classmethod
+    def _setup_admin(cls) -> bool:
+        "Put admin in the Cashier group (a shift is needed to sell)"
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        cashier = ModelData.get_id('prepaid_vending', 'group_cashier')
+        admins = User.search([('login', '=', 'admin')], limit=1)
+        if not admins:
+            return False
+        (admin,) = admins
+        if cashier not in {g.id for g in admin.groups}:
+            User.write([admin], {'groups': [('add', [cashier])]})
+        return True
 
     @classmethod
     def create_network(cls, rng: random.Random) -> tuple[list, list]:

@@ -1,13 +1,24 @@
-"""Demo data generator: counts, structure, determinism and idempotence."""
+"""Demo data generator: counts, structure, determinism and idempotence, and
+the sales set-up that lets staff sell on the demo utility."""
 
+import datetime as dt
 import unittest
 from collections import Counter
+from decimal import Decimal as D
 
+from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, drop_db, with_transaction
 from trytond.transaction import Transaction
 
-from ..demo import create_demo_data, luhn_digit
+from ..demo import (
+    DEMO_ACCOUNT_CODES,
+    DEMO_TARIFFS,
+    create_demo_data,
+    luhn_digit,
+    setup_demo_vending,
+)
+from .vend_fixtures import setup_accounting
 
 
 def _snapshot() -> list[tuple]:
@@ -114,3 +125,106 @@ class DemoTestCase(unittest.TestCase):
         Transaction().rollback()
         create_demo_data(seed=43, customers=10)
         self.assertNotEqual(_snapshot(), snapshot)
+
+
+class DemoVendingTestCase(unittest.TestCase):
+    "setup_demo_vending: the demo utility can sell out of the box"
+
+    @classmethod
+    def setUpClass(cls):
+        drop_db()
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_needs_company(self):
+        "Without a company there are no books to sell into: a clear error"
+        Tariff = Pool().get('prepaid.tariff')
+        create_demo_data(seed=1, customers=5)
+        with self.assertRaises(ValueError) as cm:
+            setup_demo_vending(seed=1)
+        self.assertIn('company', str(cm.exception))
+        self.assertEqual(Tariff.search_count([]), 0)
+
+    @with_transaction()
+    def test_sell_on_demo(self):
+        "Tariffs per category, accounts, sales point, admin sells in a shift"
+        pool = Pool()
+        Tariff = pool.get('prepaid.tariff')
+        Meter = pool.get('prepaid.meter')
+        SalesPoint = pool.get('prepaid.sales_point')
+        Session = pool.get('prepaid.cashier.session')
+        Vend = pool.get('prepaid.vend')
+        Command = pool.get('prepaid.meter.command')
+        Configuration = pool.get('prepaid.configuration')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        company = create_company()
+        with set_company(company):
+            setup_accounting(company)
+            create_demo_data(seed=1, customers=40)
+            counts = setup_demo_vending(seed=1)
+            self.assertEqual(counts['tariffs_created'], len(DEMO_TARIFFS))
+            self.assertEqual(counts['sales_point'], 'HO')
+
+            # Every customer meter finds its tariff through its category.
+            today = dt.date.today()
+            meters = Meter.search([('role', '=', 'customer')])
+            tariffs = {m.id: Tariff.for_meter(m, today) for m in meters}
+            for meter in meters:
+                category = meter.customer.customer_category
+                self.assertIn(category, tariffs[meter.id].customer_categories)
+            (residential,) = Tariff.search([('code', '=', 'DEMO-RES')])
+            version = residential.version_at(today)
+            self.assertEqual(version.kind, 'step')
+            self.assertEqual(
+                [(b.from_kwh, b.to_kwh, b.price) for b in version.blocks],
+                [
+                    (0, 50, D('1.20')),
+                    (50, 350, D('1.60')),
+                    (350, 600, D('2.10')),
+                    (600, None, D('2.45')),
+                ],
+            )
+            self.assertEqual(version.tax.rate, D('0.15'))
+            (commercial,) = Tariff.search([('code', '=', 'DEMO-COM')])
+            self.assertEqual(commercial.version_at(today).kind, 'flat')
+            config = Configuration(1)
+            for name in DEMO_ACCOUNT_CODES:
+                self.assertTrue(getattr(config, name), name)
+            self.assertTrue(config.vend_journal)
+
+            # admin (user 1) may open a shift under the access rules.
+            cashier = ModelData.get_id('prepaid_vending', 'group_cashier')
+            self.assertIn(cashier, [g.id for g in User(1).groups])
+            (head_office,) = SalesPoint.search([('code', '=', 'HO')])
+            with Transaction().set_context(_check_access=True):
+                Session.create([{'sales_point': head_office.id}])
+
+            # A smart prepaid residential meter: credit goes to the head-end.
+            smart = [
+                m
+                for m in meters
+                if m.kind == 'smart_prepaid'
+                and m.payment_mode == 'prepaid'
+                and tariffs[m.id] == residential
+            ]
+            self.assertTrue(smart)
+            vend = Vend.vend(smart[0], D('200.00'), 'cash', head_office, 'demo-1')
+            # vending.md Example C pipeline: R57.50 service charge incl. VAT,
+            # R142.50 energy = 123.91 + VAT; 50 kWh @ 1.20 + 63.91 / 1.60.
+            self.assertEqual(vend.units_kwh, D('89.9'))
+            self.assertEqual(vend.vat_amount, D('26.09'))
+            self.assertTrue(vend.move)
+            self.assertEqual(
+                Command.search_count(
+                    [('meter', '=', smart[0].id), ('kind', '=', 'remote_credit')]
+                ),
+                1,
+            )
+
+            # Again: nothing is created twice.
+            again = setup_demo_vending(seed=1)
+            self.assertEqual(again['tariffs_created'], 0)
+            self.assertEqual(again['vending_accounts_set'], 0)
+            self.assertEqual(Tariff.search_count([]), len(DEMO_TARIFFS))
+            self.assertEqual(SalesPoint.search_count([]), 1)

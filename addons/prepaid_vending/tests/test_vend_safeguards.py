@@ -1,8 +1,7 @@
-"""Regression tests of the code review findings on vending (SQLite and
-PostgreSQL; the shift close race with concurrent transactions is in
-test_review_fixes_pg.py).
-
-Each test names the finding it covers; each failed before its fix.
+"""Vending safeguards: payment methods, read-only sales records, channels,
+token digits for reprint groups only, reconciliation, shift and cancellation
+rules, idempotency and RPC input (SQLite and PostgreSQL; the shift close race
+with concurrent transactions is in test_session_concurrency.py).
 """
 
 import unittest
@@ -45,8 +44,8 @@ def acting_as(user):
         yield
 
 
-class ReviewFixesTestCase(unittest.TestCase):
-    "Security and integrity findings of the review (vending)"
+class VendSafeguardsTestCase(unittest.TestCase):
+    "Vending safeguards"
 
     @classmethod
     def setUpClass(cls):
@@ -60,8 +59,8 @@ class ReviewFixesTestCase(unittest.TestCase):
         )
 
     @with_transaction()
-    def test_1_emergency_only_through_emergency_credit(self):
-        "Finding 1: 'emergency' is refused from a sale and from the RPC"
+    def test_emergency_method_refused_outside_emergency_credit(self):
+        "'emergency' is refused from a sale and from the RPC"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         Emergency = pool.get('prepaid.emergency_credit')
@@ -83,8 +82,8 @@ class ReviewFixesTestCase(unittest.TestCase):
             self.assertEqual(credit.state, 'open')
 
     @with_transaction()
-    def test_2_nobody_rewrites_vends_or_shifts(self):
-        "Finding 2: vends, lines, tokens, positions and shift totals are read-only"
+    def test_vends_lines_tokens_shifts_are_read_only(self):
+        "Vends, lines, tokens, positions and shift totals are read-only"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         Line = pool.get('prepaid.vend.line')
@@ -151,8 +150,8 @@ class ReviewFixesTestCase(unittest.TestCase):
             self.assertEqual(session.difference, D('0'))
 
     @with_transaction()
-    def test_3_channel_from_sales_point(self):
-        "Finding 3: the client cannot pick the channel; cash always needs a shift"
+    def test_channel_comes_from_sales_point(self):
+        "The client cannot pick the channel; cash always needs a shift"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
@@ -181,8 +180,8 @@ class ReviewFixesTestCase(unittest.TestCase):
             )
 
     @with_transaction()
-    def test_5_token_digits_field_access(self):
-        "Finding 5: vend token digits and command payloads: reprint groups only"
+    def test_token_digits_only_for_reprint_groups(self):
+        "Vend token digits and command payloads: reprint groups only"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         Token = pool.get('prepaid.vend.token')
@@ -209,8 +208,8 @@ class ReviewFixesTestCase(unittest.TestCase):
                     self.assertTrue(Command.read([command.id], ['payload']))
 
     @with_transaction()
-    def test_7_failed_command_needs_reconciliation(self):
-        "Finding 7: failed/rejected commands are not 'undelivered' by themselves"
+    def test_failed_command_is_not_undelivered_until_reconciled(self):
+        "Failed/rejected commands are not 'undelivered' by themselves"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         Command = pool.get('prepaid.meter.command')
@@ -239,8 +238,8 @@ class ReviewFixesTestCase(unittest.TestCase):
             self.assertEqual(Vend(vend.id).state, 'cancelled')
 
     @with_transaction()
-    def test_9_vend_refused_in_shift_closed_meanwhile(self):
-        "Finding 9: the shift is re-read under lock after the meter lock"
+    def test_vend_rereads_shift_under_lock(self):
+        "The shift is re-read under lock after the meter lock"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         Session = pool.get('prepaid.cashier.session')
@@ -269,8 +268,8 @@ class ReviewFixesTestCase(unittest.TestCase):
                 Session.close_session(Session(session.id), {})
 
     @with_transaction()
-    def test_10_cancel_resets_position_and_emergency(self):
-        "Finding 10: month position, emergency issue and exact repayment undo"
+    def test_cancel_undoes_position_and_repayments(self):
+        "Month position, emergency issue and exact repayment undo"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         Position = pool.get('prepaid.meter.month_position')
@@ -308,8 +307,8 @@ class ReviewFixesTestCase(unittest.TestCase):
             self.assertEqual(position.kwh, credit.vend.month_kwh_after)
 
     @with_transaction()
-    def test_11_idempotency_key_reused_for_another_request(self):
-        "Finding 11: same key, different request or cancelled vend: clear error"
+    def test_idempotency_key_reused_for_other_request_refused(self):
+        "Same key, different request or cancelled vend: clear error"
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
@@ -332,8 +331,8 @@ class ReviewFixesTestCase(unittest.TestCase):
                 Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'i1')
 
     @with_transaction()
-    def test_12_rpc_bad_input(self):
-        "Finding 12: bad RPC input gives a VendError saying what is wrong"
+    def test_rpc_bad_input(self):
+        "Bad RPC input gives a VendError saying what is wrong"
         Vend = Pool().get('prepaid.vend')
         with with_vending() as env:
             serial = env.meter.serial
@@ -349,9 +348,3 @@ class ReviewFixesTestCase(unittest.TestCase):
                     Vend.rpc_vend(*args)
             with self.assertRaisesRegex(VendError, 'not a number'):
                 Vend.vend(env.meter, D('NaN'), 'card', None, 'b6', channel='api')
-
-    def test_13_dead_code_removed(self):
-        "Finding 13: MonthPosition.first_of_year is gone (get_with_year does it)"
-        from trytond.modules.prepaid_vending.vend import MonthPosition
-
-        self.assertFalse(hasattr(MonthPosition, 'first_of_year'))

@@ -1,5 +1,6 @@
-"""Finding 9 with real concurrent transactions (PostgreSQL): a vend that read
-the shift as open before it was closed and committed must not land in it."""
+"""A shift closed during a vend, with real concurrent transactions
+(PostgreSQL): a vend that read the shift as open before it was closed and
+committed must not land in it."""
 
 import threading
 import unittest

@@ -1,0 +1,135 @@
+"""STS for the demo utility: a DEMO vending key and commissioned keypad meters.
+
+``prepaid.demo.setup_vending`` (prepaid_vending/demo.py) calls
+``extend_vending(meters, seed)`` with the demo meters; this module then
+
+- stores a vending key (SGC ``DEMO_SGC``, KRN 1, key type 2, base date 2014,
+  DKGA04, EA07) whose 160 key bits come from the demo seed.  It is a DEMO
+  key, named so: anyone with the seed can derive it, so it must never load a
+  real meter.  It goes through the key store's write-only ``key`` field like
+  a custodian's entry, so it is stored encrypted with the master key;
+- gives every keypad meter without STS parameters a PAN (IIN 600727, the
+  meter's 11-digit serial as DRN, Luhn check digit), the demo SGC and KRN,
+  and the tariff index of its customer's tariff.
+
+Meters already commissioned and a key already stored are left alone, so it
+can run again.  Without a master key nothing is stored (the key could not be
+encrypted) and the counts say so.
+"""
+
+from __future__ import annotations
+
+import random
+
+from trytond.model.exceptions import ValidationError
+from trytond.pool import Pool, PoolMeta
+from trytond.transaction import without_check_access
+
+from . import masterkey
+from .engine import PanError, make_pan
+
+DEMO_SGC = "999910"
+DEMO_KRN = 1
+DEMO_IIN = "600727"
+DEMO_KEY_NAME = "DEMO vending key (generated from the demo seed: never for real meters)"
+#: STS parameters of the demo key and of the meters it serves.
+DEMO_KEY_PARAMETERS = {
+    "sgc": DEMO_SGC,
+    "krn": DEMO_KRN,
+    "key_type": "2",
+    "base_date": "14",
+    "dkga": "04",
+    "ea": "07",
+}
+
+
+def demo_vending_key(seed: int = 8000) -> bytes:
+    """The demo's 20-byte DKGA04 vending key, derived from the seed only."""
+    return random.Random(f"{seed}-sts-vending-key").randbytes(20)
+
+
+def demo_pan(serial: str) -> str | None:
+    """The PAN of a demo meter: its 11-digit serial as DRN; None otherwise."""
+    try:
+        return make_pan(DEMO_IIN, serial)
+    except PanError:
+        return None
+
+
+class Demo(metaclass=PoolMeta):
+    __name__ = "prepaid.demo"
+
+    @classmethod
+    def extend_vending(cls, meters, seed):
+        counts = super().extend_vending(meters, seed)
+        try:
+            masterkey._configured_key()
+        except masterkey.MasterKeyError:
+            counts["sts_key"] = "not stored: no master key configured"
+            counts["sts_meters_commissioned"] = 0
+            return counts
+        key = cls._setup_vending_key(seed)
+        counts["sts_key"] = key.rec_name
+        counts["sts_meters_commissioned"] = cls._commission_meters(meters)
+        return counts
+
+    @classmethod
+    def _setup_vending_key(cls, seed: int):
+        VendingKey = Pool().get("prepaid.sts.vending_key")
+        p = DEMO_KEY_PARAMETERS
+        with without_check_access():
+            keys = VendingKey.search(
+                [
+                    ("sgc", "=", p["sgc"]),
+                    ("krn", "=", p["krn"]),
+                    ("key_type", "=", p["key_type"]),
+                    ("base_date", "=", p["base_date"]),
+                    ("ea", "=", p["ea"]),
+                ],
+                limit=1,
+            )
+            if keys:
+                (key,) = keys
+            else:
+                (key,) = VendingKey.create([{"name": DEMO_KEY_NAME, **p}])
+            if not key.key_entered:
+                # The key store's own path: the setter encrypts with the
+                # master key and keeps only the ciphertext.
+                VendingKey.write([key], {"key": demo_vending_key(seed).hex()})
+        return key
+
+    @classmethod
+    def _commission_meters(cls, meters) -> int:
+        "STS parameters on the keypad meters that have none; returns how many"
+        pool = Pool()
+        Meter = pool.get("prepaid.meter")
+        Tariff = pool.get("prepaid.tariff")
+        Date = pool.get("ir.date")
+        today = Date.today()
+        args = []
+        for meter in meters:
+            if meter.kind != "sts_keypad" or meter.sts_pan:
+                continue
+            pan = demo_pan(meter.serial)
+            if pan is None:
+                continue
+            try:
+                tariff = Tariff.for_meter(meter, today)
+            except ValidationError:  # no tariff for its category
+                tariff = None
+            args += [
+                [meter],
+                {
+                    "sts_pan": pan,
+                    "sts_sgc": DEMO_SGC,
+                    "sts_krn": DEMO_KRN,
+                    "sts_tariff_index": (tariff and tariff.sts_tariff_index) or "01",
+                    "sts_key_type": DEMO_KEY_PARAMETERS["key_type"],
+                    "sts_base_date": DEMO_KEY_PARAMETERS["base_date"],
+                    "sts_ea": DEMO_KEY_PARAMETERS["ea"],
+                },
+            ]
+        if args:
+            with without_check_access():
+                Meter.write(*args)
+        return len(args) // 2

@@ -1,0 +1,186 @@
+"""Fixtures of the browser tests: a demo server with the sao web client and a
+logged-in headless Chromium page.
+
+One server per test session: trytond-admin and scripts/setup_demo.py build a
+SQLite demo database with 20 customers (the same set-up as ``scripts/demo``,
+sales set-up included, with a master key of its own), then trytond serves it
+with sao on a free loopback port.  Screenshots go to test-artifacts/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / 'test-artifacts'
+SAO = ROOT / 'sao' / 'tryton-sao'
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+BIN = Path(sys.executable).parent
+DATABASE = 'browser'
+MASTER_KEY_ENV = 'TRYTOND_PREPAID__MASTER_KEY'
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+]
+
+
+def require(condition: bool, message: str) -> None:
+    if condition:
+        return
+    if os.environ.get('CI', '').lower() == 'true':
+        pytest.fail(message + ' (CI=true: a missing browser is a failure)')
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _master_key() -> str:
+    # The demo stores its vending key encrypted: it needs a master key.
+    from cryptography.fernet import Fernet
+
+    return os.environ.get(MASTER_KEY_ENV) or Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope='session')
+def demo_server(tmp_path_factory):
+    "The running demo server: url, database name and SQLite file"
+    require(Path(CHROMIUM).exists(), f'Chromium not found at {CHROMIUM}')
+    require((SAO / 'index.html').exists(), f'sao not installed in {SAO}')
+    folder = tmp_path_factory.mktemp('browser-db')
+    (folder / f'{DATABASE}.sqlite').touch()
+    password = folder / 'password'
+    password.write_text('admin\n')
+    port = free_port()
+    env = {
+        **os.environ,
+        'TRYTOND_DATABASE__URI': 'sqlite://',
+        'TRYTOND_DATABASE__PATH': str(folder),
+        'TRYTOND_WEB__LISTEN': f'127.0.0.1:{port}',
+        'TRYTOND_WEB__ROOT': str(SAO),
+        'TRYTONPASSFILE': str(password),
+        'PREPAID_DEMO_CUSTOMERS': '20',
+        MASTER_KEY_ENV: _master_key(),
+    }
+    env.pop('TRYTOND_CONFIG', None)
+    log = open(folder / 'server.log', 'w')
+    subprocess.run(
+        [
+            BIN / 'trytond-admin',
+            '-d',
+            DATABASE,
+            '--all',
+            '--email',
+            'admin@example.com',
+        ],
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=log,
+    )
+    subprocess.run(
+        [sys.executable, ROOT / 'scripts' / 'setup_demo.py', '-d', DATABASE],
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=log,
+    )
+    process = subprocess.Popen(
+        [BIN / 'trytond', '-d', DATABASE],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    url = f'http://127.0.0.1:{port}/'
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError as error:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(
+                    'trytond did not start: ' + (folder / 'server.log').read_text()
+                ) from error
+            time.sleep(0.3)
+    yield SimpleNamespace(
+        url=url, database=DATABASE, file=folder / f'{DATABASE}.sqlite'
+    )
+    os.killpg(process.pid, 15)
+    process.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope='session')
+def server(demo_server):
+    "URL of the web client"
+    return demo_server.url
+
+
+@pytest.fixture(scope='session')
+def database(demo_server):
+    "Name of the demo database (the first part of sao's #-URLs)"
+    return demo_server.database
+
+
+@pytest.fixture(scope='session')
+def artifacts():
+    "Folder of screenshots and browser logs (kept by CI)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope='session')
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    "A fresh page, logged in as admin (each test gets its own client tabs)"
+    page = browser.new_page(viewport={'width': 1280, 'height': 800})
+    page.set_default_timeout(20000)
+    console = open(ARTIFACTS / f'browser-console-{request.node.name}.log', 'w')
+    page.on(
+        'console',
+        lambda message: console.write(f'{message.type}: {message.text}\n'),
+    )
+    page.on('pageerror', lambda error: console.write(f'pageerror: {error}\n'))
+    page.goto(server)
+    page.fill('input#login', 'admin')
+    page.keyboard.press('Enter')
+    page.fill('input[type=password]:visible', 'admin')
+    page.keyboard.press('Enter')
+    page.wait_for_selector('text=Prepaid')
+    yield page
+    report = getattr(request.node, 'rep_call', None)
+    if report is not None and report.failed:
+        page.screenshot(path=ARTIFACTS / f'failed-{request.node.name}.png')
+    page.close()
+    console.close()
