@@ -28,6 +28,8 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Id
 from trytond.transaction import Transaction
 
+from . import vend_write
+
 logger = logging.getLogger(__name__)
 
 CANCEL_POLICIES = [
@@ -404,8 +406,6 @@ def move_line(
     description: str = '',
     tax_lines=None,
 ):
-    from . import vend_write  # (vend_write imports nothing from here)
-
     Line = Pool().get('account.move.line')
     line = Line(account=account, debit=debit, credit=credit, description=description)
     # Only the flag, not the whole account record (vends build many lines).

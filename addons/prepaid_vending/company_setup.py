@@ -143,7 +143,13 @@ def link_admin(company, config=None):
 
 def setup_company(config=None, today=None):
     company = ensure_company(config=config)
+    today = today or dt.date.today()
     ensure_fiscal_year(company, today=today, config=config)
+    if today.month == 12:
+        # Set up in December: open next year as well, or vends on 1 January
+        # find no fiscal year (later years are the accountant's task).
+        new_year = dt.date(today.year + 1, 1, 1)
+        ensure_fiscal_year(company, today=new_year, config=config)
     ensure_chart(company, config=config)
     ensure_vat(company, config=config)
     ensure_vending_accounts(company, config=config)

@@ -13,9 +13,10 @@ def line_balances(Line, parent_field: str, ids: list[int]) -> dict[int, Decimal]
     "The sum of Line.amount per parent id, zero for parents without lines"
     line = Line.__table__()
     parent = getattr(line, parent_field)
-    cursor = Transaction().connection.cursor()
+    transaction = Transaction()
+    cursor = transaction.connection.cursor()
     result = dict.fromkeys(ids, Decimal(0).quantize(CENT))
-    for sub in grouped_slice(ids):
+    for sub in grouped_slice(ids, transaction.database.IN_MAX):
         cursor.execute(
             *line.select(
                 parent, Sum(line.amount), where=parent.in_(list(sub)), group_by=[parent]

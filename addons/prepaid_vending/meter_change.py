@@ -662,6 +662,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
             created.append(
                 Debt(
                     party=new,
+                    category=debt.category,
                     description=f'{debt.description} ({old.rec_name})'[:200],
                     date=self.date,
                     amount=balance,

@@ -29,6 +29,8 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+from sql import For
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
@@ -635,6 +637,21 @@ class RemoteAccount(ModelSQL, ModelView):
             any(b.yearly_charges for b in bills),
         )
 
+    def _lock_meter(self) -> None:
+        """Hold the meter row that a vend updates under its lock, so that a
+        vend and a bill of the same month cannot both take the period charges:
+        whichever comes second waits, then fails to serialise and starts again
+        (the vend restarts, the billing run retries on its next run) and sees
+        the charges taken."""
+        if backend.name != 'postgresql':
+            return  # SQLite serialises writers
+        Meter = Pool().get('prepaid.meter')
+        table = Meter.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(table.id, where=table.id == self.meter.id, for_=For('UPDATE'))
+        )
+
     def bill_month(self, month: dt.date):
         pool = Pool()
         Consumption = pool.get('prepaid.remote.consumption')
@@ -655,6 +672,7 @@ class RemoteAccount(ModelSQL, ModelView):
             return None
         tariff = Tariff.for_meter(self.meter, month)
         version = tariff.version_at(month)
+        self._lock_meter()
         monthly, yearly = self.period_charges_due(month)
         calculator = version.to_calculator()
         periods = {c.period for c in calculator.charges}

@@ -154,7 +154,8 @@ class Session(Workflow, ModelSQL, ModelView):
         A closing shift holds its row FOR UPDATE (``close_session``); the vend
         waits for it and, the row being updated since its snapshot, restarts
         (``MeterBusy``) and then finds no open shift.  Vends of one shift share
-        the lock, so they do not wait for each other.
+        this lock (they wait for each other only for the sales point's receipt
+        number, ``Vend._new_number``).
         """
         table = cls.__table__()
         cursor = Transaction().connection.cursor()

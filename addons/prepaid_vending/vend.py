@@ -130,7 +130,9 @@ class Meter(metaclass=PoolMeta):
         for another one on the same meter gets a serialisation failure from
         PostgreSQL (repeatable read) and restarts with a fresh snapshot; without
         it, the month position read next could be stale.  The lock timeout
-        bounds the wait.  Vends on other meters take no shared lock at all."""
+        bounds the wait.  Vends on other meters do not wait for this one
+        (vends at one sales point do, for their receipt number:
+        ``_new_number``)."""
         table = cls.__table__()
         update = table.update(
             [table.last_vend_date], [CurrentTimestamp()], where=table.id == meter.id
@@ -344,16 +346,16 @@ class Vend(Workflow, ModelSQL, ModelView):
                 Unique(t, t.idempotency_key),
                 'prepaid_vending.msg_vend_idempotency_unique',
             ),
+            # The lock in _new_number makes the series gapless; this makes
+            # sure no other path can ever number two receipts alike.
+            (
+                'receipt_sequence_unique',
+                Unique(t, t.sales_point, t.receipt_sequence),
+                'prepaid_vending.msg_vend_receipt_number_unique',
+            ),
         ]
-        cls._sql_indexes.update(
-            {
-                Index(t, (t.meter, Index.Range()), (t.date, Index.Range())),
-                Index(
-                    t,
-                    (t.sales_point, Index.Equality()),
-                    (t.receipt_sequence, Index.Range()),
-                ),
-            }
+        cls._sql_indexes.add(
+            Index(t, (t.meter, Index.Range()), (t.date, Index.Range())),
         )
         cls._order.insert(0, ('date', 'DESC'))
         cls._transitions |= {('issued', 'cancelled')}
@@ -829,7 +831,9 @@ class Vend(Workflow, ModelSQL, ModelView):
         number is the sales point's last one plus one, read under a lock of
         the sales point row held until commit, so a vend rolled back takes
         its number with it.  Cashiers at different sales points never wait
-        for each other.  Vends without a sales point (API) keep the
+        for each other; vends at one sales point take their numbers one after
+        the other (a counter has a few cashiers: a short wait, the price of a
+        gapless series).  Vends without a sales point (API) keep the
         configured sequence (fast, but a rolled-back vend leaves a gap)."""
         if sales_point is None:
             sequence = config.vend_sequence

@@ -20,6 +20,7 @@ from records it has just read and checked.  What still holds:
 
 from __future__ import annotations
 
+import datetime as dt
 import weakref
 from decimal import Decimal
 
@@ -132,18 +133,20 @@ def row_of(record, names) -> dict:
     return {n: values[n] for n in names if n in values}
 
 
-def account_flags(account) -> tuple[bool, bool]:
-    """(usable, party_required) of account: neither closed nor a view, and
-    whether its lines need a party.  Three columns instead of the ORM read
-    of the whole account.account record (about 5 ms per account)."""
+def account_flags(account, date=None, company=None) -> tuple[bool, bool]:
+    """(usable, party_required) of account: what the domain of
+    ``account.move.line.account`` asks (not a view, not closed, of the
+    move's company, valid on the move's date), and whether its lines need a
+    party.  A few columns instead of the ORM read of the whole
+    account.account record (about 5 ms per account)."""
     transaction = Transaction()
     # Remembered while nothing is written (the counter moves with each write):
     # the lines of a move are built, then checked, with the same accounts.
-    counter, flags = _account_memo.get(transaction, (None, None))
+    counter, rows = _account_memo.get(transaction, (None, None))
     if counter != transaction.counter:
-        flags = {}
-        _account_memo[transaction] = (transaction.counter, flags)
-    if account.id not in flags:
+        rows = {}
+        _account_memo[transaction] = (transaction.counter, rows)
+    if account.id not in rows:
         Account = Pool().get('account.account')
         table = Account.__table__()
         cursor = transaction.connection.cursor()
@@ -152,15 +155,29 @@ def account_flags(account) -> tuple[bool, bool]:
                 table.type,
                 table.closed,
                 table.party_required,
+                table.company,
+                table.start_date,
+                table.end_date,
                 where=table.id == account.id,
             )
         )
-        type_, closed, party_required = cursor.fetchone()
-        flags[account.id] = (
-            bool(type_ is not None and not closed),
-            bool(party_required),
-        )
-    return flags[account.id]
+        rows[account.id] = cursor.fetchone()
+    type_, closed, party_required, company_id, start, end = rows[account.id]
+    usable = type_ is not None and not closed
+    if company is not None:
+        usable = usable and company_id == company.id
+    if date is not None:
+        start, end = as_date(start), as_date(end)
+        usable = usable and (start is None or start <= date)
+        usable = usable and (end is None or end >= date)
+    return bool(usable), bool(party_required)
+
+
+def as_date(value):
+    "SQLite returns dates as text"
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return value
 
 
 _account_memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -175,11 +192,10 @@ def insert_move(move) -> int:
     Move = pool.get('account.move')
     Line = pool.get('account.move.line')
     TaxLine = pool.get('account.tax.line')
-    JournalPeriod = pool.get('account.journal.period')
     lines = list(move.lines)
     for line in lines:
         account = line.account
-        usable, party_required = account_flags(account)
+        usable, party_required = account_flags(account, move.date, move.company)
         if not usable:
             raise AccessError(
                 gettext('account.msg_line_closed_account', account=account.rec_name)
@@ -193,21 +209,9 @@ def insert_move(move) -> int:
                     line=line.description or '',
                 )
             )
-    # Line.check_journal_period_modify: refuse a closed journal period, create
-    # a missing one (the cron creates them ahead, so normally it exists).
-    journal_periods = JournalPeriod.search(
-        [('journal', '=', move.journal.id), ('period', '=', move.period.id)],
-        limit=1,
-    )
-    if journal_periods and journal_periods[0].state == 'closed':
-        raise AccessError(
-            gettext(
-                'account.msg_modify_line_closed_journal_period',
-                journal_period=journal_periods[0].rec_name,
-            )
-        )
-    if not journal_periods:
-        Line.check_journal_period_modify(move.period, move.journal)
+    # Refuses a closed journal period, creates a missing one (the cron creates
+    # them ahead, so normally it exists).
+    Line.check_journal_period_modify(move.period, move.journal)
     # Move.validate_move: the lines of a balanced move are "valid".
     balance = sum((line.debit - line.credit for line in lines), Decimal(0))
     if balance:  # else surely balanced: no need to read the currency

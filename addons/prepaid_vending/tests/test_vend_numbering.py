@@ -194,3 +194,24 @@ class VendNumberingConcurrencyTestCase(unittest.TestCase):
         with Transaction().start(DB_NAME, 1, context=self.context):
             Vend = Pool().get('prepaid.vend')
             self.assertEqual(Vend.search([('idempotency_key', '=', 'g2')]), [])
+
+    def test_two_vends_at_one_sales_point_get_consecutive_numbers(self):
+        "The second waits for the first's commit, restarts and takes the next"
+        ho, kiosk = self.point_ids
+        event, thread, held = self.hold(self.meter_ids[0], kiosk, 'c1', rollback=False)
+        second, restarts = [], []
+        waiter = threading.Thread(
+            target=lambda: second.append(
+                vend_until_done(self.context, self.meter_ids[2], kiosk, 'c2', restarts)
+            )
+        )
+        waiter.start()
+        threading.Event().wait(0.5)  # the second vend is now waiting on the lock
+        event.set()
+        thread.join(30)
+        waiter.join(60)
+        (first,) = held
+        (later,) = second
+        prefix, number = first.rsplit('-', 1)
+        self.assertEqual(prefix, 'K2')
+        self.assertEqual(later, f'K2-{int(number) + 1:08d}')

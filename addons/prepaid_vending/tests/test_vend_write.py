@@ -2,6 +2,7 @@
 guarantee still holds, and the rows read back equal what the pipeline kept in
 memory."""
 
+import datetime as dt
 import unittest
 from decimal import Decimal as D
 
@@ -87,6 +88,25 @@ class VendWriteTestCase(unittest.TestCase):
             Account.write([env.revenue], {'closed': True})
             with self.assertRaises(AccessError):
                 Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w4')
+
+    @with_transaction()
+    def test_account_ended_before_the_vend_refused(self):
+        "An account no longer valid on the vend's date is refused (line domain)"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Account = pool.get('account.account')
+        with with_vending() as env:
+            open_session(env)
+            yesterday = dt.date.today() - dt.timedelta(days=1)
+            Account.write(
+                [env.revenue],
+                {'start_date': yesterday.replace(year=2000), 'end_date': yesterday},
+            )
+            with self.assertRaises(AccessError):
+                Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w6')
+            Account.write([env.revenue], {'end_date': None})
+            vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w7')
+            self.assertEqual(vend.state, 'issued')
 
     @with_transaction()
     def test_unique_constraint_named(self):
