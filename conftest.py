@@ -35,6 +35,27 @@ def _alias_addons() -> None:
 _alias_addons()
 
 
+def _keep_sqlite_test_transactions_apart() -> None:
+    """Stop trytond's cache sync from committing a SQLite test's transaction.
+
+    Under ``sqlite://`` every transaction of the process shares one in-memory
+    connection.  Once per ``[cache] clean_timeout`` (300 s) the next
+    transaction to start runs ``Cache.sync``, which asks for an autocommit
+    connection: on the shared connection Python's sqlite3 then COMMITs the
+    open transaction, and a test's rows leak into the tests after it (they
+    fail on duplicate codes at random, depending on timing).  The tests run
+    in one process, so there is no other process's cache to follow: sync once
+    at start-up, never again.
+    """
+    if os.environ.get('TRYTOND_DATABASE_URI', '').startswith('sqlite'):
+        from trytond import config
+
+        config.set('cache', 'clean_timeout', str(10**7))
+
+
+_keep_sqlite_test_transactions_apart()
+
+
 def in_ci() -> bool:
     return os.environ.get('CI', '').lower() == 'true'
 
