@@ -228,10 +228,13 @@ def open_session(env):
     return Session.open_session(env.sales_point)
 
 
-#: Tables whose first write takes a table lock: the singletons' first save
-#: and the vending journal periods made when the configuration is saved.
+#: Tables whose first write takes a table lock: the singletons' first save,
+#: the fiscal year and periods (their date checks lock on PostgreSQL) and the
+#: vending journal periods made when the configuration is saved.
 FIXTURE_LOCKED_MODELS = (
     'account.configuration',
+    'account.fiscalyear',
+    'account.period',
     'prepaid.configuration',
     'account.journal.period',
 )
