@@ -101,6 +101,7 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
     """Everything a vend needs; returns a namespace of records.
 
     Must run inside ``set_company`` (see ``with_vending``)."""
+    lock_fixture_tables()
     pool = Pool()
     Account = pool.get('account.account')
     Configuration = pool.get('prepaid.configuration')
@@ -263,7 +264,6 @@ class with_vending:
         self.kwargs = kwargs
 
     def __enter__(self):
-        lock_fixture_tables()
         company = create_company()
         self._cm = set_company(company)
         self._cm.__enter__()
