@@ -8,6 +8,8 @@
 - ``reading.py``: readings, events and the time-partitioning plan.
 - ``billing_feed.py``: new load-profile captures of remote-prepaid meters
   become ``prepaid.remote.consumption`` rows (the input of billing).
+- ``load_management.py``: customers' load-management settings (limits, daily
+  periods) written into the meters' limiters, kept in step by cron.
 - ``relay.py``, ``firmware.py``, ``command.py``: relay control, clock checks,
   firmware upgrades and the execution of ``prepaid.meter.command``.
 - ``demo.py``: ``setup_demo_channels(first_port=4061, count=20)`` points the

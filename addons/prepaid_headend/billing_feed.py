@@ -5,7 +5,7 @@ register (``1.0.1.8.0.255``) of a meter whose payment mode is remote-prepaid,
 every pair of consecutive stored captures that involves a new one becomes a
 ``prepaid.remote.consumption`` row: start and end are the two capture times,
 the kWh the register difference, the maximum demand the interval's average
-power.  ``prepaid.remote.account|bill`` then prices those rows.
+power.  ``prepaid.remote.account|bill_all`` then prices those rows.
 
 Why from the stored captures rather than the ``consumption`` delta computed
 per read (``reading.profile_rows``): the first capture of each read has no

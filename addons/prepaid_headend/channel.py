@@ -236,12 +236,7 @@ class Meter(metaclass=PoolMeta):
         help="Meter time minus head-end time at the last clock check.",
     )
     hes_alarm_register = fields.Integer("Alarm Register", readonly=True)
-    hes_load_limit = fields.Integer(
-        "Load Limit (W)",
-        domain=[If(Eval('hes_load_limit'), [('hes_load_limit', '>=', 0)], [])],
-        help="Customer's load-management setting written to the meter's "
-        "limiter (0: limiter disabled).",
-    )
+    # hes_load_limit, hes_limiter_read: see load_management.py
     hes_load_limit_read = fields.Integer("Load Limit in Meter (W)", readonly=True)
     hes_last_result = fields.Function(
         fields.Text("Last Job Result"), 'get_hes_last_result'
@@ -554,7 +549,7 @@ class Meter(metaclass=PoolMeta):
     def hes_write_load_limit(cls, meters):
         Job = Pool().get('prepaid.headend.job')
         for meter in meters:
-            if meter.hes_load_limit is None:
+            if meter.hes_load_management is None:
                 raise UserError(
                     gettext('prepaid_headend.msg_no_load_limit', meter=meter.serial)
                 )

@@ -39,12 +39,13 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import fields
+from trytond.modules.prepaid_vending.credit import wall_clock
+from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
 from . import mqtt_bridge
 from .dlms import operations as ops
-from .job import autonomous_for, run_committed
 from .mqtt import EventMessage, encode
 from .mqtt.topics import alarm_topic
 
@@ -155,7 +156,7 @@ class MeterCommand(metaclass=PoolMeta):
                 if (
                     command.kind == 'disconnect'
                     and calendar
-                    and calendar.is_friendly(now)
+                    and calendar.is_friendly(wall_clock(now))
                 ):
                     continue
                 if command.kind in {'disconnect', 'reconnect'}:

@@ -8,10 +8,14 @@ the DLMS UA examples, LLS password 12345678, HLS-MD5 secret ``Gurux``).
 serial) channels pointing at those ports, with HLS-GMAC and the test keys stored
 encrypted like any other keys (the master key must be configured), all in one
 reading group with a daily schedule.  The same happens automatically when the
-demo data is created (``prepaid.demo.extend_meters``).
+demo data is created (``prepaid.demo.extend_meters``), which also gives the
+residential category a load-management setting (10 kW, 6 kW at the evening
+peak) that cron writes into the limiters of the simulated meters.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from trytond.modules.prepaid_sts import masterkey
 from trytond.pool import Pool, PoolMeta
@@ -82,12 +86,49 @@ def setup_demo_channels(
     return list(meters)
 
 
+def setup_demo_load_management() -> int:
+    "The residential category's load limits, once; returns how many created"
+    pool = Pool()
+    Category = pool.get('prepaid.customer.category')
+    Setting = pool.get('prepaid.load_management')
+    with without_check_access():
+        categories = Category.search(
+            [('code', '=', 'RESIDENTIAL'), ('load_management', '=', None)], limit=1
+        )
+        if not categories:
+            return 0
+        (setting,) = Setting.create(
+            [
+                {
+                    'name': "Residential 10 kW, 6 kW at the evening peak",
+                    'normal_limit': 10_000,
+                    'emergency_limit': 2_000,
+                    'periods': [
+                        (
+                            'create',
+                            [
+                                {
+                                    'start_time': dt.time(17, 0),
+                                    'end_time': dt.time(21, 0),
+                                    'limit': 6_000,
+                                }
+                            ],
+                        )
+                    ],
+                }
+            ]
+        )
+        Category.write(categories, {'load_management': setting.id})
+    return 1
+
+
 class Demo(metaclass=PoolMeta):
     __name__ = 'prepaid.demo'
 
     @classmethod
     def extend_meters(cls, meters, rng):
         counts = super().extend_meters(meters, rng)
+        counts['load_management'] = setup_demo_load_management()
         try:
             masterkey._configured_key()
         except masterkey.MasterKeyError:

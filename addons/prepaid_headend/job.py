@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
-from trytond import backend
 from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, TransactionError, without_check_access
@@ -79,49 +78,6 @@ REGISTERS = [
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def autonomous_for(model: str, ids) -> bool:
-    """Whether work on these records may run in transactions of its own.
-
-    Not on SQLite (a second connection cannot write while the caller holds the
-    database lock) nor for records the caller created (uncommitted: invisible
-    to another transaction)."""
-    if backend.name == 'sqlite':
-        return False
-    created = set(Transaction().create_records.get(model, ()))
-    return not created.intersection(ids)
-
-
-def run_committed(fn: Callable[..., Any], *args: Any, autonomous: bool) -> Any:
-    """Run ``fn(*args)`` in a transaction committed before returning.
-
-    Record locks asked for inside (``Model.lock``) restart this transaction
-    only, with the locks taken at its start, as trytond does for a request.
-    ``fn`` must return plain data, not records of the closed transaction.
-    Without ``autonomous`` it simply runs in the caller's transaction."""
-    if not autonomous:
-        return fn(*args)
-    extras: dict[str, Any] = {}
-    attempts = 5
-    for attempt in range(attempts):
-        try:
-            with Transaction().new_transaction(**extras) as transaction:
-                try:
-                    result = fn(*args)
-                except TransactionError as exc:
-                    transaction.rollback()
-                    exc.fix(extras)
-                    continue
-                transaction.commit()
-                return result
-        except backend.DatabaseOperationalError:
-            # e.g. a counter vend updated the meter row meanwhile (REPEATABLE
-            # READ): start again on a fresh snapshot, as trytond does.
-            if attempt + 1 == attempts:
-                raise
-            time.sleep(0.02 * (attempt + 1))
-    raise RuntimeError(f"no commit after {attempts} attempts (record locks)")
 
 
 # --- coroutines run inside one association -----------------------------------
@@ -207,10 +163,10 @@ async def sync_clock(session, threshold: float) -> dict[str, Any]:
     return await _sync_clock(session, meter_time, utc_now(), threshold)
 
 
-async def load_limit(session, watts: int | None = None) -> dict[str, int]:
-    if watts is not None:
-        await ops.write_limiter_threshold(session, watts, 'active')
-        await ops.write_limiter_threshold(session, watts, 'normal')
+async def load_limit(session, values: dict[str, int] | None = None) -> dict[str, int]:
+    "Write the limiter values, if any (verified), and read the limiter back"
+    if values:
+        return await ops.write_limiter(session, values)
     return await ops.read_limiter(session)
 
 
@@ -484,7 +440,12 @@ class Job(ModelSQL, ModelView):
             'relay': lambda: Operation(relay, {'action': data['action']}, label='read'),
             'load_limit': lambda: Operation(
                 load_limit,
-                {'watts': self.meter.hes_load_limit if data.get('write') else None},
+                # The values due when the job runs, not when it was queued.
+                {
+                    'values': self.meter.hes_limiter_target()
+                    if data.get('write')
+                    else None
+                },
                 label='read',
             ),
             'token': lambda: Operation(
@@ -701,7 +662,13 @@ class Job(ModelSQL, ModelView):
     def _store_load_limit(self, out: dict[str, int]) -> str:
         Meter = Pool().get('prepaid.meter')
         with without_check_access():
-            Meter.write([self.meter], {'hes_load_limit_read': out['active']})
+            Meter.write(
+                [self.meter],
+                {
+                    'hes_load_limit_read': out['active'],
+                    'hes_limiter_read': json.dumps(out, sort_keys=True),
+                },
+            )
         return ", ".join(f"{k}: {v}" for k, v in out.items())
 
     def _store_token(self, out: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
+from trytond.tools.timezone import get_tzinfo
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
@@ -606,6 +607,19 @@ WEEKDAY_FIELDS = (
 )
 
 
+def wall_clock(moment: dt.datetime) -> dt.datetime:
+    """Tryton's naive UTC timestamp -> the naive wall-clock time of the
+    company in the context (its timezone; UTC when it has none).  Friendly
+    hours, holidays and load-limit periods are written in local time; trytond
+    runs its processes in UTC."""
+    company_id = Transaction().context.get('company')
+    zone = Pool().get('company.company')(company_id).timezone if company_id else None
+    if not zone:
+        return moment
+    local = moment.replace(tzinfo=dt.UTC).astimezone(get_tzinfo(zone))
+    return local.replace(tzinfo=None)
+
+
 class FriendlyCalendar(ModelSQL, ModelView):
     """Friendly periods: times when a customer out of credit is not disconnected
     (night hours, weekends, holidays)."""
@@ -637,9 +651,9 @@ class FriendlyCalendar(ModelSQL, ModelView):
         return True
 
     def is_friendly(self, moment: dt.datetime) -> bool:
-        """True when moment (local time) is in a friendly period: a whole
-        friendly weekday, a holiday, or the daily window (which may wrap
-        midnight, e.g. 17:00-08:00)."""
+        """True when moment (local time, see :func:`wall_clock`) is in a
+        friendly period: a whole friendly weekday, a holiday, or the daily
+        window (which may wrap midnight, e.g. 17:00-08:00)."""
         day = moment.date()
         if getattr(self, WEEKDAY_FIELDS[day.weekday()]):
             return True

@@ -27,10 +27,11 @@ customer the energy it was for.
 import dataclasses
 import datetime as dt
 import json
+import logging
 from decimal import Decimal
 
-from sql import For
 from trytond import backend
+from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
@@ -40,8 +41,13 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting
+from .credit import wall_clock
 from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
+from .transactions import autonomous_for, run_committed
+from .vend import update_waiting
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 COMMAND_KINDS = [
@@ -518,7 +524,7 @@ class RemoteAccount(ModelSQL, ModelView):
                 self.connection = 'reconnecting'
         else:
             calendar = config.friendly_calendar
-            friendly = calendar.is_friendly(now) if calendar else False
+            friendly = calendar.is_friendly(wall_clock(now)) if calendar else False
             if self.connection in {'connected', 'reconnecting'} and not friendly:
                 Command.queue(
                     self.meter,
@@ -550,8 +556,32 @@ class RemoteAccount(ModelSQL, ModelView):
 
     # ------------------------------------------------------------- billing
     @classmethod
-    def bill(cls, accounts=None) -> list:
-        """Cron: price the unbilled consumption, month by month.
+    def bill_all(cls) -> int:
+        """Cron: bill every account, each in a transaction of its own
+        committed at once (PostgreSQL), so that a vend on one meter at the
+        same moment (a serialisation failure, retried on a fresh snapshot) or
+        a tariff error on one account neither undoes nor stops the others.
+        An account that still fails is logged and billed on the next run.
+        Returns how many accounts failed."""
+        failed = 0
+        for account in cls.search([]):
+            autonomous = autonomous_for(cls.__name__, [account.id])
+            try:
+                run_committed(cls._bill_id, account.id, autonomous=autonomous)
+            except (UserError, backend.DatabaseOperationalError) as exc:
+                if not autonomous:
+                    raise  # the caller's transaction holds partial work
+                failed += 1
+                logger.warning("billing of %s failed: %s", account.rec_name, exc)
+        return failed
+
+    @classmethod
+    def _bill_id(cls, account_id: int) -> int:
+        return len(cls.bill([cls(account_id)]))
+
+    @classmethod
+    def bill(cls, accounts) -> list:
+        """Price the unbilled consumption of accounts, month by month.
 
         Each month is priced as a whole (blocks on the month's kWh, TOU per
         interval, maximum demand, power factor) and the bills already issued for
@@ -559,8 +589,6 @@ class RemoteAccount(ModelSQL, ModelView):
         """
         pool = Pool()
         Consumption = pool.get('prepaid.remote.consumption')
-        if accounts is None:
-            accounts = cls.search([])
         bills = []
         for account in accounts:
             pending = Consumption.search(
@@ -638,19 +666,23 @@ class RemoteAccount(ModelSQL, ModelView):
         )
 
     def _lock_meter(self) -> None:
-        """Hold the meter row that a vend updates under its lock, so that a
-        vend and a bill of the same month cannot both take the period charges:
-        whichever comes second waits, then fails to serialise and starts again
-        (the vend restarts, the billing run retries on its next run) and sees
-        the charges taken."""
+        """Take the meter row that a vend takes (``Meter.lock_for_vend``), so
+        that a vend and a bill of the same month cannot both take the period
+        charges.  An UPDATE (of a column to itself), not a SELECT ... FOR
+        UPDATE: a vend that waited for this bill must get a serialisation
+        failure and restart with the bill in view; after a mere row lock,
+        PostgreSQL would let it go on with its old snapshot.  A bill that
+        waited for a vend restarts likewise (``MeterBusy``)."""
         if backend.name != 'postgresql':
             return  # SQLite serialises writers
         Meter = Pool().get('prepaid.meter')
         table = Meter.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *table.select(table.id, where=table.id == self.meter.id, for_=For('UPDATE'))
+        update = table.update(
+            [table.last_vend_date],
+            [table.last_vend_date],
+            where=table.id == self.meter.id,
         )
+        update_waiting(update, self.meter.serial, Meter._vend_lock_timeout())
 
     def bill_month(self, month: dt.date):
         pool = Pool()
@@ -910,7 +942,7 @@ class Cron(metaclass=PoolMeta):
         cls.method.selection.extend(
             [
                 ('prepaid.vend|post_moves', "Post Vend Moves"),
-                ('prepaid.remote.account|bill', "Bill Remote-Prepaid Accounts"),
+                ('prepaid.remote.account|bill_all', "Bill Remote-Prepaid Accounts"),
                 (
                     'prepaid.remote.account|check_disconnections',
                     "Disconnect Remote-Prepaid Accounts Below Limit",

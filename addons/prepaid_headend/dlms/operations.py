@@ -391,16 +391,28 @@ async def read_account(session: DlmsSession) -> tuple[int, int]:
     return _int(value[0]), _int(value[1])
 
 
-LIMITER_ATTRS = {"active": 3, "normal": 4, "emergency": 5}
+LIMITER_ATTRS = {
+    "active": 3,
+    "normal": 4,
+    "emergency": 5,
+    "min_over_threshold_duration": 6,
+    "min_under_threshold_duration": 7,
+}
+# Written last, so a meter never runs a new active threshold with old durations.
+LIMITER_WRITE_ORDER = (
+    "normal",
+    "emergency",
+    "min_over_threshold_duration",
+    "min_under_threshold_duration",
+    "active",
+)
 
 
 async def read_limiter(session: DlmsSession) -> dict[str, int]:
+    """Thresholds (W) and minimum over/under durations (s) of the limiter."""
     out = {}
     for name, attr in LIMITER_ATTRS.items():
         out[name] = _int(await session.get(LIMITER, CLASS_LIMITER, attr))
-    out["min_over_threshold_duration"] = _int(
-        await session.get(LIMITER, CLASS_LIMITER, 6)
-    )
     return out
 
 
@@ -411,6 +423,24 @@ async def write_limiter_threshold(
     attr = LIMITER_ATTRS[which]
     await session.set(LIMITER, CLASS_LIMITER, attr, axdr.uint32(int(watts)))
     return _int(await session.get(LIMITER, CLASS_LIMITER, attr))
+
+
+async def write_limiter(session: DlmsSession, values: dict[str, int]) -> dict[str, int]:
+    """Write the given limiter attributes (names of ``LIMITER_ATTRS``), the
+    active threshold last, then read the whole limiter back; a value the meter
+    did not keep is a :class:`ServiceError`."""
+    unknown = set(values) - set(LIMITER_ATTRS)
+    if unknown:
+        raise ValueError(f"unknown limiter attributes: {sorted(unknown)}")
+    for name in LIMITER_WRITE_ORDER:
+        if name in values:
+            value = axdr.uint32(int(values[name]))
+            await session.set(LIMITER, CLASS_LIMITER, LIMITER_ATTRS[name], value)
+    back = await read_limiter(session)
+    differ = {k: (v, back[k]) for k, v in values.items() if back[k] != int(v)}
+    if differ:
+        raise ServiceError(f"limiter read-back differs (written, read): {differ}")
+    return back
 
 
 # -- firmware ------------------------------------------------------------------

@@ -40,6 +40,7 @@ OPERATIONS: dict[str, tuple[OperationFn, bool]] = {
     "read_event_log": (ops.read_event_log, True),
     "read_limiter": (ops.read_limiter, True),
     "write_limiter_threshold": (ops.write_limiter_threshold, True),
+    "write_limiter": (ops.write_limiter, True),
     "read_credit_wh": (ops.read_credit_wh, True),
     "read_last_token": (ops.read_last_token, True),
     "read_account": (ops.read_account, True),

@@ -20,6 +20,7 @@ from trytond.modules.prepaid_headend.dlms.errors import (
     DlmsTimeout,
     FirmwareError,
     MalformedReply,
+    ServiceError,
 )
 from trytond.modules.prepaid_headend.dlms.runner import (
     MeterJob,
@@ -463,6 +464,46 @@ def test_limiter_threshold_write_read(sim):
     assert run(_with(settings, lambda s: ops.write_limiter_threshold(s, 4600))) == 4600
     values = run(_with(settings, ops.read_limiter))
     assert values["active"] == 4600
+
+
+def test_limiter_settings_written_and_verified(sim):
+    settings = conn(sim, W, "hls-gmac")
+    wanted = {
+        "active": 2500,
+        "normal": 5000,
+        "emergency": 1200,
+        "min_over_threshold_duration": 30,
+        "min_under_threshold_duration": 90,
+    }
+    assert run(_with(settings, lambda s: ops.write_limiter(s, wanted))) == wanted
+    meter = sim.meter(W)
+    assert meter.limiter_threshold_active_w == 2500
+    assert meter.limiter_threshold_normal_w == 5000
+    assert meter.limiter_threshold_emergency_w == 1200
+    assert (meter.limiter_min_over_s, meter.limiter_min_under_s) == (30, 90)
+    with pytest.raises(ValueError, match="unknown limiter"):
+        run(_with(settings, lambda s: ops.write_limiter(s, {"bogus": 1})))
+
+
+class _ClampingLimiter:
+    """A limiter that caps every threshold at 4 kW, as a meter with a lower
+    rating would: the write succeeds, the read-back tells the truth."""
+
+    def __init__(self) -> None:
+        self.values: dict[int, int] = {}
+
+    async def set(self, obis, class_id, attr, value) -> None:
+        number = int.from_bytes(value[1:], "big")  # A-XDR double-long-unsigned
+        self.values[attr] = min(number, 4000) if attr <= 5 else number
+
+    async def get(self, obis, class_id, attr):
+        return self.values.get(attr, 0)
+
+
+def test_limiter_read_back_mismatch_is_an_error():
+    wanted = {"active": 5000, "normal": 5000}
+    with pytest.raises(ServiceError, match="read-back differs"):
+        run(ops.write_limiter(_ClampingLimiter(), wanted))
 
 
 def test_event_log_and_alarm_register(sim):

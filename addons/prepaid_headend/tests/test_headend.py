@@ -24,6 +24,7 @@ from trytond.modules.prepaid_headend.channel import DatabaseCounterStore
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_sts.engine import derive_decoder_key
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.vend_fixtures import new_point, with_vending
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction
@@ -413,21 +414,90 @@ class HeadendTestCase(unittest.TestCase):
 
     # --- load limit ---------------------------------------------------------------
     @with_transaction()
-    def test_load_limit_written_and_read_back(self):
-        Meter = Pool().get("prepaid.meter")
-        self.configure()
-        meter = self.meter(OK_HDLC, hes_load_limit=4600)
-        Meter.hes_write_load_limit([meter])
-        (job,) = self.run_jobs(self.pending_jobs(meter))
-        self.assertEqual(job.state, "done", job.last_error)
-        self.assertEqual(Meter(meter.id).hes_load_limit_read, 4600)
-        self.assertEqual(self.sim.meter(OK_HDLC).limiter_threshold_active_w, 4600)
+    def test_load_management_written_read_back_and_kept_in_step(self):
+        "Category and customer settings reach the limiter; cron keeps them there"
+        pool = Pool()
+        Meter = pool.get("prepaid.meter")
+        Setting = pool.get("prepaid.load_management")
+        Period = pool.get("prepaid.load_management.period")
+        with with_vending() as env:
+            self.configure()
+            meter = self.meter(OK_HDLC)
+            silent = self.meter(None, "SILENT", hes_timeout=0.3)
+            new_point(env, "SP-LM1").install_meter(meter, dt.date(2020, 1, 1))
+            new_point(env, "SP-LM2").install_meter(silent, dt.date(2020, 1, 1))
+            with self.assertRaisesRegex(UserError, "load-management"):
+                Meter.hes_write_load_limit([meter])
+            self.assertEqual(Meter.hes_apply_load_management(), [])  # unmanaged
 
-        meter = Meter(meter.id)
-        meter.hes_load_limit = None
-        meter.save()
-        with self.assertRaises(UserError):
-            Meter.hes_write_load_limit([meter])
+            # A daily period around the present (company time = UTC here).
+            now = dt.datetime.now()
+            category_setting = Setting(
+                name="Residential",
+                normal_limit=5000,
+                emergency_limit=1000,
+                min_over_duration=30,
+                periods=[
+                    Period(
+                        start_time=(now - dt.timedelta(hours=1)).time(),
+                        end_time=(now + dt.timedelta(hours=1)).time(),
+                        limit=2500,
+                    )
+                ],
+            )
+            category_setting.save()
+            env.category.load_management = category_setting
+            env.category.save()
+            meter = Meter(meter.id)
+            self.assertEqual(meter.hes_load_management, category_setting)
+            self.assertEqual(meter.hes_load_limit, 2500)
+
+            jobs = Meter.hes_apply_load_management(now)
+            self.assertEqual({j.meter for j in jobs}, {meter, silent})
+            self.assertEqual(Meter.hes_apply_load_management(now), [])  # queued
+            by_meter = {j.meter: j for j in self.run_jobs(jobs)}
+            self.assertEqual(by_meter[meter].state, "done", by_meter[meter].last_error)
+            limiter = self.sim.meter(OK_HDLC)
+            self.assertEqual(
+                (
+                    limiter.limiter_threshold_active_w,
+                    limiter.limiter_threshold_normal_w,
+                    limiter.limiter_threshold_emergency_w,
+                    limiter.limiter_min_over_s,
+                    limiter.limiter_min_under_s,
+                ),
+                (2500, 5000, 1000, 30, 60),
+            )
+            self.assertEqual(Meter(meter.id).hes_load_limit_read, 2500)
+            self.assertEqual(
+                Meter(meter.id).hes_limiter_in_meter(),
+                category_setting.limiter_values((now).time()),
+            )
+            self.assertEqual(by_meter[silent].error_kind, "timeout")
+            # In step, and the offline meter waits an hour before a retry.
+            self.assertEqual(Meter.hes_apply_load_management(now), [])
+            later = now + dt.timedelta(hours=2)
+            retry = Meter.hes_apply_load_management(later)
+            self.assertIn(silent, [j.meter for j in retry])
+            self.run_jobs(retry)
+
+            # The customer's own setting overrides the category's.
+            own = Setting(name="Clinic", normal_limit=9000)
+            own.save()
+            env.customer.load_management = own
+            env.customer.save()
+            (job,) = [
+                j for j in Meter.hes_apply_load_management(now) if j.meter == meter
+            ]
+            (job,) = self.run_jobs([job])
+            self.assertEqual(job.state, "done", job.last_error)
+            self.assertEqual(limiter.limiter_threshold_active_w, 9000)
+            self.assertEqual(limiter.limiter_threshold_emergency_w, 0)
+
+            # The engineer's buttons: read back what the meter holds.
+            Meter.hes_read_load_limit([meter])
+            (job,) = self.run_jobs(self.pending_jobs(meter))
+            self.assertIn("active: 9000", job.result)
 
     # --- tokens -------------------------------------------------------------------
     @with_transaction()

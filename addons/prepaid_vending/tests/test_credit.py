@@ -6,6 +6,7 @@ import unittest
 from decimal import Decimal as D
 
 from trytond.exceptions import UserError
+from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
@@ -128,6 +129,24 @@ class CreditTestCase(unittest.TestCase):
                     self.assertEqual(calendar.is_friendly(moment), expected)
             with self.assertRaisesRegex(UserError, 'holiday'):
                 Day(calendar=calendar, month=2, day=30).save()
+
+    @with_transaction()
+    def test_friendly_periods_in_company_time(self):
+        "Friendly hours are local: trytond's UTC clock goes through wall_clock"
+        pool = Pool()
+        Calendar = pool.get('prepaid.friendly.calendar')
+        with with_vending() as env:
+            calendar = Calendar(
+                name='Evenings', daily_start=dt.time(17, 0), daily_end=dt.time(8, 0)
+            )
+            calendar.save()
+            utc = dt.datetime(2026, 6, 3, 15, 30)  # a Wednesday
+            self.assertEqual(wall_clock(utc), utc)  # company without timezone
+            self.assertFalse(calendar.is_friendly(wall_clock(utc)))
+            env.company.timezone = 'Africa/Johannesburg'  # UTC+2, no DST
+            env.company.save()
+            self.assertEqual(wall_clock(utc), dt.datetime(2026, 6, 3, 17, 30))
+            self.assertTrue(calendar.is_friendly(wall_clock(utc)))
 
     @with_transaction()
     def test_remote_prepaid_account(self):
