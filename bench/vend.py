@@ -307,7 +307,7 @@ def profile(db: str, serials: list[str], vends: int) -> None:
         print(f"{count / vends:5.1f}  {query}")
     stats = pstats.Stats(profiler).sort_stats("cumulative")
     stats.print_stats(40)
-    stats.print_callees(r"vend.py:\d+\(vend\)")
+    stats.print_callees(os.environ.get("CALLEES", r"vend.py:\d+\((_vend|_prepare)\)"))
 
 
 def main() -> None:

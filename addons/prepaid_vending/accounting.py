@@ -438,13 +438,24 @@ def revenue_lines(
             raise ValidationError(gettext('prepaid_vending.msg_vat_without_tax'))
         lines.append(
             move_line(
-                tax.invoice_account,
+                tax_account(tax),
                 *_dc(-sign * vat),
                 description=f'VAT {description}',
                 tax_lines=[tax_line(tax, sign * vat, 'tax')],
             )
         )
     return lines
+
+
+def tax_account(tax):
+    """The account VAT of tax is credited to: one column, not the ORM read of
+    the whole tax record (~4 ms per vend)."""
+    Account = Pool().get('account.account')
+    table = Pool().get('account.tax').__table__()
+    cursor = Transaction().connection.cursor()
+    cursor.execute(*table.select(table.invoice_account, where=table.id == tax.id))
+    (account_id,) = cursor.fetchone()
+    return Account(account_id) if account_id is not None else None
 
 
 def _dc(amount: Decimal) -> tuple[Decimal, Decimal]:

@@ -198,23 +198,31 @@ class Meter(
 
     @classmethod
     def get_current_installation(cls, meters, names):
-        Installation = Pool().get('prepaid.meter.installation')
+        """Service point and customer of the installation in place.  One
+        query: every vend asks for both (the ORM reads of the installation and
+        of its service point were about 7 ms per vend)."""
+        pool = Pool()
+        installation = pool.get('prepaid.meter.installation').__table__()
+        point = pool.get('prepaid.service_point').__table__()
         result = {n: {m.id: None for m in meters} for n in names}
-        installations = Installation.search(
-            [
-                ('meter', 'in', [m.id for m in meters]),
-                ('removed_on', '=', None),
-            ]
-        )
-        for installation in installations:
-            if 'service_point' in names:
-                result['service_point'][installation.meter.id] = (
-                    installation.service_point.id
+        cursor = Transaction().connection.cursor()
+        for ids in grouped_slice([m.id for m in meters]):
+            cursor.execute(
+                *installation.join(
+                    point, condition=installation.service_point == point.id
+                ).select(
+                    installation.meter,
+                    point.id,
+                    point.customer,
+                    where=fields.SQL_OPERATORS['in'](installation.meter, list(ids))
+                    & (installation.removed_on == Null),
                 )
-            if 'customer' in names and installation.service_point.customer:
-                result['customer'][installation.meter.id] = (
-                    installation.service_point.customer.id
-                )
+            )
+            for meter_id, point_id, customer_id in cursor:
+                if 'service_point' in names:
+                    result['service_point'][meter_id] = point_id
+                if 'customer' in names:
+                    result['customer'][meter_id] = customer_id
         return result
 
     @classmethod

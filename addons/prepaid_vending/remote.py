@@ -40,7 +40,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting
+from . import accounting, vend_write
 from .credit import wall_clock
 from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
@@ -167,15 +167,17 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
             raise ValidationError(
                 gettext('prepaid_vending.msg_command_kind', kind=kind)
             )
-        command = cls(
-            meter=meter,
-            kind=kind,
-            vend=vend,
-            origin=origin or vend,
-            payload=json.dumps(payload, sort_keys=True),
-        )
-        command.save()
-        return command
+        # Set-based (vend_write): every vend of a smart meter queues one, and
+        # the ORM's create with its re-read and validation took ~8 ms.
+        row = {
+            'meter': meter,
+            'kind': kind,
+            'vend': vend,
+            'origin': origin or vend,
+            'payload': json.dumps(payload, sort_keys=True),
+        }
+        (command_id,) = vend_write.insert_rows(cls, [row])
+        return cls(command_id)
 
     @classmethod
     @Workflow.transition('sent')

@@ -10,6 +10,7 @@ is in ``tariff/`` (see ``TariffVersion.to_calculator``); nothing here computes.
 import datetime as dt
 from decimal import Decimal
 
+from sql.conditionals import Coalesce
 from trytond.cache import Cache
 from trytond.i18n import gettext
 from trytond.model import (
@@ -119,6 +120,18 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
             )
         return versions[0]
 
+    @staticmethod
+    def _customer_category(customer) -> int | None:
+        "The category id of customer: one column, not the whole party (~4 ms)"
+        if customer is None:
+            return None
+        party = Pool().get('party.party').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *party.select(party.customer_category, where=party.id == customer.id)
+        )
+        return cursor.fetchone()[0]
+
     @classmethod
     def for_meter(cls, meter, date: dt.date) -> 'PrepaidTariff':
         """The tariff of meter on date: its dated assignment, else the tariff of
@@ -134,10 +147,9 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         )
         if assignments:
             return assignments[0].tariff
-        customer = meter.customer
-        category = customer.customer_category if customer else None
+        category = cls._customer_category(meter.customer)
         if category:
-            tariffs = cls.search([('customer_categories', '=', category.id)], limit=1)
+            tariffs = cls.search([('customer_categories', '=', category)], limit=1)
             if tariffs:
                 return tariffs[0]
         raise ValidationError(
@@ -289,13 +301,7 @@ class TariffVersion(ModelSQL, ModelView):
         write dates of the version and of its tax for changes made elsewhere."""
         key = None
         if self.id is not None and self.id >= 0:
-            tax = self.tax
-            key = (
-                self.id,
-                self.write_date or self.create_date,
-                tax.id if tax else None,
-                (tax.write_date or tax.create_date) if tax else None,
-            )
+            key = self._calculator_key()
             if (cached := self._calculator_cache.get(key)) is not None:
                 return cached
         try:
@@ -311,6 +317,22 @@ class TariffVersion(ModelSQL, ModelView):
         if key is not None:
             self._calculator_cache.set(key, calculator)
         return calculator
+
+    def _calculator_key(self) -> tuple:
+        """(id, write date, tax id, tax write date) in one query: reading the
+        version and its tax through the ORM cost ~5 ms per vend."""
+        Tax = Pool().get('account.tax')
+        version, tax = self.__table__(), Tax.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *version.join(tax, 'LEFT', condition=version.tax == tax.id).select(
+                Coalesce(version.write_date, version.create_date),
+                tax.id,
+                Coalesce(tax.write_date, tax.create_date),
+                where=version.id == self.id,
+            )
+        )
+        return (self.id, *cursor.fetchone())
 
     @classmethod
     def validate(cls, versions):
