@@ -29,7 +29,7 @@ from dlms_cosem.security import (
 from trytond.modules.prepaid_sts import engine as sts_engine
 
 from simulators.meter import MeterConfig, MeterSimulator, model
-from simulators.meter.axdr import decode_all, encode, i8, octets, struct_, u32
+from simulators.meter.axdr import decode_all, encode, i8, octets, struct_, u8, u16, u32
 from simulators.meter.testing import FakeClock
 
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
@@ -399,3 +399,55 @@ def test_history_of_a_new_meter_never_reads_below_zero():
         assert min(energies) == 0
         assert energies == sorted(energies)
         assert all(row.values[0] >= 0 for row in state.load_profile)
+
+
+# --- activity calendar and special days (friendly days) -------------------------
+
+SPECIAL_DAYS = cosem.CosemAttribute(
+    CI.SPECIAL_DAYS_TABLE, cosem.Obis(0, 0, 11, 0, 0), 2
+)
+CALENDAR = cosem.Obis(0, 0, 13, 0, 0)
+
+
+def special_day_method(n: int) -> cosem.CosemMethod:
+    return cosem.CosemMethod(CI.SPECIAL_DAYS_TABLE, cosem.Obis(0, 0, 11, 0, 0), n)
+
+
+def calendar_attr(n: int) -> cosem.CosemAttribute:
+    return cosem.CosemAttribute(CI.ACTIVITY_CALENDAR, CALENDAR, n)
+
+
+def test_special_days_insert_replace_delete(clock: FakeClock) -> None:
+    "Holidays go into the special days table (class 11) by index"
+    christmas = bytes([0xFF, 0xFF, 12, 25, 0xFF])  # every year, 25 December
+    new_year = bytes([0xFF, 0xFF, 1, 1, 0xFF])
+    with start_sim(clock) as sim:
+        with client(sim, 0, "gmac").session() as c:
+            for index, date, day_id in ((2, christmas, 9), (1, new_year, 9)):
+                entry = struct_(u16(index), octets(date), u8(day_id))
+                c.action(special_day_method(1), encode(entry))
+            assert value(c.get(SPECIAL_DAYS)) == [[1, new_year, 9], [2, christmas, 9]]
+            # The same index again replaces the entry; delete removes it.
+            replaced = struct_(u16(2), octets(christmas), u8(7))
+            c.action(special_day_method(1), encode(replaced))
+            c.action(special_day_method(2), encode(u16(1)))
+            assert value(c.get(SPECIAL_DAYS)) == [[2, christmas, 7]]
+            with pytest.raises(ActionError):
+                c.action(special_day_method(1), encode(u16(3)))  # not an entry
+        # Methods are for the management client only (SAP 1, HLS-GMAC).
+        with client(sim, 0, "lls").session() as c:
+            with pytest.raises(ActionError):
+                c.action(special_day_method(2), encode(u16(2)))
+            assert value(c.get(SPECIAL_DAYS)) == [[2, christmas, 7]]
+
+
+def test_activity_calendar_passive_becomes_active(clock: FakeClock) -> None:
+    "A passive calendar written, then activated (class 20 method 1)"
+    with start_sim(clock) as sim, client(sim, 0, "gmac").session() as c:
+        result = c.set(calendar_attr(6), encode(octets(b"FRIENDLY")))
+        assert result.result == enumerations.DataAccessResult.SUCCESS
+        assert value(c.get(calendar_attr(2))) == b""  # not active yet
+        refused = c.set(calendar_attr(2), encode(octets(b"X")))  # active: read-only
+        assert refused.result != enumerations.DataAccessResult.SUCCESS
+        c.action(cosem.CosemMethod(CI.ACTIVITY_CALENDAR, CALENDAR, 1), encode(i8(0)))
+        assert value(c.get(calendar_attr(2))) == b"FRIENDLY"
