@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from trytond.bus import notify
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.pool import Pool
@@ -313,13 +314,17 @@ class Job(ModelSQL, ModelView):
     # --- creation and queueing ------------------------------------------
     @classmethod
     def create_for(cls, meters, kind: str, params: dict[str, Any], **values):
+        # The web client that pressed the button hears how it went
+        # (_notify_requester); jobs of cron have none.
+        client = Transaction().context.get('client')
+        requester = {'client': client} if client else {}
         with without_check_access():
             return cls.create(
                 [
                     {
                         'meter': m.id,
                         'kind': kind,
-                        'params': json.dumps(params, sort_keys=True),
+                        'params': json.dumps({**params, **requester}, sort_keys=True),
                         **values,
                     }
                     for m in meters
@@ -517,6 +522,7 @@ class Job(ModelSQL, ModelView):
         self.finished_at = now
         with without_check_access():
             self.save()
+        self._notify_requester()
 
     def _store_failure(self, kind: str, message: str) -> None:
         self.state = 'failed'
@@ -528,6 +534,22 @@ class Job(ModelSQL, ModelView):
             handler_failed(None, message)
         with without_check_access():
             self.save()
+        self._notify_requester()
+
+    def _notify_requester(self) -> None:
+        """A notification to the web client whose button queued this job: the
+        outcome shows when it arrives, even when a queue worker runs the job
+        long after the click (trytond's bus, PostgreSQL; delivered on commit)."""
+        client = self.data.get('client')
+        if not client:
+            return
+        kind = dict(JOB_KINDS)[self.kind]
+        notify(
+            f"{self.meter.serial}: {kind} {self.state}",
+            body=(self.result if self.state == 'done' else self.last_error) or '',
+            priority=1 if self.state == 'done' else 3,
+            client=client,
+        )
 
     # --- storing results, one method per kind -----------------------------
     def _store_read(self, out: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ meter with their own parameters through the pool.
 import datetime as dt
 
 from sql import Column, Null
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
@@ -206,7 +207,7 @@ class Meter(
         point = pool.get('prepaid.service_point').__table__()
         result = {n: {m.id: None for m in meters} for n in names}
         cursor = Transaction().connection.cursor()
-        for ids in grouped_slice([m.id for m in meters]):
+        for ids in grouped_slice([m.id for m in meters], backend.MAX_QUERY_PARAMS):
             cursor.execute(
                 *installation.join(
                     point, condition=installation.service_point == point.id

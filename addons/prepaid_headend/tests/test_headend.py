@@ -15,8 +15,10 @@ import threading
 import unittest
 import uuid
 from decimal import Decimal
+from unittest.mock import patch
 
 from trytond import backend
+from trytond.bus import Bus
 from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError, RequiredValidationError
 from trytond.model.modelview import AccessButtonError
@@ -224,6 +226,38 @@ class HeadendTestCase(unittest.TestCase):
         self.assertFalse(silent.meter.hes_online)
         # The ciphered frames took their counters from the database table.
         self.assertGreater(Counter.peek(meters[0].hes_counter_key), floor)
+
+    @with_transaction()
+    def test_button_jobs_notify_the_web_client_that_asked(self):
+        "The outcome reaches the client that pressed the button, not cron's jobs"
+        pool = Pool()
+        Meter = pool.get("prepaid.meter")
+        Schedule = pool.get("prepaid.headend.schedule")
+        Group = pool.get("prepaid.headend.meter_group")
+        self.configure()
+        group = Group(name="Notified")
+        group.save()
+        meter = self.meter(OK_WRAPPER, hes_group=group)
+        silent = self.meter(None, "SILENT", hes_timeout=0.3)
+        published = []
+
+        def publish(channel, message):
+            published.append((channel, message))
+
+        with patch.object(Bus, "publish", publish):
+            with Transaction().set_context(client="sao-1234"):
+                Meter.hes_read_now([meter, silent])
+            self.run_jobs(self.pending_jobs(meter) + self.pending_jobs(silent))
+            Schedule(
+                name="Hourly", group=group, frequency="interval", interval_minutes=60
+            ).save()
+            self.run_jobs(Schedule.run_due())  # cron's jobs: nobody to tell
+        self.assertEqual({c for c, _ in published}, {"client:sao-1234"})
+        by_title = {m["title"]: m for _, m in published}
+        self.assertEqual(set(by_title), {"SIM0: Read done", "SILENT: Read failed"})
+        self.assertIn("Meter clock", by_title["SIM0: Read done"]["body"])
+        self.assertEqual(by_title["SILENT: Read failed"]["priority"], 3)
+        self.assertEqual(by_title["SIM0: Read done"]["type"], "notification")
 
     @with_transaction()
     def test_on_demand_read_then_reread_is_idempotent(self):
