@@ -10,7 +10,8 @@ encrypted like any other keys (the master key must be configured), all in one
 reading group with a daily schedule.  The same happens automatically when the
 demo data is created (``prepaid.demo.extend_meters``), which also gives the
 residential category a load-management setting (10 kW, 6 kW at the evening
-peak) that cron writes into the limiters of the simulated meters.
+peak): the meter's "Write Load Limit" button puts it into a simulated meter's
+limiter, and so does the load-management cron where trytond-cron runs.
 """
 
 from __future__ import annotations
