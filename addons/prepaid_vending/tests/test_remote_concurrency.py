@@ -17,10 +17,16 @@ from trytond import backend
 from trytond.modules.prepaid_vending.vend import MeterBusy
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, drop_db
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
 from .test_vend_lock import vend_until_done
-from .vend_fixtures import new_meter, new_point, setup_vending
+from .vend_fixtures import (
+    committed_vending,
+    new_meter,
+    new_point,
+    setup_vending,
+    wait_for_lock,
+)
 
 ENERGY_40_KWH = D('48.00')  # 40 kWh in Example C's first block at 1.20, excl. VAT
 
@@ -36,43 +42,30 @@ class VendBillConcurrencyTestCase(unittest.TestCase):
     def setUpClass(cls):
         drop_db()  # committed fixtures below: start from the cached template
         activate_module('prepaid_vending')
-        from trytond.modules.company.tests import create_company
 
-        extras: dict = {}
-        while True:
-            with Transaction().start(DB_NAME, 1, **extras) as transaction:
-                try:
-                    pool = Pool()
-                    User = pool.get('res.user')
-                    Account = pool.get('prepaid.remote.account')
-                    company = create_company()
-                    User.write(
-                        [User(1)],
-                        {'companies': [('add', [company.id])], 'company': company.id},
-                    )
-                    with transaction.set_context(company=company.id):
-                        env = setup_vending(payment_mode='remote_prepaid')
-                        meters = [
-                            new_meter(
-                                f'0700000000{i}',
-                                new_point(env, f'RB{i}'),
-                                payment_mode='remote_prepaid',
-                            )
-                            for i in range(2)
-                        ]
-                        accounts = [Account.for_meter(m) for m in meters]
-                except TransactionError as exc:
-                    transaction.rollback()
-                    exc.fix(extras)
-                    continue
-                cls.context = {'company': company.id}
-                cls.meter_ids = [m.id for m in meters]
-                cls.account_ids = [a.id for a in accounts]
-                transaction.commit()
-                break
+        def build():
+            Account = Pool().get('prepaid.remote.account')
+            env = setup_vending(payment_mode='remote_prepaid')
+            meters = [
+                new_meter(
+                    f'0700000000{i}',
+                    new_point(env, f'RB{i}'),
+                    payment_mode='remote_prepaid',
+                )
+                for i in range(2)
+            ]
+            return {
+                'warm': env.meter.id,
+                'meters': [m.id for m in meters],
+                'accounts': [Account.for_meter(m).id for m in meters],
+            }
+
+        cls.context, built = committed_vending(build)
+        cls.meter_ids = built['meters']
+        cls.account_ids = built['accounts']
         # The journal period of this month is created under a table lock by
         # the first move: done here, so that the tests see only the meter lock.
-        vend_until_done(cls.context, env.meter.id, 'bill-warm', [])
+        vend_until_done(cls.context, built['warm'], 'bill-warm', [])
 
     @classmethod
     def tearDownClass(cls):
@@ -118,7 +111,7 @@ class VendBillConcurrencyTestCase(unittest.TestCase):
             )
         )
         vend.start()
-        wait_for_meter_lock('RowExclusiveLock')  # the vend's UPDATE of the meter
+        wait_for_lock('prepaid_meter')  # the vend's UPDATE of the meter
 
         failed = []
 
@@ -173,20 +166,3 @@ class VendBillConcurrencyTestCase(unittest.TestCase):
         charges, bills = self.outcome(vend_ids[0], account)
         self.assertEqual(charges, [])
         self.assertEqual(bills, [(ENERGY_40_KWH + D('50.00'), True)])
-
-
-def wait_for_meter_lock(mode: str) -> None:
-    "Wait until another connection holds a lock of mode on prepaid_meter"
-    for _ in range(600):
-        with Transaction().start(DB_NAME, 1) as tr:
-            cursor = tr.connection.cursor()
-            cursor.execute(
-                'SELECT count(*) FROM pg_locks l JOIN pg_class c '
-                'ON l.relation = c.oid WHERE c.relname = %s '
-                'AND l.mode = %s AND l.pid <> pg_backend_pid()',
-                ('prepaid_meter', mode),
-            )
-            if cursor.fetchone()[0]:
-                return
-        threading.Event().wait(0.05)
-    raise AssertionError(f"no {mode} on prepaid_meter")

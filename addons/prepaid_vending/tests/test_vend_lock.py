@@ -25,7 +25,14 @@ from trytond.tests.test_tryton import (
 )
 from trytond.transaction import Transaction, TransactionError
 
-from .vend_fixtures import new_meter, new_point, setup_vending, with_vending
+from .vend_fixtures import (
+    committed_vending,
+    new_meter,
+    new_point,
+    setup_vending,
+    wait_for_lock,
+    with_vending,
+)
 
 
 def vend_until_done(context, meter_id, key, restarts, hold=None):
@@ -66,32 +73,16 @@ class VendLockTestCase(unittest.TestCase):
     def setUpClass(cls):
         drop_db()  # committed fixtures below: start from the cached template
         activate_module('prepaid_vending')
-        from trytond.modules.company.tests import create_company
 
-        extras: dict = {}
-        while True:
-            with Transaction().start(DB_NAME, 1, **extras) as transaction:
-                try:
-                    User = Pool().get('res.user')
-                    company = create_company()
-                    User.write(
-                        [User(1)],
-                        {'companies': [('add', [company.id])], 'company': company.id},
-                    )
-                    with transaction.set_context(company=company.id):
-                        env = setup_vending()
-                        meters = [
-                            new_meter(f'0600000000{i}', new_point(env, f'L{i}'))
-                            for i in range(3)
-                        ]
-                except TransactionError as exc:
-                    transaction.rollback()
-                    exc.fix(extras)
-                    continue
-                cls.context = {'company': company.id}
-                cls.meter_ids = [m.id for m in meters]
-                transaction.commit()
-                break
+        def build():
+            env = setup_vending()
+            meters = [
+                new_meter(f'0600000000{i}', new_point(env, f'L{i}')) for i in range(3)
+            ]
+            return {'meters': [m.id for m in meters]}
+
+        cls.context, built = committed_vending(build)
+        cls.meter_ids = built['meters']
         # The first move of a period creates its journal period under a table
         # lock: done here so that the tests see only the meter lock.
         vend_until_done(cls.context, cls.meter_ids[2], 'lock-warm', [])
@@ -109,19 +100,7 @@ class VendLockTestCase(unittest.TestCase):
             )
         )
         thread.start()
-        # Wait until the first vend holds the meter row (its UPDATE is done).
-        for _ in range(600):
-            with Transaction().start(DB_NAME, 1) as tr:
-                cursor = tr.connection.cursor()
-                cursor.execute(
-                    'SELECT count(*) FROM pg_locks l JOIN pg_class c '
-                    'ON l.relation = c.oid WHERE c.relname = %s '
-                    "AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()",
-                    ('prepaid_meter',),
-                )
-                if cursor.fetchone()[0]:
-                    break
-            threading.Event().wait(0.05)
+        wait_for_lock('prepaid_meter')  # the first vend's UPDATE is done
         return hold, thread, ids
 
     def test_waiting_vend_restarts_with_latest_position(self):

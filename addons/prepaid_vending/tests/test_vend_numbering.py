@@ -21,7 +21,14 @@ from trytond.tests.test_tryton import (
 )
 from trytond.transaction import Transaction, TransactionError
 
-from .vend_fixtures import new_meter, new_point, setup_vending, with_vending
+from .vend_fixtures import (
+    committed_vending,
+    new_meter,
+    new_point,
+    setup_vending,
+    wait_for_lock,
+    with_vending,
+)
 
 
 def second_sales_point(env, code='K2'):
@@ -107,34 +114,21 @@ class VendNumberingConcurrencyTestCase(unittest.TestCase):
     def setUpClass(cls):
         drop_db()  # committed fixtures below: start from the cached template
         activate_module('prepaid_vending')
-        from trytond.modules.company.tests import create_company
 
-        extras: dict = {}
-        while True:
-            with Transaction().start(DB_NAME, 1, **extras) as transaction:
-                try:
-                    User = Pool().get('res.user')
-                    company = create_company()
-                    User.write(
-                        [User(1)],
-                        {'companies': [('add', [company.id])], 'company': company.id},
-                    )
-                    with transaction.set_context(company=company.id):
-                        env = setup_vending()
-                        kiosk = second_sales_point(env)
-                        meters = [
-                            new_meter(f'0700000000{i}', new_point(env, f'N{i}'))
-                            for i in range(3)
-                        ]
-                except TransactionError as exc:
-                    transaction.rollback()
-                    exc.fix(extras)
-                    continue
-                cls.context = {'company': company.id}
-                cls.point_ids = [env.sales_point.id, kiosk.id]
-                cls.meter_ids = [m.id for m in meters]
-                transaction.commit()
-                break
+        def build():
+            env = setup_vending()
+            kiosk = second_sales_point(env)
+            meters = [
+                new_meter(f'0700000000{i}', new_point(env, f'N{i}')) for i in range(3)
+            ]
+            return {
+                'points': [env.sales_point.id, kiosk.id],
+                'meters': [m.id for m in meters],
+            }
+
+        cls.context, built = committed_vending(build)
+        cls.point_ids = built['points']
+        cls.meter_ids = built['meters']
 
     @classmethod
     def tearDownClass(cls):
@@ -150,18 +144,7 @@ class VendNumberingConcurrencyTestCase(unittest.TestCase):
             )
         )
         thread.start()
-        for _ in range(600):  # until its number is taken (sales point locked)
-            with Transaction().start(DB_NAME, 1) as tr:
-                cursor = tr.connection.cursor()
-                cursor.execute(
-                    'SELECT count(*) FROM pg_locks l JOIN pg_class c '
-                    'ON l.relation = c.oid WHERE c.relname = %s '
-                    "AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()",
-                    ('prepaid_sales_point',),
-                )
-                if cursor.fetchone()[0]:
-                    break
-            threading.Event().wait(0.05)
+        wait_for_lock('prepaid_sales_point')  # its number is taken
         return event, thread, result
 
     def test_rolled_back_vend_leaves_no_gap(self):

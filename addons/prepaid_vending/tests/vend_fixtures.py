@@ -7,13 +7,16 @@ R50 monthly fixed charge excl. VAT) and one installed smart prepaid meter.
 """
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from decimal import Decimal
 from types import SimpleNamespace
 
 from trytond.modules.account.tests import create_chart, get_fiscalyear
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
-from trytond.transaction import Transaction
+from trytond.tests.test_tryton import DB_NAME
+from trytond.transaction import Transaction, TransactionError
 
 from ..company_setup import VENDING_ACCOUNT_CODES
 
@@ -271,3 +274,45 @@ class with_vending:
 
     def __exit__(self, *exc):
         return self._cm.__exit__(*exc)
+
+
+def committed_vending(build: Callable[[], dict]) -> tuple[dict, dict]:
+    """For the PostgreSQL concurrency tests, whose threads need committed
+    data: commit a company (made the admin's) and what ``build()`` creates in
+    its context (it calls ``setup_vending``), restarting on trytond's lock
+    requests.  ``build`` returns plain ids; returns (context, that dict)."""
+    extras: dict = {}
+    while True:
+        with Transaction().start(DB_NAME, 1, **extras) as transaction:
+            try:
+                User = Pool().get('res.user')
+                company = create_company()
+                User.write(
+                    [User(1)],
+                    {'companies': [('add', [company.id])], 'company': company.id},
+                )
+                with transaction.set_context(company=company.id):
+                    built = build()
+            except TransactionError as exc:
+                transaction.rollback()
+                exc.fix(extras)
+                continue
+            transaction.commit()
+            return {'company': company.id}, built
+
+
+def wait_for_lock(table: str, mode: str = 'RowExclusiveLock') -> None:
+    """Wait (up to 30 s) until another connection holds a lock of mode on
+    table: a thread's transaction has reached its UPDATE (PostgreSQL)."""
+    for _ in range(600):
+        with Transaction().start(DB_NAME, 1) as tr:
+            cursor = tr.connection.cursor()
+            cursor.execute(
+                'SELECT count(*) FROM pg_locks l JOIN pg_class c '
+                'ON l.relation = c.oid WHERE c.relname = %s '
+                'AND l.mode = %s AND l.pid <> pg_backend_pid()',
+                (table, mode),
+            )
+            if cursor.fetchone()[0]:
+                return
+        threading.Event().wait(0.05)
