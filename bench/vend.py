@@ -63,6 +63,9 @@ def prepare(db: str, meters: int, conf: str, fresh: bool, sts: bool) -> list[str
         if not exists:
             conn.execute(f'CREATE DATABASE "{db}"')
             fresh = True
+    if not fresh:  # sessions left by an interrupted run would slow every check
+        with psycopg.connect(PG + db, autocommit=True) as conn:
+            conn.execute("DELETE FROM ir_session")
     serials = serials_for(meters)
     module = "prepaid_sts" if sts else "prepaid_vending"
     if fresh:
@@ -146,6 +149,10 @@ def _passfile() -> str:
 
 
 class Client:
+    """One login (as a point-of-sale gateway has) shared by the client threads:
+    trytond checks a request against every live session of its user, so a
+    session per thread would measure the bench's own logins."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         # 8.0 answers [user id, session key, ...]
@@ -155,6 +162,9 @@ class Client:
         token = base64.b64encode(f"admin:{uid}:{session}".encode()).decode()
         self.auth = f"Session {token}"
         self.context = self.call("model.res.user.get_preferences", [True, {}])
+
+    def logout(self) -> None:
+        self.call("common.db.logout", [])
 
     def call(self, method: str, params: list):
         body = json.dumps({"id": 1, "method": method, "params": params}).encode()
@@ -173,12 +183,10 @@ def run(url: str, clients: int, serials: list[str], vends: int) -> None:
     latencies: list[float] = []
     errors: list[str] = []
     per_client = vends // clients
-    barrier = threading.Barrier(clients)
+    client = Client(url)
 
     def worker(seed: int) -> None:
         rnd = random.Random(seed)
-        client = Client(url)
-        barrier.wait()
         for _ in range(per_client):
             serial = rnd.choice(serials)
             start = time.perf_counter()
@@ -202,6 +210,7 @@ def run(url: str, clients: int, serials: list[str], vends: int) -> None:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    client.logout()
     latencies.sort()
     print(f"clients {clients}, meters {len(serials)}, vends {len(latencies)},"
         f" failures {len(errors)}")  # fmt: skip
@@ -214,13 +223,16 @@ def run(url: str, clients: int, serials: list[str], vends: int) -> None:
         print(f"failure x{count}: {error}")
 
 
-def start_server(kind: str, conf: str, db: str, port: int, log: str):
+def start_server(
+    kind: str, conf: str, db: str, port: int, log: str, workers: str
+) -> subprocess.Popen:
     env = dict(os.environ, TRYTOND_CONFIG=conf)
     out = open(log, "w")  # closed when the bench ends
     if kind == "gunicorn":
-        # As in production: 4 processes (2 cores) of 4 threads each.
-        args = [os.path.join(VENV, "gunicorn"), "-w", "4", "--threads", "4",
-            "-b", f"127.0.0.1:{port}", "trytond.application:app"]  # fmt: skip
+        processes, threads = workers.split("x")
+        args = [os.path.join(VENV, "gunicorn"), "-w", processes,
+            "--threads", threads, "-b", f"127.0.0.1:{port}",
+            "trytond.application:app"]  # fmt: skip
     else:
         args = [os.path.join(VENV, "trytond"), "-c", conf, "-d", db]
         if log != os.devnull:
@@ -321,6 +333,8 @@ def main() -> None:
     parser.add_argument("--same-meter", action="store_true")
     parser.add_argument("--sts", action="store_true", help="STS keypad meters")
     parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--workers", default="4x4",
+        help="gunicorn processes x threads")  # fmt: skip
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--log", default=os.devnull, help="server log file")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
@@ -338,12 +352,12 @@ def main() -> None:
         profile(db, serials, args.profile)
         return
     os.environ["TRYTOND_DATABASE_NAMES"] = db
-    server = start_server(args.server, conf, db, args.port, args.log)
+    server = start_server(args.server, conf, db, args.port, args.log, args.workers)
     try:
         url = f"http://127.0.0.1:{args.port}/{db}/rpc/"
         for _ in range(60):
             try:
-                Client(url)
+                Client(url).logout()
                 break
             except Exception:
                 time.sleep(1)

@@ -369,16 +369,26 @@ def _free_month(fiscalyear, date: dt.date) -> dict:
 def find_period(comp, date: dt.date):
     "The open period of comp at date, or an error the accountant can act on"
     Period = Pool().get('account.period')
+    table = Period.__table__()
     try:
-        return Period.find(comp, date=date)
+        # Period.find remembers the period of a date but reads the whole
+        # record for its state: one column is enough.
+        period = Period.find(comp, date=date, test_state=False)
     except PeriodNotFoundError:
-        raise UserError(
-            gettext(
-                'prepaid_vending.msg_vend_no_period',
-                date=date.isoformat(),
-                company=comp.rec_name,
-            )
-        ) from None
+        period = None
+    if period is not None:
+        state = vend_write.scalar(
+            table.select(table.state, where=table.id == period.id)
+        )
+        if state == 'open':
+            return period
+    raise UserError(
+        gettext(
+            'prepaid_vending.msg_vend_no_period',
+            date=date.isoformat(),
+            company=comp.rec_name,
+        )
+    )
 
 
 def new_move(date: dt.date, origin, description: str):
@@ -477,13 +487,17 @@ def receipt_account(sales_point, payment_method: str):
     return account or config.require('bank_account')
 
 
-def vend_move(vend):
-    "The draft move of a vend (unsaved); None when no money changed hands"
+def vend_move(vend, pricing):
+    """The draft move of a vend (unsaved); None when no money changed hands.
+    pricing is its version's ``TariffVersion.pricing()``: VAT and revenue."""
+    pool = Pool()
+    Account = pool.get('account.account')
+    Tax = pool.get('account.tax')
     config = VendConfig.get()
     if not vend.tender:
         return None
     party = vend.customer
-    tax = vend.tariff_version.tax
+    tax = Tax(pricing.tax) if pricing.tax is not None else None
     move = new_move(vend.date.date(), vend, f'Vend {vend.number}')
     lines = [
         move_line(
@@ -544,7 +558,10 @@ def vend_move(vend):
     energy = [line for line in vend.lines if line.kind == 'energy']
     net = sum((line.amount for line in energy), Decimal(0))
     vat = sum((line.vat for line in energy), Decimal(0))
-    revenue = vend.tariff.revenue_account or config.require('energy_revenue_account')
+    if pricing.revenue_account is not None:
+        revenue = Account(pricing.revenue_account)
+    else:
+        revenue = config.require('energy_revenue_account')
     lines += revenue_lines(revenue, net, vat, tax, f'Energy {vend.units_kwh} kWh')
     move.lines = [line for line in lines if line.debit or line.credit]
     return move

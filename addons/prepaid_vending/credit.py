@@ -184,10 +184,17 @@ class Debt(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def open_debts(cls, party) -> list:
-        return cls.search(
-            [('party', '=', party.id), ('state', '=', 'open')],
-            order=[('date', 'ASC'), ('id', 'ASC')],
+        "Oldest first; asked by every vend (ids by one query, no ORM search)"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(
+                table.id,
+                where=(table.party == party.id) & (table.state == 'open'),
+                order_by=[table.date.asc, table.id.asc],
+            )
         )
+        return cls.browse([id_ for (id_,) in cursor])
 
     @classmethod
     def to_calculator(cls, debts) -> CalculatorDebt | None:
@@ -454,7 +461,17 @@ class EmergencyCredit(ModelSQL, ModelView):
 
     @classmethod
     def open_credits(cls, meter) -> list:
-        return cls.search([('meter', '=', meter.id), ('state', '=', 'open')])
+        "Oldest first; asked by every vend (ids by one query, no ORM search)"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(
+                table.id,
+                where=(table.meter == meter.id) & (table.state == 'open'),
+                order_by=[table.date.asc, table.id.asc],
+            )
+        )
+        return cls.browse([id_ for (id_,) in cursor])
 
     @classmethod
     def check_eligible(cls, meter) -> Decimal:

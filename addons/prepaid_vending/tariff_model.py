@@ -8,6 +8,7 @@ is in ``tariff/`` (see ``TariffVersion.to_calculator``); nothing here computes.
 """
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sql.conditionals import Coalesce
@@ -26,6 +27,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
+from . import vend_write
 from .tariff import Tariff, TariffError, tariff_from_dict
 
 KINDS = [
@@ -51,6 +53,16 @@ VAT_ROUNDINGS = [
     ('up', "Up"),
     ('down', "Down"),
 ]
+
+
+@dataclass(frozen=True)
+class VersionPricing:
+    "What a vend needs of a tariff version (``TariffVersion.pricing``)"
+
+    calculator: Tariff
+    tax: int | None  # account.tax of the VAT
+    revenue_account: int | None  # the tariff's energy revenue, else the default
+    charge_accounts: dict[str, int | None]  # charge name -> revenue account
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -99,18 +111,25 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
             ),
         ]
 
+    @classmethod
+    def on_modification(cls, mode, tariffs, field_names=None):
+        super().on_modification(mode, tariffs, field_names=field_names)
+        # The revenue account is part of each version's pricing.
+        Pool().get('prepaid.tariff.version')._calculator_cache.clear()
+
     def version_at(self, date: dt.date) -> 'TariffVersion':
         "The version in force on date"
         Version = Pool().get('prepaid.tariff.version')
-        versions = Version.search(
-            [
-                ('tariff', '=', self.id),
-                ('start_date', '<=', date),
-            ],
-            order=[('start_date', 'DESC')],
-            limit=1,
+        version = Version.__table__()
+        version_id = vend_write.scalar(
+            version.select(
+                version.id,
+                where=(version.tariff == self.id) & (version.start_date <= date),
+                order_by=[version.start_date.desc],
+                limit=1,
+            )
         )
-        if not versions:
+        if version_id is None:
             raise ValidationError(
                 gettext(
                     'prepaid_vending.msg_tariff_no_version',
@@ -118,43 +137,44 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
                     date=date,
                 )
             )
-        return versions[0]
-
-    @staticmethod
-    def _customer_category(customer) -> int | None:
-        "The category id of customer: one column, not the whole party (~4 ms)"
-        if customer is None:
-            return None
-        party = Pool().get('party.party').__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *party.select(party.customer_category, where=party.id == customer.id)
-        )
-        return cursor.fetchone()[0]
+        return Version(version_id)
 
     @classmethod
     def for_meter(cls, meter, date: dt.date) -> 'PrepaidTariff':
-        """The tariff of meter on date: its dated assignment, else the tariff of
-        its customer's category."""
-        Assignment = Pool().get('prepaid.meter.tariff')
-        assignments = Assignment.search(
-            [
-                ('meter', '=', meter.id),
-                ('start_date', '<=', date),
-            ],
-            order=[('start_date', 'DESC'), ('id', 'DESC')],
-            limit=1,
+        """The tariff of meter on date: its dated assignment, else the (first
+        active) tariff of its customer's category.  Every vend asks: two
+        one-column queries rather than ORM searches."""
+        pool = Pool()
+        assignment = pool.get('prepaid.meter.tariff').__table__()
+        tariff_id = vend_write.scalar(
+            assignment.select(
+                assignment.tariff,
+                where=(assignment.meter == meter.id) & (assignment.start_date <= date),
+                order_by=[assignment.start_date.desc, assignment.id.desc],
+                limit=1,
+            )
         )
-        if assignments:
-            return assignments[0].tariff
-        category = cls._customer_category(meter.customer)
-        if category:
-            tariffs = cls.search([('customer_categories', '=', category)], limit=1)
-            if tariffs:
-                return tariffs[0]
-        raise ValidationError(
-            gettext('prepaid_vending.msg_meter_no_tariff', meter=meter.serial)
-        )
+        if tariff_id is None and meter.customer:
+            party = pool.get('party.party').__table__()
+            category = pool.get('prepaid.tariff-prepaid.customer.category').__table__()
+            tariff = cls.__table__()
+            tariff_id = vend_write.scalar(
+                party.join(
+                    category, condition=category.category == party.customer_category
+                )
+                .join(tariff, condition=tariff.id == category.tariff)
+                .select(
+                    tariff.id,
+                    where=(party.id == meter.customer.id) & (tariff.active == True),  # noqa: E712
+                    order_by=[tariff.id.asc],
+                    limit=1,
+                )
+            )
+        if tariff_id is None:
+            raise ValidationError(
+                gettext('prepaid_vending.msg_meter_no_tariff', meter=meter.serial)
+            )
+        return cls(tariff_id)
 
 
 class TariffCategory(ModelSQL):
@@ -292,13 +312,18 @@ class TariffVersion(ModelSQL, ModelView):
         return data
 
     def to_calculator(self) -> Tariff:
-        """The validated calculator tariff; a clear error names what is wrong.
+        "The validated calculator tariff; a clear error names what is wrong"
+        return self.pricing().calculator
 
-        Built once per version and process: the calculator is immutable and a
-        vend needs it every time (5 reads and a validation saved per vend).  Any
-        change of a version or of its lines clears the cache in every process
-        (trytond's Cache is synchronised through ir_cache); the key carries the
-        write dates of the version and of its tax for changes made elsewhere."""
+    def pricing(self) -> 'VersionPricing':
+        """The calculator and the accounts a vend on this version books to.
+
+        Built once per version and process: it is immutable and a vend needs
+        it every time (the reads of the version, its lines, tax and tariff and
+        a validation saved per vend).  Any change of a tariff, a version or
+        its lines clears the cache in every process (trytond's Cache is
+        synchronised through ir_cache); the key carries the write dates of the
+        version, its tax and its tariff for changes made elsewhere."""
         key = None
         if self.id is not None and self.id >= 0:
             key = self._calculator_key()
@@ -314,21 +339,35 @@ class TariffVersion(ModelSQL, ModelView):
                     error=str(exc),
                 )
             ) from exc
+        revenue = self.tariff.revenue_account if self.tariff else None
+        pricing = VersionPricing(
+            calculator=calculator,
+            tax=self.tax.id if self.tax else None,
+            revenue_account=revenue.id if revenue else None,
+            charge_accounts={
+                c.name: c.account.id if c.account else None for c in self.charges
+            },
+        )
         if key is not None:
-            self._calculator_cache.set(key, calculator)
-        return calculator
+            self._calculator_cache.set(key, pricing)
+        return pricing
 
     def _calculator_key(self) -> tuple:
-        """(id, write date, tax id, tax write date) in one query: reading the
-        version and its tax through the ORM cost ~5 ms per vend."""
-        Tax = Pool().get('account.tax')
-        version, tax = self.__table__(), Tax.__table__()
+        """(id and write dates of the version, its tax and its tariff) in one
+        query: reading them through the ORM cost ~5 ms per vend."""
+        pool = Pool()
+        version = self.__table__()
+        tax = pool.get('account.tax').__table__()
+        tariff = pool.get('prepaid.tariff').__table__()
         cursor = Transaction().connection.cursor()
         cursor.execute(
-            *version.join(tax, 'LEFT', condition=version.tax == tax.id).select(
+            *version.join(tax, 'LEFT', condition=version.tax == tax.id)
+            .join(tariff, condition=version.tariff == tariff.id)
+            .select(
                 Coalesce(version.write_date, version.create_date),
                 tax.id,
                 Coalesce(tax.write_date, tax.create_date),
+                Coalesce(tariff.write_date, tariff.create_date),
                 where=version.id == self.id,
             )
         )

@@ -19,6 +19,7 @@ APIs and the tests.  Its order is fixed:
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
 
 from sql.aggregate import Max
 from sql.conditionals import Coalesce
@@ -38,11 +39,12 @@ from . import accounting, vend_write
 from .tariff import (
     MeterRegister,
     TariffError,
+    VendQuote,
     VendRequest,
     quote_vend,
     tender_for_kwh,
 )
-from .tariff_model import CHANNELS
+from .tariff_model import CHANNELS, VersionPricing
 
 PAYMENT_METHODS = [
     ('cash', "Cash"),
@@ -220,17 +222,35 @@ class MonthPosition(ModelSQL, ModelView):
     def get_with_year(cls, meter, month: dt.date) -> tuple['MonthPosition', bool]:
         """``get`` and ``first_of_year`` in one query (both are needed by every
         vend): the positions of the year up to month, latest first."""
-        positions = cls.search(
-            [
-                ('meter', '=', meter.id),
-                ('month', '>=', month.replace(month=1)),
-                ('month', '<=', month),
-            ],
-            order=[('month', 'DESC')],
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(
+            *table.select(
+                table.id,
+                table.month,
+                table.kwh,
+                table.vends,
+                table.fbe_issued,
+                where=(table.meter == meter.id)
+                & (table.month >= month.replace(month=1))
+                & (table.month <= month),
+                order_by=[table.month.desc],
+            )
         )
-        first = not any(p.vends > 0 for p in positions)
-        if positions and positions[0].month == month:
-            return positions[0], first
+        rows = cursor.fetchall()
+        first = not any(vends > 0 for _, _, _, vends, _ in rows)
+        if rows and vend_write.as_date(rows[0][1]) == month:
+            # The values the vend needs, without the ORM read of the record.
+            id_, _, kwh, vends, fbe_issued = rows[0]
+            position = cls(
+                id_,
+                meter=meter,
+                month=month,
+                kwh=Decimal(str(kwh)),
+                vends=vends,
+                fbe_issued=bool(fbe_issued),
+            )
+            return position, first
         empty = cls(
             meter=meter, month=month, kwh=Decimal('0.0'), vends=0, fbe_issued=False
         )
@@ -242,6 +262,18 @@ class MonthPosition(ModelSQL, ModelView):
         # Written only by the vend pipeline and the cancellation.
         if external:
             raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
+
+
+class Prepared(NamedTuple):
+    "What ``Vend._prepare`` found for a vend, and its quote"
+
+    tariff: Any
+    version: Any
+    pricing: VersionPricing
+    position: Any
+    quote: VendQuote
+    debts: list
+    emergencies: list
 
 
 class Vend(Workflow, ModelSQL, ModelView):
@@ -521,7 +553,7 @@ class Vend(Workflow, ModelSQL, ModelView):
     ):
         """Everything the calculator needs for meter at date, and its quote.
 
-        Returns (tariff, version, position, quote, debts, emergencies)."""
+        Returns a ``Prepared``."""
         pool = Pool()
         Tariff = pool.get('prepaid.tariff')
         Position = pool.get('prepaid.meter.month_position')
@@ -529,7 +561,8 @@ class Vend(Workflow, ModelSQL, ModelView):
         Emergency = pool.get('prepaid.emergency_credit')
         tariff = Tariff.for_meter(meter, date.date())
         version = tariff.version_at(date.date())
-        calculator = version.to_calculator()
+        pricing = version.pricing()
+        calculator = pricing.calculator
         month = date.date().replace(day=1)
         position, first_of_year = Position.get_with_year(meter, month)
         customer = meter.customer
@@ -538,7 +571,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         # must not repay anything.
         recovers = payment_method != 'emergency'
         emergencies = Emergency.open_credits(meter) if recovers else []
-        fbe_due = bool(version.fbe_kwh_per_month) and not position.fbe_issued
+        fbe_due = bool(calculator.fbe_kwh_per_month) and not position.fbe_issued
         remote = meter.payment_mode == 'remote_prepaid'
         first_of_month = position.vends == 0
         if remote and (first_of_month or first_of_year):
@@ -572,7 +605,7 @@ class Vend(Workflow, ModelSQL, ModelView):
                     error=str(exc),
                 )
             ) from exc
-        return tariff, version, position, quote, debts, emergencies
+        return Prepared(tariff, version, pricing, position, quote, debts, emergencies)
 
     @classmethod
     def trial(cls, meter, tender=None, requested_kwh=None, channel='counter'):
@@ -580,10 +613,9 @@ class Vend(Workflow, ModelSQL, ModelView):
         cls._check_meter(meter)
         if requested_kwh is None:
             cls._check_tender(tender, None, fbe_only=True)
-        _, version, position, quote, _, _ = cls._prepare(
+        return cls._prepare(
             meter, tender, requested_kwh, channel, dt.datetime.now()
-        )
-        return quote
+        ).quote
 
     # --------------------------------------------------------------- pipeline
     @classmethod
@@ -636,9 +668,15 @@ class Vend(Workflow, ModelSQL, ModelView):
         Session = pool.get('prepaid.cashier.session')
         cls._check_number(tender, 'tender')
         cls._check_number(requested_kwh, 'kWh')
-        if previous := cls.search([('idempotency_key', '=', idempotency_key)], limit=1):
+        table = cls.__table__()
+        previous = vend_write.scalar(
+            table.select(
+                table.id, where=table.idempotency_key == idempotency_key, limit=1
+            )
+        )
+        if previous is not None:
             return cls._check_retry(
-                previous[0],
+                cls(previous),
                 meter,
                 tender,
                 payment_method,
@@ -681,9 +719,10 @@ class Vend(Workflow, ModelSQL, ModelView):
             # A shift closing meanwhile must not receive this vend.
             Session.lock_for_vend(session)
         date = dt.datetime.now()
-        tariff, version, position, quote, debts, emergencies = cls._prepare(
+        prepared = cls._prepare(
             meter, tender, requested_kwh, channel, date, payment_method
         )
+        position, quote = prepared.position, prepared.quote
         if requested_kwh is not None:
             cls._check_tender(quote.tender, sales_point)
         config = accounting.VendConfig.get()
@@ -696,7 +735,7 @@ class Vend(Workflow, ModelSQL, ModelView):
                 )
             )
 
-        number, receipt_sequence = cls._new_number(config, sales_point)
+        number, receipt_sequence = cls._new_number(config, sales_point, date.date())
         vend = cls(
             number=number,
             receipt_sequence=receipt_sequence,
@@ -712,8 +751,8 @@ class Vend(Workflow, ModelSQL, ModelView):
             payment_method=payment_method,
             tender=quote.tender,
             requested_kwh=requested_kwh,
-            tariff=tariff,
-            tariff_version=version,
+            tariff=prepared.tariff,
+            tariff_version=prepared.version,
             units_kwh=quote.units_kwh,
             fbe_kwh=quote.fbe_kwh,
             credit_amount=ZERO,
@@ -722,7 +761,7 @@ class Vend(Workflow, ModelSQL, ModelView):
             debt_remaining=quote.debt_remaining,
             state='issued',
         )
-        lines = cls._lines_from_quote(vend, quote, version)
+        lines = cls._lines_from_quote(vend, quote, prepared.pricing)
         vend.vat_amount = sum((line.vat for line in lines), ZERO)
         if meter.payment_mode == 'remote_prepaid':
             vend.credit_amount = sum(
@@ -731,14 +770,14 @@ class Vend(Workflow, ModelSQL, ModelView):
         cls._store_vend(vend, lines)
         cls._store_position(position, quote)
 
-        cls._apply_recoveries(vend, quote, debts, emergencies)
+        cls._apply_recoveries(vend, quote, prepared.debts, prepared.emergencies)
         tokens = vend.issue_credit_tokens(quote.units_kwh, quote.fbe_kwh)
         for sequence, token in enumerate(tokens, 1):
             token.vend = vend
             token.sequence = getattr(token, 'sequence', None) or sequence
         cls._store_tokens(vend, tokens)
         vend.after_issue()
-        move = accounting.vend_move(vend)
+        move = accounting.vend_move(vend, prepared.pricing)
         if move:
             move_id = vend_write.insert_move(move)
             table = cls.__table__()
@@ -824,7 +863,9 @@ class Vend(Workflow, ModelSQL, ModelView):
         position.kwh, position.vends, position.fbe_issued = kwh, vends, fbe_issued
 
     @classmethod
-    def _new_number(cls, config, sales_point=None) -> tuple[str, int | None]:
+    def _new_number(
+        cls, config, sales_point=None, date: dt.date | None = None
+    ) -> tuple[str, int | None]:
         """The receipt number and its position in the sales point's series.
 
         Auditors expect gapless receipt numbers per point of sale: the next
@@ -834,12 +875,14 @@ class Vend(Workflow, ModelSQL, ModelView):
         for each other; vends at one sales point take their numbers one after
         the other (a counter has a few cashiers: a short wait, the price of a
         gapless series).  Vends without a sales point (API) keep the
-        configured sequence (fast, but a rolled-back vend leaves a gap)."""
+        configured sequence (fast, but a rolled-back vend leaves a gap); its
+        date substitutions take the vend's date."""
         if sales_point is None:
             sequence = config.vend_sequence
             if not sequence:
                 raise VendError(gettext('prepaid_vending.msg_vend_no_sequence'))
-            return sequence.get(), None
+            with Transaction().set_context(date=date):
+                return sequence.get(), None
         cls._lock_sales_point(sales_point)
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
@@ -876,9 +919,10 @@ class Vend(Workflow, ModelSQL, ModelView):
         )
 
     @classmethod
-    def _lines_from_quote(cls, vend, quote, version) -> list:
+    def _lines_from_quote(cls, vend, quote, pricing) -> list:
         Line = Pool().get('prepaid.vend.line')
-        accounts = {c.name: c.account for c in version.charges}
+        accounts = pricing.charge_accounts
+        tariff = pricing.calculator
         lines = []
 
         def add(kind, description, amount, vat=ZERO, **extra):
@@ -924,12 +968,12 @@ class Vend(Workflow, ModelSQL, ModelView):
                 else:
                     share = (
                         use.amount
-                        if version.prices_include_vat
-                        else use.amount * (1 + version.vat_rate)
+                        if tariff.prices_include_vat
+                        else use.amount * (1 + tariff.vat_rate)
                     )
                     vat = (total_vat * share / gross).quantize(Decimal('0.01'))
                     spent += vat
-                amount = use.amount - vat if version.prices_include_vat else use.amount
+                amount = use.amount - vat if tariff.prices_include_vat else use.amount
                 add(
                     'energy',
                     f"Block {use.block}",
@@ -1137,13 +1181,20 @@ class Vend(Workflow, ModelSQL, ModelView):
         tender_value = cls._parse_decimal(tender, "tender")
         kwh_value = cls._parse_decimal(requested_kwh, "kWh")
         with without_check_access():
-            meters = Meter.search([("serial", "=", meter_serial)], limit=1)
+            meter = Meter.__table__()
+            meter_id = vend_write.scalar(
+                meter.select(
+                    meter.id,
+                    where=(meter.serial == meter_serial) & (meter.active == True),  # noqa: E712
+                    limit=1,
+                )
+            )
             sales_points = (
                 SalesPoint.search([("code", "=", sales_point_code)], limit=1)
                 if sales_point_code
                 else []
             )
-        if not meters:
+        if meter_id is None:
             raise VendError(
                 gettext("prepaid_vending.msg_vend_unknown_meter", meter=meter_serial)
             )
@@ -1165,7 +1216,7 @@ class Vend(Workflow, ModelSQL, ModelView):
                 )
             )
         vend = cls.vend(
-            meters[0],
+            Meter(meter_id),
             tender_value,
             payment_method,
             sales_point,

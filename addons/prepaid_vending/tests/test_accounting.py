@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from unittest.mock import patch
 
 from trytond.exceptions import UserError
+from trytond.model.exceptions import AccessError
 from trytond.modules.account.tests import get_fiscalyear
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
@@ -281,6 +282,61 @@ class AccountingPeriodsTestCase(unittest.TestCase):
                     Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'f1')
             self.assertIn(far.isoformat(), str(cm.exception))
             self.assertIn(env.company.rec_name, str(cm.exception))
+
+    @with_transaction()
+    def test_vend_in_closed_period_is_refused(self):
+        "A period the accountant closed takes no vend, and nothing is written"
+        pool = Pool()
+        Period = pool.get('account.period')
+        JournalPeriod = pool.get('account.journal.period')
+        Vend = pool.get('prepaid.vend')
+        Move = pool.get('account.move')
+        with with_vending() as env:
+            open_session(env)
+            today = pool.get('ir.date').today()
+            period = Period.find(env.company, date=today)
+            Period.close([period])
+            moves = Move.search([], count=True)
+            # A savepoint stands in for the request's transaction.
+            cursor = Transaction().connection.cursor()
+            cursor.execute('SAVEPOINT before_vend')
+            with self.assertRaisesRegex(UserError, today.isoformat()):
+                Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'c1')
+            cursor.execute('ROLLBACK TO SAVEPOINT before_vend')
+            self.assertEqual(Vend.search([], count=True), 0)
+            self.assertEqual(Move.search([], count=True), moves)
+            # Reopened, the period still has its vending journal closed.
+            Period.reopen([period])
+            cursor.execute('SAVEPOINT before_vend')
+            with self.assertRaisesRegex(AccessError, 'closed journal-period'):
+                Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'c2')
+            cursor.execute('ROLLBACK TO SAVEPOINT before_vend')
+            JournalPeriod.reopen(JournalPeriod.search([('period', '=', period.id)]))
+            vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'c2')
+            self.assertEqual(vend.move.period, period)
+
+    @with_transaction()
+    def test_tariff_revenue_account_reaches_next_vend(self):
+        "Vends price from a cache per version: a tariff change clears it"
+        pool = Pool()
+        Account = pool.get('account.account')
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            open_session(env)
+
+            def energy_account(vend):
+                return {line.account for line in vend.move.lines} - {
+                    env.cash,
+                    env.tax_account,
+                }
+
+            first = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'r1')
+            self.assertEqual(energy_account(first), {env.revenue})
+            (other,) = Account.copy([env.revenue], default={'code': 'R2'})
+            env.tariff.revenue_account = other
+            env.tariff.save()
+            second = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'r2')
+            self.assertEqual(energy_account(second), {other})
 
     @with_transaction()
     def test_cron_registered(self):

@@ -211,7 +211,7 @@ class VendTestCase(unittest.TestCase):
             # A savepoint stands in for the caller's transaction boundary.
             from trytond.modules.prepaid_vending import accounting
 
-            def boom(vend):
+            def boom(vend, pricing):
                 raise RuntimeError('disk full')
 
             cursor = transaction.connection.cursor()
