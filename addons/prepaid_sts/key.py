@@ -16,6 +16,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
+from trytond.modules.prepaid_vending import vend_write
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
@@ -214,19 +215,24 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
     def find(
         cls, sgc: str, krn: int, key_type: str, base_date: str, ea: str
     ) -> VendingKey:
-        """The active vending key for these parameters, or a UserError saying so."""
-        with without_check_access():
-            keys = cls.search(
-                [
-                    ("sgc", "=", sgc),
-                    ("krn", "=", krn),
-                    ("key_type", "=", key_type),
-                    ("base_date", "=", base_date),
-                    ("ea", "=", ea),
-                ],
+        """The active vending key for these parameters, or a UserError saying so.
+
+        Every token issue asks: one query, no ORM search."""
+        table = cls.__table__()
+        key_id = vend_write.scalar(
+            table.select(
+                table.id,
+                where=(table.sgc == sgc)
+                & (table.krn == krn)
+                & (table.key_type == key_type)
+                & (table.base_date == base_date)
+                & (table.ea == ea)
+                & (table.active == True),  # noqa: E712
+                order_by=[table.id.asc],
                 limit=1,
             )
-        if not keys:
+        )
+        if key_id is None:
             raise UserError(
                 gettext(
                     "prepaid_sts.msg_no_vending_key",
@@ -237,7 +243,7 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
                     ea=ea,
                 )
             )
-        return keys[0]
+        return cls(key_id)
 
     def decoder_key(
         self,
@@ -274,17 +280,18 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
             )
         except StsError as error:
             raise UserError(sts_error_message(error)) from None
-        with without_check_access():
-            Audit.create(
-                [
-                    {
-                        "key": self.id,
-                        "purpose": purpose,
-                        "meter": meter.id if meter else None,
-                        "origin": str(origin) if origin else None,
-                    }
-                ]
-            )
+        # Set-based (vend_write): every vend writes one.
+        vend_write.insert_rows(
+            Audit,
+            [
+                {
+                    "key": self.id,
+                    "purpose": purpose,
+                    "meter": meter.id if meter else None,
+                    "origin": str(origin) if origin else None,
+                }
+            ],
+        )
         return decoder_key
 
 

@@ -17,6 +17,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
+from trytond.modules.prepaid_vending import vend_write
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -352,8 +353,12 @@ class Meter(metaclass=PoolMeta):
                 )
             tids.append(tid)
             last = minute = tid
-        with without_check_access():
-            cls.write([self], {"sts_last_tid": tids[-1]})
+        # One UPDATE, not the ORM write: under the lock, the TIDs were counted
+        # up from the stored last one, which is what the write would re-check.
+        cursor.execute(
+            *table.update([table.sts_last_tid], [tids[-1]], where=table.id == self.id)
+        )
+        vend_write.forget(cls, [self.id])
         return tids
 
     # --- issuing ---------------------------------------------------------
@@ -435,8 +440,8 @@ class Meter(metaclass=PoolMeta):
                     key_change=key_change,
                 )
             )
-        with without_check_access():
-            Token.save(tokens)
+        # Set-based (vend_write): every value was computed just above.
+        vend_write.insert_records(Token, tokens)
         return tokens
 
     def sts_issue_class1(

@@ -462,9 +462,9 @@ def tax_account(tax):
     the whole tax record (~4 ms per vend)."""
     Account = Pool().get('account.account')
     table = Pool().get('account.tax').__table__()
-    cursor = Transaction().connection.cursor()
-    cursor.execute(*table.select(table.invoice_account, where=table.id == tax.id))
-    (account_id,) = cursor.fetchone()
+    account_id = vend_write.scalar(
+        table.select(table.invoice_account, where=table.id == tax.id)
+    )
     return Account(account_id) if account_id is not None else None
 
 

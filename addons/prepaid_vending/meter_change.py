@@ -600,7 +600,8 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
         if holder is None:
             return moves
         balance = account.balance
-        if balance > 0 and self.balance_policy == 'refund':
+        outcome = self._balance_outcome(balance)
+        if outcome == 'refund':
             moves.append(
                 accounting.refund_move(
                     old or holder,
@@ -613,7 +614,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
                     holder=holder,
                 )
             )
-        elif balance < 0 and self.debt_policy == 'keep' and old:
+        elif outcome == 'debt':
             moves.append(
                 accounting.overdrawn_debt_move(
                     old,
@@ -626,7 +627,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
                     holder=holder,
                 )
             )
-        elif balance:
+        elif outcome == 'handover':
             moves.append(
                 accounting.balance_transfer_move(
                     holder,
@@ -637,6 +638,17 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
                 )
             )
         return moves
+
+    def _balance_outcome(self, balance: Decimal) -> str | None:
+        """What the move-out does with a remote-prepaid balance, by policy
+        (the one decision behind both _moves and _settle_account): 'refund'
+        to the outgoing customer, 'debt' of the outgoing customer when
+        overdrawn, 'handover' to the incoming customer, None when zero."""
+        if balance > 0 and self.balance_policy == 'refund':
+            return 'refund'
+        if balance < 0 and self.debt_policy == 'keep' and self.old_customer:
+            return 'debt'
+        return 'handover' if balance else None
 
     def _transfer_debts(self, debts) -> Decimal:
         """The outgoing customer's open debts become the incoming customer's,
@@ -688,7 +700,8 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
         meter = account.meter
         balance = self.balance = account.balance
         old = self.old_customer
-        if balance > 0 and self.balance_policy == 'refund':
+        outcome = self._balance_outcome(balance)
+        if outcome == 'refund':
             self.refund = balance
             Line(
                 account=account,
@@ -699,7 +712,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
                     party=old.rec_name if old else '-',
                 ),
             ).save()
-        elif balance < 0 and self.debt_policy == 'keep' and old:
+        elif outcome == 'debt':
             debt = Debt(
                 party=old,
                 description=gettext(

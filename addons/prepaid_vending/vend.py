@@ -799,14 +799,9 @@ class Vend(Workflow, ModelSQL, ModelView):
         names = [n for n in vend_write._columns(cls) if n != 'move']
         (vend_id,) = vend_write.insert_rows(cls, [vend_write.row_of(vend, names)])
         vend_write.adopt(vend, vend_id)
-        line_names = list(vend_write._columns(Line))
         for line in lines:
             line.vend = vend
-        line_ids = vend_write.insert_rows(
-            Line, [vend_write.row_of(line, line_names) for line in lines]
-        )
-        for line, line_id in zip(lines, line_ids):
-            vend_write.adopt(line, line_id)
+        vend_write.insert_records(Line, lines)
         vend.lines = lines
 
     @classmethod
@@ -814,12 +809,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         "INSERT the tokens, with the digit check of VendToken.validate_fields"
         Token = Pool().get('prepaid.vend.token')
         Token.check_digits(tokens)
-        names = list(vend_write._columns(Token))
-        token_ids = vend_write.insert_rows(
-            Token, [vend_write.row_of(token, names) for token in tokens]
-        )
-        for token, token_id in zip(tokens, token_ids):
-            vend_write.adopt(token, token_id)
+        vend_write.insert_records(Token, tokens)
         vend.tokens = tokens
 
     @classmethod

@@ -147,6 +147,14 @@ def row_of(record, names) -> dict:
     return {n: values[n] for n in names if n in values}
 
 
+def insert_records(Model, records: list) -> None:
+    "INSERT in-memory records of Model: each keeps its values and gets its id"
+    names = list(_columns(Model))
+    ids = insert_rows(Model, [row_of(record, names) for record in records])
+    for record, id_ in zip(records, ids, strict=True):
+        adopt(record, id_)
+
+
 def account_flags(account, date=None, company=None) -> tuple[bool, bool]:
     """(usable, party_required) of account: what the domain of
     ``account.move.line.account`` asks (not a view, not closed, of the
