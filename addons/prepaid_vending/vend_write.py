@@ -38,12 +38,19 @@ _MAGIC = {'id', 'create_uid', 'create_date', 'write_uid', 'write_date'}
 
 
 def _columns(Model) -> dict:
-    "The stored fields of Model (name -> field)"
-    return {
-        name: field
-        for name, field in Model._fields.items()
-        if name not in _MAGIC and field.sql_type() is not None
-    }
+    """The stored fields of Model (name -> field), worked out once per class:
+    the fields of a pool's class do not change (read-only for callers)."""
+    columns = _columns_memo.get(Model)
+    if columns is None:
+        columns = _columns_memo[Model] = {
+            name: field
+            for name, field in Model._fields.items()
+            if name not in _MAGIC and field.sql_type() is not None
+        }
+    return columns
+
+
+_columns_memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def insert_rows(Model, rows: list[dict]) -> list[int]:

@@ -126,6 +126,30 @@ class StsModelsTestCase(unittest.TestCase):
         )
 
     @with_transaction()
+    def test_token_log_row(self):
+        "The token log row as stored (written set-based): values and defaults"
+        Token = Pool().get("prepaid.sts.token")
+        create_vending_key()
+        meter = create_meter()
+        (issued,) = meter.sts_issue_tokens(
+            [credit("0.1")],
+            reason="R-1",
+            origin=meter,
+            now=dt.datetime(2014, 3, 1, 13, 0, tzinfo=UTC),
+            rnd=5,
+        )
+        (row,) = Token.read(
+            [issued.id],
+            ["meter", "kind", "tid", "digits", "issued_by", "issued_at", "origin"],
+        )
+        self.assertEqual(
+            (row["meter"], row["kind"], row["tid"], row["digits"], row["origin"]),
+            (meter.id, "credit", 85740, "70630503470028726114", str(meter)),
+        )
+        self.assertEqual(row["issued_by"], Transaction().user)
+        self.assertIsNotNone(row["issued_at"])
+
+    @with_transaction()
     def test_missing_vending_key(self):
         "Issuing without a matching vending key says what to do"
         meter = create_meter()
