@@ -358,7 +358,7 @@ class Meter(metaclass=PoolMeta):
         cursor.execute(
             *table.update([table.sts_last_tid], [tids[-1]], where=table.id == self.id)
         )
-        vend_write.forget(cls, [self.id])
+        vend_write.refresh(cls, self.id, {"sts_last_tid": tids[-1]})
         return tids
 
     # --- issuing ---------------------------------------------------------

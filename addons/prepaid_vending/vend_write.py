@@ -138,6 +138,20 @@ def forget(Model, ids) -> None:
                 records.pop(id_, None)
 
 
+def refresh(Model, id_: int, values: dict) -> None:
+    """After a raw UPDATE of values of one record: write them into the
+    transaction's record caches that hold it, instead of dropping it
+    (``forget``), so the pipeline does not read the whole record again."""
+    transaction = Transaction()
+    transaction.counter += 1
+    for cache in transaction.cache.values():
+        if Model.__name__ in cache:
+            record = cache[Model.__name__].get(id_)
+            if record is not None:
+                for name, value in values.items():
+                    record[name] = value
+
+
 def adopt(record, id_: int) -> None:
     """Give an in-memory record the id it was inserted with, keeping its
     values in memory (the pipeline reads them again; no re-read from the DB).
