@@ -161,6 +161,31 @@ def browser(server):
         browser.close()
 
 
+def log_in(page, server) -> None:
+    """Log in as admin.  An Enter pressed while sao is still building its login
+    form is lost (seen on a fast machine): it is pressed again until sao asks
+    for the password; the first miss leaves a screenshot."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    page.goto(server)
+    page.wait_for_load_state('networkidle')
+    password = page.locator('input[type=password]:visible')
+    for attempt in range(3):
+        page.fill('input#login', 'admin')
+        page.locator('input#login').press('Enter')
+        try:
+            password.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 0:
+                page.screenshot(path=ARTIFACTS / 'login-retried.png')
+    else:
+        raise AssertionError('sao never asked for the password')
+    password.fill('admin')
+    password.press('Enter')
+    page.wait_for_selector('text=Prepaid')
+
+
 @pytest.fixture
 def page(browser, server, request):
     "A fresh page, logged in as admin (each test gets its own client tabs)"
@@ -172,12 +197,7 @@ def page(browser, server, request):
         lambda message: console.write(f'{message.type}: {message.text}\n'),
     )
     page.on('pageerror', lambda error: console.write(f'pageerror: {error}\n'))
-    page.goto(server)
-    page.fill('input#login', 'admin')
-    page.keyboard.press('Enter')
-    page.fill('input[type=password]:visible', 'admin')
-    page.keyboard.press('Enter')
-    page.wait_for_selector('text=Prepaid')
+    log_in(page, server)
     yield page
     report = getattr(request.node, 'rep_call', None)
     if report is not None and report.failed:

@@ -77,6 +77,24 @@ def click_until(button, target, attempts: int = 3) -> None:
     raise AssertionError(f'{button} never led to {target}')
 
 
+def type_number(page, field, text: str, attempts: int = 3) -> None:
+    """Type text into a numeric field of sao.  Its widget swaps inputs on
+    focus, so the keys go to the focused one; a redisplay of the form just
+    then drops them (the field stays empty): type again, never twice over."""
+    formatted = f'{Decimal(text):.2f}'
+    for _ in range(attempts):
+        field.click()
+        page.keyboard.type(text)
+        page.keyboard.press('Tab')
+        try:
+            expect(field).to_have_value(formatted, timeout=WAIT // 4)
+            return
+        except AssertionError:
+            if field.input_value() not in ('', formatted):
+                raise
+    expect(field).to_have_value(formatted, timeout=WAIT)
+
+
 def test_sell_electricity(page, server, database, artifacts, demo_server):
     serial, pan, tariff_index = demo_keypad_meter(demo_server.file)
     open_shift(page, server, database)
@@ -115,11 +133,7 @@ def test_sell_electricity(page, server, database, artifacts, demo_server):
         re.compile('Resid'), timeout=WAIT
     )
     page.wait_for_load_state('networkidle')
-    # sao's numeric widget swaps inputs on focus: type into the focused one.
-    tender.click()
-    page.keyboard.type(TENDER)
-    page.keyboard.press('Tab')
-    expect(tender).to_have_value(f'{TENDER}.00', timeout=WAIT)
+    type_number(page, tender, TENDER)
 
     page.wait_for_load_state('networkidle')
     quote = dialog.locator('textarea[name=quote]:visible')
