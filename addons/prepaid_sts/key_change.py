@@ -12,6 +12,7 @@ from __future__ import annotations
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_vending import vend_write
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -223,15 +224,15 @@ class KeyChange(Workflow, ModelSQL, ModelView):
     def pending_for(cls, meter) -> list:
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *table.select(
-                table.id,
-                where=(table.meter == meter.id) & (table.state == "pending"),
-                order_by=[table.id.asc],
+        return cls.browse(
+            vend_write.ids(
+                table.select(
+                    table.id,
+                    where=(table.meter == meter.id) & (table.state == "pending"),
+                    order_by=[table.id.asc],
+                )
             )
         )
-        return cls.browse([id_ for (id_,) in cursor])
 
     @classmethod
     @ModelView.button

@@ -13,7 +13,7 @@ from trytond.tools.timezone import get_tzinfo
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting
+from . import accounting, vend_write
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
 from .vend import EMERGENCY_CONTEXT
@@ -186,15 +186,15 @@ class Debt(Workflow, ModelSQL, ModelView):
     def open_debts(cls, party) -> list:
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *table.select(
-                table.id,
-                where=(table.party == party.id) & (table.state == 'open'),
-                order_by=[table.date.asc, table.id.asc],
+        return cls.browse(
+            vend_write.ids(
+                table.select(
+                    table.id,
+                    where=(table.party == party.id) & (table.state == 'open'),
+                    order_by=[table.date.asc, table.id.asc],
+                )
             )
         )
-        return cls.browse([id_ for (id_,) in cursor])
 
     @classmethod
     def to_calculator(cls, debts) -> CalculatorDebt | None:
@@ -463,15 +463,15 @@ class EmergencyCredit(ModelSQL, ModelView):
     def open_credits(cls, meter) -> list:
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *table.select(
-                table.id,
-                where=(table.meter == meter.id) & (table.state == 'open'),
-                order_by=[table.date.asc, table.id.asc],
+        return cls.browse(
+            vend_write.ids(
+                table.select(
+                    table.id,
+                    where=(table.meter == meter.id) & (table.state == 'open'),
+                    order_by=[table.date.asc, table.id.asc],
+                )
             )
         )
-        return cls.browse([id_ for (id_,) in cursor])
 
     @classmethod
     def check_eligible(cls, meter) -> Decimal:

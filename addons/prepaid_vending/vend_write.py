@@ -1,5 +1,5 @@
 """Set-based writes of the vend pipeline: one INSERT per table (and
-:func:`scalar`, the one-value reads of its hot path).
+:func:`scalar` and :func:`ids`, the narrow reads of its hot path).
 
 Why: the ORM's ``create`` re-reads every new record to validate it (required,
 digits, domains), runs ``check_modification`` and ``on_modification`` and, for
@@ -124,6 +124,14 @@ def scalar(query):
     cursor.execute(*query)
     row = cursor.fetchone()
     return row[0] if row else None
+
+
+def ids(query) -> list[int]:
+    """The first column of every row of a python-sql query (record ids), for
+    the lists every vend asks for (open debts...): see ``scalar``."""
+    cursor = Transaction().connection.cursor()
+    cursor.execute(*query)
+    return [row[0] for row in cursor]
 
 
 def forget(Model, ids) -> None:
