@@ -42,7 +42,7 @@ from trytond.model import fields
 from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import without_check_access
 
 from . import mqtt_bridge
 from .dlms import operations as ops
@@ -199,15 +199,11 @@ class MeterCommand(metaclass=PoolMeta):
     def hes_publish_notices(cls, commands) -> list:
         """Queue the warnings for MQTT publication after the commit and mark
         them accepted; returns the commands published (none with MQTT off)."""
-        Configuration = Pool().get('prepaid.configuration')
         with without_check_access():
-            config = Configuration(1)
-            if not config.mqtt_enabled:
+            publisher = mqtt_bridge.alarm_manager()
+            if publisher is None:
                 return []
-            site = config.mqtt_site or 'main'
-            manager = Transaction().join(
-                mqtt_bridge.AlarmDataManager(config.mqtt_broker())
-            )
+            manager, site = publisher
             for command in commands:
                 message = command.hes_notice_message()
                 manager.messages.append(

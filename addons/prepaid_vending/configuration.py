@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
     ModelSingleton,
@@ -10,9 +11,11 @@ from trytond.model import (
     Unique,
     fields,
 )
+from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
+from .limits import MAX_AMOUNT, MIN_AMOUNT, check_ranges
 from .tariff_model import CHANNELS
 
 
@@ -20,6 +23,13 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     "System parameters of the vending and metering platform"
 
     __name__ = 'prepaid.configuration'
+    _vending_ranges = {
+        'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+        'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+        'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
+        'reprint_count': (0, 100),
+        'import_queue_threshold': (1, 10_000_000),
+    }
 
     customer_sequence = fields.Many2One(
         'ir.sequence',
@@ -89,6 +99,22 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     @staticmethod
     def default_import_queue_threshold():
         return 2000
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        check_ranges(records, field_names, cls._vending_ranges)
+        if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
+            for record in records:
+                low, high = record.min_vend_amount, record.max_vend_amount
+                if low is not None and high is not None and low > high:
+                    raise ValidationError(
+                        gettext(
+                            'prepaid_vending.msg_vend_amount_order',
+                            minimum=low,
+                            maximum=high,
+                        )
+                    )
 
 
 class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
@@ -171,3 +197,10 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_channel():
         return 'counter'
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        check_ranges(
+            records, field_names, {'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT)}
+        )
