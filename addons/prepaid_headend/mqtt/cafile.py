@@ -47,9 +47,11 @@ def check_ca_file(path: str, allowed_dirs: Sequence[str]) -> str:
             "the CA file must be in one of these folders: " + ", ".join(folders)
         )
     try:
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            raise CaFileError("the CA file is not a regular file")
         with open(real, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
+            # The file may have been swapped since the stat: check what is open.
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise CaFileError("the CA file is not a regular file")
             data = handle.read(MAX_CA_FILE + 1)
     except CaFileError:
