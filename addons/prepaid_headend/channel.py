@@ -55,7 +55,7 @@ from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.model.modelsql import SQLConstraintError
 from trytond.modules.prepaid_sts import masterkey
-from trytond.modules.prepaid_vending.limits import check_ranges
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, Id
 from trytond.transaction import Transaction, without_check_access
@@ -186,7 +186,7 @@ def user_in_groups(names, check: bool | None = None) -> bool:
     return bool(wanted & set(User.get_groups()))
 
 
-class Meter(metaclass=PoolMeta):
+class Meter(RangeMixin, metaclass=PoolMeta):
     __name__ = 'prepaid.meter'
 
     hes_host = fields.Char(
@@ -339,12 +339,15 @@ class Meter(metaclass=PoolMeta):
             self.hes_client_address = DEFAULT_CLIENT_ADDRESS[self.hes_auth]
 
     @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | CHANNEL_RANGES
+
+    @classmethod
     def validate_fields(cls, meters, field_names):
         super().validate_fields(meters, field_names)
         if not field_names or field_names & {'hes_system_title', 'hes_host'}:
             for meter in meters:
                 meter.check_hes_system_title()
-        check_ranges(meters, field_names, CHANNEL_RANGES)
         if not field_names or 'hes_host' in field_names:
             for meter in meters:
                 if meter.hes_host and not valid_host(meter.hes_host):

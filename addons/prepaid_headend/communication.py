@@ -34,7 +34,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_sts import masterkey
-from trytond.modules.prepaid_vending.limits import check_ranges
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -69,7 +69,7 @@ def ca_dirs() -> list[str]:
     return [d for d in value.split(os.pathsep) if d]
 
 
-class Communication(ModelSingleton, ModelSQL, ModelView):
+class Communication(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     "Head-end communication endpoints and credentials"
 
     __name__ = 'prepaid.headend.communication'
@@ -201,9 +201,12 @@ class Communication(ModelSingleton, ModelSQL, ModelView):
         return False
 
     @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | RANGES
+
+    @classmethod
     def validate_fields(cls, records, field_names):
         super().validate_fields(records, field_names)
-        check_ranges(records, field_names, RANGES)
         for record in records:
             record.check_mqtt()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trytond.model import fields
-from trytond.modules.prepaid_vending.limits import check_ranges
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import PoolMeta
 
 #: Longest a job may take, every attempt included, when the settings are
@@ -14,18 +14,8 @@ DEFAULT_FIRMWARE_DEADLINE = 4 * 3600.0
 DAY = 86400.0
 
 
-class Configuration(metaclass=PoolMeta):
+class Configuration(RangeMixin, metaclass=PoolMeta):
     __name__ = 'prepaid.configuration'
-    _headend_ranges = {
-        'hes_concurrency': (1, 1000),
-        'hes_batch_size': (1, 10_000),
-        'hes_retries': (0, 10),
-        'hes_clock_threshold': (1.0, 3600.0),
-        'hes_profile_hours': (0, 24 * 93),
-        'hes_counter_reserve': (1, 1000),
-        'hes_job_deadline': (5.0, DAY),
-        'hes_firmware_deadline': (60.0, 7 * DAY),
-    }
 
     hes_concurrency = fields.Integer(
         "Concurrent Associations",
@@ -93,9 +83,17 @@ class Configuration(metaclass=PoolMeta):
         return DEFAULT_FIRMWARE_DEADLINE
 
     @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        check_ranges(records, field_names, cls._headend_ranges)
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'hes_concurrency': (1, 1000),
+            'hes_batch_size': (1, 10_000),
+            'hes_retries': (0, 10),
+            'hes_clock_threshold': (1.0, 3600.0),
+            'hes_profile_hours': (0, 24 * 93),
+            'hes_counter_reserve': (1, 1000),
+            'hes_job_deadline': (5.0, DAY),
+            'hes_firmware_deadline': (60.0, 7 * DAY),
+        }
 
     def hes_deadline_for(self, kind: str) -> float:
         "Overall deadline of a job of kind (see job.JOB_KINDS)"

@@ -28,7 +28,7 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_vending.credit import wall_clock
-from trytond.modules.prepaid_vending.limits import check_ranges
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 
 # A failed write is retried by cron only after this pause, so an offline
@@ -68,7 +68,7 @@ def limit_at(normal: int, periods: Iterable[Period], moment: dt.time) -> int:
 MAX_LIMIT_W = 10_000_000
 
 
-class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
+class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Load-management setting written to the limiter of customers' meters"
 
     __name__ = 'prepaid.load_management'
@@ -102,18 +102,13 @@ class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
         return 60
 
     @classmethod
-    def validate_fields(cls, settings, field_names):
-        super().validate_fields(settings, field_names)
-        check_ranges(
-            settings,
-            field_names,
-            {
-                'normal_limit': (0, MAX_LIMIT_W),
-                'emergency_limit': (0, MAX_LIMIT_W),
-                'min_over_duration': (0, 86400),
-                'min_under_duration': (0, 86400),
-            },
-        )
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'normal_limit': (0, MAX_LIMIT_W),
+            'emergency_limit': (0, MAX_LIMIT_W),
+            'min_over_duration': (0, 86400),
+            'min_under_duration': (0, 86400),
+        }
 
     @staticmethod
     def default_min_under_duration():
@@ -131,7 +126,7 @@ class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
         }
 
 
-class LoadManagementPeriod(ModelSQL, ModelView):
+class LoadManagementPeriod(RangeMixin, ModelSQL, ModelView):
     "Daily period with its own limit"
 
     __name__ = 'prepaid.load_management.period'
@@ -153,9 +148,8 @@ class LoadManagementPeriod(ModelSQL, ModelView):
         cls._order.insert(0, ('start_time', 'ASC'))
 
     @classmethod
-    def validate_fields(cls, periods, field_names):
-        super().validate_fields(periods, field_names)
-        check_ranges(periods, field_names, {'limit': (0, MAX_LIMIT_W)})
+    def setting_ranges(cls):
+        return super().setting_ranges() | {'limit': (0, MAX_LIMIT_W)}
 
     @classmethod
     def validate(cls, periods):

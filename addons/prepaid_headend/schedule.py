@@ -13,7 +13,7 @@ import calendar
 import datetime as dt
 
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
-from trytond.modules.prepaid_vending.limits import check_ranges
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 
@@ -35,7 +35,7 @@ class MeterGroup(ModelSQL, ModelView):
     schedules = fields.One2Many('prepaid.headend.schedule', 'group', "Schedules")
 
 
-class Schedule(DeactivableMixin, ModelSQL, ModelView):
+class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Reading schedule of a meter group"
 
     __name__ = 'prepaid.headend.schedule'
@@ -78,17 +78,12 @@ class Schedule(DeactivableMixin, ModelSQL, ModelView):
     jobs = fields.One2Many('prepaid.headend.job', 'schedule', "Jobs", readonly=True)
 
     @classmethod
-    def validate_fields(cls, schedules, field_names):
-        super().validate_fields(schedules, field_names)
-        check_ranges(
-            schedules,
-            field_names,
-            {
-                'interval_minutes': (1, 31 * 24 * 60),
-                'day_of_month': (1, 31),
-                'profile_hours': (0, 93 * 24),
-            },
-        )
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'interval_minutes': (1, 31 * 24 * 60),
+            'day_of_month': (1, 31),
+            'profile_hours': (0, 93 * 24),
+        }
 
     @staticmethod
     def default_frequency():

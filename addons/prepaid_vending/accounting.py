@@ -30,7 +30,7 @@ from trytond.pyson import Id
 from trytond.transaction import Transaction
 
 from . import vend_write
-from .limits import MAX_AMOUNT, MIN_AMOUNT, check_ranges, in_range
+from .limits import MAX_AMOUNT, MIN_AMOUNT, in_range
 
 _THRESHOLD = re.compile(r'[0-9]{1,12}(\.[0-9]{1,4})?')
 logger = logging.getLogger(__name__)
@@ -161,16 +161,15 @@ class Configuration(metaclass=PoolMeta):
         return sorted(values, reverse=True)
 
     @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'emergency_credit_amount': (MIN_AMOUNT, MAX_AMOUNT),
+            'emergency_credit_min_vends': (0, 1000),
+        }
+
+    @classmethod
     def validate_fields(cls, records, field_names):
         super().validate_fields(records, field_names)
-        check_ranges(
-            records,
-            field_names,
-            {
-                'emergency_credit_amount': (MIN_AMOUNT, MAX_AMOUNT),
-                'emergency_credit_min_vends': (0, 1000),
-            },
-        )
         if not field_names or 'low_credit_thresholds' in field_names:
             for record in records:
                 record.check_low_credit_thresholds()

@@ -15,21 +15,14 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
-from .limits import MAX_AMOUNT, MIN_AMOUNT, check_ranges
+from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
 
 
-class Configuration(ModelSingleton, ModelSQL, ModelView):
+class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     "System parameters of the vending and metering platform"
 
     __name__ = 'prepaid.configuration'
-    _vending_ranges = {
-        'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
-        'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
-        'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
-        'reprint_count': (0, 100),
-        'import_queue_threshold': (1, 10_000_000),
-    }
 
     customer_sequence = fields.Many2One(
         'ir.sequence',
@@ -101,9 +94,18 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         return 2000
 
     @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+            'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+            'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
+            'reprint_count': (0, 100),
+            'import_queue_threshold': (1, 10_000_000),
+        }
+
+    @classmethod
     def validate_fields(cls, records, field_names):
         super().validate_fields(records, field_names)
-        check_ranges(records, field_names, cls._vending_ranges)
         if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
             for record in records:
                 low, high = record.min_vend_amount, record.max_vend_amount
@@ -117,7 +119,7 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
                     )
 
 
-class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
+class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
 
     __name__ = 'prepaid.sales_point'
@@ -199,8 +201,5 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
         return 'counter'
 
     @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        check_ranges(
-            records, field_names, {'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT)}
-        )
+    def setting_ranges(cls):
+        return super().setting_ranges() | {'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT)}
