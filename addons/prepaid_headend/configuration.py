@@ -91,7 +91,7 @@ class Configuration(RangeMixin, metaclass=PoolMeta):
             'hes_clock_threshold': (1.0, 3600.0),
             'hes_profile_hours': (0, 24 * 93),
             'hes_counter_reserve': (1, 1000),
-            'hes_job_deadline': (5.0, DAY),
+            'hes_job_deadline': (1.0, DAY),
             'hes_firmware_deadline': (60.0, 7 * DAY),
         }
 
