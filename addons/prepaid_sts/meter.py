@@ -34,7 +34,7 @@ from .engine import (
 from .engine.tid import TID_LIMIT
 from .engine.tokens import amount_to_value16, value16_to_amount
 
-#: The 2**24-minute limit of base date 1993 (sts.md 4.7 and 6).
+#: The 2**24-minute limit of base date 1993 (docs/sts.md sections 4.7 and 6).
 DEFAULT_CUTOVER_1993 = dt.datetime(2024, 11, 24, 20, 16)
 
 #: Context key set only by the key change code (RPC strips "_" keys): the one
