@@ -1,9 +1,10 @@
 """STS parameters of a meter, TID allocation and the one place tokens are minted.
 
-Every STS token the platform issues goes through :meth:`Meter.sts_issue_tokens`
-(or :meth:`Meter.sts_issue_class1`), which checks the cut-over, allocates TIDs
-under a row lock on the meter, calls the engine and writes the token log in
-the caller's transaction.
+Every credit, FBE and engineering token the platform issues goes through
+:meth:`Meter.sts_issue_tokens` (or :meth:`Meter.sts_issue_class1`), which checks
+the cut-over, allocates TIDs under a row lock on the meter, calls the engine and
+writes the token log in the caller's transaction; key change tokens, which carry
+no TID, are minted by ``KeyChange.issue`` (key_change.py).
 """
 
 from __future__ import annotations
