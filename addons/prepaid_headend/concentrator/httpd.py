@@ -27,6 +27,10 @@ from typing import Any
 TlsErrorHandler = Callable[[str, str, str], None]  # listener, peer address, reason
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
+# A body the application refused unread is read and dropped up to this size
+# so the answer reaches the client (closing a socket with unread input sends
+# a reset that can overtake the answer); beyond it the connection is closed.
+DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 class Listener:
@@ -116,14 +120,15 @@ class _Handler(BaseHTTPRequestHandler):
             if key.lower() != "content-length":
                 self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
-        if body.remaining:
-            # The application refused the body without reading it: the rest
-            # of it is still on the line, so this connection cannot go on.
+        if body.remaining > DRAIN_LIMIT:
             self.close_connection = True
             self.send_header("Connection", "close")
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
+        while body.remaining and not self.close_connection:
+            if not body.read(min(body.remaining, 1 << 20)):
+                break
 
 
 class _Body(io.RawIOBase):

@@ -90,9 +90,11 @@ def format_time(value: dt.datetime) -> str:
 
 
 def parse_time(text: str) -> dt.datetime:
-    if not text.endswith("Z"):
-        raise ValueError(f"{text!r} is not a UTC time (must end with Z)")
-    return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
+    """An xs:dateTime with its zone (Z or an offset), as an aware UTC time."""
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (times are UTC: end with Z)")
+    return value.astimezone(dt.UTC)
 
 
 def _to_text(kind: Any, value: Any) -> str:
