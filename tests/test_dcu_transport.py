@@ -257,6 +257,7 @@ def test_report_file_ingested_once_and_kept(hes, pki):
          "Interval/@ai"),
         (gzip.compress(b"<" * 3_000_000), 413, "inflates beyond"),
     ],
+    ids=["not-gzip", "not-xml", "other-dc", "bad-value", "zip-bomb"],
 )  # fmt: skip
 def test_bad_files_are_refused_and_kept_without_losing_good_ones(
     pki, body, status, reason
