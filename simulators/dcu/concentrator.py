@@ -39,7 +39,7 @@ from .config import DcConfig
 from .fleet import FleetMeter, MeterTemplate, unit
 from .g3 import G3Network, flaky_windows
 from .store import LOGS
-from .uplink import DELIVERED, REFUSED, OutboxItem, Uplink
+from .uplink import DELIVERED, REFUSED, TRANSIENT, OutboxItem, Uplink
 
 UTC = dt.UTC
 RETRY_S = 900.0  # orders retry unreachable meters every 15 minutes
@@ -629,13 +629,17 @@ class Concentrator:
         unreachable (then retry later, waiting longer each time)."""
         while True:
             with self.lock:
-                if not self.outbox or not self.is_online() or self._retry is not None:
+                if not self.outbox or self._retry is not None:
                     return
                 rate = self.faults.reorder_rate
                 if rate and len(self.outbox) > 1 and self.rng.random() < rate:
                     self.outbox[0], self.outbox[1] = self.outbox[1], self.outbox[0]
                 item = self.outbox[0]
-            outcome, answer = self.uplink.deliver(item)
+                online = self.is_online()
+            if online:
+                outcome, answer = self.uplink.deliver(item)
+            else:
+                outcome, answer = TRANSIENT, "backhaul down"
             with self.lock:
                 if outcome in (DELIVERED, REFUSED):
                     if item in self.outbox:

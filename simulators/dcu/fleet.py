@@ -197,8 +197,8 @@ class FleetMeter:
             return rows
         off = self.clock_offset()
         last = math.floor((true_now + off) / CAPTURE_PERIOD_S) * CAPTURE_PERIOD_S
-        first = max(after + CAPTURE_PERIOD_S, last - (LOAD_PROFILE_ROWS - 1) * 900)
-        first = math.ceil(first / CAPTURE_PERIOD_S) * CAPTURE_PERIOD_S
+        first = (math.floor(after / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
+        first = max(first, last - (LOAD_PROFILE_ROWS - 1) * CAPTURE_PERIOD_S)
         rows = []
         previous = self._energy(first - CAPTURE_PERIOD_S - off)
         for b in range(int(first), int(last) + 1, CAPTURE_PERIOD_S):

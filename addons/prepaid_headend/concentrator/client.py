@@ -70,7 +70,7 @@ class HttpsClient:
                     response = conn.getresponse()
                     data = response.read(self.max_response_bytes + 1)
                 except (http.client.RemoteDisconnected, BrokenPipeError,
-                        ConnectionResetError) as exc:  # fmt: skip
+                        ConnectionResetError, ssl.SSLEOFError) as exc:  # fmt: skip
                     self.close_locked()
                     if reused and attempt == 1:
                         continue  # the peer had closed the idle connection
