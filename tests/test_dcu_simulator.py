@@ -14,12 +14,13 @@ import subprocess
 import sys
 
 import pytest
-from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator import files, reports
+from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator.client import ConcentratorClient
 from trytond.modules.prepaid_headend.concentrator.dlms_gateway import (
     GatewayTransport,
 )
+from trytond.modules.prepaid_headend.concentrator.errors import TransportError
 from trytond.modules.prepaid_headend.concentrator.tls import client_context
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_headend.dlms.counters import MemoryCounterStore
@@ -92,7 +93,7 @@ def outcome(update, meter_id) -> m.MeterOutcome:
     return next(o for o in update.outcomes if o.meter_id == meter_id)
 
 
-# -- buffers -----------------------------------------------------------------------------
+# -- buffers -----------------------------------------------------------------
 def test_buffers_keep_the_depth_of_real_products_dropping_the_oldest():
     store = MeterStore()
     for k in range(LOAD_PROFILE_DEPTH + 16):
@@ -106,7 +107,7 @@ def test_buffers_keep_the_depth_of_real_products_dropping_the_oldest():
     assert store.nbytes() == (384 * 4 + 200 * 3) * 4  # 4 bytes per value
 
 
-# -- store-and-forward ---------------------------------------------------------------------
+# -- store-and-forward -------------------------------------------------------
 def test_a_day_offline_is_buffered_then_replayed_in_order(make_sim, hes):
     sim = make_sim(meters=10)
     dc = sim.concentrator("DC0001")
@@ -119,7 +120,7 @@ def test_a_day_offline_is_buffered_then_replayed_in_order(make_sim, hes):
     waiting = [item.label for item in dc.outbox]
     assert any("load_profile" in label for label in waiting)
     assert dc.events_logged(dcu.EV_DELIVERY_FAILING)
-    with pytest.raises(Exception):  # the concentrator is unreachable too
+    with pytest.raises(TransportError):  # the concentrator is unreachable too
         client(sim, hes).request(m.SyncRequest(1, m.ReportType.METER_LIST))
     sim.advance(hours=2)  # back online: the outbox is replayed
     assert not dc.outbox
@@ -146,7 +147,7 @@ def test_report_files_are_split_into_parts(make_sim, hes):
     assert len({r.meter_id for r in hes.backend.rows("interval")}) == 5
 
 
-# -- discovery ----------------------------------------------------------------------------------
+# -- discovery ---------------------------------------------------------------
 def test_discovery_approval_pending_and_lost_meters(pki):
     def policy(dc_id, item):
         if int(item.meter_id) % 2:
@@ -199,7 +200,7 @@ def test_discovery_approval_pending_and_lost_meters(pki):
             assert back[-1].status is m.MeterStatus.JOINED
 
 
-# -- time ---------------------------------------------------------------------------------------------
+# -- time --------------------------------------------------------------------
 def test_time_sync_sets_the_concentrator_then_the_drifting_meters(make_sim, hes):
     sim = make_sim(
         meters=12,
@@ -247,7 +248,7 @@ def test_time_sync_sets_the_concentrator_then_the_drifting_meters(make_sim, hes)
     assert daily and all(n.endswith("20260116000500.xml.gz") for n in daily)
 
 
-# -- orders -----------------------------------------------------------------------------------------
+# -- orders ------------------------------------------------------------------
 def test_relay_orders_with_execution_window_and_expiry(make_sim, hes):
     sim = make_sim(meters=6)
     dc = sim.concentrator("DC0001")
@@ -314,7 +315,7 @@ def test_meter_remove_and_collection_plan_orders(make_sim, hes):
     assert len({r.meter_id for r in hes.backend.rows("interval")}) == 3
 
 
-# -- requests -------------------------------------------------------------------------------------------
+# -- requests ----------------------------------------------------------------
 def test_synchronous_requests(make_sim, hes):
     sim = make_sim(meters=4)
     dc = sim.concentrator("DC0001")
@@ -378,7 +379,7 @@ def test_asynchronous_requests_and_event_queries(make_sim, hes):
     assert c.async_request(unknown).status is m.RequestStatus.UNKNOWN_METER
 
 
-# -- firmware -----------------------------------------------------------------------------------------
+# -- firmware ----------------------------------------------------------------
 def _firmware_order(id_pet, sim, meters, image_id="FW-2.0.0", at=None, target=None):
     image = ops.build_image(bytes(range(256)) * 12)  # the meters' image format
     return m.Order(
@@ -454,7 +455,7 @@ def test_concentrator_firmware_activation_and_rollback(make_sim, hes):
     assert c.order(bad).status is m.RequestStatus.MALFORMED
 
 
-# -- backhaul faults ----------------------------------------------------------------------------------
+# -- backhaul faults ---------------------------------------------------------
 def test_duplicates_reordering_losses_and_malformed_payloads(make_sim, hes):
     faults = Faults(
         duplicate_rate=0.3, reorder_rate=0.3, malformed_rate=0.25, backhaul_loss=0.2
@@ -486,7 +487,7 @@ def test_duplicates_reordering_losses_and_malformed_payloads(make_sim, hes):
         assert len(times) >= 2 * 96
 
 
-# -- the DLMS gateway pass-through ------------------------------------------------------------------------
+# -- the DLMS gateway pass-through -------------------------------------------
 def _settings(**kw) -> ConnectionSettings:
     kw.setdefault("timeout", 5.0)
     return ConnectionSettings(
@@ -551,7 +552,7 @@ def test_gateway_refusals_reach_the_dlms_client(make_sim, hes):
         asyncio.run(_through_gateway(sim, hes, dc.meters[1].pda, ops.read_clock))
 
 
-# -- the command line -----------------------------------------------------------------------------------------
+# -- the command line --------------------------------------------------------
 def test_command_line_serves_until_interrupted(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulators.dcu.cli", "--concentrators", "2",

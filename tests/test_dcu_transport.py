@@ -84,7 +84,7 @@ def meter_list(id_pet: int = 1) -> m.SyncRequest:
     return m.SyncRequest(id_pet, m.ReportType.METER_LIST)
 
 
-# -- mutual TLS -------------------------------------------------------------------------
+# -- mutual TLS --------------------------------------------------------------
 def test_head_end_and_concentrator_talk_over_mutual_tls(sim, hes):
     client = ConcentratorClient(sim.url("DC0001"), hes.client_context())
     answer = client.request(meter_list())
@@ -173,7 +173,7 @@ def test_a_concentrator_may_not_call_another_or_speak_for_it(sim, hes, pki):
     assert hes.backend.request_statuses == {}
 
 
-# -- zeep, an independent SOAP client, reads our WSDL --------------------------------------
+# -- zeep, an independent SOAP client, reads our WSDL ------------------------
 def _session(hes) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # a CA bundle in the environment would win
@@ -215,7 +215,7 @@ def test_wsdl_and_schema_are_served(sim, hes):
     assert xsd.status_code == 200 and b"UpdateMetersStatus" in xsd.content
 
 
-# -- the head-end's service: report files and malformed input ------------------------------------
+# -- the head-end's service: report files and malformed input ----------------
 def _lp_payload(dc: str, values=(1500, 1737), day: int = 0) -> str:
     start = NOW + dt.timedelta(days=day)
     rows = tuple(

@@ -1,9 +1,9 @@
 """Helpers for tests and benchmarks: a head-end stand-in over real HTTPS.
 
-    pki = TestPki(tmp_path)
-    with HeadEndStandIn(pki) as hes:          # MemoryHeadEnd behind HeadEndApp
-        sim = DcuSimulator(1, 20, pki=pki, headend_url=hes.url, latency_scale=0)
-        client = ConcentratorClient(sim.url("DC0001"), hes.client_context())
+pki = TestPki(tmp_path)
+with HeadEndStandIn(pki) as hes:          # MemoryHeadEnd behind HeadEndApp
+    sim = DcuSimulator(1, 20, pki=pki, headend_url=hes.url, latency_scale=0)
+    client = ConcentratorClient(sim.url("DC0001"), hes.client_context())
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 PDA = b"PPS\x00\x00\x00\x00\x07"
 
-# -- DLMS gateway framing ---------------------------------------------------------
+# -- DLMS gateway framing ----------------------------------------------------
 # Layout: IEC 62056-5-3 annex C (DLMS UA Green Book, gateway protocol) inside
 # an IEC 62056-47 WRAPPER frame. The two requests below were produced by an
 # independent implementation, gurux-dlms 1.0.203 (GXDLMSClient with
@@ -117,7 +117,7 @@ def test_wrapper_split_keeps_partial_frames_and_refuses_bad_versions():
         gateway.decode_wrapper(GURUX_GET + GURUX_GET)
 
 
-# -- SOAP envelopes -------------------------------------------------------------------
+# -- SOAP envelopes ----------------------------------------------------------
 WINDOW = m.Window(end=NOW + dt.timedelta(hours=2), start=NOW)
 MESSAGES = [
     m.SyncRequest(1, m.ReportType.INSTANT, ("M1", "M2"), priority=1),
@@ -219,9 +219,9 @@ def _order_xml(**replace: str) -> bytes:
             "Action",
             "'disconnect', 'reconnect', 'arm'",
         ),
-        ({"T12:30:00Z</Start>": "T12:30:00</Start>"}, "Start", "not accepted by the pattern"),
+        ({"T12:30:00Z</Start>": "T12:30:00</Start>"}, "Start", "not accepted by"),
         ({"<IdPet>4</IdPet>": ""}, "Priority", "Expected is ( IdPet )"),
-        ({"<Meter>M1</Meter>": "<Meter>M 1</Meter>"}, "Meter", "not accepted by the pattern"),
+        ({"<Meter>M1</Meter>": "<Meter>M 1</Meter>"}, "Meter", "not accepted by"),
         ({"T14:30:00Z</End>": "T11:30:00Z</End>"}, "Order", "ends before it starts"),
         ({"<Meter>M1</Meter>": ""}, "Order", "a Relay order names its meters"),
     ],
@@ -257,7 +257,7 @@ def test_faults_carry_the_field_to_the_client():
     assert (info.value.faultstring, info.value.field) == ("bad End", "End")
 
 
-# -- the hardened parser ------------------------------------------------------------------
+# -- the hardened parser -----------------------------------------------------
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>
 <lolz>&lol2;</lolz>"""
@@ -289,7 +289,7 @@ def test_parser_accepts_plain_documents_and_drops_processing_instructions():
     assert [c.tag for c in root] == ["b"]
 
 
-# -- report payloads ---------------------------------------------------------------------------
+# -- report payloads ---------------------------------------------------------
 T = NOW
 ROWS = {
     m.ReportType.INSTANT: [
@@ -361,7 +361,7 @@ def test_report_versions_and_extensions():
         reports.parse(text.replace("<Daily ", "<Interval st='0' p='1' ", 1))
 
 
-# -- report files ----------------------------------------------------------------------------------
+# -- report files ------------------------------------------------------------
 def test_file_names_round_trip_and_bad_names_are_refused():
     name = files.FileName("DC_01", 0, m.ReportType.LOAD_PROFILE, 2, NOW)
     assert str(name) == "DC_01_0_load_profile_2_20260301123000.xml.gz"
