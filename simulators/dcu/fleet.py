@@ -79,7 +79,8 @@ class FleetMeter:
         "index", "template", "meter", "store", "hops", "collector",
         "join_at", "flaky", "windows", "off_at", "back_at", "state",
         "short_address", "joined_at", "last_seen", "in_directory",
-        "approved", "refused", "model", "activation_failures",
+        "approved", "refused", "model", "activation_failures", "p0", "e0",
+        "_crossing",
     )  # fmt: skip
 
     def __init__(self, index: int, template: MeterTemplate) -> None:
@@ -103,6 +104,11 @@ class FleetMeter:
         self.refused = False
         self.model: str | None = None
         self.activation_failures = 0  # fault injected when materialised
+        # The load (W) and the register at the start, drawn once from the seed.
+        lo, hi = template.load_kw
+        self.p0 = 1000.0 * (lo + (hi - lo) * unit(template.seed, index, 1))
+        self.e0 = 1_000_000.0 + 4_000_000.0 * unit(template.seed, index, 2)
+        self._crossing: float | None = -1.0  # not computed yet
 
     # -- identity ------------------------------------------------------------
     @property
@@ -123,15 +129,6 @@ class FleetMeter:
         return t >= self.join_at and not self.off_at <= t < self.back_at
 
     # -- the shared load model -----------------------------------------------
-    @property
-    def p0(self) -> float:
-        lo, hi = self.template.load_kw
-        return 1000.0 * (lo + (hi - lo) * unit(self.template.seed, self.index, 1))
-
-    @property
-    def e0(self) -> float:
-        return 1_000_000.0 + 4_000_000.0 * unit(self.template.seed, self.index, 2)
-
     @property
     def credit0(self) -> float:
         return self.template.initial_credit_kwh * 1000.0 if self.template.prepaid else 0
@@ -164,7 +161,13 @@ class FleetMeter:
         return max(0.0, self.credit0 - (self._energy(true_t) - self.e0))
 
     def _exhausted_at(self) -> float | None:
-        """True time the credit runs out (bisection on the energy curve)."""
+        """True time the credit runs out (computed once)."""
+        if self._crossing is not None and self._crossing < 0:
+            self._crossing = self._find_crossing()
+        return self._crossing
+
+    def _find_crossing(self) -> float | None:
+        """Bisection on the energy curve."""
         if not self.template.prepaid:
             return None
         start, target = self.template.start, self.credit0
