@@ -80,7 +80,7 @@ class FleetMeter:
         "join_at", "flaky", "windows", "off_at", "back_at", "state",
         "short_address", "joined_at", "last_seen", "in_directory",
         "approved", "refused", "model", "activation_failures", "p0", "e0",
-        "_crossing",
+        "offset0", "_crossing",
     )  # fmt: skip
 
     def __init__(self, index: int, template: MeterTemplate) -> None:
@@ -108,6 +108,7 @@ class FleetMeter:
         lo, hi = template.load_kw
         self.p0 = 1000.0 * (lo + (hi - lo) * unit(template.seed, index, 1))
         self.e0 = 1_000_000.0 + 4_000_000.0 * unit(template.seed, index, 2)
+        self.offset0 = self._initial_offset()
         self._crossing: float | None = -1.0  # not computed yet
 
     # -- identity ------------------------------------------------------------
@@ -137,6 +138,9 @@ class FleetMeter:
         """Seconds the meter's clock is ahead of true time."""
         if self.meter is not None:
             return self.meter.state.clock_offset_s
+        return self.offset0
+
+    def _initial_offset(self) -> float:
         t = self.template
         u = unit(t.seed, self.index, 3)
         if unit(t.seed, self.index, 4) < t.drifted_fraction:
@@ -147,13 +151,27 @@ class FleetMeter:
 
     def _energy(self, true_t: float) -> float:
         """Energy import register (Wh) of the untouched meter at ``true_t``."""
-        start = self.template.start
-        if true_t >= start:
-            e = self.e0 + energy_between(self.p0, start, true_t)
-            if self.template.prepaid:
-                e = min(e, self.e0 + self.credit0)  # supply stops with credit
-            return e
-        return max(0.0, self.e0 - energy_between(self.p0, true_t, start))
+        return self._energy_curve()(true_t)
+
+    def _energy_curve(self):
+        """``t -> register`` for the untouched meter: the integral of the load
+        shape from the fleet's start (``energy_between`` with its constant
+        terms folded, one cosine a value), capped where the credit runs out,
+        never below zero before the start."""
+        t = self.template
+        k = self.p0 / 3600.0
+        a = LOAD_SHAPE_AMPLITUDE / _OMEGA
+        base = self.e0 - k * (t.start + a * math.cos(_OMEGA * t.start))
+        cap = self.e0 + self.credit0 if t.prepaid else math.inf
+        start, cos, w = t.start, math.cos, _OMEGA
+
+        def energy(true_t: float) -> float:
+            e = base + k * (true_t + a * cos(w * true_t))
+            if true_t >= start:
+                return min(e, cap)  # supply stops with the credit
+            return max(0.0, e)
+
+        return energy
 
     def _credit(self, true_t: float) -> float:
         if not self.template.prepaid:
@@ -199,25 +217,43 @@ class FleetMeter:
                     rows.append((t, row.values[0], row.values[1], 0))
             return rows
         off = self.clock_offset()
-        last = math.floor((true_now + off) / CAPTURE_PERIOD_S) * CAPTURE_PERIOD_S
-        first = (math.floor(after / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
-        first = max(first, last - (LOAD_PROFILE_ROWS - 1) * CAPTURE_PERIOD_S)
+        first, last = self._captures(after, true_now + off)
+        energy = self._energy_curve()
         rows = []
-        previous = self._energy(first - CAPTURE_PERIOD_S - off)
-        for b in range(int(first), int(last) + 1, CAPTURE_PERIOD_S):
-            e = self._energy(b - off)
-            demand = round((e - previous) * 3600 / CAPTURE_PERIOD_S)
-            rows.append((b, round(e), max(demand, 0), 0))
+        previous = energy(first - CAPTURE_PERIOD_S - off)
+        for b in range(first, last + 1, CAPTURE_PERIOD_S):
+            e = energy(b - off)
+            demand = round((e - previous) * 4)  # Wh in 15 minutes -> W
+            rows.append((b, round(e), demand if demand > 0 else 0, 0))
             previous = e
         return rows
 
+    @staticmethod
+    def _captures(after: float, meter_now: float) -> tuple[int, int]:
+        """First and last capture times (meter clock) a meter still holds
+        after ``after``: its buffer keeps two days."""
+        last = math.floor(meter_now / CAPTURE_PERIOD_S) * CAPTURE_PERIOD_S
+        first = (math.floor(after / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
+        return int(max(first, last - (LOAD_PROFILE_ROWS - 1) * CAPTURE_PERIOD_S)), int(
+            last
+        )
+
     def daily(self, after: int, true_now: float) -> list[tuple[int, ...]]:
         """(midnight, ai, ae, ri, re): the midnight captures of the profile."""
-        return [
-            (t, ai, 0, round(ai * REACTIVE_RATIO), 0)
-            for t, ai, _p, _st in self.load_profile(after, true_now)
-            if t % 86400 == 0
-        ]
+        if self.meter is not None:
+            midnights = [
+                (t, ai) for t, ai, _p, _st in self.load_profile(after, true_now)
+                if t % 86400 == 0
+            ]  # fmt: skip
+        else:
+            off = self.clock_offset()
+            first, last = self._captures(after, true_now + off)
+            energy = self._energy_curve()
+            start = -(-first // 86400) * 86400
+            midnights = [
+                (t, round(energy(t - off))) for t in range(start, last + 1, 86400)
+            ]
+        return [(t, ai, 0, round(ai * REACTIVE_RATIO), 0) for t, ai in midnights]
 
     def monthly(self, after: int, true_now: float) -> list[tuple[int, ...]]:
         """(billing reset, ai, max demand W, its time or 0) after ``after``."""

@@ -17,6 +17,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any, ClassVar
 from xml.sax.saxutils import quoteattr
 
@@ -41,13 +42,16 @@ class Hex(bytes):
 
 
 class Row:
+    """A report row (read-only by convention: rows are made by the million,
+    and frozen dataclasses cost three times as much to create)."""
+
     TAG: ClassVar[str]
     # attribute name in XML -> field name, for fields whose names differ
     ATTRS: ClassVar[dict[str, str]] = {}
 
 
 # -- rows grouped under <Meter id="..."> -------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InstantRow(Row):
     meter_id: str
     time: dt.datetime
@@ -62,7 +66,7 @@ class InstantRow(Row):
     ATTRS = {"t": "time"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DailyRow(Row):
     meter_id: str
     time: dt.datetime  # the meter's midnight
@@ -74,7 +78,7 @@ class DailyRow(Row):
     ATTRS = {"t": "time"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MonthlyRow(Row):
     meter_id: str
     time: dt.datetime  # billing reset: the first of the month, 00:00
@@ -85,7 +89,7 @@ class MonthlyRow(Row):
     ATTRS = {"t": "time"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IntervalRow(Row):
     meter_id: str
     time: dt.datetime  # end of the 15-minute interval
@@ -103,7 +107,7 @@ STATUS_CLOCK_ADJUSTED = 0x20
 STATUS_POWER_DOWN = 0x80
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRow(Row):
     meter_id: str
     time: dt.datetime
@@ -113,7 +117,7 @@ class EventRow(Row):
     ATTRS = {"t": "time"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RelayRow(Row):
     meter_id: str
     time: dt.datetime
@@ -124,7 +128,7 @@ class RelayRow(Row):
 
 
 # -- rows of their own -------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MeterEntry(Row):
     """A meter of the concentrator's list, with its communication status."""
 
@@ -149,7 +153,7 @@ class MeterEntry(Row):
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DcEventRow(Row):
     time: dt.datetime
     group: int
@@ -160,7 +164,7 @@ class DcEventRow(Row):
     ATTRS = {"t": "time", "meter": "meter_id"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskRow(Row):
     type: str
     period: str
@@ -169,7 +173,7 @@ class TaskRow(Row):
     TAG = "Task"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DcParameters(Row):
     dc_id: str
     model: str
@@ -258,30 +262,41 @@ def _specs(cls: type[Row]) -> tuple[_Attr, ...]:
 _SPECS = {cls: _specs(cls) for cls in (*ROWS.values(), TaskRow)}
 
 
-# -- render ------------------------------------------------------------------
-def _text(kind: Any, value: Any) -> str:
-    if kind is dt.datetime:
-        return format_time(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(int(value))
-    if kind is Hex:
-        return bytes(value).hex().upper()
-    return _NOT_XML.sub("?", value)
+# -- render ---------------------------------------------------------------
+@lru_cache(maxsize=8192)
+def _time(value: dt.datetime) -> str:
+    return f'"{format_time(value)}"'
+
+
+def _int(value: int) -> str:
+    return f'"{int(value)}"'
+
+
+def _bool(value: bool) -> str:
+    return '"true"' if value else '"false"'
+
+
+def _hex(value: bytes) -> str:
+    return f'"{bytes(value).hex().upper()}"'
+
+
+def _str(value: str) -> str:
+    return quoteattr(_NOT_XML.sub("?", value))
+
+
+_CONVERT = {dt.datetime: _time, int: _int, bool: _bool, Hex: _hex, str: _str}
+_RENDER = {
+    cls: tuple((spec.xml, spec.name, _CONVERT[spec.kind]) for spec in specs)
+    for cls, specs in _SPECS.items()
+}
 
 
 def _row_xml(row: Row) -> str:
     parts = [f"<{row.TAG}"]
-    for spec in _SPECS[type(row)]:
-        value = getattr(row, spec.name)
-        if value is None:
-            continue
-        text = _text(spec.kind, value)
-        if spec.kind is str:
-            parts.append(f" {spec.xml}={quoteattr(text)}")
-        else:
-            parts.append(f' {spec.xml}="{text}"')
+    for xml, name, convert in _RENDER[type(row)]:
+        value = getattr(row, name)
+        if value is not None:
+            parts.append(f" {xml}={convert(value)}")
     if isinstance(row, DcParameters) and row.tasks:
         parts.append(">")
         parts.extend(_row_xml(t) for t in row.tasks)
