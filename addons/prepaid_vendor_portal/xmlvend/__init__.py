@@ -16,11 +16,13 @@ from .codec import (
     ResponseFault,
     decode_payload,
     encode_payload,
+    encode_request,
     fault_response,
     read_request,
     read_response,
     render_fault,
     render_response,
+    request_fingerprint,
 )
 from .faults import *  # noqa: F403
 from .meter import *  # noqa: F403
@@ -50,6 +52,7 @@ __all__ = [
     "base",
     "decode_payload",
     "encode_payload",
+    "encode_request",
     "fault_response",
     "faults",
     "handle",
@@ -60,6 +63,7 @@ __all__ = [
     "redact",
     "render_fault",
     "render_response",
+    "request_fingerprint",
     "revenue",
     "wsdl_document",
     "xml_schema",

@@ -349,8 +349,11 @@ def read(node: etree._Element, declared: type[T], path: str = "") -> T:
     return read_fields(node, cls, path)
 
 
-def read_fields(node: etree._Element, cls: type[T], path: str) -> T:
-    "Read ``node`` as exactly ``cls``, ignoring what ``cls`` does not declare"
+def read_fields(
+    node: etree._Element, cls: type[T], path: str, *, text: bool = True
+) -> T:
+    """Read ``node`` as exactly ``cls``, ignoring what ``cls`` does not declare
+    (and stray text too when ``text`` is false: to salvage a header)"""
     plan = plan_of(cls)
     kwargs: dict[str, Any] = {}
     for fp in plan.attrs:
@@ -363,11 +366,11 @@ def read_fields(node: etree._Element, cls: type[T], path: str) -> T:
             kwargs[fp.name] = parse_scalar(fp, raw)
         except ValueError as error:
             raise BindingError(f"{path}/@{fp.local}", str(error)) from None
-    if node.text and node.text.strip():
+    if text and node.text and node.text.strip():
         raise BindingError(path, "text is not allowed here")
     repeated: dict[str, list[Any]] = {}
     for child in node:
-        if child.tail and child.tail.strip():
+        if text and child.tail and child.tail.strip():
             raise BindingError(path, "text is not allowed here")
         if not isinstance(child.tag, str):
             continue

@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lxml import etree
 
 from . import binding, safexml
-from .base import BaseReq, BaseResp, DeviceID, reply_header
+from .base import BaseReq, BaseResp, DeviceID, MsgID, reply_header
 from .binding import BindingError
 from .faults import (
     Fault,
@@ -76,7 +77,7 @@ class BadRequest(Exception):
 
 def _header(payload: etree._Element) -> BaseReq | None:
     try:
-        return binding.read_fields(payload, BaseReq, split(payload.tag)[1])
+        return binding.read_fields(payload, BaseReq, split(payload.tag)[1], text=False)
     except BindingError:
         return None
 
@@ -161,6 +162,37 @@ def render_fault(
 
 
 # ------------------------------------------------------------------ payloads
+def encode_request(message: BaseReq) -> bytes:
+    "A typed request as its element alone (a client's view; tests, fingerprints)"
+    operation = _operation_of_request(message)
+    element = binding.write(
+        message, operation.request_ns, operation.request_element, operation.request_type
+    )
+    return etree.tostring(element, encoding="utf-8")
+
+
+def _operation_of_request(message: BaseReq) -> Operation:
+    for op in BY_ELEMENT.values():
+        if isinstance(message, op.request_type):
+            return op
+    raise TypeError(f"{type(message).__name__} is not the request of an operation")
+
+
+def request_fingerprint(message: BaseReq) -> str:
+    """A digest of what a request asks, to tell a retry of the same request
+    (same fingerprint: answer it again) from another request that reuses its
+    msgID (a fault).  Credentials and the msgID's leading zeros do not count."""
+    canonical = replace(
+        message,
+        auth_cred=None,
+        msg_id=MsgID(
+            date_time=message.msg_id.date_time,
+            unique_number=str(int(message.msg_id.unique_number)),
+        ),
+    )
+    return hashlib.sha256(encode_request(canonical)).hexdigest()
+
+
 def encode_payload(response: Response | XMLVendFaultResp) -> bytes:
     "The response element alone (no envelope), to store and replay"
     if isinstance(response, XMLVendFaultResp):

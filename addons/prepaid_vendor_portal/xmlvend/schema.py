@@ -7,7 +7,7 @@ the server reads and writes and what it publishes are one thing.  The
 generated files live in ``schema/`` (a test keeps them current); regenerate
 with::
 
-    python -m trytond.modules.prepaid_vendor_portal.xmlvend.schema
+    python -m trytond.modules.prepaid_vendor_portal.xmlvend.generate
 
 The WSDL is document/literal (bare), with a SOAP 1.1 and a SOAP 1.2 binding
 of the same port type; every operation declares the fault element
@@ -19,11 +19,9 @@ it (one document: nothing else for a client to fetch).
 from __future__ import annotations
 
 import functools
-import sys
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 
 from lxml import etree
 
@@ -357,18 +355,3 @@ def xml_schema() -> etree.XMLSchema:
         )
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.fromstring(etree.tostring(driver), parser))
-
-
-def main(argv: list[str] | None = None) -> int:
-    "Write the generated files into schema/ (or the folder given)"
-    args = sys.argv[1:] if argv is None else argv
-    folder = Path(args[0]) if args else Path(__file__).with_name("schema")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in generated_files().items():
-        (folder / name).write_bytes(content)
-        print(folder / name)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

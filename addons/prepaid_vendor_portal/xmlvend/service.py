@@ -35,6 +35,7 @@ from .base import (
 from .codec import BadRequest, Response, read_request, render_fault, render_response
 from .faults import SystemEx, XMLVendError
 from .meter import ConfirmMeterReq, ConfirmMeterResp
+from .operations import BY_ELEMENT
 from .revenue import (
     ConfirmCustomerReq,
     ConfirmCustomerResp,
@@ -162,7 +163,9 @@ def process(
         log.info(
             "XMLVend request refused (%s): %s", bad.element or "unreadable", bad.fault
         )
-        return _fault(bad.fault, bad.version, bad.header, backend, at, bad.element)
+        known = BY_ELEMENT.get(bad.element or "")
+        name = known.name if known else bad.element
+        return _fault(bad.fault, bad.version, bad.header, backend, at, name)
     operation = request.operation
     message = request.message
     action = (soap_action or "").strip().strip('"')
