@@ -138,10 +138,8 @@ class FieldPlan:
     repeated: bool
     optional: bool
     required: bool
-
-    @property
-    def is_complex(self) -> bool:
-        return is_xml_type(self.py_type)
+    is_complex: bool
+    tag: str  # "{ns}local" of an element field
 
 
 @dataclass(frozen=True)
@@ -214,6 +212,8 @@ def plan_of(cls: type) -> TypePlan:
             repeated=repeated,
             optional=optional or repeated or not required,
             required=required and not repeated,
+            is_complex=is_xml_type(py_type),
+            tag=f"{{{_declaring_ns(cls, f.name)}}}{xml.local}",
         )
         if fp.is_attr and (fp.repeated or fp.is_complex):
             raise TypeError(f"{cls.__name__}.{f.name}: an attribute must be scalar")
@@ -450,7 +450,7 @@ def _write_fields(node: etree._Element, value: Any) -> None:
     for fp in plan.elems:
         item = getattr(value, fp.name)
         if fp.repeated:
-            if not isinstance(item, tuple | list):
+            if not isinstance(item, (tuple, list)):
                 raise TypeError(f"{type(value).__name__}.{fp.name} must be a tuple")
             items = item
         elif item is None:
@@ -459,9 +459,8 @@ def _write_fields(node: etree._Element, value: Any) -> None:
             continue
         else:
             items = (item,)
-        tag = f"{{{fp.ns}}}{fp.local}"
         for one in items:
-            child = etree.SubElement(node, tag)
+            child = etree.SubElement(node, fp.tag)
             if fp.is_complex:
                 _check_kind(one, fp.py_type, f"{type(value).__name__}.{fp.name}")
                 if type(one) is not fp.py_type or fp.py_type.__xml_abstract__:

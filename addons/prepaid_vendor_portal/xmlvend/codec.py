@@ -95,22 +95,22 @@ def read_request(
         raise BadRequest(version, fault) from None
     version, payload = envelope.version, envelope.payload
     ns, local = split(payload.tag)
-    header = _header(payload) if ns in XMLVEND else None
     operation = BY_ELEMENT.get(local) if ns in XMLVEND else None
     if operation is None:
         reason = f"unknown operation {local!r}"
+        header = _header(payload) if ns in XMLVEND else None
         if header is None:
             raise BadRequest(version, SoapFault("Client", reason), element=local)
         raise BadRequest(version, UseCaseSupportEx(reason), header, local)
     try:
         message = binding.read(payload, operation.request_type, local)
     except BindingError as error:
-        fault = XMLVendSchemaEx(str(error))
+        # The header, when it can be read, goes back in the fault.
+        header = _header(payload)
         if header is None:
-            raise BadRequest(
-                version, SoapFault("Client", str(error)), None, local
-            ) from None
-        raise BadRequest(version, fault, header, local) from None
+            fault = SoapFault("Client", str(error))
+            raise BadRequest(version, fault, None, local) from None
+        raise BadRequest(version, XMLVendSchemaEx(str(error)), header, local) from None
     return Request(version, operation, message)
 
 
@@ -245,7 +245,10 @@ def read_response(
     body: bytes, limits: Limits = RESPONSE_LIMITS
 ) -> Response | ResponseFault:
     "The typed response or fault in a response envelope, or ValueError"
-    envelope = open_envelope(safexml.parse(body, limits))
+    try:
+        envelope = open_envelope(safexml.parse(body, limits))
+    except SoapFault as error:
+        raise ValueError(error.reason) from None
     payload = envelope.payload
     if split(payload.tag)[1] != "Fault":
         return _read_payload(payload)

@@ -36,13 +36,17 @@ class SimpleType:
     doc: str = ""
     keep_space: bool = False  # surrounding whitespace is significant
 
+    def __post_init__(self) -> None:
+        compiled = re.compile(self.pattern) if self.pattern is not None else None
+        object.__setattr__(self, "_regex", compiled)
+
     def check(self, text: str) -> str:
         "The text if it conforms, else ValueError saying why"
         if self.min_length is not None and len(text) < self.min_length:
             raise ValueError(f"shorter than {self.min_length} characters")
         if self.max_length is not None and len(text) > self.max_length:
             raise ValueError(f"longer than {self.max_length} characters")
-        if self.pattern is not None and not re.fullmatch(self.pattern, text):
+        if self._regex is not None and not self._regex.fullmatch(text):
             raise ValueError(f"does not match {self.name} ({self.pattern})")
         if self.enumeration and text not in self.enumeration:
             raise ValueError(f"not one of {', '.join(self.enumeration)}")
