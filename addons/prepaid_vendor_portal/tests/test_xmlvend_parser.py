@@ -1,5 +1,5 @@
 """Reading requests: every well-formed variant seen on the wire, and the
-accept-or-fault decision on each quirk (docs/xmlvend.md, "Input decisions")."""
+accept-or-fault decision on each quirk (docs/xmlvend.md section 5)."""
 
 from __future__ import annotations
 

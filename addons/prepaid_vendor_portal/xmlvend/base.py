@@ -419,7 +419,7 @@ class MeterSpecificTokenIssue:
 
     ``token`` is absent only when a smart meter is credited remotely through
     the head-end: there is nothing for the customer to enter (a project
-    decision, docs/xmlvend.md)."""
+    decision, docs/xmlvend.md section 4)."""
 
     desc: Annotated[str, MSG] = elem("desc")
     meter_detail: MeterDetail = elem("meterDetail")

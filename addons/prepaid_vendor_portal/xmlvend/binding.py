@@ -15,7 +15,7 @@ the revenue one.  Fields are written in declaration order, base type first,
 which is the order of the standard's sequences.
 
 Reading is deliberately lenient where real clients differ and strict where a
-value matters (docs/xmlvend.md, "Input decisions"):
+value matters (docs/xmlvend.md section 5):
 
 - children are matched by local name, in any order, in any of the three
   XMLVend namespaces or none; children in other namespaces and unknown

@@ -4,7 +4,7 @@ Each named simple type is written once here and used twice: by the reader and
 writer (``check``) and by the schema generator (its XSD facets), so what the
 server accepts and what its XSD declares cannot drift apart.  The standard's
 own facets are not public; these are the project's, chosen from real traffic
-(docs/xmlvend.md, "Input decisions").
+(docs/xmlvend.md section 5).
 
 Built-in scalar types: ``str``, ``int``, ``bool``, ``Decimal`` (``xs:decimal``,
 never float) and ``datetime`` (``xs:dateTime``).
@@ -112,7 +112,7 @@ MSG_ID_DATE_TIME = SimpleType(
     BASE,
     pattern=r"[0-9]{12,17}",
     doc="yyyyMMddHHmmss in the standard; 12 to 17 digits are accepted and echoed "
-    "verbatim (see docs/xmlvend.md).",
+    "verbatim.",
 )
 MSG_ID_UNIQUE_NUMBER = SimpleType("MsgIDUniqueNumber", BASE, pattern=r"[0-9]{1,20}")
 BATCH_STATUS = SimpleType("BatchStatusType", BASE, enumeration=("open", "closed"))
