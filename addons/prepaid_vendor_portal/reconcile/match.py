@@ -41,6 +41,7 @@ inputs.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -85,7 +86,7 @@ class UtilityTx:
     @property
     def keys(self) -> tuple[tuple[str, str], ...]:
         keys = [("msg_id", self.msg_id), ("receipt", (self.receipt or "").upper())]
-        keys += [("token", token) for token in self.tokens]
+        keys += [("token", re.sub(r"\D", "", token)) for token in self.tokens]
         return tuple((name, value) for name, value in keys if value)
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import subprocess
+import sys
 from dataclasses import replace
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trytond.modules.prepaid_vendor_portal.limits import (
     Float,
     Hours,
@@ -257,3 +261,47 @@ def test_the_first_refusal_wins():
 def test_bad_input_is_a_clear_error(nodes, float_, req, error):
     with pytest.raises((TypeError, ValueError), match=error):
         check(nodes, float_, req, TZ)
+
+
+def test_vendor_cores_import_nothing_from_trytond():
+    # The cores are pure Python: the Tryton layer fills their dataclasses.
+    # (trytond.modules itself loads a few trytond modules: those do not count.)
+    code = (
+        "import sys, trytond.modules; before = set(sys.modules); "
+        "from trytond.modules.prepaid_vendor_portal import "
+        "commission, limits, reconcile, settlement; "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('trytond') "
+        "and not m.startswith('trytond.modules.prepaid_vendor_portal')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.decimals(D(0), D(500), places=2),  # opening balance
+    st.decimals(D(0), D(300), places=2),  # credit line
+    st.lists(st.decimals(D("0.01"), D(400), places=2), max_size=30),
+)
+def test_property_accepted_sales_never_pass_the_floor(balance, credit_line, amounts):
+    # Book every sale the decision accepts: the float never goes below its
+    # floor, and a refused sale is one that would have.
+    operator = Limits(daily_amount=D(2000), daily_count=20)
+    sold, count = D(0), 0
+    for amount in amounts:
+        float_ = Float(balance, credit_line=credit_line)
+        nodes = chain(operator={"limits": operator, "sold_today": sold,
+                                "count_today": count})  # fmt: skip
+        result = refusal(nodes, float_=float_, req=request(str(amount)))
+        if result is None:
+            balance -= amount
+            sold, count = sold + amount, count + 1
+        else:
+            assert (
+                balance - amount < -credit_line
+                or sold + amount > D(2000)
+                or count + 1 > 20
+            ), result
+        assert balance >= -credit_line
+        assert sold <= D(2000) and count <= 20

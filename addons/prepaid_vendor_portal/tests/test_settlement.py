@@ -249,13 +249,13 @@ def test_long_statement_pages_and_empty_period():
     many = [
         StatementLine(local(2026, 3, 1 + n // 8, 8 + n % 8), LineKind.SALE,
                       f"R{n:04d}", f"Credit vend {n}", D("-1.00"))
-        for n in range(200)
+        for n in range(100)
     ]  # fmt: skip
     pages, text = pdf_text(statement_pdf(statement(many)))
-    assert pages > 3
+    assert pages >= 2
     assert f"Page {pages} of {pages}" in text
-    assert "R0000" in text and "R0199" in text
-    assert "Closing balance 800.00" in " ".join(text.split())
+    assert "R0000" in text and "R0099" in text
+    assert "Closing balance 900.00" in " ".join(text.split())
     pages, text = pdf_text(statement_pdf(statement([])))
     assert NO_ACTIVITY in text and "Closing balance 1000.00" in " ".join(text.split())
     book = openpyxl.load_workbook(io.BytesIO(statement_xlsx(statement([]))))
