@@ -32,7 +32,7 @@ from trytond.modules.prepaid_headend.dlms.session import (
 from trytond.modules.prepaid_sts.engine import api as sts_engine
 
 from simulators.dcu import DcuSimulator, Faults, G3Config, MemoryHeadEnd, TestPki
-from simulators.dcu import concentrator as dcu
+from simulators.dcu import events as ev
 from simulators.dcu.store import EVENT_DEPTH, LOAD_PROFILE_DEPTH, MeterStore
 from simulators.dcu.testing import HeadEndStandIn
 from simulators.meter.model import (
@@ -119,7 +119,7 @@ def test_a_day_offline_is_buffered_then_replayed_in_order(make_sim, hes):
     assert len(hes.backend.arrivals) == before  # nothing got through
     waiting = [item.label for item in dc.outbox]
     assert any("load_profile" in label for label in waiting)
-    assert dc.events_logged(dcu.EV_DELIVERY_FAILING)
+    assert dc.events_logged(ev.EV_DELIVERY_FAILING)
     with pytest.raises(TransportError):  # the concentrator is unreachable too
         client(sim, hes).request(m.SyncRequest(1, m.ReportType.METER_LIST))
     sim.advance(hours=2)  # back online: the outbox is replayed
@@ -128,7 +128,7 @@ def test_a_day_offline_is_buffered_then_replayed_in_order(make_sim, hes):
     assert [label for _, _, label in replayed][: len(waiting)] == [
         label.split(" #")[-1] if " #" in label else label for label in waiting
     ]
-    assert dc.events_logged(dcu.EV_BACKHAUL_RESTORED)
+    assert dc.events_logged(ev.EV_BACKHAUL_RESTORED)
     # the whole day collected while offline arrived, for every meter
     day = dt.datetime(2026, 1, 15, tzinfo=UTC)
     for fm in dc.meters:
@@ -194,7 +194,7 @@ def test_discovery_approval_pending_and_lost_meters(pki):
             sim.advance(hours=2, minutes=10)
             lost = [i for _, i in hes.backend.meter_statuses if i.meter_id == gone]
             assert lost[-1].status is m.MeterStatus.LOST
-            assert dc.events_logged(dcu.EV_METER_LOST)[-1][4] == gone
+            assert dc.events_logged(ev.EV_METER_LOST)[-1][4] == gone
             sim.advance(hours=1, minutes=10)
             back = [i for _, i in hes.backend.meter_statuses if i.meter_id == gone]
             assert back[-1].status is m.MeterStatus.JOINED
@@ -234,8 +234,8 @@ def test_time_sync_sets_the_concentrator_then_the_drifting_meters(make_sim, hes)
             assert result.status is m.RequestStatus.FAILED
             assert "forced order" in result.message
     assert update.status is m.RequestStatus.PARTIAL
-    assert dc.events_logged(dcu.EV_METER_CLOCK_SET)
-    assert dc.events_logged(dcu.EV_METER_DRIFT_TOO_LARGE)
+    assert dc.events_logged(ev.EV_METER_CLOCK_SET)
+    assert dc.events_logged(ev.EV_METER_DRIFT_TOO_LARGE)
     # a forced order sets the rest, whatever their drift
     force = m.Order(3, window(sim), m.TimeSyncOrder(sim.clock.now(), force=True))
     client(sim, hes).order(force)
@@ -411,8 +411,8 @@ def test_firmware_campaign_with_corrupt_blocks_failed_activation_and_reboot(
         m.RequestStatus.WORKING
     )
     sim.advance(hours=5)  # transferred and verified, not yet activated
-    assert dc.events_logged(dcu.EV_BOOT)  # the reboot in the middle
-    resumed = dc.events_logged(dcu.EV_CAMPAIGN_RESUMED)
+    assert dc.events_logged(ev.EV_BOOT)  # the reboot in the middle
+    resumed = dc.events_logged(ev.EV_CAMPAIGN_RESUMED)
     assert any(e[4] == targets[1] and "from block" in e[5] for e in resumed)
     assert {dc.meter(t).firmware() for t in targets} == {"FW-1.0.0"}
     sim.advance(hours=2)
@@ -432,7 +432,7 @@ def test_firmware_campaign_with_corrupt_blocks_failed_activation_and_reboot(
             assert "verification failed 3 times" in result.message
     assert corrupted, "no block was corrupted: the fault was not exercised"
     assert update.status is m.RequestStatus.PARTIAL
-    assert dc.events_logged(dcu.EV_METER_ROLLED_BACK)
+    assert dc.events_logged(ev.EV_METER_ROLLED_BACK)
 
 
 def test_concentrator_firmware_activation_and_rollback(make_sim, hes):
@@ -448,7 +448,7 @@ def test_concentrator_firmware_activation_and_rollback(make_sim, hes):
     c.order(_firmware_order(2, sim, (), "DCU-2.0.0", target=target))
     sim.advance(minutes=5)
     assert hes.backend.status("DC0001", 2).status is m.RequestStatus.OK
-    assert dc.firmware == "DCU-2.0.0" and len(dc.events_logged(dcu.EV_BOOT)) == 2
+    assert dc.firmware == "DCU-2.0.0" and len(dc.events_logged(ev.EV_BOOT)) == 2
     bad = _firmware_order(3, sim, (), target=target)
     bad = m.Order(3, bad.window, m.FirmwareOrder(
         target, "X", bad.body.image, b"\x00" * 32))  # fmt: skip
@@ -464,7 +464,7 @@ def test_duplicates_reordering_losses_and_malformed_payloads(make_sim, hes):
     dc = sim.concentrator("DC0001")
     sim.advance(hours=50)
     backend = hes.backend
-    refused = dc.events_logged(dcu.EV_DELIVERY_REFUSED)
+    refused = dc.events_logged(ev.EV_DELIVERY_REFUSED)
     assert refused and len(backend.rejections) >= len(refused)
     assert backend.duplicates > 0 and not dc.outbox
     # nothing was ingested twice, and what was refused is still in the store

@@ -1,5 +1,6 @@
 """One simulated data concentrator (DCU): its G3 network, directory, clock,
-collection plan, buffers, outbox, orders, firmware and DLMS gateway.
+collection plan, buffers, outbox and DLMS gateway; the requests, orders and
+firmware it handles are in ``answers.py``, ``orders.py`` and ``firmware.py``.
 
 Time: the simulator's virtual clock is true time; the concentrator's own
 clock is true time plus ``clock_offset`` (wrong until the head-end sets it)
@@ -19,13 +20,12 @@ from __future__ import annotations
 import calendar
 import collections
 import datetime as dt
-import hashlib
 import math
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from trytond.modules.prepaid_headend.concentrator import files, gateway, reports
 from trytond.modules.prepaid_headend.concentrator import messages as m
@@ -33,40 +33,30 @@ from trytond.modules.prepaid_headend.concentrator.errors import ValidationError
 
 from simulators.meter.link import WrapperLink
 
-from . import meterops
+from .answers import RequestsMixin
 from .clock import Event, VirtualClock
 from .config import DcConfig
+from .events import (
+    EV_BACKHAUL_RESTORED,
+    EV_BOOT,
+    EV_CAMPAIGN_RESUMED,
+    EV_DELIVERY_FAILING,
+    EV_DELIVERY_REFUSED,
+    EV_METER_JOINED,
+    EV_METER_LOST,
+    EV_METER_PENDING,
+    EV_OUTBOX_OVERFLOW,
+)
+from .firmware import FirmwareMixin, _Campaign
 from .fleet import FleetMeter, MeterTemplate, unit
 from .g3 import G3Network, flaky_windows
+from .orders import OrdersMixin
 from .store import LOGS
 from .uplink import DELIVERED, REFUSED, TRANSIENT, OutboxItem, Uplink
 
 UTC = dt.UTC
-RETRY_S = 900.0  # orders retry unreachable meters every 15 minutes
 DELIVERY_BACKOFF_S = (300.0, 3600.0)  # first retry, longest wait
 ALARM_AFTER_FAILURES = 3
-
-# Concentrator events: (group, code). Groups as PRIME's S17 report orders
-# them (1 standard, 4 communication, 5 meter registration); 6 firmware is ours.
-EV_BOOT = (1, 1)
-EV_CLOCK_SET = (1, 2)
-EV_METER_CLOCK_SET = (1, 4)
-EV_METER_DRIFT_TOO_LARGE = (1, 5)
-EV_DELIVERY_FAILING = (4, 16)
-EV_DELIVERY_REFUSED = (4, 17)
-EV_OUTBOX_OVERFLOW = (4, 18)
-EV_BACKHAUL_RESTORED = (4, 19)
-EV_METER_JOINED = (5, 1)
-EV_METER_REMOVED = (5, 2)
-EV_METER_LOST = (5, 3)
-EV_METER_PENDING = (5, 5)
-EV_IMAGE_REFUSED = (6, 2)
-EV_METER_UPGRADED = (6, 3)
-EV_METER_UPGRADE_FAILED = (6, 4)
-EV_METER_ROLLED_BACK = (6, 5)
-EV_DC_UPGRADED = (6, 6)
-EV_DC_ROLLED_BACK = (6, 7)
-EV_CAMPAIGN_RESUMED = (6, 8)
 
 _PERIODS = {m.Period.QUARTER_HOUR: 900, m.Period.HOUR: 3600, m.Period.DAY: 86400}
 
@@ -90,28 +80,7 @@ def _dt(t: float) -> dt.datetime:
 
 
 @dataclass
-class _OrderRun:
-    order: m.Order
-    meters: list[FleetMeter]
-    outcomes: dict[str, m.MeterOutcome] = field(default_factory=dict)
-    rows: list[reports.Row] = field(default_factory=list)
-    elapsed: float = 0.0
-
-
-@dataclass
-class _Campaign:
-    order: m.Order
-    image_id: str
-    image: bytes
-    meters: list[FleetMeter]
-    activate_at: float | None  # concentrator time
-    index: int = 0
-    verified: list[FleetMeter] = field(default_factory=list)
-    outcomes: dict[str, m.MeterOutcome] = field(default_factory=dict)
-    rebooted: bool = False
-
-
-class Concentrator:
+class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
     def __init__(
         self,
         config: DcConfig,
@@ -752,481 +721,6 @@ class Concentrator:
             for n in names
             if not self._known(n)
         ]
-
-    # -- synchronous requests ------------------------------------------------
-    def sync_request(self, request: m.SyncRequest) -> m.SyncResponse:
-        kind, id_pet = request.report_type, request.id_pet
-        if kind not in m.SYNC_REPORTS:
-            return m.SyncResponse(
-                id_pet,
-                m.RequestStatus.MALFORMED,
-                None,
-                f"{kind} is answered asynchronously (AsyncRequest)",
-            )
-        with self.lock:
-            snapshot = self._snapshot(kind)
-            if snapshot is not None:
-                payload = self._payload(kind, id_pet, snapshot)
-                return m.SyncResponse(id_pet, m.RequestStatus.OK, payload)
-            names = request.meters
-            if not names or len(names) > self.config.sync_meter_limit:
-                return m.SyncResponse(
-                    id_pet,
-                    m.RequestStatus.MALFORMED,
-                    None,
-                    f"name 1 to {self.config.sync_meter_limit} meters",
-                )
-            now = self.clock.time()
-            unknown = [n for n in names if not self._known(n)]
-            rows, timeouts, elapsed = [], [], 0.0
-            for fm in self._targets(names):
-                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=2)
-                if not fm.online(now):
-                    ok, t = False, self.config.g3.app_timeout_s
-                elapsed += t
-                if ok:
-                    fm.last_seen = now
-                    rows += self._keep(fm, kind, self._read(fm, kind, now, 0))
-                else:
-                    timeouts.append(fm.meter_id)
-        time.sleep(elapsed * self.latency_scale)
-        if rows:
-            status = (
-                m.RequestStatus.PARTIAL if unknown or timeouts else m.RequestStatus.OK
-            )
-        elif timeouts:
-            status = m.RequestStatus.METER_TIMEOUT
-        else:
-            status = m.RequestStatus.UNKNOWN_METER
-        notes = []
-        if timeouts:
-            notes.append("no answer from " + ", ".join(timeouts))
-        if unknown:
-            notes.append("not in the directory: " + ", ".join(unknown))
-        payload = self._payload(kind, id_pet, rows) if rows else None
-        return m.SyncResponse(id_pet, status, payload, "; ".join(notes)[:1000] or None)
-
-    def _payload(self, kind, id_pet: int, rows) -> str:
-        generated = self._when(self.dc_time())
-        report = reports.Report(kind, self.dc_id, id_pet, generated, tuple(rows))
-        return reports.render(report)
-
-    # -- asynchronous requests and report queries ----------------------------
-    def accept_request(self, request: m.AsyncRequest | m.ReportQuery) -> m.Accepted:
-        answer_type = (
-            m.Accepted if isinstance(request, m.AsyncRequest) else m.ReportQueryAccepted
-        )
-        with self.lock:
-            seen = self._requests.get(request.id_pet)
-            if seen is not None:
-                return seen  # type: ignore[return-value]
-            names = request.meters
-            if names and all(not self._known(n) for n in names):
-                answer = answer_type(
-                    request.id_pet, m.RequestStatus.UNKNOWN_METER, "no such meter here"
-                )
-            else:
-                answer = answer_type(request.id_pet, m.RequestStatus.WORKING)
-                self.clock.after(0.0, self._answer_request, request)
-            self._remember(request.id_pet, answer)
-            return answer
-
-    def _answer_request(self, request: m.AsyncRequest | m.ReportQuery) -> None:
-        now = self.clock.time()
-        with self.lock:
-            outcomes = self._unknown(request.meters)
-            fms = self._targets(request.meters)
-            if isinstance(request, m.ReportQuery):
-                kind = m.ReportType.METER_EVENTS
-                rows = [
-                    r
-                    for fm in fms
-                    for r in self._stored(fm, kind, request.start, request.end)
-                    if (request.event_log is None or r.log == request.event_log)
-                    and (request.event_code is None or r.code == request.event_code)
-                ]
-                self._finish(request.id_pet, outcomes, 0.0, (kind, rows))
-                return
-            kind = request.report_type
-            snapshot = self._snapshot(kind)
-            stored = kind in (
-                m.ReportType.LOAD_PROFILE,
-                m.ReportType.DAILY,
-                m.ReportType.MONTHLY,
-                m.ReportType.METER_EVENTS,
-            )
-            if snapshot is not None:
-                rows, elapsed = snapshot, 0.0
-            elif request.source is m.Source.STORE and stored:
-                period = (request.start, request.end)
-                rows = [r for fm in fms for r in self._stored(fm, kind, *period)]
-                elapsed = 0.0
-            else:
-                rows, elapsed = [], 0.0
-                start = request.start.timestamp() if request.start else None
-                end = request.end.timestamp() if request.end else math.inf
-                for fm in fms:
-                    ok, t = self.g3.exchange(fm.hops, fm.rs485, count=3)
-                    if not fm.online(now):
-                        ok, t = False, self.config.g3.app_timeout_s
-                    elapsed += t
-                    if not ok:
-                        outcomes.append(
-                            m.MeterOutcome(fm.meter_id, m.RequestStatus.METER_TIMEOUT)
-                        )
-                        continue
-                    span = now + fm.clock_offset() - (start or now - 86400) + 1
-                    got = self._keep(fm, kind, self._read(fm, kind, now, span))
-                    rows += [r for r in got if r.time.timestamp() <= end]
-            self._finish(request.id_pet, outcomes, elapsed, (kind, rows))
-
-    # -- orders --------------------------------------------------------------
-    def accept_order(self, order: m.Order) -> m.OrderAccepted:
-        with self.lock:
-            seen = self._requests.get(order.id_pet)
-            if seen is not None:
-                return seen  # type: ignore[return-value]
-            answer = self._check_order(order)
-            self._remember(order.id_pet, answer)
-            if answer.status is m.RequestStatus.WORKING:
-                start = order.window.start
-                at = self._true(start.timestamp()) if start else self.clock.time()
-                self.clock.at(at, self._execute, order)
-            return answer
-
-    def _check_order(self, order: m.Order) -> m.OrderAccepted:
-        body, id_pet = order.body, order.id_pet
-        if not isinstance(body, m.TimeSyncOrder):  # a wrong clock must be settable
-            if order.window.end.timestamp() <= self.dc_time():
-                return m.OrderAccepted(
-                    id_pet,
-                    m.RequestStatus.EXPIRED,
-                    "the execution window had ended when the order arrived",
-                )
-        if isinstance(body, m.FirmwareOrder):
-            if hashlib.sha256(body.image).digest() != body.sha256:
-                self.log(EV_IMAGE_REFUSED, detail=body.image_id)
-                return m.OrderAccepted(
-                    id_pet,
-                    m.RequestStatus.MALFORMED,
-                    "image does not match its SHA-256",
-                )
-        if isinstance(body, m.MeterAddOrder):
-            return m.OrderAccepted(id_pet, m.RequestStatus.WORKING)
-        names = getattr(body, "meters", ())
-        unknown = [n for n in names if not self._known(n)]
-        if names and len(unknown) == len(names):
-            return m.OrderAccepted(
-                id_pet,
-                m.RequestStatus.UNKNOWN_METER,
-                "not in the directory: " + ", ".join(unknown[:20]),
-            )
-        note = f"{len(unknown)} meter(s) not in the directory" if unknown else None
-        return m.OrderAccepted(id_pet, m.RequestStatus.WORKING, note)
-
-    def _execute(self, order: m.Order) -> None:
-        body = order.body
-        if isinstance(body, m.RelayOrder):
-            with self.lock:
-                run = _OrderRun(order, self._targets(body.meters))
-                run.outcomes.update({o.meter_id: o for o in self._unknown(body.meters)})
-            self._relay_attempt(run)
-        elif isinstance(body, m.TimeSyncOrder):
-            self._time_sync(order)
-        elif isinstance(body, m.MeterAddOrder):
-            self._meter_add(order)
-        elif isinstance(body, m.MeterRemoveOrder):
-            self._meter_remove(order)
-        elif isinstance(body, m.CollectionPlanOrder):
-            with self.lock:
-                self.set_plan(body.tasks)
-                self._finish(order.id_pet, (), 0.0)
-        elif isinstance(body, m.FirmwareOrder):
-            if body.target is m.FirmwareTarget.CONCENTRATOR:
-                at = body.activate_at
-                when = self._true(at.timestamp()) if at else self.clock.time()
-                self.clock.at(when, self._activate_own_image, order)
-            else:
-                self._campaign_start(order)
-
-    def _relay_attempt(self, run: _OrderRun) -> None:
-        body = run.order.body
-        assert isinstance(body, m.RelayOrder)
-        now = self.clock.time()
-        with self.lock:
-            elapsed = 0.0
-            for fm in run.meters:
-                if fm.meter_id in run.outcomes or not fm.online(now):
-                    continue
-                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=3)
-                elapsed += t
-                if not ok:
-                    continue
-                meter = fm.materialise(self.clock)
-                connected, state = meterops.relay(meter, body.action.value)
-                fm.last_seen = now
-                names = ("disconnected", "connected", "ready_for_reconnection")
-                run.outcomes[fm.meter_id] = m.MeterOutcome(
-                    fm.meter_id, m.RequestStatus.OK, names[state]
-                )
-                meter_now = self._when(now + fm.clock_offset())
-                run.rows.append(
-                    reports.RelayRow(fm.meter_id, meter_now, connected, state)
-                )
-            left = [fm for fm in run.meters if fm.meter_id not in run.outcomes]
-            end = self._true(run.order.window.end.timestamp())
-            if left and now + RETRY_S < end:
-                self.clock.after(RETRY_S, self._relay_attempt, run)
-                return
-            for fm in left:
-                run.outcomes[fm.meter_id] = m.MeterOutcome(
-                    fm.meter_id,
-                    m.RequestStatus.EXPIRED,
-                    "not reached within the execution window",
-                )
-            self._finish(
-                run.order.id_pet,
-                run.outcomes.values(),
-                elapsed,
-                (m.ReportType.RELAY_STATUS, run.rows),
-            )
-
-    def _time_sync(self, order: m.Order) -> None:
-        body = order.body
-        assert isinstance(body, m.TimeSyncOrder)
-        now = self.clock.time()
-        with self.lock:
-            old = self.clock_offset
-            self.clock_offset = body.time.timestamp() - now
-            self.clock_set = now
-            self.log(EV_CLOCK_SET, detail=f"moved {self.clock_offset - old:+.1f} s")
-            self.set_plan(self.plan)  # the plan follows the new clock
-            threshold = body.threshold_s
-            if threshold is None:
-                threshold = self.config.time_threshold_s
-            outcomes = self._unknown(body.meters)
-            elapsed = 0.0
-            for fm in self._targets(body.meters):
-                if fm.state != "joined" or not fm.online(now):
-                    outcomes.append(
-                        m.MeterOutcome(fm.meter_id, m.RequestStatus.METER_TIMEOUT)
-                    )
-                    continue
-                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=2)
-                elapsed += t
-                if not ok:
-                    outcomes.append(
-                        m.MeterOutcome(fm.meter_id, m.RequestStatus.METER_TIMEOUT)
-                    )
-                    continue
-                outcomes.append(self._sync_meter(fm, threshold, body.force))
-            self._finish(order.id_pet, outcomes, elapsed)
-
-    def _sync_meter(self, fm: FleetMeter, threshold: float, force: bool):
-        drift = fm.clock_offset() - self.clock_offset
-        mid = fm.meter_id
-        if abs(drift) <= threshold and not force:
-            return m.MeterOutcome(
-                mid, m.RequestStatus.OK, f"drift {drift:+.1f} s, within {threshold:g} s"
-            )
-        if abs(drift) > self.config.time_max_auto_s and not force:
-            self.log(EV_METER_DRIFT_TOO_LARGE, mid, f"drift {drift:+.0f} s")
-            return m.MeterOutcome(
-                mid,
-                m.RequestStatus.FAILED,
-                f"drift {drift:+.0f} s beyond {self.config.time_max_auto_s:g} s: "
-                "set only by a forced order",
-            )
-        meterops.set_clock(fm.materialise(self.clock), self._when(self.dc_time()))
-        self.log(EV_METER_CLOCK_SET, mid, f"drift {drift:+.0f} s")
-        return m.MeterOutcome(
-            mid, m.RequestStatus.OK, f"clock set (drift {drift:+.0f} s)"
-        )
-
-    def _meter_add(self, order: m.Order) -> None:
-        body = order.body
-        assert isinstance(body, m.MeterAddOrder)
-        with self.lock:
-            outcomes = []
-            for entry in body.entries:
-                fm = self.by_pda.get(entry.pda)
-                if fm is None:
-                    outcomes.append(
-                        m.MeterOutcome(
-                            entry.meter_id,
-                            m.RequestStatus.UNKNOWN_METER,
-                            "no meter with this PDA on this network",
-                        )
-                    )
-                elif fm.meter_id != entry.meter_id:
-                    outcomes.append(
-                        m.MeterOutcome(
-                            entry.meter_id,
-                            m.RequestStatus.FAILED,
-                            f"this PDA is meter {fm.meter_id}",
-                        )
-                    )
-                else:
-                    fm.in_directory = fm.approved = True
-                    fm.refused = False
-                    fm.model = entry.model or fm.model
-                    outcomes.append(m.MeterOutcome(fm.meter_id, m.RequestStatus.OK))
-            self._finish(order.id_pet, outcomes, 0.0)
-
-    def _meter_remove(self, order: m.Order) -> None:
-        body = order.body
-        assert isinstance(body, m.MeterRemoveOrder)
-        now = self.clock.time()
-        with self.lock:
-            outcomes = self._unknown(body.meters)
-            removed = []
-            for fm in self._targets(body.meters):
-                fm.in_directory = fm.approved = False
-                self.log(EV_METER_REMOVED, fm.meter_id)
-                removed.append(self._status_item(fm, m.MeterStatus.REMOVED, now))
-                outcomes.append(m.MeterOutcome(fm.meter_id, m.RequestStatus.OK))
-            self._finish(order.id_pet, outcomes, 0.0)
-        if removed:
-            self._enqueue(
-                [
-                    OutboxItem(
-                        self._next_seq(),
-                        m.MeterStatusUpdate(self.dc_id, tuple(removed)),
-                    )
-                ]
-            )
-
-    # -- firmware ------------------------------------------------------------
-    def _activate_own_image(self, order: m.Order) -> None:
-        body = order.body
-        assert isinstance(body, m.FirmwareOrder)
-        with self.lock:
-            old = self.firmware
-            if self._image_fault_pending:
-                self._image_fault_pending = False
-                self.log(
-                    EV_DC_ROLLED_BACK, detail=f"{body.image_id} did not start; {old}"
-                )
-                status = m.RequestStatus.FAILED
-                message = f"{body.image_id} did not start; back on {old} (rolled back)"
-            else:
-                self.firmware = body.image_id
-                self.log(EV_DC_UPGRADED, detail=f"{old} -> {body.image_id}")
-                status, message = m.RequestStatus.OK, f"{old} -> {body.image_id}"
-        self.reboot(f"activation of {body.image_id}")
-        with self.lock:
-            self._finish(
-                order.id_pet, (), self.config.boot_s, status=status, message=message
-            )
-
-    def _campaign_start(self, order: m.Order) -> None:
-        body = order.body
-        assert isinstance(body, m.FirmwareOrder)
-        with self.lock:
-            at = body.activate_at.timestamp() if body.activate_at else None
-            self.campaign = _Campaign(
-                order, body.image_id, body.image, self._targets(body.meters), at
-            )
-            self.campaign.outcomes.update(
-                {o.meter_id: o for o in self._unknown(body.meters)}
-            )
-        self._campaign_step()
-
-    def _campaign_step(self) -> None:
-        with self.lock:
-            c = self.campaign
-            if c is None or self.booting():
-                return  # after a reboot, _booted resumes it
-            if c.index >= len(c.meters):
-                at = self._true(c.activate_at) if c.activate_at else self.clock.time()
-                self.clock.at(at, self._campaign_activate)
-                return
-            fm = c.meters[c.index]
-            now = self.clock.time()
-            if not fm.online(now):
-                c.outcomes[fm.meter_id] = m.MeterOutcome(
-                    fm.meter_id, m.RequestStatus.METER_TIMEOUT, "not on the network"
-                )
-                c.index += 1
-                self.clock.after(self.config.g3.app_timeout_s, self._campaign_step)
-                return
-            meter = fm.materialise(self.clock)
-            size, block = len(c.image), meterops.image_block_size(meter)
-            count = -(-size // block)
-            first = meterops.image_resume_point(meter, c.image_id, size)
-            if first is None:
-                meterops.image_initiate(meter, c.image_id, size)
-                first = 0
-            else:
-                self.log(EV_CAMPAIGN_RESUMED, fm.meter_id, f"from block {first}")
-            reboot_here = (
-                self.faults.reboot_in_campaign_at == c.index and not c.rebooted
-            )
-            last = first + (count - first) // 2 if reboot_here else count
-            self._send_blocks(meter, c, range(first, last), block)
-            ok, elapsed = self.g3.exchange(fm.hops, fm.rs485, count=last - first + 2)
-            if reboot_here:
-                c.rebooted = True
-                self.clock.after(elapsed, self.reboot, "power failure in a campaign")
-                return
-            status = meterops.image_verify(meter) if ok else None
-            attempts = 1
-            while ok and status != meterops.VERIFIED and attempts < 3:
-                self._send_blocks(meter, c, range(count), block)  # all again
-                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=count + 1)
-                elapsed += t
-                status = meterops.image_verify(meter) if ok else None
-                attempts += 1
-            if status == meterops.VERIFIED:
-                c.verified.append(fm)
-            else:
-                why = (
-                    "transfer interrupted" if not ok else "verification failed 3 times"
-                )
-                self.log(EV_METER_UPGRADE_FAILED, fm.meter_id, why)
-                c.outcomes[fm.meter_id] = m.MeterOutcome(
-                    fm.meter_id,
-                    m.RequestStatus.METER_TIMEOUT if not ok else m.RequestStatus.FAILED,
-                    why,
-                )
-            c.index += 1
-            self.clock.after(elapsed, self._campaign_step)
-
-    def _send_blocks(self, meter, c: _Campaign, numbers: range, size: int) -> None:
-        rate = self.faults.corrupt_block_rate
-        for n in numbers:
-            data = c.image[n * size : (n + 1) * size]
-            if rate and self.rng.random() < rate:
-                data = meterops.corrupt(data, n)
-            meterops.image_block(meter, n, data)
-
-    def _campaign_activate(self) -> None:
-        with self.lock:
-            c = self.campaign
-            if c is None:
-                return
-            elapsed = 0.0
-            for fm in c.verified:
-                meter = fm.materialise(self.clock)
-                old = fm.firmware()
-                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=2)
-                elapsed += t
-                status = meterops.image_activate(meter)
-                now_running = fm.firmware()
-                if status == meterops.ACTIVATED and now_running == c.image_id:
-                    self.log(EV_METER_UPGRADED, fm.meter_id, f"{old} -> {c.image_id}")
-                    c.outcomes[fm.meter_id] = m.MeterOutcome(
-                        fm.meter_id, m.RequestStatus.OK, f"{old} -> {c.image_id}"
-                    )
-                else:
-                    self.log(EV_METER_ROLLED_BACK, fm.meter_id, now_running)
-                    c.outcomes[fm.meter_id] = m.MeterOutcome(
-                        fm.meter_id,
-                        m.RequestStatus.FAILED,
-                        f"activation failed; {now_running} still running (rolled back)",
-                    )
-            self.campaign = None
-            self._finish(c.order.id_pet, c.outcomes.values(), elapsed)
 
     # -- the DLMS gateway ----------------------------------------------------
     def gateway(self, frame: bytes) -> m.GatewayResponse:
