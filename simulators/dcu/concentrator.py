@@ -25,7 +25,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from trytond.modules.prepaid_headend.concentrator import files, gateway, reports
 from trytond.modules.prepaid_headend.concentrator import messages as m
@@ -79,7 +78,6 @@ def _dt(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, UTC)
 
 
-@dataclass
 class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
     def __init__(
         self,
