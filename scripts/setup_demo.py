@@ -9,6 +9,7 @@ as cashier) adds only what is missing.
 import argparse
 import importlib
 import os
+import urllib.parse
 
 from proteus import Model, Wizard
 from proteus import config as pconfig
@@ -64,13 +65,33 @@ def _load(demo, pool):
     return counts
 
 
+def database_uri(name, config_file=None):
+    """The database URI proteus needs: the server's own database URI with the
+    database name as its path.
+
+    proteus takes a bare name as a whole URI when ``TRYTOND_DATABASE_URI`` is
+    unset (trytond then finds no backend named ``''``), so the base comes from
+    trytond's configuration as the server reads it: ``TRYTOND_DATABASE__URI``,
+    ``TRYTOND_DATABASE_URI``, the configuration file, ``sqlite://`` otherwise.
+    """
+    from trytond import config
+
+    config.update_etc(config_file)
+    base = urllib.parse.urlparse(config.get('database', 'uri'))
+    if not base.scheme:
+        raise SystemExit(f'database URI without a scheme: {base.geturl()!r}')
+    return urllib.parse.urlunparse(base._replace(path='/' + name))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--database', '-d', required=True)
     parser.add_argument('--config', '-c', default=os.environ.get('TRYTOND_CONFIG'))
     args = parser.parse_args()
 
-    pconfig.set_trytond(database=args.database, config_file=args.config)
+    pconfig.set_trytond(
+        database=database_uri(args.database, args.config), config_file=args.config
+    )
     from trytond.modules.prepaid_vending.company_setup import setup_company
 
     activate(MODULES)
