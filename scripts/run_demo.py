@@ -35,6 +35,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -65,6 +66,7 @@ DEFAULT_METER_PORT = 4061
 METERS = 20
 MODULES = ('prepaid_vending', 'prepaid_sts', 'prepaid_headend')
 STOP_TIMEOUT = 10
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 START_TIMEOUT = 120
 
 
@@ -81,7 +83,43 @@ class DemoError(Exception):
 
 
 def say(text: str = '') -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass  # the terminal is gone (SIGHUP): stopping must go on
+
+
+class Signals:
+    """SIGINT, SIGTERM and SIGHUP raise Stop, except inside ``starting()``:
+    between the start of a child and its registration a signal waits, so
+    that no child escapes the stop."""
+
+    def __init__(self):
+        self.deferring = False
+        self.pending: int | None = None
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum, frame) -> None:
+        if self.deferring:
+            self.pending = signum
+        else:
+            raise Stop(signum)
+
+    @contextlib.contextmanager
+    def starting(self):
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+            if self.pending is not None:
+                raise Stop(self.pending)
+
+
+SIGNALS = Signals()
 
 
 def port_number(text: str) -> int:
@@ -295,21 +333,22 @@ def run_step(name: str, command: list, env: dict, log_name: str) -> None:
     with open(log_path, 'a') as log:
         log.write(f'\n=== {time.strftime("%Y-%m-%d %H:%M:%S")} {name}\n')
         log.flush()
-        process = subprocess.Popen(
-            [str(c) for c in command],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
+        process = None
         try:
+            with SIGNALS.starting():
+                process = subprocess.Popen(
+                    [str(c) for c in command],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    process_group=0,
+                )
             status = process.wait()
         finally:
-            if process.poll() is None:
-                stop_group(process.pid)
-                process.wait()
+            if process is not None and process.poll() is None:
+                stop_group(process.pid, [process])
     if status:
         raise DemoError(f'{name} failed (exit {status}):\n{tail(log_path)}')
 
@@ -369,22 +408,21 @@ class Services:
         self.pgid: int | None = None
 
     def start(self, name: str, command: list) -> subprocess.Popen:
-        log = open(LOG_DIR / f'{name}.log', 'w')
-        process = subprocess.Popen(
-            [str(c) for c in command],
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # The first one leads the group; the others join it.
-            process_group=self.pgid or 0,
-        )
-        log.close()
-        if self.pgid is None:
-            self.pgid = process.pid
-            write_state(process_group=self.pgid)
-        self.processes[name] = process
+        with open(LOG_DIR / f'{name}.log', 'w') as log, SIGNALS.starting():
+            process = subprocess.Popen(
+                [str(c) for c in command],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # The first one leads the group; the others join it.
+                process_group=self.pgid or 0,
+            )
+            if self.pgid is None:
+                self.pgid = process.pid
+                write_state(process_group=self.pgid)
+            self.processes[name] = process
         return process
 
     def check(self) -> None:
@@ -515,17 +553,10 @@ def banner(args: argparse.Namespace) -> None:
     )
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    def on_signal(signum, frame):
-        raise Stop(signum)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
+    SIGNALS.install()
     try:
         make_private()
         lock = take_lock()
