@@ -110,16 +110,13 @@ def customer_count():
 
 
 def main():
-    from trytond.modules.prepaid_headend.demo import DEMO_FIRST_PORT
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--database', '-d', required=True)
     parser.add_argument('--config', '-c', default=os.environ.get('TRYTOND_CONFIG'))
     parser.add_argument(
         '--meter-port',
         type=int,
-        default=DEMO_FIRST_PORT,
-        help='port of the first simulated meter (default %(default)s)',
+        help='port of the first simulated meter (default: the demo channels\' 4061)',
     )
     parser.add_argument(
         '--simulator-keys',
@@ -132,11 +129,14 @@ def main():
     pconfig.set_trytond(
         database=database_uri(args.database, args.config), config_file=args.config
     )
+    # Modules are imported once trytond is configured (proteus does it).
+    from trytond.modules.prepaid_headend.demo import DEMO_FIRST_PORT
     from trytond.modules.prepaid_vending.company_setup import setup_company
 
     activate(MODULES)
     setup_company()
-    counts, simulator = load_demo_data(args.database, customers, args.meter_port)
+    meter_port = args.meter_port or DEMO_FIRST_PORT
+    counts, simulator = load_demo_data(args.database, customers, meter_port)
     print('Demo data:', ', '.join(f'{k} {v}' for k, v in counts.items()))
     if args.simulator_keys:
         keys = [meter['decoder_key'] for meter in simulator]

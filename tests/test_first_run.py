@@ -572,3 +572,40 @@ def test_first_run_sells_stops_and_runs_again(fresh_copy):
     finally:
         third.kill()
         second.kill()
+
+
+def test_setup_demo_takes_the_backend_from_the_configuration(tmp_path):
+    """setup_demo.py with no TRYTOND_* variable at all: proteus once took the
+    bare database name for the URI ("No module named 'trytond.backend.'");
+    now trytond's own default (sqlite://, databases in ~/db) is used, and a
+    configured URI gets the database name as its path."""
+    python = ROOT / '.venv' / 'bin' / 'python'
+    require(python.exists(), 'the virtualenv is missing: run scripts/demo once')
+    env = {'PATH': CLEAN_PATH, 'HOME': str(tmp_path), 'LANG': 'C.UTF-8'}
+    missing = subprocess.run(
+        [python, ROOT / 'scripts' / 'setup_demo.py', '-d', 'missing'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0
+    assert 'trytond.backend' not in missing.stderr
+    assert f"Database '{tmp_path}/db/missing.sqlite' doesn't exist" in missing.stderr
+
+    def uri(**variables) -> str:
+        code = 'import setup_demo; print(setup_demo.database_uri("demo"))'
+        return subprocess.run(
+            [python, '-c', code],
+            cwd=ROOT / 'scripts',
+            env={**env, **variables},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+
+    assert uri() == 'sqlite:///demo'
+    postgresql = 'postgresql://tryton:secret@db:5432/'
+    assert uri(TRYTOND_DATABASE__URI=postgresql) == postgresql + 'demo'
+    assert uri(TRYTOND_DATABASE_URI=postgresql) == postgresql + 'demo'
