@@ -205,7 +205,7 @@ def luhn_digit(digits: str) -> str:
 
 #: Tariffs of the demo: (code, name, STS tariff index, customer categories,
 #: kind, blocks as (upper kWh or None, price per kWh excl. VAT), monthly
-#: service charge excl. VAT).  Residential prices follow vending.md Example C
+#: service charge excl. VAT).  Residential prices follow docs/vending.md Example C
 #: with a fourth block; prices exclude the 15 % VAT.
 DEMO_TARIFFS = (
     (

@@ -234,7 +234,7 @@ class DemoVendingTestCase(unittest.TestCase):
             ]
             self.assertTrue(smart)
             vend = Vend.vend(smart[0], D('200.00'), 'cash', head_office, 'demo-1')
-            # vending.md Example C pipeline: R57.50 service charge incl. VAT,
+            # docs/vending.md Example C pipeline: R57.50 service charge incl. VAT,
             # R142.50 energy = 123.91 + VAT; 50 kWh @ 1.20 + 63.91 / 1.60.
             self.assertEqual(vend.units_kwh, D('89.9'))
             self.assertEqual(vend.vat_amount, D('26.09'))
