@@ -191,6 +191,32 @@ class SettingsSecurityTestCase(unittest.TestCase):
         self.assertEqual(broker.password, "Br0ker-Pw")
         self.assertTrue(broker.allow_plain_password and not broker.tls)
 
+    @with_transaction()
+    def test_mqtt_settings_of_older_releases_are_moved(self):
+        "The broker settings kept on prepaid.configuration are carried over"
+        from sql import Table
+        from trytond import backend
+
+        pool = Pool()
+        Configuration = pool.get("prepaid.configuration")
+        Communication = pool.get("prepaid.headend.communication")
+        Configuration.write([Configuration(1)], {"reprint_count": 5})  # the row
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*Communication.__table__().delete())
+        handler = backend.TableHandler(Configuration)
+        for name, kind in (("mqtt_host", "VARCHAR"), ("mqtt_port", "INTEGER")):
+            if not handler.column_exist(name):
+                handler.add_column(name, kind)
+        old = Table(Configuration._table)
+        cursor.execute(
+            *old.update([old.mqtt_host, old.mqtt_port], ["broker.example.net", 1883])
+        )
+        Communication._migrate_from_configuration()
+        settings = Communication(Communication.get_singleton().id)
+        self.assertEqual(
+            (settings.mqtt_host, settings.mqtt_port), ("broker.example.net", 1883)
+        )
+
     def test_client_refuses_a_password_over_plain_tcp(self):
         "Settings that bypass the form (older data) still never leak it"
         plain = BrokerSettings("127.0.0.1", 1883, "hes", "Br0ker-Pw", timeout=0.5)
