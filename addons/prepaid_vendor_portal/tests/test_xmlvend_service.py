@@ -398,13 +398,54 @@ def test_redaction_masks_credentials_cards_and_key_change_tokens():
     assert credit_token.encode() in redacted  # disputes are about the credit token
 
 
-def test_redaction_of_a_body_that_cannot_be_parsed():
-    hostile = (
-        b'<!DOCTYPE x><a><b:password xmlns:b="u">hunter2</b:password>' + b"x" * 10_000
+def test_redaction_masks_a_cheque_account_but_not_a_customer_account():
+    cheque = x.Cheque(
+        cheq_amt=fake.currency("115.00"),
+        acc_holder_name="A Holder",
+        acc_holder_id_no="8001015009087",
+        acc_no="62001234567",
+        bank_name="Demo Bank",
+        branch_code="250655",
+        cheq_no="000123",
+        cheq_type="Personal",
+        micr="c000123c250655a62001234567c",
     )
-    redacted = x.redact(hostile, keep=200)
-    assert b"hunter2" not in redacted and len(redacted) < 400
-    assert redacted.startswith(b"<!-- unparsed (document type declarations")
+    message = replace(credit_vend(), pay_type=cheque)
+    redacted = x.redact(soap(message))
+    assert b"62001234567" not in redacted and b"c000123c" not in redacted
+    assert b"000123" in redacted  # the cheque number is no secret
+    assert x.read_request(redacted).message.pay_type.acc_no == "****"
+    by_account = x.ConfirmCustomerReq(
+        **header(),
+        id_method=x.CustIDMethod(cust_identifier=x.CustAccountNo(acc_no="ACC00360")),
+    )
+    assert b'accNo="ACC00360"' in x.redact(soap(by_account))
+
+
+UNPARSABLE = {
+    "CDATA, then cut": b"<a><password><![CDATA[s3cret]]></password>",
+    "comment in the value, bad UTF-8": b"<a><password>s3<!-- -->cret</password>\xff",
+    "UTF-16": "<a><password>s3cret</password></a>".encode("utf-16"),
+    "DOCTYPE": b'<!DOCTYPE a><a><b:password xmlns:b="u">s3cret</b:password></a>',
+    "oversized": b"<a><password>s3cret</password>" + b"x" * (1 << 20) + b"</a>",
+    "tag cut by a bad byte": b"<a><pass\xffword>s3cret</password></a>",
+}
+
+
+@pytest.mark.parametrize("body", UNPARSABLE.values(), ids=UNPARSABLE)
+def test_a_body_that_cannot_be_parsed_is_not_stored(body):
+    redacted = x.redact(body)
+    assert b"s3" not in redacted and b"cret" not in redacted
+    assert redacted.startswith(b"<!-- not stored: ")
+    assert redacted.endswith(f"; {len(body)} bytes -->".encode())
+
+
+def test_a_parsed_body_is_masked_whatever_the_password_is_written_as():
+    for password in (b"<![CDATA[s3cret]]>", b"s3<!-- -->cret", b"s3<x>c</x>ret"):
+        body = soap(credit_vend()).replace(b"secret-1", password)
+        redacted = x.redact(body)
+        assert b"s3" not in redacted and b"ret<" not in redacted, redacted
+        assert b"OPERATOR1" in redacted
 
 
 # --------------------------------------------------------------- schema files
