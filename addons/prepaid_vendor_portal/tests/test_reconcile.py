@@ -10,6 +10,7 @@ import io
 import json
 import re
 import zipfile
+from dataclasses import replace
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -207,6 +208,53 @@ def test_conflicting_keys_are_noted():
                                    vendor_tz=SAST, as_of=AS_OF))  # fmt: skip
     assert items["V1"].matched_by == "msg_id"
     assert items["V1"].notes == ("its token is that of transaction V2",)
+
+
+def test_a_row_whose_first_key_is_taken_stays_open_with_the_conflict_noted():
+    # Line 3 repeats line 2's msgID, but its token is V2's: which one is
+    # wrong is for a person to find out, so V2 is not matched by guess.
+    rows = [
+        VendorRow(2, local(2026, 3, 5, 10), D("100.00"), Kind.SALE,
+                  msg_id="20260305100000:1"),
+        VendorRow(3, local(2026, 3, 6, 9), D("50.00"), Kind.SALE,
+                  msg_id="20260305100000:1", token=T2),
+    ]  # fmt: skip
+    result = reconcile(rows, UTILITY[:2], *MARCH, utility_tz=SAST, vendor_tz=SAST,
+                       as_of=AS_OF)  # fmt: skip
+    items = by_reference(result)
+    assert (items["V1"].cls, items["V1"].vendor_lines) == (Class.MATCHED, (2,))
+    assert (items["V2"].cls, items["V2"].vendor_lines) == (Class.UTILITY_ONLY, ())
+    (loose,) = [item for item in result.items if not item.utility]
+    assert (loose.cls, loose.vendor_lines, loose.is_open) == (
+        Class.DUPLICATE, (3,), True)  # fmt: skip
+    assert loose.notes == (
+        "duplicate of line 2", "its token is that of transaction V2")  # fmt: skip
+
+
+def test_msg_ids_compare_without_leading_zeros_on_both_sides():
+    tx = UtilityTx("V", local(2026, 3, 5, 10), D("10.00"), "20260305100000:0001")
+    row = VendorRow(2, local(2026, 3, 5, 10), D("10.00"), Kind.SALE,
+                    msg_id=parse_msg_id("20260305100000-00001"))  # fmt: skip
+    result = reconcile([row], [tx], *MARCH, utility_tz=SAST, vendor_tz=SAST,
+                       as_of=AS_OF)  # fmt: skip
+    assert [(i.cls, i.matched_by) for i in result.items] == [
+        (Class.MATCHED, "msg_id")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"msg_id": "yesterday:1"}, "transaction V: 'yesterday:1' is not a msgID"),
+        ({"at": dt.datetime(2026, 3, 5, 10)}, "transaction V: time without zone"),
+        ({"reversed_at": dt.datetime(2026, 3, 5, 11)},
+         "transaction V: reversal time without zone"),
+    ],
+)  # fmt: skip
+def test_utility_transactions_are_checked(change, error):
+    tx = UtilityTx("V", local(2026, 3, 5, 10), D("10.00"), "20260305100000:1")
+    with pytest.raises(ValueError, match=re.escape(error)):
+        reconcile([], [replace(tx, **change)], *MARCH, utility_tz=SAST,
+                  vendor_tz=SAST, as_of=AS_OF)  # fmt: skip
 
 
 # ----------------------------------------------------------------- values
