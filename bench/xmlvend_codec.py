@@ -11,13 +11,11 @@ Run: .venv/bin/python bench/xmlvend_codec.py
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from lxml import etree
+from timing import per_call_us
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -108,16 +106,6 @@ LARGEST = BODY.replace(
     + b"p" * (x.REQUEST_LIMITS.max_body - len(BODY) - 60)
     + b"</e:pad>",
 )
-
-
-def per_call_us(func: Callable[[], object], calls: int, rounds: int = 7) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            func()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
 
 
 def main() -> None:

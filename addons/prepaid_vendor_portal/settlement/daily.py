@@ -20,7 +20,7 @@ leading ``=``, ``+``, ``-``, ``@``, tab or CR) are prefixed with ``'``.
 
 The business day runs from ``day_start`` (the time the API terminals'
 daily batch closes, midnight by default) on the business date to the same
-time the next day, in the utility's time zone.
+time the next day, in the utility's time zone (:func:`..days.business_day`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from ..days import MIDNIGHT, business_day
 from ..money import ZERO, format_amount, quantum, require_decimal
 
 KWH_QUANTUM = Decimal("0.01")
@@ -92,15 +93,6 @@ class Trailer:
     sha256: str
 
 
-def business_day(
-    day: dt.date, timezone: ZoneInfo, day_start: dt.time = dt.time()
-) -> tuple[dt.datetime, dt.datetime]:
-    "[start, end) of the business day, aware, in the utility's time zone"
-    start = dt.datetime.combine(day, day_start, timezone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), day_start, timezone)
-    return start, end
-
-
 def file_name(vendor: str, day: dt.date) -> str:
     "settlement_<vendor>_<yyyymmdd>.csv, the vendor code made safe for a path"
     safe = re.sub(r"[^A-Za-z0-9_-]+", "-", vendor).strip("-") or "vendor"
@@ -120,7 +112,7 @@ def daily_file(
     timezone: ZoneInfo,
     currency: str,
     digits: int = 2,
-    day_start: dt.time = dt.time(),
+    day_start: dt.time = MIDNIGHT,
 ) -> bytes:
     """The settlement file of vendor for the business day (see the module).
 

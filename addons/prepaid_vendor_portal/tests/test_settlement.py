@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pypdf
 import pytest
+from trytond.modules.prepaid_vendor_portal.money import format_amount, quantum
 from trytond.modules.prepaid_vendor_portal.settlement import (
     COLUMNS,
     NO_ACTIVITY,
@@ -22,7 +23,6 @@ from trytond.modules.prepaid_vendor_portal.settlement import (
     StatementLine,
     TxKind,
     build_statement,
-    business_day,
     daily_file,
     file_name,
     read_daily_file,
@@ -105,11 +105,18 @@ def test_empty_day_still_has_header_and_trailer():
     assert (rows, trailer.count, trailer.amount) == ([], 0, D(0))
 
 
-def test_business_day_with_a_batch_close_time():
+def test_amounts_in_files_have_the_currency_digits_and_never_a_minus_zero():
+    # The tariff calculator's rounding, shared with the vendor cores.
+    assert format_amount(D("-0.004")) == "0.00"
+    assert format_amount(D("1234.565")) == "1234.57"
+    assert format_amount(D("7.5"), quantum(0)) == "8"
+    with pytest.raises(ValueError, match="currency digits must be 0 to 6"):
+        quantum(7)
+
+
+def test_a_batch_close_time_moves_the_business_day():
     # API terminals' daily batch closes at 22:00: the business day of 5 March
     # runs from 22:00 on the 5th to 22:00 on the 6th.
-    start, end = business_day(DAY, SAST, dt.time(22))
-    assert (start, end) == (local(2026, 3, 5, 22), local(2026, 3, 6, 22))
     late = SettlementTx(local(2026, 3, 6, 21, 59), TxKind.SALE, "T", "R9", D(10))
     daily_file("V", DAY, [late], timezone=SAST, currency="ZAR", day_start=dt.time(22))
     with pytest.raises(ValueError, match="not in the business day"):
