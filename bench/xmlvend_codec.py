@@ -2,8 +2,9 @@
 
 Parsing a credit vend request (hardened parse, envelope, typed request),
 rendering its response, the whole sans-io ``handle()`` with a backend that
-answers at once, storing and replaying a response, redaction, and refusing
-hostile bodies.  Compared with a bare ``lxml.etree.fromstring`` of the same
+answers at once, storing and replaying a response, redaction, the request
+fingerprint that tells a retry from a reused msgID, and refusing hostile
+bodies.  Compared with a bare ``lxml.etree.fromstring`` of the same
 bytes, so the binding's own cost shows as a ratio.
 
 Run: .venv/bin/python bench/xmlvend_codec.py
@@ -131,6 +132,11 @@ def main() -> None:
         ("store response (encode_payload)", lambda: x.encode_payload(RESPONSE), 2000),
         ("replay stored response (decode)", lambda: x.decode_payload(stored), 2000),
         ("redact request for the log", lambda: x.redact(BODY), 2000),
+        (
+            "request fingerprint (idempotency)",
+            lambda: x.request_fingerprint(REQUEST),
+            2000,
+        ),  # fmt: skip
         (
             "refuse billion laughs",
             lambda: x.handle(LAUGHS, "text/xml", None, Instant()),
