@@ -1,14 +1,15 @@
 """The pure-Python cores import nothing from trytond.
 
-Protocol and business cores (STS tokens, DLMS/COSEM, tariffs, XMLVend, the
-vendor cores) are tested and reused without a Tryton server; the Tryton
-layer fills their dataclasses.  Each core is imported in a fresh
-interpreter: it may load its own package, the addon packages above it
-(whose ``__init__`` must stay free of trytond imports) and other pure cores,
-nothing else of trytond.  ``trytond.modules`` itself, the namespace the
-addons live in, loads a few trytond modules first (``trytond.config``,
-``trytond.transaction``...), so the source of every module loaded is also
-read for ``import trytond...`` statements.
+Protocol and business cores (STS tokens, DLMS/COSEM, the concentrator
+interface, tariffs, XMLVend, the vendor cores) are tested and reused
+without a Tryton server; the Tryton layer fills their dataclasses.  Each
+core is imported in a fresh interpreter: it may load its own package, the
+addon packages above it (whose ``__init__`` must stay free of trytond
+imports) and other pure cores, nothing else of trytond.
+``trytond.modules`` itself, the namespace the addons live in, loads a few
+trytond modules first (``trytond.config``, ``trytond.transaction``...), so
+the source of every module loaded is also read for ``import trytond...``
+statements.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PREFIX = "trytond.modules."
 CORES = (
     "prepaid_sts.engine",
     "prepaid_headend.dlms",
+    "prepaid_headend.concentrator",
     "prepaid_vending.tariff",
     "prepaid_vendor_portal.xmlvend",
     "prepaid_vendor_portal.commission",
