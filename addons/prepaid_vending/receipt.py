@@ -31,13 +31,15 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
+
+# Absolute: the tests import this file a second time as a plain package, and
+# credit.py (through vend.py) must not be imported twice.
+from trytond.modules.prepaid_vending.credit import wall_clock
+from trytond.modules.prepaid_vending.delivery import vend_delivery
 from trytond.pool import Pool
 from trytond.report import Report
 from trytond.rpc import RPC
 from trytond.transaction import Transaction, without_check_access
-
-from .credit import wall_clock
-from .delivery import vend_delivery
 
 WIDTH_58MM = 32  # characters of a 12 cpi font on 48 mm of printable width
 WIDTH_80MM = 48  # characters of a 12 cpi font on 72 mm of printable width

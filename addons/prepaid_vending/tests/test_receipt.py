@@ -50,7 +50,7 @@ def _sample(**kw) -> ReceiptData:
         amounts=[
             Row('Fixed charge', '57.50'),
             Row('incl. VAT', '7.50', 'sub'),
-            Row('Block 1 50.0 kWh @ 1.2', '69.00'),
+            Row('Block 1: 50.0 kWh @ 1.38', '69.00'),
         ],
         units=[Row('kWh', '50.0', 'total')],
         tokens=[TokenRow('Credit 50.0', GROUPED)],
@@ -68,7 +68,7 @@ class TextLayoutTestCase(unittest.TestCase):
             lines = text.splitlines()
             self.assertTrue(all(len(line) <= width for line in lines), text)
             self.assertIn(GROUPED, text)
-            self.assertIn('Block 1 50.0 kWh @ 1.2', text)
+            self.assertIn('Block 1: 50.0 kWh @ 1.38', text)
             self.assertIn('  incl. VAT', text)
 
     def test_reprint_and_cancelled_marks(self):
@@ -159,7 +159,8 @@ class ReceiptReportTestCase(unittest.TestCase):
             open_session(env)
             vend = self.vend(env, '300.00', 'rc1')
             data = receipt_data(vend)
-            html, ext, content = self.render([vend.id])
+            # The wizard's first print: the original.
+            html, ext, content = self.render([vend.id], {'original': True})
             expected = [
                 vend.number,
                 GROUPED,
@@ -168,10 +169,10 @@ class ReceiptReportTestCase(unittest.TestCase):
                 'Head Office',
                 'Thank you',
                 'Fixed charge',
-                'Block 1 50.0 kWh @ 1.2',
+                'Block 1: 50.0 kWh @ 1.38',
                 'Total VAT',
-                'Energy VAT',
                 'incl. VAT',
+                'TAX INVOICE',
                 f'{vend.vat_amount:.2f}',
                 vend.tariff_version.rec_name,
                 env.company.rec_name,
@@ -182,6 +183,7 @@ class ReceiptReportTestCase(unittest.TestCase):
             for row in data.details + data.amounts + data.units:
                 self.assertIn(row.label, html)
                 self.assertIn(row.value, html)
+            self.assertIn('Credit token: 144.2 kWh', html)
             self.assertNotIn('REPRINT', html)
             self.assertEqual(ext, 'pdf')
             self.assertTrue(content.startswith(b'%PDF'))

@@ -14,7 +14,6 @@ from decimal import Decimal as D
 from types import SimpleNamespace
 
 from trytond.exceptions import UserError
-from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_vending.vend_wizard import (
     find_meters,
     group_token,
@@ -53,7 +52,7 @@ class VendWizardTestCase(unittest.TestCase):
     def quote(self, meter, **values):
         "The sale form after the cashier entered values (its on_change)"
         Sale = Pool().get('prepaid.vend.wizard.sale')
-        sale = Sale(meter=meter, tender=None, requested_kwh=None, **values)
+        sale = Sale(**{'meter': meter, 'tender': None, 'requested_kwh': None, **values})
         if 'requested_kwh' in values:
             sale.on_change_requested_kwh()
         else:
@@ -145,7 +144,7 @@ class VendWizardTestCase(unittest.TestCase):
             )
             low = self.quote(env.meter, tender=D('5'))
             self.assertIn('below the minimum', low.quote_message)
-            self.assertEqual(low.quote_lines, [])
+            self.assertFalse(low.quote_lines)
             self.assertIsNone(low.units_kwh)
             by_kwh = self.quote(env.meter, requested_kwh=D('20.0'))
             self.assertGreaterEqual(by_kwh.units_kwh, D('20.0'))
