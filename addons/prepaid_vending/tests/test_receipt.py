@@ -416,3 +416,30 @@ class ReceiptAccessTestCase(unittest.TestCase):
             with as_user(accountant):
                 with self.assertRaises(AccessError):
                     render_report([Vend.search([])[0].id], {})
+
+    @with_transaction()
+    def test_last_vends_only_what_the_cashier_may_read(self):
+        "The Last Vends tab lists what the cashier may read: never #ERROR"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Wizard = pool.get('prepaid.vend.wizard', type='wizard')
+        with (
+            with_vending() as env,
+            patch.object(Vend, 'issue_credit_tokens', _fixed_token),
+        ):
+            alice, bob = self.staff('alice3'), self.staff('bob3')
+            _, alices = self.sell(env, alice)
+            _, bobs = self.sell(env, bob)
+            with as_user(bob):
+                session_id, _, _ = Wizard.create()
+                Wizard.execute(session_id, {}, 'start')
+                result = Wizard.execute(
+                    session_id, {'start': {'search': env.meter.serial}}, 'select'
+                )
+                last = result['view']['defaults']['last_vends']
+                self.assertEqual(last, [bobs])
+                # What the client then reads for the list's cells.
+                rows = Vend.read(last, ['number', 'tender', 'delivery_state'])
+                self.assertEqual([r['id'] for r in rows], [bobs])
+                with self.assertRaises(AccessError):
+                    Vend.read([alices], ['number'])
