@@ -321,7 +321,12 @@ class VendWizardReceipt(ModelView):
         readonly=True,
         help="The same tokens as plain text, to copy.",
     )
-    delivery_state = fields.Selection(DELIVERY_STATES, "Delivery", readonly=True)
+    delivery_state = fields.Selection(
+        DELIVERY_STATES,
+        "Delivery",
+        readonly=True,
+        states={'invisible': ~Eval('delivery_state')},
+    )
     delivery_display = fields.Text(
         "Delivery Status",
         readonly=True,
