@@ -105,6 +105,9 @@ def sell(day, serial: str, tender: str):
     """Run Sell Electricity for serial with a cash tender up to the result;
     returns (dialog, kWh quoted on the sale step, receipt number)."""
     page = day.page
+    # The vends list first: sao opens nothing for a URL it already shows.
+    page.goto(f'{day.server}#{day.database}/model/prepaid.vend')
+    page.locator('th:has-text("Receipt Number"):visible').first.wait_for()
     page.goto(
         f'{day.server}#{day.database}/wizard/prepaid.vend.wizard;'
         'name=%22Sell%20Electricity%22'
@@ -138,8 +141,18 @@ def sell(day, serial: str, tender: str):
     page.wait_for_load_state('networkidle')
     # The quote follows the tender: no Trial button any more.
     expect(dialog.locator('button:has-text("Trial")')).to_have_count(0)
-    type_number(page, tender_field, tender)
     kwh = dialog.locator('input[name=units_kwh]:visible')
+    for attempt in range(3):
+        type_number(page, tender_field, tender)
+        try:
+            expect(kwh).to_have_value(re.compile(r'^\d+\.\d$'), timeout=WAIT // 2)
+            break
+        except AssertionError:
+            # The form was redisplayed while the quote came back (busy
+            # machine): enter the tender again.
+            page.screenshot(path=day.artifacts / f'cashier-quote-retry-{attempt}.png')
+            tender_field.fill('')
+            page.keyboard.press('Tab')
     expect(kwh).to_have_value(re.compile(r'^\d+\.\d$'), timeout=WAIT)
     expect(dialog.locator('td:has-text("Block 1:")').first).to_be_visible()
     quoted = kwh.input_value()
@@ -207,6 +220,8 @@ def sell_keypad(day) -> None:
     text = pdf_text(download.value)
     assert 'REPRINT' not in text, text
     assert grouped in text, text
+    # sao's download dialog closes itself once the file is handed over.
+    expect(day.page.locator('.modal-dialog:visible')).to_have_count(1, timeout=WAIT)
     dialog.locator('button:has-text("Close")').click()
     day.sold['keypad'] = SimpleNamespace(number=number, token=grouped)
 

@@ -217,6 +217,12 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             open_session(env)
             state = self.sim.meter(0)
             credit_before = state.credit_wh
+            # The sale form's quote as the tender is entered.
+            Sale = pool.get('prepaid.vend.wizard.sale')
+            sale = Sale(meter=meter, tender=D('100.00'), requested_kwh=None)
+            sale.on_change_tender()
+            self.assertIsNone(sale.quote_message)
+            self.assertGreater(sale.units_kwh, 0)
             session_id, _, _ = Wizard.create()
             Wizard.execute(session_id, {}, 'start')
             Wizard.execute(session_id, {'start': {'search': meter.serial}}, 'select')
