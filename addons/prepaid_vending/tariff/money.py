@@ -19,7 +19,7 @@ class VatRounding(StrEnum):
     """How a VAT amount is rounded to the currency precision.
 
     ``half_up`` is the default. ``up`` (VAT rounded up, the net amount down) is what
-    the iPay sample response of vending.md Example A shows.
+    the iPay sample response of docs/vending.md Example A shows.
     """
 
     HALF_UP = "half_up"

@@ -3,7 +3,7 @@
 the quote by the sale form's on_change, as sao calls it when the tender is
 entered).
 
-Known answers: vending.md section 9 Example C (blocks excl. VAT 0-50 @ 1.20,
+Known answers: docs/vending.md Example C (blocks excl. VAT 0-50 @ 1.20,
 50-350 @ 1.60; R50 monthly fixed charge + 15 % VAT = R57.50; R300 with R40
 debt gives 122.5 kWh, energy R202.50 incl. R26.41 VAT).  Wizard figures are
 checked against ``Vend.trial`` of the same database, not retyped.
@@ -236,7 +236,7 @@ def test_group_token():
 
 
 def test_quote_lines_known_answer():
-    "vending.md Example C figures as the cashier reads them, VAT included"
+    "docs/vending.md Example C figures as the cashier reads them, VAT included"
     from trytond.modules.prepaid_vending.tariff.blocks import BlockUse
     from trytond.modules.prepaid_vending.tariff.vend import ChargeLine, VendQuote
 
