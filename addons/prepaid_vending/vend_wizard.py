@@ -549,7 +549,7 @@ class VendWizard(Wizard):
         return {
             'vend': vend.id,
             'token_display': token_html(tokens),
-            'tokens': '\n'.join(f'{label}: {digits}' for label, digits in tokens),
+            'tokens': '\n'.join(f'{digits}  ({label})' for label, digits in tokens),
             'delivery_state': delivery.state if delivery else None,
             'delivery_display': delivery_html(delivery) if delivery else '',
             'delivery_status': (
