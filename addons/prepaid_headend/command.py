@@ -62,7 +62,7 @@ from trytond.model import fields
 from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
 from . import mqtt_bridge
 from . import reading as rd
@@ -78,8 +78,9 @@ NOTICE_KINDS = {'low_credit_warning'}
 #: the simulator's 200-204, see reading.EVENT_CODES).
 LOW_CREDIT_CODE = 230
 #: Job error kinds after which a remote credit is sent again automatically:
-#: the meter did not answer, so it may simply be out of reach for a while.
-RETRY_ERROR_KINDS = frozenset({'timeout', 'connection'})
+#: the meter did not answer, or too slowly (a cut-off at the deadline on a
+#: poor link), so it may simply be out of reach for a while.
+RETRY_ERROR_KINDS = frozenset({'timeout', 'connection', 'deadline'})
 #: Sends of one remote credit (the first and the automatic retries).
 CREDIT_RETRY_LIMIT = 8
 #: Longest wait between two automatic sends.
