@@ -31,7 +31,7 @@ from trytond.modules.prepaid_headend.dlms.session import (
 )
 from trytond.modules.prepaid_sts.engine import api as sts_engine
 
-from simulators.dcu import DcuSimulator, Faults, G3Config, MemoryHeadEnd, TestPki
+from simulators.dcu import DcuSimulator, Faults, G3Config, MemoryHeadEnd
 from simulators.dcu import events as ev
 from simulators.dcu.store import EVENT_DEPTH, LOAD_PROFILE_DEPTH, MeterStore
 from simulators.dcu.testing import HeadEndStandIn
@@ -44,17 +44,6 @@ from simulators.meter.model import (
 UTC = dt.UTC
 DK = bytes.fromhex("0123456789ABCDEF")  # STS decoder key of the simulated fleet
 STEADY = G3Config(never_join_fraction=0.0, flaky_fraction=0.0)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return TestPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def hes(pki):
-    with HeadEndStandIn(pki) as stand_in:
-        yield stand_in
 
 
 @pytest.fixture
@@ -76,7 +65,7 @@ def make_sim(pki, hes):
 
 
 def client(sim, hes, name="DC0001") -> ConcentratorClient:
-    return ConcentratorClient(sim.url(name), hes.client_context())
+    return hes.client(sim, name)
 
 
 def window(sim, hours: float = 2, start: float | None = None) -> m.Window:
@@ -227,7 +216,7 @@ def test_time_sync_sets_the_concentrator_then_the_drifting_meters(make_sim, hes)
             assert result.status is m.RequestStatus.OK and fm.meter is None
         elif abs(before) <= 600:
             assert result.message.startswith("clock set")
-            assert abs(fm.clock_offset()) < 5 * 60 + 2  # set during the sync
+            assert abs(fm.clock_offset()) < 1  # set to the concentrator's
             codes = [r.values[0] for r in fm.meter.state.events]
             assert EV_CLOCK_ADJUSTED_NEW in codes
         else:
@@ -244,8 +233,10 @@ def test_time_sync_sets_the_concentrator_then_the_drifting_meters(make_sim, hes)
     assert all(abs(fm.clock_offset()) < 1 for fm in dc.meters)
     # the collection plan now runs on the corrected clock: 00:05 true time
     sim.advance(hours=24)
-    daily = [n for n in hes.backend.names if "_daily_" in n]
-    assert daily and all(n.endswith("20260116000500.xml.gz") for n in daily)
+    names = [files.parse_name(n) for n in hes.backend.names]
+    daily = [n for n in names if n.report_type is m.ReportType.DAILY]
+    midnight = dt.datetime(2026, 1, 16, 0, 5, tzinfo=UTC)
+    assert daily and all(n.generated == midnight for n in daily)
 
 
 # -- orders ------------------------------------------------------------------
@@ -563,8 +554,10 @@ def test_command_line_serves_until_interrupted(tmp_path):
     try:
         info = json.loads(proc.stdout.readline())
         assert [d["id"] for d in info["concentrators"]] == ["DC0001", "DC0002"]
-        context = client_context(info["headend_cert"], info["headend_key"], info["ca"])
-        c = ConcentratorClient(info["concentrators"][1]["url"], context)
+        context = client_context(
+            info["headend_cert"], info["headend_key"], info["ca"], info["crl"]
+        )
+        c = ConcentratorClient(info["concentrators"][1]["url"], context, peer="DC0002")
         answer = c.request(m.SyncRequest(1, m.ReportType.METER_LIST))
         assert len(reports.parse(answer.payload).rows) == 5
     finally:

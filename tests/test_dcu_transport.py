@@ -21,6 +21,8 @@ from trytond.modules.prepaid_headend.concentrator.client import (
     HeadEndClient,
 )
 from trytond.modules.prepaid_headend.concentrator.errors import (
+    RefusedFault,
+    Rejected,
     SoapFault,
     TransportError,
 )
@@ -38,17 +40,6 @@ UTC = dt.UTC
 NOW = dt.datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return TestPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def hes(pki):
-    with HeadEndStandIn(pki) as stand_in:
-        yield stand_in
-
-
 @pytest.fixture
 def sim(pki, hes):
     with DcuSimulator(2, 10, pki=pki, headend_url=hes.url, latency_scale=0) as s:
@@ -61,6 +52,7 @@ def dc_client(pki, name: str) -> HeadEndClient:
     return HeadEndClient(
         "https://127.0.0.1/dcu",
         client_context(creds.cert, creds.key, pki.ca_cert, pki.crl),
+        peer="HES",
     )
 
 
@@ -86,7 +78,7 @@ def meter_list(id_pet: int = 1) -> m.SyncRequest:
 
 # -- mutual TLS --------------------------------------------------------------
 def test_head_end_and_concentrator_talk_over_mutual_tls(sim, hes):
-    client = ConcentratorClient(sim.url("DC0001"), hes.client_context())
+    client = hes.client(sim, "DC0001")
     answer = client.request(meter_list())
     assert answer.status is m.RequestStatus.OK
     report = reports.parse(answer.payload, expected_type=m.ReportType.METER_LIST)
@@ -100,36 +92,43 @@ def test_certificate_of_another_ca_is_refused_both_ways(sim, hes, tmp_path):
     stranger = TestPki(tmp_path / "other", name="Other CA")
     creds = stranger.issue("HES")
     # a client with a certificate the concentrator's CA did not sign
-    rogue = client_context(creds.cert, creds.key, hes.pki.ca_cert)
+    rogue = client_context(creds.cert, creds.key, hes.pki.ca_cert, None)
     with pytest.raises(TransportError, match="TLS refused|EOF|reset"):
-        ConcentratorClient(sim.url("DC0001"), rogue, timeout=5).request(meter_list())
+        ConcentratorClient(
+            sim.url("DC0001"), rogue, peer="DC0001", timeout=5
+        ).request(meter_list())
     assert wait_for(lambda: sim.tls_refusals)
     listener, _peer, reason = sim.tls_refusals[-1]
     assert listener == "DC0001" and "unable to get local issuer" in reason
     # a head-end that trusts only the other CA refuses the concentrator
-    picky = client_context(creds.cert, creds.key, stranger.ca_cert)
+    picky = client_context(creds.cert, creds.key, stranger.ca_cert, stranger.crl)
     with pytest.raises(TransportError, match="certificate verify failed"):
-        ConcentratorClient(sim.url("DC0001"), picky, timeout=5).request(meter_list())
+        ConcentratorClient(
+            sim.url("DC0001"), picky, peer="DC0001", timeout=5
+        ).request(meter_list())
 
 
-def test_revoked_client_certificate_is_refused_and_alarmed(pki, tmp_path):
+def test_revoked_client_certificate_is_refused_and_alarmed(tmp_path):
     local = TestPki(tmp_path / "ca")
     with HeadEndStandIn(local) as hes:
         good, bad = local.issue("DC0001"), local.issue("DC0002")
-        local.revoke(bad)
-        # the head-end reloads its CRL: a new context, as after a CRL update
-        creds = hes.credentials
-        hes.listener.context = server_context(
-            creds.cert, creds.key, local.ca_cert, local.crl
+        revoked = HeadEndClient(
+            hes.url,
+            client_context(bad.cert, bad.key, local.ca_cert, local.crl),
+            peer="HES",
         )
+        update2 = m.RequestStatusUpdate(1, "DC0002", m.RequestStatus.OK)
+        assert revoked.request_status(update2).result is m.AckResult.ACCEPTED
+        # the CA publishes a new CRL while the head-end runs: it takes it up
+        # from the next connection on, nothing restarted or rebuilt by hand
+        local.revoke(bad)
         ok = HeadEndClient(
-            hes.url, client_context(good.cert, good.key, local.ca_cert, local.crl)
+            hes.url,
+            client_context(good.cert, good.key, local.ca_cert, local.crl),
+            peer="HES",
         )
         update = m.RequestStatusUpdate(1, "DC0001", m.RequestStatus.OK)
         assert ok.request_status(update).result is m.AckResult.ACCEPTED
-        revoked = HeadEndClient(
-            hes.url, client_context(bad.cert, bad.key, local.ca_cert, local.crl)
-        )
         with pytest.raises(TransportError):
             revoked.request_status(
                 m.RequestStatusUpdate(1, "DC0002", m.RequestStatus.OK)
@@ -147,29 +146,34 @@ def test_revoked_server_certificate_is_refused_by_the_client(tmp_path):
         context = client_context(
             hes_creds.cert, hes_creds.key, local.ca_cert, local.crl
         )
-        client = HeadEndClient(hes.url, context, timeout=5)
+        client = HeadEndClient(hes.url, context, peer="HEADEND", timeout=5)
         with pytest.raises(TransportError, match="revoked"):
             client.request_status(m.RequestStatusUpdate(1, "HES", m.RequestStatus.OK))
 
 
-def test_client_without_certificate_is_refused(sim, pki):
+def test_client_without_certificate_is_refused_and_alarmed(sim, pki):
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     conn = http.client.HTTPSConnection("127.0.0.1", sim.listeners["DC0001"].port,
                                        context=context, timeout=5)  # fmt: skip
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         conn.request("POST", "/dcu", body=b"<x/>")
         conn.getresponse().read()
+    assert wait_for(lambda: sim.tls_refusals)
+    listener, _peer, reason = sim.tls_refusals[-1]
+    assert listener == "DC0001" and "certificate" in reason, reason
 
 
 def test_a_concentrator_may_not_call_another_or_speak_for_it(sim, hes, pki):
     creds = sim.credentials["DC0002"]
     as_dc2 = client_context(creds.cert, creds.key, pki.ca_cert, pki.crl)
     with pytest.raises(SoapFault, match="DC0002 may not call concentrator DC0001"):
-        ConcentratorClient(sim.url("DC0001"), as_dc2).request(meter_list())
-    dc2 = HeadEndClient(hes.url, as_dc2)
-    with pytest.raises(SoapFault, match="certificate of 'DC0002' used to speak for"):
+        ConcentratorClient(sim.url("DC0001"), as_dc2, peer="DC0001").request(
+            meter_list()
+        )
+    dc2 = HeadEndClient(hes.url, as_dc2, peer="HES")
+    with pytest.raises(RefusedFault, match="certificate of 'DC0002' used to speak"):
         dc2.request_status(m.RequestStatusUpdate(1, "DC0001", m.RequestStatus.OK))
-    assert hes.backend.rejections[-1].what == "soap"
+    assert hes.backend.rejections[-1].what == "identity"
     assert hes.backend.request_statuses == {}
 
 
@@ -243,8 +247,12 @@ def test_report_file_ingested_once_and_kept(hes, pki):
     assert len(backend.rows("interval")) == 2
     name, raw = next(iter(backend.files.values()))
     assert (name, raw) == (_name(), data)  # kept as received, for audit
-    other = files.pack(_lp_payload("DC0001", (1500, 1800)))
-    assert client.upload(_name(), other).status == 409
+    # other content under a name used before (the concentrator's clock was
+    # set back, or it restarted): another file, stored and ingested
+    other = files.pack(_lp_payload("DC0001", (1500, 1800), day=1))
+    assert client.upload(_name(), other).status == 201
+    assert backend.names[_name()] == [files.sha256(data), files.sha256(other)]
+    assert len(backend.files) == 2 and len(backend.rows("interval")) == 4
 
 
 @pytest.mark.parametrize(
@@ -313,12 +321,14 @@ def test_malformed_report_is_refused_and_the_next_one_accepted(hes, pki):
     assert rejection.what == "report" and b'ai="-3"' in rejection.raw
 
 
-def test_oversized_soap_message_is_refused(hes, pki):
+def test_oversized_soap_message_is_rejected_for_good(hes, pki):
     hes.app.soap_app.max_bytes = 2000
     client = to(dc_client(pki, "DC0001"), hes.url)
-    with pytest.raises(TransportError, match="HTTP 413"):
+    with pytest.raises(Rejected, match="HTTP 413") as info:
         client.report(
             m.ReportDelivery(0, "DC0001", 1, m.RequestStatus.OK,
                              m.ReportType.DAILY, "1.0", "x" * 5000)
         )  # fmt: skip
+    # not a TransportError: sending it again would never help
+    assert info.value.status == 413 and not isinstance(info.value, TransportError)
     assert hes.backend.rejections[-1].reason.startswith("body of")
