@@ -194,7 +194,9 @@ def reads(args, pki: TestPki) -> None:
         def sync_read(k: int) -> float:
             client = getattr(local, "client", None)
             if client is None:
-                client = local.client = ConcentratorClient(sim.url("DC0001"), context)
+                client = local.client = ConcentratorClient(
+                    sim.url("DC0001"), context, peer="DC0001"
+                )
             meter = dc.meters[k % len(dc.meters)].meter_id
             t = time.perf_counter()
             answer = client.request(
@@ -216,7 +218,8 @@ def reads(args, pki: TestPki) -> None:
             )
             async with sem:
                 transport = GatewayTransport(
-                    ConcentratorClient(sim.url("DC0001"), context), fm.pda
+                    ConcentratorClient(sim.url("DC0001"), context, peer="DC0001"),
+                    fm.pda,
                 )
                 t = time.perf_counter()
                 async with DlmsSession(

@@ -101,8 +101,20 @@ def parse(
     return root
 
 
+_BYTES_MESSAGE = re.compile(r"line \d+: b(['\"])(.*)\1")
+
+
+def _message(exc: etree.XMLSyntaxError) -> str:
+    """The parser's message (iterparse wraps some as "line 1: b'...'")."""
+    text = exc.msg or str(exc)
+    match = _BYTES_MESSAGE.fullmatch(text)
+    return match.group(2) if match else text
+
+
+# Not resolve_entities=False here: lxml 6's iterparse, given that and a
+# schema, stops without an error at a premature end of data. The byte scan
+# has refused any DTD already, so there is no entity to resolve anyway.
 _ITER_OPTIONS = dict(
-    resolve_entities=False,
     load_dtd=False,
     dtd_validation=False,
     no_network=True,
@@ -156,6 +168,7 @@ class Stream:
             io.BytesIO(self.data), events=("end",), schema=schema(self.xsd),
             **_ITER_OPTIONS,
         )  # fmt: skip
+        depth = -1
         try:
             for _, element in events:
                 depth, parent = 0, element.getparent()
@@ -167,8 +180,12 @@ class Stream:
                         f"{self.what} nests deeper than {self.max_depth} elements"
                     )
                 yield depth, element
+            if depth != 0:  # never let a parser quirk pass a cut document
+                raise ValidationError(
+                    f"{self.what} is not well-formed XML: it ends inside an element"
+                )
         except etree.XMLSyntaxError as exc:
-            message = _NAMESPACE.sub("", exc.msg or str(exc))
+            message = _NAMESPACE.sub("", _message(exc))
             field = _element_name(message)
             if field is None:
                 message = f"{self.what} is not well-formed XML: {message}"
@@ -182,7 +199,7 @@ class Stream:
                 pass
         except etree.XMLSyntaxError as exc:
             raise ValidationError(
-                f"{self.what} is not well-formed XML: {exc.msg or exc}"
+                f"{self.what} is not well-formed XML: {_message(exc)}"
             ) from None
 
     @staticmethod
