@@ -32,7 +32,14 @@ from trytond.modules.prepaid_headend.dlms.session import (
 )
 from trytond.modules.prepaid_sts.engine import api as sts_engine
 
-from simulators.dcu import DEFAULT_PLAN, DcuSimulator, Faults, G3Config, MemoryHeadEnd
+from simulators.dcu import (
+    DEFAULT_PLAN,
+    DcuSimulator,
+    Faults,
+    G3Config,
+    MemoryHeadEnd,
+    meterops,
+)
 from simulators.dcu import events as ev
 from simulators.dcu.concentrator import retry_delay
 from simulators.dcu.store import EVENT_DEPTH, LOAD_PROFILE_DEPTH, MeterStore
@@ -390,7 +397,18 @@ def test_relay_orders_with_execution_window_and_expiry(make_sim, hes):
     assert (armed.control_state, armed.control_mode) == (2, 2)  # mode put back
     armed.manual_reconnect()  # the customer presses the button
     assert armed.relay_connected
-    assert dc.meter(b).meter.state.relay_connected
+    assert dc.meter(b).meter.state.relay_connected  # reconnected at once
+    # arming goes through the meter's class 70: a meter that does not let its
+    # control mode be written is not armed, and says so
+    c.order(m.Order(12, window(sim), m.RelayOrder(m.RelayAction.DISCONNECT, (b,))))
+    sim.advance(minutes=5)
+    control = dc.meter(b).meter.objects[meterops.DISCONNECT_CONTROL]
+    control.writable = frozenset()
+    c.order(m.Order(13, window(sim), m.RelayOrder(m.RelayAction.ARM, (b,))))
+    sim.advance(minutes=5)
+    refused = outcome(hes.backend.status("DC0001", 13), b)
+    assert refused.status is m.RequestStatus.FAILED and "attribute 4" in refused.message
+    assert dc.meter(b).meter.state.control_state == 0  # still disconnected
     late = m.Order(10, m.Window(end=sim.clock.now()), m.RelayOrder(
         m.RelayAction.DISCONNECT, (a,)))  # fmt: skip
     assert c.order(late).status is m.RequestStatus.EXPIRED

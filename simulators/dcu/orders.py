@@ -141,8 +141,14 @@ class OrdersMixin:
                 if not ok:
                     continue
                 meter = fm.materialise(self.clock)
-                connected, state = meterops.relay(meter, body.action.value)
                 fm.last_seen = now
+                try:
+                    connected, state = meterops.relay(meter, body.action.value)
+                except meterops.MeterRefused as exc:
+                    run.outcomes[fm.meter_id] = m.MeterOutcome(
+                        fm.meter_id, m.RequestStatus.FAILED, str(exc)[:200]
+                    )
+                    continue
                 names = ("disconnected", "connected", "ready_for_reconnection")
                 run.outcomes[fm.meter_id] = m.MeterOutcome(
                     fm.meter_id, m.RequestStatus.OK, names[state]
