@@ -197,7 +197,10 @@ class HeadEndBackend(Protocol):
 
     def meters_status(self, update: m.MeterStatusUpdate) -> Iterable[m.MeterDecision]:
         """Record joins, losses and removals; answer a decision per joined
-        meter (approved with its directory entry, pending, refused)."""
+        meter (approved with its directory entry, pending, refused). Items
+        can arrive out of order (a delivery overtaken by the next): a
+        meter's status is its item with the latest ``time``; an older one
+        arriving later only adds to the history."""
 
     def rejected(self, rejection: Rejection) -> None:
         """Keep refused input for audit and raise an alarm."""
