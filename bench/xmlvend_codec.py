@@ -2,8 +2,9 @@
 
 Parsing a credit vend request (hardened parse, envelope, typed request),
 rendering its response, the whole sans-io ``handle()`` with a backend that
-answers at once, storing and replaying a response, redaction, and refusing
-hostile bodies.  Compared with a bare ``lxml.etree.fromstring`` of the same
+answers at once, storing and replaying a response, redaction, the request
+fingerprint that tells a retry from a reused msgID, and refusing hostile
+bodies.  Compared with a bare ``lxml.etree.fromstring`` of the same
 bytes, so the binding's own cost shows as a ratio.
 
 Run: .venv/bin/python bench/xmlvend_codec.py
@@ -11,13 +12,11 @@ Run: .venv/bin/python bench/xmlvend_codec.py
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from lxml import etree
+from timing import per_call_us
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -110,16 +109,6 @@ LARGEST = BODY.replace(
 )
 
 
-def per_call_us(func: Callable[[], object], calls: int, rounds: int = 7) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            func()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
-
-
 def main() -> None:
     stored = x.encode_payload(RESPONSE)
     rendered = x.render_response(RESPONSE, OPERATION, x.SoapVersion.SOAP11)
@@ -143,6 +132,11 @@ def main() -> None:
         ("store response (encode_payload)", lambda: x.encode_payload(RESPONSE), 2000),
         ("replay stored response (decode)", lambda: x.decode_payload(stored), 2000),
         ("redact request for the log", lambda: x.redact(BODY), 2000),
+        (
+            "request fingerprint (idempotency)",
+            lambda: x.request_fingerprint(REQUEST),
+            2000,
+        ),  # fmt: skip
         (
             "refuse billion laughs",
             lambda: x.handle(LAUGHS, "text/xml", None, Instant()),

@@ -104,6 +104,20 @@ class Hours:
             (day - 1) % 7 in self.weekdays and now < self.end
         )
 
+    def validate(self, where: str) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not isinstance(value, dt.time):
+                raise TypeError(f"{where}: hours {name} must be a time of day")
+            if value.tzinfo is not None:
+                raise ValueError(
+                    f"{where}: hours {name} is a local time: without a time zone"
+                )
+        if not self.weekdays or not all(
+            type(day) is int and 0 <= day <= 6 for day in self.weekdays
+        ):
+            raise ValueError(f"{where}: hours weekdays must be 0 (Monday) to 6")
+
     def __str__(self) -> str:
         days = "" if len(self.weekdays) == 7 else " on " + ",".join(
             ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[d]
@@ -144,15 +158,15 @@ class Limits:
             and self.min_amount > self.max_amount
         ):
             raise ValueError(f"{where}: minimum amount above the maximum")
-        if self.daily_count is not None and (
-            isinstance(self.daily_count, bool)
-            or not isinstance(self.daily_count, int)
-            or self.daily_count < 0
-        ):
+        if self.daily_count is not None and not _is_count(self.daily_count):
             raise ValueError(f"{where}: daily count must be a whole number >= 0")
         for network in self.networks:
             if not isinstance(network, Network):
                 raise TypeError(f"{where}: networks must be ipaddress networks")
+        for window in self.hours:
+            if not isinstance(window, Hours):
+                raise TypeError(f"{where}: hours must be Hours windows")
+            window.validate(where)
 
 
 @dataclass(frozen=True)
@@ -249,16 +263,6 @@ def vend_range(chain: tuple[Node, ...]) -> tuple[Decimal | None, Decimal | None]
     return (max(mins) if mins else None, min(maxs) if maxs else None)
 
 
-def local_day(at: dt.datetime, timezone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
-    """The utility's day holding ``at``, as aware UTC bounds [start, end):
-    what the caller sums ``sold_today`` and ``count_today`` over (a day is
-    23 or 25 hours long when the clocks change)."""
-    day = at.astimezone(timezone).date()
-    start = dt.datetime.combine(day, dt.time(), timezone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), timezone)
-    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-
-
 # -------------------------------------------------------------------- checks
 def _validate(chain: tuple[Node, ...], float_: Float, request: VendRequest) -> None:
     levels = [node.level for node in chain]
@@ -274,6 +278,8 @@ def _validate(chain: tuple[Node, ...], float_: Float, request: VendRequest) -> N
         node.limits.validate(node.label)
         require_decimal(node.sold_today, f"{node.label}: sold today")
         require_decimal(node.outstanding, f"{node.label}: outstanding")
+        if not _is_count(node.count_today):
+            raise ValueError(f"{node.label}: count today must be a whole number >= 0")
         if node.cut_off is not None and node.cut_off.tzinfo is None:
             raise ValueError(f"{node.label}: the cut-off needs a time zone")
     require_decimal(float_.balance, "float balance", allow_negative=True)
@@ -419,6 +425,10 @@ def _money(
             f"{_f(max(float_.available, ZERO))} available.",
         )  # fmt: skip
     return None
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and value >= 0
 
 
 def _f(value: Decimal) -> str:

@@ -2,30 +2,22 @@
 settlement).
 
 Money is always :class:`~decimal.Decimal`, never ``float``.  Amounts round
-half-up to the currency's quantum (0.01 for two digits), as the tariff
-calculator of prepaid_vending does; a rounded amount is never rounded again, so
-totals are exact sums of their lines.
+half-up to the currency's quantum (0.01 for two digits) with the tariff
+calculator's own :func:`quantum` and :func:`money` (prepaid_vending's
+``tariff.money``, pure Python too), so a vend and its commission round the
+same way; a rounded amount is never rounded again, so totals are exact sums
+of their lines.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-ZERO = Decimal(0)
-CENT = Decimal("0.01")
+from trytond.modules.prepaid_vending.tariff.money import ZERO, money, quantum
 
+CENT = quantum(2)
 
-def quantum(digits: int) -> Decimal:
-    "The smallest currency unit: 0.01 for 2 digits, 1 for 0 digits"
-    if not 0 <= digits <= 6:
-        raise ValueError(f"currency digits must be 0 to 6, not {digits}")
-    return Decimal(1).scaleb(-digits)
-
-
-def round_money(value: Decimal, q: Decimal = CENT) -> Decimal:
-    "Round half-up to the quantum q; never '-0.00'"
-    result = value.quantize(q, rounding=ROUND_HALF_UP)
-    return result if result else abs(result)
+__all__ = ["CENT", "ZERO", "format_amount", "money", "quantum", "require_decimal"]
 
 
 def require_decimal(value: object, name: str, *, allow_negative: bool = False) -> None:
@@ -41,4 +33,4 @@ def require_decimal(value: object, name: str, *, allow_negative: bool = False) -
 
 def format_amount(value: Decimal, q: Decimal = CENT) -> str:
     "An amount for files: fixed digits, '.' decimal point, no thousands, no exponent"
-    return f"{round_money(value, q):f}"
+    return f"{money(value, q):f}"

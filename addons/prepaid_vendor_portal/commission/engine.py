@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
-from ..money import ZERO, require_decimal, round_money
+from ..money import ZERO, money, require_decimal
 from .rules import CommissionError, Plan, Rule, TierBasis, TxType
 
 
@@ -169,7 +169,7 @@ def commission_of(plan: Plan, sale: Sale, usage: Usage | None = None) -> Commiss
     start = usage.kwh.get(rule.name, ZERO) if by_period else ZERO
     kwh_part = tiered(rule.tiers, start, sale.kwh)
     fixed_part = rule.fixed_fee
-    gross = round_money(percent_part + kwh_part + fixed_part, plan.quantum)
+    gross = money(percent_part + kwh_part + fixed_part, plan.quantum)
     commission, capped = _capped(plan, rule, gross, usage)
     return CommissionLine(
         sale.reference, sale.at, sale.tx_type, rule.name, sale.amount, sale.kwh,
@@ -192,7 +192,7 @@ def _capped(
     for cap, used, label in rooms:
         if cap is None:
             continue
-        room = round_money(max(cap - used, ZERO), plan.quantum)
+        room = money(max(cap - used, ZERO), plan.quantum)
         if amount > room:
             amount, capped = room, label
     return amount, capped

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from ..money import ZERO, quantum, require_decimal, round_money
+from ..money import ZERO, money, quantum, require_decimal
 
 HUNDRED = Decimal(100)
 
@@ -188,7 +188,7 @@ class Plan:
             for rule in self.rules
             for cap in (rule.cap_per_transaction, rule.cap_per_period)
         ]:
-            if cap is not None and cap != round_money(cap, self.quantum):
+            if cap is not None and cap != money(cap, self.quantum):
                 raise CommissionError(
                     f"{where} {cap} has more digits than the currency's {self.digits}"
                 )

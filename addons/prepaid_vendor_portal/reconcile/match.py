@@ -2,11 +2,15 @@
 transactions, line by line.
 
 Matching: each vendor row (in file order) looks for a utility transaction
-by msgID, then receipt number, then token (the first key that finds one
-wins; a later key that points elsewhere is noted).  A sale row takes the
-transaction's sale, a reversal row its reversal; a row whose transaction is
-already taken is a duplicate, and so is a row that repeats the keys of an
-unmatched row above it.
+by msgID, then receipt number, then token; the first key that finds one
+decides.  A sale row takes the transaction's sale, a reversal row its
+reversal; a later key that points to another transaction is noted on the
+item.  A row whose transaction is already taken is a duplicate, and so is a
+row that repeats the keys of an unmatched row above it; a duplicate whose
+other keys point to another transaction keeps that in its notes and stays
+open (never matched to it by guess: which key is wrong is for a person to
+find out).  Keys compare in one form on both sides: msgIDs without leading
+zeros (``values.parse_msg_id``), receipts in capitals, tokens as digits.
 
 Classes (one per item; the first that applies):
 
@@ -49,6 +53,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from ..money import ZERO
+from .values import parse_msg_id
 from .vendorfile import VendorRow
 
 MARGIN = dt.timedelta(days=1)
@@ -85,7 +90,13 @@ class UtilityTx:
 
     @property
     def keys(self) -> tuple[tuple[str, str], ...]:
-        keys = [("msg_id", self.msg_id), ("receipt", (self.receipt or "").upper())]
+        """(key name, value) as a vendor row's: the msgID in its key form
+        (leading zeros do not count), the receipt in capitals, the token's
+        digits; ValueError for a msgID that is not one"""
+        keys = [
+            ("msg_id", parse_msg_id(self.msg_id) if self.msg_id else None),
+            ("receipt", (self.receipt or "").upper()),
+        ]
         keys += [("token", re.sub(r"\D", "", token)) for token in self.tokens]
         return tuple((name, value) for name, value in keys if value)
 
@@ -169,9 +180,7 @@ def reconcile(
     slots = [_Slot(tx) for tx in transactions]
     index: dict[tuple[str, str], list[_Slot]] = {}
     for slot in slots:
-        if slot.tx.at.tzinfo is None:
-            raise ValueError(f"transaction {slot.tx.reference}: time without zone")
-        for key in slot.tx.keys:
+        for key in _checked_keys(slot.tx):
             index.setdefault(key, []).append(slot)
 
     def in_period(day: dt.date) -> bool:
@@ -187,32 +196,36 @@ def reconcile(
     seen: dict[tuple[str, str, str], int] = {}  # (side, key, value) -> line
     for row in rows:
         side = row.kind.value  # the slot it takes: "sale" or "reversal"
-        found: _Slot | None = None
-        taken: _Slot | None = None
+        hit: _Slot | None = None  # what the first key that finds one points to
+        found: _Slot | None = None  # hit, when its side is still free
         notes: list[str] = []
         for name, value in row.keys:
             candidates = index.get((name, value), [])
-            if found is None:
+            if not candidates:
+                continue
+            if hit is None:
                 found = next((s for s in candidates if getattr(s, side) is None), None)
+                hit = found or candidates[0]
                 if found is not None:
                     found.matched_by = found.matched_by or name
-                elif candidates and taken is None:
-                    taken = candidates[0]
-            elif candidates and found not in candidates:
+            elif all(candidate is not hit for candidate in candidates):
                 reference = candidates[0].tx.reference
                 notes.append(f"its {name} is that of transaction {reference}")
         if found is not None:
             setattr(found, side, row)
             found.notes += tuple(notes)
         else:
-            if taken is not None:
-                first = getattr(taken, side).line
+            if hit is not None:
+                first = getattr(hit, side).line
             else:
                 first = next(
                     (seen[(side, *k)] for k in row.keys if (side, *k) in seen), None
                 )
             if first is not None:
-                loose.append((Class.DUPLICATE, row, (f"duplicate of line {first}",)))
+                # Its other keys may point to a transaction still open: the
+                # conflict is noted and left to a person, never guessed.
+                notes.insert(0, f"duplicate of line {first}")
+                loose.append((Class.DUPLICATE, row, tuple(notes)))
             else:
                 loose.append((Class.VENDOR_ONLY, row, ()))
         for key in row.keys:
@@ -314,6 +327,17 @@ def reconcile(
         first_day, last_day, as_of, tuple(items), by_class, total, ageing,
         vendor_outside, utility_outside,
     )  # fmt: skip
+
+
+def _checked_keys(tx: UtilityTx) -> tuple[tuple[str, str], ...]:
+    "The transaction's keys, once its times are known to be aware"
+    for name, moment in (("time", tx.at), ("reversal time", tx.reversed_at)):
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError(f"transaction {tx.reference}: {name} without zone")
+    try:
+        return tx.keys
+    except ValueError as error:
+        raise ValueError(f"transaction {tx.reference}: {error}") from None
 
 
 def _item_order(item: Item) -> tuple:

@@ -12,6 +12,9 @@ import re
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+from ..xmlvend.base import MsgID
+from ..xmlvend.values import MSG_ID_DATE_TIME, MSG_ID_UNIQUE_NUMBER
+
 MAX_AMOUNT = Decimal("1e12")
 _CURRENCY = re.compile(r"^[^\d().,'+-]*|[^\d().,'+-]*$")
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
@@ -137,20 +140,22 @@ def _read_time(text: str) -> dt.datetime:
     raise ValueError(f"{text!r} is not a date and time")
 
 
-_MSG_ID = re.compile(r"^(\d{12,17})[:\s/_-]?(\d{1,20})$")
+_MSG_ID = re.compile(
+    rf"^({MSG_ID_DATE_TIME.pattern})[:\s/_-]({MSG_ID_UNIQUE_NUMBER.pattern})$"
+)
 
 
 def parse_msg_id(text: str) -> str:
-    """A msgID as ``<dateTime>:<uniqueNumber>`` without the unique number's
-    leading zeros: the utility's idempotency key (the same for 0042 and 42).
-    Written ``20260331235958:000417`` (or with ``-``, ``/``, ``_`` or a space)."""
+    """A msgID in its key form (:attr:`.xmlvend.base.MsgID.key`): the
+    utility's idempotency key, the same for 0042 and 42.  Written
+    ``20260331235958:000417`` (or with ``-``, ``/``, ``_`` or a space)."""
     match = _MSG_ID.match(text.strip())
-    if not match or not re.search(r"[:\s/_-]", text.strip()):
+    if not match:
         raise ValueError(
             f"{text.strip()!r} is not a msgID (<dateTime>:<uniqueNumber>, "
             "e.g. 20260331235958:417)"
         )
-    return f"{match.group(1)}:{int(match.group(2))}"
+    return MsgID(date_time=match.group(1), unique_number=match.group(2)).key
 
 
 def parse_token(text: str) -> str:

@@ -32,7 +32,10 @@ number and the reason (:class:`RowError`) and left out; the other rows are
 read.  Nothing raises anything else.
 
 CSV: comma, semicolon or tab separated (the header line decides), RFC 4180
-quoting.  XLSX: the first sheet; the line number is the sheet's row number.
+quoting.  XLSX: the first sheet, its first ``MAX_COLUMNS`` columns; the line
+number is the sheet's row number, and empty rows count towards ``max_rows``.
+The size a sheet declares (``<dimension>``) is ignored: it is the sender's
+word, and trusting it lets a 5 KB file ask for billions of cells.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_UNPACKED = 100 * 1024 * 1024
 MAX_CELL = 200  # characters
+MAX_COLUMNS = 256  # of an XLSX sheet; cells to the right are not read
 MAX_ERRORS = 1_000  # reported one by one; beyond, only counted
 
 
@@ -214,10 +218,17 @@ def _xlsx_table(data: bytes, max_rows: int, max_unpacked: int) -> Table:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             sheet = book.worksheets[0]
-            for number, cells in enumerate(sheet.iter_rows(values_only=True), 1):
-                if len(table) > max_rows:
+            # The sheet's own <dimension> is not trusted: read-only openpyxl
+            # pads every row to its width and fills the gaps between rows, so
+            # a few kilobytes declaring A1:XFD60000 become a billion cells.
+            # Forget it, and read at most MAX_COLUMNS columns.
+            sheet.reset_dimensions()
+            rows = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
+            for number, cells in enumerate(rows, 1):
+                if number > max_rows + 1:  # the header and max_rows rows
                     raise FileError(f"more than {max_rows:,} rows: split the file")
-                table.append((number, list(cells)))
+                if any(cell is not None for cell in cells):
+                    table.append((number, _trimmed(cells)))
         finally:
             book.close()
     except FileError:
@@ -227,6 +238,14 @@ def _xlsx_table(data: bytes, max_rows: int, max_unpacked: int) -> Table:
             f"not a readable XLSX file ({type(error).__name__}: {error})"[:300]
         ) from None
     return table
+
+
+def _trimmed(cells: tuple[object, ...]) -> list[object]:
+    "The cells up to the last one that holds something"
+    end = len(cells)
+    while end and cells[end - 1] is None:
+        end -= 1
+    return list(cells[:end])
 
 
 # -------------------------------------------------------------------- rows

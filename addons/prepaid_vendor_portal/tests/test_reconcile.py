@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+import re
 import zipfile
+from dataclasses import replace
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -27,6 +30,8 @@ from trytond.modules.prepaid_vendor_portal.reconcile import (
     read_vendor_file,
     reconcile,
 )
+
+from .bounded import run_bounded
 
 SAST = ZoneInfo("Africa/Johannesburg")  # the utility's and the vendor's: UTC+2
 MARCH = (dt.date(2026, 3, 1), dt.date(2026, 3, 31))
@@ -205,6 +210,53 @@ def test_conflicting_keys_are_noted():
     assert items["V1"].notes == ("its token is that of transaction V2",)
 
 
+def test_a_row_whose_first_key_is_taken_stays_open_with_the_conflict_noted():
+    # Line 3 repeats line 2's msgID, but its token is V2's: which one is
+    # wrong is for a person to find out, so V2 is not matched by guess.
+    rows = [
+        VendorRow(2, local(2026, 3, 5, 10), D("100.00"), Kind.SALE,
+                  msg_id="20260305100000:1"),
+        VendorRow(3, local(2026, 3, 6, 9), D("50.00"), Kind.SALE,
+                  msg_id="20260305100000:1", token=T2),
+    ]  # fmt: skip
+    result = reconcile(rows, UTILITY[:2], *MARCH, utility_tz=SAST, vendor_tz=SAST,
+                       as_of=AS_OF)  # fmt: skip
+    items = by_reference(result)
+    assert (items["V1"].cls, items["V1"].vendor_lines) == (Class.MATCHED, (2,))
+    assert (items["V2"].cls, items["V2"].vendor_lines) == (Class.UTILITY_ONLY, ())
+    (loose,) = [item for item in result.items if not item.utility]
+    assert (loose.cls, loose.vendor_lines, loose.is_open) == (
+        Class.DUPLICATE, (3,), True)  # fmt: skip
+    assert loose.notes == (
+        "duplicate of line 2", "its token is that of transaction V2")  # fmt: skip
+
+
+def test_msg_ids_compare_without_leading_zeros_on_both_sides():
+    tx = UtilityTx("V", local(2026, 3, 5, 10), D("10.00"), "20260305100000:0001")
+    row = VendorRow(2, local(2026, 3, 5, 10), D("10.00"), Kind.SALE,
+                    msg_id=parse_msg_id("20260305100000-00001"))  # fmt: skip
+    result = reconcile([row], [tx], *MARCH, utility_tz=SAST, vendor_tz=SAST,
+                       as_of=AS_OF)  # fmt: skip
+    assert [(i.cls, i.matched_by) for i in result.items] == [
+        (Class.MATCHED, "msg_id")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"msg_id": "yesterday:1"}, "transaction V: 'yesterday:1' is not a msgID"),
+        ({"at": dt.datetime(2026, 3, 5, 10)}, "transaction V: time without zone"),
+        ({"reversed_at": dt.datetime(2026, 3, 5, 11)},
+         "transaction V: reversal time without zone"),
+    ],
+)  # fmt: skip
+def test_utility_transactions_are_checked(change, error):
+    tx = UtilityTx("V", local(2026, 3, 5, 10), D("10.00"), "20260305100000:1")
+    with pytest.raises(ValueError, match=re.escape(error)):
+        reconcile([], [replace(tx, **change)], *MARCH, utility_tz=SAST,
+                  vendor_tz=SAST, as_of=AS_OF)  # fmt: skip
+
+
 # ----------------------------------------------------------------- values
 @pytest.mark.parametrize(
     "text, mark, value",
@@ -283,6 +335,71 @@ def test_zip_bomb_refused_before_unpacking():
     assert len(buffer.getvalue()) < 20_000
     with pytest.raises(FileError, match="unpacks to more than"):
         read_vendor_file(buffer.getvalue(), SAST, max_unpacked=1_000_000)
+
+
+def dimension_bomb() -> bytes:
+    """A 5 KB workbook whose sheet declares the dimension A1:XFD60000 (16,384
+    columns), with a row at 60,000 and a cell in column XFD: openpyxl's
+    read-only mode, trusting the dimension, pads every row to 16,384 cells
+    and fills the gap between rows: gigabytes."""
+    book = openpyxl.Workbook()
+    book.active.append(["date_time", "amount", "receipt"])
+    book.active.append(["2026-03-05 10:00", "1.00", "R1"])
+    book.active["XFD2"] = "far right"
+    saved = io.BytesIO()
+    book.save(saved)
+    far_row = b"".join(
+        b'<c r="%s60000" t="inlineStr"><is><t>%s</t></is></c>' % (column, text)
+        for column, text in ((b"A", b"2026-03-06 10:00"), (b"B", b"2.00"),
+                             (b"C", b"R2"))
+    )  # fmt: skip
+    bomb = io.BytesIO()
+    with (
+        zipfile.ZipFile(saved) as source,
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                content = re.sub(
+                    rb'<dimension ref="[^"]*"/>',
+                    b'<dimension ref="A1:XFD60000"/>',
+                    content,
+                )
+                row = b'<row r="60000">' + far_row + b"</row>"
+                content = content.replace(b"</sheetData>", row + b"</sheetData>")
+            target.writestr(info, content)
+    return bomb.getvalue()
+
+
+READ_STDIN = """
+import json, sys, zoneinfo
+from trytond.modules.prepaid_vendor_portal import reconcile
+try:
+    f = reconcile.read_vendor_file(
+        sys.stdin.buffer.read(), zoneinfo.ZoneInfo("UTC"), max_rows=int(sys.argv[1])
+    )
+except reconcile.FileError as error:
+    print(json.dumps(str(error)))
+else:
+    print(json.dumps([[r.line, r.receipt, str(r.amount)] for r in f.rows]))
+"""
+
+
+def read_bounded(data: bytes, max_rows: int) -> object:
+    "What read_vendor_file gives in a child process with 1 GiB at most"
+    run = run_bounded("-c", READ_STDIN, str(max_rows), stdin=data)
+    assert run.returncode == 0, run.stderr[-2000:].decode(errors="replace")
+    return json.loads(run.stdout)
+
+
+def test_xlsx_declaring_a_huge_dimension_is_read_in_bounded_memory():
+    data = dimension_bomb()
+    assert len(data) < 6_000
+    rows = [[2, "R1", "1.00"], [60000, "R2", "2.00"]]
+    assert read_bounded(data, 100_000) == rows
+    # The gap up to row 60,000 counts: a sheet cannot hide its size in it.
+    assert read_bounded(data, 50_000) == "more than 50,000 rows: split the file"
 
 
 def test_utf16_with_bom_and_long_cells():

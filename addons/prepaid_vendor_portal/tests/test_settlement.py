@@ -1,18 +1,24 @@
-"""Vendor settlement: the daily CSV (columns, trailer totals and checksum,
-masked tokens, formula-safe text, the business day) and the vendor
-statement, its figures, its XLSX and the text of its PDF."""
+"""Vendor settlement: the daily CSV (columns, trailer totals and HMAC,
+commission per the vendor's mode, masked tokens, formula-safe text, the
+business day) and the vendor statement, its figures, its XLSX and the text
+of its PDF."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import hmac
 import io
+from dataclasses import replace
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import openpyxl
 import pypdf
 import pytest
+from trytond.modules.prepaid_vendor_portal.commission import Mode
+from trytond.modules.prepaid_vendor_portal.money import format_amount, quantum
 from trytond.modules.prepaid_vendor_portal.settlement import (
     COLUMNS,
     NO_ACTIVITY,
@@ -22,7 +28,6 @@ from trytond.modules.prepaid_vendor_portal.settlement import (
     StatementLine,
     TxKind,
     build_statement,
-    business_day,
     daily_file,
     file_name,
     read_daily_file,
@@ -32,6 +37,8 @@ from trytond.modules.prepaid_vendor_portal.settlement import (
 
 SAST = ZoneInfo("Africa/Johannesburg")
 DAY = dt.date(2026, 3, 5)
+KEY = bytes(range(32))  # the vendor's settlement key
+OTHER_KEY = bytes(range(1, 33))
 
 
 def local(*args) -> dt.datetime:
@@ -56,9 +63,14 @@ TXS = [
 
 
 # ----------------------------------------------------------------- daily
+def daily(txs=TXS, mode=Mode.AT_SALE, **kw) -> bytes:
+    kw = {"timezone": SAST, "currency": "ZAR", "commission_mode": mode, "key": KEY,
+          **kw}  # fmt: skip
+    return daily_file(kw.pop("vendor", "V"), DAY, txs, **kw)
+
+
 def test_daily_file_columns_rows_and_trailer():
-    data = daily_file("BANK-RETAIL", DAY, reversed(TXS), timezone=SAST,
-                      currency="ZAR")  # fmt: skip
+    data = daily(reversed(TXS), vendor="BANK-RETAIL")
     assert not data.startswith(b"\xef\xbb\xbf")
     lines = data.decode().split("\r\n")
     assert lines[0] == ",".join(COLUMNS)
@@ -80,40 +92,98 @@ def test_daily_file_columns_rows_and_trailer():
     # Trailer: 4 records; amount 100 + 0 - 40 + 250 = 310.00; VAT 13.04 -
     # 5.22 = 7.82; kWh 45.30 + 50 - 18.10 = 77.20; commission 2.50 + 1.50 -
     # 1.00 + 5.00 = 8.00; net 310 - 8 = 302.00.
-    assert rows[5][:10] == ["T", "BANK-RETAIL", "2026-03-05", "4", "310.00", "7.82",
-                            "77.20", "8.00", "302.00", "ZAR"]  # fmt: skip
-    parsed, trailer = read_daily_file(data)
+    assert rows[5][:11] == ["T", "BANK-RETAIL", "2026-03-05", "4", "310.00", "7.82",
+                            "77.20", "8.00", "302.00", "ZAR", "at_sale"]  # fmt: skip
+    parsed, trailer = read_daily_file(data, KEY)
     assert len(parsed) == trailer.count == 4
-    assert trailer.net == D("302.00")
+    assert (trailer.net, trailer.commission_mode) == (D("302.00"), Mode.AT_SALE)
     assert file_name("BANK RETAIL/../x", DAY) == "settlement_BANK-RETAIL-x_20260305.csv"
 
 
-def test_daily_file_checks_catch_tampering():
-    data = daily_file("V", DAY, TXS, timezone=SAST, currency="ZAR")
-    with pytest.raises(SettlementFileError, match="checksum"):
-        read_daily_file(data.replace(b"100.00", b"190.00", 1))
-    with pytest.raises(SettlementFileError, match="checksum"):
-        lines = data.split(b"\r\n")
-        read_daily_file(b"\r\n".join(lines[:2] + lines[3:]))  # a record dropped
-    with pytest.raises(SettlementFileError, match="trailer"):
-        read_daily_file(data.rsplit(b"T,", 1)[0])
+def test_the_trailer_holds_an_hmac_anyone_with_the_key_can_check():
+    # What a vendor checks with its own tools: HMAC-SHA256 (RFC 2104) of
+    # every byte before the last cell, under its key.
+    data = daily()
+    signed, _, mac = data.removesuffix(b"\r\n").rpartition(b",")
+    expected = hmac.new(KEY, signed + b",", hashlib.sha256).hexdigest()
+    assert mac.decode() == expected == read_daily_file(data, KEY)[1].hmac_sha256
+
+
+def test_daily_file_checks_catch_tampering_and_the_wrong_key():
+    data = daily()
+    lines = data.split(b"\r\n")
+    altered = [
+        data.replace(b"100.00", b"190.00", 1),
+        b"\r\n".join(lines[:2] + lines[3:]),  # a record dropped
+        data.rsplit(b"T,", 1)[0],  # the trailer cut
+        # Altered and every digest recomputed, as SHA-256 alone would allow:
+        # a monthly vendor's file passed as deducting its commission.
+        _resigned(data.replace(b",at_sale,", b",monthly,"), hashlib.sha256),
+    ]
+    for bad in altered:
+        with pytest.raises(SettlementFileError, match="authentication failed"):
+            read_daily_file(bad, KEY)
+    with pytest.raises(SettlementFileError, match="authentication failed"):
+        read_daily_file(data, OTHER_KEY)
+    # Signed with the right key but not adding up: still refused.
+    forged = _resigned(data.replace(b",302.00,", b",303.00,"), KEY)
+    with pytest.raises(SettlementFileError, match="net column does not add up"):
+        read_daily_file(forged, KEY)
+
+
+def _resigned(data: bytes, key_or_hash) -> bytes:
+    "data with its last cell replaced by a digest of the rest"
+    signed, comma, _ = data.removesuffix(b"\r\n").rpartition(b",")
+    if isinstance(key_or_hash, bytes):
+        digest = hmac.new(key_or_hash, signed + comma, hashlib.sha256).hexdigest()
+    else:
+        digest = key_or_hash(signed + comma).hexdigest()
+    return signed + comma + digest.encode() + b"\r\n"
+
+
+@pytest.mark.parametrize("key", [b"", b"short key", "0" * 64])
+def test_a_settlement_key_must_be_32_bytes(key):
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        daily(key=key)
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        read_daily_file(daily(), key)
+
+
+def test_a_monthly_vendors_daily_file_carries_no_commission():
+    # Its commission is settled with the month (caps, volume tiers): each
+    # line's net is what it paid; a line with a commission is refused.
+    free = [replace(tx, commission=D(0)) for tx in TXS]
+    data = daily(free, Mode.MONTHLY)
+    rows, trailer = read_daily_file(data, KEY)
+    assert all(row["commission"] == "0.00" for row in rows)
+    assert [row["net"] for row in rows] == [row["amount"] for row in rows]
+    assert (trailer.commission, trailer.net, trailer.commission_mode) == (
+        D(0), D("310.00"), Mode.MONTHLY)  # fmt: skip
+    with pytest.raises(ValueError, match="settled with the month"):
+        daily(TXS, Mode.MONTHLY)
 
 
 def test_empty_day_still_has_header_and_trailer():
-    data = daily_file("V", DAY, [], timezone=SAST, currency="ZAR")
-    rows, trailer = read_daily_file(data)
+    rows, trailer = read_daily_file(daily([]), KEY)
     assert (rows, trailer.count, trailer.amount) == ([], 0, D(0))
 
 
-def test_business_day_with_a_batch_close_time():
+def test_amounts_in_files_have_the_currency_digits_and_never_a_minus_zero():
+    # The tariff calculator's rounding, shared with the vendor cores.
+    assert format_amount(D("-0.004")) == "0.00"
+    assert format_amount(D("1234.565")) == "1234.57"
+    assert format_amount(D("7.5"), quantum(0)) == "8"
+    with pytest.raises(ValueError, match="currency digits must be 0 to 6"):
+        quantum(7)
+
+
+def test_a_batch_close_time_moves_the_business_day():
     # API terminals' daily batch closes at 22:00: the business day of 5 March
     # runs from 22:00 on the 5th to 22:00 on the 6th.
-    start, end = business_day(DAY, SAST, dt.time(22))
-    assert (start, end) == (local(2026, 3, 5, 22), local(2026, 3, 6, 22))
     late = SettlementTx(local(2026, 3, 6, 21, 59), TxKind.SALE, "T", "R9", D(10))
-    daily_file("V", DAY, [late], timezone=SAST, currency="ZAR", day_start=dt.time(22))
+    daily([late], day_start=dt.time(22))
     with pytest.raises(ValueError, match="not in the business day"):
-        daily_file("V", DAY, [late], timezone=SAST, currency="ZAR")
+        daily([late])
 
 
 @pytest.mark.parametrize(
@@ -132,7 +202,7 @@ def test_business_day_with_a_batch_close_time():
 )  # fmt: skip
 def test_daily_file_refuses_bad_transactions(tx, error):
     with pytest.raises((TypeError, ValueError), match=error):
-        daily_file("V", DAY, [tx], timezone=SAST, currency="ZAR")
+        daily([tx])
 
 
 # ------------------------------------------------------------- statement

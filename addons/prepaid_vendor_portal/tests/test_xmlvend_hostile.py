@@ -1,49 +1,33 @@
 """Hostile input gets a SOAP Client fault, within bounded time and memory.
 
 Every case runs in one child process limited to 1 GiB of address space and
-60 s: an expanded entity (billion laughs is 3 GB) or an unbounded parse would
-break those bounds and fail the test.  Timings are printed by
-bench/xmlvend_codec.py, never asserted here.
+60 s (``bounded.run_bounded``): an expanded entity (billion laughs is 3 GB)
+or an unbounded parse would break those bounds and fail the test.  Timings
+are printed by bench/xmlvend_codec.py, never asserted here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import resource
-import subprocess
-import sys
 
 import pytest
 from lxml import etree
 from trytond.modules.prepaid_vendor_portal.xmlvend import safexml
 
+from .bounded import run_bounded
 from .xmlvend_hostile import cases
 
 CASES = list(cases())
-MEMORY_LIMIT = 1 << 30
-
-
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
 @pytest.fixture(scope="module")
 def answers() -> dict[str, dict]:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "trytond.modules.prepaid_vendor_portal.tests.xmlvend_hostile",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=_limit_memory,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    run = run_bounded(
+        "-m", "trytond.modules.prepaid_vendor_portal.tests.xmlvend_hostile"
     )
-    assert run.returncode == 0, run.stderr[-2000:]
-    return {line["case"]: line for line in map(json.loads, run.stdout.splitlines())}
+    assert run.returncode == 0, run.stderr[-2000:].decode(errors="replace")
+    lines = run.stdout.decode().splitlines()
+    return {line["case"]: line for line in map(json.loads, lines)}
 
 
 @pytest.mark.parametrize("case", CASES)

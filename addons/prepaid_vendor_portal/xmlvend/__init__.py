@@ -4,11 +4,11 @@ Sans-io: the transport hands :func:`handle` the POSTed bytes and sends back
 what it returns; a :class:`Backend` answers each operation with typed,
 immutable request and response objects (frozen dataclasses, Decimal amounts)
 or raises one of the standard faults (:mod:`.faults`).  :func:`wsdl_document`
-is what ``GET ...?wsdl`` serves.  :func:`redact` masks secrets before a
-message is stored.  See docs/xmlvend.md.
+is what ``GET ...?wsdl`` serves.  :func:`redact` (of :mod:`.redaction`) masks
+secrets before a message is stored.  See docs/xmlvend.md.
 """
 
-from . import base, faults, meter, revenue
+from . import base, faults, meter, redaction, revenue
 from .base import *  # noqa: F403
 from .codec import (
     BadRequest,
@@ -27,7 +27,7 @@ from .codec import (
 from .faults import *  # noqa: F403
 from .meter import *  # noqa: F403
 from .operations import OPERATIONS, Operation, Route
-from .redact import redact
+from .redaction import redact
 from .revenue import *  # noqa: F403
 from .safexml import REQUEST_LIMITS, RESPONSE_LIMITS, Limits, UnsafeXML
 from .schema import wsdl_document, xml_schema
@@ -61,6 +61,7 @@ __all__ = [
     "read_request",
     "read_response",
     "redact",
+    "redaction",
     "render_fault",
     "render_response",
     "request_fingerprint",

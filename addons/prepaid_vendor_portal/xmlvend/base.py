@@ -391,8 +391,9 @@ class STS1Token(Token):
 class KCToken(Token):
     "The two tokens of an STS key change, entered in order"
 
-    set_1st_meter_key: STS1Token = elem("set1stMeterKey")
-    set_2nd_meter_key: STS1Token = elem("set2ndMeterKey")
+    # Secret: they carry the meter's new key (the repr and the log hide them).
+    set_1st_meter_key: STS1Token = elem("set1stMeterKey", secret=True)
+    set_2nd_meter_key: STS1Token = elem("set2ndMeterKey", secret=True)
 
 
 @xml_type(BASE)

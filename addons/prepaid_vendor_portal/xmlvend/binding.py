@@ -70,17 +70,21 @@ class BindingError(ValueError):
 class _Xml:
     local: str
     is_attr: bool
+    secret: bool = False
 
 
 def attr(local: str, default: Any = MISSING, *, secret: bool = False) -> Any:
     """A field written as the XML attribute ``local``; a secret one (a card
-    number) is left out of the object's repr, so logging a request leaks none"""
-    return field(default=default, repr=not secret, metadata={"xml": _Xml(local, True)})
+    number) is left out of the object's repr, so logging a request leaks none,
+    and is masked in the dispute log (:mod:`.redaction`)"""
+    xml = _Xml(local, True, secret)
+    return field(default=default, repr=not secret, metadata={"xml": xml})
 
 
 def elem(local: str, default: Any = MISSING, *, secret: bool = False) -> Any:
     "A field written as the child element ``local`` (``secret``: see attr)"
-    return field(default=default, repr=not secret, metadata={"xml": _Xml(local, False)})
+    xml = _Xml(local, False, secret)
+    return field(default=default, repr=not secret, metadata={"xml": xml})
 
 
 def xml_type(ns: str, *, abstract: bool = False, name: str | None = None):
@@ -140,6 +144,7 @@ class FieldPlan:
     required: bool
     is_complex: bool
     tag: str  # "{ns}local" of an element field
+    secret: bool = False  # masked in logs (attr(..., secret=True))
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,7 @@ def plan_of(cls: type) -> TypePlan:
             required=required and not repeated,
             is_complex=is_xml_type(py_type),
             tag=f"{{{_declaring_ns(cls, f.name)}}}{xml.local}",
+            secret=xml.secret,
         )
         if fp.is_attr and (fp.repeated or fp.is_complex):
             raise TypeError(f"{cls.__name__}.{f.name}: an attribute must be scalar")

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, fields, is_dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from lxml import etree
 
 from . import binding, safexml
-from .base import BaseReq, BaseResp, DeviceID, MsgID, reply_header
+from .base import BaseReq, BaseResp, Currency, DeviceID, MsgID, reply_header
 from .binding import BindingError
 from .faults import (
     Fault,
@@ -181,9 +182,14 @@ def _operation_of_request(message: BaseReq) -> Operation:
 def request_fingerprint(message: BaseReq) -> str:
     """A digest of what a request asks, to tell a retry of the same request
     (same fingerprint: answer it again) from another request that reuses its
-    msgID (a fault).  Credentials and the msgID's leading zeros do not count."""
+    msgID (a fault).
+
+    What a till may write differently when it sends the same request again
+    does not count: the credentials, the msgID's leading zeros, how an amount
+    is written (``100``, ``100.00``), a currency symbol (or its absence: the
+    currency is the vendor's) and the offset a time is written with."""
     canonical = replace(
-        message,
+        _canonical(message),
         auth_cred=None,
         msg_id=MsgID(
             date_time=message.msg_id.date_time,
@@ -191,6 +197,22 @@ def request_fingerprint(message: BaseReq) -> str:
         ),
     )
     return hashlib.sha256(encode_request(canonical)).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    "value with its amounts, currencies and times in one written form"
+    if isinstance(value, Decimal):
+        return (value + 0).normalize()  # 100.00 and 1E+2 are 100; -0 is 0
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, tuple):
+        return tuple(_canonical(item) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _canonical(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, Currency):
+            changes["symbol"] = None
+        return replace(value, **changes)
+    return value
 
 
 def encode_payload(response: Response | XMLVendFaultResp) -> bytes:
