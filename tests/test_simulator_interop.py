@@ -258,18 +258,25 @@ def test_meter_invocation_counter_is_monotonic_across_associations(sim) -> None:
         c.disconnect()
 
 
-def test_second_connection_waits_for_the_first(sim) -> None:
+def test_third_connection_waits_for_a_free_one(sim) -> None:
+    """Two connections at once (class 41 nb_of_sim_conn = 2), each with its
+    association; a third is served when one of them leaves."""
     aarq = bytes.fromhex(
         "601DA109060760857405080101BE10040E01000000065F1F040000181F0100"
     )
     frame = b"\x00\x01\x00\x10\x00\x01" + len(aarq).to_bytes(2, "big") + aarq
-    with socket.create_connection(("127.0.0.1", sim.port(0)), timeout=5) as first:
-        first.sendall(frame)
-        assert first.recv(4096)[8] == 0x61  # AARE for the first client
-        second = socket.create_connection(("127.0.0.1", sim.port(0)), timeout=0.3)
-        second.sendall(frame)
+    address = ("127.0.0.1", sim.port(0))
+    with (
+        socket.create_connection(address, timeout=5) as first,
+        socket.create_connection(address, timeout=5) as second,
+    ):
+        for client in (first, second):
+            client.sendall(frame)
+            assert client.recv(4096)[8] == 0x61  # AARE: served at once
+        third = socket.create_connection(address, timeout=0.3)
+        third.sendall(frame)
         with pytest.raises(TimeoutError):
-            second.recv(4096)
-    second.settimeout(5)
-    assert second.recv(4096)[8] == 0x61  # served once the first one left
-    second.close()
+            third.recv(4096)
+    third.settimeout(5)
+    assert third.recv(4096)[8] == 0x61  # served once a connection left
+    third.close()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -345,6 +346,40 @@ def test_config_validation_errors_are_clear() -> None:
         MeterConfig(block_cipher_key=b"short")
     with pytest.raises(ValueError, match="drop_rate"):
         MeterConfig(drop_rate=2)
+    with pytest.raises(ValueError, match="max_connections"):
+        MeterConfig(max_connections=0)
+    with pytest.raises(ValueError, match="inactivity_timeout_s"):
+        MeterConfig(inactivity_timeout_s=0)
+
+
+# --- connections (TCP-UDP setup, class 41) --------------------------------------
+
+
+def test_an_idle_connection_does_not_block_the_meter(clock: FakeClock) -> None:
+    """A client that connects and sends nothing holds one of the meter's
+    connections; the next client is served at once, not after the 120 s
+    inactivity timeout (its own 5 s timeout would fail it)."""
+    with start_sim(clock) as sim:
+        with socket.create_connection(("127.0.0.1", sim.port(0))) as idle:
+            with client(sim, 0, "none", timeout=5).session() as c:
+                assert value(c.get(ENERGY)) is not None
+            with client(sim, 0, "lls", timeout=5).session() as c:
+                assert value(c.get(CLOCK)) is not None
+            idle.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                idle.recv(1)  # still open: dropped only after the timeout
+
+
+def test_inactivity_timeout_frees_a_single_connection_meter(clock: FakeClock) -> None:
+    with start_sim(clock, max_connections=1, inactivity_timeout_s=0.5) as sim:
+        with socket.create_connection(("127.0.0.1", sim.port(0))) as idle:
+            begin = time.monotonic()
+            with client(sim, 0, "none", timeout=5).session() as c:
+                assert value(c.get(ENERGY)) is not None
+            # The client waited for the idle connection to be dropped.
+            assert time.monotonic() - begin >= 0.4
+            idle.settimeout(5)
+            assert idle.recv(1) == b""  # closed by the meter
 
 
 def test_fleet_builds_distinct_meters(clock: FakeClock) -> None:

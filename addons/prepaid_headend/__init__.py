@@ -3,7 +3,9 @@
 - ``dlms/``: the pure-Python DLMS/COSEM client (no trytond import).
 - ``channel.py``: communication settings on ``prepaid.meter`` (secrets
   encrypted with the master key), invocation counters in the database.
-- ``schedule.py``: reading groups and schedules run by trytond-cron.
+- ``communication.py``: endpoints and credentials (MQTT broker), Key
+  Custodian and Administrator settings.
+- ``schedule.py: reading groups and schedules run by trytond-cron.
 - ``job.py``: jobs executed by queue tasks, many associations at once.
 - ``reading.py``: readings, events and the time-partitioning plan.
 - ``billing_feed.py``: new load-profile captures of remote-prepaid meters

@@ -8,9 +8,22 @@ key) are write-only fields stored encrypted with the master key of
 decrypts them, under ``without_check_access``.  Nobody reads the ciphertexts
 (field access denied to every group); only Key Custodians and Administrators
 may enter secrets (through the "Enter Keys" wizard: custodians have no write
-access on meters), and moving the channel (host, port) of a meter that has
-secrets is reserved to Key Custodians and Metering Engineers, with an audit
-line (repointing the host would otherwise harvest the LLS password).
+access on meters), and only they may move the channel (host, port) of a meter
+that has secrets, with an audit line: repointing the host would otherwise
+harvest the LLS password or an HLS-MD5 challenge.  Metering Engineers set the
+channel when they commission a meter, before its keys are entered.
+
+The authentication of a meter that has secrets is never lowered (HLS-GMAC to
+LLS, HLS-MD5 to LLS...), by anyone: the weaker mechanism would send the
+stored password in clear, and meters themselves only ever strengthen their
+security policy (Blue Book, security setup).  A meter replaced by one of a
+lower level is a meter change, with a new meter record.
+
+The key fingerprint (and the list of meters sharing a key) is shown to Key
+Custodians and Administrators only: it is keyed with a constant so that the
+invocation-counter sequences survive a master-key change, so anyone could
+compute the fingerprint of a well-known key (the DLMS UA test keys) and
+compare.  Field access also stops searching and ordering on it.
 
 The invocation counters of the AES-GCM frames are kept in
 ``prepaid.headend.invocation_counter`` per (client system title, block cipher
@@ -28,6 +41,8 @@ could not write while the caller holds the database lock.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import threading
 import time
 from typing import Any
@@ -40,8 +55,9 @@ from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.model.modelsql import SQLConstraintError
 from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
-from trytond.pyson import Eval, If
+from trytond.pyson import Eval, Id
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
@@ -51,7 +67,7 @@ from .dlms.counters import (
     counter_key,
     key_fingerprint,
 )
-from .dlms.session import ConnectionSettings
+from .dlms.session import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, ConnectionSettings
 
 FRAMINGS = [('wrapper', "WRAPPER (TCP/UDP, port 4059)"), ('hdlc', "HDLC over TCP")]
 AUTHENTICATIONS = [
@@ -62,6 +78,15 @@ AUTHENTICATIONS = [
 ]
 # Usual client SAPs of the project's meters (docs/dlms.md section 3).
 DEFAULT_CLIENT_ADDRESS = {'none': 16, 'lls': 32, 'hls-md5': 1, 'hls-gmac': 1}
+#: Strength of each authentication: a meter with secrets never goes down.
+AUTH_LEVEL = {'none': 0, 'lls': 1, 'hls-md5': 2, 'hls-gmac': 3}
+CHANNEL_RANGES = {
+    'hes_port': (1, 65535),
+    'hes_client_address': (1, 0x7F),  # client SAP: one byte, 7 bits on HDLC
+    'hes_server_address': (1, 0x3FFF),  # logical device (14 bits on HDLC)
+    'hes_timeout': (0.1, 600.0),
+    'hes_deadline': (1.0, 3600.0),
+}
 DEFAULT_SYSTEM_TITLE = b'PPSHES01'.hex().upper()
 RELAY_STATES = [
     (None, ""),
@@ -80,6 +105,14 @@ _hes_states = {'invisible': ~Eval('hes_host')}
 # Counter rows of the first release were keyed per meter.
 LEGACY_COUNTER_PREFIX = 'meter-'
 SECRET_GROUPS = ('group_key_custodian', 'group_admin')
+# The PYSON of "the user is a Key Custodian or an Administrator" (views).
+_secret_groups = Id('prepaid_vending', 'group_key_custodian').in_(
+    Eval('context', {}).get('groups', [])
+) | Id('prepaid_vending', 'group_admin').in_(Eval('context', {}).get('groups', []))
+# A channel with secrets moves only by a custodian or an administrator.
+_channel_states = {
+    'readonly': (Eval('hes_secrets_entered', 'none') != 'none') & ~_secret_groups
+}
 #: Longest LLS password / HLS secret accepted (octets, UTF-8 encoded): meters
 #: take 8 to 16 in practice; more is a pasted key file or a typing error.
 MAX_PASSWORD_BYTES = 64
@@ -88,7 +121,6 @@ KEY_LABELS = {
     'hes_block_cipher_key': "block cipher key",
     'hes_authentication_key': "authentication key",
 }
-CHANNEL_GROUPS = ('group_key_custodian', 'group_engineer')
 
 
 def secret_bytes(name: str, value: str) -> bytes:
@@ -121,6 +153,20 @@ def secret_bytes(name: str, value: str) -> bytes:
     return raw
 
 
+_HOST_LABEL = re.compile(r'(?!-)[A-Za-z0-9-]{1,63}(?<!-)')
+
+
+def valid_host(host: str) -> bool:
+    "An IP address or a DNS host name (RFC 1123), nothing else (no URL, port)"
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip('.').split('.')
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
 def user_in_groups(names, check: bool | None = None) -> bool:
     """Whether the user may act, for checks done in code (not by field access).
 
@@ -140,21 +186,18 @@ def user_in_groups(names, check: bool | None = None) -> bool:
     return bool(wanted & set(User.get_groups()))
 
 
-class Meter(metaclass=PoolMeta):
+class Meter(RangeMixin, metaclass=PoolMeta):
     __name__ = 'prepaid.meter'
 
     hes_host = fields.Char(
         "Host",
         strip=True,
+        states=_channel_states,
         help="IP address or host name of the meter's communication module "
-        "(direct TCP channel).",
+        "(direct TCP channel). Once the meter has secrets, only a Key "
+        "Custodian or an Administrator moves it.",
     )
-    hes_port = fields.Integer(
-        "Port",
-        domain=[
-            If(Eval('hes_port'), [('hes_port', '>', 0), ('hes_port', '<', 65536)], [])
-        ],
-    )
+    hes_port = fields.Integer("Port", states=_channel_states)
     hes_framing = fields.Selection(FRAMINGS, "Framing", required=True)
     hes_client_address = fields.Integer("Client Address", required=True)
     hes_server_address = fields.Integer("Server Address", required=True)
@@ -168,8 +211,14 @@ class Meter(metaclass=PoolMeta):
     hes_timeout = fields.Float(
         "Timeout (s)",
         required=True,
-        domain=[('hes_timeout', '>', 0)],
-        help="Per round trip.",
+        help="Longest silence of the meter within one round trip.",
+    )
+    hes_deadline = fields.Float(
+        "Exchange Deadline (s)",
+        required=True,
+        help="Longest one exchange may take whatever the meter sends: the "
+        "association, each request with all its blocks, the release. A meter "
+        "that answers a byte at a time or keeps sending is cut off.",
     )
     # Read access denied to every group (channel.xml); lazy so that clients
     # reading a meter's eager fields never ask for them.
@@ -278,7 +327,11 @@ class Meter(metaclass=PoolMeta):
 
     @staticmethod
     def default_hes_timeout():
-        return 10.0
+        return DEFAULT_TIMEOUT
+
+    @staticmethod
+    def default_hes_deadline():
+        return DEFAULT_DEADLINE
 
     @fields.depends('hes_auth')
     def on_change_hes_auth(self):
@@ -286,11 +339,36 @@ class Meter(metaclass=PoolMeta):
             self.hes_client_address = DEFAULT_CLIENT_ADDRESS[self.hes_auth]
 
     @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | CHANNEL_RANGES
+
+    @classmethod
     def validate_fields(cls, meters, field_names):
         super().validate_fields(meters, field_names)
         if not field_names or field_names & {'hes_system_title', 'hes_host'}:
             for meter in meters:
                 meter.check_hes_system_title()
+        if not field_names or 'hes_host' in field_names:
+            for meter in meters:
+                if meter.hes_host and not valid_host(meter.hes_host):
+                    raise ValidationError(
+                        gettext(
+                            'prepaid_headend.msg_host_invalid',
+                            meter=meter.serial,
+                            host=meter.hes_host[:100],
+                        )
+                    )
+        if not field_names or field_names & {'hes_timeout', 'hes_deadline'}:
+            for meter in meters:
+                if (meter.hes_timeout or 0) > (meter.hes_deadline or 0):
+                    raise ValidationError(
+                        gettext(
+                            'prepaid_headend.msg_deadline_below_timeout',
+                            meter=meter.serial,
+                            timeout=meter.hes_timeout,
+                            deadline=meter.hes_deadline,
+                        )
+                    )
 
     def check_hes_system_title(self):
         try:
@@ -389,6 +467,8 @@ class Meter(metaclass=PoolMeta):
         super().check_modification(mode, meters, values=values, external=external)
         if mode != 'write' or not values:
             return
+        if 'hes_auth' in values:
+            cls._check_no_downgrade(meters, values['hes_auth'])
         if not values.keys() & {'hes_host', 'hes_port'}:
             return
         moved = [
@@ -402,7 +482,7 @@ class Meter(metaclass=PoolMeta):
         ]
         if not moved:
             return
-        if not user_in_groups(CHANNEL_GROUPS, check=bool(external)):
+        if not user_in_groups(SECRET_GROUPS, check=bool(external)):
             raise AccessError(
                 gettext('prepaid_headend.msg_channel_move_group', meter=moved[0].serial)
             )
@@ -415,6 +495,44 @@ class Meter(metaclass=PoolMeta):
                 f"{values.get('hes_host', meter.hes_host)}:"
                 f"{values.get('hes_port', meter.hes_port)}",
             )
+
+    @classmethod
+    def _check_no_downgrade(cls, meters, auth: str) -> None:
+        """Refuse, to everyone, a weaker authentication on a meter that has
+        secrets (see the module docstring)."""
+        labels = dict(AUTHENTICATIONS)
+        for meter in meters:
+            if AUTH_LEVEL.get(auth, 0) >= AUTH_LEVEL[meter.hes_auth]:
+                continue
+            if meter._hes_has_secrets():
+                raise AccessError(
+                    gettext(
+                        'prepaid_headend.msg_auth_downgrade',
+                        meter=meter.serial,
+                        current=labels[meter.hes_auth],
+                        new=labels.get(auth, auth),
+                    )
+                )
+
+    @classmethod
+    def hes_move_channel(cls, meter, host: str | None, port: int | None) -> bool:
+        """Move the channel of meter (Enter Keys wizard); whether it moved.
+        An empty host or port keeps the current one.
+
+        Key Custodians have no write access on meters: the group is checked
+        here and the write (validated, audited by check_modification) runs
+        without access checks."""
+        host = (host or '').strip() or meter.hes_host
+        port = port if port is not None else meter.hes_port
+        if (host, port) == (meter.hes_host, meter.hes_port):
+            return False
+        if not user_in_groups(SECRET_GROUPS, check=True):
+            raise AccessError(
+                gettext('prepaid_headend.msg_channel_move_group', meter=meter.serial)
+            )
+        with without_check_access():
+            cls.write([meter], {'hes_host': host, 'hes_port': port})
+        return True
 
     @classmethod
     def hes_store_secrets(cls, meter, secrets: dict[str, str | None]) -> list[str]:
@@ -507,7 +625,8 @@ class Meter(metaclass=PoolMeta):
             server_address=self.hes_server_address,
             auth=self.hes_auth,
             system_title=bytes.fromhex(self.hes_system_title),
-            timeout=self.hes_timeout or 10.0,
+            timeout=self.hes_timeout or DEFAULT_TIMEOUT,
+            deadline=self.hes_deadline or DEFAULT_DEADLINE,
             meter_key=f'{LEGACY_COUNTER_PREFIX}{self.id}',  # label only
             **kwargs,
         )
@@ -574,6 +693,10 @@ class EnterKeysStart(ModelView):
 
     meter = fields.Many2One('prepaid.meter', "Meter", readonly=True)
     entered = fields.Char("Secrets Already Stored", readonly=True)
+    host = fields.Char(
+        "Host", strip=True, help="Change to move the meter's channel (audited)."
+    )
+    port = fields.Integer("Port")
     password = fields.Char(
         "LLS Password / HLS Secret",
         help="Leave empty to keep the stored one.",
@@ -621,7 +744,12 @@ class EnterKeys(Wizard):
 
     def default_start(self, fields):
         meter = self._meter()
-        return {'meter': meter.id, 'entered': meter.hes_secrets_entered}
+        return {
+            'meter': meter.id,
+            'entered': meter.hes_secrets_entered,
+            'host': meter.hes_host,
+            'port': meter.hes_port,
+        }
 
     def transition_store(self):
         Meter = Pool().get('prepaid.meter')
@@ -634,7 +762,11 @@ class EnterKeys(Wizard):
         # the transition: forget the plaintext first.
         for name in ENTER_KEYS_FIELDS:
             setattr(self.start, name, None)
-        Meter.hes_store_secrets(meter, secrets)
+        moved = Meter.hes_move_channel(
+            meter, getattr(self.start, 'host', None), getattr(self.start, 'port', None)
+        )
+        if any(secrets.values()) or not moved:
+            Meter.hes_store_secrets(meter, secrets)
         return 'end'
 
 

@@ -78,8 +78,9 @@ NOTICE_KINDS = {'low_credit_warning'}
 #: the simulator's 200-204, see reading.EVENT_CODES).
 LOW_CREDIT_CODE = 230
 #: Job error kinds after which a remote credit is sent again automatically:
-#: the meter did not answer, so it may simply be out of reach for a while.
-RETRY_ERROR_KINDS = frozenset({'timeout', 'connection'})
+#: the meter did not answer, or too slowly (a cut-off at the deadline on a
+#: poor link), so it may simply be out of reach for a while.
+RETRY_ERROR_KINDS = frozenset({'timeout', 'connection', 'deadline'})
 #: Sends of one remote credit (the first and the automatic retries).
 CREDIT_RETRY_LIMIT = 8
 #: Longest wait between two automatic sends.
@@ -389,15 +390,11 @@ class MeterCommand(metaclass=PoolMeta):
     def hes_publish_notices(cls, commands) -> list:
         """Queue the warnings for MQTT publication after the commit and mark
         them accepted; returns the commands published (none with MQTT off)."""
-        Configuration = Pool().get('prepaid.configuration')
         with without_check_access():
-            config = Configuration(1)
-            if not config.mqtt_enabled:
+            publisher = mqtt_bridge.alarm_manager()
+            if publisher is None:
                 return []
-            site = config.mqtt_site or 'main'
-            manager = Transaction().join(
-                mqtt_bridge.AlarmDataManager(config.mqtt_broker())
-            )
+            manager, site = publisher
             for command in commands:
                 message = command.hes_notice_message()
                 manager.messages.append(

@@ -8,6 +8,13 @@ the outcome of every meter is stored, so one failed meter (timeout, wrong keys)
 never blocks the others.  Jobs move pending -> running -> done / failed and
 keep their attempts and last error.
 
+Every job has an overall deadline (``hes_job_deadline``, or
+``hes_firmware_deadline`` for firmware, in the configuration; kept on the
+job), on top of the meter's per-round-trip timeout and per-exchange deadline:
+a meter that trickles or floods fails its job with the error kind
+``deadline`` (or ``oversize`` for a flood) instead of holding the worker or
+the engineer who pressed the button.
+
 No lock and no write is held across the network run: on PostgreSQL the jobs
 are claimed (running, attempt counted) in a transaction committed before any
 I/O, and each meter's outcome is stored in its own transaction committed right
@@ -63,6 +70,8 @@ ERROR_KINDS = [
     ('access_denied', "Access Denied"),
     ('service', "Service Error"),
     ('malformed', "Malformed Reply"),
+    ('deadline', "Deadline Exceeded"),
+    ('oversize', "Reply Too Large (flood)"),
     ('firmware', "Firmware"),
     ('configuration', "Configuration"),
     ('error', "Error"),
@@ -272,6 +281,11 @@ class Job(ModelSQL, ModelView):
     finished_at = fields.Timestamp("Finished", readonly=True)
     round_trips = fields.Integer("Round Trips", readonly=True)
     duration = fields.Float("Duration (s)", readonly=True)
+    deadline = fields.Float(
+        "Deadline (s)",
+        readonly=True,
+        help="Longest the job could talk to the meter, every attempt included.",
+    )
 
     @classmethod
     def __setup__(cls):
@@ -379,7 +393,10 @@ class Job(ModelSQL, ModelView):
                 failures.append((job.id, _message(exc)))
                 continue
             runnable.append(job.id)
-            meter_jobs.append(MeterJob(str(job.id), settings, [operation]))
+            deadline = config.hes_deadline_for(job.kind)
+            meter_jobs.append(
+                MeterJob(str(job.id), settings, [operation], deadline=deadline)
+            )
         for job_id, message in failures:
             run_committed(cls._store_failure_id, job_id, message, autonomous=autonomous)
         if not meter_jobs:
@@ -393,10 +410,14 @@ class Job(ModelSQL, ModelView):
             ),
             counter_store=DatabaseCounterStore(reserve=config.hes_counter_reserve or 1),
         )
-        for job_id, result in zip(runnable, results, strict=True):
+        for job_id, meter_job, result in zip(
+            runnable, meter_jobs, results, strict=True
+        ):
             # One transaction per meter: a failure to store one outcome
             # neither loses nor repeats the others.
-            run_committed(cls._store_id, job_id, result, autonomous=autonomous)
+            run_committed(
+                cls._store_id, job_id, result, meter_job.deadline, autonomous=autonomous
+            )
         return results
 
     @classmethod
@@ -415,8 +436,12 @@ class Job(ModelSQL, ModelView):
         return {j.id: j.attempts for j in jobs}
 
     @classmethod
-    def _store_id(cls, job_id: int, result: MeterResult) -> None:
-        cls(job_id)._store(result)
+    def _store_id(
+        cls, job_id: int, result: MeterResult, deadline: float | None = None
+    ) -> None:
+        job = cls(job_id)
+        job.deadline = deadline
+        job._store(result)
 
     @classmethod
     def _store_failure_id(cls, job_id: int, message: str) -> None:

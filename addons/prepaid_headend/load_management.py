@@ -28,6 +28,7 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_vending.credit import wall_clock
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 
 # A failed write is retried by cron only after this pause, so an offline
@@ -63,7 +64,11 @@ def limit_at(normal: int, periods: Iterable[Period], moment: dt.time) -> int:
     return normal
 
 
-class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
+#: Largest limiter threshold accepted (W): far above any customer supply.
+MAX_LIMIT_W = 10_000_000
+
+
+class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Load-management setting written to the limiter of customers' meters"
 
     __name__ = 'prepaid.load_management'
@@ -73,24 +78,20 @@ class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
     normal_limit = fields.Integer(
         "Normal Limit (W)",
         required=True,
-        domain=[('normal_limit', '>=', 0)],
         help="Limit outside the daily periods (0: no limit).",
     )
     emergency_limit = fields.Integer(
         "Emergency Limit (W)",
-        domain=['OR', ('emergency_limit', '=', None), ('emergency_limit', '>=', 0)],
         help="Limiter threshold while the meter runs its emergency profile.",
     )
     min_over_duration = fields.Integer(
         "Minimum Over-Threshold Duration (s)",
         required=True,
-        domain=[('min_over_duration', '>=', 0)],
         help="How long the load may exceed the limit before the relay opens.",
     )
     min_under_duration = fields.Integer(
         "Minimum Under-Threshold Duration (s)",
         required=True,
-        domain=[('min_under_duration', '>=', 0)],
     )
     periods = fields.One2Many(
         'prepaid.load_management.period', 'setting', "Daily Periods"
@@ -99,6 +100,15 @@ class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_min_over_duration():
         return 60
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'normal_limit': (0, MAX_LIMIT_W),
+            'emergency_limit': (0, MAX_LIMIT_W),
+            'min_over_duration': (0, 86400),
+            'min_under_duration': (0, 86400),
+        }
 
     @staticmethod
     def default_min_under_duration():
@@ -116,7 +126,7 @@ class LoadManagement(DeactivableMixin, ModelSQL, ModelView):
         }
 
 
-class LoadManagementPeriod(ModelSQL, ModelView):
+class LoadManagementPeriod(RangeMixin, ModelSQL, ModelView):
     "Daily period with its own limit"
 
     __name__ = 'prepaid.load_management.period'
@@ -129,13 +139,17 @@ class LoadManagementPeriod(ModelSQL, ModelView):
     end_time = fields.Time(
         "Until", required=True, help="May be earlier than From (past midnight)."
     )
-    limit = fields.Integer("Limit (W)", required=True, domain=[('limit', '>=', 0)])
+    limit = fields.Integer("Limit (W)", required=True)
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('setting')
         cls._order.insert(0, ('start_time', 'ASC'))
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {'limit': (0, MAX_LIMIT_W)}
 
     @classmethod
     def validate(cls, periods):

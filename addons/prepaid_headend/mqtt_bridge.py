@@ -20,29 +20,24 @@ Inbound
     not doubled either), and register values carried by the message become
     register readings.
 
-Broker settings are on the prepaid configuration; the password is
-write-only and stored encrypted with the master key.  TLS: tick *TLS* and
-give the CA file of the broker's certificate (PEM path on the server) or
-leave it empty to use the system CAs; the port is then usually 8883.
+Broker settings are on the head-end's communication settings (Key
+Custodians and Administrators, see ``communication``): TLS by default, the
+password write-only and encrypted with the master key, never sent over plain
+TCP unless an Administrator allows it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from trytond.exceptions import UserError
-from trytond.i18n import gettext
 from trytond.model import fields
-from trytond.model.exceptions import ValidationError
-from trytond.modules.prepaid_sts import masterkey
 from trytond.pool import Pool, PoolMeta
-from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from . import reading as rd
@@ -55,164 +50,9 @@ from .mqtt import (
     encode,
 )
 from .mqtt.ingest import BatchResult
-from .mqtt.topics import LEVEL, alarm_topic
+from .mqtt.topics import alarm_topic
 
 logger = logging.getLogger(__name__)
-CODES = re.compile(r'\s*(\d+\s*(,\s*\d+\s*)*)?')
-_mqtt_states = {'invisible': ~Eval('mqtt_enabled')}
-_mqtt_depends = ['mqtt_enabled']
-
-
-class Configuration(metaclass=PoolMeta):
-    __name__ = 'prepaid.configuration'
-
-    mqtt_enabled = fields.Boolean(
-        "Publish Alarms over MQTT",
-        help="Publish new meter alarms to prepaid/<site>/alarms/<serial>.",
-    )
-    mqtt_host = fields.Char("MQTT Broker Host", strip=True, states=_mqtt_states)
-    mqtt_port = fields.Integer(
-        "MQTT Broker Port",
-        domain=[('mqtt_port', '>', 0), ('mqtt_port', '<', 65536)],
-        states=_mqtt_states,
-    )
-    mqtt_site = fields.Char(
-        "MQTT Site",
-        strip=True,
-        states=_mqtt_states,
-        help="Second level of the topics: prepaid/<site>/... "
-        "(letters, digits, '.', '_', '-').",
-    )
-    mqtt_username = fields.Char("MQTT Username", states=_mqtt_states)
-    mqtt_password_cipher = fields.Char("Encrypted MQTT Password", readonly=True)
-    mqtt_password = fields.Function(
-        fields.Char(
-            "MQTT Password",
-            states=_mqtt_states,
-            help="Write-only: stored encrypted with the master key.",
-        ),
-        'get_mqtt_password',
-        setter='set_mqtt_password',
-    )
-    mqtt_tls = fields.Boolean(
-        "MQTT over TLS",
-        states=_mqtt_states,
-        help="Verify the broker's certificate (usually port 8883).",
-    )
-    mqtt_ca_file = fields.Char(
-        "MQTT CA File",
-        states={'invisible': ~Eval('mqtt_tls')},
-        help="PEM file of the CA of the broker's certificate, on the server; "
-        "empty: the system CAs.",
-    )
-    mqtt_timeout = fields.Float(
-        "MQTT Timeout (s)",
-        domain=[('mqtt_timeout', '>', 0)],
-        states=_mqtt_states,
-        help="Longest wait for the broker (connection, acknowledgement).",
-    )
-    mqtt_alarm_codes = fields.Char(
-        "Alarm Event Codes",
-        states=_mqtt_states,
-        help="Event-log codes published as alarms besides the alarm register, "
-        "comma-separated.",
-    )
-
-    @classmethod
-    def default_mqtt_enabled(cls):
-        return False
-
-    @classmethod
-    def default_mqtt_host(cls):
-        return '127.0.0.1'
-
-    @classmethod
-    def default_mqtt_port(cls):
-        return 1883
-
-    @classmethod
-    def default_mqtt_site(cls):
-        return 'main'
-
-    @classmethod
-    def default_mqtt_timeout(cls):
-        return 5.0
-
-    @classmethod
-    def default_mqtt_alarm_codes(cls):
-        # Power down, limiter, credit exhausted, token rejected, tamper
-        # cleared, firmware verification failed (reading.EVENT_CODES).
-        return '1,53,200,202,203,204'
-
-    @classmethod
-    def default_mqtt_tls(cls):
-        return False
-
-    @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        if field_names & {'mqtt_site', 'mqtt_alarm_codes'}:
-            for record in records:
-                record.check_mqtt()
-
-    def check_mqtt(self) -> None:
-        if self.mqtt_site and not LEVEL.fullmatch(self.mqtt_site):
-            raise ValidationError(
-                gettext('prepaid_headend.msg_mqtt_site', site=self.mqtt_site)
-            )
-        if self.mqtt_alarm_codes and not CODES.fullmatch(self.mqtt_alarm_codes):
-            raise ValidationError(
-                gettext(
-                    'prepaid_headend.msg_mqtt_alarm_codes', codes=self.mqtt_alarm_codes
-                )
-            )
-
-    @classmethod
-    def get_mqtt_password(cls, records, name):
-        return {r.id: None for r in records}  # write-only
-
-    @classmethod
-    def set_mqtt_password(cls, records, name, value):
-        if not value:
-            return
-        try:
-            cipher = masterkey.encrypt(value.encode('utf-8'))
-        except masterkey.MasterKeyError as error:
-            raise UserError(
-                gettext('prepaid_headend.msg_master_key', error=str(error))
-            ) from None
-        with without_check_access():
-            cls.write(list(records), {'mqtt_password_cipher': cipher})
-
-    @property
-    def mqtt_alarm_code_set(self) -> frozenset[int]:
-        return frozenset(
-            int(c) for c in (self.mqtt_alarm_codes or '').split(',') if c.strip()
-        )
-
-    def mqtt_broker(self) -> BrokerSettings:
-        "Broker settings with the password decrypted (server side only)"
-        password = None
-        with without_check_access():
-            cipher = self.__class__.read([self.id], ['mqtt_password_cipher'])[0][
-                'mqtt_password_cipher'
-            ]
-        if cipher:
-            try:
-                password = masterkey.decrypt(cipher).decode('utf-8')
-            except masterkey.MasterKeyError as error:
-                raise UserError(
-                    gettext('prepaid_headend.msg_master_key', error=str(error))
-                ) from None
-        return BrokerSettings(
-            host=self.mqtt_host or '127.0.0.1',
-            port=self.mqtt_port or 1883,
-            username=self.mqtt_username or None,
-            password=password,
-            tls=bool(self.mqtt_tls),
-            ca_file=self.mqtt_ca_file or None,
-            timeout=self.mqtt_timeout or 5.0,
-        )
 
 
 class Event(metaclass=PoolMeta):
@@ -277,11 +117,29 @@ class AlarmDataManager:
         self.messages = []
 
 
+def alarm_manager() -> tuple[AlarmDataManager, str] | None:
+    """The transaction's alarm publisher and the topic site, or None when
+    MQTT is off or its settings cannot be used (logged: the events being
+    stored must never fail for it)."""
+    Communication = Pool().get('prepaid.headend.communication')
+    with without_check_access():
+        config = Communication(1)
+        if not config.mqtt_enabled:
+            return None
+        try:
+            broker = config.mqtt_broker()
+        except UserError as error:
+            logger.error("MQTT alarms not published: %s", error.message)
+            return None
+        manager = Transaction().join(AlarmDataManager(broker))
+        return manager, config.mqtt_site or 'main'
+
+
 def queue_alarms(events: Sequence[Any]) -> int:
     "Queue the alarms among new events for publication after the commit"
-    Configuration = Pool().get('prepaid.configuration')
+    Communication = Pool().get('prepaid.headend.communication')
     with without_check_access():
-        config = Configuration(1)
+        config = Communication(1)
         if not config.mqtt_enabled:
             return 0
         codes = config.mqtt_alarm_code_set
@@ -289,8 +147,10 @@ def queue_alarms(events: Sequence[Any]) -> int:
         alarms = [e for e in events if e.log == 'alarm' or e.code in codes]
         if not alarms:
             return 0
-        site = config.mqtt_site or 'main'
-        manager = Transaction().join(AlarmDataManager(config.mqtt_broker()))
+        publisher = alarm_manager()
+        if publisher is None:
+            return 0
+        manager, site = publisher
         for event in alarms:
             message = event.mqtt_message()
             manager.messages.append(

@@ -13,6 +13,7 @@ import calendar
 import datetime as dt
 
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 
@@ -34,7 +35,7 @@ class MeterGroup(ModelSQL, ModelView):
     schedules = fields.One2Many('prepaid.headend.schedule', 'group', "Schedules")
 
 
-class Schedule(DeactivableMixin, ModelSQL, ModelView):
+class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Reading schedule of a meter group"
 
     __name__ = 'prepaid.headend.schedule'
@@ -47,7 +48,6 @@ class Schedule(DeactivableMixin, ModelSQL, ModelView):
     frequency = fields.Selection(FREQUENCIES, "Frequency", required=True)
     interval_minutes = fields.Integer(
         "Every (minutes)",
-        domain=[('interval_minutes', '>', 0)],
         states={
             'invisible': Eval('frequency') != 'interval',
             'required': Eval('frequency') == 'interval',
@@ -58,7 +58,6 @@ class Schedule(DeactivableMixin, ModelSQL, ModelView):
     )
     day_of_month = fields.Integer(
         "Day of Month",
-        domain=[('day_of_month', '>=', 1), ('day_of_month', '<=', 31)],
         states={
             'invisible': Eval('frequency') != 'monthly',
             'required': Eval('frequency') == 'monthly',
@@ -77,6 +76,14 @@ class Schedule(DeactivableMixin, ModelSQL, ModelView):
     next_run = fields.Timestamp("Next Run (UTC)")
     last_run = fields.Timestamp("Last Run", readonly=True)
     jobs = fields.One2Many('prepaid.headend.job', 'schedule', "Jobs", readonly=True)
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'interval_minutes': (1, 31 * 24 * 60),
+            'day_of_month': (1, 31),
+            'profile_hours': (0, 93 * 24),
+        }
 
     @staticmethod
     def default_frequency():

@@ -15,6 +15,7 @@ by a daily cron for API channels).
 
 import datetime as dt
 import logging
+import re
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
@@ -29,7 +30,9 @@ from trytond.pyson import Id
 from trytond.transaction import Transaction
 
 from . import vend_write
+from .limits import MAX_AMOUNT, MIN_AMOUNT, in_range
 
+_THRESHOLD = re.compile(r'[0-9]{1,12}(\.[0-9]{1,4})?')
 logger = logging.getLogger(__name__)
 
 CANCEL_POLICIES = [
@@ -156,6 +159,36 @@ class Configuration(metaclass=PoolMeta):
             if part.strip():
                 values.append(Decimal(part.strip()))
         return sorted(values, reverse=True)
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'emergency_credit_amount': (MIN_AMOUNT, MAX_AMOUNT),
+            'emergency_credit_min_vends': (0, 1000),
+        }
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        if not field_names or 'low_credit_thresholds' in field_names:
+            for record in records:
+                record.check_low_credit_thresholds()
+
+    def check_low_credit_thresholds(self) -> None:
+        text = self.low_credit_thresholds or ''
+        parts = [p.strip() for p in text.split(',') if p.strip()]
+        if (
+            len(parts) > 10
+            or not all(_THRESHOLD.fullmatch(p) for p in parts)
+            or not all(in_range(Decimal(p), 0, MAX_AMOUNT) for p in parts)
+        ):
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_low_credit_thresholds',
+                    value=text[:100],
+                    maximum=MAX_AMOUNT,
+                )
+            )
 
     def require(self, name: str):
         "The configured value, or a clear error saying what to configure"

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
     ModelSingleton,
@@ -10,13 +11,15 @@ from trytond.model import (
     Unique,
     fields,
 )
+from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
+from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
 
 
-class Configuration(ModelSingleton, ModelSQL, ModelView):
+class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     "System parameters of the vending and metering platform"
 
     __name__ = 'prepaid.configuration'
@@ -90,8 +93,33 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     def default_import_queue_threshold():
         return 2000
 
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {
+            'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+            'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+            'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
+            'reprint_count': (0, 100),
+            'import_queue_threshold': (1, 10_000_000),
+        }
 
-class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
+            for record in records:
+                low, high = record.min_vend_amount, record.max_vend_amount
+                if low is not None and high is not None and low > high:
+                    raise ValidationError(
+                        gettext(
+                            'prepaid_vending.msg_vend_amount_order',
+                            minimum=low,
+                            maximum=high,
+                        )
+                    )
+
+
+class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
 
     __name__ = 'prepaid.sales_point'
@@ -171,3 +199,7 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_channel():
         return 'counter'
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | {'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT)}

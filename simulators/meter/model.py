@@ -79,6 +79,11 @@ class MeterConfig:
     hdlc_max_info: int = 128  # HDLC information field length (both ways)
     # Fault: that many activations fail (the meter keeps its old firmware).
     activation_failures: int = 0
+    # TCP-UDP setup (class 41): simultaneous connections (nb_of_sim_conn)
+    # and the silence after which a connection is dropped
+    # (inactivity_time_out).
+    max_connections: int = 2
+    inactivity_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.framing not in ("wrapper", "hdlc"):
@@ -87,6 +92,10 @@ class MeterConfig:
             raise ValueError(f"sts_ea must be '07' or '11': {self.sts_ea!r}")
         if not 0.0 <= self.drop_rate <= 1.0:
             raise ValueError("drop_rate must be within [0, 1]")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if not self.inactivity_timeout_s > 0:
+            raise ValueError("inactivity_timeout_s must be positive")
         for name in ("block_cipher_key", "authentication_key"):
             if len(getattr(self, name)) != 16:
                 raise ValueError(f"{name} must be 16 bytes (security suite 0)")

@@ -1,8 +1,14 @@
 """asyncio TCP servers for a fleet of simulated meters, in a background thread.
 
-One listening socket per meter; one connection (association) at a time per
-meter: a second client waits until the first disconnects, like a real meter's
-single communication channel.
+One listening socket per meter, served as a meter's TCP-UDP setup object
+(class 41) says: at most ``max_connections`` connections at once
+(nb_of_sim_conn, default 2: the head-end and a field tool, as smart meters
+commonly allow), each with its own association; a further client waits until
+one of them ends.  A connection that sends nothing for
+``inactivity_timeout_s`` (inactivity_time_out) is dropped.  So one idle TCP
+connection holds one slot, never the meter: the next client is served at
+once.  The associations share the meter's state (energy, credit, tokens,
+invocation counters), as in a real meter.
 """
 
 from __future__ import annotations
@@ -18,13 +24,11 @@ from .association import Meter
 from .link import HdlcLink, WrapperLink
 from .model import Clock, MeterConfig, MeterState, utc_now
 
-IDLE_TIMEOUT_S = 120.0  # free the meter if a client goes silent
-
 
 class _MeterServer:
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
-        self.lock = asyncio.Lock()
+        self.slots = asyncio.Semaphore(meter.config.max_connections)
         self.random = random.Random(meter.config.seed)
         self.server: asyncio.base_events.Server | None = None
         self.connections = 0
@@ -35,7 +39,7 @@ class _MeterServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.writers.add(writer)
-        async with self.lock:
+        async with self.slots:
             self.connections += 1
             cfg = self.meter.config
             link: Any = (
@@ -47,7 +51,7 @@ class _MeterServer:
                 while True:
                     try:
                         data = await asyncio.wait_for(
-                            reader.read(65536), IDLE_TIMEOUT_S
+                            reader.read(65536), cfg.inactivity_timeout_s
                         )
                     except TimeoutError:
                         break

@@ -21,6 +21,19 @@ class DlmsTimeout(DlmsError):
     transient = True
 
 
+class DeadlineExceeded(DlmsError):
+    """An exchange (association, one request, release) or a whole job ran
+    past its overall deadline: the meter answers too slowly (a byte at a
+    time), keeps sending, or the job has too much to do.  Cut off and not
+    retried: a meter that trickles is not cured by asking again at once."""
+
+    kind = "deadline"
+
+    def __init__(self, message: str, scope: str = "exchange") -> None:
+        super().__init__(message)
+        self.scope = scope  # "exchange" or "job"
+
+
 class ConnectionFailed(DlmsError):
     """TCP connection refused, reset or closed by the peer."""
 
@@ -75,14 +88,23 @@ class MalformedReply(DlmsError):
     kind = "malformed"
 
 
+class ReplyTooLarge(MalformedReply):
+    """The meter sent more bytes for one request than any reply may hold
+    (a flood): the connection is cut off and nothing of it is kept."""
+
+    kind = "oversize"
+
+
 __all__ = [
     "AccessDenied",
     "AssociationRefused",
     "AuthenticationFailure",
     "ConnectionFailed",
+    "DeadlineExceeded",
     "DlmsError",
     "DlmsTimeout",
     "MalformedReply",
+    "ReplyTooLarge",
     "ServiceError",
 ]
 

@@ -2,10 +2,12 @@
 
 Real reads are latency-bound (PLC/cellular round trips of 0.1 s to seconds),
 so the head-end keeps hundreds of associations open at once, bounded by a
-semaphore, each with per-request timeouts. Transient failures (timeouts,
-connection errors) are retried with exponential backoff and jitter; anything
-else (authentication, access, malformed replies) is reported at once. One
-meter's failure never blocks the batch.
+semaphore, each with per-request timeouts and deadlines. Transient failures
+(timeouts, connection errors) are retried with exponential backoff and
+jitter; anything else (authentication, access, malformed replies, a deadline)
+is reported at once. A job may have an overall deadline covering all its
+attempts and the pauses between them. One meter's failure never blocks the
+batch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from . import operations as ops
 from .counters import InvocationCounterStore
-from .errors import DlmsError
+from .errors import DeadlineExceeded, DlmsError
 from .session import ConnectionSettings, DlmsSession
 
 OperationFn = Callable[..., Awaitable[Any]]
@@ -77,6 +79,8 @@ class MeterJob:
     key: str  # meter identifier, echoed in the result
     settings: ConnectionSettings
     operations: Sequence[Operation | str]
+    # Whole job, every attempt included (None: only the exchanges' deadlines).
+    deadline: float | None = None
 
 
 @dataclass
@@ -118,32 +122,47 @@ async def run_job(
     steps = [Operation(op) if isinstance(op, str) else op for op in job.operations]
     resolved = [s.resolve() for s in steps]
     start = time.perf_counter()
-    attempt = 0
-    trips = 0
-    while True:
-        attempt += 1
-        results: dict[str, Any] = {}
-        side_effect_started = False
-        session = session_factory(job.settings, counter_store=counter_store)
-        try:
-            async with session:
-                for (label, fn, idem), step in zip(resolved, steps):
-                    side_effect_started |= not idem
-                    results[label] = await fn(session, **step.kwargs)
-            trips += session.round_trips
-            return MeterResult(
-                job.key, True, results, None, attempt,
-                time.perf_counter() - start, trips,
-            )  # fmt: skip
-        except DlmsError as exc:
-            trips += session.round_trips
-            retry = exc.transient and not side_effect_started
-            if not retry or attempt > policy.retries:
-                return MeterResult(
-                    job.key, False, results, exc, attempt,
-                    time.perf_counter() - start, trips,
-                )  # fmt: skip
-            await asyncio.sleep(policy.delay(attempt, rng))
+    # What the attempts did so far, kept when the job deadline cuts them off.
+    progress = MeterResult(job.key, False, {}, attempts=0)
+
+    async def attempts() -> MeterResult:
+        while True:
+            progress.attempts += 1
+            progress.results = results = {}
+            side_effect_started = False
+            session = session_factory(job.settings, counter_store=counter_store)
+            try:
+                async with session:
+                    for (label, fn, idem), step in zip(resolved, steps):
+                        side_effect_started |= not idem
+                        results[label] = await fn(session, **step.kwargs)
+                progress.round_trips += session.round_trips
+                progress.ok = True
+                return progress
+            except DlmsError as exc:
+                progress.round_trips += session.round_trips
+                retry = exc.transient and not side_effect_started
+                if not retry or progress.attempts > policy.retries:
+                    progress.error = exc
+                    return progress
+                await asyncio.sleep(policy.delay(progress.attempts, rng))
+            except asyncio.CancelledError:
+                progress.round_trips += session.round_trips
+                raise
+
+    try:
+        async with asyncio.timeout(job.deadline):
+            result = await attempts()
+    except TimeoutError:
+        result = progress
+        result.ok = False
+        result.error = DeadlineExceeded(
+            f"job not finished within its {job.deadline:g} s deadline "
+            f"({result.attempts} attempt(s)): cut off",
+            scope="job",
+        )
+    result.elapsed = time.perf_counter() - start
+    return result
 
 
 async def read_meters_async(

@@ -3,12 +3,23 @@
 gurux builds and parses the PDUs (AARQ/AARE, GET/SET/ACTION, block transfer,
 HDLC and WRAPPER framing); this module owns the I/O, timeouts, invocation
 counters and the translation of gurux's exceptions into `errors`.
+
+Two clocks bound a conversation: ``timeout`` is the longest silence of the
+meter within a round trip, ``deadline`` the longest any exchange may take as
+a whole (the association with its connection and HLS passes, each request
+with all its blocks, the release).  A meter that sends a byte now and then
+never trips the first and always trips the second.  ``max_reply_bytes``
+bounds what one request may receive, so a flood is cut off before it costs
+memory; gurux only ever sees whole frames (see `frames`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +41,14 @@ from .errors import (
     AccessDenied,
     AssociationRefused,
     AuthenticationFailure,
+    ConnectionFailed,
+    DeadlineExceeded,
     DlmsError,
     MalformedReply,
+    ReplyTooLarge,
     ServiceError,
 )
+from .frames import FrameSplitter
 from .transport import TcpTransport, Transport
 
 AUTH_KINDS = {
@@ -47,6 +62,11 @@ FRAMINGS = {"wrapper": InterfaceType.WRAPPER, "hdlc": InterfaceType.HDLC}
 DEFAULT_BLOCK_CIPHER_KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 DEFAULT_AUTHENTICATION_KEY = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 DEFAULT_SYSTEM_TITLE = b"PPSHES01"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_DEADLINE = 30.0
+#: Largest reply to one request (all its blocks): a month of 15-minute load
+#: profile is a few hundred KiB, so this only stops floods.
+DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 # AARE diagnostics (acse-service-user) meaning "your credentials are wrong".
 _DIAG_AUTHENTICATION_FAILURE = 13
@@ -73,8 +93,10 @@ class ConnectionSettings:
     system_title: bytes = DEFAULT_SYSTEM_TITLE  # client's, for HLS-GMAC
     block_cipher_key: bytes = field(default=DEFAULT_BLOCK_CIPHER_KEY, repr=False)
     authentication_key: bytes = field(default=DEFAULT_AUTHENTICATION_KEY, repr=False)
-    timeout: float = 10.0  # per round trip
+    timeout: float = DEFAULT_TIMEOUT  # longest silence within a round trip
+    deadline: float = DEFAULT_DEADLINE  # longest exchange, whatever the meter sends
     connect_timeout: float | None = None  # defaults to `timeout`
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     meter_key: str | None = None  # label of the meter (not the counter key)
     max_pdu_size: int = 0xFFFF
     extra: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +106,10 @@ class ConnectionSettings:
             raise ValueError(f"framing must be one of {sorted(FRAMINGS)}")
         if self.auth not in AUTH_KINDS:
             raise ValueError(f"auth must be one of {sorted(AUTH_KINDS)}")
+        for name in ("timeout", "deadline", "max_reply_bytes"):
+            value = getattr(self, name)
+            if not value > 0:  # also refuses NaN
+                raise ValueError(f"{name} must be positive, not {value!r}")
         if self.auth == "hls-gmac":
             if len(self.system_title) != 8:
                 raise ValueError("system title must be 8 bytes")
@@ -150,6 +176,13 @@ class DlmsSession:
         self.associated = False
         self.round_trips = 0
         self._server_ic: dict[bytes, int] = {}
+        self._splitter = FrameSplitter(settings.framing)
+        self._frames: deque[bytes] = deque()  # whole frames not parsed yet
+        self._received = 0  # bytes received for the current request
+        self._in_exchange = False
+        # Set when the stream can no longer be trusted (cut off, flood):
+        # nothing more is sent, not even the release.
+        self.broken = False
 
     # -- setup -------------------------------------------------------------
     def _make_client(self) -> GXDLMSSecureClient:
@@ -199,17 +232,60 @@ class DlmsSession:
         self._server_ic[system_title] = ic
 
     # -- I/O ---------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _deadline(self, what: str) -> AsyncIterator[None]:
+        """Bound one exchange by ``settings.deadline`` (not nested: a request
+        made during the association counts against the association's)."""
+        if self._in_exchange:
+            yield
+            return
+        if self.broken:
+            raise ConnectionFailed(
+                f"{self.transport.description}: the connection was cut off"
+            )
+        limit = self.settings.deadline
+        self._in_exchange = True
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError:
+            self.broken = True
+            raise DeadlineExceeded(
+                f"{self.transport.description}: {what} not complete within its "
+                f"{limit:g} s deadline (the meter answers too slowly or keeps "
+                "sending): cut off"
+            ) from None
+        finally:
+            self._in_exchange = False
+
+    async def _next_frame(self) -> bytes:
+        """The next whole frame from the meter, within the reply budget."""
+        while not self._frames:
+            chunk = await self.transport.receive(self.settings.timeout)
+            self._received += len(chunk)
+            if self._received > self.settings.max_reply_bytes:
+                self.broken = True
+                raise ReplyTooLarge(
+                    f"{self.transport.description}: more than "
+                    f"{self.settings.max_reply_bytes} bytes received for one "
+                    "request (a flood): cut off"
+                )
+            try:
+                self._frames.extend(self._splitter.feed(chunk))
+            except MalformedReply:
+                self.broken = True
+                raise
+        return self._frames.popleft()
+
     async def _exchange(self, frame: bytes | None, reply: GXReplyData) -> None:
         """Send one frame (None = only wait, for streaming) and read until
         gurux has a complete reply."""
-        t = self.transport
         if frame is not None:
-            await t.send(bytes(frame))
+            await self.transport.send(bytes(frame))
         self.round_trips += 1
-        buf = GXByteBuffer()
         notify = GXReplyData()
         while True:
-            buf.set(await t.receive(self.settings.timeout))
+            buf = GXByteBuffer(await self._next_frame())
             try:
                 done = self.client.getData(buf, reply, notify)
             except DlmsError:
@@ -231,12 +307,15 @@ class DlmsSession:
             return reply
         if isinstance(frames, (bytes, bytearray)):
             frames = [frames]
-        for frame in frames:
-            reply.clear()
-            await self._exchange(frame, reply)
-            while reply.isMoreData():
-                nxt = None if reply.isStreaming() else self.client.receiverReady(reply)
-                await self._exchange(nxt, reply)
+        async with self._deadline("the request"):
+            self._received = 0
+            for frame in frames:
+                reply.clear()
+                await self._exchange(frame, reply)
+                while reply.isMoreData():
+                    streaming = reply.isStreaming()
+                    nxt = None if streaming else self.client.receiverReady(reply)
+                    await self._exchange(nxt, reply)
         if reply.error:
             raise _service_error(reply.error, reply.getErrorMessage())
         return reply
@@ -244,9 +323,10 @@ class DlmsSession:
     # -- association -------------------------------------------------------
     async def open(self) -> DlmsSession:
         s = self.settings
-        await self.transport.open(s.connect_timeout or s.timeout)
         try:
-            await self._associate()
+            async with self._deadline("the association"):
+                await self.transport.open(s.connect_timeout or s.timeout)
+                await self._associate()
         except BaseException:
             await self.transport.close()
             raise
@@ -296,23 +376,31 @@ class DlmsSession:
         self.associated = True
 
     async def close(self) -> None:
-        """Release the association (RLRQ, and DISC over HDLC) and close."""
+        """Release the association (RLRQ, and DISC over HDLC) and close.
+
+        A connection that was cut off is closed without a release: the meter
+        is not trusted with another exchange."""
         try:
-            if self.associated:
+            if self.associated and not self.broken:
                 self.associated = False
                 try:
-                    await self.request(self.client.releaseRequest())
-                    if self.settings.framing == "hdlc":
-                        await self.request(self.client.disconnectRequest())
+                    async with self._deadline("the release"):
+                        await self.request(self.client.releaseRequest())
+                        if self.settings.framing == "hdlc":
+                            await self.request(self.client.disconnectRequest())
                 except DlmsError:
                     pass  # the meter may drop the line first; nothing to do
         finally:
+            self.associated = False
             await self.transport.close()
 
     async def __aenter__(self) -> DlmsSession:
         return await self.open()
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type | None, *exc_info: object) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            # The caller's own deadline ran out: leave at once.
+            self.broken = True
         await self.close()
 
     # -- services ----------------------------------------------------------

@@ -9,10 +9,10 @@ session and manual acknowledgements: each batch is stored in one transaction
 (``mqtt_bridge.store_messages``) and acknowledged after the commit, so
 messages that arrive while the command is stopped, or a batch interrupted by
 a crash, are delivered (again) on the next start; duplicates are skipped.
-Broker settings and site come from the prepaid configuration (back office)
-unless given here.  Runs until SIGTERM/SIGINT, or ``--duration`` seconds, or
-``--max-messages`` received.  Exit status 0; 1 when the database or the
-broker cannot be used or a batch cannot be stored.
+Broker settings and site come from the head-end's communication settings
+(back office) unless given here.  Runs until SIGTERM/SIGINT, or
+``--duration`` seconds, or ``--max-messages`` received.  Exit status 0; 1
+when the database or the broker cannot be used or a batch cannot be stored.
 
 The trytond import is deferred to :func:`main`, keeping the ``mqtt`` package
 importable without Tryton.
@@ -97,14 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(options, store, broker, site, filters, stop) -> int:
-    subscriber = Subscriber(
-        broker,
-        filters,
-        client_id=options.client_id or f"prepaid-ingest-{options.database}-{site}",
-        clean_session=False,
-        manual_ack=True,
-    )
     try:
+        subscriber = Subscriber(
+            broker,
+            filters,
+            client_id=options.client_id or f"prepaid-ingest-{options.database}-{site}",
+            clean_session=False,
+            manual_ack=True,
+        )
         subscriber.start()
     except MqttError as error:
         print(f"prepaid-mqtt-ingest: {error}", file=sys.stderr)
@@ -151,7 +151,7 @@ def _open_database(options: argparse.Namespace):
         if not users:
             raise LookupError(f"no user with login {options.user!r}")
         user_id = users[0].id
-        config_record = pool.get('prepaid.configuration')(1)
+        config_record = pool.get('prepaid.headend.communication')(1)
         broker = config_record.mqtt_broker()
         site = options.site or config_record.mqtt_site or 'main'
     overrides = {

@@ -55,6 +55,8 @@ class BrokerSettings:
     ca_file: str | None = None
     keepalive: int = 30
     timeout: float = 5.0
+    # A password is sent over plain TCP only when an administrator said so.
+    allow_plain_password: bool = False
 
     def __repr__(self) -> str:  # never show the password in logs
         return (
@@ -99,6 +101,12 @@ def _new_client(
         protocol=paho.MQTTv311,
         manual_ack=manual_ack,
     )
+    if settings.password and not settings.tls and not settings.allow_plain_password:
+        raise MqttError(
+            f"refusing to send the MQTT password to {settings.host}:{settings.port} "
+            "over plain TCP: turn TLS on (or an administrator allows plain "
+            "passwords for this broker)"
+        )
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:

@@ -297,11 +297,12 @@ class LowCreditWarningTestCase(unittest.TestCase):
         )
 
     def configure(self, enabled: bool) -> None:
-        Configuration = Pool().get('prepaid.configuration')
-        config = Configuration(1)
+        Communication = Pool().get('prepaid.headend.communication')
+        config = Communication(1)
         config.mqtt_enabled = enabled
         config.mqtt_host = BROKER.host
         config.mqtt_port = BROKER.port
+        config.mqtt_tls = False  # the test broker listens in clear
         config.mqtt_site = self.site
         config.mqtt_timeout = BROKER.timeout
         config.save()

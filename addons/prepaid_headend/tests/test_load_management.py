@@ -9,7 +9,7 @@ import datetime as dt
 import unittest
 
 import pytest
-from trytond.model.exceptions import DomainValidationError, ValidationError
+from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_headend.load_management import limit_at, periods_overlap
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
@@ -94,7 +94,7 @@ class LoadManagementTestCase(unittest.TestCase):
             setting('Overlap', EVENING, (T(20), T(2), 1))
         with self.assertRaisesRegex(ValidationError, 'same time'):
             setting('Empty', (T(8), T(8), 1))
-        with self.assertRaises(DomainValidationError):
+        with self.assertRaisesRegex(ValidationError, '"Limit \\(W\\)" must be between'):
             setting('Negative period', (T(8), T(9), -1))
-        with self.assertRaises(DomainValidationError):
+        with self.assertRaisesRegex(ValidationError, 'must be between 0 and'):
             Setting(name='Negative', normal_limit=-5).save()

@@ -64,11 +64,12 @@ class MqttBridgeTestCase(unittest.TestCase):
         self.tag = uuid.uuid4().hex[:8].upper()
 
     def configure(self, enabled: bool = True, **values):
-        Configuration = Pool().get('prepaid.configuration')
-        config = Configuration(1)
+        Communication = Pool().get('prepaid.headend.communication')
+        config = Communication(1)
         config.mqtt_enabled = enabled
         config.mqtt_host = BROKER.host
         config.mqtt_port = BROKER.port
+        config.mqtt_tls = False  # the test broker listens in clear
         config.mqtt_site = self.site
         config.mqtt_timeout = WAIT
         for name, value in values.items():
@@ -103,7 +104,11 @@ class MqttBridgeTestCase(unittest.TestCase):
         "Site and codes are checked; the password is write-only and encrypted"
         from trytond.model.exceptions import ValidationError
 
-        config = self.configure(mqtt_username='hes', mqtt_password='s3cret')
+        config = self.configure(
+            mqtt_username='hes',
+            mqtt_password='s3cret',
+            mqtt_allow_plain_password=True,
+        )
         self.assertIsNone(config.mqtt_password)
         self.assertTrue(config.mqtt_password_cipher)
         self.assertNotIn('s3cret', config.mqtt_password_cipher)
@@ -375,11 +380,15 @@ class MqttJobAlarmTestCase(unittest.TestCase):
         Job = pool.get('prepaid.headend.job')
         site = f"t{uuid.uuid4().hex[:12]}"
         config = Configuration(1)
-        config.mqtt_enabled = True
-        config.mqtt_site = site
-        config.mqtt_host, config.mqtt_port = BROKER.host, BROKER.port
         config.hes_retries = 0
         config.save()
+        communication = pool.get('prepaid.headend.communication')(1)
+        communication.mqtt_enabled = True
+        communication.mqtt_site = site
+        communication.mqtt_host = BROKER.host
+        communication.mqtt_port = BROKER.port
+        communication.mqtt_tls = False
+        communication.save()
         meter = Meter(
             serial=f"JOB{uuid.uuid4().hex[:8].upper()}",
             kind='smart_prepaid',

@@ -322,8 +322,9 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             )
             self.assertEqual(delivery.tokens, ())
             # The alarm goes out over MQTT like the meter's own alarms.
-            config.mqtt_enabled = True
-            config.save()
+            communication = pool.get('prepaid.headend.communication')(1)
+            communication.mqtt_enabled = True
+            communication.save()
             self.assertEqual(mqtt_bridge.queue_alarms([event]), 1)
 
             # The meter has a keypad (a customer interface unit): the

@@ -257,17 +257,21 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         meter = make_meter(4059)
         operator = sts_tools.create_user("op", "operator")
         engineer = sts_tools.create_user("eng2", "engineer")
-        set_user, set_context = as_user(operator)
-        with set_user, set_context:
-            with self.assertRaises(AccessError):
-                Meter.write([meter], {"hes_host": "203.0.113.9"})
-            Meter.write([meter], {"hes_timeout": 7.0})  # other fields still OK
-        set_user, set_context = as_user(engineer)
+        custodian = sts_tools.create_user("cust2", "key_custodian", "engineer")
+        for user in (operator, engineer):
+            set_user, set_context = as_user(user)
+            with set_user, set_context:
+                with self.assertRaises(AccessError):
+                    Meter.write([meter], {"hes_host": "203.0.113.9"})
+                with self.assertRaises(AccessError):
+                    Meter.write([meter], {"hes_port": 4444})
+                Meter.write([meter], {"hes_timeout": 7.0})  # other fields still OK
+        set_user, set_context = as_user(custodian)
         with set_user, set_context:
             Meter.write([meter], {"hes_host": "198.51.100.7", "hes_port": 4061})
         self.assertEqual(Meter(meter.id).hes_host, "198.51.100.7")
         Transaction()._store_log_records()
-        logs = Log.search([("resource", "=", str(meter)), ("user", "=", engineer.id)])
+        logs = Log.search([("resource", "=", str(meter)), ("user", "=", custodian.id)])
         self.assertTrue(
             any("198.51.100.7:4061" in (log.target or "") for log in logs),
             [log.target for log in logs],
