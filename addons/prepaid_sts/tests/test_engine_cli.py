@@ -112,21 +112,22 @@ def test_batch_survives_hostile_lines():
     good = json.dumps({"op": "token", "token_class": 0, "subclass": 0,
                        "decoder_key": KEY, "tid": 85740, "rnd": 5,
                        "value16": "0001"}).encode()  # fmt: skip
-    token = {"op": "token", "token_class": 0, "subclass": 0, "decoder_key": KEY,
-             "tid": 1}  # fmt: skip
+    token = {"op": "token", "token_class": 0, "subclass": 0, "tid": 1}
+
+    def amount(text: str) -> bytes:
+        return json.dumps({**token, "decoder_key": KEY, "amount": text}).encode()
+
     bad = {
         "nested": b"[" * 5000 + b"]" * 5000,
         "integer": b'{"op": "token", "tid": ' + b"9" * 5000 + b"}",
-        "exponent": json.dumps({**token, "amount": "1e30"}).encode(),
-        "underscore": json.dumps({**token, "amount": "1_000"}).encode(),
-        "arabic digits": json.dumps({**token, "amount": "\u0661\u0660"}).encode(),
+        "exponent": amount("1e30"),
+        "underscore": amount("1_000"),
+        "arabic digits": amount("\u0661\u0660"),
         "not json": b"{not json",
         "not utf-8": b'{"op": "\xff\xfe"}',
         "empty": b"",
         "huge": b'{"op": "' + b"x" * (3 << 20) + b'"}',
-        "dkga": json.dumps({"op": "token", "token_class": 0, "subclass": 0,
-                            "tid": 1, "amount": "1",
-                            **KEY_INPUTS, "dkga": "99"}).encode(),  # fmt: skip
+        "dkga": json.dumps({**token, **KEY_INPUTS, "dkga": "99"}).encode(),
     }
     stdin = b"".join(line + b"\n" + good + b"\n" for line in bad.values())
     proc = subprocess.run(
@@ -145,16 +146,14 @@ def test_batch_survives_hostile_lines():
     assert errors["nested"] == {"error": "JSON nested more than 20 levels deep"}
     assert "numbers longer than 20 characters" in errors["integer"]["error"]
     for name in ("exponent", "underscore", "arabic digits"):
-        assert "is not a number: write it with the digits 0-9" in (
-            errors[name]["error"]
-        ), name
+        message = errors[name]["error"]
+        assert "is not a number: write it with the digits 0-9" in message, name
     assert errors["not json"]["error"].startswith("invalid JSON")
     assert errors["not utf-8"] == {"error": "line is not UTF-8 text (byte 8)"}
     assert errors["empty"] == {"error": "empty line: expected a JSON object"}
     assert "longer than the limit of 1048576 bytes" in errors["huge"]["error"]
-    assert "unknown decoder key generation algorithm DKGA '99'" in (
-        errors["dkga"]["error"]
-    )
+    dkga = errors["dkga"]["error"]
+    assert "unknown decoder key generation algorithm DKGA '99'" in dkga
     # The help states the limits.
     help_text = subprocess.run(
         [sys.executable, "-m", MODULE, "batch", "--help"],
