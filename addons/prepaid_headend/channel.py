@@ -145,6 +145,7 @@ class Meter(metaclass=PoolMeta):
 
     hes_host = fields.Char(
         "Host",
+        size=255,
         strip=True,
         help="IP address or host name of the meter's communication module "
         "(direct TCP channel).",

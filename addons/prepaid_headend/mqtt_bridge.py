@@ -70,7 +70,9 @@ class Configuration(metaclass=PoolMeta):
         "Publish Alarms over MQTT",
         help="Publish new meter alarms to prepaid/<site>/alarms/<serial>.",
     )
-    mqtt_host = fields.Char("MQTT Broker Host", strip=True, states=_mqtt_states)
+    mqtt_host = fields.Char(
+        "MQTT Broker Host", size=255, strip=True, states=_mqtt_states
+    )
     mqtt_port = fields.Integer(
         "MQTT Broker Port",
         domain=[('mqtt_port', '>', 0), ('mqtt_port', '<', 65536)],
@@ -78,12 +80,13 @@ class Configuration(metaclass=PoolMeta):
     )
     mqtt_site = fields.Char(
         "MQTT Site",
+        size=64,
         strip=True,
         states=_mqtt_states,
         help="Second level of the topics: prepaid/<site>/... "
         "(letters, digits, '.', '_', '-').",
     )
-    mqtt_username = fields.Char("MQTT Username", states=_mqtt_states)
+    mqtt_username = fields.Char("MQTT Username", size=128, states=_mqtt_states)
     mqtt_password_cipher = fields.Char("Encrypted MQTT Password", readonly=True)
     mqtt_password = fields.Function(
         fields.Char(
@@ -101,6 +104,7 @@ class Configuration(metaclass=PoolMeta):
     )
     mqtt_ca_file = fields.Char(
         "MQTT CA File",
+        size=1024,
         states={'invisible': ~Eval('mqtt_tls')},
         help="PEM file of the CA of the broker's certificate, on the server; "
         "empty: the system CAs.",
@@ -113,6 +117,7 @@ class Configuration(metaclass=PoolMeta):
     )
     mqtt_alarm_codes = fields.Char(
         "Alarm Event Codes",
+        size=255,
         states=_mqtt_states,
         help="Event-log codes published as alarms besides the alarm register, "
         "comma-separated.",

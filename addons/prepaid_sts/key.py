@@ -45,7 +45,7 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
 
     __name__ = "prepaid.sts.vending_key"
 
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     sgc = fields.Char("Supply Group Code", required=True, size=6)
     krn = fields.Integer("Key Revision Number", required=True)
     key_type = fields.Selection(KEY_TYPES, "Key Type", required=True)

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
     ModelSingleton,
@@ -10,9 +11,11 @@ from trytond.model import (
     Unique,
     fields,
 )
+from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
+from .import_sheet import server_limits
 from .tariff_model import CHANNELS
 
 
@@ -58,6 +61,16 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
         "Queue Imports Above (rows)",
         help="Workbooks with more rows are imported by a queued task.",
     )
+    import_max_rows = fields.Integer(
+        "Import Row Limit",
+        help="Workbooks with more data rows are refused before any work. "
+        "At most the server's [prepaid] import_max_rows (default 200,000).",
+    )
+    import_max_megabytes = fields.Integer(
+        "Import Size Limit (MB)",
+        help="Larger workbooks are refused before any work. At most the "
+        "server's [prepaid] import_max_megabytes (default 16).",
+    )
 
     @classmethod
     def default_customer_sequence(cls):
@@ -90,14 +103,52 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     def default_import_queue_threshold():
         return 2000
 
+    @staticmethod
+    def default_import_max_rows():
+        return server_limits().max_rows
+
+    @staticmethod
+    def default_import_max_megabytes():
+        return server_limits().megabytes
+
+    @classmethod
+    def validate_fields(cls, configurations, field_names):
+        super().validate_fields(configurations, field_names)
+        cls.check_import_limits(configurations, field_names)
+
+    @classmethod
+    def check_import_limits(cls, configurations, field_names=None):
+        "Limits above the server's ceiling would let memory run out"
+        if field_names and not field_names & {
+            'import_max_rows',
+            'import_max_megabytes',
+        }:
+            return
+        ceiling = server_limits()
+        for config in configurations:
+            for name, maximum in (
+                ('import_max_rows', ceiling.max_rows),
+                ('import_max_megabytes', ceiling.megabytes),
+            ):
+                value = getattr(config, name)
+                if value is not None and not 1 <= value <= maximum:
+                    raise ValidationError(
+                        gettext(
+                            'prepaid_vending.msg_import_limit_range',
+                            field=cls._fields[name].string,
+                            value=value,
+                            maximum=maximum,
+                        )
+                    )
+
 
 class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
 
     __name__ = 'prepaid.sales_point'
 
-    name = fields.Char("Name", required=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True)
+    code = fields.Char("Code", size=32, required=True)
     kind = fields.Selection(
         [
             ('office', "Office"),
@@ -107,7 +158,7 @@ class SalesPoint(DeactivableMixin, ModelSQL, ModelView):
         "Kind",
         required=True,
     )
-    address = fields.Char("Address")
+    address = fields.Char("Address", size=255)
     receipt_header = fields.Text("Receipt Header")
     receipt_footer = fields.Text("Receipt Footer")
     receipt_width_mm = fields.Selection(

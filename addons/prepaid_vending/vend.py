@@ -102,7 +102,7 @@ class Meter(metaclass=PoolMeta):
         "Vending Blocked", help="No vend is accepted for a blocked meter."
     )
     vend_blocked_reason = fields.Char(
-        "Blocking Reason", states={'invisible': ~Eval('vend_blocked')}
+        "Blocking Reason", size=255, states={'invisible': ~Eval('vend_blocked')}
     )
     month_positions = fields.One2Many(
         'prepaid.meter.month_position', 'meter', "Monthly Purchases", readonly=True
@@ -1283,7 +1283,7 @@ class VendLine(ModelSQL, ModelView):
     vend = fields.Many2One('prepaid.vend', "Vend", required=True, ondelete='CASCADE')
     sequence = fields.Integer("Sequence")
     kind = fields.Selection(LINE_KINDS, "Kind", required=True)
-    description = fields.Char("Description", required=True)
+    description = fields.Char("Description", size=255, required=True)
     block = fields.Integer("Block")
     kwh = fields.Numeric("kWh", digits=(16, 1))
     price = fields.Numeric("Price", digits=(16, 4))
@@ -1318,7 +1318,7 @@ class VendToken(ModelSQL, ModelView):
     kind = fields.Selection(TOKEN_KINDS, "Kind", required=True)
     token = fields.Char("Token", size=20, required=True)
     units = fields.Numeric("Units", digits=(16, 1))
-    description = fields.Char("Description")
+    description = fields.Char("Description", size=255)
 
     @classmethod
     def __setup__(cls):
