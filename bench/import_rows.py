@@ -212,12 +212,13 @@ def run_limit_case(path: str) -> None:
         Job.process([job])
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         job = Job(job.id)
+        figures = (
+            f"{job.total_rows} {job.imported_rows} {job.rejected_rows} "
+            f"{len(job.rejects or b'')} {wall:.1f} {cpu:.1f} {before:.0f} "
+            f"{peak_rss_mb():.0f}"
+        )
         transaction.rollback()
-    print(
-        f"{job.total_rows} {job.imported_rows} {job.rejected_rows} "
-        f"{len(job.rejects or b'')} {wall:.1f} {cpu:.1f} {before:.0f} "
-        f"{peak_rss_mb():.0f}"
-    )
+    print(figures)
 
 
 def limits(cases: list[str]) -> None:

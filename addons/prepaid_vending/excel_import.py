@@ -362,9 +362,11 @@ class RowValidator:
 
     @staticmethod
     def message(code: str, **params: Any) -> str:
-        """The translated reason; every value it quotes is cut to 40
+        """The translated reason; every value it quotes is cut to 60
         characters, so a reason stays short whatever the cells hold."""
-        params = {k: shown(v) if isinstance(v, str) else v for k, v in params.items()}
+        params = {
+            k: shown(v, 60) if isinstance(v, str) else v for k, v in params.items()
+        }
         return gettext(f'prepaid_vending.msg_import_{code}', **params)
 
     def texts(
@@ -746,7 +748,7 @@ class FileIndex:
                         'party_name_mismatch',
                         label=row.party_key[0],
                         value=row.party_key[1],
-                        other=f'{shown(name)} (row {first})',
+                        other=f'{shown(name)} (row {first})',  # <= 60
                         name=row.party['name'],
                     )
                 )
