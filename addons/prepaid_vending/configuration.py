@@ -69,7 +69,7 @@ class Configuration(ModelSingleton, ModelSQL, ModelView):
     import_max_megabytes = fields.Integer(
         "Import Size Limit (MB)",
         help="Larger workbooks are refused before any work. At most the "
-        "server's [prepaid] import_max_megabytes (default 16).",
+        "server's [prepaid] import_max_megabytes (default 12).",
     )
 
     @classmethod

@@ -255,7 +255,7 @@ def import_columns() -> tuple[Column, ...]:
     the base columns outside a transaction (the template command)."""
     try:
         Job = Pool().get('prepaid.import.job')
-    except Exception:
+    except (AttributeError, KeyError):  # no transaction, or no such pool
         return COLUMNS
     return Job.import_columns()
 

@@ -37,7 +37,7 @@ MAX_EXPANSION = 12
 #: The import's limits when the server configuration does not set them:
 #: the largest accepted file stays below 300 MB of memory (bench/README.md).
 DEFAULT_MAX_ROWS = 200_000
-DEFAULT_MAX_MEGABYTES = 16
+DEFAULT_MAX_MEGABYTES = 12
 #: Numbers from 1e15 up are not kept exactly by spreadsheets (15 significant
 #: digits): as identifiers they would be silently wrong.
 EXACT_LIMIT = 10**15

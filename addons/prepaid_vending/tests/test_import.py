@@ -840,7 +840,7 @@ class ImportLimitsTestCase(unittest.TestCase):
         self.set_limits(rows=5)
         session_id, _, _ = Wizard.create()
         start = Wizard(session_id).default_start(None)
-        self.assertEqual(start['limits'], 'At most 5 rows and 16 MB per workbook.')
+        self.assertEqual(start['limits'], 'At most 5 rows and 12 MB per workbook.')
         Wizard.delete(session_id)
         with self.assertRaisesRegex(
             ImportFileError, r'more than 5 rows \(6 found\), the import limit'
@@ -870,7 +870,7 @@ class ImportLimitsTestCase(unittest.TestCase):
         "Zero, negative or above the server's ceiling is refused"
         from trytond.model.exceptions import ValidationError
 
-        for rows, megabytes in [(0, None), (-5, None), (200_001, None), (None, 17)]:
+        for rows, megabytes in [(0, None), (-5, None), (200_001, None), (None, 13)]:
             with self.subTest(rows=rows, megabytes=megabytes):
                 with self.assertRaisesRegex(ValidationError, 'must be between 1 and'):
                     self.set_limits(rows=rows, megabytes=megabytes)
