@@ -5,11 +5,9 @@ Run: .venv/bin/python bench/tariff_quote.py
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from decimal import Decimal as D
 
+from timing import per_call_us
 from trytond.modules.prepaid_vending.tariff import (
     Block,
     Charge,
@@ -42,19 +40,11 @@ REQUEST = VendRequest(
 )
 
 
-def per_call_us(func: Callable[[], object], calls: int, rounds: int = 5) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            func()
-        samples.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(samples)
-
-
 def main() -> None:
-    quote = per_call_us(lambda: quote_vend(TARIFF, REQUEST), 2000)
-    inverse = per_call_us(lambda: tender_for_kwh(TARIFF, D("250"), REQUEST), 100)
+    quote = per_call_us(lambda: quote_vend(TARIFF, REQUEST), 2000, rounds=5)
+    inverse = per_call_us(
+        lambda: tender_for_kwh(TARIFF, D("250"), REQUEST), 100, rounds=5
+    )
     print(f"quote_vend      median {quote:8.1f} us/call  ({1e6 / quote:8.0f}/s)")
     print(f"tender_for_kwh  median {inverse:8.1f} us/call  ({1e6 / inverse:8.0f}/s)")
     print(f"inverse/quote ratio {inverse / quote:.1f}")

@@ -28,8 +28,11 @@ apt_install() {
 
 ensure_system_libraries() {
     # weasyprint (PDF receipts) loads pango, harfbuzz and fontconfig at run time.
-    if ! ldconfig -p | grep -q 'libpangoft2-1.0.so.0' \
-        || ! ldconfig -p | grep -q 'libharfbuzz-subset.so.0' \
+    # ldconfig lives in /sbin, outside a plain user's PATH.
+    local libraries
+    libraries="$(PATH="$PATH:/usr/sbin:/sbin" ldconfig -p 2>/dev/null || true)"
+    if ! grep -q 'libpangoft2-1.0.so.0' <<<"$libraries" \
+        || ! grep -q 'libharfbuzz-subset.so.0' <<<"$libraries" \
         || [ ! -d /usr/share/fonts/truetype/dejavu ]; then
         log "Installing Debian's pango, harfbuzz and fonts for PDF receipts"
         apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b \

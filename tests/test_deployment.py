@@ -1,14 +1,18 @@
 """The deployment files are consistent with the code: the compose stack's
-images, commands and settings, the configuration file and the CI entry."""
+images, commands and settings, the configuration file, the CI entry and the
+package's data files."""
 
 import configparser
+import fnmatch
 import os
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+import tomllib
+from pathlib import Path, PurePosixPath
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,3 +160,53 @@ def test_ci_runs_the_readme_test_command():
     assert commands[:2] == ['./scripts/demo', './scripts/test']
     ci = (ROOT / '.ci' / 'run').read_text()
     assert 'exec ./scripts/test' in ci
+
+
+def _glob_matches(relative, pattern):
+    "setuptools' package-data glob: '*' stays within a folder"
+    path, glob = PurePosixPath(relative).parts, PurePosixPath(pattern).parts
+    return len(path) == len(glob) and all(
+        fnmatch.fnmatchcase(part, rule) for part, rule in zip(path, glob)
+    )
+
+
+def test_every_data_file_of_the_addons_is_packaged():
+    # An installed (non-editable) module must find its views, schemas, test
+    # samples and scenarios: every tracked file of addons/ that is not
+    # Python matches a package-data pattern of a package above it.
+    if shutil.which('git') is None or not (ROOT / '.git').exists():
+        if os.environ.get('CI', '').lower() == 'true':
+            pytest.fail('not a git checkout: tracked files unknown')
+        pytest.skip('not a git checkout: tracked files unknown')
+    tracked = subprocess.run(
+        ['git', 'ls-files', '-z', 'addons'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split('\0')
+    setup = tomllib.loads((ROOT / 'pyproject.toml').read_text())['tool']['setuptools']
+    roots = setup['package-dir']
+    folders = {}
+    for package in setup['packages']:
+        root = max(
+            (r for r in roots if package == r or package.startswith(r + '.')), key=len
+        )
+        rest = package[len(root) :].lstrip('.').replace('.', '/')
+        folders[package] = PurePosixPath(roots[root], rest)
+    patterns = setup['package-data']
+    missing = []
+    for name in filter(None, tracked):
+        if name.endswith('.py'):
+            continue
+        path = PurePosixPath(name)
+        if not any(
+            path.is_relative_to(folder)
+            and any(
+                _glob_matches(path.relative_to(folder), pattern)
+                for pattern in patterns.get('*', []) + patterns.get(package, [])
+            )
+            for package, folder in folders.items()
+        ):
+            missing.append(name)
+    assert missing == [], 'add them to [tool.setuptools.package-data]'

@@ -389,6 +389,23 @@ def test_cli_rejects_bad_arguments() -> None:
     assert main(["--meters", "1", "--decoder-key", "zz"]) == 2
 
 
+def test_cli_decoder_keys_from_a_file(tmp_path) -> None:
+    "One key per meter from a JSON file (scripts/demo), null for none"
+    from simulators.meter.cli import main, read_decoder_keys
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(["00" * 16, None]))
+    default = bytes(range(16))
+    assert read_decoder_keys(str(keys), 3, default) == [bytes(16), None, default]
+    assert read_decoder_keys(None, 2, None) == [None, None]
+    for bad in ('["zz"]', "[1]", '{"0": "00"}', "[null, null, null, null]", "no"):
+        keys.write_text(bad)
+        with pytest.raises(ValueError, match="keys.json"):
+            read_decoder_keys(str(keys), 3, None)
+        assert main(["--meters", "3", "--port", "0", "--decoder-keys", str(keys)]) == 2
+    assert main(["--meters", "1", "--decoder-keys", str(tmp_path / "none")]) == 2
+
+
 def test_history_of_a_new_meter_never_reads_below_zero():
     # A default meter (1.5 MWh on the register) under 1 kW has less energy than
     # a year of billing history would need: the early months read zero.

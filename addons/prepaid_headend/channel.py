@@ -60,7 +60,7 @@ AUTHENTICATIONS = [
     ('hls-md5', "High (HLS-MD5 secret)"),
     ('hls-gmac', "High (HLS-GMAC, security suite 0)"),
 ]
-# Usual client SAPs of the project's meters (dlms.md section 7).
+# Usual client SAPs of the project's meters (docs/dlms.md section 3).
 DEFAULT_CLIENT_ADDRESS = {'none': 16, 'lls': 32, 'hls-md5': 1, 'hls-gmac': 1}
 DEFAULT_SYSTEM_TITLE = b'PPSHES01'.hex().upper()
 RELAY_STATES = [

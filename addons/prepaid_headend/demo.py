@@ -1,6 +1,7 @@
 """Channels for the demo's simulated meters.
 
-``scripts/demo`` starts ``prepaid-meter-sim --meters 20 --port 4061``: meter
+``scripts/demo`` starts ``prepaid-meter-sim --meters 20 --port 4061`` (the
+first port can be chosen: ``--meter-port``): meter
 *i* listens on 127.0.0.1:4061+i with the simulator's defaults (WRAPPER framing,
 HLS-GMAC client SAP 1, the public test keys EK 000102...0F and AK D0D1...DF of
 the DLMS UA examples, LLS password 12345678, HLS-MD5 secret ``Gurux``).
@@ -11,7 +12,13 @@ reading group with a daily schedule.  The same happens automatically when the
 demo data is created (``prepaid.demo.extend_meters``), which also gives the
 residential category a load-management setting (10 kW, 6 kW at the evening
 peak): the meter's "Write Load Limit" button puts it into a simulated meter's
-limiter, and so does the load-management cron where trytond-cron runs.
+limiter, and so does the load-management cron, which the demo runs.
+
+On every start of the demo, :func:`point_demo_channels` moves the channels to
+the simulator's first port of this run, and :func:`simulator_meters` tells the
+simulator which STS decoder key each of its meters holds (the key of the demo
+meter on that port), so that a smart meter accepts the credit tokens of a
+sale like a real one loaded at the factory.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 
 from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_sts.demo import demo_decoder_key
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import without_check_access
 
@@ -85,6 +93,53 @@ def setup_demo_channels(
                 },
             )
     return list(meters)
+
+
+def demo_channel_meters() -> list:
+    "The meters of the demo's reading group, by serial (the simulator's order)"
+    pool = Pool()
+    Meter = pool.get('prepaid.meter')
+    with without_check_access():
+        return Meter.search(
+            [('hes_group.name', '=', DEMO_GROUP), ('hes_host', '=', DEMO_HOST)],
+            order=[('serial', 'ASC')],
+        )
+
+
+def point_demo_channels(first_port: int = DEMO_FIRST_PORT) -> int:
+    """Point the demo channels at the simulator's meters from first_port on
+    (meter i of the group at first_port + i); returns how many moved."""
+    Meter = Pool().get('prepaid.meter')
+    args = []
+    for index, meter in enumerate(demo_channel_meters()):
+        if meter.hes_port != first_port + index:
+            args += [[meter], {'hes_port': first_port + index}]
+    if args:
+        with without_check_access():
+            Meter.write(*args)
+    return len(args) // 2
+
+
+def simulator_meters(
+    first_port: int = DEMO_FIRST_PORT, count: int = DEMO_COUNT, seed: int = 8000
+) -> list[dict]:
+    """What each simulated meter must hold to stand for the demo meter whose
+    channel points at it: one entry per simulator meter (port first_port + i),
+    with the serial and STS decoder key (hex) of that meter, or None where no
+    demo meter (or no STS data) goes with the port."""
+    by_port = {m.hes_port: m for m in demo_channel_meters()}
+    table = []
+    for index in range(count):
+        meter = by_port.get(first_port + index)
+        key = demo_decoder_key(meter, seed) if meter else None
+        table.append(
+            {
+                'port': first_port + index,
+                'serial': meter.serial if meter else None,
+                'decoder_key': key.hex() if key else None,
+            }
+        )
+    return table
 
 
 def setup_demo_load_management() -> int:

@@ -84,6 +84,7 @@ EVENT_CODES = {
     202: "Token rejected",
     203: "Tamper cleared",
     204: "Firmware verification failed",
+    205: "Firmware activation failed (old firmware kept)",
     230: "Low credit warning (remote-prepaid account)",
 }
 ALARM_BITS = {8: "Fraud attempt (tamper)"}

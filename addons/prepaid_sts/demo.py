@@ -8,9 +8,15 @@
   key, named so: anyone with the seed can derive it, so it must never load a
   real meter.  It goes through the key store's write-only ``key`` field like
   a custodian's entry, so it is stored encrypted with the master key;
-- gives every keypad meter without STS parameters a PAN (IIN 600727, the
-  meter's 11-digit serial as DRN, Luhn check digit), the demo SGC and KRN,
-  and the tariff index of its customer's tariff.
+- gives every keypad and smart prepaid meter without STS parameters a PAN
+  (IIN 600727, the meter's 11-digit serial as DRN, Luhn check digit), the demo
+  SGC and KRN, and the tariff index of its customer's tariff.  A smart meter
+  takes its credit as STS tokens through the head-end (the token gateway of
+  the simulated meter), so it needs them as much as a keypad meter does.
+
+:func:`demo_decoder_key` derives a demo meter's decoder key from the seed, as a
+meter manufacturer loads it at the factory: ``scripts/demo`` gives these keys
+to the simulated meters so that they accept the tokens the head-end sends.
 
 Meters already commissioned and a key already stored are left alone, so it
 can run again.  Without a master key nothing is stored (the key could not be
@@ -26,12 +32,14 @@ from trytond.pool import Pool, PoolMeta
 from trytond.transaction import without_check_access
 
 from . import masterkey
-from .engine import PanError, make_pan
+from .engine import PanError, derive_decoder_key, make_pan
 
 DEMO_SGC = "999910"
 DEMO_KRN = 1
 DEMO_IIN = "600727"
 DEMO_KEY_NAME = "DEMO vending key (generated from the demo seed: never for real meters)"
+#: Meter kinds that take STS tokens: keyed in, or sent by the head-end.
+STS_METER_KINDS = ("sts_keypad", "smart_prepaid")
 #: STS parameters of the demo key and of the meters it serves.
 DEMO_KEY_PARAMETERS = {
     "sgc": DEMO_SGC,
@@ -54,6 +62,25 @@ def demo_pan(serial: str) -> str | None:
         return make_pan(DEMO_IIN, serial)
     except PanError:
         return None
+
+
+def demo_decoder_key(meter, seed: int = 8000) -> bytes | None:
+    """The decoder key of a demo meter commissioned by this module (derived
+    from the seed, like the vending key); None for any other meter."""
+    p = DEMO_KEY_PARAMETERS
+    if not meter.sts_pan or (meter.sts_sgc, meter.sts_krn) != (p["sgc"], p["krn"]):
+        return None
+    return derive_decoder_key(
+        demo_vending_key(seed),
+        p["dkga"],
+        meter.sts_pan,
+        int(p["key_type"]),
+        p["sgc"],
+        meter.sts_tariff_index,
+        p["krn"],
+        p["base_date"],
+        p["ea"],
+    )
 
 
 class Demo(metaclass=PoolMeta):
@@ -100,7 +127,7 @@ class Demo(metaclass=PoolMeta):
 
     @classmethod
     def _commission_meters(cls, meters) -> int:
-        "STS parameters on the keypad meters that have none; returns how many"
+        "STS parameters on the STS meters that have none; returns how many"
         pool = Pool()
         Meter = pool.get("prepaid.meter")
         Tariff = pool.get("prepaid.tariff")
@@ -108,7 +135,7 @@ class Demo(metaclass=PoolMeta):
         today = Date.today()
         args = []
         for meter in meters:
-            if meter.kind != "sts_keypad" or meter.sts_pan:
+            if meter.kind not in STS_METER_KINDS or meter.sts_pan:
                 continue
             pan = demo_pan(meter.serial)
             if pan is None:

@@ -1,9 +1,10 @@
 """STS parameters of a meter, TID allocation and the one place tokens are minted.
 
-Every STS token the platform issues goes through :meth:`Meter.sts_issue_tokens`
-(or :meth:`Meter.sts_issue_class1`), which checks the cut-over, allocates TIDs
-under a row lock on the meter, calls the engine and writes the token log in
-the caller's transaction.
+Every credit, FBE and engineering token the platform issues goes through
+:meth:`Meter.sts_issue_tokens` (or :meth:`Meter.sts_issue_class1`), which checks
+the cut-over, allocates TIDs under a row lock on the meter, calls the engine and
+writes the token log in the caller's transaction; key change tokens, which carry
+no TID, are minted by ``KeyChange.issue`` (key_change.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .engine import (
 from .engine.tid import TID_LIMIT
 from .engine.tokens import amount_to_value16, value16_to_amount
 
-#: The 2**24-minute limit of base date 1993 (sts.md 4.7 and 6).
+#: The 2**24-minute limit of base date 1993 (docs/sts.md sections 4.7 and 6).
 DEFAULT_CUTOVER_1993 = dt.datetime(2024, 11, 24, 20, 16)
 
 #: Context key set only by the key change code (RPC strips "_" keys): the one

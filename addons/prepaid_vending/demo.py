@@ -31,13 +31,15 @@ into the result of `create_demo_data`.
 
 `setup_demo_vending(seed)` then makes the demo sellable, inside a company
 with its chart of accounts and 15 % VAT (``company_setup``): the vending
-accounts of the configuration, a "Vending" journal, one tariff per customer
-category (`DEMO_TARIFFS`), the "Head Office" sales point and admin in the
-Cashier group, so admin can open a shift and sell.  Each step looks for what
-exists first, so it runs on every ``scripts/demo``, also on a demo database
-created before it existed.  Higher modules complete it through
-`prepaid.demo.extend_vending(meters, seed)` (the STS module stores a demo
-vending key and commissions the keypad meters).
+accounts of the configuration, a "Vending" journal, the company's currency
+and the residential category as defaults of the system parameters (a
+customer entered by hand or imported without a category is a household), one
+tariff per customer category (`DEMO_TARIFFS`), the "Head Office" sales point
+and admin in the Cashier group, so admin can open a shift and sell.  Each
+step looks for what exists first, so it runs on every ``scripts/demo``, also
+on a demo database created before it existed.  Higher modules complete it
+through `prepaid.demo.extend_vending(meters, seed)` (the STS module stores a
+demo vending key and commissions the keypad and smart meters).
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ def luhn_digit(digits: str) -> str:
 
 #: Tariffs of the demo: (code, name, STS tariff index, customer categories,
 #: kind, blocks as (upper kWh or None, price per kWh excl. VAT), monthly
-#: service charge excl. VAT).  Residential prices follow vending.md Example C
+#: service charge excl. VAT).  Residential prices follow docs/vending.md Example C
 #: with a fourth block; prices exclude the 15 % VAT.
 DEMO_TARIFFS = (
     (
@@ -238,6 +240,9 @@ DEMO_TARIFF_START = dt.date(2025, 1, 1)
 DEMO_VAT_NAME = 'VAT 15%'  # created by company_setup.ensure_vat
 DEMO_JOURNAL_CODE = 'VEND'
 DEMO_SALES_POINT = ('HO', "Head Office")
+#: Default customer category of the system parameters: most customers are
+#: households (CATEGORIES).
+DEMO_DEFAULT_CATEGORY = 'RESIDENTIAL'
 #: Vending configuration field -> account code in Tryton's standard chart
 #: (account_chart_en); a value already chosen is kept.
 DEMO_ACCOUNT_CODES = {
@@ -346,6 +351,7 @@ class Demo(Model):
         with without_check_access():
             counts: dict[str, Any] = {}
             counts['vending_accounts_set'] = cls._setup_accounts(company)
+            counts['system_defaults_set'] = cls._setup_defaults(company)
             counts['tariffs_created'] = cls._setup_tariffs(company)
             counts['sales_point'] = cls._setup_sales_point().code
             counts['admin_cashier'] = cls._setup_admin()
@@ -388,6 +394,26 @@ class Demo(Model):
         for name, code in DEMO_ACCOUNT_CODES.items():
             if not getattr(config, name):
                 values[name] = cls._account(company, code).id
+        if values:
+            Configuration.write([config], values)
+        return len(values)
+
+    @classmethod
+    def _setup_defaults(cls, company) -> int:
+        "Currency and default customer category, where unset; returns how many"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Category = pool.get('prepaid.customer.category')
+        config = Configuration.get_singleton() or Configuration(1)
+        values: dict[str, Any] = {}
+        if not config.currency:
+            values['currency'] = company.currency.id
+        if not config.default_customer_category:
+            categories = Category.search(
+                [('code', '=', DEMO_DEFAULT_CATEGORY)], limit=1
+            )
+            if categories:
+                values['default_customer_category'] = categories[0].id
         if values:
             Configuration.write([config], values)
         return len(values)

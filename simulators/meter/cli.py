@@ -25,11 +25,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--load-kw", type=float, default=1.0)
     p.add_argument("--decoder-key", default=None, help="STS decoder key (hex)")
+    p.add_argument(
+        "--decoder-keys",
+        metavar="FILE",
+        default=None,
+        help="JSON list of STS decoder keys (hex or null), one per meter from "
+        "meter 0; kept in a file, not on the command line other users can read",
+    )
     p.add_argument("--sts-ea", choices=("07", "11"), default="07")
     p.add_argument("--credit-kwh", type=float, default=50.0)
     p.add_argument("--postpaid", action="store_true", help="credit mode meters")
     p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def read_decoder_keys(
+    path: str | None, count: int, default: bytes | None
+) -> list[bytes | None]:
+    """The decoder key of each meter: entry i of the JSON list in path (hex or
+    null), default for the meters beyond the list or without a file."""
+    keys: list[bytes | None] = [default] * count
+    if path is None:
+        return keys
+    with open(path, encoding="utf-8") as file:
+        try:
+            entries = json.load(file)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(entries, list) or len(entries) > count:
+        raise ValueError(f"{path}: expected a JSON list of at most {count} keys")
+    for index, entry in enumerate(entries):
+        try:
+            keys[index] = None if entry is None else bytes.fromhex(entry)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: entry {index} is neither hex nor null") from None
+    return keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         key = bytes.fromhex(args.decoder_key) if args.decoder_key else None
+        keys = read_decoder_keys(args.decoder_keys, args.meters, key)
         configs = [
             MeterConfig(
                 index=i,
@@ -47,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 latency_ms=args.latency_ms,
                 drop_rate=args.drop_rate,
                 load_kw=args.load_kw,
-                decoder_key=key,
+                decoder_key=keys[i],
                 sts_ea=args.sts_ea,
                 initial_credit_kwh=args.credit_kwh,
                 prepaid=not args.postpaid,

@@ -26,6 +26,7 @@ from .axdr import (
 )
 from .model import (
     EV_FIRMWARE_ACTIVATED,
+    EV_FIRMWARE_ACTIVATION_FAILED,
     EV_FIRMWARE_READY,
     EV_FIRMWARE_VERIFY_FAILED,
     EV_REMOTE_DISCONNECTION,
@@ -421,6 +422,13 @@ class ImageTransfer(CosemObject):
         if method == 4:  # activate
             if img.status not in (3, 6):
                 return OTHER_REASON, None
+            if st.activation_failures > 0:
+                # The new image does not start: the meter falls back to the
+                # one it ran before and says so in the status (7).
+                st.activation_failures -= 1
+                img.status = 7
+                st.log_event(EV_FIRMWARE_ACTIVATION_FAILED)
+                return SUCCESS, None
             st.firmware_id = img.identifier.decode("ascii", "replace")
             img.status = 6
             st.log_event(EV_FIRMWARE_ACTIVATED)

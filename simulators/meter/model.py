@@ -42,6 +42,7 @@ EV_TOKEN_ACCEPTED = 201
 EV_TOKEN_REJECTED = 202
 EV_TAMPER_CLEARED = 203
 EV_FIRMWARE_VERIFY_FAILED = 204
+EV_FIRMWARE_ACTIVATION_FAILED = 205
 
 ALARM_TAMPER = 1 << 8  # IDIS alarm register 1, bit 8 "fraud attempt"
 
@@ -76,6 +77,8 @@ class MeterConfig:
     initial_energy_wh: int = 1_500_000
     server_max_pdu: int = 1024  # largest APDU the meter sends/receives
     hdlc_max_info: int = 128  # HDLC information field length (both ways)
+    # Fault: that many activations fail (the meter keeps its old firmware).
+    activation_failures: int = 0
 
     def __post_init__(self) -> None:
         if self.framing not in ("wrapper", "hdlc"):
@@ -98,6 +101,18 @@ class MeterConfig:
     @property
     def logical_device_name(self) -> bytes:
         return b"PPS" + self.serial.encode("ascii")
+
+
+def energy_between(p0_w: float, t1: float, t2: float) -> float:
+    """Energy (Wh) drawn between true times ``t1`` and ``t2`` by a load of
+    mean ``p0_w`` with the daily shape of :meth:`MeterState.power_at`
+    (closed form, so a meter can be evaluated at any time without stepping)."""
+    a = LOAD_SHAPE_AMPLITUDE
+    return (
+        p0_w
+        / 3600.0
+        * ((t2 - t1) + a / _OMEGA * (math.cos(_OMEGA * t2) - math.cos(_OMEGA * t1)))
+    )
 
 
 def utc_now() -> dt.datetime:
@@ -169,6 +184,7 @@ class MeterState:
         self.max_demand_w = 0
         self.max_demand_time: dt.datetime | None = None
         self.image = ImageState()
+        self.activation_failures = config.activation_failures
         self.special_days: list[tuple[int, bytes, int]] = [
             (1, bytes.fromhex("FFFF0C19FF"), 1)  # every 25 December -> day 1
         ]
@@ -209,12 +225,7 @@ class MeterState:
 
     def _energy_between(self, t1: float, t2: float) -> float:
         """Closed-form integral of power_at over [t1, t2], in Wh."""
-        a = LOAD_SHAPE_AMPLITUDE
-        return (
-            self._p0
-            / 3600.0
-            * ((t2 - t1) + a / _OMEGA * (math.cos(_OMEGA * t2) - math.cos(_OMEGA * t1)))
-        )
+        return energy_between(self._p0, t1, t2)
 
     @property
     def active_power_w(self) -> float:

@@ -18,7 +18,7 @@ from . import axdr
 from .errors import FirmwareError, MalformedReply, ServiceError
 from .session import DlmsSession
 
-# OBIS codes of the project's meters (contract in docs/ and simulators/).
+# OBIS codes of the project's meters (the contract: docs/dlms.md section 6).
 CLOCK = "0.0.1.0.0.255"
 LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
 ACTIVE_FIRMWARE_ID = "1.0.0.2.0.255"

@@ -182,7 +182,7 @@ class DlmsSession:
             cipher.authenticationKey = bytearray(s.authentication_key)
             if s.framing == "hdlc":
                 # Meters cannot always take segmented general-glo over HDLC:
-                # use service-specific glo APDUs there (dlms.md section 4).
+                # use service-specific glo APDUs there (docs/dlms.md section 4).
                 client.proposedConformance &= ~Conformance.GENERAL_PROTECTION
             # Replies must carry strictly increasing counters (replay guard).
             client.settings.pps_reply_guard = self._check_server_ic

@@ -143,7 +143,8 @@ def test_no_encryption_print(capsys):
 
 # --- review fix: the client accepts replies only ----------------------------
 # glo-get-response (0xCC) to the Green Book request: invoke-id 0x81, data
-# octet-string of 12 bytes (a COSEM date-time) -- hand-built, see dlms.md.
+# octet-string of 12 bytes (a COSEM date-time) -- hand-built, see docs/dlms.md
+# section 5.
 RESPONSE = bytes.fromhex("C4018100090C07E6010102000000FF800000")
 
 

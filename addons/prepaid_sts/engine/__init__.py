@@ -6,7 +6,7 @@ High-level API (all raise subclasses of :class:`StsError`, a ``ValueError``)::
                        sgc: str, tariff_index: str, krn: int, base_date: str,
                        ea: str) -> bytes
         DKGA02 (8-byte vending key, EA07 only) or DKGA04 (20-byte key; 8-byte
-        decoder key for EA07, 16-byte for EA11).  Results are cached.
+        decoder key for EA07, 16-byte for EA11).  Nothing is cached (keys.py).
     credit_token(decoder_key, ea, token_class, subclass, amount=None,
                  value16=None, tid=None, rnd=0, *, issued_at=None,
                  base_date=None, tables=None) -> str
@@ -34,7 +34,7 @@ production deployment must hold the STS Association licence).  The IEC sample
 tables are in ``data/sta_sample_tables.json``.
 
 Command line: ``prepaid-sts`` (:mod:`.cli`), including the JSON-lines ``batch``
-sub-command.  Reference: docs/sts.md.
+sub-command.  Reference: docs/sts.md sections 4 and 7.
 """
 
 from .api import (

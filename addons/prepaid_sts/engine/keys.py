@@ -1,4 +1,4 @@
-"""Decoder key generation: DKGA02 and DKGA04 (docs/sts.md 4.2 and 4.3).
+"""Decoder key generation: DKGA02 and DKGA04 (docs/sts.md sections 4.2 and 4.3).
 
 Keys are bytes in canonical big-endian order (the order DES and HMAC produce).
 NectarAPI prints its STA keys byte-reversed; do not feed those here unreversed.

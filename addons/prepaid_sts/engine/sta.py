@@ -1,4 +1,6 @@
-"""EA07: the Standard Transfer Algorithm (STA) of IEC 62055-41 (sts.md 4.8).
+"""EA07: the Standard Transfer Algorithm (STA) of IEC 62055-41.
+
+See docs/sts.md section 4.8.
 
 A 16-round substitution-permutation cipher on a 64-bit block:
 

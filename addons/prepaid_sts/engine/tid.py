@@ -1,4 +1,7 @@
-"""Token identifier (TID): minutes since the base date, 24 bits (sts.md 4.7)."""
+"""Token identifier (TID): minutes since the base date, 24 bits.
+
+See docs/sts.md section 4.7.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The demo utility sells STS tokens: the demo vending key, commissioned
-keypad meters and a vend whose token the engine decodes to the vend's kWh."""
+keypad and smart meters and a vend whose token the engine decodes to the
+vend's kWh."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from trytond.modules.prepaid_sts import masterkey
 from trytond.modules.prepaid_sts.demo import (
     DEMO_KRN,
     DEMO_SGC,
+    demo_decoder_key,
     demo_pan,
     demo_vending_key,
 )
@@ -70,8 +72,20 @@ class StsDemoTestCase(unittest.TestCase):
                 [("kind", "=", "sts_keypad"), ("role", "=", "customer")],
                 order=[("serial", "ASC")],
             )
+            # Smart meters take their credit as STS tokens through the
+            # head-end: they are commissioned too.
+            smart = Meter.search(
+                [("kind", "=", "smart_prepaid"), ("role", "=", "customer")],
+                order=[("serial", "ASC")],
+            )
             self.assertTrue(keypads)
-            self.assertEqual(counts["sts_meters_commissioned"], len(keypads))
+            self.assertTrue(smart)
+            self.assertEqual(
+                counts["sts_meters_commissioned"], len(keypads) + len(smart)
+            )
+            postpaid = Meter.search([("kind", "=", "postpaid")])
+            self.assertTrue(postpaid)
+            self.assertFalse(any(m.sts_pan for m in postpaid))
 
             # The key store holds the seed's key, encrypted, marked DEMO.
             (key,) = VendingKey.search([])
@@ -84,7 +98,7 @@ class StsDemoTestCase(unittest.TestCase):
             self.assertNotIn(demo_vending_key(SEED).hex(), cipher)
             self.assertEqual(masterkey.decrypt(cipher), demo_vending_key(SEED))
 
-            for meter in keypads:
+            for meter in keypads + smart:
                 self.assertTrue(meter.sts_commissioned)
                 self.assertEqual(validate_pan(meter.sts_pan), meter.sts_pan)
                 self.assertEqual(meter.sts_pan[6:17], meter.serial)
@@ -113,6 +127,9 @@ class StsDemoTestCase(unittest.TestCase):
                 "14",
                 "07",
             )
+            # What scripts/demo loads into the simulated meters.
+            self.assertEqual(demo_decoder_key(meter, SEED), decoder_key)
+            self.assertIsNone(demo_decoder_key(postpaid[0], SEED))
             decoded = decode_token(token.token, decoder_key, "07")
             self.assertTrue(decoded.crc_ok)
             self.assertEqual((decoded.token_class, decoded.subclass), (0, 0))
@@ -122,14 +139,17 @@ class StsDemoTestCase(unittest.TestCase):
             self.assertTrue(vend.move)
 
             # Running the set-up again changes nothing.
-            pans = [(m.id, m.sts_pan, m.sts_tariff_index) for m in keypads]
+            pans = [(m.id, m.sts_pan, m.sts_tariff_index) for m in keypads + smart]
             again = setup_demo_vending(seed=SEED)
             self.assertEqual(again["sts_meters_commissioned"], 0)
             self.assertEqual(VendingKey.search_count([]), 1)
             with without_check_access():
                 self.assertEqual(VendingKey(key.id).key_cipher, cipher)
             self.assertEqual(
-                [(m.id, m.sts_pan, m.sts_tariff_index) for m in Meter.browse(keypads)],
+                [
+                    (m.id, m.sts_pan, m.sts_tariff_index)
+                    for m in Meter.browse(keypads + smart)
+                ],
                 pans,
             )
 

@@ -329,7 +329,7 @@ def test_dkga02_and_dkga04_lengths():
 
 
 def test_amount_rounding_and_limits():
-    # 16385 tenths is not encodable: round up to 16394 (sts.md 4.5).
+    # 16385 tenths is not encodable: round up to 16394 (docs/sts.md section 4.5).
     token = credit_token(KEY07, "07", 0, 0, amount=Decimal("1638.5"), tid=1)
     assert decode_token(token, KEY07).amount == Decimal("1639.4")
     # Sub-tenth amounts round up too: the customer never gets less.

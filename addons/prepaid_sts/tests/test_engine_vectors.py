@@ -1,9 +1,9 @@
 """Known-answer tests of the STS engine against public vectors.
 
-The vectors are copied from the project's reference collection
-(/work/shared/sts/vectors.json) into data/sts_vectors.json; each keeps its
-public ``source`` (NectarAPI/tokens-service tests, STS 531-1-07 Ed 2.2 as
-transcribed in mohamedkhamis/STSCompliancePOS, RFC 2994, ...).
+The vectors in data/sts_vectors.json are copied from public sources; each
+keeps its ``source`` (NectarAPI/tokens-service tests, STS 531-1-07 Ed 2.2 as
+transcribed in mohamedkhamis/STSCompliancePOS, RFC 2994, ...).  What each kind
+checks and where it comes from: docs/sts.md section 3.
 """
 
 from __future__ import annotations

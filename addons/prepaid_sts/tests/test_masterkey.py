@@ -3,7 +3,8 @@
 import pytest
 from trytond.modules.prepaid_sts import masterkey
 
-VK = bytes.fromhex("abababababababab")  # public STS test vending key (sts.md 3)
+# The public STS test vending key (docs/sts.md section 3).
+VK = bytes.fromhex("abababababababab")
 
 
 def test_round_trip_and_ciphertext_hides_key():

@@ -3,7 +3,7 @@ identity and TIDs cannot be rewritten; the rollover campaign locks once.
 
 Test keys: the public STS 531-1-07 test vending keys of tools.py.  The amount
 encoding (1700.5 kWh is carried as 1701.4 kWh) follows IEC 62055-41 (the
-exponent/mantissa amount field, rounded up), see /work/shared/docs/sts.md.
+exponent/mantissa amount field, rounded up), see docs/sts.md section 4.5.
 """
 
 from __future__ import annotations

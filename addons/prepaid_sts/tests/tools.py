@@ -1,8 +1,9 @@
 """Fixtures shared by the prepaid_sts database tests (public STS test keys).
 
-Key material comes from the public vectors in /work/shared/sts/vectors.json
+Key material comes from the public vectors of tests/data/sts_vectors.json
 (STS 531-1-07 Ed 2.2 CTSA01/CTSA05 as transcribed by
-mohamedkhamis/STSCompliancePOS, and NectarAPI/tokens-service for DKGA02).
+mohamedkhamis/STSCompliancePOS, and NectarAPI/tokens-service for DKGA02; see
+docs/sts.md section 3).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ class VatRounding(StrEnum):
     """How a VAT amount is rounded to the currency precision.
 
     ``half_up`` is the default. ``up`` (VAT rounded up, the net amount down) is what
-    the iPay sample response of vending.md Example A shows.
+    the iPay sample response of docs/vending.md Example A shows.
     """
 
     HALF_UP = "half_up"
@@ -36,13 +36,17 @@ _VAT_MODES = {
 
 
 def quantum(digits: int) -> Decimal:
-    """The smallest currency unit, e.g. 0.01 for 2 digits."""
+    """The smallest currency unit, e.g. 0.01 for 2 digits (0 to 6 digits)."""
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 6:
+        raise ValueError(f"currency digits must be 0 to 6, not {digits!r}")
     return Decimal(1).scaleb(-digits)
 
 
 def money(value: Decimal, q: Decimal) -> Decimal:
-    """Round an amount or price half-up to the currency quantum ``q``."""
-    return value.quantize(q, rounding=ROUND_HALF_UP)
+    """Round an amount or price half-up to the currency quantum ``q``; never
+    "-0.00" (a reversal of a zero amount prints as 0.00)."""
+    result = value.quantize(q, rounding=ROUND_HALF_UP)
+    return result if result else abs(result)
 
 
 def kwh_down(value: Decimal) -> Decimal:

@@ -6,7 +6,7 @@ on a day of the year and selects a *week profile*; a week profile names a *day
 profile* for each weekday; a day profile switches between *rates* at given times.
 A *special day* (holiday) overrides the week profile with its own day profile.
 
-Vend time cannot price TOU on kWh-register meters (vending.md section 9): TOU is
+Vend time cannot price TOU on kWh-register meters (docs/vending.md section 8): TOU is
 priced per load-profile interval for remote-prepaid billing (:func:`price_intervals`)
 or, for currency-credit meters, the vend loads money and the meter applies the rates.
 """

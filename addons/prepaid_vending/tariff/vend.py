@@ -1,6 +1,6 @@
 """Vend quote: how a tender is split between fees, charges, debt and energy.
 
-Pipeline order (vending.md section 9): channel fee, period charges (monthly on the
+Pipeline order (docs/vending.md section 6): channel fee, period charges (monthly on the
 first vend of the month, yearly on the first vend of the year, every_vend always),
 emergency credit repayment, debt recovery, then the remainder is energy including
 VAT: VAT is stripped and inclining blocks are walked from the month-to-date kWh.
@@ -209,7 +209,7 @@ def quote_vend(tariff: Tariff, request: VendRequest) -> VendQuote:
     energy_vat = vat_in_gross(left, tariff.vat_rate, q, tariff.vat_rounding)
     energy_net = left - energy_vat
     # Walk the blocks in the basis the prices are published in, so a VAT-inclusive
-    # tariff gives exactly tender / published price (vending.md Example B).
+    # tariff gives exactly tender / published price (docs/vending.md Example B).
     basis_amount = left if tariff.prices_include_vat else energy_net
     if request.meter_register == MeterRegister.CURRENCY:
         units, uses, credit = ZERO.quantize(Decimal("0.1")), (), basis_amount

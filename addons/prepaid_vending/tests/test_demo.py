@@ -146,6 +146,26 @@ class DemoVendingTestCase(unittest.TestCase):
         self.assertEqual(Tariff.search_count([]), 0)
 
     @with_transaction()
+    def test_system_defaults_chosen_are_kept(self):
+        "The set-up fills empty system parameters only"
+        pool = Pool()
+        Configuration = pool.get('prepaid.configuration')
+        Category = pool.get('prepaid.customer.category')
+        company = create_company()
+        with set_company(company):
+            setup_accounting(company)
+            create_demo_data(seed=1, customers=5)
+            (commercial,) = Category.search([('code', '=', 'COMMERCIAL')])
+            Configuration.write(
+                [Configuration(1)], {'default_customer_category': commercial.id}
+            )
+            counts = setup_demo_vending(seed=1)
+            self.assertEqual(counts['system_defaults_set'], 1)  # the currency
+            config = Configuration(1)
+            self.assertEqual(config.default_customer_category, commercial)
+            self.assertEqual(config.currency, company.currency)
+
+    @with_transaction()
     def test_sell_on_demo(self):
         "Tariffs per category, accounts, sales point, admin sells in a shift"
         pool = Pool()
@@ -192,6 +212,10 @@ class DemoVendingTestCase(unittest.TestCase):
             for name in DEMO_ACCOUNT_CODES:
                 self.assertTrue(getattr(config, name), name)
             self.assertTrue(config.vend_journal)
+            # System parameters: the company's currency, households by default.
+            self.assertEqual(counts['system_defaults_set'], 2)
+            self.assertEqual(config.currency, company.currency)
+            self.assertEqual(config.default_customer_category.code, 'RESIDENTIAL')
 
             # admin (user 1) may open a shift under the access rules.
             cashier = ModelData.get_id('prepaid_vending', 'group_cashier')
@@ -210,7 +234,7 @@ class DemoVendingTestCase(unittest.TestCase):
             ]
             self.assertTrue(smart)
             vend = Vend.vend(smart[0], D('200.00'), 'cash', head_office, 'demo-1')
-            # vending.md Example C pipeline: R57.50 service charge incl. VAT,
+            # docs/vending.md Example C pipeline: R57.50 service charge incl. VAT,
             # R142.50 energy = 123.91 + VAT; 50 kWh @ 1.20 + 63.91 / 1.60.
             self.assertEqual(vend.units_kwh, D('89.9'))
             self.assertEqual(vend.vat_amount, D('26.09'))
@@ -226,5 +250,6 @@ class DemoVendingTestCase(unittest.TestCase):
             again = setup_demo_vending(seed=1)
             self.assertEqual(again['tariffs_created'], 0)
             self.assertEqual(again['vending_accounts_set'], 0)
+            self.assertEqual(again['system_defaults_set'], 0)
             self.assertEqual(Tariff.search_count([]), len(DEMO_TARIFFS))
             self.assertEqual(SalesPoint.search_count([]), 1)

@@ -1,7 +1,7 @@
 """The receipt shows the kWh the token carries when it differs from the kWh
 paid: an STS amount is rounded up to the next value the token can encode, so
 above 1638.3 kWh a 1700.5 kWh purchase is carried as 1701.4 kWh (IEC 62055-41
-amount field, exponent/mantissa, rounded up; /work/shared/docs/sts.md and
+amount field, exponent/mantissa, rounded up; docs/sts.md section 4.5 and
 addons/prepaid_sts/tests/test_sts_integrity.py).
 
 The vend tests run the real STS engine: they activate prepaid_sts (which

@@ -1,7 +1,7 @@
 """Remote-prepaid billing: period charges once per period, and emergency credit
 in the disconnect decision.
 
-Tariff of the fixtures (vending.md Example C): blocks 1.20 / 1.60 / 2.10 excl.
+Tariff of the fixtures (docs/vending.md Example C): blocks 1.20 / 1.60 / 2.10 excl.
 15 % VAT, a monthly fixed charge of 50.00 + VAT = 57.50.
 """
 

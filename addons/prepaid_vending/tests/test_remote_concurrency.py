@@ -1,6 +1,6 @@
 """A vend and the billing run on the same remote-prepaid meter at the same moment.
 
-The monthly fixed charge (vending.md Example C: R50 + VAT) is taken once a month
+The monthly fixed charge (docs/vending.md Example C: R50 + VAT) is taken once a month
 per account, by whichever comes first: the first paid vend of the month or the
 consumption bill.  Each test runs the two in concurrent PostgreSQL transactions,
 one held open while the other starts, and checks that the charge was taken

@@ -84,7 +84,7 @@ def test_quote_lines_with_an_error_in_the_middle():
     assert bad_json["error"].startswith("invalid JSON")
     assert "does not cover" in too_small["error"]
     assert numbers["units_kwh"] == "10.0"
-    # vending.md Example C exactly
+    # docs/vending.md Example C exactly
     assert (c["units_kwh"], c["energy_amount"], c["energy_vat"]) == (
         "122.5",
         "176.09",

@@ -37,7 +37,7 @@ def blocks(*spec: tuple[str | None, str]) -> tuple[Block, ...]:
 
 
 def example_c_tariff(**changes) -> Tariff:
-    """vending.md Example C: 0-50 @ 1.20, 50-350 @ 1.60, >350 @ 2.10 excl. VAT,
+    """docs/vending.md Example C: 0-50 @ 1.20, 50-350 @ 1.60, >350 @ 2.10 excl. VAT,
     VAT 15 %, R50 monthly fixed charge excl. VAT."""
     tariff = Tariff(
         TariffKind.STEP,
@@ -68,7 +68,7 @@ def parts_sum(q) -> D:
 
 
 def test_example_a_ipay_vendres():
-    # vending.md Example A (iPay sample vendRes, jkikuyu/elipapower): R100.00 ->
+    # docs/vending.md Example A (iPay sample vendRes, jkikuyu/elipapower): R100.00 ->
     # fixed 9.56 + VAT 1.44, debt 17.00 with 77.00 remaining, energy 62.60 + VAT 9.40.
     # Parameters found to reproduce it: fixed charge 9.56 excl. VAT, VAT 15 % rounded
     # UP (9.56 x 0.15 = 1.434 -> 1.44; 72.00 x 15/115 = 9.391 -> 9.40), debt 17 % of
@@ -95,7 +95,7 @@ def test_example_a_ipay_vendres():
 
 
 TSHWANE_2026 = Tariff(
-    # vending.md Example B, Tshwane 2026 VAT-inclusive blocks (alancarr.co.za).
+    # docs/vending.md Example B, Tshwane 2026 VAT-inclusive blocks (alancarr.co.za).
     TariffKind.STEP,
     D("0.15"),
     True,

@@ -1,6 +1,6 @@
 """The vend pipeline against a database (SQLite or PostgreSQL).
 
-Known answers: vending.md section 9 Example C (synthetic numbers checked by
+Known answers: docs/vending.md Example C (synthetic numbers checked by
 computation there): first vend of the month R300 with R40 debt at 25 % gives
 122.5 kWh; a second R100 vend gives 54.3 kWh.
 """

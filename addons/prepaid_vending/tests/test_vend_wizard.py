@@ -1,7 +1,7 @@
 """The cashier's Sell Electricity wizard, driven as the client drives it
 (``create`` then ``execute`` per button, the session kept in the database).
 
-Known answers: vending.md section 9 Example C (blocks excl. VAT 0-50 @ 1.20,
+Known answers: docs/vending.md Example C (blocks excl. VAT 0-50 @ 1.20,
 50-350 @ 1.60; R50 monthly fixed charge + 15 % VAT = R57.50; R300 with R40
 debt gives 122.5 kWh, energy R202.50 incl. R26.41 VAT).  Wizard figures are
 checked against ``Vend.trial`` of the same database, not retyped.
@@ -194,7 +194,7 @@ def test_group_token():
 
 
 def test_quote_text_known_answer():
-    "vending.md Example C figures rendered as the cashier reads them"
+    "docs/vending.md Example C figures rendered as the cashier reads them"
     from trytond.modules.prepaid_vending.tariff.blocks import BlockUse
     from trytond.modules.prepaid_vending.tariff.vend import ChargeLine, VendQuote
 

@@ -2,7 +2,7 @@
 
 ``setup_vending`` builds, inside the current transaction, a company with a
 chart of accounts, a 15 % VAT, the vending configuration, the step tariff of
-vending.md Example C (blocks excl. VAT 0-50 @ 1.20, 50-350 @ 1.60, >350 @ 2.10;
+docs/vending.md Example C (blocks excl. VAT 0-50 @ 1.20, 50-350 @ 1.60, >350 @ 2.10;
 R50 monthly fixed charge excl. VAT) and one installed smart prepaid meter.
 """
 
@@ -187,7 +187,7 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
 
 
 def example_c_version(tariff, tax, start=dt.date(2000, 1, 1)):
-    "vending.md Example C: blocks excl. VAT, R50 monthly fixed charge"
+    "docs/vending.md Example C: blocks excl. VAT, R50 monthly fixed charge"
     pool = Pool()
     Version = pool.get('prepaid.tariff.version')
     Block = pool.get('prepaid.tariff.block')
