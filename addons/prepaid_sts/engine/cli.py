@@ -24,6 +24,7 @@ or talk line by line.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,17 @@ from .tokens import (
     render,
 )
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def _integer(text: str) -> int:
+    "An option's integer: ASCII digits only, as in the batch lines"
+    if not _INTEGER.fullmatch(text):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{shown(repr(text))} is not an integer")
+    return int(text)
+
 
 class _Batch:
     """State of one batch run: option values and per-run caches."""
@@ -71,12 +83,12 @@ class _Batch:
                 f"field {name!r} must be an integer, got {shown(repr(value))}"
             )
         if isinstance(value, str):
-            try:
-                value = int(value, 10)
-            except ValueError:
+            # ASCII digits only: int() would also read "1_000" and "١٠".
+            if not _INTEGER.fullmatch(value):
                 raise ParameterError(
                     f"field {name!r} must be an integer, got {shown(repr(value))}"
-                ) from None
+                )
+            value = int(value, 10)
         return value
 
     @staticmethod
@@ -263,10 +275,10 @@ def _add_key_options(p: Any) -> None:
     p.add_argument("--vending-key", help="vending key (hex) to derive the key")
     p.add_argument("--dkga", choices=("02", "04"))
     p.add_argument("--pan", help="meter PAN (18 digits)")
-    p.add_argument("--key-type", type=int)
+    p.add_argument("--key-type", type=_integer)
     p.add_argument("--sgc", help="supply group code (6 digits)")
     p.add_argument("--tariff-index", help="tariff index (2 digits)")
-    p.add_argument("--krn", type=int)
+    p.add_argument("--krn", type=_integer)
     p.add_argument("--base-date", choices=("93", "14", "35"))
 
 
@@ -303,16 +315,16 @@ def _parser() -> Any:
     sub = parser.add_subparsers(dest="command", required=True)
 
     tok = sub.add_parser("token", help="generate a token")
-    tok.add_argument("--class", dest="token_class", type=int, required=True)
-    tok.add_argument("--subclass", type=int, required=True)
+    tok.add_argument("--class", dest="token_class", type=_integer, required=True)
+    tok.add_argument("--subclass", type=_integer, required=True)
     _add_key_options(tok)
-    tok.add_argument("--tid", type=int, help="TID in minutes since the base date")
+    tok.add_argument("--tid", type=_integer, help="TID in minutes since the base date")
     tok.add_argument("--issued-at", help="ISO 8601 UTC time, e.g. 2024-03-28T09:01Z")
-    tok.add_argument("--rnd", type=int, default=0)
+    tok.add_argument("--rnd", type=_integer, default=0)
     tok.add_argument("--amount", help="kWh/m3/minutes, currency units or watts")
     tok.add_argument("--value16", help="raw 16-bit value (4 hex digits)")
     tok.add_argument("--control", help="class 1 control field (hex)")
-    tok.add_argument("--mfr-code", type=int, help="class 1 manufacturer code")
+    tok.add_argument("--mfr-code", type=_integer, help="class 1 manufacturer code")
 
     dec = sub.add_parser("decode", help="decode and verify a token")
     dec.add_argument("token")
@@ -322,13 +334,13 @@ def _parser() -> Any:
     kc.add_argument("--ea", default="07", choices=("07", "11"))
     kc.add_argument("--old-decoder-key", required=True)
     kc.add_argument("--new-decoder-key", required=True)
-    kc.add_argument("--new-krn", type=int, required=True)
-    kc.add_argument("--new-key-type", type=int, default=2)
+    kc.add_argument("--new-krn", type=_integer, required=True)
+    kc.add_argument("--new-key-type", type=_integer, default=2)
     kc.add_argument("--new-tariff-index", required=True)
     kc.add_argument("--new-sgc", required=True)
-    kc.add_argument("--ken", type=int, default=255)
+    kc.add_argument("--ken", type=_integer, default=255)
     kc.add_argument("--rollover", action="store_true")
-    kc.add_argument("--sections", type=int, choices=(2, 3, 4))
+    kc.add_argument("--sections", type=_integer, choices=(2, 3, 4))
 
     sub.add_parser(
         "batch",

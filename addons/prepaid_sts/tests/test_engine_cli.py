@@ -128,6 +128,9 @@ def test_batch_survives_hostile_lines():
         "empty": b"",
         "huge": b'{"op": "' + b"x" * (3 << 20) + b'"}',
         "dkga": json.dumps({**token, **KEY_INPUTS, "dkga": "99"}).encode(),
+        "arabic tid": json.dumps(
+            {**token, "decoder_key": KEY, "amount": "1", "tid": "\u0661\u0660"}
+        ).encode(),
     }
     stdin = b"".join(line + b"\n" + good + b"\n" for line in bad.values())
     proc = subprocess.run(
@@ -152,6 +155,9 @@ def test_batch_survives_hostile_lines():
     assert errors["not utf-8"] == {"error": "line is not UTF-8 text (byte 8)"}
     assert errors["empty"] == {"error": "empty line: expected a JSON object"}
     assert "longer than the limit of 1048576 bytes" in errors["huge"]["error"]
+    assert errors["arabic tid"]["error"].startswith(
+        "field 'tid' must be an integer, got '\u0661\u0660'"
+    )
     dkga = errors["dkga"]["error"]
     assert "unknown decoder key generation algorithm DKGA '99'" in dkga
     # The help states the limits.
