@@ -204,3 +204,128 @@ def page(browser, server, request):
         page.screenshot(path=ARTIFACTS / f'failed-{request.node.name}.png')
     page.close()
     console.close()
+
+
+def rpc(demo_server, method: str, *params, session=None):
+    """Call the demo server's JSON-RPC as admin (logs in on first use);
+    returns the result, raises RuntimeError with the server's error."""
+    import base64
+    import json
+
+    url = f'{demo_server.url}{demo_server.database}/rpc/'
+    headers = {'Content-Type': 'application/json'}
+    if method != 'common.db.login':
+        if not getattr(demo_server, 'session', None):
+            user_id, key, *_ = rpc(
+                demo_server, 'common.db.login', 'admin', {'password': 'admin'}, 'en'
+            )
+            token = base64.b64encode(f'admin:{user_id}:{key}'.encode()).decode()
+            demo_server.session = f'Session {token}'
+        headers['Authorization'] = demo_server.session
+    body = json.dumps({'id': 1, 'method': method, 'params': list(params)}).encode()
+    request = urllib.request.Request(url, body, headers)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())
+    if answer.get('error'):
+        raise RuntimeError(f'{method}: {answer["error"]}')
+    return answer['result']
+
+
+@pytest.fixture(scope='session')
+def simulated_meter(demo_server):
+    """A demo smart meter that answers: a simulated DLMS meter in this
+    process, on a free port, holding the meter's STS decoder key; the meter's
+    channel points at it (and it is commissioned with the demo's STS data
+    when the demo has not done so).  Yields the meter's serial."""
+    from trytond.modules.prepaid_sts.demo import (
+        DEMO_KEY_PARAMETERS,
+        demo_pan,
+        demo_vending_key,
+    )
+    from trytond.modules.prepaid_sts.engine import derive_decoder_key
+
+    from simulators.meter import MeterConfig, MeterSimulator
+
+    fields = ['serial', 'sts_pan', 'sts_tariff_index', 'hes_host']
+    meters = rpc(
+        demo_server,
+        'model.prepaid.meter.search_read',
+        [
+            ('kind', '=', 'smart_prepaid'),
+            ('payment_mode', '=', 'prepaid'),
+            ('state', '=', 'installed'),
+            ('hes_host', '!=', None),
+        ],
+        0,
+        50,
+        [('serial', 'ASC')],
+        fields + ['id'],
+        {},
+    )
+    meter = next((m for m in meters if m['sts_pan'] or demo_pan(m['serial'])), None)
+    require(meter is not None, 'the demo has no smart meter with a channel')
+    p = DEMO_KEY_PARAMETERS
+    if not meter['sts_pan']:
+        meter['sts_pan'] = demo_pan(meter['serial'])
+        meter['sts_tariff_index'] = '01'
+        values = {
+            'sts_pan': meter['sts_pan'],
+            'sts_sgc': p['sgc'],
+            'sts_krn': p['krn'],
+            'sts_tariff_index': meter['sts_tariff_index'],
+            'sts_key_type': p['key_type'],
+            'sts_base_date': p['base_date'],
+            'sts_ea': p['ea'],
+        }
+        rpc(demo_server, 'model.prepaid.meter.write', [meter['id']], values, {})
+    decoder_key = derive_decoder_key(
+        demo_vending_key(),
+        p['dkga'],
+        meter['sts_pan'],
+        int(p['key_type']),
+        p['sgc'],
+        meter['sts_tariff_index'],
+        p['krn'],
+        p['base_date'],
+        p['ea'],
+    )
+    simulator = MeterSimulator(
+        [MeterConfig(index=0, port=free_port(), seed=1, decoder_key=decoder_key)]
+    ).start()
+    try:
+        # Only a Key Custodian moves the channel of a meter with secrets.
+        (custodian,) = rpc(
+            demo_server,
+            'model.res.group.search',
+            [('name', '=', 'Key Custodian')],
+            0,
+            1,
+            None,
+            {},
+        )
+        (admin,) = rpc(
+            demo_server,
+            'model.res.user.search',
+            [('login', '=', 'admin')],
+            0,
+            1,
+            None,
+            {},
+        )
+        rpc(
+            demo_server,
+            'model.res.user.write',
+            [admin],
+            {'groups': [('add', [custodian])]},
+            {},
+        )
+        rpc(
+            demo_server,
+            'model.prepaid.meter.write',
+            [meter['id']],
+            {'hes_host': '127.0.0.1', 'hes_port': simulator.port(0)},
+            {},
+        )
+        yield SimpleNamespace(serial=meter['serial'], simulator=simulator)
+    finally:
+        simulator.stop()

@@ -28,6 +28,26 @@
 
 Commands are marked sent when their job is created and accepted / rejected /
 failed from the job's outcome.
+
+Remote credit of a vend is dispatched by a queue task pushed in the vend's
+transaction (:meth:`MeterCommand.queue`): it runs right after the vend
+commits (in the web server's process when no queue worker is configured, as
+in the demo), and the every-minute cron remains the retry.  A delivery that
+fails because the meter did not answer (time-out, connection) is sent again
+by the cron after 1, 2, 4 ... minutes (at most :data:`CREDIT_RETRY_LIMIT`
+sends, an hour apart at most: the same digits, which the meter accepts once).
+A delivery that fails for good -- the meter refused the token, the retries
+ran out, or the command could not be sent at all (keys, STS data) -- raises
+an alarm: an event "Remote credit not delivered" (code
+:data:`reading.DELIVERY_FAILED_CODE`) in the meter's events and alarms,
+published over MQTT like the meter's own alarms, and a notification to every
+Vending Manager.
+
+Before any of this, every quote and vend asks
+:meth:`Meter.vend_delivery_problems`: a smart prepaid meter sold remote credit
+needs a channel, the keys of its authentication and its STS data (the credit
+is an STS token entered through the token gateway), else the sale is refused
+before any money is taken.
 """
 
 from __future__ import annotations
@@ -45,6 +65,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
 from . import mqtt_bridge
+from . import reading as rd
 from .dlms import operations as ops
 from .mqtt import EventMessage, encode
 from .mqtt.topics import alarm_topic
@@ -56,6 +77,54 @@ NOTICE_KINDS = {'low_credit_warning'}
 #: Event code of a published low-credit warning (outside the IDIS codes and
 #: the simulator's 200-204, see reading.EVENT_CODES).
 LOW_CREDIT_CODE = 230
+#: Job error kinds after which a remote credit is sent again automatically:
+#: the meter did not answer, so it may simply be out of reach for a while.
+RETRY_ERROR_KINDS = frozenset({'timeout', 'connection'})
+#: Sends of one remote credit (the first and the automatic retries).
+CREDIT_RETRY_LIMIT = 8
+#: Longest wait between two automatic sends.
+CREDIT_RETRY_MAX_WAIT = dt.timedelta(hours=1)
+#: Key material each authentication needs (encrypted columns of the meter).
+AUTH_SECRETS = {
+    'lls': [('hes_password_cipher', "LLS password / HLS secret")],
+    'hls-md5': [('hes_password_cipher', "LLS password / HLS secret")],
+    'hls-gmac': [
+        ('hes_block_cipher_key_cipher', "block cipher key"),
+        ('hes_authentication_key_cipher', "authentication key"),
+    ],
+}
+
+
+def credit_retry_wait(sends: int) -> dt.timedelta:
+    "Wait before the next send of a remote credit sent ``sends`` times"
+    return min(dt.timedelta(minutes=2 ** max(sends - 1, 0)), CREDIT_RETRY_MAX_WAIT)
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = 'prepaid.meter'
+
+    def vend_delivery_problems(self) -> list[str]:
+        problems = super().vend_delivery_problems()
+        if self.kind == 'smart_prepaid' and self.payment_mode == 'prepaid':
+            problems += self.hes_channel_problems()
+            problems += self.sts_receive_problems()
+        return problems
+
+    def hes_channel_problems(self) -> list[str]:
+        """Why the head-end could not talk to this meter, each with its fix
+        (settings only: no communication, no decryption)."""
+        if not self.hes_host or not self.hes_port:
+            return [gettext('prepaid_headend.msg_no_channel', meter=self.serial)]
+        needed = AUTH_SECRETS.get(self.hes_auth, [])
+        if not needed:
+            return []
+        with without_check_access():
+            (row,) = self.__class__.read([self.id], [f for f, _ in needed])
+        return [
+            gettext('prepaid_headend.msg_secret_missing', meter=self.serial, secret=n)
+            for f, n in needed
+            if not row[f]
+        ]
 
 
 class MeterCommand(metaclass=PoolMeta):
@@ -80,6 +149,125 @@ class MeterCommand(metaclass=PoolMeta):
         help="The meter refused a re-sent token as already used and reports it "
         "as its last token: an earlier attempt delivered it.",
     )
+    hes_retry_at = fields.Timestamp(
+        "Automatic Retry",
+        readonly=True,
+        help="When the head-end sends this failed command again by itself "
+        "(the meter did not answer); empty: no automatic retry.",
+    )
+
+    @classmethod
+    def queue(cls, meter, kind: str, payload: dict, vend=None, origin=None):
+        """Queue the command; a remote credit is also handed to a queue task
+        that dispatches it as soon as the vend commits (see the module
+        docstring)."""
+        command = super().queue(meter, kind, payload, vend=vend, origin=origin)
+        if kind == 'remote_credit' and meter.hes_host:
+            with Transaction().set_context(queue_name='headend'):
+                cls.__queue__.hes_dispatch([command])
+        return command
+
+    def delivery_retry_at(self):
+        if self.state == 'failed' and not self.reconciled_undelivered:
+            return self.hes_retry_at
+        return None
+
+    @classmethod
+    def hes_retry_due(cls, now: dt.datetime | None = None) -> list:
+        """Failed remote credits whose automatic retry is due, put back to
+        pending (cron, before dispatching)."""
+        now = now or dt.datetime.now()
+        with without_check_access():
+            due = cls.search(
+                [
+                    ('state', '=', 'failed'),
+                    ('kind', '=', 'remote_credit'),
+                    ('hes_retry_at', '<=', now),
+                    ('reconciled_undelivered', '!=', True),
+                ]
+            )
+            if due:
+                cls.write(due, {'hes_retry_at': None})
+                cls.retry(due)
+        return due
+
+    @classmethod
+    def mark_failed(cls, commands, error: str, retry_at=None):
+        """Failed: sent again at retry_at (naive UTC) by the cron, or, without
+        one, a remote credit raises the delivery alarm."""
+        with without_check_access():
+            cls.write(list(commands), {'hes_retry_at': retry_at})
+        super().mark_failed(commands, error)
+        if retry_at is None:
+            cls.hes_delivery_alarm(commands, error)
+
+    @classmethod
+    def mark_rejected(cls, commands, error: str):
+        super().mark_rejected(commands, error)
+        cls.hes_delivery_alarm(commands, error)
+
+    @classmethod
+    def hes_delivery_alarm(cls, commands, error: str) -> None:
+        """Remote credit that will not reach the meter by itself: an event in
+        the meter's alarms (published over MQTT) and a notification to every
+        Vending Manager."""
+        pool = Pool()
+        User = pool.get('res.user')
+        Notification = pool.get('res.notification')
+        ModelData = pool.get('ir.model.data')
+        commands = [c for c in commands if c.kind == 'remote_credit']
+        if not commands:
+            return
+        now = rd.naive_utc(dt.datetime.now())
+        text = ' '.join((error or '').split())
+        with without_check_access():
+            managers = User.search(
+                [
+                    (
+                        'groups',
+                        '=',
+                        ModelData.get_id('prepaid_vending', 'group_manager'),
+                    ),
+                ]
+            )
+            notifications = []
+            for command in commands:
+                vend = command.vend.number if command.vend else f"#{command.id}"
+                description = gettext(
+                    'prepaid_headend.msg_delivery_alarm',
+                    meter=command.meter.serial,
+                    vend=vend,
+                    error=text,
+                )
+                rd.insert_new(
+                    'prepaid.headend.event',
+                    command.meter.id,
+                    [
+                        {
+                            'log': 'standard',
+                            'timestamp': now,
+                            'code': rd.DELIVERY_FAILED_CODE,
+                            'description': description[:250],
+                        }
+                    ],
+                    key=('log', 'timestamp', 'code'),
+                )
+                notifications += [
+                    {
+                        'user': user.id,
+                        'label': gettext(
+                            'prepaid_headend.msg_delivery_alarm_label',
+                            meter=command.meter.serial,
+                        ),
+                        'description': description,
+                        'icon': 'tryton-warning',
+                        'model': cls.__name__,
+                        'records': json.dumps([command.id]),
+                    }
+                    for user in managers
+                ]
+            if notifications:
+                Notification.create(notifications)
 
     def get_hes_token_status_name(self, name):
         if self.hes_token_status is None:
@@ -99,6 +287,8 @@ class MeterCommand(metaclass=PoolMeta):
         Relay = pool.get('prepaid.headend.relay')
         Configuration = pool.get('prepaid.configuration')
         if commands is None:
+            # Cron: the automatic retries that are due are pending again.
+            cls.hes_retry_due(now)
             commands = cls.search(
                 [
                     ('state', '=', 'pending'),
@@ -379,7 +569,16 @@ class MeterCommand(metaclass=PoolMeta):
             if self.state == 'sent':
                 self.__class__.mark_rejected([self], message)
 
-    def hes_failed(self, message: str) -> None:
+    def hes_failed(self, message: str, error_kind: str | None = None) -> None:
+        """The job failed: a remote credit the meter did not answer for is
+        sent again later (``credit_retry_wait``), up to CREDIT_RETRY_LIMIT."""
+        retry_at = None
+        if (
+            self.kind == 'remote_credit'
+            and error_kind in RETRY_ERROR_KINDS
+            and (self.attempts or 0) < CREDIT_RETRY_LIMIT
+        ):
+            retry_at = dt.datetime.now() + credit_retry_wait(self.attempts or 1)
         with without_check_access():
             if self.state == 'sent':
-                self.__class__.mark_failed([self], message)
+                self.__class__.mark_failed([self], message, retry_at=retry_at)

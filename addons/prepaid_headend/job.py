@@ -713,7 +713,8 @@ class Job(ModelSQL, ModelView):
 
     def _failed_token(self, error, message: str | None = None) -> None:
         if self.command:
-            self.command.hes_failed(message or _message(error))
+            # The error kind tells whether an automatic retry may help.
+            self.command.hes_failed(message or _message(error), self.error_kind)
 
     def _store_firmware(self, out: dict[str, Any]) -> str:
         return self.firmware.transfer_done(out['previous'], out['result'])

@@ -290,6 +290,7 @@ def queue_alarms(events: Sequence[Any]) -> int:
         if not config.mqtt_enabled:
             return 0
         codes = config.mqtt_alarm_code_set
+        codes = codes | rd.HEADEND_ALARM_CODES
         alarms = [e for e in events if e.log == 'alarm' or e.code in codes]
         if not alarms:
             return 0

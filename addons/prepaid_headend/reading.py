@@ -86,7 +86,12 @@ EVENT_CODES = {
     204: "Firmware verification failed",
     205: "Firmware activation failed (old firmware kept)",
     230: "Low credit warning (remote-prepaid account)",
+    231: "Remote credit not delivered",
 }
+#: Event raised by the head-end itself when a vend's remote credit will not
+#: reach the meter by itself (command.py); always published as an alarm.
+DELIVERY_FAILED_CODE = 231
+HEADEND_ALARM_CODES = frozenset({DELIVERY_FAILED_CODE})
 ALARM_BITS = {8: "Fraud attempt (tamper)"}
 
 

@@ -5,16 +5,54 @@ this returns UNSAVED ``prepaid.vend.token`` records in the order the customer
 enters them: pending key change tokens, the class 0 credit token, then the
 free basic electricity token.  The STS token log gets the same tokens with the
 vend as origin, in the vend's transaction.
+
+Before that, every quote and vend asks :meth:`Meter.vend_delivery_problems`:
+a keypad meter that could not receive a token (STS parameters missing, no
+vending key for them, base date 1993 past its cut-over) is refused before
+any money is taken, with what to fix.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from trytond.exceptions import UserError
+from trytond.i18n import gettext
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import without_check_access
 
-from .meter import TokenRequest, utc_now
+from .meter import STS_FIELDS, TokenRequest, utc_now
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = "prepaid.meter"
+
+    def vend_delivery_problems(self) -> list[str]:
+        problems = super().vend_delivery_problems()
+        if self.kind == "sts_keypad":
+            problems += self.sts_receive_problems()
+        return problems
+
+    def sts_receive_problems(self) -> list[str]:
+        """Why this meter cannot receive an STS credit token now, each with
+        its fix; empty when it can.  Reads the meter and the key store only."""
+        missing = [f for f in STS_FIELDS if getattr(self, f) in (None, "")]
+        if missing:
+            names = ", ".join(self.__class__._fields[f].string for f in missing)
+            return [
+                gettext(
+                    "prepaid_sts.msg_meter_sts_incomplete",
+                    meter=self.serial,
+                    fields=names,
+                )
+            ]
+        try:
+            self.sts_check_cutover(utc_now())
+            with without_check_access():
+                self.sts_vending_key()
+        except UserError as error:
+            return [error.message]
+        return []
 
 
 class Vend(metaclass=PoolMeta):

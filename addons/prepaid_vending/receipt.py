@@ -12,20 +12,34 @@ Two renderers lay it out:
   genshi) converted to PDF by weasyprint, on 58 mm or 80 mm roll paper or A4
   as the sales point's "Receipt Paper" says.
 
-Reprints are logged and never create credit.
+Printing: the first print of a vend's receipt, asked by the Sell Electricity
+wizard of the cashier who sold it, is the original; every other print of the
+``prepaid.vend.receipt`` report (Print > Receipt on a vend, the wizard's
+second print, ``Reprint.reprint_report``) is a reprint: marked REPRINT, only
+for the meter's last receipts (*Receipts Available for Reprint*), only for
+the groups that may read token digits, and logged in the print log.  The
+decision is the server's (``VendReceipt._execute``), never the client's.
+Reprints never create credit.
 """
 
 import datetime as dt
 import html
+import textwrap
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
+
+# Absolute: the tests import this file a second time as a plain package, and
+# credit.py (through vend.py) must not be imported twice.
+from trytond.modules.prepaid_vending.credit import wall_clock
+from trytond.modules.prepaid_vending.delivery import vend_delivery
 from trytond.pool import Pool
 from trytond.report import Report
-from trytond.transaction import Transaction
+from trytond.rpc import RPC
+from trytond.transaction import Transaction, without_check_access
 
 WIDTH_58MM = 32  # characters of a 12 cpi font on 48 mm of printable width
 WIDTH_80MM = 48  # characters of a 12 cpi font on 72 mm of printable width
@@ -42,6 +56,17 @@ PAPERS: dict[str, tuple[int, str]] = {
 DEFAULT_PAPER = '80'
 REPRINT_MARK = '*** REPRINT ***'
 CANCELLED_MARK = '*** CANCELLED ***'
+#: Title of a receipt that carries VAT.
+TAX_INVOICE = 'TAX INVOICE'
+#: Groups that may print a receipt again (the groups that read token digits).
+REPRINT_GROUPS = ('group_cashier', 'group_manager', 'group_admin')
+PRINT_KINDS = [
+    ('original', "Original"),
+    ('reprint', "Reprint"),
+]
+#: Context key (RPC strips keys starting with "_", so no client sets it):
+#: the caller has checked and logged the reprint itself.
+REPRINT_LOGGED = '_prepaid_reprint_logged'
 #: Receipt line shown when the tokens carry more kWh than were paid (STS
 #: amount rounding, see token_value_kwh).
 TOKEN_VALUE_LABEL = 'Token value'
@@ -57,7 +82,8 @@ PX_PER_MM = 96 / 25.4  # CSS pixels
 @dataclass(frozen=True)
 class Row:
     """One label/value line; kind 'sub' is a detail of the row above (its
-    VAT), 'total' and 'credited' (the token value) are emphasised in print"""
+    VAT), 'total' and 'credited' (the token value) are emphasised in print,
+    'note' is a sentence of its own (no value)."""
 
     label: str
     value: str = ''
@@ -76,12 +102,15 @@ class ReceiptData:
 
     number: str
     utility: str
+    title: str = ''
     header: list[str] = field(default_factory=list)
     footer: list[str] = field(default_factory=list)
     details: list[Row] = field(default_factory=list)
     amounts: list[Row] = field(default_factory=list)
     units: list[Row] = field(default_factory=list)
     tokens: list[TokenRow] = field(default_factory=list)
+    delivery: list[Row] = field(default_factory=list)
+    delivery_tokens: list[TokenRow] = field(default_factory=list)
     notes: list[Row] = field(default_factory=list)
     reprint: bool = False
     cancelled: bool = False
@@ -89,6 +118,50 @@ class ReceiptData:
 
 def _money(value) -> str:
     return f'{value:.2f}'
+
+
+def _price(value: Decimal) -> str:
+    "A unit price with the decimals it has, at least two (1.84, 1.8375)"
+    text = f'{value:.4f}'.rstrip('0')
+    whole, _, decimals = text.partition('.')
+    return f'{whole}.{decimals.ljust(2, "0")}'
+
+
+def gross_price(price: Decimal, calculator) -> Decimal:
+    """A block price on the VAT basis of the amounts shown (VAT included):
+    the tariff's price as it is when its prices include VAT, else with VAT
+    added, to 0.0001."""
+    if calculator.prices_include_vat:
+        return price
+    return (price * (1 + calculator.vat_rate)).quantize(Decimal('0.0001'))
+
+
+def energy_label(description: str, kwh, price) -> str:
+    "Block 2: 54.3 kWh @ 1.84 (price incl. VAT, as the amount beside it)"
+    return f'{description}: {kwh} kWh @ {_price(price)}'
+
+
+def token_label(token) -> str:
+    "What a token is for, said once: 'Credit token: 54.3 kWh'"
+    if token.kind in {'credit', 'fbe'} and token.units is not None:
+        name = 'Credit token' if token.kind == 'credit' else 'Free electricity token'
+        return f'{name}: {token.units:.1f} kWh'
+    return token.description or dict(TOKEN_LABELS).get(token.kind, token.kind)
+
+
+TOKEN_LABELS = [
+    ('key_change', "Key change token"),
+    ('credit', "Credit token"),
+    ('fbe', "Free electricity token"),
+    ('engineering', "Engineering token"),
+]
+
+
+def _vat_number(company) -> str:
+    "The utility's VAT number (its party's tax identifier), or ''"
+    party = company.party if company else None
+    identifier = party.tax_identifier if party else None
+    return identifier.code if identifier else ''
 
 
 def token_value_kwh(vend) -> Decimal | None:
@@ -114,15 +187,19 @@ def receipt_data(vend, reprint: bool = False) -> ReceiptData:
     "The content of the receipt of vend"
     sp = vend.sales_point
     company_id = Transaction().context.get('company')
-    utility = ''
-    if company_id:
-        utility = Pool().get('company.company')(company_id).rec_name
+    company = Pool().get('company.company')(company_id) if company_id else None
+    utility = company.rec_name if company else ''
+    # A receipt that carries VAT is the customer's tax invoice.
+    taxed = bool(vend.vat_amount)
+    vat_number = _vat_number(company) if taxed else ''
 
     details = [
         Row('Receipt', vend.number or ''),
-        Row('Date', f'{vend.date:%Y-%m-%d %H:%M:%S}'),
+        Row('Date', f'{wall_clock(vend.date):%Y-%m-%d %H:%M:%S}'),
         Row('Vendor', sp.rec_name if sp else vend.channel),
     ]
+    if vat_number:
+        details.insert(0, Row('VAT No.', vat_number))
     if vend.cashier:
         details.append(Row('Operator', vend.cashier.rec_name))
     if vend.customer:
@@ -142,64 +219,92 @@ def receipt_data(vend, reprint: bool = False) -> ReceiptData:
         if line.vat:
             amounts.append(Row('incl. VAT', _money(line.vat), 'sub'))
     energy = [line for line in vend.lines if line.kind == 'energy']
+    calculator = vend.tariff_version.pricing().calculator if energy else None
     for line in energy:
+        # Price and amount on one VAT basis: both include VAT.
         label = (
-            f'{line.description} {line.kwh} kWh @ {line.price}'
-            if line.kwh is not None
+            energy_label(
+                line.description, line.kwh, gross_price(line.price, calculator)
+            )
+            if line.kwh is not None and line.price is not None
             else line.description
         )
         amounts.append(Row(label, _money(line.gross)))
     if energy:
-        amounts.append(Row('Energy VAT', _money(sum(x.vat for x in energy)), 'sub'))
+        amounts.append(Row('incl. VAT', _money(sum(x.vat for x in energy)), 'sub'))
     amounts.append(Row('Total VAT', _money(vend.vat_amount), 'total'))
     if vend.debt_remaining:
         amounts.append(Row('Debt remaining', _money(vend.debt_remaining)))
     if vend.credit_amount:
         amounts.append(Row('Credit to account', _money(vend.credit_amount)))
+    if energy:
+        amounts.append(Row('Prices and amounts include VAT.', kind='note'))
 
-    units = [Row('kWh', f'{vend.units_kwh}', 'total')]
+    units = [Row('Energy purchased', f'{vend.units_kwh:.1f} kWh', 'total')]
     credited = token_value_kwh(vend)
     if credited is not None:
         # 0.1 kWh: the resolution of the amounts (SQLite returns Numerics
         # unquantised).
         units.append(Row(TOKEN_VALUE_LABEL, f'{credited:.1f} kWh', 'credited'))
-    tokens = [
-        TokenRow(f'{t.description or t.kind} {t.units or ""}'.strip(), t.grouped)
-        for t in vend.tokens
-    ]
+    tokens = [TokenRow(token_label(t), t.grouped) for t in vend.tokens]
+    delivery_rows, delivery_tokens = [], []
+    delivery = vend_delivery(vend)
+    if delivery is not None:
+        delivery_rows.append(Row('Delivery', delivery.status))
+        if delivery.way_forward:
+            delivery_rows.append(Row(delivery.way_forward, kind='note'))
+        delivery_tokens = [
+            TokenRow('Token for manual entry', group_digits(t)) for t in delivery.tokens
+        ]
     notes = []
     if vend.fbe_kwh and not any(t.kind == 'fbe' for t in vend.tokens):
         notes.append(Row('Free basic electricity', f'{vend.fbe_kwh} kWh'))
     return ReceiptData(
         number=vend.number or '',
         utility=utility,
+        title=TAX_INVOICE if taxed else '',
         header=(sp.receipt_header or '').splitlines() if sp else [],
         footer=(sp.receipt_footer or '').splitlines() if sp else [],
         details=details,
         amounts=amounts,
         units=units,
         tokens=tokens,
+        delivery=delivery_rows,
+        delivery_tokens=delivery_tokens,
         notes=notes,
         reprint=reprint,
         cancelled=vend.state == 'cancelled',
     )
 
 
-def _pair(left: str, right: str, width: int) -> str:
-    "left and right on one line of width; the longer one is cut if needed"
-    room = width - 1
-    if len(left) + len(right) > room:
-        if len(left) >= len(right):
-            left = left[: max(room - len(right), 1)]
-        else:
-            right = right[: max(room - len(left), 1)]
-    space = max(width - len(left) - len(right), 1)
-    return f'{left}{" " * space}{right}'
+def group_digits(digits: str) -> str:
+    "20 digits in groups of four, as printed and keyed in"
+    return ' '.join(digits[i : i + 4] for i in range(0, len(digits), 4))
 
 
-def _row_text(row: Row, width: int) -> str:
-    label = f'  {row.label}' if row.kind == 'sub' else row.label
-    return _pair(label, row.value, width)
+def _wrap(text: str, width: int) -> list[str]:
+    "text in lines of at most width, broken between words where possible"
+    return textwrap.wrap(text, max(width, 1), break_on_hyphens=False) or ['']
+
+
+def _row_lines(row: Row, width: int) -> list[str]:
+    """A row as fixed-width lines: label and value on one line when they fit;
+    otherwise the label is wrapped between words with the value on its last
+    line (amounts), or the value goes under the label, wrapped between words
+    (names, tariffs): nothing is ever cut."""
+    indent = '  ' if row.kind == 'sub' else ''
+    label, value = indent + row.label, row.value
+    if row.kind == 'note' or not value:
+        return [indent + line for line in _wrap(row.label, width - len(indent))]
+    if len(label) + 1 + len(value) <= width:
+        return [f'{label}{" " * (width - len(label) - len(value))}{value}']
+    if len(value) <= width // 3:
+        lines = [indent + x for x in _wrap(row.label, width - len(value) - 1)]
+        last = lines[-1]
+        lines[-1] = f'{last}{" " * (width - len(last) - len(value))}{value}'
+        return lines
+    lines = [indent + x for x in _wrap(row.label, width - len(indent))]
+    return lines + [f'  {x}' for x in _wrap(value, width - 2)]
 
 
 def format_text(data: ReceiptData, width: int = WIDTH_80MM) -> str:
@@ -207,18 +312,25 @@ def format_text(data: ReceiptData, width: int = WIDTH_80MM) -> str:
     out = []
     if data.reprint:
         out.append(REPRINT_MARK.center(width))
-    out.append(data.utility.center(width))
+    out += [line.center(width) for line in _wrap(data.utility, width)]
+    if data.title:
+        out.append(data.title.center(width))
     out += [line.center(width) for line in data.header]
     out.append('=' * width)
-    out += [_row_text(row, width) for row in data.details]
-    out.append('-' * width)
-    out += [_row_text(row, width) for row in data.amounts]
-    out.append('-' * width)
-    out += [_row_text(row, width) for row in data.units]
+    for section in (data.details, data.amounts, data.units):
+        out += [line for row in section for line in _row_lines(row, width)]
+        if section is not data.units:
+            out.append('-' * width)
     for token in data.tokens:
-        out.append(token.label[:width])
+        out += _wrap(token.label, width)
         out.append(token.grouped.center(width))
-    out += [_row_text(row, width) for row in data.notes]
+    if data.delivery:
+        out.append('-' * width)
+        out += [line for row in data.delivery for line in _row_lines(row, width)]
+        for token in data.delivery_tokens:
+            out += _wrap(token.label, width)
+            out.append(token.grouped.center(width))
+    out += [line for row in data.notes for line in _row_lines(row, width)]
     if data.cancelled:
         out.append(CANCELLED_MARK.center(width))
     out.append('=' * width)
@@ -311,10 +423,32 @@ def html_to_pdf(content: str | bytes) -> bytes:
 class VendReceipt(Report):
     """Vend receipt: HTML template converted to PDF.
 
-    data may carry 'reprint': True (prints the REPRINT marker) and 'paper'
-    ('58', '80' or 'a4') to override the sales point's paper."""
+    data may carry 'original': True (the Sell Electricity wizard asks for
+    the original receipt: granted once, to the cashier who sold, see the
+    module docstring) and 'paper' ('58', '80' or 'a4') to override the sales
+    point's paper.  Whether it is a reprint is decided here, never taken
+    from data."""
 
     __name__ = 'prepaid.vend.receipt'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # Printing writes the print log.
+        cls.__rpc__['execute'] = RPC(readonly=False)
+
+    @classmethod
+    def _execute(cls, records, header, data, action):
+        # After trytond's access check of the records (record rules).
+        Reprint = Pool().get('prepaid.vend.reprint')
+        data = dict(data)
+        if Transaction().context.get(REPRINT_LOGGED):
+            data['reprint'] = True
+        else:
+            data['reprint'] = not Reprint.log_print(
+                records, original=bool(data.get('original'))
+            )
+        return super()._execute(records, header, data, action)
 
     @classmethod
     def get_context(cls, records, header, data):
@@ -346,7 +480,7 @@ class VendReceipt(Report):
 
 
 class Reprint(ModelSQL, ModelView):
-    "Receipt reprint log"
+    "Receipt print log: the original print and every reprint"
 
     __name__ = 'prepaid.vend.reprint'
 
@@ -357,6 +491,7 @@ class Reprint(ModelSQL, ModelView):
     user = fields.Many2One('res.user', "User", readonly=True)
     date = fields.Timestamp("Date", readonly=True)
     reason = fields.Char("Reason", readonly=True)
+    kind = fields.Selection(PRINT_KINDS, "Print", readonly=True)
 
     @classmethod
     def __setup__(cls):
@@ -364,17 +499,107 @@ class Reprint(ModelSQL, ModelView):
         cls.__access__.add('vend')
         cls._order.insert(0, ('date', 'DESC'))
 
+    @staticmethod
+    def default_kind():
+        return 'reprint'
+
+    @classmethod
+    def _allowed(cls) -> int:
+        Configuration = Pool().get('prepaid.configuration')
+        allowed = Configuration(1).reprint_count or 0
+        if not allowed:
+            raise ValidationError(gettext('prepaid_vending.msg_reprint_disabled'))
+        return allowed
+
+    @classmethod
+    def _check_reprint_user(cls) -> None:
+        "Only the groups that may read token digits print a receipt again"
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        if not Transaction().user:
+            return
+        allowed = {ModelData.get_id('prepaid_vending', g) for g in REPRINT_GROUPS}
+        if not set(User.get_groups()) & allowed:
+            raise AccessError(gettext('prepaid_vending.msg_reprint_group'))
+
+    @classmethod
+    def _write_log(cls, vends, kind: str, reason: str = '') -> None:
+        now = dt.datetime.now()
+        # The log is the system's record of a print: written whatever the
+        # printing user may write.
+        with without_check_access():
+            cls.save(
+                [
+                    cls(
+                        vend=v,
+                        meter=v.meter,
+                        user=Transaction().user,
+                        date=now,
+                        reason=reason,
+                        kind=kind,
+                    )
+                    for v in vends
+                ]
+            )
+
+    @classmethod
+    def log_print(cls, vends, original: bool = False, reason: str = '') -> bool:
+        """Log a print of the receipts of vends; True when it is the original.
+
+        The original is granted once per vend, to the cashier who sold it,
+        when asked for (the wizard); anything else is a reprint, refused for
+        a vend that is no longer among its meter's last receipts."""
+        Vend = Pool().get('prepaid.vend')
+        vends = Vend.browse([v.id for v in vends])
+        user = Transaction().user
+        if original and len(vends) == 1 and user:
+            (vend,) = vends
+            with without_check_access():
+                printed = cls.search_count([('vend', '=', vend.id)])
+            if (
+                not printed
+                and vend.state == 'issued'
+                and vend.cashier
+                and vend.cashier.id == user
+            ):
+                cls._write_log([vend], 'original')
+                return True
+        cls.check_reprint(vends)
+        cls._write_log(vends, 'reprint', reason)
+        return False
+
+    @classmethod
+    def check_reprint(cls, vends) -> None:
+        "Refuse a reprint the user may not make or of a receipt too old"
+        Vend = Pool().get('prepaid.vend')
+        cls._check_reprint_user()
+        allowed = cls._allowed()
+        with without_check_access():
+            for vend in vends:
+                last = Vend.search(
+                    [('meter', '=', vend.meter.id)],
+                    limit=allowed,
+                    order=[('date', 'DESC'), ('id', 'DESC')],
+                )
+                if vend not in last:
+                    raise ValidationError(
+                        gettext(
+                            'prepaid_vending.msg_reprint_too_old',
+                            vend=vend.number,
+                            meter=vend.meter.serial,
+                            count=allowed,
+                        )
+                    )
+
     @classmethod
     def log(cls, meter, count: int | None = None, reason: str = '') -> list:
         """The last vends of meter (at most configuration.reprint_count), with
         their reprint logged.  Only reads vends: a reprint never creates
         credit."""
-        pool = Pool()
-        Vend = pool.get('prepaid.vend')
-        Configuration = pool.get('prepaid.configuration')
-        allowed = Configuration(1).reprint_count or 0
-        if not allowed:
-            raise ValidationError(gettext('prepaid_vending.msg_reprint_disabled'))
+        Vend = Pool().get('prepaid.vend')
+        cls._check_reprint_user()
+        allowed = cls._allowed()
         count = min(count or allowed, allowed)
         vends = Vend.search(
             [('meter', '=', meter.id)],
@@ -385,19 +610,7 @@ class Reprint(ModelSQL, ModelView):
             raise ValidationError(
                 gettext('prepaid_vending.msg_reprint_none', meter=meter.serial)
             )
-        now = dt.datetime.now()
-        cls.save(
-            [
-                cls(
-                    vend=v,
-                    meter=meter,
-                    user=Transaction().user,
-                    date=now,
-                    reason=reason,
-                )
-                for v in vends
-            ]
-        )
+        cls._write_log(vends, 'reprint', reason)
         return vends
 
     @classmethod
@@ -423,8 +636,11 @@ class Reprint(ModelSQL, ModelView):
         file name)."""
         VendReceiptReport = Pool().get('prepaid.vend.receipt', type='report')
         vends = cls.log(meter, count, reason)
-        data = {'model': 'prepaid.vend', 'reprint': True}
+        data = {'model': 'prepaid.vend'}
         if paper:
             data['paper'] = paper
-        ext, content, _, name = VendReceiptReport.execute([v.id for v in vends], data)
+        with Transaction().set_context({REPRINT_LOGGED: True}):
+            ext, content, _, name = VendReceiptReport.execute(
+                [v.id for v in vends], data
+            )
         return ext, content, name

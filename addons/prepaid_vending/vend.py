@@ -513,6 +513,17 @@ class Vend(Workflow, ModelSQL, ModelView):
             raise VendError(
                 gettext('prepaid_vending.msg_vend_meter_postpaid', meter=meter.serial)
             )
+        # What the sale would send must reach the meter: refused here, before
+        # any money is taken (hook of delivery.py, extended by STS/head-end).
+        problems = meter.vend_delivery_problems()
+        if problems:
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_cannot_receive',
+                    meter=meter.serial,
+                    problems=' '.join(problems),
+                )
+            )
 
     @classmethod
     def _check_tender(cls, tender, sales_point, fbe_only=False):
@@ -1096,13 +1107,14 @@ class Vend(Workflow, ModelSQL, ModelView):
             return
         # Only a command never sent is surely undelivered: a time-out after the
         # meter executed it leaves "failed", a retry answered "already used"
-        # leaves "rejected".  Those need a manager's reconciliation first.
+        # leaves "rejected", and a command pending again for an automatic
+        # retry was sent before.  Those need a manager's reconciliation first.
         if (
             policy == 'undelivered'
             and self.tokens == ()
             and self.commands
             and all(
-                c.state == 'pending'
+                (c.state == 'pending' and not c.attempts)
                 or (c.state in {'failed', 'rejected'} and c.reconciled_undelivered)
                 for c in self.commands
             )

@@ -1,21 +1,34 @@
 """The cashier's Sell Electricity wizard: find the customer, quote, issue.
 
-The wizard holds no vending logic: it calls ``Vend.trial`` (nothing written)
-and ``Vend.vend``.  Its idempotency key is generated once, when the wizard
-starts, and kept in the wizard session: a double click on Issue or a client
-that retries the request after a time-out reaches ``Vend.vend`` with the same
-key and gets the vend already issued back, so the customer is charged once.
+The wizard holds no vending logic: the quote is ``Vend.trial`` (nothing
+written), recomputed by the form's on_change as the tender is entered, and
+Issue is ``Vend.vend``.  A meter that cannot receive what the sale would send
+is refused when it is picked and at every quote, before any money is taken
+(``Vend._check_meter``).
+
+Its idempotency key is generated once, when the wizard starts, and kept in
+the wizard session: a double click on Issue or a client that retries the
+request after a time-out reaches ``Vend.vend`` with the same key and gets the
+vend already issued back, so the customer is charged once.
+
+A client may write any field of a wizard's session, so the result step never
+trusts a vend id from it: it shows the vend that carries this session's
+request key, sold by this user since the session started
+(``VendWizard._issued_vend``); the receipt's first print is the original,
+every other one a logged reprint (receipt.py).
 """
 
+import html
 import uuid
 from decimal import Decimal
 
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
+from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Bool, Eval
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import Transaction, check_access, without_check_access
 from trytond.wizard import (
     Button,
     StateReport,
@@ -25,64 +38,27 @@ from trytond.wizard import (
 )
 
 from .amounts import Amount
-from .receipt import WIDTH_80MM, receipt_text
+from .delivery import DELIVERY_STATES, group_digits, vend_delivery
+from .receipt import energy_label, gross_price, token_label
 from .vend import PAYMENT_METHODS
 
 # Emergency credit is advanced by its own flow, never sold at the counter.
 COUNTER_METHODS = [m for m in PAYMENT_METHODS if m[0] != 'emergency']
 MAX_MATCHES = 20
 ZERO = Decimal(0)
-
-
-def _pair(left: str, right: str, width: int = WIDTH_80MM) -> str:
-    return f'{left}{" " * max(width - len(left) - len(right), 1)}{right}'
-
-
-def quote_text(quote, width: int = WIDTH_80MM) -> str:
-    """A trial quote as the cashier reads it: every deduction with its VAT,
-    the energy per block and the kWh the customer gets."""
-    out = [_pair('Tender', f'{quote.tender:.2f}', width)]
-    deductions = [quote.channel_fee, *quote.charges]
-    for line in deductions:
-        if line.amount or line.vat:
-            out.append(_pair(line.name[: width - 12], f'{line.gross:.2f}', width))
-            if line.vat:
-                out.append(_pair('  incl. VAT', f'{line.vat:.2f}', width))
-    if quote.emergency_credit_recovered:
-        out.append(
-            _pair(
-                'Emergency credit repayment',
-                f'{quote.emergency_credit_recovered:.2f}',
-                width,
-            )
-        )
-    if quote.debt_recovered:
-        out.append(_pair('Debt recovery', f'{quote.debt_recovered:.2f}', width))
-    for use in quote.blocks:
-        out.append(
-            _pair(f'Block {use.block}: {use.kwh} kWh @ {use.price}', '', width).rstrip()
-        )
-    out.append(_pair('Energy', f'{quote.energy_amount + quote.energy_vat:.2f}', width))
-    out.append(_pair('  incl. VAT', f'{quote.energy_vat:.2f}', width))
-    vat = quote.energy_vat + sum((c.vat for c in deductions), ZERO)
-    out.append(_pair('Total VAT', f'{vat:.2f}', width))
-    if quote.debt_remaining:
-        out.append(_pair('Debt remaining', f'{quote.debt_remaining:.2f}', width))
-    if quote.credit_amount:
-        out.append(_pair('Credit to account', f'{quote.credit_amount:.2f}', width))
-    out.append('-' * width)
-    out.append(_pair('kWh', f'{quote.units_kwh}', width))
-    if quote.fbe_kwh:
-        out.append(_pair('Free basic electricity', f'{quote.fbe_kwh} kWh', width))
-    out.append(
-        _pair('Month to date after vend', f'{quote.month_to_date_kwh} kWh', width)
-    )
-    return '\n'.join(out)
+#: Colours of the delivery status on the result (sao's rich text).
+DELIVERY_COLOURS = {
+    'confirmed': '#2e7d32',
+    'account': '#2e7d32',
+    'pending': '#b26a00',
+    'failed': '#c62828',
+    'cancelled': '#c62828',
+}
 
 
 def group_token(digits: str) -> str:
     "20 digits in groups of four, as printed and keyed in"
-    return ' '.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    return group_digits(digits)
 
 
 class VendWizardStart(ModelView):
@@ -154,6 +130,29 @@ def find_meters(text: str | None, limit: int = MAX_MATCHES) -> list:
     return meters[:limit]
 
 
+class VendWizardLine(ModelView):
+    "Sell Electricity: one line of a quote or a vend"
+
+    __name__ = 'prepaid.vend.wizard.line'
+
+    description = fields.Char("Description", readonly=True)
+    amount = fields.Numeric(
+        "Amount", digits=(16, 2), readonly=True, help="VAT included."
+    )
+    vat = fields.Numeric("incl. VAT", digits=(16, 2), readonly=True)
+
+
+QUOTE_FIELDS = [
+    'quote_lines',
+    'units_kwh',
+    'fbe_kwh',
+    'total_vat',
+    'debt_remaining',
+    'credit_amount',
+    'month_kwh_after',
+]
+
+
 class VendWizardSale(ModelView):
     "Sell Electricity: tender"
 
@@ -166,7 +165,12 @@ class VendWizardSale(ModelView):
     )
     tariff = fields.Many2One('prepaid.tariff', "Tariff", readonly=True)
     last_vends = fields.Many2Many(
-        'prepaid.vend', None, None, "Last Vends", readonly=True
+        'prepaid.vend',
+        None,
+        None,
+        "Last Vends",
+        readonly=True,
+        help="The last vends of this meter that you may see.",
     )
     debts = fields.Many2Many('prepaid.debt', None, None, "Open Debts", readonly=True)
     debt_total = fields.Numeric("Debt Outstanding", digits=(16, 2), readonly=True)
@@ -186,17 +190,155 @@ class VendWizardSale(ModelView):
         digits=(16, 1),
         help="Sell this many kWh: the tender is computed.",
     )
-    quote = fields.Text("Trial Quote", readonly=True)
+    quote_message = fields.Char(
+        "Quote",
+        readonly=True,
+        states={'invisible': ~Eval('quote_message')},
+        help="Why no quote can be given for what is entered.",
+    )
+    quote_lines = fields.One2Many(
+        'prepaid.vend.wizard.line', None, "Quote", readonly=True
+    )
+    quote_tender = fields.Numeric("To Pay", digits=(16, 2), readonly=True)
+    units_kwh = fields.Numeric("Energy (kWh)", digits=(16, 1), readonly=True)
+    fbe_kwh = fields.Numeric(
+        "Free Basic Electricity (kWh)", digits=(16, 1), readonly=True
+    )
+    total_vat = fields.Numeric("Total VAT", digits=(16, 2), readonly=True)
+    debt_remaining = fields.Numeric("Debt Remaining", digits=(16, 2), readonly=True)
+    credit_amount = fields.Numeric("Credit to Account", digits=(16, 2), readonly=True)
+    month_kwh_after = fields.Numeric(
+        "Month to Date after Sale (kWh)", digits=(16, 1), readonly=True
+    )
+
+    @fields.depends('meter', 'tender', 'requested_kwh', *QUOTE_FIELDS)
+    def on_change_tender(self):
+        self.update_quote()
+
+    @fields.depends('meter', 'tender', 'requested_kwh', *QUOTE_FIELDS)
+    def on_change_requested_kwh(self):
+        self.update_quote()
+
+    def update_quote(self):
+        """The quote of what is entered, in fields (nothing written); a
+        refusal (meter, limits, tariff) goes to quote_message, so that typing
+        never raises an error dialog: Issue still refuses."""
+        Vend = Pool().get('prepaid.vend')
+        quote, message = None, None
+        if self.meter and (self.tender is not None or self.requested_kwh):
+            # Only selling staff get quotes: trial reads debts and tariffs.
+            Vend._check_vend_user()
+            try:
+                with without_check_access():
+                    quote = Vend.trial(
+                        self.meter,
+                        tender=None if self.requested_kwh else self.tender,
+                        requested_kwh=self.requested_kwh or None,
+                    )
+                    calculator = tariff_calculator(self.meter)
+            except UserError as error:
+                message = error.message
+        self.quote_message = message
+        if quote is None:
+            self.quote_lines = []
+            for name in QUOTE_FIELDS[1:] + ['quote_tender']:
+                setattr(self, name, None)
+            return
+        self.quote_lines = quote_lines(quote, calculator)
+        self.quote_tender = quote.tender
+        self.units_kwh = quote.units_kwh
+        self.fbe_kwh = quote.fbe_kwh or None
+        deductions = [quote.channel_fee, *quote.charges]
+        self.total_vat = quote.energy_vat + sum((c.vat for c in deductions), ZERO)
+        self.debt_remaining = quote.debt_remaining or None
+        self.credit_amount = quote.credit_amount or None
+        self.month_kwh_after = quote.month_to_date_kwh
+
+
+def tariff_calculator(meter):
+    "The tariff calculator in force for meter today"
+    pool = Pool()
+    Tariff = pool.get('prepaid.tariff')
+    today = _today()
+    return Tariff.for_meter(meter, today).version_at(today).pricing().calculator
+
+
+def quote_lines(quote, calculator, line=None) -> list:
+    """The lines of a quote, VAT included as on the receipt: deductions, then
+    the energy of each block with its price on the same VAT basis (line: the
+    record class, prepaid.vend.wizard.line by default)."""
+    Line = line or Pool().get('prepaid.vend.wizard.line')
+    lines = []
+    for charge in (quote.channel_fee, *quote.charges):
+        if charge.amount or charge.vat:
+            lines.append(
+                Line(description=charge.name, amount=charge.gross, vat=charge.vat)
+            )
+    if quote.emergency_credit_recovered:
+        lines.append(
+            Line(
+                description="Emergency credit repayment",
+                amount=quote.emergency_credit_recovered,
+                vat=ZERO,
+            )
+        )
+    if quote.debt_recovered:
+        lines.append(
+            Line(description="Debt recovery", amount=quote.debt_recovered, vat=ZERO)
+        )
+    energy = quote.energy_amount + quote.energy_vat
+    if quote.blocks:
+        for use in quote.blocks:
+            lines.append(
+                Line(
+                    description=energy_label(
+                        f"Block {use.block}",
+                        use.kwh,
+                        gross_price(use.price, calculator),
+                    ),
+                    amount=None,
+                    vat=None,
+                )
+            )
+        # The blocks' money is one energy line with its VAT, as booked.
+        lines.append(Line(description="Energy", amount=energy, vat=quote.energy_vat))
+    elif energy:
+        label = "Credit to account" if quote.credit_amount else "Energy"
+        lines.append(Line(description=label, amount=energy, vat=quote.energy_vat))
+    return lines
 
 
 class VendWizardReceipt(ModelView):
-    "Sell Electricity: receipt"
+    "Sell Electricity: result"
 
     __name__ = 'prepaid.vend.wizard.receipt'
 
-    vend = fields.Many2One('prepaid.vend', "Vend", readonly=True)
-    tokens = fields.Text("Tokens (enter in this order)", readonly=True)
-    receipt = fields.Text("Receipt", readonly=True)
+    vend = fields.Many2One('prepaid.vend', "Receipt", readonly=True)
+    token_display = fields.Text(
+        "Token", readonly=True, states={'invisible': ~Eval('tokens')}
+    )
+    tokens = fields.Text(
+        "Tokens (enter in this order)",
+        readonly=True,
+        help="The same tokens as plain text, to copy.",
+    )
+    delivery_state = fields.Selection(
+        DELIVERY_STATES,
+        "Delivery",
+        readonly=True,
+        states={'invisible': ~Eval('delivery_state')},
+    )
+    delivery_display = fields.Text(
+        "Delivery Status",
+        readonly=True,
+        states={'invisible': ~Eval('delivery_state')},
+    )
+    delivery_status = fields.Text("Delivery Details", readonly=True)
+    tender = fields.Numeric("Tender", digits=(16, 2), readonly=True)
+    units_kwh = fields.Numeric("Energy (kWh)", digits=(16, 1), readonly=True)
+    total_vat = fields.Numeric("Total VAT", digits=(16, 2), readonly=True)
+    debt_remaining = fields.Numeric("Debt Remaining", digits=(16, 2), readonly=True)
+    lines = fields.One2Many('prepaid.vend.wizard.line', None, "Lines", readonly=True)
 
 
 class VendWizard(Wizard):
@@ -213,26 +355,32 @@ class VendWizard(Wizard):
         ],
     )
     select = StateTransition()
+    # No default button: Enter in the tender shows the quote, it never sells.
     sale = StateView(
         'prepaid.vend.wizard.sale',
         'prepaid_vending.vend_wizard_sale_view_form',
         [
             Button("Cancel", 'end', 'tryton-cancel'),
             Button("Back", 'start', 'tryton-back'),
-            Button("Trial", 'trial', 'tryton-search'),
-            Button("Issue", 'issue', 'tryton-ok', default=True),
+            Button("Issue", 'issue', 'tryton-ok'),
         ],
     )
-    trial = StateTransition()
     issue = StateTransition()
     receipt = StateView(
         'prepaid.vend.wizard.receipt',
         'prepaid_vending.vend_wizard_receipt_view_form',
         [
             Button("Print", 'print_', 'tryton-print'),
+            Button(
+                "Check Delivery",
+                'refresh',
+                'tryton-refresh',
+                states={'invisible': Eval('delivery_state') != 'pending'},
+            ),
             Button("Close", 'end', 'tryton-close', default=True),
         ],
     )
+    refresh = StateTransition()
     print_ = StateReport('prepaid.vend.receipt')
 
     # ------------------------------------------------------------ step 1
@@ -276,6 +424,7 @@ class VendWizard(Wizard):
         return None
 
     def transition_select(self):
+        Vend = Pool().get('prepaid.vend')
         meter = self.start.meter
         if not meter:
             matches = list(self.start.matches or find_meters(self.start.search))
@@ -288,6 +437,9 @@ class VendWizard(Wizard):
                     )
                 )
             meter = self.start.meter = matches[0]
+        # A meter that cannot buy or cannot receive is refused here, before
+        # the customer hands over any money.
+        Vend._check_meter(meter)
         return 'sale'
 
     # ------------------------------------------------------------ step 2
@@ -303,13 +455,21 @@ class VendWizard(Wizard):
         try:
             tariff = Tariff.for_meter(meter, _today()).id
         except UserError:
-            tariff = None  # shown empty; Trial and Issue say why
+            tariff = None  # shown empty; the quote and Issue say why
+        # The last vends the user may read (a cashier: their own), so that
+        # the list never shows a row it cannot read.
+        with check_access():
+            last_vends = Vend.search(
+                [('meter', '=', meter.id)],
+                limit=5,
+                order=[('date', 'DESC'), ('id', 'DESC')],
+            )
         values = {
             'meter': meter.id,
             'customer': customer.id if customer else None,
             'service_point': meter.service_point.id if meter.service_point else None,
             'tariff': tariff,
-            'last_vends': [v.id for v in Vend.last_vends(meter, 5)],
+            'last_vends': [v.id for v in last_vends],
             'debts': [d.id for d in debts],
             'debt_total': sum((d.balance for d in debts), ZERO),
             'emergency_owed': sum(
@@ -318,8 +478,8 @@ class VendWizard(Wizard):
             'key_changes': pending_key_changes(meter),
             'payment_method': 'cash',
         }
-        # Keep the cashier's input when coming back from Trial.
-        for name in ('payment_method', 'tender', 'requested_kwh', 'quote'):
+        # Keep the cashier's input when coming back to this step.
+        for name in ('payment_method', 'tender', 'requested_kwh'):
             value = getattr(self.sale, name, None)
             if value is not None:
                 values[name] = value
@@ -332,13 +492,6 @@ class VendWizard(Wizard):
         if tender is None:
             raise UserError(gettext('prepaid_vending.msg_vend_wizard_no_tender'))
         return tender, None
-
-    def transition_trial(self):
-        Vend = Pool().get('prepaid.vend')
-        tender, kwh = self._vend_args()
-        quote = Vend.trial(self.start.meter, tender=tender, requested_kwh=kwh)
-        self.sale.quote = quote_text(quote)
-        return 'sale'
 
     def transition_issue(self):
         pool = Pool()
@@ -354,7 +507,7 @@ class VendWizard(Wizard):
             if not sessions:
                 raise UserError(gettext('prepaid_vending.msg_vend_wizard_no_shift'))
             sales_point = self.start.sales_point = sessions[0].sales_point
-        vend = Vend.vend(
+        Vend.vend(
             self.start.meter,
             tender,
             self.sale.payment_method,
@@ -363,27 +516,113 @@ class VendWizard(Wizard):
             requested_kwh=kwh,
             channel='counter',
         )
-        self.receipt.vend = vend
         return 'receipt'
 
     # ------------------------------------------------------------ step 3
+    def _issued_vend(self):
+        """The vend this wizard issued: the one with the session's request
+        key, sold by this user since the session started, and readable by
+        the user (record rules).  Never a vend id sent by the client."""
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Session = pool.get('ir.session.wizard')
+        user = Transaction().user
+        key = self.start.idempotency_key
+        session = Session(self._session_id)
+        domain = [('idempotency_key', '=', key or '')]
+        if user:
+            domain.append(('cashier', '=', user))
+        with check_access():
+            vends = Vend.search(domain, limit=1)
+        if not key or not vends or vends[0].create_date < session.create_date:
+            raise AccessError(gettext('prepaid_vending.msg_vend_wizard_no_vend'))
+        return vends[0]
+
     def default_receipt(self, fields):
-        vend = self.receipt.vend
+        vend = self._issued_vend()
+        delivery = vend_delivery(vend)
+        # What the customer takes away comes first and largest: the tokens.
+        tokens = [(token_label(t), t.grouped) for t in vend.tokens]
+        calculator = None
+        energy = [x for x in vend.lines if x.kind == 'energy']
+        if energy:
+            calculator = vend.tariff_version.pricing().calculator
         return {
             'vend': vend.id,
-            'tokens': '\n'.join(
-                f'{t.description or t.kind}: {group_token(t.token)}'
-                for t in vend.tokens
+            'token_display': token_html(tokens),
+            'tokens': '\n'.join(f'{digits}  ({label})' for label, digits in tokens),
+            'delivery_state': delivery.state if delivery else None,
+            'delivery_display': delivery_html(delivery) if delivery else '',
+            'delivery_status': (
+                '\n'.join(filter(None, [delivery.status, delivery.way_forward]))
+                if delivery
+                else ''
             ),
-            'receipt': receipt_text(vend),
+            'tender': vend.tender,
+            'units_kwh': vend.units_kwh,
+            'total_vat': vend.vat_amount,
+            'debt_remaining': vend.debt_remaining or None,
+            'lines': [receipt_line(x, calculator) for x in vend.lines],
         }
 
+    def transition_refresh(self):
+        return 'receipt'
+
     def do_print_(self, action):
-        vend = self.receipt.vend
-        return action, {'id': vend.id, 'ids': [vend.id], 'model': 'prepaid.vend'}
+        vend = self._issued_vend()
+        # The report decides whether this print is the original (receipt.py).
+        return action, {
+            'id': vend.id,
+            'ids': [vend.id],
+            'model': 'prepaid.vend',
+            'original': True,
+        }
 
     def transition_print_(self):
         return 'receipt'
+
+
+def receipt_line(line, calculator) -> dict:
+    "A vend line as the result shows it (values of prepaid.vend.wizard.line)"
+    description = line.description
+    if line.kind == 'energy' and line.kwh is not None and line.price is not None:
+        description = energy_label(
+            line.description, line.kwh, gross_price(line.price, calculator)
+        )
+    return {'description': description, 'amount': line.gross, 'vat': line.vat}
+
+
+def token_html(tokens: list[tuple[str, str]]) -> str:
+    """The tokens as sao/Tryton rich text: large bold digits, centred (the
+    subset of HTML their rich-text widget keeps: div, b, font)."""
+    parts = []
+    for label, digits in tokens:
+        parts.append(
+            f'<div align="center">{_escape(label)}</div>'
+            f'<div align="center"><font size="6" face="monospace"><b>'
+            f'{_escape(digits)}</b></font></div>'
+        )
+    return ''.join(parts)
+
+
+def delivery_html(delivery) -> str:
+    colour = DELIVERY_COLOURS.get(delivery.state, '#000000')
+    parts = [
+        f'<div><font size="4" color="{colour}"><b>{_escape(delivery.status)}'
+        '</b></font></div>'
+    ]
+    if delivery.way_forward:
+        parts.append(f'<div>{_escape(delivery.way_forward)}</div>')
+    parts += [
+        f'<div align="center"><font size="5" face="monospace"><b>'
+        f'{_escape(group_digits(t))}</b></font></div>'
+        for t in delivery.tokens
+    ]
+    return ''.join(parts)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text or '')
 
 
 def pending_key_changes(meter) -> str:

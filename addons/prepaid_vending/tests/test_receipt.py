@@ -2,15 +2,18 @@
 report; roll paper (58/80 mm, page cut to the content) or A4 as the sales point
 says; reprints marked and logged, never creating credit."""
 
+import datetime as dt
 import sys
 import unittest
+from contextlib import contextmanager
 from decimal import Decimal as D
 from unittest.mock import patch
 
 import weasyprint
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
 
 from ..receipt import (
     END_ANCHOR,
@@ -50,7 +53,7 @@ def _sample(**kw) -> ReceiptData:
         amounts=[
             Row('Fixed charge', '57.50'),
             Row('incl. VAT', '7.50', 'sub'),
-            Row('Block 1 50.0 kWh @ 1.2', '69.00'),
+            Row('Block 1: 50.0 kWh @ 1.38', '69.00'),
         ],
         units=[Row('kWh', '50.0', 'total')],
         tokens=[TokenRow('Credit 50.0', GROUPED)],
@@ -68,7 +71,7 @@ class TextLayoutTestCase(unittest.TestCase):
             lines = text.splitlines()
             self.assertTrue(all(len(line) <= width for line in lines), text)
             self.assertIn(GROUPED, text)
-            self.assertIn('Block 1 50.0 kWh @ 1.2', text)
+            self.assertIn('Block 1: 50.0 kWh @ 1.38', text)
             self.assertIn('  incl. VAT', text)
 
     def test_reprint_and_cancelled_marks(self):
@@ -159,7 +162,8 @@ class ReceiptReportTestCase(unittest.TestCase):
             open_session(env)
             vend = self.vend(env, '300.00', 'rc1')
             data = receipt_data(vend)
-            html, ext, content = self.render([vend.id])
+            # The wizard's first print: the original.
+            html, ext, content = self.render([vend.id], {'original': True})
             expected = [
                 vend.number,
                 GROUPED,
@@ -168,10 +172,10 @@ class ReceiptReportTestCase(unittest.TestCase):
                 'Head Office',
                 'Thank you',
                 'Fixed charge',
-                'Block 1 50.0 kWh @ 1.2',
+                'Block 1: 50.0 kWh @ 1.38',
                 'Total VAT',
-                'Energy VAT',
                 'incl. VAT',
+                'TAX INVOICE',
                 f'{vend.vat_amount:.2f}',
                 vend.tariff_version.rec_name,
                 env.company.rec_name,
@@ -182,6 +186,7 @@ class ReceiptReportTestCase(unittest.TestCase):
             for row in data.details + data.amounts + data.units:
                 self.assertIn(row.label, html)
                 self.assertIn(row.value, html)
+            self.assertIn('Credit token: 144.2 kWh', html)
             self.assertNotIn('REPRINT', html)
             self.assertEqual(ext, 'pdf')
             self.assertTrue(content.startswith(b'%PDF'))
@@ -259,3 +264,182 @@ class ReceiptReportTestCase(unittest.TestCase):
             content = content.decode() if isinstance(content, bytes) else content
             self.assertIn(REPRINT_MARK, content)
             self.assertEqual(Vend.search_count([]), vends)
+
+
+def render_report(vend_ids, data) -> tuple[str, str]:
+    "The HTML of the receipt report and its extension, as the client gets it"
+    Report = Pool().get('prepaid.vend.receipt', type='report')
+    rendered = []
+    original = Report.convert.__func__
+
+    def convert(cls, report, content, *args, **kwargs):
+        rendered.append(content)
+        return original(cls, report, content, *args, **kwargs)
+
+    with patch.object(Report, 'convert', classmethod(convert)):
+        ext, _, _, _ = Report.execute(vend_ids, dict(data, model='prepaid.vend'))
+    (html,) = rendered
+    return (html.decode('utf-8') if isinstance(html, bytes) else html), ext
+
+
+@contextmanager
+def as_user(user):
+    "Act as user, with access checks as for a client's request"
+    with Transaction().set_user(user.id), Transaction().set_context(_check_access=True):
+        yield
+
+
+class ReceiptAccessTestCase(unittest.TestCase):
+    """A receipt is shown only through the record rules and never bypasses
+    the reprint limit and log (issue 11 section 4a, issue 10 section 3)."""
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    def staff(self, login, group='group_cashier'):
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        group_id = ModelData.get_id('prepaid_vending', group)
+        (user,) = User.create(
+            [{'login': login, 'name': login, 'groups': [('add', [group_id])]}]
+        )
+        return user
+
+    def sell(self, env, user, tender='100.00'):
+        "user opens a shift and sells through the wizard: (session id, vend id)"
+        pool = Pool()
+        Session = pool.get('prepaid.cashier.session')
+        Wizard = pool.get('prepaid.vend.wizard', type='wizard')
+        with as_user(user):
+            if not Session.search([('state', '=', 'open')]):
+                Session.open_session(env.sales_point)
+            session_id, _, _ = Wizard.create()
+            Wizard.execute(session_id, {}, 'start')
+            Wizard.execute(
+                session_id, {'start': {'search': env.meter.serial}}, 'select'
+            )
+            result = Wizard.execute(
+                session_id,
+                {'sale': {'payment_method': 'cash', 'tender': D(tender)}},
+                'issue',
+            )
+        return session_id, result['view']['defaults']['vend']
+
+    @with_transaction()
+    def test_receipt_state_shows_only_the_wizards_own_vend(self):
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Reprint = pool.get('prepaid.vend.reprint')
+        Wizard = pool.get('prepaid.vend.wizard', type='wizard')
+        with (
+            with_vending() as env,
+            patch.object(Vend, 'issue_credit_tokens', _fixed_token),
+        ):
+            alice, bob = self.staff('alice'), self.staff('bob')
+            _, alices = self.sell(env, alice)
+            key = Vend(alices).idempotency_key
+            with as_user(bob):
+                session_id, _, _ = Wizard.create()
+                Wizard.execute(session_id, {}, 'start')
+                # The vend id the client sends is never trusted...
+                for state in ('receipt', 'refresh', 'print_'):
+                    with self.assertRaisesRegex(AccessError, 'issued no vend'):
+                        Wizard.execute(session_id, {'receipt': {'vend': alices}}, state)
+                # ... nor Alice's request key: her vend is not Bob's.
+                with self.assertRaises(AccessError):
+                    Wizard.execute(
+                        session_id, {'start': {'idempotency_key': key}}, 'receipt'
+                    )
+                # Print > Receipt on her vend: the record rule refuses it.
+                with self.assertRaises(AccessError):
+                    render_report([alices], {'original': True})
+            self.assertEqual(Reprint.search_count([]), 0)
+
+            # Alice's own earlier vend in a later wizard is not an original.
+            table = Vend.__table__()
+            cursor = Transaction().connection.cursor()
+            earlier = dt.datetime.now() - dt.timedelta(hours=1)
+            cursor.execute(
+                *table.update([table.create_date], [earlier], where=table.id == alices)
+            )
+            with as_user(alice):
+                session_id, _, _ = Wizard.create()
+                Wizard.execute(session_id, {}, 'start')
+                with self.assertRaises(AccessError):
+                    Wizard.execute(
+                        session_id, {'start': {'idempotency_key': key}}, 'receipt'
+                    )
+
+    @with_transaction()
+    def test_print_receipt_is_a_logged_reprint(self):
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Reprint = pool.get('prepaid.vend.reprint')
+        Wizard = pool.get('prepaid.vend.wizard', type='wizard')
+        with (
+            with_vending() as env,
+            patch.object(Vend, 'issue_credit_tokens', _fixed_token),
+        ):
+            alice = self.staff('alice2')
+            session_id, vend_id = self.sell(env, alice)
+            with as_user(alice):
+                # The wizard's first print: the original, logged as such.
+                ((_, data),) = Wizard.execute(session_id, {}, 'print_')['actions']
+                html, ext = render_report(data['ids'], data)
+                self.assertNotIn(REPRINT_MARK, html)
+                self.assertIn(GROUPED, html)
+                # Its second print, and Print > Receipt on the vend (whatever
+                # the client says): reprints, marked and logged.
+                html, _ = render_report(data['ids'], data)
+                self.assertIn(REPRINT_MARK, html)
+                html, _ = render_report([vend_id], {'reprint': False})
+                self.assertIn(REPRINT_MARK, html)
+            logs = Reprint.search([('vend', '=', vend_id)], order=[('id', 'ASC')])
+            self.assertEqual(
+                [(x.kind, x.user) for x in logs],
+                [('original', alice), ('reprint', alice), ('reprint', alice)],
+            )
+            # Only the meter's last receipts (configuration: 5) are reprinted.
+            for _ in range(5):
+                self.sell(env, alice, '20.00')
+            with as_user(alice):
+                with self.assertRaisesRegex(ValidationError, 'only the last 5'):
+                    render_report([vend_id], {})
+                self.assertIn(
+                    REPRINT_MARK, render_report([Vend.search([])[0].id], {})[0]
+                )
+            self.assertEqual(Reprint.search_count([('vend', '=', vend_id)]), 3)
+            # Groups that may not read the token do not reprint it.
+            accountant = self.staff('acc', 'group_accountant')
+            with as_user(accountant):
+                with self.assertRaises(AccessError):
+                    render_report([Vend.search([])[0].id], {})
+
+    @with_transaction()
+    def test_last_vends_only_what_the_cashier_may_read(self):
+        "The Last Vends tab lists what the cashier may read: never #ERROR"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Wizard = pool.get('prepaid.vend.wizard', type='wizard')
+        with (
+            with_vending() as env,
+            patch.object(Vend, 'issue_credit_tokens', _fixed_token),
+        ):
+            alice, bob = self.staff('alice3'), self.staff('bob3')
+            _, alices = self.sell(env, alice)
+            _, bobs = self.sell(env, bob)
+            with as_user(bob):
+                session_id, _, _ = Wizard.create()
+                Wizard.execute(session_id, {}, 'start')
+                result = Wizard.execute(
+                    session_id, {'start': {'search': env.meter.serial}}, 'select'
+                )
+                last = result['view']['defaults']['last_vends']
+                self.assertEqual(last, [bobs])
+                # What the client then reads for the list's cells.
+                rows = Vend.read(last, ['number', 'tender', 'delivery_state'])
+                self.assertEqual([r['id'] for r in rows], [bobs])
+                with self.assertRaises(AccessError):
+                    Vend.read([alices], ['number'])

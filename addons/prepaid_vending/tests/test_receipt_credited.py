@@ -139,12 +139,12 @@ class CreditedReceiptTestCase(unittest.TestCase):
             self.assertEqual(
                 data.units,
                 [
-                    Row('kWh', '1700.5', 'total'),
+                    Row('Energy purchased', '1700.5 kWh', 'total'),
                     Row(TOKEN_VALUE_LABEL, '1701.4 kWh', 'credited'),
                 ],
             )
             text = receipt_text(vend)
-            self.assertRegex(text, r'(?m)^kWh +1700\.5$')
+            self.assertRegex(text, r'(?m)^Energy purchased +1700\.5 kWh$')
             self.assertRegex(text, r'(?m)^Token value +1701\.4 kWh$')
             html = self.render_html(vend)
             self.assertRegex(
@@ -159,6 +159,9 @@ class CreditedReceiptTestCase(unittest.TestCase):
             open_session(env)
             vend = self.sts_vend(env, '100.5', 'small')
             self.assertEqual(vend.credited_kwh, D('100.5'))
-            self.assertEqual(receipt_data(vend).units, [Row('kWh', '100.5', 'total')])
+            self.assertEqual(
+                receipt_data(vend).units,
+                [Row('Energy purchased', '100.5 kWh', 'total')],
+            )
             self.assertNotIn(TOKEN_VALUE_LABEL, receipt_text(vend))
             self.assertNotIn(TOKEN_VALUE_LABEL, self.render_html(vend))

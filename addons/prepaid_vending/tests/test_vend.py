@@ -272,9 +272,10 @@ class VendTestCase(unittest.TestCase):
                 env.meter.serial,
                 'Thandi Mokoena',
                 'Fixed charge',
-                'Block 1 50.0 kWh @ 1.2',
+                'Block 1: 50.0 kWh @ 1.38',  # VAT included, as the amount
                 'Total VAT',
-                '144.2',
+                'Energy purchased',
+                '144.2 kWh',
             ]:
                 self.assertIn(expected, text)
             self.assertTrue(all(len(line) <= 48 for line in text.splitlines()))
