@@ -12,6 +12,16 @@
    read through the gateway pass-through (HLS-GMAC association, clock,
    release) with the head-end's own DLMS client; p50 and p95 over
    ``--reads`` reads, ``--concurrency`` at a time.
+3. Relay orders: ``--relays`` (default 1,000) disconnect orders, one meter
+   each, to the meters of 10 concentrators over mutual TLS, one client per
+   concentrator; the wall time until every order is accepted, then until the
+   head-end has every confirmation (request status and relay_status report)
+   and the simulated G3 time each took. The simulator does not model PLC
+   contention, so that simulated time is per order, not a queue.
+4. Report file parsing: one file of 512 meters x 4 days of load profile
+   (196,608 intervals, the largest part a concentrator sends) inflated and
+   parsed in a child process: time and peak memory, against the 500 MB a
+   worker may use.
 
     .venv/bin/python bench/dcu_sim.py
     .venv/bin/python bench/dcu_sim.py --concentrators 10 --meters 300 --reads 50
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import datetime as dt
 import json
 import os
 import resource
@@ -35,6 +46,7 @@ import threading
 import time
 from pathlib import Path
 
+from trytond.modules.prepaid_headend.concentrator import files, reports
 from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator.client import ConcentratorClient
 from trytond.modules.prepaid_headend.concentrator.dlms_gateway import (
@@ -47,7 +59,7 @@ from trytond.modules.prepaid_headend.dlms.session import (
     DlmsSession,
 )
 
-from simulators.dcu import DcuSimulator, G3Config, TestPki
+from simulators.dcu import DcuSimulator, G3Config, MemoryHeadEnd, TestPki
 from simulators.dcu.testing import HeadEndStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +206,9 @@ def reads(args, pki: TestPki) -> None:
         def sync_read(k: int) -> float:
             client = getattr(local, "client", None)
             if client is None:
-                client = local.client = ConcentratorClient(sim.url("DC0001"), context)
+                client = local.client = ConcentratorClient(
+                    sim.url("DC0001"), context, peer="DC0001"
+                )
             meter = dc.meters[k % len(dc.meters)].meter_id
             t = time.perf_counter()
             answer = client.request(
@@ -216,7 +230,8 @@ def reads(args, pki: TestPki) -> None:
             )
             async with sem:
                 transport = GatewayTransport(
-                    ConcentratorClient(sim.url("DC0001"), context), fm.pda
+                    ConcentratorClient(sim.url("DC0001"), context, peer="DC0001"),
+                    fm.pda,
                 )
                 t = time.perf_counter()
                 async with DlmsSession(
@@ -245,14 +260,126 @@ def reads(args, pki: TestPki) -> None:
         sim.stop()
 
 
+def relays(args, pki: TestPki) -> None:
+    g3 = G3Config(never_join_fraction=0.0, flaky_fraction=0.0)
+    per_dc = args.relays // 10
+    confirmed_at: list[float] = []  # simulated time of each confirmation
+
+    class Timed(MemoryHeadEnd):
+        def request_status(self, update):
+            confirmed_at.append(sim.clock.time())
+            super().request_status(update)
+
+    with HeadEndStandIn(pki, name="HES", backend=Timed()) as hes:
+        sim = DcuSimulator(
+            10, per_dc, pki=pki, headend_url=hes.url, latency_scale=0.0, g3=g3
+        ).start()
+        sim.advance(hours=1)  # every meter joined
+        for dc in sim.concentrators.values():
+            dc.set_plan(())  # nothing but the orders on the backhaul
+        end = sim.clock.now() + dt.timedelta(hours=2)
+        started_at = sim.clock.time()
+        accepted: list[float] = []
+
+        def send(name: str) -> None:
+            dc = sim.concentrator(name)
+            client = hes.client(sim, name)
+            for fm in dc.meters:
+                order = m.Order(
+                    fm.index, m.Window(end=end),
+                    m.RelayOrder(m.RelayAction.DISCONNECT, (fm.meter_id,)),
+                )  # fmt: skip
+                t = time.perf_counter()
+                answer = client.order(order)
+                accepted.append(time.perf_counter() - t)
+                assert answer.status is m.RequestStatus.WORKING, answer
+            client.close()
+
+        w0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            list(pool.map(send, sim.concentrators))
+        sent = time.perf_counter() - w0
+        sim.advance(minutes=5)  # the orders run and their confirmations go out
+        done = time.perf_counter() - w0
+        confirmed = [
+            status
+            for (dc, _), updates in hes.backend.request_statuses.items()
+            for status in updates
+        ]
+        ok = sum(1 for s in confirmed if s.status is m.RequestStatus.OK)
+        relay_rows = len(hes.backend.rows("relay"))
+        g3_s = [t - started_at for t in confirmed_at]
+        print(
+            f"relay orders: {len(accepted)} to 10 concentrators x {per_dc} meters, "
+            f"10 clients at once: all accepted in {sent:.1f} s wall "
+            f"(one order {percentiles(accepted)}); {len(confirmed)} confirmations "
+            f"({ok} ok, {relay_rows} relay_status rows) at the head-end "
+            f"{done:.1f} s after the first order; simulated G3 time an order "
+            f"{percentiles(g3_s)}"
+        )
+        sim.stop()
+
+
+_PARSE_MAIN = """
+import json, sys, time
+from trytond.modules.prepaid_headend.concentrator import files, reports
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+
+data = open(sys.argv[1], "rb").read()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) starts again from here
+before = status("VmRSS:")
+t = time.perf_counter()
+report = reports.parse(files.unpack(data))
+took = time.perf_counter() - t
+print(json.dumps({"rows": len(report.rows), "s": round(took, 2),
+                  "before_mib": round(before),
+                  "peak_mib": round(status("VmHWM:"))}))
+"""
+
+
+def parse_file(args, tmp: Path) -> None:
+    start = dt.datetime(2026, 1, 11, tzinfo=dt.UTC)
+    times = [start + dt.timedelta(minutes=15 * k) for k in range(4 * 96)]
+    rows = tuple(
+        reports.IntervalRow(f"{i:08d}", t, 3_000_000 + 40 * k, 900 + i % 700, 0)
+        for i in range(512)
+        for k, t in enumerate(times)
+    )
+    report = reports.Report(m.ReportType.LOAD_PROFILE, "DC0001", 0, start, rows)
+    payload = reports.render(report).encode()
+    path = tmp / "load_profile.xml.gz"
+    path.write_bytes(files.pack(payload))
+    del rows, report
+    out = subprocess.run(
+        [sys.executable, "-c", _PARSE_MAIN, str(path)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    figures = json.loads(out)
+    print(
+        f"report file: {figures['rows']:,} intervals, {len(payload) / 2**20:.1f} MiB "
+        f"of XML in {path.stat().st_size / 2**20:.1f} MiB of gzip: inflated and "
+        f"parsed in {figures['s']} s; RSS {figures['before_mib']} MiB before, "
+        f"peak {figures['peak_mib']} MiB"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--concentrators", type=int, default=100)
     p.add_argument("--meters", type=int, default=1000)
     p.add_argument("--reads", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=10)
+    p.add_argument("--relays", type=int, default=1000)
     p.add_argument("--skip-fleet", action="store_true")
     p.add_argument("--skip-reads", action="store_true")
+    p.add_argument("--skip-relays", action="store_true")
+    p.add_argument("--skip-parse", action="store_true")
     args = p.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="dcu-bench-") as tmp:
@@ -261,6 +388,10 @@ def main() -> None:
             fleet(args, pki)
         if not args.skip_reads:
             reads(args, pki)
+        if not args.skip_relays:
+            relays(args, pki)
+        if not args.skip_parse:
+            parse_file(args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""Fixtures of the browser tests: a demo server with the sao web client and a
+"""Shared fixtures of the tests in this folder.
+
+The concentrator tests (test_dcu_*.py): ``pki``, one test CA for the session
+(tests that revoke certificates make a CA of their own), and ``hes``, the
+head-end's service with an in-memory backend over HTTPS on a free port.
+
+The browser tests: a demo server with the sao web client and a
 logged-in headless Chromium page.
 
 One server per test session: trytond-admin and scripts/setup_demo.py build a
@@ -329,3 +335,19 @@ def simulated_meter(demo_server):
         yield SimpleNamespace(serial=meter['serial'], simulator=simulator)
     finally:
         simulator.stop()
+
+
+# -- concentrator tests ------------------------------------------------------
+@pytest.fixture(scope='session')
+def pki(tmp_path_factory):
+    from simulators.dcu import TestPki
+
+    return TestPki(tmp_path_factory.mktemp('pki'))
+
+
+@pytest.fixture
+def hes(pki):
+    from simulators.dcu.testing import HeadEndStandIn
+
+    with HeadEndStandIn(pki) as stand_in:
+        yield stand_in

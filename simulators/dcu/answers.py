@@ -1,10 +1,13 @@
 """Requests the head-end makes of a concentrator: synchronous ones (answered
 in the same HTTP exchange, the G3 delays slept for real) and asynchronous ones
-and event queries (answered later through the outbox)."""
+and event queries (answered later through the outbox).
+
+Every request is remembered by its IdPet: the same request again gets the
+first answer (a synchronous one is not read again), another request under a
+used IdPet gets ``malformed``."""
 
 from __future__ import annotations
 
-import math
 import time
 
 from trytond.modules.prepaid_headend.concentrator import messages as m
@@ -16,6 +19,16 @@ class RequestsMixin:
 
     # -- synchronous requests ------------------------------------------------
     def sync_request(self, request: m.SyncRequest) -> m.SyncResponse:
+        with self.lock:
+            seen, digest = self._answered(request)
+        if seen is not None:
+            return seen  # type: ignore[return-value]
+        answer = self._sync_answer(request)
+        with self.lock:
+            self._remember(request, digest, answer)
+        return answer
+
+    def _sync_answer(self, request: m.SyncRequest) -> m.SyncResponse:
         kind, id_pet = request.report_type, request.id_pet
         if kind not in m.SYNC_REPORTS:
             return m.SyncResponse(
@@ -78,7 +91,7 @@ class RequestsMixin:
             m.Accepted if isinstance(request, m.AsyncRequest) else m.ReportQueryAccepted
         )
         with self.lock:
-            seen = self._requests.get(request.id_pet)
+            seen, digest = self._answered(request)
             if seen is not None:
                 return seen  # type: ignore[return-value]
             names = request.meters
@@ -89,7 +102,7 @@ class RequestsMixin:
             else:
                 answer = answer_type(request.id_pet, m.RequestStatus.WORKING)
                 self.clock.after(0.0, self._answer_request, request)
-            self._remember(request.id_pet, answer)
+            self._remember(request, digest, answer)
             return answer
 
     def _answer_request(self, request: m.AsyncRequest | m.ReportQuery) -> None:
@@ -122,10 +135,8 @@ class RequestsMixin:
                 period = (request.start, request.end)
                 rows = [r for fm in fms for r in self._stored(fm, kind, *period)]
                 elapsed = 0.0
-            else:
+            else:  # read the meters: their own buffers, for the period asked
                 rows, elapsed = [], 0.0
-                start = request.start.timestamp() if request.start else None
-                end = request.end.timestamp() if request.end else math.inf
                 for fm in fms:
                     ok, t = self.g3.exchange(fm.hops, fm.rs485, count=3)
                     if not fm.online(now):
@@ -136,7 +147,11 @@ class RequestsMixin:
                             m.MeterOutcome(fm.meter_id, m.RequestStatus.METER_TIMEOUT)
                         )
                         continue
-                    span = now + fm.clock_offset() - (start or now - 86400) + 1
-                    got = self._keep(fm, kind, self._read(fm, kind, now, span))
-                    rows += [r for r in got if r.time.timestamp() <= end]
+                    fm.last_seen = now
+                    if stored:
+                        period = (request.start, request.end)
+                        read = self._read_period(fm, kind, now, *period)
+                    else:
+                        read = self._read(fm, kind, now, 0)
+                    rows += self._keep(fm, kind, read)
             self._finish(request.id_pet, outcomes, elapsed, (kind, rows))

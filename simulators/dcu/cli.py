@@ -7,7 +7,8 @@ prints one JSON line (the concentrators' URLs, the certificate files, the
 head-end's URL) and runs until SIGINT/SIGTERM, simulated time moving
 ``--speed`` times faster than the wall clock. ``--headend URL`` sends the
 reports to a real head-end instead; ``--headend-sink`` starts an in-memory
-one on a free port (its totals are printed at exit). The test CA and every
+one on a free port (its totals are printed at exit; it keeps the last
+200,000 readings, enough to look at, and counts them all). The test CA and every
 certificate (the head-end's too, CN ``HES``) are written to ``--pki-dir``:
 test keys, never for production.
 """
@@ -23,12 +24,14 @@ import threading
 import time
 
 from trytond.modules.prepaid_headend.concentrator.httpd import HttpsWsgiServer
-from trytond.modules.prepaid_headend.concentrator.tls import server_context
+from trytond.modules.prepaid_headend.concentrator.tls import Reloading, server_context
 from trytond.modules.prepaid_headend.concentrator.wsgi import HeadEndApp
 
 from .headend import MemoryHeadEnd
 from .pki import TestPki
 from .simulator import DcuSimulator
+
+SINK_READINGS = 200_000  # readings the in-memory head-end keeps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     url = args.headend
     try:
         if args.headend_sink:
-            sink = MemoryHeadEnd()
+            sink = MemoryHeadEnd(max_readings=SINK_READINGS)
             sink_server = HttpsWsgiServer(on_tls_error=sink.tls_refused)
             listener = sink_server.listen(
                 HeadEndApp(sink),
-                server_context(hes.cert, hes.key, pki.ca_cert, pki.crl),
+                Reloading(server_context, hes.cert, hes.key, pki.ca_cert, pki.crl),
             )
             sink_server.start()
             url = f"https://127.0.0.1:{listener.port}/dcu"
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "reports": len(sink.reports),
                         "files": len(sink.files),
-                        "readings": len(sink.readings),
+                        "readings": sink.ingested,
                         "rejections": len(sink.rejections),
                     }
                 ),

@@ -65,10 +65,6 @@ class VirtualClock:
     def after(self, seconds: float, fn: Callable, *args: Any) -> Event:
         return self.at(self._t + seconds, fn, *args)
 
-    def pending(self) -> int:
-        with self._lock:
-            return sum(1 for e in self._events if not e.cancelled)
-
     # -- moving --------------------------------------------------------------
     def advance(self, seconds: float = 0.0, **delta: float) -> dt.datetime:
         step = dt.timedelta(seconds=seconds, **delta).total_seconds()

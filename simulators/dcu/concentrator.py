@@ -20,13 +20,14 @@ from __future__ import annotations
 import calendar
 import collections
 import datetime as dt
+import hashlib
 import math
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 
-from trytond.modules.prepaid_headend.concentrator import files, gateway, reports
+from trytond.modules.prepaid_headend.concentrator import files, gateway, reports, soap
 from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator.errors import ValidationError
 
@@ -40,6 +41,7 @@ from .events import (
     EV_BOOT,
     EV_CAMPAIGN_RESUMED,
     EV_DELIVERY_FAILING,
+    EV_DELIVERY_HELD,
     EV_DELIVERY_REFUSED,
     EV_METER_JOINED,
     EV_METER_LOST,
@@ -51,11 +53,12 @@ from .fleet import FleetMeter, MeterTemplate, unit
 from .g3 import G3Network, flaky_windows
 from .orders import OrdersMixin
 from .store import LOGS
-from .uplink import DELIVERED, REFUSED, TRANSIENT, OutboxItem, Uplink
+from .uplink import DELIVERED, HELD, REFUSED, TRANSIENT, OutboxItem, Uplink
 
 UTC = dt.UTC
 DELIVERY_BACKOFF_S = (300.0, 3600.0)  # first retry, longest wait
 ALARM_AFTER_FAILURES = 3
+REMEMBERED_REQUESTS = 1000  # IdPets answered again without running twice
 
 _PERIODS = {m.Period.QUARTER_HOUR: 900, m.Period.HOUR: 3600, m.Period.DAY: 86400}
 
@@ -76,6 +79,19 @@ def period_seconds(period: m.Period) -> float:
 
 def _dt(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, UTC)
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before the next delivery attempt after ``failures`` failed
+    ones in a row: doubling from the first wait up to the longest."""
+    first, longest = DELIVERY_BACKOFF_S
+    doublings = min(max(failures - 1, 0), 32)  # 2**32 * first is far past longest
+    return min(first * 2.0**doublings, longest)
+
+
+def fingerprint(request: m.Message) -> bytes:
+    """What identifies a request's content (its envelope's digest)."""
+    return hashlib.sha256(soap.render(request)).digest()
 
 
 class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
@@ -125,13 +141,16 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
         self._outbox_bytes = 0
         self._seq = 0
         self._failures = 0
+        self._held = False  # the head-end refuses our deliveries for now
         self._retry: Event | None = None
         self.plan: tuple[m.CollectionTask, ...] = ()
         self._plan_events: list[Event] = []
-        self._requests: collections.OrderedDict[int, m.Message] = (
+        # IdPet -> (the request's fingerprint, the answer given)
+        self._requests: collections.OrderedDict[int, tuple[bytes, m.Message]] = (
             collections.OrderedDict()
         )
         self.campaign: _Campaign | None = None
+        self.campaign_queue: collections.deque[m.Order] = collections.deque()
         self._links: dict[bytes, WrapperLink] = {}
         self.report_log: list[tuple[m.ReportType, int, int]] = []  # type, rows, bytes
         self._dt_cache: dict[int, dt.datetime] = {}
@@ -396,27 +415,56 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
             return [fm.relay(now)]
         raise ValueError(report_type)
 
+    def _read_period(self, fm: FleetMeter, report_type, now: float, start, end) -> list:
+        """What the meter itself holds within [start, end] (meter time; no
+        start: all it holds), whatever the concentrator has collected."""
+        after = int(start.timestamp()) - 1 if start else 0
+        hi = end.timestamp() if end else math.inf
+        read = {
+            m.ReportType.LOAD_PROFILE: fm.load_profile,
+            m.ReportType.DAILY: fm.daily,
+            m.ReportType.MONTHLY: fm.monthly,
+            m.ReportType.METER_EVENTS: fm.events,
+        }[report_type](after, now)
+        return [row for row in read if row[0] <= hi]
+
+    @staticmethod
+    def _ring(store, report_type):
+        return {
+            m.ReportType.LOAD_PROFILE: store.load_profile,
+            m.ReportType.DAILY: store.daily,
+            m.ReportType.MONTHLY: store.monthly,
+            m.ReportType.METER_EVENTS: store.events,
+        }.get(report_type)
+
     def _keep(self, fm: FleetMeter, report_type, read: list) -> list[reports.Row]:
-        """Store what was read and turn it into report rows."""
+        """Store what was read (the rows newer than the buffer's last: a
+        period read again from the meter is not buffered twice) and turn it
+        into report rows."""
         mid, when = fm.meter_id, self._when
-        store = fm.buffers()
-        if report_type is m.ReportType.LOAD_PROFILE:
+        ring = self._ring(fm.buffers(), report_type)
+        if ring is not None:
+            last = ring.last()
+            last_t = last[0] if last else None
+            same_time: set | None = None  # rows of the last second buffered
             for r in read:
-                store.load_profile.append(*r)
+                if last_t is None or r[0] > last_t:
+                    ring.append(*r)
+                elif r[0] == last_t:  # another event of the last second?
+                    if same_time is None:
+                        same_time = {row for row in ring if row[0] == last_t}
+                    if tuple(r) not in same_time:
+                        ring.append(*r)
+                        same_time.add(tuple(r))
+        if report_type is m.ReportType.LOAD_PROFILE:
             return [
                 reports.IntervalRow(mid, when(t), ai, p, st) for t, ai, p, st in read
             ]
         if report_type is m.ReportType.DAILY:
-            for r in read:
-                store.daily.append(*r)
             return [reports.DailyRow(mid, when(r[0]), *r[1:]) for r in read]
         if report_type is m.ReportType.MONTHLY:
-            for r in read:
-                store.monthly.append(*r)
             return [self._monthly_row(mid, r) for r in read]
         if report_type is m.ReportType.METER_EVENTS:
-            for r in read:
-                store.events.append(*r)
             return [reports.EventRow(mid, when(t), LOGS[g], c) for t, g, c in read]
         now = self._when(self.clock.time() + fm.clock_offset())
         if report_type is m.ReportType.INSTANT:
@@ -432,13 +480,7 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
         """Rows of the buffers within [start, end] (meter time)."""
         lo = start.timestamp() if start else 0
         hi = end.timestamp() if end else math.inf
-        store = fm.buffers()
-        ring = {
-            m.ReportType.LOAD_PROFILE: store.load_profile,
-            m.ReportType.DAILY: store.daily,
-            m.ReportType.MONTHLY: store.monthly,
-            m.ReportType.METER_EVENTS: store.events,
-        }[report_type]
+        ring = self._ring(fm.buffers(), report_type)
         picked = [row for row in ring if lo <= row[0] <= hi]
         mid, when = fm.meter_id, self._when
         if report_type is m.ReportType.LOAD_PROFILE:
@@ -544,9 +586,12 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
                 payload = reports.render(
                     reports.Report(report_type, self.dc_id, id_pet, generated, chunk)
                 )
-                name = files.FileName(self.dc_id, id_pet, report_type, part, generated)
+                seq = self._next_seq()
+                name = files.FileName(
+                    self.dc_id, id_pet, report_type, part, generated, seq
+                )
                 data = files.pack(payload)
-                items.append(OutboxItem(self._next_seq(), name=str(name), data=data))
+                items.append(OutboxItem(seq, name=str(name), data=data))
                 self.report_log.append(
                     (report_type, len(chunk), len(payload), len(data))
                 )
@@ -615,17 +660,21 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
                     if outcome == REFUSED:
                         self.log(EV_DELIVERY_REFUSED, detail=f"{item.label}: {answer}")
                         continue
-                    if self._failures >= ALARM_AFTER_FAILURES:
+                    if self._failures >= ALARM_AFTER_FAILURES or self._held:
                         self.log(EV_BACKHAUL_RESTORED)
                     self._failures = 0
+                    self._held = False
                     self._apply(answer)
                     continue
+                # TRANSIENT or HELD: the item stays at the head of the outbox
                 item.attempts += 1
                 self._failures += 1
-                if self._failures == ALARM_AFTER_FAILURES:
+                if outcome == HELD and not self._held:
+                    self._held = True  # alarm once, until it gets through
+                    self.log(EV_DELIVERY_HELD, detail=f"{item.label}: {answer}")
+                elif self._failures == ALARM_AFTER_FAILURES and outcome != HELD:
                     self.log(EV_DELIVERY_FAILING, detail=str(answer))
-                first, longest = DELIVERY_BACKOFF_S
-                delay = min(first * 2 ** (self._failures - 1), longest)
+                delay = retry_delay(self._failures)
                 self._retry = self.clock.after(delay, self._retry_flush)
                 return
 
@@ -676,19 +725,44 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
             self._links.clear()
             self.booted_at = self.clock.time() + self.config.boot_s
             self.log(EV_BOOT, detail=reason)
+            if self.campaign is not None and self.campaign.next_step is not None:
+                self.campaign.next_step.cancel()  # _booted resumes it
+                self.campaign.next_step = None
         self.go_offline(self.config.boot_s)
         self.clock.at(self.booted_at, self._booted)
 
     def _booted(self) -> None:
-        if self.campaign is not None:
-            with self.lock:
-                self.log(EV_CAMPAIGN_RESUMED, detail=self.campaign.image_id)
-            self._campaign_step()
+        campaign = self.campaign
+        if campaign is not None and campaign.activation is None:
+            if campaign.index < len(campaign.meters):
+                with self.lock:
+                    self.log(EV_CAMPAIGN_RESUMED, detail=campaign.image_id)
+            self._campaign_step(campaign)
 
     # -- requests and orders: bookkeeping ------------------------------------
-    def _remember(self, id_pet: int, answer: m.Message) -> None:
-        self._requests[id_pet] = answer
-        while len(self._requests) > 1000:
+    def _answered(self, request: m.Message) -> tuple[m.Message | None, bytes]:
+        """(the answer already given to this IdPet, the request's digest):
+        the same answer for the same request (it is never run twice),
+        ``malformed`` for another request under a used IdPet, None for a
+        new IdPet."""
+        digest = fingerprint(request)
+        seen = self._requests.get(request.id_pet)  # type: ignore[attr-defined]
+        if seen is None:
+            return None, digest
+        first, answer = seen
+        if first == digest:
+            return answer, digest
+        id_pet = request.id_pet  # type: ignore[attr-defined]
+        why = f"IdPet {id_pet} was used for another request"
+        malformed = m.RequestStatus.MALFORMED
+        if isinstance(request, m.SyncRequest):
+            return m.SyncResponse(id_pet, malformed, None, why), digest
+        response = soap.CONCENTRATOR.operation_for(request).response
+        return response(id_pet, malformed, why), digest  # type: ignore[call-arg]
+
+    def _remember(self, request: m.Message, digest: bytes, answer: m.Message) -> None:
+        self._requests[request.id_pet] = (digest, answer)  # type: ignore[attr-defined]
+        while len(self._requests) > REMEMBERED_REQUESTS:
             self._requests.popitem(last=False)
 
     def _finish(

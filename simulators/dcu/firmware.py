@@ -1,6 +1,11 @@
 """Firmware: the concentrator's own image, and meter images distributed by
 image transfer (class 18) with verification, retries, activation at a time,
-rollback, and the campaign's resumption after a reboot."""
+rollback, and the campaign's resumption after a reboot.
+
+One meter campaign runs at a time: a firmware order that arrives while one
+runs waits in a queue and starts when it is over (two campaigns at once
+would overwrite each other's transfers). Each scheduled step names its
+campaign, so a step can only drive the campaign it belongs to."""
 
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ from dataclasses import dataclass, field
 from trytond.modules.prepaid_headend.concentrator import messages as m
 
 from . import meterops
+from .clock import Event
 from .events import (
+    EV_ACTIVATION_MISSED,
+    EV_CAMPAIGN_QUEUED,
     EV_CAMPAIGN_RESUMED,
     EV_DC_ROLLED_BACK,
     EV_DC_UPGRADED,
@@ -31,6 +39,8 @@ class _Campaign:
     verified: list[FleetMeter] = field(default_factory=list)
     outcomes: dict[str, m.MeterOutcome] = field(default_factory=dict)
     rebooted: bool = False
+    next_step: Event | None = None  # cancelled by a reboot
+    activation: Event | None = None  # once every meter has its image
 
 
 class FirmwareMixin:
@@ -63,23 +73,33 @@ class FirmwareMixin:
         body = order.body
         assert isinstance(body, m.FirmwareOrder)
         with self.lock:
+            if self.campaign is not None:
+                self.campaign_queue.append(order)
+                self.log(
+                    EV_CAMPAIGN_QUEUED,
+                    detail=f"{body.image_id} after {self.campaign.image_id}",
+                )
+                return
             at = body.activate_at.timestamp() if body.activate_at else None
-            self.campaign = _Campaign(
+            c = self.campaign = _Campaign(
                 order, body.image_id, body.image, self._targets(body.meters), at
             )
-            self.campaign.outcomes.update(
-                {o.meter_id: o for o in self._unknown(body.meters)}
-            )
-        self._campaign_step()
+            c.outcomes.update({o.meter_id: o for o in self._unknown(body.meters)})
+        self._campaign_step(c)
 
-    def _campaign_step(self) -> None:
+    def _campaign_next(self, c: _Campaign, delay: float) -> None:
+        c.next_step = self.clock.after(delay, self._campaign_step, c)
+
+    def _campaign_step(self, c: _Campaign) -> None:
         with self.lock:
-            c = self.campaign
-            if c is None or self.booting():
-                return  # after a reboot, _booted resumes it
+            c.next_step = None
+            if c is not self.campaign or self.booting():
+                return  # finished, or after a reboot _booted resumes it
             if c.index >= len(c.meters):
-                at = self._true(c.activate_at) if c.activate_at else self.clock.time()
-                self.clock.at(at, self._campaign_activate)
+                if c.activation is None:
+                    at = c.activate_at
+                    when = self._true(at) if at is not None else self.clock.time()
+                    c.activation = self.clock.at(when, self._campaign_activate, c)
                 return
             fm = c.meters[c.index]
             now = self.clock.time()
@@ -88,7 +108,7 @@ class FirmwareMixin:
                     fm.meter_id, m.RequestStatus.METER_TIMEOUT, "not on the network"
                 )
                 c.index += 1
-                self.clock.after(self.config.g3.app_timeout_s, self._campaign_step)
+                self._campaign_next(c, self.config.g3.app_timeout_s)
                 return
             meter = fm.materialise(self.clock)
             size, block = len(c.image), meterops.image_block_size(meter)
@@ -130,7 +150,7 @@ class FirmwareMixin:
                     why,
                 )
             c.index += 1
-            self.clock.after(elapsed, self._campaign_step)
+            self._campaign_next(c, elapsed)
 
     def _send_blocks(self, meter, c: _Campaign, numbers: range, size: int) -> None:
         rate = self.faults.corrupt_block_rate
@@ -140,17 +160,28 @@ class FirmwareMixin:
                 data = meterops.corrupt(data, n)
             meterops.image_block(meter, n, data)
 
-    def _campaign_activate(self) -> None:
+    def _campaign_activate(self, c: _Campaign) -> None:
         with self.lock:
-            c = self.campaign
-            if c is None:
+            if c is not self.campaign:
                 return
             elapsed = 0.0
+            now = self.clock.time()
             for fm in c.verified:
+                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=2)
+                if not fm.online(now):
+                    ok, t = False, self.config.g3.app_timeout_s
+                elapsed += t
+                if not ok:  # the image waits in the meter, not activated
+                    self.log(EV_ACTIVATION_MISSED, fm.meter_id, c.image_id)
+                    c.outcomes[fm.meter_id] = m.MeterOutcome(
+                        fm.meter_id,
+                        m.RequestStatus.METER_TIMEOUT,
+                        f"not reached to activate {c.image_id}; "
+                        f"{fm.firmware()} still running",
+                    )
+                    continue
                 meter = fm.materialise(self.clock)
                 old = fm.firmware()
-                ok, t = self.g3.exchange(fm.hops, fm.rs485, count=2)
-                elapsed += t
                 status = meterops.image_activate(meter)
                 now_running = fm.firmware()
                 if status == meterops.ACTIVATED and now_running == c.image_id:
@@ -167,3 +198,6 @@ class FirmwareMixin:
                     )
             self.campaign = None
             self._finish(c.order.id_pet, c.outcomes.values(), elapsed)
+            queued = self.campaign_queue.popleft() if self.campaign_queue else None
+        if queued is not None:
+            self.clock.after(elapsed, self._campaign_start, queued)

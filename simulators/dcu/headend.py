@@ -2,10 +2,13 @@
 
 It implements :class:`~trytond.modules.prepaid_headend.concentrator.wsgi.
 HeadEndBackend` the way the Tryton layer must: a report is stored once per
-(concentrator, report id), a file once per SHA-256 (and kept), a reading
-once per (meter, quantity, time); refused input is kept with its reason.
-The simulator's command line and the tests use it as the head-end the
-concentrators call.
+(concentrator, report id, payload digest), a file once per SHA-256 (and
+kept, whatever its name), a reading once per (meter, quantity, time), a
+meter's status is the one with the latest time (status updates can arrive
+out of order); refused input is kept with its reason. Concentrators may be
+registered with their certificate's fingerprint, as the Tryton layer
+registers them. The simulator's command line and the tests use it as the
+head-end the concentrators call.
 """
 
 from __future__ import annotations
@@ -17,11 +20,7 @@ from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator import reports
 from trytond.modules.prepaid_headend.concentrator.errors import Refused
 from trytond.modules.prepaid_headend.concentrator.tls import Peer
-from trytond.modules.prepaid_headend.concentrator.wsgi import (
-    Conflict,
-    Rejection,
-    ReportFile,
-)
+from trytond.modules.prepaid_headend.concentrator.wsgi import Rejection, ReportFile
 
 Policy = Callable[[str, m.MeterStatusItem], m.MeterDecision | None]
 
@@ -53,15 +52,30 @@ def _key(dc_id: str, row: reports.Row) -> tuple:
 
 class MemoryHeadEnd:
     def __init__(
-        self, concentrators: Iterable[str] | None = None, policy: Policy = approve_all
+        self,
+        concentrators: Iterable[str] | None = None,
+        policy: Policy = approve_all,
+        *,
+        fingerprints: dict[str, str] | None = None,
+        max_readings: int | None = None,
     ) -> None:
+        """``concentrators``: the registered ones (None: any); their
+        certificates' SHA-256 ``fingerprints`` when pinned;
+        ``max_readings``: keep at most that many readings, oldest dropped
+        (a long-running sink: ``ingested`` still counts them all)."""
         self.concentrators = set(concentrators) if concentrators is not None else None
+        self.fingerprints = dict(fingerprints or {})
         self.policy = policy
+        self.max_readings = max_readings
         self.lock = threading.Lock()
-        self.reports: dict[tuple[str, int], reports.Report] = {}
+        # (dc, report id, payload sha256) -> report
+        self.reports: dict[tuple[str, int, str], reports.Report] = {}
         self.files: dict[str, tuple[str, bytes]] = {}  # sha256 -> (name, bytes)
-        self.names: dict[str, str] = {}  # file name -> sha256
+        self.names: dict[str, list[str]] = {}  # file name -> sha256s, in order
         self.readings: dict[tuple, reports.Row] = {}
+        self.ingested = 0  # readings stored (each once)
+        # (dc, meter) -> the status item with the latest time
+        self.directory: dict[tuple[str, str], m.MeterStatusItem] = {}
         self.arrivals: list[tuple[str, str, str]] = []  # (dc, kind, label) in order
         self.request_statuses: dict[tuple[str, int], list[m.RequestStatusUpdate]] = {}
         self.meter_statuses: list[tuple[str, m.MeterStatusItem]] = []
@@ -73,9 +87,12 @@ class MemoryHeadEnd:
     def authorise(self, dc_id: str, peer: Peer) -> None:
         if self.concentrators is not None and dc_id not in self.concentrators:
             raise Refused(f"unknown concentrator {dc_id}")
+        pinned = self.fingerprints.get(dc_id)
+        if pinned is not None and pinned != peer.fingerprint:
+            raise Refused(f"certificate of {dc_id} is not the one registered")
 
     def report(self, delivery: m.ReportDelivery, report: reports.Report) -> m.AckResult:
-        key = (delivery.dc_id, delivery.report_id)
+        key = (delivery.dc_id, delivery.report_id, delivery.sha256)
         with self.lock:
             if key in self.reports:
                 self.duplicates += 1
@@ -91,17 +108,22 @@ class MemoryHeadEnd:
             if upload.sha256 in self.files:
                 self.duplicates += 1
                 return m.AckResult.DUPLICATE
-            if name in self.names:
-                raise Conflict(f"{name} was received with other content")
             self.files[upload.sha256] = (name, upload.raw)
-            self.names[name] = upload.sha256
+            self.names.setdefault(name, []).append(upload.sha256)
             self.arrivals.append((upload.name.dc_id, "file", name))
             self._ingest(upload.report)
         return m.AckResult.ACCEPTED
 
     def _ingest(self, report: reports.Report) -> None:
+        readings = self.readings
         for row in report.rows:
-            self.readings.setdefault(_key(report.dc_id, row), row)
+            key = _key(report.dc_id, row)
+            if key not in readings:
+                readings[key] = row
+                self.ingested += 1
+        if self.max_readings is not None:
+            while len(readings) > self.max_readings:
+                del readings[next(iter(readings))]
 
     def request_status(self, update: m.RequestStatusUpdate) -> None:
         with self.lock:
@@ -115,6 +137,10 @@ class MemoryHeadEnd:
         with self.lock:
             for item in update.items:
                 self.meter_statuses.append((update.dc_id, item))
+                key = (update.dc_id, item.meter_id)
+                known = self.directory.get(key)
+                if known is None or item.time >= known.time:
+                    self.directory[key] = item
                 if item.status is m.MeterStatus.JOINED:
                     decision = self.policy(update.dc_id, item)
                     if decision is not None:
@@ -151,6 +177,6 @@ class MemoryHeadEnd:
         with self.lock:
             return [
                 r
-                for (dc, _), r in self.reports.items()
+                for (dc, _, _), r in self.reports.items()
                 if dc == dc_id and r.id_pet == id_pet
             ]

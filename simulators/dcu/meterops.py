@@ -15,7 +15,6 @@ import hashlib
 from simulators.meter import axdr
 from simulators.meter.association import Meter
 from simulators.meter.cosem import obis
-from simulators.meter.model import DISCONNECTED, READY_FOR_RECONNECTION
 from simulators.meter.xdlms import SUCCESS
 
 CLOCK = obis("0.0.1.0.0.255")
@@ -37,25 +36,39 @@ def _act(meter: Meter, ln: bytes, method: int, param=None):
     return data
 
 
+# control_mode values (class 70 attribute 4): remote_reconnect closes the
+# relay in mode 2, only readies it for the customer in mode 1.
+MODE_DIRECT, MODE_BY_CUSTOMER = 2, 1
+
+
+def _set(meter: Meter, ln: bytes, attr: int, value) -> None:
+    result = meter.objects[ln].set(attr, value)
+    if result != SUCCESS:
+        raise MeterRefused(f"set {ln.hex()} attribute {attr} answered {result}")
+
+
 def relay(meter: Meter, action: str) -> tuple[bool, int]:
-    """disconnect / reconnect / arm; returns (output connected, control state).
+    """disconnect / reconnect / arm through the meter's disconnect control
+    (class 70); returns (output connected, control state) as read back.
 
     ``arm`` leaves an open relay ready for reconnection (the customer closes
-    it with the meter's button), the control state the simulator's class 70
-    object has no method for."""
+    it with the meter's button): remote_reconnect under control mode 1, the
+    meter's own mode put back afterwards."""
     if action == "disconnect":
         _act(meter, DISCONNECT_CONTROL, 1, axdr.i8(0))
     elif action == "reconnect":
         _act(meter, DISCONNECT_CONTROL, 2, axdr.i8(0))
     elif action == "arm":
-        st = meter.state
-        st.advance()
-        if st.control_state == DISCONNECTED:
-            st.control_state = READY_FOR_RECONNECTION
+        mode = meter.objects[DISCONNECT_CONTROL].read(4).value
+        _set(meter, DISCONNECT_CONTROL, 4, axdr.enum(MODE_BY_CUSTOMER))
+        try:
+            _act(meter, DISCONNECT_CONTROL, 2, axdr.i8(0))
+        finally:
+            _set(meter, DISCONNECT_CONTROL, 4, axdr.enum(mode))
     else:
         raise ValueError(action)
-    st = meter.state
-    return st.relay_connected, st.control_state
+    control = meter.objects[DISCONNECT_CONTROL]
+    return control.read(2).value, control.read(3).value
 
 
 def set_clock(meter: Meter, when: dt.datetime) -> None:

@@ -1,6 +1,12 @@
 """Orders the head-end gives a concentrator: relay, time, directory and
 collection plan (firmware orders are in ``firmware.py``), run on the
-simulated clock within their execution window."""
+simulated clock within their execution window.
+
+A TimeSync order sets the concentrator's clock when it arrives: its Time is
+the head-end's clock when it sent the order, true only then. Waiting for the
+window's Start by a clock that is wrong (the reason for the order) would set
+a stale time; Start governs the meters' part only, run by the corrected
+clock."""
 
 from __future__ import annotations
 
@@ -39,12 +45,14 @@ class OrdersMixin:
     # -- orders --------------------------------------------------------------
     def accept_order(self, order: m.Order) -> m.OrderAccepted:
         with self.lock:
-            seen = self._requests.get(order.id_pet)
+            seen, digest = self._answered(order)
             if seen is not None:
                 return seen  # type: ignore[return-value]
             answer = self._check_order(order)
-            self._remember(order.id_pet, answer)
+            self._remember(order, digest, answer)
             if answer.status is m.RequestStatus.WORKING:
+                if isinstance(order.body, m.TimeSyncOrder):
+                    self._set_own_clock(order.body.time)
                 start = order.window.start
                 at = self._true(start.timestamp()) if start else self.clock.time()
                 self.clock.at(at, self._execute, order)
@@ -52,13 +60,21 @@ class OrdersMixin:
 
     def _check_order(self, order: m.Order) -> m.OrderAccepted:
         body, id_pet = order.body, order.id_pet
-        if not isinstance(body, m.TimeSyncOrder):  # a wrong clock must be settable
-            if order.window.end.timestamp() <= self.dc_time():
+        if isinstance(body, m.TimeSyncOrder):
+            # Judged by the time it carries, not by our clock (which may be
+            # the very thing that is wrong).
+            if order.window.end <= body.time:
                 return m.OrderAccepted(
                     id_pet,
                     m.RequestStatus.EXPIRED,
-                    "the execution window had ended when the order arrived",
+                    "the execution window ends before the time the order sets",
                 )
+        elif order.window.end.timestamp() <= self.dc_time():
+            return m.OrderAccepted(
+                id_pet,
+                m.RequestStatus.EXPIRED,
+                "the execution window had ended when the order arrived",
+            )
         if isinstance(body, m.FirmwareOrder):
             if hashlib.sha256(body.image).digest() != body.sha256:
                 self.log(EV_IMAGE_REFUSED, detail=body.image_id)
@@ -77,8 +93,14 @@ class OrdersMixin:
                 m.RequestStatus.UNKNOWN_METER,
                 "not in the directory: " + ", ".join(unknown[:20]),
             )
-        note = f"{len(unknown)} meter(s) not in the directory" if unknown else None
-        return m.OrderAccepted(id_pet, m.RequestStatus.WORKING, note)
+        notes = [f"{len(unknown)} meter(s) not in the directory"] if unknown else []
+        if isinstance(body, m.FirmwareOrder) and body.target is m.FirmwareTarget.METERS:
+            ahead = len(self.campaign_queue) + (self.campaign is not None)
+            if ahead:
+                notes.append(f"queued behind {ahead} firmware campaign(s)")
+        return m.OrderAccepted(
+            id_pet, m.RequestStatus.WORKING, "; ".join(notes) or None
+        )
 
     def _execute(self, order: m.Order) -> None:
         body = order.body
@@ -119,8 +141,14 @@ class OrdersMixin:
                 if not ok:
                     continue
                 meter = fm.materialise(self.clock)
-                connected, state = meterops.relay(meter, body.action.value)
                 fm.last_seen = now
+                try:
+                    connected, state = meterops.relay(meter, body.action.value)
+                except meterops.MeterRefused as exc:
+                    run.outcomes[fm.meter_id] = m.MeterOutcome(
+                        fm.meter_id, m.RequestStatus.FAILED, str(exc)[:200]
+                    )
+                    continue
                 names = ("disconnected", "connected", "ready_for_reconnection")
                 run.outcomes[fm.meter_id] = m.MeterOutcome(
                     fm.meter_id, m.RequestStatus.OK, names[state]
@@ -147,16 +175,22 @@ class OrdersMixin:
                 (m.ReportType.RELAY_STATUS, run.rows),
             )
 
+    def _set_own_clock(self, time) -> None:
+        now = self.clock.time()
+        with self.lock:
+            old = self.clock_offset
+            self.clock_offset = time.timestamp() - now
+            self.clock_set = now
+            self.log(EV_CLOCK_SET, detail=f"moved {self.clock_offset - old:+.1f} s")
+            self.set_plan(self.plan)  # the plan follows the new clock
+
     def _time_sync(self, order: m.Order) -> None:
+        """The meters' part of a TimeSync order (the concentrator's own clock
+        was set when the order arrived)."""
         body = order.body
         assert isinstance(body, m.TimeSyncOrder)
         now = self.clock.time()
         with self.lock:
-            old = self.clock_offset
-            self.clock_offset = body.time.timestamp() - now
-            self.clock_set = now
-            self.log(EV_CLOCK_SET, detail=f"moved {self.clock_offset - old:+.1f} s")
-            self.set_plan(self.plan)  # the plan follows the new clock
             threshold = body.threshold_s
             if threshold is None:
                 threshold = self.config.time_threshold_s

@@ -8,7 +8,7 @@ second.
     pki = TestPki(tmp_path)
     dc = pki.issue("DC0001")            # server + client certificate
     pki.revoke(dc); pki.write_crl()     # refused from now on
-    server_context(dc.cert, dc.key, pki.ca_cert, pki.crl)
+    Reloading(server_context, dc.cert, dc.key, pki.ca_cert, pki.crl)
 """
 
 from __future__ import annotations
@@ -136,12 +136,17 @@ class TestPki:
         self._revoked.add(credentials.serial)
         self.write_crl()
 
-    def write_crl(self) -> Path:
+    def write_crl(self, next_update: dt.datetime | None = None) -> Path:
+        """Publish the CRL (valid until ``next_update``, default 30 days)."""
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self._ca.subject)
-            .last_update(self.now)
-            .next_update(self.now + VALIDITY)
+            .last_update(
+                self.now
+                if next_update is None or next_update > self.now
+                else next_update - dt.timedelta(days=1)
+            )
+            .next_update(next_update or self.now + VALIDITY)
         )
         for serial in sorted(self._revoked):
             builder = builder.add_revoked_certificate(

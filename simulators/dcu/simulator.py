@@ -2,12 +2,15 @@
 
     pki = TestPki(tmp_path)
     with DcuSimulator(2, 50, pki=pki, headend_url=url, latency_scale=0) as sim:
-        client = ConcentratorClient(sim.url("DC0001"), head-end TLS context)
+        client = ConcentratorClient(sim.url("DC0001"), head-end TLS context,
+                                    peer="DC0001")
         sim.advance(hours=24)             # a simulated day, no sleeping
 
 Each concentrator listens on its own loopback port (TLS with client
 certificates: the head-end's, CN in ``head_ends``) and calls the head-end at
-``headend_url`` with its own certificate (CN = its id).
+``headend_url`` with its own certificate (CN = its id), checking that the
+server it reaches is a head-end (CN in ``head_ends``). Contexts reload the
+test CA's CRL when it changes (``TestPki.revoke``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from trytond.modules.prepaid_headend.concentrator.httpd import (
     Listener,
 )
 from trytond.modules.prepaid_headend.concentrator.tls import (
+    Reloading,
     client_context,
     server_context,
 )
@@ -86,8 +90,12 @@ class DcuSimulator:
             creds = self.credentials[name] = pki.issue(name)
             client = None
             if headend_url:
-                context = client_context(creds.cert, creds.key, pki.ca_cert, pki.crl)
-                client = HeadEndClient(headend_url, context, timeout=30.0)
+                context = Reloading(
+                    client_context, creds.cert, creds.key, pki.ca_cert, pki.crl
+                )
+                client = HeadEndClient(
+                    headend_url, context, peer=self.head_ends, timeout=30.0
+                )
             uplink = Uplink(
                 client, config.faults, random.Random(f"{seed}:up:{name}"), latency_scale
             )
@@ -106,8 +114,8 @@ class DcuSimulator:
     def start(self) -> DcuSimulator:
         for k, (name, dc) in enumerate(self.concentrators.items()):
             creds = self.credentials[name]
-            context = server_context(
-                creds.cert, creds.key, self.pki.ca_cert, self.pki.crl
+            context = Reloading(
+                server_context, creds.cert, creds.key, self.pki.ca_cert, self.pki.crl
             )
             app = SoapApp(soap.CONCENTRATOR, ConcentratorService(dc, self.head_ends))
             port = self.first_port + k if self.first_port else 0

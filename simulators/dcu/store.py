@@ -52,10 +52,6 @@ class Ring:
             return None
         return tuple(self.data[-self.width :])
 
-    def since(self, t: int) -> list[tuple[int, ...]]:
-        """Rows whose first column (a time) is after ``t``."""
-        return [row for row in self if row[0] > t]
-
 
 class MeterStore:
     """What the concentrator keeps of one meter."""

@@ -3,15 +3,15 @@
 pki = TestPki(tmp_path)
 with HeadEndStandIn(pki) as hes:          # MemoryHeadEnd behind HeadEndApp
     sim = DcuSimulator(1, 20, pki=pki, headend_url=hes.url, latency_scale=0)
-    client = ConcentratorClient(sim.url("DC0001"), hes.client_context())
+    client = hes.client(sim, "DC0001")    # ConcentratorClient pinned to DC0001
 """
 
 from __future__ import annotations
 
-import ssl
-
+from trytond.modules.prepaid_headend.concentrator.client import ConcentratorClient
 from trytond.modules.prepaid_headend.concentrator.httpd import HttpsWsgiServer
 from trytond.modules.prepaid_headend.concentrator.tls import (
+    Reloading,
     client_context,
     server_context,
 )
@@ -31,18 +31,23 @@ class HeadEndStandIn:
         self.app = HeadEndApp(self.backend)
         self.server = HttpsWsgiServer(on_tls_error=self.backend.tls_refused)
         c = self.credentials
-        self.listener = self.server.listen(
-            self.app, server_context(c.cert, c.key, pki.ca_cert, pki.crl), name=name
-        )
+        context = Reloading(server_context, c.cert, c.key, pki.ca_cert, pki.crl)
+        self.listener = self.server.listen(self.app, context, name=name)
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.listener.port}/dcu"
 
-    def client_context(self) -> ssl.SSLContext:
+    def client_context(self) -> Reloading:
         """The head-end's context to call concentrators."""
         c = self.credentials
-        return client_context(c.cert, c.key, self.pki.ca_cert, self.pki.crl)
+        return Reloading(client_context, c.cert, c.key, self.pki.ca_cert, self.pki.crl)
+
+    def client(self, sim, name: str, **options) -> ConcentratorClient:
+        """The head-end's client of concentrator ``name`` of ``sim``."""
+        return ConcentratorClient(
+            sim.url(name), self.client_context(), peer=name, **options
+        )
 
     def start(self) -> HeadEndStandIn:
         self.server.start()

@@ -3,7 +3,10 @@
 Everything a concentrator sends (reports, report files, request and meter
 status updates) goes through its outbox, in order; :class:`Uplink` makes one
 delivery attempt and says how it went: ``delivered`` (the head-end has it,
-perhaps from before), ``refused`` (it never will: malformed, not ours) or
+perhaps from before), ``refused`` (it never will: the item itself is
+malformed or too large: dropped with an event), ``held`` (the head-end does
+not authorise this concentrator, or answered by someone else: kept, alarmed
+and tried again, since an operator's registration fixes it) or
 ``transient`` (try again later).
 """
 
@@ -18,6 +21,8 @@ from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator.client import HeadEndClient
 from trytond.modules.prepaid_headend.concentrator.errors import (
     ConcentratorError,
+    Refused,
+    Rejected,
     SoapFault,
     TransportError,
     ValidationError,
@@ -25,7 +30,7 @@ from trytond.modules.prepaid_headend.concentrator.errors import (
 
 from .config import Faults
 
-DELIVERED, REFUSED, TRANSIENT = "delivered", "refused", "transient"
+DELIVERED, REFUSED, HELD, TRANSIENT = "delivered", "refused", "held", "transient"
 
 
 @dataclass
@@ -86,6 +91,10 @@ class Uplink:
                 self._send(item, bool(garble))
         except TransportError as exc:
             return TRANSIENT, str(exc)
+        except Refused as exc:  # before SoapFault: a refusal fault is both
+            return HELD, str(exc)
+        except Rejected as exc:
+            return REFUSED, str(exc)
         except SoapFault as exc:
             if exc.faultcode.endswith("Client"):
                 return REFUSED, exc.faultstring
@@ -107,6 +116,8 @@ class Uplink:
             result = self.client.upload(item.name, data)
             if result.stored:
                 return DELIVERED, result
+            if result.held:
+                return HELD, f"HTTP {result.status}: {result.text}"
             if result.refused:
                 return REFUSED, f"HTTP {result.status}: {result.text}"
             return TRANSIENT, f"HTTP {result.status}"

@@ -293,6 +293,7 @@ class DisconnectControl(CosemObject):
     class_id = 70
     attribute_count = 4
     method_count = 2
+    writable = frozenset({4})
 
     def read(self, attr: int) -> Result:
         st = self.state
@@ -302,8 +303,14 @@ class DisconnectControl(CosemObject):
         if attr == 3:
             return enum(st.control_state)
         if attr == 4:
-            return enum(2)
+            return enum(st.control_mode)
         return OBJECT_UNAVAILABLE
+
+    def write(self, attr: int, value: Data) -> int:
+        if value.tag != axdr.ENUM or not 0 <= value.value <= 6:
+            return TYPE_UNMATCHED
+        self.state.control_mode = value.value
+        return SUCCESS
 
     def action(self, method: int, param: Data | None) -> ActionResult:
         st = self.state
@@ -312,8 +319,7 @@ class DisconnectControl(CosemObject):
             st.open_relay("remote", EV_REMOTE_DISCONNECTION)
             return SUCCESS, None
         if method == 2:
-            # control_mode 2: remote_reconnect goes straight to "connected".
-            st.close_relay()
+            st.remote_reconnect()  # connected, or ready (control_mode)
             return SUCCESS, None
         return OBJECT_UNAVAILABLE, None
 

@@ -166,6 +166,10 @@ class MeterState:
         self.account_status = 2  # active
         self.relay_connected = True
         self.control_state = CONNECTED
+        # Disconnect control's control_mode (class 70 attribute 4): in modes
+        # 2 and 4 a remote reconnection closes the relay; in 1, 3, 5 and 6 it
+        # only makes it ready for the customer to reconnect.
+        self.control_mode = 2
         self.disconnect_reason: str | None = None
         self.firmware_id = config.firmware_id
         self.alarm_register = 0
@@ -349,6 +353,23 @@ class MeterState:
         self.control_state = CONNECTED
         self.disconnect_reason = None
         self.log_disconnector(EV_REMOTE_CONNECTION)
+
+    def remote_reconnect(self) -> None:
+        """Class 70 remote_reconnect, as the control mode says."""
+        self.advance()
+        if self.relay_connected:
+            return
+        if self.control_mode in (1, 3, 5, 6):
+            self.control_state = READY_FOR_RECONNECTION
+        else:
+            self.close_relay()
+
+    def manual_reconnect(self) -> None:
+        """The customer presses the meter's button: a relay that is ready
+        for reconnection closes."""
+        self.advance()
+        if self.control_state == READY_FOR_RECONNECTION:
+            self.close_relay("manual")
 
     def add_credit_wh(self, wh: float) -> None:
         self.advance()

@@ -8,12 +8,15 @@ TLS, and the gateway response (0xE7) is turned back into the WRAPPER frame
 the session expects. The session, its association and its keys are the same
 as for a meter reached directly: the concentrator relays opaque APDUs.
 
-    transport = GatewayTransport(ConcentratorClient(url, context), pda)
+    client = ConcentratorClient(url, context, peer=PeerPin(...))
+    transport = GatewayTransport(client, pda)
     async with DlmsSession(settings, transport=transport) as session:
         status = await operations.enter_token(session, token)
 
 WRAPPER framing only (``ConnectionSettings(framing="wrapper")``): HDLC stays
-on the meter's side of the concentrator.
+on the meter's side of the concentrator. A frame whose exchange fails is
+never re-sent by the client below (:class:`TransportError`, reported as
+``ConnectionFailed``): the DLMS session decides, as for a direct meter.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from ..dlms.errors import ConnectionFailed, DlmsError, DlmsTimeout, MalformedRep
 from ..dlms.transport import Transport
 from . import gateway
 from .client import ConcentratorClient
-from .errors import ConcentratorError, SoapFault, TransportError, ValidationError
+from .errors import (
+    ConcentratorError,
+    Refused,
+    SoapFault,
+    TransportError,
+    ValidationError,
+)
 from .messages import RequestStatus
 
 
@@ -79,7 +88,7 @@ class GatewayTransport(Transport):
             self._replies.put_nowait(self._unwrap(answer))
         except DlmsError as exc:
             self._replies.put_nowait(exc)
-        except TransportError as exc:
+        except (TransportError, Refused) as exc:  # unreachable, or not who it must be
             self._replies.put_nowait(ConnectionFailed(f"{self.description}: {exc}"))
         except (SoapFault, ConcentratorError) as exc:
             self._replies.put_nowait(MalformedReply(f"{self.description}: {exc}"))

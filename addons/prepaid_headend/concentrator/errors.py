@@ -36,6 +36,12 @@ class UnsupportedVersion(ValidationError):
     code = "version_unsupported"
 
 
+# The faultcode of a refusal for want of authorisation (SOAP 1.1 section 4.4:
+# a dot-separated refinement of Client): the message itself was fine, the
+# sender may not send it. A concentrator keeps such a delivery and alarms.
+REFUSED_FAULTCODE = "Client.Refused"
+
+
 class SoapFault(ConcentratorError):
     """A SOAP fault received from the peer (client side)."""
 
@@ -52,5 +58,23 @@ class TransportError(ConcentratorError):
     """The peer could not be reached or did not answer in time (transient)."""
 
 
+class Rejected(ConcentratorError):
+    """The peer answered with an HTTP client error (4xx) that says the
+    message itself will never be taken (too large, malformed): sending it
+    again will not help."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text}" if text else f"HTTP {status}")
+        self.status = status
+        self.text = text
+
+
 class Refused(ConcentratorError):
-    """The peer is not allowed to do this (wrong certificate identity)."""
+    """Not authorised: the peer is not who it must be (server side: the
+    client's certificate may not do this; client side: the server's
+    certificate is not the one expected). Never a reason to drop data."""
+
+
+class RefusedFault(SoapFault, Refused):
+    """A SOAP fault ``Client.Refused``: the server does not authorise the
+    sender (both a fault and a refusal)."""

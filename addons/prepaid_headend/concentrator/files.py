@@ -1,11 +1,15 @@
 """Report files ("Loading Files"): large scheduled reports as gzip files.
 
-A concentrator uploads ``{dc}_{idpet}_{type}_{part}_{YYYYMMDDhhmmss}.xml.gz``
-(the name is checked, every part validated) with its SHA-256; the head-end
-ingests a file once (the same content twice is one set of readings, whatever
-its name) and keeps the bytes for audit. Decompression is bounded: a small
-file that inflates to gigabytes (a "zip bomb") is refused before it costs
-memory.
+A concentrator uploads
+``{dc}_{idpet}_{type}_{part}_{YYYYMMDDhhmmss}_{seq}.xml.gz`` (the name is
+checked, every part validated) with its SHA-256. The time is the
+concentrator's clock, which can be set back; ``seq`` (its delivery sequence
+number, optional for older concentrators) keeps names apart. A name is not
+the file's identity, its SHA-256 is: the head-end ingests a file once (the
+same content twice is one set of readings, whatever its name), stores a new
+content under a name seen before, and keeps the bytes for audit.
+Decompression is bounded: a small file that inflates to gigabytes (a "zip
+bomb") is refused before it costs memory.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from .messages import ReportType
 
 SUFFIX = ".xml.gz"
 MAX_COMPRESSED = 32 * 1024 * 1024
-MAX_INFLATED = 256 * 1024 * 1024
+# A part holds at most 512 meters: four days of load profile (the deepest
+# buffer) for 512 meters is about 13 MiB of XML; the parser streams it, so
+# what a worker holds is the inflated bytes and the rows (docs section 6).
+MAX_INFLATED = 32 * 1024 * 1024
 _NAME = re.compile(
     r"(?P<dc>[A-Za-z0-9][A-Za-z0-9_.-]{0,31})_(?P<id_pet>\d{1,20})_"
     rf"(?P<type>{'|'.join(t.value for t in ReportType)})_"
-    r"(?P<part>\d{1,4})_(?P<stamp>\d{14})\.xml\.gz"
+    r"(?P<part>\d{1,4})_(?P<stamp>\d{14})(?:_(?P<seq>\d{1,20}))?\.xml\.gz"
 )
 
 
@@ -37,13 +44,15 @@ class FileName:
     id_pet: int
     report_type: ReportType
     part: int
-    generated: dt.datetime
+    generated: dt.datetime  # the concentrator's clock
+    seq: int | None = None  # the concentrator's delivery sequence number
 
     def __str__(self) -> str:
         stamp = self.generated.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+        seq = "" if self.seq is None else f"_{self.seq}"
         return (
             f"{self.dc_id}_{self.id_pet}_{self.report_type.value}_{self.part}_"
-            f"{stamp}{SUFFIX}"
+            f"{stamp}{seq}{SUFFIX}"
         )
 
 
@@ -51,7 +60,7 @@ def parse_name(name: str) -> FileName:
     match = _NAME.fullmatch(name or "")
     if not match:
         raise ValidationError(
-            f"file name {name!r} is not DC_IDPET_TYPE_PART_YYYYMMDDhhmmss.xml.gz",
+            f"file name {name!r} is not DC_IDPET_TYPE_PART_YYYYMMDDhhmmss[_SEQ].xml.gz",
             "name",
         )
     try:
@@ -65,6 +74,7 @@ def parse_name(name: str) -> FileName:
         report_type=report_type,
         part=int(match.group("part")),
         generated=stamp.replace(tzinfo=dt.UTC),
+        seq=int(match.group("seq")) if match.group("seq") else None,
     )
 
 

@@ -9,20 +9,31 @@ acceptor) and then HTTP/1.1 with keep-alive. The verified client
 certificate reaches the application as ``SSL_CLIENT_CERT`` (PEM), as
 Apache's mod_ssl exports it. A handshake that fails (unknown CA, revoked
 certificate, no certificate) is reported to ``on_tls_error`` so that it can
-be alarmed.
+be alarmed. A listener's context may be a callable that gives the current
+one (``tls.Reloading``): each connection takes it, and a request on a
+connection whose handshake used an older context is not answered (the
+connection closes, the client handshakes again), so a CRL re-published
+refuses a certificate revoked since from its next request on. An
+application that fails answers 500, never a closed connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .tls import ContextSource, current
+
+log = logging.getLogger(__name__)
 
 TlsErrorHandler = Callable[[str, str, str], None]  # listener, peer address, reason
 HANDSHAKE_TIMEOUT = 10.0
@@ -31,12 +42,13 @@ IDLE_TIMEOUT = 30.0
 # so the answer reaches the client (closing a socket with unread input sends
 # a reset that can overtake the answer); beyond it the connection is closed.
 DRAIN_LIMIT = 64 * 1024 * 1024
+STOP_WAIT = 5.0  # stop() waits that long for the connections' threads
 
 
 class Listener:
     """One listening socket with its application and TLS context."""
 
-    def __init__(self, app: Callable, context: ssl.SSLContext, sock, name: str):
+    def __init__(self, app: Callable, context: ContextSource, sock, name: str):
         self.app = app
         self.context = context
         self.sock = sock
@@ -55,6 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
     listener: Listener
     peer_pem: str | None
+    tls_context: ssl.SSLContext  # the context of this connection's handshake
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # requests are logged by the applications, not on stderr
@@ -65,6 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_GET  # noqa: N815
 
     def _wsgi(self) -> None:
+        if current(self.listener.context) is not self.tls_context:
+            # A CRL (or certificate) changed since this connection's
+            # handshake: no answer on it, the client reconnects and the new
+            # handshake decides (a kept-alive connection of a certificate
+            # revoked since ends here).
+            self.close_connection = True
+            return
         method = self.command
         length = self.headers.get("Content-Length")
         if method in ("POST", "PUT") and length is None:
@@ -107,13 +127,23 @@ class _Handler(BaseHTTPRequestHandler):
         def start_response(status: str, headers: list, exc_info=None):
             reply["status"], reply["headers"] = status, headers
 
-        chunks: Iterable[bytes] = self.listener.app(environ, start_response)
         try:
-            data = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close:
-                close()
+            chunks: Iterable[bytes] = self.listener.app(environ, start_response)
+            try:
+                data = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close:
+                    close()
+            if "status" not in reply:
+                raise RuntimeError("the application started no response")
+        except Exception:
+            log.exception("%s: %s %s failed", self.listener.name, method, path)
+            reply = {
+                "status": "500 Internal Server Error",
+                "headers": [("Content-Type", "text/plain; charset=utf-8")],
+            }
+            data = b"internal error\n"
         code, _, reason = reply["status"].partition(" ")
         self.send_response(int(code), reason)
         for key, value in reply["headers"]:
@@ -167,6 +197,7 @@ class HttpsWsgiServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._connections: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._running = False
@@ -174,7 +205,7 @@ class HttpsWsgiServer:
     def listen(
         self,
         app: Callable,
-        context: ssl.SSLContext,
+        context: ContextSource,
         port: int = 0,
         host: str = "127.0.0.1",
         name: str = "",
@@ -209,12 +240,15 @@ class HttpsWsgiServer:
                 if listener.offline or not self._slots.acquire(blocking=False):
                     conn.close()
                     continue
-                threading.Thread(
+                thread = threading.Thread(
                     target=self._serve,
                     args=(listener, conn, addr),
                     name=f"https-{listener.name}",
                     daemon=True,
-                ).start()
+                )
+                with self._lock:
+                    self._threads.add(thread)
+                thread.start()
 
     def _serve(self, listener: Listener, conn: socket.socket, addr) -> None:
         with self._lock:
@@ -223,7 +257,8 @@ class HttpsWsgiServer:
             conn.setblocking(True)
             conn.settimeout(HANDSHAKE_TIMEOUT)
             try:
-                tls = listener.context.wrap_socket(conn, server_side=True)
+                context = current(listener.context)
+                tls = context.wrap_socket(conn, server_side=True)
             except (ssl.SSLError, OSError) as exc:
                 if self.on_tls_error is not None:
                     reason = getattr(exc, "verify_message", None) or str(exc)
@@ -240,6 +275,7 @@ class HttpsWsgiServer:
                 {
                     "listener": listener,
                     "peer_pem": ssl.DER_cert_to_PEM_cert(der) if der else None,
+                    "tls_context": context,
                 },
             )
             with contextlib.suppress(OSError, ssl.SSLError, ValueError):
@@ -247,6 +283,7 @@ class HttpsWsgiServer:
         finally:
             with self._lock:
                 self._connections.discard(conn)
+                self._threads.discard(threading.current_thread())
             with contextlib.suppress(OSError):
                 conn.close()
             self._slots.release()
@@ -276,6 +313,11 @@ class HttpsWsgiServer:
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + STOP_WAIT
+        for thread in threads:  # they end once their socket is shut
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()

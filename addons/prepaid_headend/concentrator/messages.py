@@ -15,6 +15,7 @@ declared once, next to each other.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -409,8 +410,10 @@ class GatewayResponse(Message):
 @dataclass(frozen=True)
 class ReportDelivery(Message):
     """A report pushed by a concentrator. ``id_pet`` 0 = scheduled (collection
-    plan); ``report_id`` is the concentrator's own sequence number, so the
-    head-end recognises a report delivered twice."""
+    plan); ``report_id`` is the concentrator's own sequence number. The
+    head-end recognises a report delivered twice by its ``report_id`` *and*
+    the digest of its payload (:attr:`sha256`): a concentrator that restarts
+    counts from 1 again, and its new reports must not pass for old ones."""
 
     id_pet: int
     dc_id: str
@@ -429,6 +432,11 @@ class ReportDelivery(Message):
         F("version", "Version", str),
         F("payload", "Payload", str),
     )
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the payload (UTF-8), hex."""
+        return hashlib.sha256(self.payload.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

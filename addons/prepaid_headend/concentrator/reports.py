@@ -5,7 +5,8 @@ concentrator, the request it answers (``id_pet``, 0 for the collection plan)
 and its rows, one row class per report type. :func:`render` writes the XML
 text (fast: plain string building, every value escaped or typed), and
 :func:`parse` reads it back through the hardened parser and the schema of
-its major version (``schema/report-1.xsd``).
+its major version (``schema/report-1.xsd``), streaming: a report file of
+hundreds of thousands of rows costs its rows, not a document tree.
 
 Units and scalers are fixed per major version, never carried per value:
 energies in Wh and varh, power in W, voltage in 0.1 V, current in 0.01 A.
@@ -15,30 +16,30 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+import types
+import typing
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, ClassVar
 from xml.sax.saxutils import quoteattr
 
 from . import xmlsafe
-from .errors import UnsupportedVersion, ValidationError
-from .messages import ReportType
-from .soap import format_time, parse_time
+from .errors import TooLarge, UnsupportedVersion, ValidationError
+from .messages import Hex, ReportType
+from .soap import converter, format_time, parse_time
 
 NS = "urn:prepaid-platform:dcu:report:1"
 VERSION = "1.0"
 MAJOR = 1
 XSD = "report-1.xsd"
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# Rows one report may hold: the full load-profile buffer (4 days of 96
+# intervals) of a concentrator's 1,024 meters.
+DEFAULT_MAX_ROWS = 1024 * 4 * 96
 _VERSION = re.compile(r"(\d{1,3})\.(\d{1,3})")
 _M = f"{{{NS}}}"
 # Characters XML 1.0 cannot carry: replaced in free text (event details).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-class Hex(bytes):
-    """Marker: an attribute written in hexadecimal."""
 
 
 class Row:
@@ -133,7 +134,7 @@ class MeterEntry(Row):
     """A meter of the concentrator's list, with its communication status."""
 
     meter_id: str
-    pda: bytes
+    pda: Hex  # physical device address (system title)
     status: str  # joined | lost | pending | removed | never_joined
     approved: bool
     short_address: int | None = None
@@ -182,7 +183,7 @@ class DcParameters(Row):
     uptime: int  # seconds since the last boot
     meters: int  # meters in the directory
     joined: int  # of which joined the network now
-    pan: bytes  # G3 PAN identifier (2 bytes)
+    pan: Hex  # G3 PAN identifier (2 bytes)
     outbox: int  # deliveries waiting for the head-end
     clock_set: dt.datetime | None = None  # last time the head-end set the clock
     tasks: tuple[TaskRow, ...] = ()
@@ -236,26 +237,35 @@ class _Attr:
     optional: bool
 
 
+_KINDS = (dt.datetime, bool, int, Hex, str)
+
+
+def _kind(hint: Any) -> tuple[Any, bool]:
+    """(value type, optional) of a row field's resolved annotation."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"row fields have one type, not {hint}")
+        return _kind(kinds[0])[0], True
+    if hint in _KINDS:
+        return hint, False
+    if hint is bytes:
+        raise TypeError("bytes in a row: declare Hex")
+    raise TypeError(f"no XML form for {hint}")
+
+
 def _specs(cls: type[Row]) -> tuple[_Attr, ...]:
     back = {v: k for k, v in cls.ATTRS.items()}
+    hints = typing.get_type_hints(cls)
     out = []
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name == "meter_id" and cls.TAG != "Entry" and cls is not DcEventRow:
             continue  # carried by the enclosing <Meter>
         if f.name == "tasks":
             continue
-        hint = str(f.type)
-        if "datetime" in hint:
-            kind: Any = dt.datetime
-        elif "bool" in hint:
-            kind = bool
-        elif "int" in hint:
-            kind = int
-        elif "bytes" in hint:
-            kind = Hex
-        else:
-            kind = str
-        out.append(_Attr(back.get(f.name, f.name), f.name, kind, "None" in hint))
+        kind, optional = _kind(hints[f.name])
+        out.append(_Attr(back.get(f.name, f.name), f.name, kind, optional))
     return tuple(out)
 
 
@@ -350,30 +360,30 @@ def check_version(version: str) -> None:
         )
 
 
-def _value(spec: _Attr, text: str, where: str) -> Any:
-    try:
-        if spec.kind is dt.datetime:
-            return parse_time(text)
-        if spec.kind is bool:
-            return text in ("true", "1")
-        if spec.kind is int:
-            return int(text)
-        if spec.kind is Hex:
-            return bytes.fromhex(text)
-        return text
-    except ValueError as exc:
-        raise ValidationError(str(exc), f"{where}/@{spec.xml}") from None
+# Times repeat across the meters of a report: each is parsed once.
+_PARSE_KIND = {dt.datetime: lru_cache(maxsize=8192)(parse_time)}
+_PARSE = {
+    cls: tuple(
+        (spec.xml, spec.name, _PARSE_KIND.get(spec.kind) or converter(spec.kind))
+        for spec in specs
+    )
+    for cls, specs in _SPECS.items()
+}
+_TAGS = {cls: _M + cls.TAG for cls in _SPECS}
+_METER = _M + "Meter"
 
 
 def _row(cls: type[Row], el: Any, meter_id: str | None) -> Row:
     values: dict[str, Any] = {}
     attrib = el.attrib
-    where = cls.TAG
-    for spec in _SPECS[cls]:
-        text = attrib.get(spec.xml)
+    for xml, name, convert in _PARSE[cls]:
+        text = attrib.get(xml)
         if text is None:
             continue
-        values[spec.name] = _value(spec, text, where)
+        try:
+            values[name] = convert(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc), f"{cls.TAG}/@{xml}") from None
     if meter_id is not None:
         values["meter_id"] = meter_id
     if cls is DcParameters:
@@ -385,59 +395,58 @@ def parse(
     text: str | bytes,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_rows: int = DEFAULT_MAX_ROWS,
     expected_type: ReportType | None = None,
 ) -> Report:
     """The typed report in payload ``text``; :class:`ValidationError` (or
-    :class:`UnsupportedVersion`) names what is wrong."""
+    :class:`UnsupportedVersion`, :class:`TooLarge`) names what is wrong."""
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    root = xmlsafe.parse(data, max_bytes=max_bytes, max_depth=4, what="report")
+    stream = xmlsafe.Stream(
+        data, xsd=XSD, max_bytes=max_bytes, max_depth=4, what="report"
+    )
+    root = stream.root
     if root.tag != _M + "Report":
+        stream.check_well_formed()
         raise ValidationError(
             f"not a report of namespace {NS}", xmlsafe.local(root) or "Report"
         )
     check_version(root.get("version", ""))
-    xmlsafe.validate(root, XSD)
-    report_type = ReportType(root.get("type"))
-    if expected_type is not None and report_type != expected_type:
+    try:
+        announced = ReportType(root.get("type"))
+    except ValueError:
+        announced = None  # the schema names what is wrong
+    if expected_type is not None and announced not in (None, expected_type):
         raise ValidationError(
-            f"a {report_type} payload where {expected_type} was announced", "type"
+            f"a {announced} payload where {expected_type} was announced", "type"
         )
-    cls = ROWS[report_type]
+    cls = ROWS.get(announced) if announced else None
+    grouped = announced in GROUPED
+    row_tag = _TAGS[cls] if cls else None
     rows: list[Row] = []
-    for child in root:
-        tag = xmlsafe.local(child)
-        if report_type in GROUPED:
-            if tag != "Meter":
-                raise ValidationError(f"{tag} in a {report_type} report", tag)
-            meter_id = child.get("id")
-            for item in child:
-                if xmlsafe.local(item) != cls.TAG:
-                    raise ValidationError(
-                        f"{xmlsafe.local(item)} rows in a {report_type} report",
-                        xmlsafe.local(item),
-                    )
-                rows.append(_row(cls, item, meter_id))
+    for depth, el in stream:
+        if depth == 0 or cls is None:
+            continue
+        if grouped and depth == 2:
+            if el.tag != row_tag:
+                tag = xmlsafe.local(el)
+                raise ValidationError(f"{tag} rows in a {announced} report", tag)
+            rows.append(_row(cls, el, el.getparent().get("id")))
+        elif depth == 1:
+            if el.tag != (_METER if grouped else row_tag):
+                tag = xmlsafe.local(el)
+                raise ValidationError(f"{tag} in a {announced} report", tag)
+            if not grouped:
+                rows.append(_row(cls, el, None))
+            xmlsafe.Stream.release(el)
         else:
-            if tag != cls.TAG:
-                raise ValidationError(f"{tag} in a {report_type} report", tag)
-            rows.append(_row(cls, child, None))
+            continue
+        if len(rows) > max_rows:
+            raise TooLarge(f"report of more than {max_rows} rows")
     return Report(
-        report_type=report_type,
+        report_type=ReportType(root.get("type")),
         dc_id=root.get("dc"),
         id_pet=int(root.get("idPet")),
         generated=parse_time(root.get("generated")),
         rows=tuple(rows),
         version=root.get("version"),
     )
-
-
-def group_rows(rows: Iterable[Row]) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        out.setdefault(row.meter_id, []).append(row)  # type: ignore[attr-defined]
-    return out
-
-
-def sort_rows(rows: Sequence[Row]) -> list[Row]:
-    """Rows by meter then time (rendering keeps one <Meter> per meter)."""
-    return sorted(rows, key=lambda r: (r.meter_id, r.time))  # type: ignore[attr-defined]

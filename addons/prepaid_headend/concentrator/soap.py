@@ -14,6 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from lxml import etree
 
 from . import messages as m
 from . import xmlsafe
-from .errors import SoapFault, ValidationError
+from .errors import REFUSED_FAULTCODE, RefusedFault, SoapFault, ValidationError
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 XSD = "dcu-1.xsd"
@@ -97,7 +98,9 @@ def parse_time(text: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def _to_text(kind: Any, value: Any) -> str:
+def to_text(kind: Any, value: Any) -> str:
+    """The XML text of ``value`` of type ``kind`` (times in UTC, ``Hex``
+    as hexBinary, bytes as base64)."""
     if kind is dt.datetime:
         return format_time(value)
     if kind is bool:
@@ -111,20 +114,35 @@ def _to_text(kind: Any, value: Any) -> str:
     return str(value)
 
 
-def _from_text(kind: Any, text: str) -> Any:
+def _bool(text: str) -> bool:
+    return text in ("true", "1")
+
+
+def _base64(text: str) -> bytes:
+    return base64.b64decode("".join(text.split()).encode("ascii"), validate=True)
+
+
+def converter(kind: Any) -> Callable[[str], Any]:
+    """The function that reads a value of type ``kind`` from XML text
+    (raising ValueError when it is not one)."""
     if kind is dt.datetime:
-        return parse_time(text)
+        return parse_time
     if kind is bool:
-        return text in ("true", "1")
+        return _bool
     if kind is int:
-        return int(text)
+        return int
     if kind is m.Hex:
-        return bytes.fromhex(text)
+        return bytes.fromhex
     if kind is bytes:
-        return base64.b64decode("".join(text.split()).encode("ascii"), validate=True)
+        return _base64
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
-        return kind(text)
-    return text
+        return kind
+    return str
+
+
+def from_text(kind: Any, text: str) -> Any:
+    """The value of type ``kind`` in XML ``text`` (ValueError if it is not)."""
+    return converter(kind)(text)
 
 
 # -- objects <-> elements ----------------------------------------------------
@@ -161,7 +179,7 @@ def _add(parent: etree._Element, spec: m.F, value: Any) -> None:
     if isinstance(spec.kind, type) and issubclass(spec.kind, m.Message):
         _fill(child, value)
     else:
-        child.text = _to_text(spec.kind, value)
+        child.text = to_text(spec.kind, value)
 
 
 def from_element(cls: type[m.Message], el: etree._Element) -> m.Message:
@@ -206,7 +224,7 @@ def _choice(kinds: tuple[type[m.Message], ...], children) -> type[m.Message]:
 def _value(spec: m.F, el: etree._Element) -> Any:
     if isinstance(spec.kind, type) and issubclass(spec.kind, m.Message):
         return from_element(spec.kind, el)
-    return _from_text(spec.kind, el.text or "")
+    return from_text(spec.kind, el.text or "")
 
 
 # -- envelopes ---------------------------------------------------------------
@@ -223,10 +241,20 @@ def render(message: m.Message) -> bytes:
 
 
 def render_fault(
-    faultstring: str, *, client: bool = True, field: str | None = None
+    faultstring: str,
+    *,
+    client: bool = True,
+    field: str | None = None,
+    refused: bool = False,
 ) -> bytes:
+    """A SOAP fault: the client's message is wrong (``client``), or the
+    client may not send it (``refused``: ``soap:Client.Refused``), or the
+    server failed."""
     fault = etree.Element(_E + "Fault", nsmap={"soap": SOAP_NS})
-    code = "soap:Client" if client else "soap:Server"
+    if refused:
+        code = f"soap:{REFUSED_FAULTCODE}"
+    else:
+        code = "soap:Client" if client else "soap:Server"
     etree.SubElement(fault, "faultcode").text = code
     etree.SubElement(fault, "faultstring").text = faultstring
     if field:
@@ -285,6 +313,8 @@ def parse_response(
         code = el.findtext("faultcode") or "soap:Server"
         text = el.findtext("faultstring") or "(no faultstring)"
         field = el.findtext(f"detail/{_M}Error/{_M}Field")
+        if code.rpartition(":")[2] == REFUSED_FAULTCODE:
+            raise RefusedFault(code, text, field)
         raise SoapFault(code, text, field)
     if el.tag != _M + operation.response.TAG:
         raise ValidationError(

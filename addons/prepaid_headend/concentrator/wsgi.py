@@ -12,8 +12,15 @@ Routes of :class:`HeadEndApp` (under its ``prefix``, default ``/dcu``):
 
 - ``POST {prefix}/soap``: SOAP 1.1 (``?wsdl`` with GET gives the WSDL);
 - ``PUT {prefix}/files/{name}``: a report file, gzip, with an optional
-  RFC 9530 ``Content-Digest``; 201 stored, 200 already had it, 400 malformed,
-  403 not this concentrator's, 409 same name with other content, 413 too big.
+  RFC 9530 ``Content-Digest``; 201 stored, 200 already had it (same
+  SHA-256), 400 malformed, 403 not authorised, 413 too big.
+
+Refusals for want of authorisation (no certificate, another concentrator's,
+an unknown concentrator, a certificate not the registered one) are the SOAP
+fault ``soap:Client.Refused`` or HTTP 403, recorded as ``identity``
+rejections: the concentrator keeps what it sent and tries again, so nothing
+is lost while an operator registers it. Every other refusal is about the
+message itself and final.
 """
 
 from __future__ import annotations
@@ -111,16 +118,16 @@ class SoapApp:
             fault = soap.render_fault(exc.message, client=True, field=exc.field)
             return _respond(start, "500 Internal Server Error", fault)
         try:
-            response = self.handler(request, peer)
+            response = soap.render(self.handler(request, peer))
         except Refused as exc:
-            self.refused(peer, "soap", str(exc), None)
-            fault = soap.render_fault(f"refused: {exc}", client=True)
+            self.refused(peer, "identity", str(exc), None)
+            fault = soap.render_fault(f"refused: {exc}", refused=True)
             return _respond(start, "500 Internal Server Error", fault)
         except Exception:
             log.exception("%s service: %s failed", self.service.name, type(request))
             fault = soap.render_fault("internal error", client=False)
             return _respond(start, "500 Internal Server Error", fault)
-        return _respond(start, "200 OK", soap.render(response))
+        return _respond(start, "200 OK", response)
 
     def refused(
         self, peer: Peer | None, what: str, reason: str, field: str | None
@@ -154,15 +161,11 @@ class Rejection:
 
     dc_id: str | None
     peer: Peer | None
-    what: str  # "soap" | "report" | "file" | "identity"
+    what: str  # "identity" (not authorised) | "soap" | "report" | "file"
     reason: str
     field: str | None = None
     name: str | None = None
     raw: bytes = b""
-
-
-class Conflict(Exception):
-    """A file name already stored with other content."""
 
 
 class HeadEndBackend(Protocol):
@@ -171,8 +174,9 @@ class HeadEndBackend(Protocol):
     Every method receives validated, typed input and the verified peer; the
     identity rule (a concentrator speaks only for itself) is already checked.
     Implementations must be idempotent: the same report (``dc_id``,
-    ``report_id``), the same file (``sha256``) and the same readings (meter,
-    quantity, time) delivered again change nothing.
+    ``report_id`` and the payload's ``sha256``: a restarted concentrator
+    numbers from 1 again), the same file (``sha256``, whatever its name) and
+    the same readings (meter, quantity, time) delivered again change nothing.
     """
 
     def authorise(self, dc_id: str, peer: Peer) -> None:
@@ -180,17 +184,23 @@ class HeadEndBackend(Protocol):
         (unknown concentrator, certificate not the registered one)."""
 
     def report(self, delivery: m.ReportDelivery, report: reports.Report) -> m.AckResult:
-        """Store a pushed report: ACCEPTED, or DUPLICATE when already had."""
+        """Store a pushed report: ACCEPTED, or DUPLICATE when the same
+        (``dc_id``, ``report_id``, ``sha256``) was had. The same id with
+        another digest is another report: stored, never a duplicate."""
 
     def report_file(self, upload: ReportFile) -> m.AckResult:
-        """Store a report file; raise :class:`Conflict` for a known name with
-        another digest."""
+        """Store a report file once per ``sha256``: ACCEPTED or DUPLICATE.
+        A name seen before with other content is another file (a clock set
+        back, a restarted concentrator): stored too."""
 
     def request_status(self, update: m.RequestStatusUpdate) -> None: ...
 
     def meters_status(self, update: m.MeterStatusUpdate) -> Iterable[m.MeterDecision]:
         """Record joins, losses and removals; answer a decision per joined
-        meter (approved with its directory entry, pending, refused)."""
+        meter (approved with its directory entry, pending, refused). Items
+        can arrive out of order (a delivery overtaken by the next): a
+        meter's status is its item with the latest ``time``; an older one
+        arriving later only adds to the history."""
 
     def rejected(self, rejection: Rejection) -> None:
         """Keep refused input for audit and raise an alarm."""
@@ -308,8 +318,6 @@ class HeadEndApp:
                 Rejection(dc_id, peer, "file", exc.message, exc.field, name, raw)
             )
             return _respond(start, "400 Bad Request", f"{exc}\n".encode(), _TEXT)
-        except Conflict as exc:
-            return _respond(start, "409 Conflict", f"{exc}\n".encode(), _TEXT)
         if result is m.AckResult.DUPLICATE:
             return _respond(start, "200 OK", b"duplicate\n", _TEXT)
         return _respond(start, "201 Created", b"stored\n", _TEXT)

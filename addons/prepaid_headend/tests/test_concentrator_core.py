@@ -20,6 +20,8 @@ from trytond.modules.prepaid_headend.concentrator import (
 )
 from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator.errors import (
+    Refused,
+    RefusedFault,
     SoapFault,
     TooLarge,
     UnsupportedVersion,
@@ -248,6 +250,18 @@ def test_envelope_problems_are_refused():
         soap.render(m.Order(1, WINDOW, m.CollectionPlanOrder((plan, plan))))
 
 
+def test_a_refusal_fault_is_told_apart_from_a_bad_message():
+    op = soap.HEADEND.operations["Report"]
+    refused = soap.render_fault("refused: unknown concentrator", refused=True)
+    assert b"<faultcode>soap:Client.Refused</faultcode>" in refused
+    with pytest.raises(RefusedFault) as info:
+        soap.parse_response(op, refused)
+    assert isinstance(info.value, SoapFault) and isinstance(info.value, Refused)
+    with pytest.raises(SoapFault) as info:
+        soap.parse_response(op, soap.render_fault("bad", client=True))
+    assert not isinstance(info.value, Refused)
+
+
 def test_faults_carry_the_field_to_the_client():
     fault = soap.render_fault("bad End", client=True, field="End")
     op = soap.CONCENTRATOR.operations["Order"]
@@ -331,6 +345,62 @@ ROWS = {
 }
 
 
+# A load-profile payload as docs/concentrators.md section 4 shows it, written
+# by hand: what each attribute means is fixed by the schema's major version.
+LOAD_PROFILE_SAMPLE = (
+    '<Report xmlns="urn:prepaid-platform:dcu:report:1" type="load_profile" '
+    'version="1.0" dc="DC0001" idPet="0" generated="2026-01-16T00:05:00Z">'
+    '<Meter id="00010000">'
+    '<Interval t="2026-01-15T00:15:00Z" ai="3120417" p="1502" st="0"/>'
+    '<Interval t="2026-01-15T00:30:00Z" ai="3120793" p="1504" st="32"/>'
+    "</Meter>"
+    '<Meter id="00010001">'
+    '<Interval t="2026-01-15T00:15:00Z" ai="88" p="0" st="128"/>'
+    "</Meter>"
+    "</Report>"
+)
+
+
+def test_report_payload_known_answer():
+    report = reports.parse(LOAD_PROFILE_SAMPLE)
+    t = dt.datetime(2026, 1, 15, 0, 15, tzinfo=UTC)
+    assert (report.report_type, report.dc_id, report.id_pet, report.version) == (
+        m.ReportType.LOAD_PROFILE, "DC0001", 0, "1.0",
+    )  # fmt: skip
+    assert report.generated == dt.datetime(2026, 1, 16, 0, 5, tzinfo=UTC)
+    assert report.rows == (
+        reports.IntervalRow("00010000", t, 3120417, 1502, 0),
+        reports.IntervalRow(
+            "00010000", t + dt.timedelta(minutes=15), 3120793, 1504,
+            reports.STATUS_CLOCK_ADJUSTED,
+        ),
+        reports.IntervalRow("00010001", t, 88, 0, reports.STATUS_POWER_DOWN),
+    )  # fmt: skip
+    assert reports.render(report) == LOAD_PROFILE_SAMPLE
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        (LOAD_PROFILE_SAMPLE[: -len("</Report>")], "Premature end"),
+        (LOAD_PROFILE_SAMPLE[:-40], "not well-formed"),
+        (LOAD_PROFILE_SAMPLE + "<Report/>", "Extra content"),
+        (LOAD_PROFILE_SAMPLE.replace('p="0"', 'p="-1"'), "Interval/@p"),
+        ("<Other/>", "not a report of namespace"),
+    ],
+    ids=["cut-before-the-end", "cut-in-a-row", "two-roots", "bad-value", "root"],
+)
+def test_reports_read_as_a_stream_are_refused_when_cut_or_wrong(text, why):
+    with pytest.raises(ValidationError, match=why):
+        reports.parse(text)
+
+
+def test_report_rows_are_bounded():
+    assert len(reports.parse(LOAD_PROFILE_SAMPLE, max_rows=3).rows) == 3
+    with pytest.raises(TooLarge, match="more than 2 rows"):
+        reports.parse(LOAD_PROFILE_SAMPLE, max_rows=2)
+
+
 @pytest.mark.parametrize("kind", list(m.ReportType))
 def test_every_report_type_round_trips(kind):
     report = reports.Report(kind, "DC1", 5, NOW, tuple(ROWS[kind]))
@@ -366,6 +436,9 @@ def test_file_names_round_trip_and_bad_names_are_refused():
     name = files.FileName("DC_01", 0, m.ReportType.LOAD_PROFILE, 2, NOW)
     assert str(name) == "DC_01_0_load_profile_2_20260301123000.xml.gz"
     assert files.parse_name(str(name)) == name
+    numbered = files.FileName("DC_01", 0, m.ReportType.DAILY, 0, NOW, 4711)
+    assert str(numbered) == "DC_01_0_daily_0_20260301123000_4711.xml.gz"
+    assert files.parse_name(str(numbered)) == numbered
     for bad in ("DC1_0_bogus_0_20260301123000.xml.gz",
                 "DC1_0_daily_0_20261301123000.xml.gz",
                 "../etc/passwd", "DC1_0_daily_0_20260301123000.xml"):  # fmt: skip
@@ -386,6 +459,14 @@ def test_pack_is_deterministic_and_unpack_is_bounded():
         files.unpack(files.pack("a") + files.pack("b"))
     with pytest.raises(ValidationError, match="not a gzip file"):
         files.unpack(b"PK\x03\x04 a zip file")
+
+
+def test_report_delivery_digest_is_of_its_payload():
+    delivery = next(x for x in MESSAGES if isinstance(x, m.ReportDelivery))
+    # printf "%s" "<Report a='&amp;'/>" | sha256sum
+    assert delivery.sha256 == (
+        "8761c4e4184a1a274a2cf0a3e774bfdcf4c641bfdef2bdce33729640be6e11e5"
+    )
 
 
 def test_content_digest_is_checked():
