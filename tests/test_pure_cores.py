@@ -28,6 +28,7 @@ CORES = (
     "prepaid_headend.dlms",
     "prepaid_headend.concentrator",
     "prepaid_vending.tariff",
+    "prepaid_vending.inputs",
     "prepaid_vendor_portal.xmlvend",
     "prepaid_vendor_portal.commission",
     "prepaid_vendor_portal.limits",

@@ -191,6 +191,7 @@ class Meter(RangeMixin, metaclass=PoolMeta):
 
     hes_host = fields.Char(
         "Host",
+        size=255,
         strip=True,
         states=_channel_states,
         help="IP address or host name of the meter's communication module "

@@ -79,16 +79,19 @@ class Communication(RangeMixin, ModelSingleton, ModelSQL, ModelView):
         "Publish Alarms over MQTT",
         help="Publish new meter alarms to prepaid/<site>/alarms/<serial>.",
     )
-    mqtt_host = fields.Char("MQTT Broker Host", strip=True, states=_mqtt_states)
+    mqtt_host = fields.Char(
+        "MQTT Broker Host", size=255, strip=True, states=_mqtt_states
+    )
     mqtt_port = fields.Integer("MQTT Broker Port", states=_mqtt_states)
     mqtt_site = fields.Char(
         "MQTT Site",
+        size=64,
         strip=True,
         states=_mqtt_states,
         help="Second level of the topics: prepaid/<site>/... "
         "(letters, digits, '.', '_', '-').",
     )
-    mqtt_username = fields.Char("MQTT Username", states=_mqtt_states)
+    mqtt_username = fields.Char("MQTT Username", size=128, states=_mqtt_states)
     mqtt_password_cipher = fields.Char(
         "Encrypted MQTT Password", readonly=True, loading='lazy'
     )
@@ -108,6 +111,7 @@ class Communication(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     )
     mqtt_ca_file = fields.Char(
         "MQTT CA File",
+        size=1024,
         strip=True,
         states={'invisible': ~Eval('mqtt_tls')},
         help="PEM file of the CA of the broker's certificate, on the server, "
@@ -127,6 +131,7 @@ class Communication(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     )
     mqtt_alarm_codes = fields.Char(
         "Alarm Event Codes",
+        size=255,
         states=_mqtt_states,
         help="Event-log codes published as alarms besides the alarm register, "
         "comma-separated.",

@@ -41,12 +41,13 @@ class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
     )
     identifier = fields.Char(
         "Image Identifier",
+        size=128,
         required=True,
         states=_draft,
         help="Firmware identifier the meter reports once the image is active.",
     )
     image = fields.Binary("Image", required=True, filename='image_name', states=_draft)
-    image_name = fields.Char("Image File Name", states=_draft)
+    image_name = fields.Char("Image File Name", size=255, states=_draft)
     image_size = fields.Function(fields.Integer("Image Size"), 'get_image_info')
     image_sha256 = fields.Function(fields.Char("Image SHA-256"), 'get_image_info')
     activation = fields.Selection(

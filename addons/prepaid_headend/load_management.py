@@ -74,7 +74,7 @@ class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.load_management'
     __string__ = "Load-Management Setting"
 
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     normal_limit = fields.Integer(
         "Normal Limit (W)",
         required=True,

@@ -51,6 +51,7 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
     )
     reason = fields.Char(
         "Reason",
+        size=255,
         states={
             'readonly': Eval('state') != 'draft',
             'required': Eval('action') != 'read',

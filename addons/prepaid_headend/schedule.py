@@ -30,7 +30,7 @@ class MeterGroup(ModelSQL, ModelView):
     __name__ = 'prepaid.headend.meter_group'
     __string__ = "Reading Group"
 
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     meters = fields.One2Many('prepaid.meter', 'hes_group', "Meters")
     schedules = fields.One2Many('prepaid.headend.schedule', 'group', "Schedules")
 
@@ -41,7 +41,7 @@ class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.headend.schedule'
     __string__ = "Reading Schedule"
 
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     group = fields.Many2One(
         'prepaid.headend.meter_group', "Meter Group", required=True, ondelete='CASCADE'
     )

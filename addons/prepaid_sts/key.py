@@ -17,6 +17,7 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending.inputs.numbers import shown
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
@@ -44,7 +45,7 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
 
     __name__ = "prepaid.sts.vending_key"
 
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     sgc = fields.Char("Supply Group Code", required=True, size=6)
     krn = fields.Integer("Key Revision Number", required=True)
     key_type = fields.Selection(KEY_TYPES, "Key Type", required=True)
@@ -142,7 +143,17 @@ class VendingKey(DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def _parse_key(value: str, key: VendingKey) -> bytes:
         text = value.strip().replace(" ", "").lower()
-        want = VK_BYTES[key.dkga]
+        # The setter runs before the selection is validated: check it here.
+        want = VK_BYTES.get(key.dkga)
+        if want is None:
+            raise ValidationError(
+                gettext(
+                    "prepaid_sts.msg_vending_key_dkga",
+                    key=key.name,
+                    dkga=shown(repr(key.dkga)),
+                    choices=", ".join(VK_BYTES),
+                )
+            )
         if len(text) != 2 * want or any(c not in string.hexdigits for c in text):
             # The message gives the expected length only, never the value typed.
             raise ValidationError(

@@ -30,7 +30,7 @@ class Rollover(Workflow, ModelSQL, ModelView):
 
     _draft = {"readonly": Eval("state") != "draft"}
 
-    name = fields.Char("Name", required=True, states=_draft)
+    name = fields.Char("Name", size=128, required=True, states=_draft)
     from_base_date = fields.Selection(
         BASE_DATES, "From Base Date", required=True, states=_draft
     )

@@ -129,6 +129,7 @@ class Configuration(metaclass=PoolMeta):
     )
     low_credit_thresholds = fields.Char(
         "Low-Credit Warning Thresholds",
+        size=255,
         help="Comma-separated balances that trigger a warning, e.g. 50,20,5.",
     )
     friendly_calendar = fields.Many2One(

@@ -15,6 +15,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
+from .import_sheet import server_limits
 from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
 
@@ -61,6 +62,16 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
         "Queue Imports Above (rows)",
         help="Workbooks with more rows are imported by a queued task.",
     )
+    import_max_rows = fields.Integer(
+        "Import Row Limit",
+        help="Workbooks with more data rows are refused before any work. "
+        "At most the server's [prepaid] import_max_rows (default 200,000).",
+    )
+    import_max_megabytes = fields.Integer(
+        "Import Size Limit (MB)",
+        help="Larger workbooks are refused before any work. At most the "
+        "server's [prepaid] import_max_megabytes (default 12).",
+    )
 
     @classmethod
     def default_customer_sequence(cls):
@@ -93,14 +104,27 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     def default_import_queue_threshold():
         return 2000
 
+    @staticmethod
+    def default_import_max_rows():
+        return server_limits().max_rows
+
+    @staticmethod
+    def default_import_max_megabytes():
+        return server_limits().megabytes
+
     @classmethod
     def setting_ranges(cls):
+        # The import limits may lower the server's ceiling, never raise it:
+        # above it, memory would run out.
+        ceiling = server_limits()
         return super().setting_ranges() | {
             'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
             'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
             'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
             'reprint_count': (0, 100),
             'import_queue_threshold': (1, 10_000_000),
+            'import_max_rows': (1, ceiling.max_rows),
+            'import_max_megabytes': (1, ceiling.megabytes),
         }
 
     @classmethod
@@ -124,8 +148,8 @@ class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
 
     __name__ = 'prepaid.sales_point'
 
-    name = fields.Char("Name", required=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True)
+    code = fields.Char("Code", size=32, required=True)
     kind = fields.Selection(
         [
             ('office', "Office"),
@@ -135,7 +159,7 @@ class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
         "Kind",
         required=True,
     )
-    address = fields.Char("Address")
+    address = fields.Char("Address", size=255)
     receipt_header = fields.Text("Receipt Header")
     receipt_footer = fields.Text("Receipt Footer")
     receipt_width_mm = fields.Selection(

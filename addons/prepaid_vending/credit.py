@@ -55,7 +55,7 @@ class Debt(Workflow, ModelSQL, ModelView):
         ondelete='RESTRICT',
         states={'readonly': Eval('state') != 'draft'},
     )
-    description = fields.Char("Description", required=True)
+    description = fields.Char("Description", size=255, required=True)
     category = fields.Selection(
         DEBT_CATEGORIES,
         "Category",
@@ -334,7 +334,7 @@ class DebtLine(ModelSQL, ModelView):
         required=True,
     )
     amount = fields.Numeric("Amount", digits=(16, 2), required=True)
-    description = fields.Char("Description")
+    description = fields.Char("Description", size=255)
     vend = fields.Many2One('prepaid.vend', "Vend", ondelete='RESTRICT')
     user = fields.Many2One('res.user', "User")
 
@@ -643,7 +643,7 @@ class FriendlyCalendar(ModelSQL, ModelView):
 
     __name__ = 'prepaid.friendly.calendar'
 
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     daily_start = fields.Time(
         "Daily Friendly From", help="e.g. 17:00; may be later than the end."
     )
@@ -694,7 +694,7 @@ class FriendlyDay(ModelSQL, ModelView):
     calendar = fields.Many2One(
         'prepaid.friendly.calendar', "Calendar", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name")
+    name = fields.Char("Name", size=128)
     date = fields.Date("Date")
     month = fields.Integer("Month (yearly)")
     day = fields.Integer("Day (yearly)")

@@ -43,13 +43,28 @@ installed_on                 Excel date or YYYY-MM-DD, not in the future;
 install_reading              kWh register reading at installation
 =====================  ====  ==================================================
 
+Other modules add columns through ``prepaid.import.job`` (``import_columns``,
+``import_meter_values``): prepaid_sts adds the STS parameters of keypad meters
+(PAN or meter number, SGC, KRN, tariff index), so an imported meter can be sold
+to at once.
+
 Rows that share a national ID (or registration number) belong to one customer;
 a customer already in the database with that ID gets the new service points
 (its own data is not changed).  Every row is validated before anything is
 written; rejected rows come back in a workbook with their row number and the
-reasons.  In mode "all" (the default) one rejected row means nothing is
-written; in mode "valid" the valid rows are written.  Workbooks above the
-configured row threshold are imported by a queued task (`prepaid.import.job`).
+reasons.  A meter serial on several rows rejects each of them, the first with
+the count and the others with the first's row number, so a reason stays short
+however many rows repeat.  In mode "all" (the default) one rejected row means
+nothing is written; in mode "valid" the valid rows are written.  Workbooks
+above the configured row threshold are imported by a queued task
+(`prepaid.import.job`).
+
+Limits: an upload larger than the size limit, or with more rows than the row
+limit, is refused before any work (``import_sheet``).  The rows are read twice
+from the file (validate, then write by batches) and never all held in memory.
+Numbers in identifier columns from 1e15 up are refused (a spreadsheet keeps 15
+digits: format such columns as Text), and so are texts longer than their
+field and numbers not written in plain decimal notation.
 """
 
 from __future__ import annotations
@@ -57,6 +72,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -75,12 +91,21 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .import_sheet import (
+    Cell,
+    ImportFileError,
+    Limits,
+    LossyNumber,
+    Sheet,
+    check_upload,
+    server_limits,
+    text,
+)
+from .inputs.numbers import NumberError, parse_decimal, shown
 from .meter import METER_KINDS, PAYMENT_MODES
 from .party import check_national_id, check_phone, check_registration_number
 
 logger = logging.getLogger(__name__)
-
-Cell = Any  # str | int | float | bool | datetime | date | None
 
 
 @dataclass(frozen=True)
@@ -89,20 +114,25 @@ class Column:
     mandatory: bool
     help: str
     example: Cell = None
+    #: An identifier: the template formats its cells as text.
+    text: bool = False
 
 
 COLUMNS: tuple[Column, ...] = (
     Column(
         'customer_name', True, "Name of the person or organisation", 'Thandiwe Nkosi'
     ),
-    Column('national_id', False, "6 to 20 digits (people)", '8001015009087'),
+    Column('national_id', False, "6 to 20 digits (people)", '8001015009087', True),
     Column(
         'registration_number',
         False,
         "4 to 30 letters, digits, / or - (companies)",
         None,
+        True,
     ),
-    Column('phone', False, "7 to 15 digits, optional leading +", '+27 82 555 0101'),
+    Column(
+        'phone', False, "7 to 15 digits, optional leading +", '+27 82 555 0101', True
+    ),
     Column('email', False, "E-mail address", 'thandiwe@example.com'),
     Column(
         'category',
@@ -113,12 +143,12 @@ COLUMNS: tuple[Column, ...] = (
     Column('language', False, "Language code (en, fr, pt ...)", 'en'),
     Column('street', True, "Street address of the service point", '12 Acacia Road'),
     Column('city', True, "City of the service point", 'Polokwane'),
-    Column('postal_code', False, "Postal code", '0700'),
+    Column('postal_code', False, "Postal code", '0700', True),
     Column('latitude', False, "Decimal degrees, -90 to 90", -23.9045),
     Column('longitude', False, "Decimal degrees, -180 to 180", 29.4689),
     Column('feeder_code', False, "Feeder of the transformer (checked)", None),
     Column('transformer_code', True, "Code of an existing transformer", 'TX-0001'),
-    Column('meter_serial', True, "Serial number of the new meter", '04123456789'),
+    Column('meter_serial', True, "Serial number of the new meter", '04123456789', True),
     Column(
         'meter_kind',
         False,
@@ -141,6 +171,7 @@ COLUMNS: tuple[Column, ...] = (
         False,
         "Existing master meter; default the transformer's master meter",
         None,
+        True,
     ),
     Column(
         'installed_on',
@@ -182,132 +213,71 @@ QUERY_CHUNK = 1000
 # Syntax only: the contact mechanism checks deliverability itself when the
 # email-validator package is installed.
 EMAIL = re.compile(r'^[^@\s]+@[^@\s]+\.[^@\s.]+$')
-XLSX_MAGIC = b'PK\x03\x04'
-XLS_MAGIC = b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1'
-
-
-class ImportFileError(UserError):
-    "The workbook itself cannot be imported (format, header)"
+DIGITS = re.compile(r'[0-9]{1,9}')
+MAX_INTEGER = 10**6
+#: Where a column's text goes, to check its length against the field's size.
+TEXT_FIELDS = {
+    'customer_name': ('party.party', 'name'),
+    'national_id': ('party.party', 'national_id'),
+    'registration_number': ('party.party', 'registration_number'),
+    'phone': ('party.contact_mechanism', 'value'),
+    'email': ('party.contact_mechanism', 'value'),
+    'street': ('prepaid.service_point', 'street'),
+    'city': ('prepaid.service_point', 'city'),
+    'postal_code': ('prepaid.service_point', 'postal_code'),
+    'meter_serial': ('prepaid.meter', 'serial'),
+    'manufacturer': ('prepaid.meter', 'manufacturer'),
+    'model': ('prepaid.meter', 'model'),
+}
+#: Length of a text cell whose field has no size (a lookup code, a choice).
+MAX_CELL_TEXT = 255
 
 
 # ---------------------------------------------------------------------------
-# Reading workbooks
-
-
-def _cell_xlsx(value: Cell) -> Cell:
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
+# Reading workbooks (import_sheet) and their header
 
 
 def read_workbook(data: bytes) -> tuple[list[str], list[tuple[int, list[Cell]]]]:
-    """Return the header names and the non-empty data rows (with their
-    spreadsheet row number) of the first sheet of an .xlsx or .xls file."""
-    if data[:4] == XLSX_MAGIC:
-        rows = _read_xlsx(data)
-    elif data[:8] == XLS_MAGIC:
-        rows = _read_xls(data)
-    else:
-        raise ImportFileError(gettext('prepaid_vending.msg_import_file_format'))
-    header: list[str] | None = None
-    body: list[tuple[int, list[Cell]]] = []
-    try:
-        for number, row in rows:
-            if all(v is None for v in row):
-                continue
-            if header is None:
-                header = [_header_name(v) for v in row]
-                # Trailing empty header cells are formatting, not columns.
-                while header and not header[-1]:
-                    header.pop()
-                continue
-            body.append((number, list(row[: len(header)])))
-    except ImportFileError:
-        raise
-    except Exception as exception:
-        raise ImportFileError(
-            gettext('prepaid_vending.msg_import_file_unreadable', error=str(exception))
-        ) from exception
-    if not header:
-        raise ImportFileError(gettext('prepaid_vending.msg_import_empty'))
-    return header, body
-
-
-def _header_name(value: Cell) -> str:
-    if value is None:
-        return ''
-    return '_'.join(str(value).strip().lower().split())
-
-
-def _read_xlsx(data: bytes) -> Iterator[tuple[int, list[Cell]]]:
-    import openpyxl
-
-    try:
-        # read_only streams the sheet instead of building every cell object.
-        workbook = openpyxl.load_workbook(
-            io.BytesIO(data), read_only=True, data_only=True
-        )
-    except Exception as exception:
-        raise ImportFileError(
-            gettext('prepaid_vending.msg_import_file_unreadable', error=str(exception))
-        ) from exception
-    try:
-        sheet = workbook.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), 1):
-            yield number, [_cell_xlsx(v) for v in row]
-    finally:
-        workbook.close()
-
-
-def _read_xls(data: bytes) -> Iterator[tuple[int, list[Cell]]]:
-    import xlrd
-
-    try:
-        book = xlrd.open_workbook(file_contents=data)
-    except Exception as exception:
-        raise ImportFileError(
-            gettext('prepaid_vending.msg_import_file_unreadable', error=str(exception))
-        ) from exception
-    sheet = book.sheet_by_index(0)
-    for index in range(sheet.nrows):
-        values = []
-        for cell in sheet.row(index):
-            if cell.ctype in {xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK}:
-                values.append(None)
-            elif cell.ctype == xlrd.XL_CELL_DATE:
-                values.append(xlrd.xldate.xldate_as_datetime(cell.value, book.datemode))
-            elif cell.ctype == xlrd.XL_CELL_NUMBER:
-                number = cell.value
-                values.append(int(number) if number == int(number) else number)
-            elif cell.ctype == xlrd.XL_CELL_BOOLEAN:
-                values.append(bool(cell.value))
-            elif cell.ctype == xlrd.XL_CELL_ERROR:
-                values.append(xlrd.error_text_from_code.get(cell.value, '#ERR'))
-            else:
-                values.append(_cell_xlsx(cell.value))
-        yield index + 1, values
+    """The header names and the non-empty data rows (with their spreadsheet
+    row number) of the first sheet of an .xlsx or .xls file, all in memory:
+    for small workbooks and tests; the import itself streams a Sheet."""
+    sheet = Sheet(data)
+    return sheet.header, list(sheet)
 
 
 def count_rows(data: bytes) -> int:
     "Data rows of the workbook (header and empty rows excluded)"
-    return len(read_workbook(data)[1])
+    return Sheet(data).count()
 
 
-def check_header(header: list[str]) -> dict[str, int]:
+def import_columns() -> tuple[Column, ...]:
+    """The columns of the activated modules (prepaid_sts adds the STS ones);
+    the base columns outside a transaction (the template command)."""
+    try:
+        Job = Pool().get('prepaid.import.job')
+    except (AttributeError, KeyError):  # no transaction, or no such pool
+        return COLUMNS
+    return Job.import_columns()
+
+
+def check_header(
+    header: list[str], columns: tuple[Column, ...] | None = None
+) -> dict[str, int]:
     "Map each known column to its index; reject missing, unknown or doubles"
+    columns = columns or import_columns()
+    names = {c.name for c in columns}
     positions: dict[str, int] = {}
     duplicates, unknown = [], []
     for index, name in enumerate(header):
         if not name:
             continue
-        if name not in COLUMN_NAMES:
+        if name not in names:
             unknown.append(name)
         elif name in positions:
             duplicates.append(name)
         else:
             positions[name] = index
-    missing = [n for n in MANDATORY if n not in positions]
+    missing = [c.name for c in columns if c.mandatory and c.name not in positions]
     if missing:
         raise ImportFileError(
             gettext(
@@ -317,7 +287,8 @@ def check_header(header: list[str]) -> dict[str, int]:
     if unknown:
         raise ImportFileError(
             gettext(
-                'prepaid_vending.msg_import_unknown_columns', columns=', '.join(unknown)
+                'prepaid_vending.msg_import_unknown_columns',
+                columns=shown(', '.join(unknown), 200),
             )
         )
     if duplicates:
@@ -334,19 +305,6 @@ def check_header(header: list[str]) -> dict[str, int]:
 # Validating rows
 
 
-def text(value: Cell) -> str:
-    "Cell as text: spreadsheets store IDs and phone numbers as numbers"
-    if value is None:
-        return ''
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    return str(value).strip()
-
-
 @dataclass
 class Lookups:
     "What the rows refer to in the database, loaded once per import"
@@ -358,9 +316,14 @@ class Lookups:
     languages: dict[str, int] = field(default_factory=dict)
     masters: dict[str, int] = field(default_factory=dict)
     transformer_masters: dict[int, int] = field(default_factory=dict)
+    # Loaded by chunks of rows as they are read: only what exists is kept.
     existing_serials: set[str] = field(default_factory=set)
     # ('national_id'|'registration_number', value) -> (id, name, is customer)
     parties: dict[tuple[str, str], tuple[int, str, bool]] = field(default_factory=dict)
+    # Longest text each column's field takes (TEXT_FIELDS and extensions).
+    sizes: dict[str, int] = field(default_factory=dict)
+    # Free for the import_meter_values extensions (their own look-ups).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -377,8 +340,9 @@ class CleanRow:
 
 @dataclass
 class Rejected:
+    "A rejected row's number and reasons (its cells go to the rejects file)"
+
     number: int
-    values: list[Cell]
     reasons: list[str]
 
     @property
@@ -387,16 +351,57 @@ class Rejected:
 
 
 class RowValidator:
-    "Check one row against the lookups; collect every problem, not the first"
+    """Check one row against the lookups; collect every problem, not the
+    first.  The same row gives the same answer each time it is checked."""
 
     def __init__(self, positions: dict[str, int], lookups: Lookups, today: dt.date):
         self.positions = positions
         self.lookups = lookups
         self.today = today
+        self.Job = Pool().get('prepaid.import.job')
 
     @staticmethod
     def message(code: str, **params: Any) -> str:
+        """The translated reason; every value it quotes is cut to 60
+        characters, so a reason stays short whatever the cells hold."""
+        params = {
+            k: shown(v, 60) if isinstance(v, str) else v for k, v in params.items()
+        }
         return gettext(f'prepaid_vending.msg_import_{code}', **params)
+
+    def texts(
+        self, row: list[Cell], err: Callable[[str], None]
+    ) -> tuple[dict[str, str], set[str]]:
+        """Every column as text, within its field's size, and the columns
+        refused for that (left empty, so no other check quotes them)"""
+        values: dict[str, str] = {}
+        refused: set[str] = set()
+        for name in self.positions:
+            value = self.get(row, name)
+            try:
+                values[name] = text(value)
+            except LossyNumber:
+                err(self.message('lossy_number', column=name, value=repr(value)))
+                values[name] = ''
+                refused.add(name)
+                continue
+            size = self.lookups.sizes.get(name, MAX_CELL_TEXT)
+            if len(values[name]) > size:
+                err(
+                    self.message(
+                        'too_long', column=name, length=len(values[name]), size=size
+                    )
+                )
+                values[name] = ''
+                refused.add(name)
+        return values, refused
+
+    def serial(self, row: list[Cell]) -> str:
+        "The row's meter serial as text ('' when unusable)"
+        try:
+            return text(self.get(row, 'meter_serial'))
+        except LossyNumber:
+            return ''
 
     def get(self, row: list[Cell], name: str) -> Cell:
         index = self.positions.get(name)
@@ -410,9 +415,9 @@ class RowValidator:
         errors: list[str] = []
         err = errors.append
         msg = self.message
-        values = {n: text(self.get(row, n)) for n in self.positions}
+        values, refused = self.texts(row, err)
         for name in MANDATORY:
-            if not values[name]:
+            if not values[name] and name not in refused:
                 err(msg('required', column=name))
 
         national_id = values.get('national_id', '')
@@ -485,6 +490,8 @@ class RowValidator:
             master = self.lookups.transformer_masters.get(transformer[0])
 
         installed_on = self._date(row, 'installed_on', err)
+        # Columns of other modules (the STS parameters of prepaid_sts).
+        extension = self.Job.import_meter_values(values, kind, self.lookups.extra, err)
 
         party_key: tuple[str, str] | None = None
         party_id = None
@@ -549,6 +556,7 @@ class RowValidator:
                 else None
             ),
             'master': master,
+            **extension,
         }
         return CleanRow(
             number=number,
@@ -594,20 +602,23 @@ class RowValidator:
         value = self.get(row, name)
         if value is None or value == '':
             return None
-        if isinstance(value, bool) or isinstance(value, dt.date):
-            err(self.message('bad_number', column=name, value=text(value)))
-            return None
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            err(self.message('bad_number', column=name, value=text(value)))
+            if isinstance(value, float):
+                if not math.isfinite(value):  # NaN would be stored as empty
+                    raise NumberError('not_finite', repr(value))
+                number = value
+            else:
+                # Text in plain notation only, as every amount.
+                number = float(parse_decimal(value))
+        except NumberError:
+            err(self.message('bad_number', column=name, value=cell_shown(value)))
             return None
         if not (minimum <= number <= maximum):
             err(
                 self.message(
                     'out_of_range',
                     column=name,
-                    value=text(value),
+                    value=cell_shown(value),
                     min=minimum,
                     max=maximum,
                 )
@@ -625,11 +636,9 @@ class RowValidator:
         value = values.get(name, '')
         if not value:
             return default
-        try:
-            number = int(value)
-        except ValueError:
-            number = 0
-        if number <= 0:
+        # ASCII digits only: int() would also read "1_0" and "١٠".
+        number = int(value) if DIGITS.fullmatch(value) else 0
+        if not 0 < number <= MAX_INTEGER:
             err(self.message('bad_integer', column=name, value=value))
         return number
 
@@ -678,48 +687,87 @@ class RowValidator:
         return date
 
 
-def check_duplicates(
-    rows: Iterable[tuple[int, CleanRow]], rejected: dict[int, list[str]]
-) -> None:
-    """Reject every row whose serial appears on another row, and rows whose
-    national ID or registration number names another customer elsewhere."""
-    serials: dict[str, list[int]] = defaultdict(list)
-    names: dict[tuple[str, str], tuple[int, str]] = {}
-    for number, row in rows:
-        serials[row.meter['serial']].append(number)
-        if row.party_key and row.party_id is None:
-            first = names.setdefault(row.party_key, (number, row.party['name']))
+def cell_shown(value: Cell) -> str:
+    "A cell as a reason quotes it"
+    try:
+        return text(value)
+    except LossyNumber:
+        return repr(value)
+
+
+class FileIndex:
+    """What one row needs to know of the others, gathered while the rows are
+    validated the first time: the first row of each meter serial and of each
+    new customer's ID, and how many rows share a serial.  Kept small (no row
+    is held), it gives each row its duplicate reasons on the second reading:
+    a reason names the first occurrence, never every other duplicate, so
+    reasons stay bounded however many rows repeat."""
+
+    def __init__(self) -> None:
+        self.serial_first: dict[str, int] = {}
+        self.serial_count: dict[str, int] = {}  # serials on several rows
+        self.party_first: dict[tuple[str, str], tuple[int, str]] = {}
+        self.mismatches = 0
+
+    def add(self, number: int, serial: str, row: CleanRow | None) -> None:
+        if serial:
+            first = self.serial_first.setdefault(serial, number)
+            if first != number:
+                self.serial_count[serial] = self.serial_count.get(serial, 1) + 1
+        if row and row.party_key and row.party_id is None:
+            first = self.party_first.setdefault(
+                row.party_key, (number, row.party['name'])
+            )
             if first[1].casefold() != row.party['name'].casefold():
-                rejected[number].append(
-                    RowValidator.message(
+                self.mismatches += 1
+
+    @property
+    def conflicts(self) -> bool:
+        "Some row is rejected for what another row holds"
+        return bool(self.serial_count or self.mismatches)
+
+    def reasons(self, number: int, serial: str, row: CleanRow | None) -> list[str]:
+        message = RowValidator.message
+        reasons = []
+        count = self.serial_count.get(serial)
+        if count:
+            first = self.serial_first[serial]
+            if first == number:
+                reasons.append(
+                    message('serial_in_file_first', value=serial, count=count)
+                )
+            else:
+                reasons.append(
+                    message('serial_in_file', value=serial, first=first, count=count)
+                )
+        if row and row.party_key and row.party_id is None:
+            first, name = self.party_first[row.party_key]
+            if first != number and name.casefold() != row.party['name'].casefold():
+                reasons.append(
+                    message(
                         'party_name_mismatch',
                         label=row.party_key[0],
                         value=row.party_key[1],
-                        other=f'{first[1]} (row {first[0]})',
+                        other=f'{shown(name)} (row {first})',  # <= 60
                         name=row.party['name'],
                     )
                 )
-    for serial, numbers in serials.items():
-        if len(numbers) > 1:
-            for number in numbers:
-                rejected[number].append(
-                    RowValidator.message(
-                        'serial_in_file',
-                        value=serial,
-                        rows=', '.join(map(str, numbers)),
-                    )
-                )
+        return reasons
 
 
-def _chunks(values: list[Any], size: int = QUERY_CHUNK) -> Iterator[list[Any]]:
-    for index in range(0, len(values), size):
-        yield values[index : index + size]
+def _chunks(values: Iterable[Any], size: int = QUERY_CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
-def load_lookups(
-    positions: dict[str, int], rows: list[tuple[int, list[Cell]]]
-) -> Lookups:
-    "Everything the rows refer to, with a few queries instead of one per row"
+def load_lookups() -> Lookups:
+    "What every row may refer to, with a few queries instead of one per row"
     pool = Pool()
     Transformer = pool.get('prepaid.transformer')
     Feeder = pool.get('prepaid.feeder')
@@ -727,7 +775,7 @@ def load_lookups(
     Configuration = pool.get('prepaid.configuration')
     Lang = pool.get('ir.lang')
     Meter = pool.get('prepaid.meter')
-    Party = pool.get('party.party')
+    Job = pool.get('prepaid.import.job')
 
     lookups = Lookups()
     for feeder in Feeder.search([]):
@@ -753,29 +801,50 @@ def load_lookups(
             lookups.transformer_masters.setdefault(
                 meter.master_of_transformer.id, meter.id
             )
+    for column, (model, name) in Job.import_text_fields().items():
+        size = pool.get(model)._fields[name].size
+        if isinstance(size, int):
+            lookups.sizes[column] = size
+    return lookups
+
+
+def load_row_lookups(
+    lookups: Lookups, positions: dict[str, int], rows: list[tuple[int, list[Cell]]]
+) -> None:
+    "Add what a chunk of rows refers to: existing serials and customers"
+    pool = Pool()
+    Meter = pool.get('prepaid.meter')
+    Party = pool.get('party.party')
 
     def column(name: str) -> list[str]:
         index = positions.get(name)
         if index is None:
             return []
-        return sorted(
-            {text(r[index]) for _, r in rows if index < len(r) and text(r[index])}
-        )
+        values = set()
+        for _, row in rows:
+            try:
+                value = text(row[index]) if index < len(row) else ''
+            except LossyNumber:
+                continue
+            if value:
+                values.add(value)
+        return sorted(values)
 
-    for chunk in _chunks(column('meter_serial')):
-        with Transaction().set_context(active_test=False):
-            for meter in Meter.search([('serial', 'in', chunk)]):
+    with Transaction().set_context(active_test=False):
+        serials = column('meter_serial')
+        if serials:
+            for meter in Meter.search([('serial', 'in', serials)]):
                 lookups.existing_serials.add(meter.serial)
-    for name in ('national_id', 'registration_number'):
-        for chunk in _chunks(column(name)):
-            with Transaction().set_context(active_test=False):
-                for party in Party.search([(name, 'in', chunk)]):
-                    lookups.parties[(name, getattr(party, name))] = (
-                        party.id,
-                        party.name,
-                        bool(party.customer_number),
-                    )
-    return lookups
+        for name in ('national_id', 'registration_number'):
+            values = column(name)
+            if not values:
+                continue
+            for party in Party.search([(name, 'in', values)]):
+                lookups.parties[(name, getattr(party, name))] = (
+                    party.id,
+                    party.name,
+                    bool(party.customer_number),
+                )
 
 
 # ---------------------------------------------------------------------------
@@ -793,11 +862,11 @@ class ImportResult:
     meters: int = 0
     header: list[str] = field(default_factory=list)
     meter_ids: list[int] = field(default_factory=list)
+    rejects: bytes | None = None
 
     def rejects_workbook(self) -> bytes | None:
-        if not self.rejected:
-            return None
-        return rejects_workbook(self.header, self.rejected)
+        "The rejected rows as typed, with their row number and reasons"
+        return self.rejects
 
 
 Progress = Callable[[int, int], None]  # (validated rows, processed rows)
@@ -805,7 +874,7 @@ Progress = Callable[[int, int], None]  # (validated rows, processed rows)
 
 def import_rows(
     header: list[str],
-    rows: list[tuple[int, list[Cell]]],
+    rows: Iterable[tuple[int, list[Cell]]],
     mode: str = 'all',
     progress: Progress | None = None,
     today: dt.date | None = None,
@@ -815,134 +884,169 @@ def import_rows(
     """Validate every row, then write the valid ones (mode 'valid') or all of
     them only if none is rejected (mode 'all').  Runs in the current
     transaction; the caller commits.  batch: rows per written batch (and per
-    progress report); orm: write through Model.create (the reference path)."""
+    progress report); orm: write through Model.create (the reference path).
+
+    rows is read twice (a list, or a Sheet that reads its file again): first
+    to validate every row and index what rows share, then to write the valid
+    rows by batches and stream the rejected ones to the rejects workbook.  No
+    row is held beyond its batch, so memory does not grow with the file."""
     if mode not in {'all', 'valid'}:
         raise ValueError(f"mode must be 'all' or 'valid', not {mode!r}")
     positions = check_header(header)
-    result = ImportResult(total=len(rows), header=header)
-    if not rows:
-        raise ImportFileError(gettext('prepaid_vending.msg_import_no_rows'))
     today = today or dt.date.today()
-    validator = RowValidator(positions, load_lookups(positions, rows), today)
-    clean: list[CleanRow] = []
-    reasons: dict[int, list[str]] = defaultdict(list)
-    raw_by_number: dict[int, list[Cell]] = {}
-    for index, (number, row) in enumerate(rows, 1):
-        raw_by_number[number] = row
-        row_clean, errors = validator.validate(number, row)
-        if errors:
-            reasons[number].extend(errors)
-        else:
-            clean.append(row_clean)
-        if progress and index % 5000 == 0:
-            progress(index, 0)
-    check_duplicates(((r.number, r) for r in clean), reasons)
-    clean = [r for r in clean if r.number not in reasons]
-    result.rejected = [
-        Rejected(n, raw_by_number[n], reasons[n]) for n in sorted(reasons)
-    ]
+    lookups = load_lookups()
+    validator = RowValidator(positions, lookups, today)
+    index = FileIndex()
+    total = invalid = 0
+    for chunk in _chunks(rows):
+        load_row_lookups(lookups, positions, chunk)
+        for number, row in chunk:
+            clean, errors = validator.validate(number, row)
+            index.add(number, validator.serial(row), clean)
+            invalid += bool(errors)
+        total += len(chunk)
+        if progress and total % 5000 < len(chunk):
+            progress(total, 0)
+    if not total:
+        raise ImportFileError(gettext('prepaid_vending.msg_import_no_rows'))
+    result = ImportResult(total=total, header=header)
     if progress:
-        progress(len(rows), len(result.rejected))
-    if mode == 'all' and result.rejected:
-        return result
-    write_rows(clean, result, progress=progress, batch=batch, orm=orm)
-    result.written = True
+        progress(total, 0)
+    writer = None
+    if mode == 'valid' or not (invalid or index.conflicts):
+        writer = RowWriter(result, batch, orm)
+    rejects = RejectsWriter(header)
+    pending: list[CleanRow] = []
+    processed = 0
+    for number, row in rows:
+        clean, errors = validator.validate(number, row)
+        errors += index.reasons(number, validator.serial(row), clean)
+        processed += 1
+        if errors:
+            result.rejected.append(Rejected(number, errors))
+            rejects.append(number, errors, row)
+        elif writer:
+            pending.append(clean)
+            if len(pending) == writer.batch:
+                writer.write(pending)
+                pending = []
+                if progress:
+                    progress(total, processed)
+    if writer:
+        if pending:
+            writer.write(pending)
+            if progress:
+                progress(total, processed)
+        result.written = True
+    result.rejects = rejects.close()
     return result
 
 
-def write_rows(
-    rows: list[CleanRow],
-    result: ImportResult,
-    progress: Progress | None = None,
-    batch: int | None = None,
-    orm: bool = False,
-) -> None:
+class RowWriter:
     """Create parties, service points, meters and installations by batches:
-    set-based (bulk_create) unless orm is set or a model needs the ORM."""
-    if not orm:
-        try:
-            for name in BULK_MODELS:
-                check_bulk_model(Pool().get(name))
-        except BulkUnsupported as exception:
-            logger.info("import through the ORM: %s", exception)
-        else:
-            _write_rows_bulk(rows, result, progress, batch or WRITE_BATCH)
-            return
-    _write_rows_orm(rows, result, progress, batch or ORM_BATCH)
+    set-based (bulk_create) unless orm is set or a model needs the ORM.
+    The customers created by one batch are found again by the later ones."""
+
+    def __init__(self, result: ImportResult, batch: int | None, orm: bool):
+        self.result = result
+        self.party_ids: dict[tuple[str, str], int] = {}
+        self.bulk = not orm
+        if self.bulk:
+            try:
+                for name in BULK_MODELS:
+                    check_bulk_model(Pool().get(name))
+            except BulkUnsupported as exception:
+                logger.info("import through the ORM: %s", exception)
+                self.bulk = False
+        self.batch = batch or (WRITE_BATCH if self.bulk else ORM_BATCH)
+
+    def write(self, rows: list[CleanRow]) -> None:
+        for chunk in _chunks(rows, self.batch):
+            if self.bulk:
+                _write_chunk_bulk(chunk, self.result, self.party_ids)
+            else:
+                _write_chunk_orm(chunk, self.result, self.party_ids)
 
 
-def _write_rows_orm(
-    rows: list[CleanRow],
-    result: ImportResult,
-    progress: Progress | None,
-    batch: int,
+def _new_parties(
+    chunk: list[CleanRow], party_ids: dict[tuple[str, str], int]
+) -> tuple[list[dict[str, Any]], list[CleanRow]]:
+    "The customers a chunk creates, once per ID, and the rows that own them"
+    new_parties: list[dict[str, Any]] = []
+    owners: list[CleanRow] = []
+    pending: set[tuple[str, str]] = set()
+    for row in chunk:
+        if row.party_id or (
+            row.party_key and (row.party_key in party_ids or row.party_key in pending)
+        ):
+            continue
+        if row.party_key:
+            pending.add(row.party_key)
+        new_parties.append(dict(row.party))
+        owners.append(row)
+    _number_parties(new_parties)
+    return new_parties, owners
+
+
+def _link_parties(
+    chunk: list[CleanRow],
+    owners: list[CleanRow],
+    new_ids: list[int],
+    party_ids: dict[tuple[str, str], int],
 ) -> None:
-    "The reference path: Model.create and change_state by batches"
+    for row, party_id in zip(owners, new_ids):
+        if row.party_key:
+            party_ids[row.party_key] = party_id
+        else:
+            row.party_id = party_id
+    for row in chunk:
+        if row.party_id is None:
+            row.party_id = party_ids[row.party_key]
+
+
+def _write_chunk_orm(
+    chunk: list[CleanRow],
+    result: ImportResult,
+    party_ids: dict[tuple[str, str], int],
+) -> None:
+    "The reference path: Model.create and change_state"
     pool = Pool()
     Party = pool.get('party.party')
     ServicePoint = pool.get('prepaid.service_point')
     Meter = pool.get('prepaid.meter')
     Installation = pool.get('prepaid.meter.installation')
     Configuration = pool.get('prepaid.configuration')
-    party_ids: dict[tuple[str, str], int] = {}
-    done = len(result.rejected)
-    for chunk in _chunks(rows, batch):
-        new_parties: list[dict[str, Any]] = []
-        owners: list[CleanRow] = []
-        pending: set[tuple[str, str]] = set()
-        for row in chunk:
-            if row.party_id or (
-                row.party_key
-                and (row.party_key in party_ids or row.party_key in pending)
-            ):
-                continue
-            if row.party_key:
-                pending.add(row.party_key)
-            new_parties.append(row.party)
-            owners.append(row)
-        _number_parties(new_parties)
-        parties = Party.create(new_parties)
-        for row, party in zip(owners, parties):
-            if row.party_key:
-                party_ids[row.party_key] = party.id
-            else:
-                row.party_id = party.id
-        for row in chunk:
-            if row.party_id is None:
-                row.party_id = party_ids[row.party_key]
-        point_codes = _sequence_values(
-            Configuration(1).service_point_sequence, len(chunk)
-        )
-        points = ServicePoint.create(
-            [
-                {**r.point, 'customer': r.party_id, 'code': code}
-                for r, code in zip(chunk, point_codes)
-            ]
-        )
-        meters = Meter.create([r.meter for r in chunk])
-        Installation.create(
-            [
-                {
-                    'meter': m.id,
-                    'service_point': p.id,
-                    'installed_on': r.installed_on,
-                    'install_reading': r.install_reading,
-                }
-                for r, p, m in zip(chunk, points, meters)
-            ]
-        )
-        # Through change_state so every meter gets its history line.
-        Meter.change_state(
-            meters, 'installed', gettext('prepaid_vending.msg_import_installed')
-        )
-        result.parties += len(parties)
-        result.service_points += len(points)
-        result.meters += len(meters)
-        result.imported += len(chunk)
-        result.meter_ids.extend(m.id for m in meters)
-        done += len(chunk)
-        if progress:
-            progress(result.total, done)
+    new_parties, owners = _new_parties(chunk, party_ids)
+    parties = Party.create(new_parties)
+    _link_parties(chunk, owners, [p.id for p in parties], party_ids)
+    point_codes = _sequence_values(Configuration(1).service_point_sequence, len(chunk))
+    points = ServicePoint.create(
+        [
+            {**r.point, 'customer': r.party_id, 'code': code}
+            for r, code in zip(chunk, point_codes)
+        ]
+    )
+    meters = Meter.create([r.meter for r in chunk])
+    Installation.create(
+        [
+            {
+                'meter': m.id,
+                'service_point': p.id,
+                'installed_on': r.installed_on,
+                'install_reading': r.install_reading,
+            }
+            for r, p, m in zip(chunk, points, meters)
+        ]
+    )
+    # Through change_state so every meter gets its history line.
+    Meter.change_state(
+        meters, 'installed', gettext('prepaid_vending.msg_import_installed')
+    )
+    result.parties += len(parties)
+    result.service_points += len(points)
+    result.meters += len(meters)
+    result.imported += len(chunk)
+    result.meter_ids.extend(m.id for m in meters)
 
 
 def _sequence_values(sequence: Any, count: int) -> list[Any]:
@@ -967,41 +1071,61 @@ def _number_parties(values: list[dict[str, Any]]) -> None:
             party['customer_number'] = number
 
 
-def rejects_workbook(header: list[str], rejected: list[Rejected]) -> bytes:
-    "The rejected rows as typed, preceded by their row number and reasons"
-    import openpyxl
+class RejectsWriter:
+    """The rejected rows as typed, preceded by their row number and reasons,
+    written as they come (openpyxl's write-only mode keeps them in a
+    temporary file, not in memory)."""
 
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet('rejected')
-    sheet.append(['row', 'reason'] + header)
-    for item in rejected:
-        sheet.append(
-            [item.number, item.reason]
+    def __init__(self, header: list[str]):
+        self.header = header
+        self.workbook = None
+        self.sheet = None
+
+    def append(self, number: int, reasons: list[str], values: list[Cell]) -> None:
+        if self.workbook is None:
+            import openpyxl
+
+            self.workbook = openpyxl.Workbook(write_only=True)
+            self.sheet = self.workbook.create_sheet('rejected')
+            self.sheet.append(['row', 'reason'] + self.header)
+        self.sheet.append(
+            [number, '; '.join(reasons)]
+            # A cell starting with "=" would be a formula when opened.
             + [
                 v if not isinstance(v, str) or not v.startswith('=') else "'" + v
-                for v in item.values
+                for v in values
             ]
         )
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+
+    def close(self) -> bytes | None:
+        if self.workbook is None:
+            return None
+        out = io.BytesIO()
+        self.workbook.save(out)
+        return out.getvalue()
 
 
-def template_workbook() -> bytes:
+def template_workbook(columns: tuple[Column, ...] | None = None) -> bytes:
     "An empty workbook with the header row, an example row and the column help"
     import openpyxl
 
+    columns = columns or import_columns()
+    names = [c.name for c in columns]
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = 'customers'
-    sheet.append(list(COLUMN_NAMES))
-    sheet.append([c.example for c in COLUMNS])
+    sheet.append(names)
+    sheet.append([c.example for c in columns])
     sheet.cell(
-        row=2, column=COLUMN_NAMES.index('installed_on') + 1
+        row=2, column=names.index('installed_on') + 1
     ).number_format = 'yyyy-mm-dd'
+    for index, column in enumerate(columns, 1):
+        if column.text:
+            # Identifiers stay text: a number cell keeps 15 digits only.
+            sheet.cell(row=2, column=index).number_format = '@'
     help_sheet = workbook.create_sheet('columns')
     help_sheet.append(['column', 'mandatory', 'content'])
-    for column in COLUMNS:
+    for column in columns:
         help_sheet.append([column.name, 'yes' if column.mandatory else '', column.help])
     out = io.BytesIO()
     workbook.save(out)
@@ -1260,11 +1384,10 @@ def _after_bulk_create(Model: Any, ids: list[int], field_names: Any) -> None:
     Model._ModelSQL__check_domain_rule(ids, 'create')
 
 
-def _write_rows_bulk(
-    rows: list[CleanRow],
+def _write_chunk_bulk(
+    chunk: list[CleanRow],
     result: ImportResult,
-    progress: Progress | None,
-    batch: int,
+    party_ids: dict[tuple[str, str], int],
 ) -> None:
     pool = Pool()
     Party = pool.get('party.party')
@@ -1274,83 +1397,69 @@ def _write_rows_bulk(
     Installation = pool.get('prepaid.meter.installation')
     Configuration = pool.get('prepaid.configuration')
     reason = gettext('prepaid_vending.msg_import_installed')
-    party_ids: dict[tuple[str, str], int] = {}
-    done = len(result.rejected)
-    for chunk in _chunks(rows, batch):
-        new_parties: list[dict[str, Any]] = []
-        owners: list[CleanRow] = []
-        pending: set[tuple[str, str]] = set()
-        for row in chunk:
-            if row.party_id or (
-                row.party_key
-                and (row.party_key in party_ids or row.party_key in pending)
-            ):
-                continue
-            if row.party_key:
-                pending.add(row.party_key)
-            new_parties.append(dict(row.party))
-            owners.append(row)
-        _number_parties(new_parties)
-        new_ids = bulk_create(Party, new_parties)
-        for row, party_id in zip(owners, new_ids):
-            if row.party_key:
-                party_ids[row.party_key] = party_id
-            else:
-                row.party_id = party_id
-        for row in chunk:
-            if row.party_id is None:
-                row.party_id = party_ids[row.party_key]
-        point_codes = _sequence_values(
-            Configuration(1).service_point_sequence, len(chunk)
-        )
-        point_ids = bulk_create(
-            ServicePoint,
-            [
-                {**r.point, 'customer': r.party_id, 'code': code}
-                for r, code in zip(chunk, point_codes)
-            ],
-        )
-        # Created in stock then moved to installed by change_state on the ORM
-        # path: the same end state, write fields and history line here.
-        meter_ids = bulk_create(
-            Meter, [{**r.meter, 'state': 'installed'} for r in chunk], written=True
-        )
-        bulk_create(
-            History,
-            [
-                {
-                    'meter': m,
-                    'from_state': 'in_stock',
-                    'to_state': 'installed',
-                    'reason': reason,
-                }
-                for m in meter_ids
-            ],
-        )
-        bulk_create(
-            Installation,
-            [
-                {
-                    'meter': m,
-                    'service_point': p,
-                    'installed_on': r.installed_on,
-                    'install_reading': r.install_reading,
-                }
-                for r, p, m in zip(chunk, point_ids, meter_ids)
-            ],
-        )
-        result.parties += len(new_ids)
-        result.service_points += len(point_ids)
-        result.meters += len(meter_ids)
-        result.imported += len(chunk)
-        result.meter_ids.extend(meter_ids)
-        done += len(chunk)
-        if progress:
-            progress(result.total, done)
+    new_parties, owners = _new_parties(chunk, party_ids)
+    new_ids = bulk_create(Party, new_parties)
+    _link_parties(chunk, owners, new_ids, party_ids)
+    point_codes = _sequence_values(Configuration(1).service_point_sequence, len(chunk))
+    point_ids = bulk_create(
+        ServicePoint,
+        [
+            {**r.point, 'customer': r.party_id, 'code': code}
+            for r, code in zip(chunk, point_codes)
+        ],
+    )
+    # Created in stock then moved to installed by change_state on the ORM
+    # path: the same end state, write fields and history line here.
+    meter_ids = bulk_create(
+        Meter, [{**r.meter, 'state': 'installed'} for r in chunk], written=True
+    )
+    bulk_create(
+        History,
+        [
+            {
+                'meter': m,
+                'from_state': 'in_stock',
+                'to_state': 'installed',
+                'reason': reason,
+            }
+            for m in meter_ids
+        ],
+    )
+    bulk_create(
+        Installation,
+        [
+            {
+                'meter': m,
+                'service_point': p,
+                'installed_on': r.installed_on,
+                'install_reading': r.install_reading,
+            }
+            for r, p, m in zip(chunk, point_ids, meter_ids)
+        ],
+    )
+    result.parties += len(new_ids)
+    result.service_points += len(point_ids)
+    result.meters += len(meter_ids)
+    result.imported += len(chunk)
+    result.meter_ids.extend(meter_ids)
 
 
 # ---------------------------------------------------------------------------
 # Tryton models
+
+
+def import_limits() -> Limits:
+    """The limits of an upload: the system parameters, within the server's
+    ceiling (import_sheet.server_limits)."""
+    Configuration = Pool().get('prepaid.configuration')
+    config = Configuration(1)
+    ceiling = server_limits()
+    rows = config.import_max_rows or ceiling.max_rows
+    megabytes = config.import_max_megabytes or ceiling.megabytes
+    return Limits(
+        max_bytes=min(megabytes * (1 << 20), ceiling.max_bytes),
+        max_rows=min(rows, ceiling.max_rows),
+    )
 
 
 JOB_STATES = [
@@ -1447,6 +1556,31 @@ class ImportJob(ModelSQL, ModelView):
     def default_rejected_rows(cls):
         return 0
 
+    # -- what other modules add to the import (prepaid_sts: STS columns) --
+
+    @classmethod
+    def import_columns(cls) -> tuple[Column, ...]:
+        "The workbook's columns (the template's, in its order)"
+        return COLUMNS
+
+    @classmethod
+    def import_text_fields(cls) -> dict[str, tuple[str, str]]:
+        "column -> (model, field) whose size bounds the column's text"
+        return dict(TEXT_FIELDS)
+
+    @classmethod
+    def import_meter_values(
+        cls,
+        values: dict[str, str],
+        kind: str | None,
+        extra: dict[str, Any],
+        err: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """More values for the row's new meter, from its cells as text
+        (values) and the meter kind; problems go to err.  extra is the
+        import's own store for look-ups (loaded once)."""
+        return {}
+
     def get_progress(self, name):
         if not self.total_rows:
             return 0.0
@@ -1531,19 +1665,25 @@ class ImportJob(ModelSQL, ModelView):
             else:
                 cls.write([cls(job_id)], values)
 
-        header, rows = read_workbook(self.file)
+        limits = import_limits()
+        check_upload(self.file, limits)
+        sheet = Sheet(self.file, limits.max_rows)
         update(
             state='running',
             started_at=dt.datetime.now(),
-            total_rows=len(rows),
+            total_rows=sheet.declared_rows() or self.total_rows or 0,
             validated_rows=0,
             processed_rows=0,
         )
 
         def progress(validated: int, processed: int) -> None:
-            update(validated_rows=validated, processed_rows=processed)
+            update(
+                total_rows=max(validated, self.total_rows or 0),
+                validated_rows=validated,
+                processed_rows=processed,
+            )
 
-        result = import_rows(header, rows, mode=self.mode, progress=progress)
+        result = import_rows(sheet.header, sheet, mode=self.mode, progress=progress)
         rejects = result.rejects_workbook()
         if side:
             # Commit the data, so the final job write below starts a fresh
@@ -1602,6 +1742,7 @@ class ImportStart(ModelView):
     )
     template = fields.Binary("Template", filename='template_name', readonly=True)
     template_name = fields.Char("Template Name", readonly=True)
+    limits = fields.Char("Limits", readonly=True)
 
 
 class ImportResultView(ModelView):
@@ -1642,8 +1783,14 @@ class ImportWizard(Wizard):
     )
 
     def default_start(self, fields):
+        limits = import_limits()
         return {
             'mode': 'all',
+            'limits': gettext(
+                'prepaid_vending.msg_import_limits',
+                rows=limits.max_rows,
+                megabytes=limits.megabytes,
+            ),
             'template': template_workbook(),
             'template_name': 'prepaid-import-template.xlsx',
         }
@@ -1653,20 +1800,26 @@ class ImportWizard(Wizard):
         Job = pool.get('prepaid.import.job')
         Configuration = pool.get('prepaid.configuration')
         threshold = Configuration(1).import_queue_threshold or 0
-        data = bytes(self.start.file)
-        header, rows = read_workbook(data)
-        check_header(header)
+        data = bytes(self.start.file or b'')
+        # Refused before anything is stored or read row by row.
+        limits = import_limits()
+        check_upload(data, limits)
+        sheet = Sheet(data, limits.max_rows)
+        check_header(sheet.header)
+        rows = sheet.declared_rows()
+        if rows is None:
+            rows = sheet.count()
         job = Job(
             filename=self.start.filename or 'import.xlsx',
             file=data,
             mode=self.start.mode,
-            total_rows=len(rows),
+            total_rows=rows,
         )
         job.save()
         self.result.job = job
-        if threshold and len(rows) > threshold:
+        if threshold and rows > threshold:
             Job.queue([job])
-            job.message = gettext('prepaid_vending.msg_import_queued', rows=len(rows))
+            job.message = gettext('prepaid_vending.msg_import_queued', rows=rows)
             job.save()
         else:
             Job.process([job])

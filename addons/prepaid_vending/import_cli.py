@@ -3,12 +3,15 @@ points and meters into a database, without the web client.
 
     prepaid-import -c trytond.conf -d DB FILE [--mode all|valid]
         [--rejects OUT.xlsx] [--user LOGIN]
-    prepaid-import --template OUT.xlsx
+    prepaid-import [-c trytond.conf -d DB] --template OUT.xlsx
     prepaid-import -c trytond.conf -d DB --demo [--seed 8000] [--customers 200]
 
 The column layout is documented in ``excel_import``.  The import is recorded
 as an import job (visible in the back office) and runs in one transaction:
 with ``--mode all`` (the default) any rejected row means nothing is written.
+The file is refused before any work when it is empty, larger than the import
+size limit or holds more rows than the row limit (system parameters, within the
+server's ``[prepaid] import_max_megabytes`` and ``import_max_rows``).
 Exit status: 0 every row imported, 2 rows were rejected (see ``--rejects``),
 1 the file or the database could not be used.
 """
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--template',
         metavar='OUT.xlsx',
-        help="write an empty workbook with the expected columns and exit",
+        help="write an empty workbook with the expected columns and exit "
+        "(with -d, the columns of the database's modules, e.g. STS)",
     )
     parser.add_argument(
         '--demo',
@@ -81,29 +85,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
-    if options.template:
-        from .excel_import import template_workbook
+    if options.template and not options.database:
+        from .excel_import import COLUMNS, template_workbook
 
         with open(options.template, 'wb') as out:
-            out.write(template_workbook())
-        print(f"template written to {options.template}")
+            out.write(template_workbook(COLUMNS))
+        print(
+            f"template written to {options.template} (columns of prepaid_vending; "
+            "give -d DB for the columns of the database's modules)"
+        )
         return EXIT_OK
     if not options.database:
         parser.error("-d/--database is required")
-    if not options.demo and not options.file:
+    if not options.template and not options.demo and not options.file:
         parser.error("give the workbook to import (or --template / --demo)")
-    data = b''
-    if not options.demo:
-        try:
-            with open(options.file, 'rb') as source:
-                data = source.read()
-        except OSError as exception:
-            print(f"prepaid-import: {exception}", file=sys.stderr)
-            return EXIT_ERROR
 
     from trytond import config
 
     config.update_etc(options.config)
+    data = b''
+    if options.file and not options.template and not options.demo:
+        try:
+            data = _read_file(options.file)
+        except (OSError, ValueError) as exception:
+            print(f"prepaid-import: {exception}", file=sys.stderr)
+            return EXIT_ERROR
     from trytond.exceptions import UserError
     from trytond.pool import Pool
     from trytond.transaction import Transaction
@@ -128,12 +134,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with Transaction().start(options.database, user_id, context=context):
+            if options.template:
+                return _template(options)
             if options.demo:
                 return _demo(options)
             return _import(options, data)
     except UserError as exception:
         print(f"prepaid-import: {exception.message}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _read_file(path: str) -> bytes:
+    "The file's bytes, refused unread when above the server's size ceiling"
+    from .import_sheet import server_limits
+
+    limit = server_limits().max_bytes
+    size = os.path.getsize(path)
+    if not size:
+        raise ValueError(f"{path} is empty: nothing to import")
+    if size > limit:
+        raise ValueError(
+            f"{path} is larger than the import limit of {limit >> 20} MB: "
+            "split it into smaller workbooks"
+        )
+    with open(path, 'rb') as source:
+        return source.read(limit + 1)
+
+
+def _template(options: argparse.Namespace) -> int:
+    from .excel_import import template_workbook
+
+    with open(options.template, 'wb') as out:
+        out.write(template_workbook())
+    print(f"template written to {options.template}")
+    return EXIT_OK
 
 
 def _demo(options: argparse.Namespace) -> int:
@@ -156,7 +190,11 @@ def _demo(options: argparse.Namespace) -> int:
 def _import(options: argparse.Namespace, data: bytes) -> int:
     from trytond.pool import Pool
 
+    from .excel_import import check_upload, import_limits
+
     Job = Pool().get('prepaid.import.job')
+    # Refused before a job is recorded (empty, too large, too many rows).
+    check_upload(data, import_limits())
     job = Job(filename=os.path.basename(options.file), file=data, mode=options.mode)
     job.save()
     Job.process([job])

@@ -79,9 +79,9 @@ class Meter(
     __name__ = 'prepaid.meter'
     _rec_name = 'serial'
 
-    serial = fields.Char("Serial Number", required=True, strip=True)
-    manufacturer = fields.Char("Manufacturer")
-    model = fields.Char("Model")
+    serial = fields.Char("Serial Number", size=64, required=True, strip=True)
+    manufacturer = fields.Char("Manufacturer", size=64)
+    model = fields.Char("Model", size=64)
     phases = fields.Selection(
         [('1', "Single phase"), ('3', "Three phase")], "Phases", required=True
     )
@@ -95,7 +95,7 @@ class Meter(
         help="Current transformer ratio (primary/secondary, e.g. 40 for 200/5 A); "
         "1 for direct-connected meters.",
     )
-    firmware_version = fields.Char("Firmware Version")
+    firmware_version = fields.Char("Firmware Version", size=64)
     state = fields.Selection(STATES, "State", readonly=True, required=True)
     state_history = fields.One2Many(
         'prepaid.meter.state_history', 'meter', "State History", readonly=True
@@ -330,7 +330,7 @@ class MeterInstallation(ModelSQL, ModelView):
     )
     install_reading = fields.Numeric("Reading at Installation (kWh)", digits=(16, 2))
     removal_reading = fields.Numeric("Reading at Removal (kWh)", digits=(16, 2))
-    removal_reason = fields.Char("Removal Reason")
+    removal_reason = fields.Char("Removal Reason", size=255)
 
     @classmethod
     def __setup__(cls):

@@ -6,8 +6,8 @@ from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 class Substation(DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.substation'
 
-    name = fields.Char("Name", required=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True)
+    code = fields.Char("Code", size=32, required=True)
     voltage_kv = fields.Numeric("Voltage (kV)", digits=(6, 2))
     latitude = fields.Float("Latitude", digits=(9, 6))
     longitude = fields.Float("Longitude", digits=(9, 6))
@@ -30,8 +30,8 @@ class Substation(DeactivableMixin, ModelSQL, ModelView):
 class Feeder(DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.feeder'
 
-    name = fields.Char("Name", required=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True)
+    code = fields.Char("Code", size=32, required=True)
     substation = fields.Many2One(
         'prepaid.substation', "Substation", required=True, ondelete='RESTRICT'
     )
@@ -54,8 +54,8 @@ class Feeder(DeactivableMixin, ModelSQL, ModelView):
 class Transformer(DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.transformer'
 
-    name = fields.Char("Name", required=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True)
+    code = fields.Char("Code", size=32, required=True)
     feeder = fields.Many2One(
         'prepaid.feeder', "Feeder", required=True, ondelete='RESTRICT'
     )
@@ -69,7 +69,7 @@ class Transformer(DeactivableMixin, ModelSQL, ModelView):
         digits=(10, 1),
         domain=['OR', ('rated_kva', '=', None), ('rated_kva', '>', 0)],
     )
-    location = fields.Char("Location")
+    location = fields.Char("Location", size=255)
     latitude = fields.Float("Latitude", digits=(9, 6))
     longitude = fields.Float("Longitude", digits=(9, 6))
     service_points = fields.One2Many(

@@ -33,8 +33,8 @@ def check_phone(value: str) -> bool:
 class CustomerCategory(DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.customer.category'
 
-    name = fields.Char("Name", required=True, translate=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True, translate=True)
+    code = fields.Char("Code", size=32, required=True)
 
     @classmethod
     def __setup__(cls):
@@ -53,8 +53,8 @@ class Party(metaclass=PoolMeta):
     __name__ = 'party.party'
 
     customer_number = fields.Char("Customer Number", readonly=True)
-    national_id = fields.Char("National ID")
-    registration_number = fields.Char("Company Registration Number")
+    national_id = fields.Char("National ID", size=20)
+    registration_number = fields.Char("Company Registration Number", size=30)
     customer_category = fields.Many2One(
         'prepaid.customer.category', "Customer Category", ondelete='RESTRICT'
     )
@@ -70,6 +70,9 @@ class Party(metaclass=PoolMeta):
     @classmethod
     def __setup__(cls):
         super().__setup__()
+        # Tryton leaves party names unbounded: a customer's name is printed
+        # on receipts and sent to vendors, so it gets the project's size.
+        cls.name.size = 200
         t = cls.__table__()
         cls._sql_constraints += [
             (

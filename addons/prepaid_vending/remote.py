@@ -802,7 +802,7 @@ class RemoteAccountLine(ModelSQL, ModelView):
         required=True,
     )
     amount = fields.Numeric("Amount", digits=(16, 2), required=True)
-    description = fields.Char("Description")
+    description = fields.Char("Description", size=255)
     vend = fields.Many2One('prepaid.vend', "Vend", ondelete='RESTRICT')
     bill = fields.Many2One('prepaid.remote.bill', "Bill", ondelete='RESTRICT')
 

@@ -26,9 +26,9 @@ class ServicePoint(ModelSQL, ModelView):
         ondelete='RESTRICT',
         domain=[('customer_number', '!=', None)],
     )
-    street = fields.Char("Street")
-    city = fields.Char("City")
-    postal_code = fields.Char("Postal Code")
+    street = fields.Char("Street", size=128)
+    city = fields.Char("City", size=64)
+    postal_code = fields.Char("Postal Code", size=16)
     latitude = fields.Float("Latitude", digits=(9, 6))
     longitude = fields.Float("Longitude", digits=(9, 6))
     transformer = fields.Many2One(
@@ -78,12 +78,30 @@ class ServicePoint(ModelSQL, ModelView):
     @classmethod
     def preprocess_values(cls, mode, values):
         values = super().preprocess_values(mode, values)
+        cls.check_coordinates(values)
         if mode == 'create' and not values.get('code'):
             Configuration = Pool().get('prepaid.configuration')
             sequence = Configuration(1).service_point_sequence
             if sequence:
                 values['code'] = sequence.get()
         return values
+
+    @classmethod
+    def check_coordinates(cls, values):
+        """Finite and in range, checked on the values before they reach the
+        database: SQLite stores a NaN as an empty value, so a check of the
+        saved record would never see it."""
+        for name, limit in (('latitude', 90), ('longitude', 180)):
+            value = values.get(name)
+            if value is not None and not (-limit <= value <= limit):
+                raise ValidationError(
+                    gettext(
+                        'prepaid_vending.msg_service_point_coordinate',
+                        field=cls._fields[name].string,
+                        value=value,
+                        limit=limit,
+                    )
+                )
 
     def get_rec_name(self, name):
         address = ', '.join(filter(None, [self.street, self.city]))

@@ -74,8 +74,8 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
 
     __name__ = 'prepaid.tariff'
 
-    name = fields.Char("Name", required=True, translate=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True, translate=True)
+    code = fields.Char("Code", size=32, required=True)
     sts_tariff_index = fields.Char(
         "STS Tariff Index",
         size=2,
@@ -461,7 +461,7 @@ class TariffCharge(_VersionChild):
     version = fields.Many2One(
         'prepaid.tariff.version', "Version", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     period = fields.Selection(CHARGE_PERIODS, "Period", required=True)
     amount = fields.Numeric("Fixed Amount", digits=(16, 2))
     percent = fields.Numeric("Percent of Tender", digits=(6, 2))
@@ -516,7 +516,7 @@ class MeterTariff(ModelSQL, ModelView):
         'prepaid.tariff', "Tariff", required=True, ondelete='RESTRICT'
     )
     start_date = fields.Date("From", required=True)
-    reason = fields.Char("Reason")
+    reason = fields.Char("Reason", size=255)
     user = fields.Many2One('res.user', "User", readonly=True)
 
     @classmethod

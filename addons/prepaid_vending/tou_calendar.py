@@ -67,8 +67,8 @@ class TouCalendar(ModelSQL, ModelView):
 
     __name__ = 'prepaid.tou.calendar'
 
-    name = fields.Char("Name", required=True)
-    code = fields.Char("Code", required=True)
+    name = fields.Char("Name", size=128, required=True)
+    code = fields.Char("Code", size=32, required=True)
     rates = fields.One2Many(
         'prepaid.tou.calendar.rate',
         'calendar',
@@ -430,7 +430,7 @@ class TouRate(_CalendarLine):
     index = fields.Integer(
         "Rate", required=True, help="1 to 8: the meter register (T1-T8) of the rate."
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     price = fields.Numeric("Price per kWh", digits=(16, 4), required=True)
 
     @classmethod
@@ -448,7 +448,7 @@ class TouDayProfile(_CalendarLine):
     calendar = fields.Many2One(
         'prepaid.tou.calendar', "Calendar", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     switches = fields.One2Many(
         'prepaid.tou.calendar.day.switch',
         'day_profile',
@@ -509,7 +509,7 @@ class TouWeekProfile(_CalendarLine):
     calendar = fields.Many2One(
         'prepaid.tou.calendar', "Calendar", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     monday = fields.Many2One(
         'prepaid.tou.calendar.day',
         "Monday",
@@ -575,7 +575,7 @@ class TouSeason(_CalendarLine):
     calendar = fields.Many2One(
         'prepaid.tou.calendar', "Calendar", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     start_month = fields.Integer("Start Month", required=True, help="1 to 12")
     start_day = fields.Integer("Start Day", required=True)
     week_profile = fields.Many2One(
@@ -609,7 +609,7 @@ class TouSpecialDay(_CalendarLine):
     calendar = fields.Many2One(
         'prepaid.tou.calendar', "Calendar", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", size=128, required=True)
     date = fields.Date("Date", help="A single day; leave empty for a yearly one.")
     month = fields.Integer("Month (every year)")
     day = fields.Integer("Day (every year)")

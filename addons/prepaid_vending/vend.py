@@ -18,7 +18,7 @@ APIs and the tests.  Its order is fixed:
 """
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sql.aggregate import Max
@@ -36,6 +36,7 @@ from trytond.transaction import Transaction, TransactionError, without_check_acc
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
+from .amounts import parse_amount
 from .tariff import (
     MeterRegister,
     TariffError,
@@ -101,7 +102,7 @@ class Meter(metaclass=PoolMeta):
         "Vending Blocked", help="No vend is accepted for a blocked meter."
     )
     vend_blocked_reason = fields.Char(
-        "Blocking Reason", states={'invisible': ~Eval('vend_blocked')}
+        "Blocking Reason", size=255, states={'invisible': ~Eval('vend_blocked')}
     )
     month_positions = fields.One2Many(
         'prepaid.meter.month_position', 'meter', "Monthly Purchases", readonly=True
@@ -425,13 +426,16 @@ class Vend(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def _check_number(cls, value, what: str) -> None:
-        "A Decimal that is a finite number (NaN and infinity compare wrongly)"
+        """A Decimal within the bounds of every amount (parse_amount): finite
+        (NaN and infinity compare wrongly) and small enough for the
+        calculator's arithmetic (1e26 would fail its roundings)."""
         if value is None:
             return
-        if not isinstance(value, Decimal) or not value.is_finite():
+        if not isinstance(value, Decimal):
             raise VendError(
                 gettext('prepaid_vending.msg_vend_not_number', what=what, value=value)
             )
+        parse_amount(value, what, error=VendError)
 
     @classmethod
     def _check_retry(
@@ -526,6 +530,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         config = accounting.VendConfig.get()
         if tender is None or not isinstance(tender, Decimal):
             raise VendError(gettext('prepaid_vending.msg_vend_tender_type'))
+        cls._check_number(tender, 'tender')
         if tender < 0 or (tender == 0 and not fbe_only):
             raise VendError(
                 gettext('prepaid_vending.msg_vend_tender_positive', tender=tender)
@@ -616,12 +621,23 @@ class Vend(Workflow, ModelSQL, ModelView):
                     error=str(exc),
                 )
             ) from exc
+        except ArithmeticError as exc:
+            # The inputs are bounded (parse_amount); a tariff with extreme
+            # prices may still overflow the decimal context.
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_tariff_error',
+                    meter=meter.serial,
+                    error=gettext('prepaid_vending.msg_vend_too_large'),
+                )
+            ) from exc
         return Prepared(tariff, version, pricing, position, quote, debts, emergencies)
 
     @classmethod
     def trial(cls, meter, tender=None, requested_kwh=None, channel='counter'):
         "A quote without token, money or lock (XMLVend trialCreditVend)"
         cls._check_meter(meter)
+        cls._check_number(requested_kwh, 'kWh')
         if requested_kwh is None:
             cls._check_tender(tender, None, fbe_only=True)
         return cls._prepare(
@@ -1161,6 +1177,8 @@ class Vend(Workflow, ModelSQL, ModelView):
         The channel (and so the fee and the shift check) is the sales point's,
         or "api" without a sales point; a client may state it (older clients
         do) but not choose it.  Only money-bringing methods are accepted.
+        The tender and kWh are decimal strings in plain notation ("150.50"),
+        read by ``amounts.parse_amount`` like every other amount.
         """
         pool = Pool()
         Meter = pool.get("prepaid.meter")
@@ -1236,16 +1254,7 @@ class Vend(Workflow, ModelSQL, ModelView):
     @classmethod
     def _parse_decimal(cls, text, what: str) -> Decimal | None:
         "A decimal string from a client, or a VendError saying what is wrong"
-        if text is None or text == "":
-            return None
-        try:
-            value = Decimal(str(text).strip())
-        except (InvalidOperation, ValueError, TypeError):
-            raise VendError(
-                gettext("prepaid_vending.msg_vend_not_number", what=what, value=text)
-            ) from None
-        cls._check_number(value, what)
-        return value
+        return parse_amount(text, what, error=VendError)
 
     # ----------------------------------------------------------------- misc
     @classmethod
@@ -1286,7 +1295,7 @@ class VendLine(ModelSQL, ModelView):
     vend = fields.Many2One('prepaid.vend', "Vend", required=True, ondelete='CASCADE')
     sequence = fields.Integer("Sequence")
     kind = fields.Selection(LINE_KINDS, "Kind", required=True)
-    description = fields.Char("Description", required=True)
+    description = fields.Char("Description", size=255, required=True)
     block = fields.Integer("Block")
     kwh = fields.Numeric("kWh", digits=(16, 1))
     price = fields.Numeric("Price", digits=(16, 4))
@@ -1321,7 +1330,7 @@ class VendToken(ModelSQL, ModelView):
     kind = fields.Selection(TOKEN_KINDS, "Kind", required=True)
     token = fields.Char("Token", size=20, required=True)
     units = fields.Numeric("Units", digits=(16, 1))
-    description = fields.Char("Description")
+    description = fields.Char("Description", size=255)
 
     @classmethod
     def __setup__(cls):

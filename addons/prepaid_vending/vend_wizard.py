@@ -37,6 +37,7 @@ from trytond.wizard import (
     Wizard,
 )
 
+from .amounts import Amount
 from .delivery import DELIVERY_STATES, group_digits, vend_delivery
 from .receipt import energy_label, gross_price, token_label
 from .vend import PAYMENT_METHODS
@@ -178,13 +179,13 @@ class VendWizardSale(ModelView):
     )
     key_changes = fields.Text("Pending Key Changes", readonly=True)
     payment_method = fields.Selection(COUNTER_METHODS, "Payment Method", required=True)
-    tender = fields.Numeric(
+    tender = Amount(
         "Tender",
         digits=(16, 2),
         states={'required': ~Bool(Eval('requested_kwh'))},
         help="Money received; leave empty to sell a number of kWh.",
     )
-    requested_kwh = fields.Numeric(
+    requested_kwh = Amount(
         "Requested kWh",
         digits=(16, 1),
         help="Sell this many kWh: the tender is computed.",

@@ -5,24 +5,37 @@ Sub-commands: ``token`` (generate), ``decode`` (verify a customer's token),
 contract used by other tools):
 
 * one JSON object per input line, exactly one JSON object per output line, in
-  order; a failing line gives ``{"error": "<reason>"}`` and processing goes
-  on; exit status 0 unless standard input cannot be read;
+  order; a failing line (bad JSON, a limit exceeded, an empty line, a bad
+  field) gives ``{"error": "<reason>"}`` and processing goes on; exit status 0
+  unless standard input cannot be read;
 * ``{"op": "token", ...}`` -> ``{"token", "decoder_key" (when derived), "tid"}``;
 * ``{"op": "key_change", ...}`` -> ``{"tokens": [...]}`` in entry order;
 * ``{"op": "decode", "token": ..., ...}`` -> ``{"token_class", "subclass",
   "tid", "value16", "amount", "crc_ok", ...}``.
 
-Input is read in chunks and each chunk's answers are written with one write
-and a flush, so a driver may stream lines or talk line by line.
+The line loop and its limits (line size, nesting, number length) are the ones
+of ``prepaid-tariff quote`` (``prepaid_vending.inputs.jsonlines``, pure Python
+like this engine); amounts are read by the same function as every other
+entry point (``prepaid_vending.inputs.numbers``).  The answers to the lines of
+each read are written with one write and a flush, so a driver may stream lines
+or talk line by line.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING
 
-from .errors import ParameterError, StsError
+from trytond.modules.prepaid_vending.inputs import jsonlines
+from trytond.modules.prepaid_vending.inputs.numbers import (
+    NumberError,
+    parse_decimal,
+    shown,
+)
+
+from .errors import AmountError, ParameterError, StsError
 from .keys import derive_decoder_key
 from .tid import parse_issued_at, tid_from_datetime
 
@@ -38,7 +51,16 @@ from .tokens import (
     render,
 )
 
-_CHUNK = 1 << 16
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def _integer(text: str) -> int:
+    "An option's integer: ASCII digits only, as in the batch lines"
+    if not _INTEGER.fullmatch(text):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{shown(repr(text))} is not an integer")
+    return int(text)
 
 
 class _Batch:
@@ -57,14 +79,16 @@ class _Batch:
         if value is ...:
             raise ParameterError(f"missing field {name!r}")
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ParameterError(f"field {name!r} must be an integer, got {value!r}")
+            raise ParameterError(
+                f"field {name!r} must be an integer, got {shown(repr(value))}"
+            )
         if isinstance(value, str):
-            try:
-                value = int(value, 10)
-            except ValueError:
+            # ASCII digits only: int() would also read "1_000" and "١٠".
+            if not _INTEGER.fullmatch(value):
                 raise ParameterError(
-                    f"field {name!r} must be an integer, got {value!r}"
-                ) from None
+                    f"field {name!r} must be an integer, got {shown(repr(value))}"
+                )
+            value = int(value, 10)
         return value
 
     @staticmethod
@@ -75,9 +99,13 @@ class _Batch:
         if isinstance(value, int) and not isinstance(value, bool):
             # Tolerate e.g. "krn"-like digits sent as numbers? No: codes with
             # leading zeros (SGC, TI, base date) must be strings.
-            raise ParameterError(f"field {name!r} must be a string, got {value!r}")
+            raise ParameterError(
+                f"field {name!r} must be a string, got {shown(repr(value))}"
+            )
         if not isinstance(value, str):
-            raise ParameterError(f"field {name!r} must be a string, got {value!r}")
+            raise ParameterError(
+                f"field {name!r} must be a string, got {shown(repr(value))}"
+            )
         return value
 
     @staticmethod
@@ -163,10 +191,11 @@ class _Batch:
                 value16 = int(value16, 16)
             except ValueError:
                 raise ParameterError("field 'value16' must be 4 hex digits") from None
-        if amount is not None and not isinstance(amount, str | int):
-            raise ParameterError(
-                "field 'amount' must be a decimal string such as \"12.5\""
-            )
+        if amount is not None:
+            try:
+                amount = parse_decimal(amount)
+            except NumberError as exc:
+                raise AmountError(f"field 'amount': {exc}") from None
         rnd = self._int(req, "rnd", 0)
         token = build_token(cipher, token_class, subclass, tid, value16, amount, rnd)
         if derived:
@@ -200,16 +229,17 @@ class _Batch:
         ea = req.get("ea", "07")
         key = None
         if not (req.get("decoder_key") is None and "vending_key" not in req):
-            key = bytes.fromhex(self._key(req, ea)[0])
+            try:
+                key = bytes.fromhex(self._key(req, ea)[0])
+            except ValueError:
+                raise ParameterError("decoder key is not a hex string") from None
         return json.dumps(decode(token, key, ea, self.tables).to_dict())
 
-    def line(self, raw: bytes) -> str:
+    def line(self, raw: bytes | jsonlines.TooLong) -> str:
         try:
-            req = json.loads(raw)
-        except ValueError as exc:
-            return json.dumps({"error": f"malformed JSON line: {exc}"})
-        if not isinstance(req, dict):
-            return '{"error": "each line must be a JSON object"}'
+            req = jsonlines.parse_line(raw)
+        except jsonlines.LineError as exc:
+            return jsonlines.error_line(str(exc))
         op = req.get("op")
         try:
             if op == "token":
@@ -218,40 +248,21 @@ class _Batch:
                 return self.op_key_change(req)
             if op == "decode":
                 return self.op_decode(req)
-            return json.dumps(
-                {"error": f"unknown op {op!r}: use 'token', 'key_change' or 'decode'"}
+            return jsonlines.error_line(
+                f"unknown op {shown(repr(op))}: use 'token', 'key_change' or 'decode'"
             )
         except StsError as exc:
-            return json.dumps({"error": str(exc)})
-        except Exception as exc:  # one bad line must not stop the batch
-            return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+            return jsonlines.error_line(str(exc))
 
 
 def run_batch(stdin: IO[bytes], stdout: IO[str], tables: str | None = None) -> int:
     """Process JSON lines from ``stdin`` (binary) to ``stdout`` (text)."""
     batch = _Batch(tables)
-    read = getattr(stdin, "read1", stdin.read)
-    pending = b""
-    while True:
-        try:
-            chunk = read(_CHUNK)
-        except OSError as exc:
-            print(
-                f"prepaid-sts batch: cannot read standard input: {exc}", file=sys.stderr
-            )
-            return 2
-        if not chunk:
-            break
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        if lines:
-            out = [batch.line(raw) for raw in lines]
-            out.append("")
-            stdout.write("\n".join(out))
-            stdout.flush()
-    if pending.strip():
-        stdout.write(batch.line(pending) + "\n")
-        stdout.flush()
+    try:
+        jsonlines.run(stdin, stdout, batch.line)
+    except OSError as exc:
+        print(f"prepaid-sts batch: cannot read standard input: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -264,10 +275,10 @@ def _add_key_options(p: Any) -> None:
     p.add_argument("--vending-key", help="vending key (hex) to derive the key")
     p.add_argument("--dkga", choices=("02", "04"))
     p.add_argument("--pan", help="meter PAN (18 digits)")
-    p.add_argument("--key-type", type=int)
+    p.add_argument("--key-type", type=_integer)
     p.add_argument("--sgc", help="supply group code (6 digits)")
     p.add_argument("--tariff-index", help="tariff index (2 digits)")
-    p.add_argument("--krn", type=int)
+    p.add_argument("--krn", type=_integer)
     p.add_argument("--base-date", choices=("93", "14", "35"))
 
 
@@ -304,16 +315,16 @@ def _parser() -> Any:
     sub = parser.add_subparsers(dest="command", required=True)
 
     tok = sub.add_parser("token", help="generate a token")
-    tok.add_argument("--class", dest="token_class", type=int, required=True)
-    tok.add_argument("--subclass", type=int, required=True)
+    tok.add_argument("--class", dest="token_class", type=_integer, required=True)
+    tok.add_argument("--subclass", type=_integer, required=True)
     _add_key_options(tok)
-    tok.add_argument("--tid", type=int, help="TID in minutes since the base date")
+    tok.add_argument("--tid", type=_integer, help="TID in minutes since the base date")
     tok.add_argument("--issued-at", help="ISO 8601 UTC time, e.g. 2024-03-28T09:01Z")
-    tok.add_argument("--rnd", type=int, default=0)
+    tok.add_argument("--rnd", type=_integer, default=0)
     tok.add_argument("--amount", help="kWh/m3/minutes, currency units or watts")
     tok.add_argument("--value16", help="raw 16-bit value (4 hex digits)")
     tok.add_argument("--control", help="class 1 control field (hex)")
-    tok.add_argument("--mfr-code", type=int, help="class 1 manufacturer code")
+    tok.add_argument("--mfr-code", type=_integer, help="class 1 manufacturer code")
 
     dec = sub.add_parser("decode", help="decode and verify a token")
     dec.add_argument("token")
@@ -323,15 +334,21 @@ def _parser() -> Any:
     kc.add_argument("--ea", default="07", choices=("07", "11"))
     kc.add_argument("--old-decoder-key", required=True)
     kc.add_argument("--new-decoder-key", required=True)
-    kc.add_argument("--new-krn", type=int, required=True)
-    kc.add_argument("--new-key-type", type=int, default=2)
+    kc.add_argument("--new-krn", type=_integer, required=True)
+    kc.add_argument("--new-key-type", type=_integer, default=2)
     kc.add_argument("--new-tariff-index", required=True)
     kc.add_argument("--new-sgc", required=True)
-    kc.add_argument("--ken", type=int, default=255)
+    kc.add_argument("--ken", type=_integer, default=255)
     kc.add_argument("--rollover", action="store_true")
-    kc.add_argument("--sections", type=int, choices=(2, 3, 4))
+    kc.add_argument("--sections", type=_integer, choices=(2, 3, 4))
 
-    sub.add_parser("batch", help="JSON lines on stdin -> JSON lines on stdout")
+    sub.add_parser(
+        "batch",
+        help="JSON lines on stdin -> JSON lines on stdout",
+        description="One JSON object per line on stdin, one JSON line per "
+        'line on stdout, in order; a bad line gets {"error": ...}. '
+        + jsonlines.LIMITS_HELP,
+    )
     return parser
 
 

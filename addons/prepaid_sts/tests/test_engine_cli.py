@@ -81,7 +81,7 @@ def test_batch_contract():
         "tid": 85740,
     }
     assert "too large" in out[2]["error"]
-    assert out[3]["error"].startswith("malformed JSON line")
+    assert out[3]["error"].startswith("invalid JSON")
     assert out[4] == {"error": "each line must be a JSON object"}
     assert "unknown op 'launch'" in out[5]["error"]
     assert out[6]["token_class"] == 0 and out[6]["crc_ok"] is True
@@ -104,6 +104,68 @@ def test_batch_contract():
     derived = bytes.fromhex(out[11]["decoder_key"])
     assert decode_token(out[11]["token"], derived, "11").crc_ok
     assert "give 'tid' or 'issued_at'" in out[12]["error"]
+
+
+def test_batch_survives_hostile_lines():
+    """Each bad line gets its own error line and the next line is answered,
+    for the lines that stopped the batch before (issue 11 section 8)."""
+    good = json.dumps({"op": "token", "token_class": 0, "subclass": 0,
+                       "decoder_key": KEY, "tid": 85740, "rnd": 5,
+                       "value16": "0001"}).encode()  # fmt: skip
+    token = {"op": "token", "token_class": 0, "subclass": 0, "tid": 1}
+
+    def amount(text: str) -> bytes:
+        return json.dumps({**token, "decoder_key": KEY, "amount": text}).encode()
+
+    bad = {
+        "nested": b"[" * 5000 + b"]" * 5000,
+        "integer": b'{"op": "token", "tid": ' + b"9" * 5000 + b"}",
+        "exponent": amount("1e30"),
+        "underscore": amount("1_000"),
+        "arabic digits": amount("\u0661\u0660"),
+        "not json": b"{not json",
+        "not utf-8": b'{"op": "\xff\xfe"}',
+        "empty": b"",
+        "huge": b'{"op": "' + b"x" * (3 << 20) + b'"}',
+        "dkga": json.dumps({**token, **KEY_INPUTS, "dkga": "99"}).encode(),
+        "arabic tid": json.dumps(
+            {**token, "decoder_key": KEY, "amount": "1", "tid": "\u0661\u0660"}
+        ).encode(),
+    }
+    stdin = b"".join(line + b"\n" + good + b"\n" for line in bad.values())
+    proc = subprocess.run(
+        [sys.executable, "-m", MODULE, "batch"],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(out) == 2 * len(bad)
+    errors = dict(zip(bad, out[0::2]))
+    assert all(answer == {"token": "70630503470028726114", "tid": 85740}
+               for answer in out[1::2])  # fmt: skip
+    assert errors["nested"] == {"error": "JSON nested more than 20 levels deep"}
+    assert "numbers longer than 20 characters" in errors["integer"]["error"]
+    for name in ("exponent", "underscore", "arabic digits"):
+        message = errors[name]["error"]
+        assert "is not a number: write it with the digits 0-9" in message, name
+    assert errors["not json"]["error"].startswith("invalid JSON")
+    assert errors["not utf-8"] == {"error": "line is not UTF-8 text (byte 8)"}
+    assert errors["empty"] == {"error": "empty line: expected a JSON object"}
+    assert "longer than the limit of 1048576 bytes" in errors["huge"]["error"]
+    assert errors["arabic tid"]["error"].startswith(
+        "field 'tid' must be an integer, got '\u0661\u0660'"
+    )
+    dkga = errors["dkga"]["error"]
+    assert "unknown decoder key generation algorithm DKGA '99'" in dkga
+    # The help states the limits.
+    help_text = subprocess.run(
+        [sys.executable, "-m", MODULE, "batch", "--help"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    ).stdout  # fmt: skip
+    assert "1024 KiB" in " ".join(help_text.split())
 
 
 def test_batch_streams_line_by_line():

@@ -97,6 +97,19 @@ class StsModelsTestCase(unittest.TestCase):
             create_vending_key()
 
     @with_transaction()
+    def test_vending_key_unknown_dkga(self):
+        "An unknown DKGA is refused by name, not with a bare KeyError '99'"
+        from trytond.model.exceptions import ValidationError
+
+        with self.assertRaises(ValidationError) as cm:
+            create_vending_key(dkga="99")
+        self.assertEqual(
+            cm.exception.message,
+            "The key generation algorithm '99' of vending key "
+            '"Test VK 201457/1/14" is not one of DKGA 02, 04.',
+        )
+
+    @with_transaction()
     def test_wrong_master_key(self):
         "A key entered under another master key cannot be used: clear error"
         from trytond.modules.prepaid_sts import masterkey

@@ -1,8 +1,9 @@
 """JSON-friendly dictionaries <-> tariff objects, vend requests and quotes.
 
 Parsing is strict (unknown keys are errors, so a typo in a tariff is caught before
-activation) and numbers are read as Decimal: strings, integers or JSON numbers
-parsed with ``parse_float=Decimal``. Binary floats are refused, so 0.1 can never
+activation) and numbers are read as Decimal by ``inputs.numbers.parse_decimal``
+(the one reading of amounts): strings in plain notation, integers or JSON numbers
+parsed as Decimal, within its bounds. Binary floats are refused, so 0.1 can never
 become 0.1000000000000000055.
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from ..inputs.numbers import NumberError, parse_decimal, shown
 from .blocks import BlockUse
 from .errors import TariffError
 from .model import (
@@ -50,7 +52,9 @@ def _obj(
         raise TariffError(f"{what} must be an object")
     unknown = set(value) - allowed
     if unknown:
-        raise TariffError(f"{what}: unknown field(s) {', '.join(sorted(unknown))}")
+        raise TariffError(
+            f"{what}: unknown field(s) {shown(', '.join(sorted(unknown)), 200)}"
+        )
     missing = set(required) - set(value)
     if missing:
         raise TariffError(f"{what}: missing field(s) {', '.join(sorted(missing))}")
@@ -58,16 +62,11 @@ def _obj(
 
 
 def dec(value: Any, what: str) -> Decimal:
-    """A finite Decimal from a string, an int or a Decimal."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise TariffError(f"{what} must be a decimal string, got {value!r}")
+    """A bounded, finite Decimal from a string, an int or a Decimal."""
     try:
-        result = Decimal(value) if isinstance(value, (str, int, Decimal)) else None
-    except InvalidOperation:
-        result = None
-    if result is None or not result.is_finite():
-        raise TariffError(f"{what} must be a decimal number, got {value!r}")
-    return result
+        return parse_decimal(value)
+    except NumberError as exc:
+        raise TariffError(f"{what}: {exc}") from None
 
 
 def _opt_dec(value: Any, what: str) -> Decimal | None:
@@ -76,19 +75,19 @@ def _opt_dec(value: Any, what: str) -> Decimal | None:
 
 def _bool(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
-        raise TariffError(f"{what} must be true or false, got {value!r}")
+        raise TariffError(f"{what} must be true or false, got {shown(repr(value))}")
     return value
 
 
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TariffError(f"{what} must be an integer, got {value!r}")
+        raise TariffError(f"{what} must be an integer, got {shown(repr(value))}")
     return value
 
 
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise TariffError(f"{what} must be a string, got {value!r}")
+        raise TariffError(f"{what} must be a string, got {shown(repr(value))}")
     return value
 
 
@@ -103,7 +102,9 @@ def _enum(cls: Any, value: Any, what: str) -> Any:
         return cls(value)
     except ValueError:
         choices = ", ".join(m.value for m in cls)
-        raise TariffError(f"{what} must be one of {choices}, got {value!r}") from None
+        raise TariffError(
+            f"{what} must be one of {choices}, got {shown(repr(value))}"
+        ) from None
 
 
 def _month_day(value: Any, what: str) -> tuple[int, int]:

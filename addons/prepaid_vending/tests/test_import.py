@@ -267,10 +267,10 @@ class ImportTestCase(unittest.TestCase):
                 good_row('B17', national_id='7001015009081', name='Other Person'),
                 'belongs to "Thabo Mokoena (row 2)"',
             ),
-            (good_row('DUP'), 'appears on several rows: 20, 21'),
+            (good_row('DUP'), 'appears on 2 rows of the file: this row and'),
             (
                 good_row('DUP', national_id='6001015009082', name='X'),
-                'appears on several rows',
+                'Meter serial "DUP" is already on row 20 (2 rows in all)',
             ),
             (
                 good_row('B20', registration_number='!!'),
@@ -691,8 +691,8 @@ class BulkWriteTestCase(unittest.TestCase):
             ),
             mock.patch.object(
                 excel_import,
-                '_write_rows_orm',
-                wraps=excel_import._write_rows_orm,
+                '_write_chunk_orm',
+                wraps=excel_import._write_chunk_orm,
             ) as orm_path,
         ):
             result = run_rows([good_row('FB1')])
@@ -773,3 +773,214 @@ class ImportCommandTestCase(unittest.TestCase):
         from ..import_cli import main
 
         self.assertEqual(main(['-d', 'db', '/nonexistent/file.xlsx']), 1)
+
+    def test_empty_file(self):
+        "An empty file was a TypeError traceback; now a one-line refusal"
+        import contextlib
+        import io as io_
+        import tempfile
+
+        from ..import_cli import main
+
+        with tempfile.NamedTemporaryFile(suffix='.xlsx') as empty:
+            err = io_.StringIO()
+            with contextlib.redirect_stderr(err):
+                self.assertEqual(main(['-d', 'db', empty.name]), 1)
+        self.assertEqual(
+            err.getvalue(),
+            f"prepaid-import: {empty.name} is empty: nothing to import\n",
+        )
+
+
+class ImportLimitsTestCase(unittest.TestCase):
+    """Uploads that could exhaust the server are refused before any work;
+    what a row's reason says stays bounded (issue 11 section 7)."""
+
+    @classmethod
+    def setUpClass(cls):
+        drop_db()
+        activate_module('prepaid_vending')
+
+    def set_limits(self, rows=None, megabytes=None):
+        Configuration = Pool().get('prepaid.configuration')
+        config = Configuration(1)
+        config.import_max_rows = rows
+        config.import_max_megabytes = megabytes
+        config.save()
+
+    def run_wizard(self, data):
+        Wizard = Pool().get('prepaid.import.wizard', type='wizard')
+        session_id, _, _ = Wizard.create()
+        try:
+            return Wizard.execute(
+                session_id,
+                {'start': {'file': data, 'filename': 'x.xlsx', 'mode': 'valid'}},
+                'import_',
+            )
+        finally:
+            Wizard.delete(session_id)
+
+    @with_transaction()
+    def test_limits_refused_before_any_work(self):
+        # Through the pool, the classes of trytond.modules (pytest may import
+        # this test package under a second name).
+        from trytond.exceptions import UserError as ImportFileError
+        from trytond.modules.prepaid_vending.excel_import import import_limits
+        from trytond.modules.prepaid_vending.import_sheet import Sheet, check_upload
+
+        pool = Pool()
+        Job = pool.get('prepaid.import.job')
+        Wizard = pool.get('prepaid.import.wizard', type='wizard')
+        make_network()
+        rows = [
+            good_row(f'L{i}', name=f'P {i}', national_id=f'{8001015000000 + i}')
+            for i in range(6)
+        ]
+        data = xlsx(rows)
+        self.set_limits(rows=5)
+        session_id, _, _ = Wizard.create()
+        start = Wizard(session_id).default_start(None)
+        self.assertEqual(start['limits'], 'At most 5 rows and 12 MB per workbook.')
+        Wizard.delete(session_id)
+        with self.assertRaisesRegex(
+            ImportFileError, r'more than 5 rows \(6 found\), the import limit'
+        ):
+            self.run_wizard(data)
+        # A sheet whose dimension says less than it holds is stopped as read.
+        with self.assertRaisesRegex(ImportFileError, 'more than 5 rows'):
+            list(Sheet(data, max_rows=5))
+        self.set_limits(rows=6, megabytes=1)
+        self.assertEqual(self.run_wizard(data)['view']['defaults']['imported_rows'], 6)
+        big = b'PK\x03\x04' + bytes(1 << 20)
+        with self.assertRaisesRegex(
+            ImportFileError, r'The file is 1.0 MB, above the import limit of 1 MB'
+        ):
+            self.run_wizard(big)
+        with self.assertRaisesRegex(ImportFileError, 'The file is empty'):
+            self.run_wizard(b'')
+        with self.assertRaisesRegex(ImportFileError, 'The file is empty'):
+            check_upload(None, import_limits())
+        # A zip bomb: a few KB that unpack to more than 12 times the limit.
+        with self.assertRaisesRegex(ImportFileError, 'expands to 20 MB when unpacked'):
+            self.run_wizard(zip_bomb(20 << 20))
+        self.assertEqual(Job.search_count([]), 1)
+
+    @with_transaction()
+    def test_limit_parameters_bounded(self):
+        "Zero, negative or above the server's ceiling is refused"
+        from trytond.model.exceptions import ValidationError
+
+        for rows, megabytes in [(0, None), (-5, None), (200_001, None), (None, 13)]:
+            with self.subTest(rows=rows, megabytes=megabytes):
+                with self.assertRaisesRegex(ValidationError, 'must be between 1 and'):
+                    self.set_limits(rows=rows, megabytes=megabytes)
+
+    @with_transaction()
+    def test_duplicate_reasons_stay_bounded(self):
+        """10,000 identical rows listed every other row in each reason
+        (127 MB of rejects): now each reason names the first row only, and
+        the rejects grow linearly with the rows"""
+        make_network()
+
+        def rejects(count):
+            header, table = read_workbook(xlsx([good_row('SAME')] * count))
+            result = import_rows(header, table, today=dt.date(2025, 1, 1))
+            self.assertEqual(len(result.rejected), count)
+            return result
+
+        small, large = rejects(200), rejects(800)
+        self.assertEqual(
+            large.rejected[0].reason,
+            'Meter serial "SAME" appears on 800 rows of the file: '
+            'this row and the later ones are rejected.',
+        )
+        self.assertEqual(
+            large.rejected[-1].reason,
+            'Meter serial "SAME" is already on row 2 (800 rows in all).',
+        )
+        longest = max(len(r.reason) for r in large.rejected)
+        self.assertLess(longest, 120)
+        ratio = len(large.rejects_workbook()) / len(small.rejects_workbook())
+        self.assertLess(ratio, 4.4)  # 4x the rows: linear, not quadratic
+        self.assertEqual(counts(), (0, 0, 0, 0))
+
+    @with_transaction()
+    def test_cells_read_without_loss(self):
+        "Numbers that lost digits, NaN and oversized text are refused clearly"
+        make_network()
+        huge_name = 'N' * 32767
+        rows = [
+            # openpyxl writes this int as 1.234567890123457e+19: digits lost.
+            good_row('C1', national_id=12345678901234567890),
+            # An exact integer cell (as a program writes it) is kept.
+            good_row(1234567890123, name='Exact', national_id='7001015009088'),
+            good_row('C3', name=huge_name, national_id='7101015009085'),
+            good_row('C4', latitude='NaN', national_id='7201015009081'),
+            good_row('C5', longitude='1_0', national_id='7301015009087'),
+            good_row('C6', ct_ratio='\u0661\u0660', national_id='7401015009083'),
+        ]
+        header = HEADER + ['ct_ratio']
+        result = run(xlsx(rows, header=header), mode='valid')
+        reasons = {r.number: r.reason for r in result.rejected}
+        self.assertEqual(sorted(reasons), [2, 4, 5, 6, 7])
+        self.assertEqual(
+            reasons[2],
+            'Column "national_id": the number 1.234567890123457e+19 is too long to '
+            'be stored exactly in a spreadsheet (15 digits at most): format the '
+            'column as Text and type it again.',
+        )
+        self.assertEqual(
+            reasons[4], 'Column "customer_name": 32767 characters, more than the '
+            '200 allowed.',
+        )  # fmt: skip
+        self.assertIn('Column "latitude": "NaN" is not a number', reasons[5])
+        self.assertIn('Column "longitude": "1_0" is not a number', reasons[6])
+        self.assertIn('"\u0661\u0660" is not a positive whole number', reasons[7])
+        (meter,) = (
+            Pool().get('prepaid.meter').search([('serial', '=', '1234567890123')])
+        )
+        self.assertEqual(meter.customer.name, 'Exact')
+        # A float NaN cell (a program's) is refused too, never stored empty.
+        header, table = read_workbook(xlsx([good_row('C7')]))
+        table[0][1][header.index('latitude')] = float('nan')
+        result = import_rows(header, table, today=dt.date(2025, 1, 1))
+        self.assertIn(
+            'Column "latitude": "nan" is not a number', result.rejected[0].reason
+        )
+
+    @with_transaction()
+    def test_streamed_twice_from_the_file(self):
+        "The import reads the sheet again instead of holding its rows"
+        from ..import_sheet import Sheet
+
+        make_network()
+        data = xlsx(
+            [
+                good_row(f'S{i}', name=f'P {i}', national_id=f'{8001015000000 + i}')
+                for i in range(30)
+            ]
+        )
+        sheet = Sheet(data)
+        reads = []
+        original = Sheet.__iter__
+
+        def counting(self):
+            reads.append(1)
+            return original(self)
+
+        from unittest import mock
+
+        with mock.patch.object(Sheet, '__iter__', counting):
+            result = import_rows(sheet.header, sheet, batch=7)
+        self.assertEqual((len(reads), result.imported), (2, 30))
+        self.assertEqual(counts(), (30, 30, 30, 30))
+
+
+def zip_bomb(size: int) -> bytes:
+    "An .xlsx-looking zip with one part of size zero bytes"
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr('xl/sharedStrings.xml', bytes(size))
+    return out.getvalue()
