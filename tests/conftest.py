@@ -154,8 +154,11 @@ def artifacts():
     return ARTIFACTS
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def browser(server):
+    """Chromium for one test module.  Not session-wide: Playwright's sync API
+    keeps an asyncio loop running while it is open, and later modules that
+    call asyncio.run() (the concentrator simulator's tests) would fail."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

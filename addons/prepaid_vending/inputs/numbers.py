@@ -66,8 +66,8 @@ def parse_decimal(value: Any, places: int | None = None) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise NumberError(
             "type",
-            f"{shown(value)} is not a number: give a decimal number such as "
-            "100.50 (as text)",
+            f"{shown(value)} is not a number: give a decimal number as a "
+            'decimal string such as "100.50"',
             value=shown(value),
         )
     if isinstance(value, int):

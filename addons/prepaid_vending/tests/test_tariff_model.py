@@ -130,8 +130,8 @@ def test_round_trip_through_json():
     "changes, message",
     [
         ({"vat_rate": 0.15}, "decimal string"),
-        ({"vat_rate": "abc"}, "decimal number"),
-        ({"vat_rate": "Infinity"}, "decimal number"),
+        ({"vat_rate": "abc"}, "digits 0-9"),
+        ({"vat_rate": "Infinity"}, "digits 0-9"),
         ({"prices_include_vat": "no"}, "true or false"),
         ({"colour": "red"}, "unknown field"),
         ({"kind": "stepped"}, "kind must be one of"),
