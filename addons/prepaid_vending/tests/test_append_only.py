@@ -10,6 +10,7 @@ ledger or the meter state history; the code that writes them still does.
 import unittest
 from decimal import Decimal as D
 
+from trytond.exceptions import UserError
 from trytond.model import fields
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_vending.vend import VendError
@@ -18,7 +19,7 @@ from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
 from .test_vend_safeguards import acting_as, staff_user
-from .vend_fixtures import open_session, with_vending
+from .vend_fixtures import new_meter, new_point, open_session, with_vending
 
 STAFF_GROUPS = (
     'group_operator',
@@ -86,7 +87,10 @@ def one_of_each(env) -> dict:
     debt = Debt(party=env.customer, amount=D('10.00'), description='Arrears')
     debt.save()
     Debt.open([debt])
-    account = Account(meter=env.meter, party=env.customer)
+    remote = new_meter(
+        '04000000002', new_point(env, 'SP-R'), payment_mode='remote_prepaid'
+    )
+    account = Account(meter=remote, party=env.customer)
     account.save()
     (account_line,) = AccountLine.create(
         [{'account': account.id, 'kind': 'vend', 'amount': D('1'), 'description': 'x'}]
@@ -246,5 +250,5 @@ class RequesterTestCase(unittest.TestCase):
             self.assertEqual((vend.cashier, vend.session), (terminal, None))
             # A terminal has no shift: it cannot take cash.
             with acting_as(terminal):
-                with self.assertRaisesRegex(VendError, 'sales point'):
+                with self.assertRaisesRegex(UserError, 'sales point'):
                     Vend.rpc_vend(env.meter.serial, '100.00', 'cash', None, 't2')
