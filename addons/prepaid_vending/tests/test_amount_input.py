@@ -127,9 +127,10 @@ class AmountInputTestCase(unittest.TestCase):
                 (100.5, 'is not a number: enter a decimal number'),
             ]:
                 with self.subTest(tender=tender):
+                    # Without a shift only an API terminal (or root) sells.
                     with self.assertRaisesRegex(VendError, message):
-                        Vend.rpc_vend(serial, tender, 'card', None, 'r1')
-            # Without a shift only an API terminal (or root) sells.
+                        with Transaction().set_user(0):
+                            Vend.rpc_vend(serial, tender, 'card', None, 'r1')
             with Transaction().set_user(0):
                 result = Vend.rpc_vend(serial, ' 100.00 ', 'card', None, 'r2')
             self.assertEqual(result['tender'], '100.00')
