@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
+from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
@@ -102,7 +103,7 @@ def naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(microsecond=0)
 
 
-class _ReadingMixin:
+class _ReadingMixin(AppendOnlyMixin):
     __slots__ = ()
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='CASCADE', readonly=True
@@ -165,7 +166,7 @@ class BillingReading(_ReadingMixin, ModelSQL, ModelView):
     __string__ = "Billing Value"
 
 
-class Event(ModelSQL, ModelView):
+class Event(AppendOnlyMixin, ModelSQL, ModelView):
     "Event or alarm read from a meter"
 
     __name__ = 'prepaid.headend.event'

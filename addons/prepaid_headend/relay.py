@@ -13,6 +13,7 @@ import datetime as dt
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -175,7 +176,7 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
         pass
 
 
-class ClockSync(ModelSQL, ModelView):
+class ClockSync(AppendOnlyMixin, ModelSQL, ModelView):
     "Clock check of a meter: the drift found and whether it was corrected"
 
     __name__ = 'prepaid.headend.clock_sync'
