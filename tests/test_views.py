@@ -72,3 +72,32 @@ class ViewsTestCase(unittest.TestCase):
                     problems.append(f'{model_name}.{name}: {widget}')
         self.maxDiff = None
         self.assertEqual(sorted(set(problems)), [])
+
+    @with_transaction()
+    def test_every_button_has_a_label(self):
+        "A button without string shows as a blank box in sao"
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        problems = []
+        for view in View.search([('module', 'in', MODULES), ('inherit', '=', None)]):
+            if not view.model or view.type not in {'form', 'tree'}:
+                continue
+            Model = pool.get(view.model)
+            arch = Model.fields_view_get(view_id=view.id)['arch']
+            for node in etree.fromstring(arch).iter('button'):
+                if not (node.get('string') or '').strip():
+                    problems.append(f'{view.model}: {node.get("name")}')
+        self.assertEqual(sorted(set(problems)), [])
+
+    @with_transaction()
+    def test_keypad_meter_buttons_labelled_with_icons(self):
+        Meter = Pool().get('prepaid.meter')
+        arch = etree.fromstring(Meter.fields_view_get(view_type='form')['arch'])
+        buttons = {b.get('name'): b for b in arch.iter('button')}
+        for name, string in [
+            ('sts_engineering_wizard', "Engineering Token"),
+            ('sts_key_change_wizard', "Key Change"),
+        ]:
+            with self.subTest(button=name):
+                self.assertEqual(buttons[name].get('string'), string)
+                self.assertTrue(buttons[name].get('icon'))
