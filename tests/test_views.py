@@ -6,6 +6,7 @@ column breaks the whole list in the browser ("ColumnFactory is not a
 constructor") while every server-side test passes, so it is checked here.
 """
 
+import datetime as dt
 import unittest
 
 from lxml import etree
@@ -101,3 +102,66 @@ class ViewsTestCase(unittest.TestCase):
             with self.subTest(button=name):
                 self.assertEqual(buttons[name].get('string'), string)
                 self.assertTrue(buttons[name].get('icon'))
+
+    @with_transaction()
+    def test_load_profile_graph_one_meter_kwh_over_time(self):
+        pool = Pool()
+        Interval = pool.get('prepaid.headend.interval')
+        ModelData = pool.get('ir.model.data')
+        Action = pool.get('ir.action.act_window')
+        view = Interval.fields_view_get(
+            ModelData.get_id('prepaid_headend', 'interval_view_graph')
+        )
+        arch = etree.fromstring(view['arch'])
+        (x,) = arch.xpath('/graph/x/field')
+        (y,) = arch.xpath('/graph/y/field')
+        # sao draws a time axis for datetime fields, not for timestamps.
+        self.assertEqual(view['fields'][x.get('name')]['type'], 'datetime')
+        self.assertIn('(kWh)', view['fields'][y.get('name')]['string'])
+
+        # The graph opens only from one meter: the menu's action adds up
+        # nothing.
+        def views(xml_id):
+            action = Action(ModelData.get_id('prepaid_headend', xml_id))
+            return {v.view.type for v in action.act_window_views}, action.domain
+
+        menu_views, _ = views('act_interval')
+        self.assertNotIn('graph', menu_views)
+        meter_views, domain = views('act_interval__meter')
+        self.assertIn('graph', meter_views)
+        self.assertIn("active_id", domain)
+
+    @with_transaction()
+    def test_register_graph_one_line_per_quantity(self):
+        Register = Pool().get('prepaid.headend.register')
+        arch = etree.fromstring(Register.fields_view_get(view_type='graph')['arch'])
+        series = arch.xpath('/graph/y/field')
+        self.assertGreater(len(series), 1)
+        for field in series:
+            with self.subTest(series=field.get('key')):
+                self.assertIn('"obis"', field.get('domain') or '')
+                self.assertIn('(', field.get('string'))
+
+    @with_transaction()
+    def test_interval_energy_in_kwh(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Interval = pool.get('prepaid.headend.interval')
+        meter = Meter(serial='GRAPH1', kind='smart_prepaid')
+        meter.save()
+        start = dt.datetime(2026, 1, 1, 0, 15)
+        rows = [('Wh', 250.0), ('kWh', 0.5), ('Wh', None), ('V', 3.0)]
+        intervals = Interval.create(
+            [
+                {
+                    'meter': meter.id,
+                    'obis': f'1.0.1.8.{i}.255',
+                    'timestamp': start,
+                    'unit': unit,
+                    'consumption': consumption,
+                }
+                for i, (unit, consumption) in enumerate(rows)
+            ]
+        )
+        self.assertEqual([i.energy_kwh for i in intervals], [0.25, 0.5, None, None])
+        self.assertEqual(intervals[0].capture_time, start)
