@@ -41,6 +41,29 @@ SAO_TREE_WIDGETS = {
     'url',
 }
 
+#: Integer fields that are identifiers or codes, not quantities.
+IDENTIFIERS = {
+    'hes_port',
+    'port',
+    'mqtt_port',
+    'hes_client_address',
+    'hes_server_address',
+    'hes_alarm_register',
+    'hes_token_status',
+    'sts_last_tid',
+    'old_last_tid',
+    'tid',
+    'sts_krn',
+    'krn',
+    'old_krn',
+    'new_krn',
+    'ken',
+    'mfr_code',
+    'token_class',
+    'subclass',
+    'code',
+}
+
 
 class ViewsTestCase(unittest.TestCase):
     @classmethod
@@ -165,3 +188,29 @@ class ViewsTestCase(unittest.TestCase):
         )
         self.assertEqual([i.energy_kwh for i in intervals], [0.25, 0.5, None, None])
         self.assertEqual(intervals[0].capture_time, start)
+
+    @with_transaction()
+    def test_identifier_numbers_without_thousands_separators(self):
+        "A port, TID or key revision reads 4073, not 4,073"
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        problems = []
+        seen = set()
+        for view in View.search([('module', 'in', MODULES), ('inherit', '=', None)]):
+            if not view.model or view.type not in {'form', 'tree'}:
+                continue
+            Model = pool.get(view.model)
+            arch = Model.fields_view_get(view_id=view.id)['arch']
+            for node in etree.fromstring(arch).iter('field'):
+                name = node.get('name')
+                field = Model._fields.get(name)
+                if name not in IDENTIFIERS or field is None:
+                    continue
+                if field._type != 'integer':
+                    continue
+                seen.add(name)
+                if node.get('grouping') != '0':
+                    problems.append(f'{view.model}.{name} ({view.name})')
+        self.assertEqual(sorted(set(problems)), [])
+        self.assertIn('hes_port', seen)
+        self.assertIn('sts_last_tid', seen)
