@@ -214,3 +214,23 @@ class ViewsTestCase(unittest.TestCase):
         self.assertEqual(sorted(set(problems)), [])
         self.assertIn('hes_port', seen)
         self.assertIn('sts_last_tid', seen)
+
+    @with_transaction()
+    def test_customer_shows_one_number(self):
+        "A customer shows its Customer Number, not also the party Code"
+        pool = Pool()
+        Party = pool.get('party.party')
+        ModelData = pool.get('ir.model.data')
+        Action = pool.get('ir.action.act_window')
+        form = etree.fromstring(Party.fields_view_get(view_type='form')['arch'])
+        for tag in ['label', 'field']:
+            (node,) = form.xpath(f'//{tag}[@name="code"]')
+            states = node.get('states') or ''
+            self.assertIn('invisible', states)
+            self.assertIn('customer_number', states)
+        tree = etree.fromstring(Party.fields_view_get(view_type='tree')['arch'])
+        (code,) = tree.xpath('/tree/field[@name="code"]')
+        self.assertIn('prepaid_customers', code.get('tree_invisible') or '')
+        self.assertTrue(tree.xpath('/tree/field[@name="customer_number"]'))
+        action = Action(ModelData.get_id('prepaid_vending', 'act_customer'))
+        self.assertIn('prepaid_customers', action.context)

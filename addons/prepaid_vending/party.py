@@ -92,6 +92,28 @@ class Party(metaclass=PoolMeta):
         )
 
     @classmethod
+    def view_attributes(cls):
+        # A customer is known by the customer number: the party code (Tryton's
+        # own sequence) would show a second, different number beside it.
+        is_customer = Bool(Eval('customer_number'))
+        in_customer_list = Eval('context', {}).get('prepaid_customers', False)
+        return super().view_attributes() + [
+            (
+                '/form//label[@name="code"]',
+                'states',
+                {'invisible': is_customer},
+                ['customer_number'],
+            ),
+            (
+                '/form//field[@name="code"]',
+                'states',
+                {'invisible': is_customer},
+                ['customer_number'],
+            ),
+            ('/tree/field[@name="code"]', 'tree_invisible', in_customer_list),
+        ]
+
+    @classmethod
     def preprocess_values(cls, mode, values):
         values = super().preprocess_values(mode, values)
         if (
