@@ -222,10 +222,10 @@ class ViewsTestCase(unittest.TestCase):
         Party = pool.get('party.party')
         ModelData = pool.get('ir.model.data')
         Action = pool.get('ir.action.act_window')
-        form = etree.fromstring(Party.fields_view_get(view_type='form')['arch'])
-        for tag in ['label', 'field']:
-            (node,) = form.xpath(f'//{tag}[@name="code"]')
-            states = node.get('states') or ''
+        view = Party.fields_view_get(view_type='form')
+        form = etree.fromstring(view['arch'])
+        (label,) = form.xpath('//label[@name="code"]')
+        for states in [label.get('states'), view['fields']['code']['states']]:
             self.assertIn('invisible', states)
             self.assertIn('customer_number', states)
         tree = etree.fromstring(Party.fields_view_get(view_type='tree')['arch'])
