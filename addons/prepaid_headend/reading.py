@@ -189,7 +189,8 @@ class IntervalReading(_ReadingMixin, ModelSQL, ModelView):
         factor = KWH_PER_UNIT.get(self.unit)
         if self.consumption is None or factor is None:
             return None
-        return self.consumption * float(factor)
+        # Rounded to the field's digits (a Wh value times 0.001 is not).
+        return round(self.consumption * float(factor), 3)
 
 
 class BillingReading(_ReadingMixin, ModelSQL, ModelView):
