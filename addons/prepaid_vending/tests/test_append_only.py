@@ -324,6 +324,35 @@ class RequesterTestCase(unittest.TestCase):
                     Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'k1')
 
     @with_transaction()
+    def test_bad_amount_is_told_before_the_terminal_check(self):
+        "A non-terminal's bad amount gets the amount's message, as a terminal"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            cashier = staff_user(env, 'group_cashier', 'cashier')
+            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            cases = [
+                ((None, None), 'decimal amount'),
+                (('-5.00', None), 'must be positive, not -5.00'),
+                (('10.005', None), 'more than 2 decimal places'),
+                ((None, '0'), 'kWh must be positive'),
+            ]
+            for user in (cashier, terminal):
+                for (tender, kwh), message in cases:
+                    with self.subTest(user=user.login, tender=tender, kwh=kwh):
+                        with (
+                            acting_as(user),
+                            self.assertRaisesRegex(VendError, message),
+                        ):
+                            Vend.rpc_vend(
+                                env.meter.serial, tender, 'card', None, 'k', kwh
+                            )
+            # A good amount from a non-terminal: the terminal message.
+            with acting_as(cashier), self.assertRaisesRegex(VendError, 'API terminal'):
+                Vend.rpc_vend(env.meter.serial, '100.00', 'card', None, 'k')
+            self.assertEqual(Vend.search([]), [])
+
+    @with_transaction()
     def test_cashier_without_shift_cannot_sell(self):
         "Vend R00000001 on the API series was sold by a cashier with no shift"
         pool = Pool()
