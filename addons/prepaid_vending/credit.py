@@ -585,8 +585,9 @@ class EmergencyCredit(ModelSQL, ModelView):
             cls.write(credits, {'state': 'cancelled'})
 
 
-class EmergencyCreditRepayment(ModelSQL, ModelView):
-    "Part of an emergency credit repaid by a vend"
+class EmergencyCreditRepayment(AppendOnlyMixin, ModelSQL, ModelView):
+    """Part of an emergency credit repaid by a vend: written by the vend
+    pipeline and its cancellation only (append-only)"""
 
     __name__ = 'prepaid.emergency_credit.repayment'
 
