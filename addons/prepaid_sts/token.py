@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.transaction import Transaction
 
 from .common import BASE_DATES, TOKEN_KINDS
@@ -17,7 +18,7 @@ from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
 
-class Token(ModelSQL, ModelView):
+class Token(SearchGuard, ModelSQL, ModelView):
     "STS Token"
 
     __name__ = "prepaid.sts.token"
