@@ -162,6 +162,23 @@ class MeterCommand(SearchGuard, metaclass=PoolMeta):
     __name__ = 'prepaid.meter.command'
 
 
+# Tryton's account module hides amounts from users outside accounting.
+class Account(SearchGuard, metaclass=PoolMeta):
+    __name__ = 'account.account'
+
+
+class AccountType(SearchGuard, metaclass=PoolMeta):
+    __name__ = 'account.account.type'
+
+
+class Company(SearchGuard, metaclass=PoolMeta):
+    __name__ = 'company.company'
+
+
+class Party(SearchGuard, metaclass=PoolMeta):
+    __name__ = 'party.party'
+
+
 class ModelFieldAccess(metaclass=PoolMeta):
     __name__ = 'ir.model.field.access'
 
