@@ -136,13 +136,10 @@ class SearchGuard:
                         model=cls.__name__,
                     )
                 )
+        # ModelSingleton.search takes no query argument.
+        extra = {'query': query} if query else {}
         return super().search(
-            domain,
-            offset=offset,
-            limit=limit,
-            order=order,
-            count=count,
-            query=query,
+            domain, offset=offset, limit=limit, order=order, count=count, **extra
         )
 
 

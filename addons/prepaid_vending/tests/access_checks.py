@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from trytond.model import ModelStorage, ModelView, fields
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
+from trytond.modules.prepaid_vending.access import HIDDEN_FIELDS, SearchGuard
 from trytond.pool import Pool
 from trytond.transaction import Transaction
-
-from ..access import HIDDEN_FIELDS, SearchGuard
 
 PROJECT_MODULES = ('prepaid_vending', 'prepaid_sts', 'prepaid_headend')
 FORGED_ACTION_ID = 999999
