@@ -11,7 +11,7 @@ user with real groups, ``Wizard.create``/``execute`` and the button methods.
 
 from contextlib import contextmanager
 
-from trytond.model import ModelStorage, ModelView, fields
+from trytond.model import ModelSingleton, ModelStorage, ModelView, fields
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
 from trytond.modules.prepaid_vending.access import HIDDEN_FIELDS, SearchGuard
@@ -154,6 +154,9 @@ class AccessChecks:
                     issubclass(Model, SearchGuard),
                     f'{model_name} has hidden fields but no SearchGuard',
                 )
+                if issubclass(Model, ModelSingleton) and not Model.get_singleton():
+                    # Without a record, a singleton reads its defaults only.
+                    Model.create([{}])
                 with acting_as(user):
                     Model.search([], limit=1)  # the model itself is readable
                     for method, args, kwargs in (
@@ -164,6 +167,7 @@ class AccessChecks:
                     ):
                         with self.assertRaises(AccessError):
                             getattr(Model, method)(*args, **kwargs)
+
                     for Source, relation in relations_to(model_name):
                         with self.assertRaises(AccessError):
                             Source.search([(relation, 'where', [(field, '!=', None)])])
