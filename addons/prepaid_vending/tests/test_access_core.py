@@ -51,6 +51,19 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
             require_wizard_groups('ir.module.activate_upgrade')
 
     @with_transaction()
+    def test_move_template_keeps_template_id_as_action_id(self):
+        "Tryton's move line toolbar passes a template id as action_id"
+        pool = Pool()
+        Group = pool.get('res.group')
+        ModelData = pool.get('ir.model.data')
+        Wizard = pool.get('account.move.template.create', type='wizard')
+        accountant = make_user(
+            'accountant', [Group(ModelData.get_id('account', 'group_account'))]
+        )
+        with acting_as(accountant, action_id=999999):
+            self.assertTrue(Wizard.create()[0])
+
+    @with_transaction()
     def test_require_wizard_groups_ignores_context(self):
         pool = Pool()
         ActionWizard = pool.get('ir.action.wizard')
