@@ -4,7 +4,9 @@
    looks for the groups of that action of the wizard and, when the id names
    none of the wizard's actions, finds no groups and lets anyone run it.
    Here an ``action_id`` that is not one of the wizard's own actions is
-   refused, for every wizard of the installation (``ir.action.wizard``).
+   refused, for every wizard of the installation (``ir.action.wizard``);
+   reports, which take the ``action_id`` of their data, likewise
+   (``ir.action.report``).
    ``require_wizard_groups`` lets a sensitive wizard check its groups again
    in its transitions, whatever the context says.
 
@@ -44,27 +46,23 @@ ACTION_ID_AS_DATA = frozenset({'account.move.template.create'})
 _NO_READ = {'read': 0}
 
 
-class ActionWizard(metaclass=PoolMeta):
-    __name__ = 'ir.action.wizard'
+class OwnActionMixin:
+    "Groups of a wizard or report asked with an action_id of its own only"
+
+    __slots__ = ()
 
     @classmethod
     def get_groups(cls, name, action_id=None):
         return super().get_groups(name, cls._own_action_id(name, action_id))
 
     @classmethod
-    def get_models(cls, name, action_id=None):
-        return super().get_models(name, cls._own_action_id(name, action_id))
-
-    @classmethod
     def _own_action_id(cls, name: str, action_id):
-        "The action_id if it is one of the wizard's actions; refuse it if not"
+        "The action_id if it is one of the actions of name; refuse it if not"
         if not action_id or cls._is_action_of(name, action_id):
             return action_id
         if name in ACTION_ID_AS_DATA:
             return None
-        raise AccessError(
-            gettext('prepaid_vending.msg_wizard_foreign_action', wizard=name)
-        )
+        raise AccessError(gettext('prepaid_vending.msg_foreign_action', name=name))
 
     @classmethod
     def _is_action_of(cls, name: str, action_id) -> bool:
@@ -76,6 +74,20 @@ class ActionWizard(metaclass=PoolMeta):
                 [(cls._action_name, '=', name), ('id', '=', action_id)], limit=1
             )
         return bool(actions)
+
+
+class ActionWizard(OwnActionMixin, metaclass=PoolMeta):
+    __name__ = 'ir.action.wizard'
+
+    @classmethod
+    def get_models(cls, name, action_id=None):
+        return super().get_models(name, cls._own_action_id(name, action_id))
+
+
+class ActionReport(OwnActionMixin, metaclass=PoolMeta):
+    "Reports trust the action_id of their data the same way"
+
+    __name__ = 'ir.action.report'
 
 
 def require_wizard_groups(wizard_name: str) -> None:

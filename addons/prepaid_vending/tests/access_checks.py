@@ -1,5 +1,5 @@
 """Installation-wide access checks, run by each module's tests on what it
-activates: every wizard and button refuses a user outside its groups (with
+activates: every wizard, report and button refuses a user outside its groups (with
 and without a forged ``action_id``), a user with no group reads no model of
 the project, and no hidden field can be searched or ordered by.
 
@@ -98,6 +98,40 @@ class AccessChecks:
                             Wizard.create()
                         with self.assertRaises(AccessError):
                             Wizard.execute(session_id, {}, start)
+
+    def check_reports_refuse_outsiders(self):
+        pool = Pool()
+        ActionReport = pool.get('ir.action.report')
+        Group = pool.get('res.group')
+        ModelData = pool.get('ir.model.data')
+        # So that at least one report of the project is group-restricted.
+        receipt = ActionReport(
+            ModelData.get_id('prepaid_vending', 'report_vend_receipt')
+        )
+        receipt.groups = [Group(ModelData.get_id('prepaid_vending', 'group_admin'))]
+        receipt.save()
+        actions = {}
+        for action in ActionReport.search([]):
+            actions.setdefault(action.report_name, []).append(action)
+        open_actions = [a for a in ActionReport.search([]) if not a.groups]
+        self.assertTrue(open_actions)
+        checked = 0
+        for number, (name, report_actions) in enumerate(sorted(actions.items())):
+            if not all(a.groups for a in report_actions):
+                continue
+            report_groups = {g.id for a in report_actions for g in a.groups}
+            outsider = make_user(
+                f'outside_report_{number}', groups_outside(report_groups)
+            )
+            Report = pool.get(name, type='report')
+            own, forged = report_actions[0].id, open_actions[0].id
+            for data in ({'action_id': own}, {'action_id': forged}):
+                with self.subTest(report=name, data=data):
+                    with acting_as(outsider):
+                        with self.assertRaises(AccessError):
+                            Report.execute([], data)
+            checked += 1
+        self.assertTrue(checked)
 
     def check_buttons_refuse_outsiders(self):
         pool = Pool()

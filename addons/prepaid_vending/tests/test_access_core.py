@@ -21,6 +21,10 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
         self.check_wizards_refuse_outsiders()
 
     @with_transaction()
+    def test_reports_refuse_outsiders(self):
+        self.check_reports_refuse_outsiders()
+
+    @with_transaction()
     def test_buttons_refuse_outsiders(self):
         self.check_buttons_refuse_outsiders()
 
