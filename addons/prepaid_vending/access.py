@@ -1,4 +1,4 @@
-"""Two Tryton defaults this installation changes (issue 11 §1 and §2).
+"""Tryton defaults this installation changes (issue 11 §1 and §2).
 
 1. A wizard's group check trusts the ``action_id`` of the context: Tryton
    looks for the groups of that action of the wizard and, when the id names
@@ -6,17 +6,18 @@
    Here an ``action_id`` that is not one of the wizard's own actions is
    refused, for every wizard of the installation (``ir.action.wizard``);
    reports, which take the ``action_id`` of their data, likewise
-   (``ir.action.report``).
-   ``require_wizard_groups`` lets a sensitive wizard check its groups again
-   in its transitions, whatever the context says.
+   (``ir.action.report``).  ``require_wizard_groups`` lets a sensitive
+   wizard check its groups again in its transitions, whatever the context.
 
 2. Tryton hides ``res.user.password_hash`` by blanking it in ``read`` and
    shows ``password_reset`` (a valid temporary password) to any user, while
    both stay searchable and sortable: a binary search with ``>=`` recovers a
    hash.  Here they have no read access for anyone (``HIDDEN_FIELDS``), so
-   Tryton's own field access check refuses them in reads, search domains
-   (dotted paths and ``where`` included, as the nested searches are checked
-   reading (key and password ciphers).  Tryton 8 has no ``read_group``.
+   Tryton's own field access check refuses them in search domains and
+   orders (dotted paths included), like every field whose
+   ``ir.model.field.access`` denies reading (key and password ciphers); a
+   read gives None, so that clients reading every field keep working.
+   Tryton 8 has no ``read_group``.
 
 3. Tryton checks the field access of a search domain before converting it,
    but misses the sub-domains of ``where`` (``('create_uid', 'where',
@@ -157,6 +158,19 @@ class SearchGuard:
 
 class User(SearchGuard, metaclass=PoolMeta):
     __name__ = 'res.user'
+
+    @classmethod
+    def read(cls, ids, fields_names):
+        # Clients such as proteus read every field of a user: the hidden ones
+        # read as None (as Tryton did for password_hash) instead of failing.
+        hidden = HIDDEN_FIELDS[cls.__name__] & set(fields_names)
+        if not hidden or not Transaction().check_access:
+            return super().read(ids, fields_names)
+        shown = [name for name in fields_names if name not in hidden]
+        result = super().read(ids, shown)
+        for values in result:
+            values.update(dict.fromkeys(hidden))
+        return result
 
 
 class Meter(SearchGuard, metaclass=PoolMeta):
