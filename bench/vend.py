@@ -107,8 +107,12 @@ def _fixtures(pool, transaction, serials: list[str], sts: bool) -> None:
     User = pool.get("res.user")
     company = create_company()
     (admin_user,) = User.search([("login", "=", "admin")])
+    # The bench sells as a gateway (no sales point, no shift): an API
+    # terminal login.
+    terminal = pool.get("ir.model.data").get_id("prepaid_vending", "group_api_terminal")
     User.write([admin_user], {"companies": [("add", [company.id])],
-            "company": company.id})  # fmt: skip
+            "company": company.id,
+            "groups": [("add", [terminal])]})  # fmt: skip
     with transaction.set_context(company=company.id):
         env = setup_vending()
         kind = "smart_prepaid"

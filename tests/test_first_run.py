@@ -402,7 +402,9 @@ class JsonRpc:
 def sell(rpc: JsonRpc, meter: dict, tender: Decimal) -> dict:
     """Sell through the Sell Electricity wizard as sao drives it: fill what the
     cashier types in each view and press its default button, up to the view
-    that shows the vend.  Returns that view's values."""
+    that shows the vend (the sale view has no default button, so that Enter
+    never sells: there the cashier presses Issue).  Returns that view's
+    values."""
     wizard = 'wizard.prepaid.vend.wizard'
     session, state, _ = rpc(f'{wizard}.create', rpc.context)
     typed = {
@@ -419,7 +421,10 @@ def sell(rpc: JsonRpc, meter: dict, tender: Decimal) -> dict:
             if 'vend' in fields and view['defaults'].get('vend'):
                 return view['defaults']
             values = {k: v for k, v in typed.items() if k in fields}
-            (button,) = [b['state'] for b in view['buttons'] if b.get('default')]
+            buttons = view['buttons']
+            (button,) = [b['state'] for b in buttons if b.get('default')] or [
+                b['state'] for b in buttons if b['state'] == 'issue'
+            ]
             result = rpc(
                 f'{wizard}.execute',
                 session,

@@ -18,6 +18,7 @@ from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_vending import vend_write
 from trytond.modules.prepaid_vending.access import SearchGuard
+from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.modules.prepaid_vending.inputs.numbers import shown
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
@@ -307,7 +308,7 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
         return decoder_key
 
 
-class VendingKeyAudit(ModelSQL, ModelView):
+class VendingKeyAudit(AppendOnlyMixin, ModelSQL, ModelView):
     "STS Vending Key Use"
 
     __name__ = "prepaid.sts.vending_key.audit"

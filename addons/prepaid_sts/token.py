@@ -11,6 +11,7 @@ import datetime as dt
 
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_vending.access import SearchGuard
+from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.transaction import Transaction
 
 from .common import BASE_DATES, TOKEN_KINDS
@@ -18,7 +19,7 @@ from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
 
-class Token(SearchGuard, ModelSQL, ModelView):
+class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
     "STS Token"
 
     __name__ = "prepaid.sts.token"
@@ -54,7 +55,9 @@ class Token(SearchGuard, ModelSQL, ModelView):
         super().__setup__()
         cls._order.insert(0, ("issued_at", "DESC"))
         cls._order.insert(1, ("id", "DESC"))
-        cls.__access__.add("meter")
+        # No __access__ on the meter: Tryton would give the log the meter's
+        # write access (the most permissive wins); its own records in
+        # token.xml make it read-only.
         t = cls.__table__()
         # Verify-by-digits and per-meter history are the frequent searches.
         cls._sql_indexes.update(

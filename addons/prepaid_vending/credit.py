@@ -15,6 +15,7 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
 from .access import require_wizard_groups
+from .append_only import AppendOnlyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
 from .vend import EMERGENCY_CONTEXT
@@ -168,7 +169,10 @@ class Debt(Workflow, ModelSQL, ModelView):
             Line(debt=d, kind='charge', amount=d.amount, description=d.description)
             for d in raising
         ]
-        Line.save(lines)
+        # The ledger is an audit trail no client writes: the line follows
+        # from opening the debt, which the access rules allowed.
+        with without_check_access():
+            Line.save(lines)
         for move, line in zip(moves, lines):
             move.origin = line
         accounting.post_adjustments(moves)
@@ -316,7 +320,7 @@ class Debt(Workflow, ModelSQL, ModelView):
         pass
 
 
-class DebtLine(ModelSQL, ModelView):
+class DebtLine(AppendOnlyMixin, ModelSQL, ModelView):
     "Debt history: positive amounts raise the debt, negative ones reduce it"
 
     __name__ = 'prepaid.debt.line'
@@ -608,12 +612,6 @@ class EmergencyCreditRepayment(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('credit')
-
-    @classmethod
-    def check_modification(cls, mode, repayments, values=None, external=False):
-        super().check_modification(mode, repayments, values=values, external=external)
-        if external:
-            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
 WEEKDAY_FIELDS = (

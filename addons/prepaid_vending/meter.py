@@ -25,7 +25,9 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.tools import grouped_slice
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
+
+from .append_only import AppendOnlyMixin
 
 METER_KINDS = [
     ('sts_keypad', "STS keypad prepaid"),
@@ -275,7 +277,10 @@ class Meter(
                 )
             )
         cls.write(list(meters), {'state': state})
-        History.save(history)
+        # The history follows from the state change the user may make; no
+        # client writes it directly (it is an audit trail).
+        with without_check_access():
+            History.save(history)
 
     @classmethod
     @ModelView.button_action('prepaid_vending.wizard_meter_change_state')
@@ -283,7 +288,7 @@ class Meter(
         pass
 
 
-class MeterStateHistory(ModelSQL, ModelView):
+class MeterStateHistory(AppendOnlyMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.meter.state_history'
 
     meter = fields.Many2One('prepaid.meter', "Meter", required=True, ondelete='CASCADE')

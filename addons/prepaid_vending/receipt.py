@@ -41,6 +41,8 @@ from trytond.report import Report
 from trytond.rpc import RPC
 from trytond.transaction import Transaction, without_check_access
 
+from .append_only import AppendOnlyMixin
+
 WIDTH_58MM = 32  # characters of a 12 cpi font on 48 mm of printable width
 WIDTH_80MM = 48  # characters of a 12 cpi font on 72 mm of printable width
 WIDTH_A4 = 80
@@ -479,7 +481,7 @@ class VendReceipt(Report):
         return super().convert(report, data, timeout=timeout, retry=retry)
 
 
-class Reprint(ModelSQL, ModelView):
+class Reprint(AppendOnlyMixin, ModelSQL, ModelView):
     "Receipt print log: the original print and every reprint"
 
     __name__ = 'prepaid.vend.reprint'

@@ -41,6 +41,7 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
+from .append_only import AppendOnlyMixin
 from .credit import wall_clock
 from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
@@ -781,7 +782,7 @@ class RemoteAccount(ModelSQL, ModelView):
         return bill
 
 
-class RemoteAccountLine(ModelSQL, ModelView):
+class RemoteAccountLine(AppendOnlyMixin, ModelSQL, ModelView):
     "Movement of a remote-prepaid balance"
 
     __name__ = 'prepaid.remote.account.line'

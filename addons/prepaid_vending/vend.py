@@ -38,6 +38,7 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 from . import accounting, vend_write
 from .access import require_wizard_groups
 from .amounts import parse_amount
+from .append_only import AppendOnlyMixin
 from .tariff import (
     MeterRegister,
     TariffError,
@@ -76,7 +77,9 @@ COUNTED_METHODS = [m for m in PAYMENT_METHODS if m[0] != 'emergency']
 #: an underscore, so no client can set it).
 EMERGENCY_CONTEXT = '_prepaid_emergency_issue'
 #: Staff groups that may sell (the pipeline then writes with access checks off).
-VEND_GROUPS = ('group_cashier', 'group_manager', 'group_admin')
+VEND_GROUPS = ('group_cashier', 'group_manager', 'group_admin', 'group_api_terminal')
+#: The group of service logins that sell through rpc_vend with no shift.
+API_TERMINAL_GROUP = 'group_api_terminal'
 #: Vend fields compared when an idempotency key is used again.
 RETRY_FIELDS = ('payment_method', 'channel')
 
@@ -278,7 +281,7 @@ class Prepared(NamedTuple):
     emergencies: list
 
 
-class Vend(Workflow, ModelSQL, ModelView):
+class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
     "Vend"
 
     __name__ = 'prepaid.vend'
@@ -452,7 +455,10 @@ class Vend(Workflow, ModelSQL, ModelView):
         """The stored vend of a key used again, when the request is the same.
 
         A retry after a time-out must not charge twice; the same key with a
-        different request is a client bug that must not go unnoticed."""
+        different request is a client bug that must not go unnoticed.  Only
+        the requester who sold it (same user, same sales point) gets the vend
+        back: anyone else learns nothing about it, not even its meter."""
+        cls._check_same_requester(previous, sales_point)
         if previous.meter != meter:
             raise VendError(
                 gettext(
@@ -474,7 +480,6 @@ class Vend(Workflow, ModelSQL, ModelView):
             for name, value in (
                 ('payment_method', payment_method),
                 ('channel', channel),
-                ('sales_point', sales_point),
                 ('requested_kwh', requested_kwh),
             )
             if getattr(previous, name) != value
@@ -491,6 +496,39 @@ class Vend(Workflow, ModelSQL, ModelView):
                 )
             )
         return previous
+
+    @classmethod
+    def _check_same_requester(cls, previous, sales_point) -> None:
+        """Refuse the key of another user or sales point without telling
+        anything of its vend (its tokens would bypass the reprint limit and
+        its log)."""
+        owner = previous.cashier.id if previous.cashier else None
+        requester = Transaction().user or None
+        if (owner or None) != requester or previous.sales_point != sales_point:
+            raise VendError(
+                gettext(
+                    'prepaid_vending.msg_vend_key_other_requester',
+                    key=previous.idempotency_key,
+                )
+            )
+
+    @staticmethod
+    def needs_shift(channel: str, payment_method: str) -> bool:
+        "A counter sale or cash is counted at the end of a cashier's shift"
+        return channel == 'counter' or payment_method == 'cash'
+
+    @classmethod
+    def _check_api_terminal(cls) -> None:
+        """Only an API terminal login sells with no shift (and only as
+        itself: the vend's cashier is the login that asked)."""
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        if not Transaction().user:  # root: cron, scripts, imports
+            return
+        terminal = ModelData.get_id('prepaid_vending', API_TERMINAL_GROUP)
+        if terminal not in User.get_groups():
+            raise VendError(gettext('prepaid_vending.msg_vend_api_terminal'))
 
     @classmethod
     def _check_meter(cls, meter):
@@ -737,7 +775,7 @@ class Vend(Workflow, ModelSQL, ModelView):
         else:
             cls._check_tender(tender, sales_point, fbe_only=True)
         session = None
-        if channel == 'counter' or payment_method == 'cash':
+        if cls.needs_shift(channel, payment_method):
             # Cash is always counted at the end of a shift.
             session = Session.current(sales_point)
 
@@ -1236,6 +1274,9 @@ class Vend(Workflow, ModelSQL, ModelView):
                     derived=derived,
                 )
             )
+        if not cls.needs_shift(derived, payment_method):
+            # No shift will count this sale: only an API terminal sells so.
+            cls._check_api_terminal()
         vend = cls.vend(
             Meter(meter_id),
             tender_value,
@@ -1245,12 +1286,16 @@ class Vend(Workflow, ModelSQL, ModelView):
             requested_kwh=kwh_value,
             channel=derived,
         )
-        return {
-            "number": vend.number,
-            "tender": str(vend.tender),
-            "units_kwh": str(vend.units_kwh),
-            "tokens": [t.token for t in vend.tokens],
-        }
+        # The requester's own vend (checked by _check_retry): answered whatever
+        # its read access (an API terminal reads no vend from the client).
+        with without_check_access():
+            vend = cls(vend.id)
+            return {
+                "number": vend.number,
+                "tender": str(vend.tender),
+                "units_kwh": str(vend.units_kwh),
+                "tokens": [t.token for t in vend.tokens],
+            }
 
     @classmethod
     def _parse_decimal(cls, text, what: str) -> Decimal | None:
@@ -1280,15 +1325,14 @@ class Vend(Workflow, ModelSQL, ModelView):
     @classmethod
     def check_modification(cls, mode, vends, values=None, external=False):
         super().check_modification(mode, vends, values=values, external=external)
+        # Not even the code deletes a vend: it is cancelled (a client may
+        # neither write nor create one: AppendOnlyMixin; the pipeline and the
+        # cancellation write with access checks off).
         if mode == 'delete':
             raise AccessError(gettext('prepaid_vending.msg_vend_delete'))
-        # Tryton does not enforce readonly=True on the server: a vend is
-        # written only by the pipeline and the cancellation, never by a client.
-        if external:
-            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
-class VendLine(ModelSQL, ModelView):
+class VendLine(AppendOnlyMixin, ModelSQL, ModelView):
     "Vend Line: one deduction or one block of energy, with its VAT"
 
     __name__ = 'prepaid.vend.line'
@@ -1314,14 +1358,8 @@ class VendLine(ModelSQL, ModelView):
     def gross(self) -> Decimal:
         return self.amount + self.vat
 
-    @classmethod
-    def check_modification(cls, mode, lines, values=None, external=False):
-        super().check_modification(mode, lines, values=values, external=external)
-        if external:
-            raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
-
-class VendToken(ModelSQL, ModelView):
+class VendToken(AppendOnlyMixin, ModelSQL, ModelView):
     "Token issued by a vend"
 
     __name__ = 'prepaid.vend.token'
@@ -1362,7 +1400,8 @@ class VendToken(ModelSQL, ModelView):
     @classmethod
     def check_modification(cls, mode, tokens, values=None, external=False):
         super().check_modification(mode, tokens, values=values, external=external)
-        if mode in {'write', 'delete'} or external:
+        # Not even the code changes an issued token.
+        if mode in {'write', 'delete'}:
             raise AccessError(gettext('prepaid_vending.msg_token_immutable'))
 
 

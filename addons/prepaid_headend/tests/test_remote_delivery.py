@@ -94,18 +94,24 @@ class RemoteDeliveryTestCase(unittest.TestCase):
         super().setUpClass()
         activate_module('prepaid_headend')
         cls._previous_key = sts_tools.set_master_key()
-        base = free_port_block(2)
-        cls.closed_port = base + 1  # nothing listens there
-        cls.sim = MeterSimulator(
-            [MeterConfig(index=0, port=base, seed=7, decoder_key=DECODER_KEY)],
-            clock=FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0)),
-        ).start()
 
     @classmethod
     def tearDownClass(cls):
-        cls.sim.stop()
         sts_tools.restore_master_key(cls._previous_key)
         super().tearDownClass()
+
+    def setUp(self):
+        # A new simulated meter per test: each test's database rolls back,
+        # and with it the head-end's invocation counter, which a meter that
+        # remembers the last one would refuse as a replay.
+        super().setUp()
+        base = free_port_block(2)
+        self.closed_port = base + 1  # nothing listens there
+        self.sim = MeterSimulator(
+            [MeterConfig(index=0, port=base, seed=7, decoder_key=DECODER_KEY)],
+            clock=FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0)),
+        ).start()
+        self.addCleanup(self.sim.stop)
 
     def commission(self, meter, port=None, keys=True, sts=True):
         "Give meter a channel (to the simulator), its keys and its STS data"
@@ -115,7 +121,9 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             'hes_port': port or self.sim.port(0),
             'hes_auth': 'hls-gmac',
             'hes_client_address': 1,
-            'hes_timeout': 2.0,
+            # Generous: on a loaded 2-core CI machine an HLS association
+            # can take seconds; the failure tests use a closed port.
+            'hes_timeout': 15.0,
         }
         if sts:
             values.update(STS)
@@ -350,7 +358,9 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             # A token the meter has seen: refused (replay), never retried.
             first = Command.queue(meter, 'remote_credit', {'kwh': '2'})
             run_queue()
-            (token,) = Command(first.id).data['tokens']
+            first = Command(first.id)
+            self.assertEqual(first.state, 'accepted', first.last_error)
+            (token,) = first.data['tokens']
             replay = Command.queue(meter, 'remote_credit', {'token': token})
             run_queue()
             replay = Command(replay.id)

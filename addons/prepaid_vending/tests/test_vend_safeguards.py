@@ -170,11 +170,17 @@ class VendSafeguardsTestCase(unittest.TestCase):
             env.sales_point.save()
             with self.assertRaisesRegex(UserError, 'shift'):
                 Vend.rpc_vend(env.meter.serial, '100.00', 'cash', 'HO', 'c4')
-            result = Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'c5')
+            # No shift counts a card sale off the counter: API terminals only.
+            with self.assertRaisesRegex(VendError, 'API terminal'):
+                Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'c5')
+            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            with acting_as(terminal):
+                result = Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'c5')
             (vend,) = Vend.search([('number', '=', result['number'])])
             self.assertEqual(vend.channel, 'web')
             self.assertIsNone(vend.session)
-            result = Vend.rpc_vend(env.meter.serial, '100.00', 'card', None, 'c6')
+            with acting_as(terminal):
+                result = Vend.rpc_vend(env.meter.serial, '100.00', 'card', None, 'c6')
             self.assertEqual(
                 Vend.search([('number', '=', result['number'])])[0].channel, 'api'
             )
