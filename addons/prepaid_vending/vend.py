@@ -36,6 +36,7 @@ from trytond.transaction import Transaction, TransactionError, without_check_acc
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
+from .access import require_wizard_groups
 from .amounts import parse_amount
 from .append_only import AppendOnlyMixin
 from .tariff import (
@@ -1441,5 +1442,7 @@ class CancelVend(Wizard):
     cancel = StateTransition()
 
     def transition_cancel(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         self.model.cancel_vends(list(self.records), self.start.reason)
         return 'end'
