@@ -12,8 +12,9 @@ booking path, with the expected totals the review showed: if a vend changed
 them meanwhile, the close is refused and the cashier reviews again.
 
 The wizard's state may be written by the client, so every transition checks
-again who closes, what was counted and the reason: the review's figures are
-never trusted, they are computed again under the shift's lock.
+again who closes, what was counted and the reason; the expected totals the
+review sends back are only compared with those computed under the shift's
+lock (a client that alters them gets a refusal, never another booking).
 """
 
 import json
@@ -132,8 +133,10 @@ class CloseReview(ModelView):
         "Reason for the Difference",
         states={'required': ~Eval('balanced', False)},
     )
-    #: The expected totals shown (JSON), compared under the shift's lock.
-    expected = fields.Text("Expected Totals", readonly=True)
+    #: The expected totals shown (JSON), checked again under the shift's lock
+    #: by close_session.  Not readonly and in the view (invisible): clients
+    #: send only the writable fields of a view back.
+    expected = fields.Text("Expected Totals")
 
 
 class CloseShift(Wizard):
@@ -236,8 +239,6 @@ class CloseShift(Wizard):
         session = self._session()
         declared = self._declared(session)
         expected = self._expected(session)
-        # Kept in the wizard's state for Confirm (the client does not send
-        # readonly fields back).
         self.review.expected = dump_totals(expected)
         lines = count_lines(declared, expected)
         return {

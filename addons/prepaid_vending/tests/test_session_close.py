@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError
+from trytond.modules.prepaid_vending.session_close import dump_totals
 from trytond.modules.prepaid_vending.vend import COUNTED_METHODS
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
@@ -199,6 +200,11 @@ class SessionCloseTestCase(unittest.TestCase):
                 self.assertFalse(review['balanced'])
                 with self.assertRaisesRegex(UserError, 'give the reason'):
                     wizard.confirm()
+                # A client that sends expected totals equal to its count
+                # to skip the reason: they are checked under the lock.
+                forged = dump_totals({'cash': D('410.00'), 'card': D('40.00')})
+                with self.assertRaisesRegex(UserError, 'changed since the review'):
+                    wizard.execute('confirm', {'review': {'expected': forged}})
             self.assert_unchanged(session)
 
     @with_transaction()
