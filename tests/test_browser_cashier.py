@@ -7,12 +7,14 @@ result decodes, with the demo vending key, to the kWh quoted; the wizard's
 print is the original receipt); sells to a smart meter whose credit the
 head-end delivers to a simulated meter right after the sale (confirmed on
 screen); and reprints the keypad receipt through Print > Receipt: marked
-REPRINT and in the print log.
+REPRINT and in the print log; and closes the shift with a blind cash count
+10.00 short: the review shows the difference, a reason is given, the shift
+is closed with the difference booked.
 
 The day is a list of steps (``DAY``) run in order on one page, so that a
-later step (closing the shift with a cash count) can be appended.  Every
-step waits for a concrete state of the client (a value, a row, a button)
-rather than for time: sao answers asynchronously.  Screenshots go to
+later step can be appended.  Every step waits for a concrete state of the
+client (a value, a row, a button) rather than for time: sao answers
+asynchronously.  Screenshots go to
 test-artifacts/."""
 
 import io
@@ -86,10 +88,12 @@ def type_number(page, field, text: str, attempts: int = 3) -> None:
     """Type text into a numeric field of sao and leave it (Tab: its
     on_change runs).  The widget swaps inputs on focus, so the keys go to the
     focused one; a redisplay of the form just then drops them (the field
-    stays empty): type again, never twice over."""
+    stays empty): type again, never twice over (what the field holds is
+    selected first, so that typing replaces it)."""
     formatted = f'{Decimal(text):.2f}'
     for _ in range(attempts):
         field.click()
+        page.keyboard.press('Control+A')
         page.keyboard.type(text)
         page.keyboard.press('Tab')
         try:
@@ -269,8 +273,79 @@ def reprint(day) -> None:
     page.screenshot(path=day.artifacts / 'cashier-print-log.png')
 
 
+def close_shift(day) -> None:
+    """Close Shift with a blind count 10.00 short: the count step shows no
+    expected figure; the review shows the difference; with a reason, the
+    shift closes with that difference booked."""
+    page, database_file = day.page, day.demo_server.file
+    ((session_id, opening_float),) = query(
+        database_file,
+        'SELECT s.id, s.opening_float FROM prepaid_cashier_session s '
+        "JOIN res_user u ON u.id = s.cashier WHERE u.login = 'admin' "
+        "AND s.state = 'open'",
+    )
+    tenders = query(
+        database_file,
+        "SELECT tender FROM prepaid_vend WHERE session = ? AND state = 'issued' "
+        "AND payment_method = 'cash'",
+        session_id,
+    )
+    # Both sales of the day were cash: only cash is counted.
+    expected = Decimal(str(opening_float)) + sum(
+        (Decimal(str(t)) for (t,) in tenders), Decimal(0)
+    )
+    counted = expected - 10
+    page.goto(f'{day.server}#{day.database}/model/prepaid.cashier.session/{session_id}')
+    close = page.locator('button:has-text("Close Shift"):visible')
+    close.wait_for()
+    page.wait_for_load_state('networkidle')
+    dialog = page.locator('.modal-dialog:visible')
+    cash = dialog.locator('input[name=cash]:visible')
+    click_until(close, cash)
+    page.wait_for_load_state('networkidle')
+    # A blind count: nothing the system expects is on the count step.
+    expect(dialog.locator('input[name=opening_float]')).to_be_visible()
+    for hidden in ('expected', 'difference', 'total_difference'):
+        expect(dialog.locator(f'[name={hidden}]')).to_have_count(0)
+    expect(dialog.locator('input[name=card]:visible')).to_have_count(0)
+    type_number(page, cash, f'{counted:.2f}')
+    total = dialog.locator('input[name=total_difference]:visible')
+    click_until(dialog.locator('button:has-text("Review")'), total)
+    expect(total).to_have_value('-10.00', timeout=WAIT)
+    row = dialog.locator('tr', has=dialog.locator('td:has-text("Cash")'))
+    expect(row.filter(has_text='-10.00').first).to_be_visible(timeout=WAIT)
+    expect(row.filter(has_text=f'{expected:.2f}').first).to_be_visible()
+    page.wait_for_load_state('networkidle')
+    reason = dialog.locator('textarea[name=difference_reason]:visible')
+    reason.fill('Change given twice')
+    reason.press('Tab')
+    page.screenshot(path=day.artifacts / 'cashier-close-review.png')
+    dialog.locator('button:has-text("Confirm")').click()
+    expect(page.locator('.modal-dialog:visible')).to_have_count(0, timeout=WAIT)
+    # The form reloads: closed, no Close Shift button, the difference shown.
+    expect(page.locator('input[name=difference]:visible')).to_have_value(
+        '-10.00', timeout=WAIT
+    )
+    expect(close).to_have_count(0, timeout=WAIT)
+    expect(page.locator('textarea[name=difference_reason]:visible')).to_have_value(
+        'Change given twice'
+    )
+    page.screenshot(path=day.artifacts / 'cashier-shift-closed.png')
+    ((state, difference, why),) = query(
+        database_file,
+        'SELECT state, difference, difference_reason FROM prepaid_cashier_session '
+        'WHERE id = ?',
+        session_id,
+    )
+    assert (state, Decimal(str(difference)), why) == (
+        'closed',
+        Decimal('-10'),
+        'Change given twice',
+    )
+
+
 #: The cashier's day, step by step (a step takes the day's namespace).
-DAY = [open_shift, sell_keypad, sell_smart, reprint]
+DAY = [open_shift, sell_keypad, sell_smart, reprint, close_shift]
 
 
 def test_cashier_day(page, server, database, artifacts, demo_server, simulated_meter):
