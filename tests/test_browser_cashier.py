@@ -87,9 +87,9 @@ def click_until(button, target, attempts: int = 3) -> None:
 def type_number(page, field, text: str, attempts: int = 3) -> None:
     """Type text into a numeric field of sao and leave it (Tab: its
     on_change runs).  The widget swaps inputs on focus, so the keys go to the
-    focused one; a redisplay of the form just then drops them (the field
-    stays empty): type again, never twice over (what the field holds is
-    selected first, so that typing replaces it)."""
+    focused one; a redisplay of the form just then drops some or all of them:
+    type again.  What the field holds is selected first, so that typing
+    replaces it and never adds to it."""
     formatted = f'{Decimal(text):.2f}'
     for _ in range(attempts):
         field.click()
@@ -100,8 +100,7 @@ def type_number(page, field, text: str, attempts: int = 3) -> None:
             expect(field).to_have_value(formatted, timeout=WAIT // 4)
             return
         except AssertionError:
-            if field.input_value() not in ('', formatted):
-                raise
+            pass
     expect(field).to_have_value(formatted, timeout=WAIT)
 
 
@@ -244,7 +243,11 @@ def sell_smart(day) -> None:
         click_until(dialog.locator('button:has-text("Check Delivery")'), delivery)
     expect(delivery).to_have_text(CONFIRMED, timeout=WAIT)
     day.page.screenshot(path=day.artifacts / 'cashier-smart-delivery.png')
-    assert abs(state.credit_wh - credit_before - float(quoted) * 1000) < 1
+    # The simulated meter draws about 1 kW meanwhile (integrated when it is
+    # asked): the credit rose by the kWh quoted, less a few Wh consumed
+    # since credit_before was read (seconds on a busy machine).
+    used = float(quoted) * 1000 - (state.credit_wh - credit_before)
+    assert -1 < used < 20, used
     dialog.locator('button:has-text("Close")').click()
     day.sold['smart'] = SimpleNamespace(number=number)
 
@@ -280,19 +283,21 @@ def close_shift(day) -> None:
     page, database_file = day.page, day.demo_server.file
     ((session_id, opening_float),) = query(
         database_file,
-        'SELECT s.id, s.opening_float FROM prepaid_cashier_session s '
+        'SELECT s.id, CAST(s.opening_float AS TEXT) FROM prepaid_cashier_session s '
         "JOIN res_user u ON u.id = s.cashier WHERE u.login = 'admin' "
         "AND s.state = 'open'",
     )
     tenders = query(
         database_file,
-        "SELECT tender FROM prepaid_vend WHERE session = ? AND state = 'issued' "
+        "SELECT CAST(tender AS TEXT) FROM prepaid_vend "
+        "WHERE session = ? AND state = 'issued' "
         "AND payment_method = 'cash'",
         session_id,
     )
-    # Both sales of the day were cash: only cash is counted.
-    expected = Decimal(str(opening_float)) + sum(
-        (Decimal(str(t)) for (t,) in tenders), Decimal(0)
+    # Both sales of the day were cash: only cash is counted.  (Amounts are
+    # stored as text by trytond's SQLite backend.)
+    expected = Decimal(opening_float) + sum(
+        (Decimal(t) for (t,) in tenders), Decimal(0)
     )
     counted = expected - 10
     page.goto(f'{day.server}#{day.database}/model/prepaid.cashier.session/{session_id}')
@@ -333,11 +338,12 @@ def close_shift(day) -> None:
     page.screenshot(path=day.artifacts / 'cashier-shift-closed.png')
     ((state, difference, why),) = query(
         database_file,
-        'SELECT state, difference, difference_reason FROM prepaid_cashier_session '
+        'SELECT state, CAST(difference AS TEXT), difference_reason '
+        'FROM prepaid_cashier_session '
         'WHERE id = ?',
         session_id,
     )
-    assert (state, Decimal(str(difference)), why) == (
+    assert (state, Decimal(difference), why) == (
         'closed',
         Decimal('-10'),
         'Change given twice',
