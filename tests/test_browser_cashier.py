@@ -148,14 +148,18 @@ def sell(day, serial: str, tender: str):
     for attempt in range(3):
         type_number(page, tender_field, tender)
         try:
-            expect(kwh).to_have_value(re.compile(r'^\d+\.\d$'), timeout=WAIT // 2)
+            expect(kwh).to_have_value(re.compile(r'^\d+\.\d$'), timeout=WAIT)
             break
         except AssertionError:
             # The form was redisplayed while the quote came back (busy
-            # machine): enter the tender again.
+            # machine): empty the field (a change, selected and deleted) and
+            # enter the tender again, which is then a change too.
             page.screenshot(path=day.artifacts / f'cashier-quote-retry-{attempt}.png')
-            tender_field.fill('')
+            tender_field.click()
+            page.keyboard.press('Control+A')
+            page.keyboard.press('Delete')
             page.keyboard.press('Tab')
+            page.wait_for_load_state('networkidle')
     expect(kwh).to_have_value(re.compile(r'^\d+\.\d$'), timeout=WAIT)
     expect(dialog.locator('td:has-text("Block 1:")').first).to_be_visible()
     quoted = kwh.input_value()
@@ -309,7 +313,7 @@ def close_shift(day) -> None:
     click_until(close, cash)
     page.wait_for_load_state('networkidle')
     # A blind count: nothing the system expects is on the count step.
-    expect(dialog.locator('input[name=opening_float]')).to_be_visible()
+    expect(dialog.locator('input[name=opening_float]:visible')).to_be_visible()
     for hidden in ('expected', 'difference', 'total_difference'):
         expect(dialog.locator(f'[name={hidden}]')).to_have_count(0)
     expect(dialog.locator('input[name=card]:visible')).to_have_count(0)
@@ -317,7 +321,7 @@ def close_shift(day) -> None:
     total = dialog.locator('input[name=total_difference]:visible')
     click_until(dialog.locator('button:has-text("Review")'), total)
     expect(total).to_have_value('-10.00', timeout=WAIT)
-    row = dialog.locator('tr', has=dialog.locator('td:has-text("Cash")'))
+    row = dialog.locator('tr', has=page.locator('td:has-text("Cash")'))
     expect(row.filter(has_text='-10.00').first).to_be_visible(timeout=WAIT)
     expect(row.filter(has_text=f'{expected:.2f}').first).to_be_visible()
     page.wait_for_load_state('networkidle')
