@@ -57,6 +57,7 @@ class Session(Workflow, ModelSQL, ModelView):
         states={'readonly': Eval('state') != 'open'},
     )
     difference = fields.Numeric("Difference", digits=(16, 2), readonly=True)
+    difference_reason = fields.Text("Reason for the Difference", readonly=True)
     difference_move = fields.Many2One('account.move', "Difference Move", readonly=True)
     state = fields.Selection(
         [
@@ -135,6 +136,7 @@ class Session(Workflow, ModelSQL, ModelView):
                     or session.cashier.id != user
                     or session.closed_at
                     or session.difference is not None
+                    or session.difference_reason
                     or session.difference_move
                 ):
                     raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
@@ -217,19 +219,24 @@ class Session(Workflow, ModelSQL, ModelView):
         return Vend.search([('session', '=', self.id)])
 
     @classmethod
-    @ModelView.button
+    @ModelView.button_action('prepaid_vending.wizard_session_close')
     def close(cls, sessions):
-        "Close with the declared amounts entered in the cash count lines"
-        cls.check_closer(sessions)
-        for session in sessions:
-            cls.close_session(
-                session, {c.payment_method: c.declared for c in session.counts}
-            )
+        "The Close Shift wizard: count, review, confirm (session_close.py)"
 
     @classmethod
-    def close_session(cls, session, declared: dict[str, Decimal]):
+    def close_session(
+        cls,
+        session,
+        declared: dict[str, Decimal],
+        reason: str | None = None,
+        expected: dict[str, Decimal] | None = None,
+    ):
         """Close with the declared amount per payment method; books the
         difference and posts the shift's vend moves.
+
+        reason: why the count differs, kept on the shift.  expected: the
+        system totals the closer saw; if they are no longer those of the
+        shift (a vend came in meanwhile), the close is refused.
 
         The shift row is locked first (trytond restarts the transaction with
         the lock taken, so the snapshot sees every vend committed before), and
@@ -237,7 +244,7 @@ class Session(Workflow, ModelSQL, ModelView):
         cls.check_closer([session])
         cls.lock([session])
         with without_check_access():
-            return cls._close_session(cls(session.id), declared)
+            return cls._close_session(cls(session.id), declared, reason, expected)
 
     @classmethod
     def check_closer(cls, sessions) -> None:
@@ -258,7 +265,13 @@ class Session(Workflow, ModelSQL, ModelView):
                 raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
 
     @classmethod
-    def _close_session(cls, session, declared: dict[str, Decimal]):
+    def _close_session(
+        cls,
+        session,
+        declared: dict[str, Decimal],
+        reason: str | None = None,
+        expected: dict[str, Decimal] | None = None,
+    ):
         pool = Pool()
         Count = pool.get('prepaid.cashier.session.count')
         Configuration = pool.get('prepaid.configuration')
@@ -271,6 +284,8 @@ class Session(Workflow, ModelSQL, ModelView):
                 gettext('prepaid_vending.msg_session_closed', session=session.rec_name)
             )
         totals = session.system_totals()
+        if expected is not None and not same_totals(expected, totals):
+            raise ValidationError(gettext('prepaid_vending.msg_session_close_changed'))
         counts, difference = [], ZERO
         for method in sorted(set(totals) | set(declared)):
             amount = declared.get(method, ZERO)
@@ -292,6 +307,7 @@ class Session(Workflow, ModelSQL, ModelView):
         Count.delete(list(session.counts))
         Count.save(counts)
         session.difference = difference
+        session.difference_reason = reason
         session.closed_at = dt.datetime.now()
         vends = session.get_vends()
         moves = [v.move for v in vends if v.move]
@@ -364,7 +380,14 @@ class Session(Workflow, ModelSQL, ModelView):
             )
         if self.difference is not None:
             lines.append(f"{'Total difference':<37}{self.difference:>11}")
+        if self.difference_reason:
+            lines.append(f'Reason: {self.difference_reason}')
         return '\n'.join(lines) + '\n'
+
+
+def same_totals(a: dict[str, Decimal], b: dict[str, Decimal]) -> bool:
+    "Equal totals per method, a missing method counting as zero"
+    return all(a.get(m, ZERO) == b.get(m, ZERO) for m in set(a) | set(b))
 
 
 class SessionCount(ModelSQL, ModelView):
