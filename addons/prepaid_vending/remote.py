@@ -119,7 +119,9 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('created_at', 'ASC'))
-        cls.__access__.add('meter')
+        # No __access__ on the meter: Tryton would grant the wider of both
+        # accesses, so every group that may write meters (the Vending
+        # Operator too) could write these.  Their own access records decide.
         cls._transitions |= {
             ('pending', 'sent'),
             ('pending', 'failed'),
