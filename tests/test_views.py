@@ -6,6 +6,7 @@ column breaks the whole list in the browser ("ColumnFactory is not a
 constructor") while every server-side test passes, so it is checked here.
 """
 
+import datetime as dt
 import unittest
 
 from lxml import etree
@@ -40,6 +41,29 @@ SAO_TREE_WIDGETS = {
     'url',
 }
 
+#: Integer fields that are identifiers or codes, not quantities.
+IDENTIFIERS = {
+    'hes_port',
+    'port',
+    'mqtt_port',
+    'hes_client_address',
+    'hes_server_address',
+    'hes_alarm_register',
+    'hes_token_status',
+    'sts_last_tid',
+    'old_last_tid',
+    'tid',
+    'sts_krn',
+    'krn',
+    'old_krn',
+    'new_krn',
+    'ken',
+    'mfr_code',
+    'token_class',
+    'subclass',
+    'code',
+}
+
 
 class ViewsTestCase(unittest.TestCase):
     @classmethod
@@ -72,3 +96,141 @@ class ViewsTestCase(unittest.TestCase):
                     problems.append(f'{model_name}.{name}: {widget}')
         self.maxDiff = None
         self.assertEqual(sorted(set(problems)), [])
+
+    @with_transaction()
+    def test_every_button_has_a_label(self):
+        "A button without string shows as a blank box in sao"
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        problems = []
+        for view in View.search([('module', 'in', MODULES), ('inherit', '=', None)]):
+            if not view.model or view.type not in {'form', 'tree'}:
+                continue
+            Model = pool.get(view.model)
+            arch = Model.fields_view_get(view_id=view.id)['arch']
+            for node in etree.fromstring(arch).iter('button'):
+                if not (node.get('string') or '').strip():
+                    problems.append(f'{view.model}: {node.get("name")}')
+        self.assertEqual(sorted(set(problems)), [])
+
+    @with_transaction()
+    def test_keypad_meter_buttons_labelled_with_icons(self):
+        Meter = Pool().get('prepaid.meter')
+        arch = etree.fromstring(Meter.fields_view_get(view_type='form')['arch'])
+        buttons = {b.get('name'): b for b in arch.iter('button')}
+        for name, string in [
+            ('sts_engineering_wizard', "Engineering Token"),
+            ('sts_key_change_wizard', "Key Change"),
+        ]:
+            with self.subTest(button=name):
+                self.assertEqual(buttons[name].get('string'), string)
+                self.assertTrue(buttons[name].get('icon'))
+
+    @with_transaction()
+    def test_load_profile_graph_one_meter_kwh_over_time(self):
+        pool = Pool()
+        Interval = pool.get('prepaid.headend.interval')
+        ModelData = pool.get('ir.model.data')
+        Action = pool.get('ir.action.act_window')
+        view = Interval.fields_view_get(
+            ModelData.get_id('prepaid_headend', 'interval_view_graph')
+        )
+        arch = etree.fromstring(view['arch'])
+        (x,) = arch.xpath('/graph/x/field')
+        (y,) = arch.xpath('/graph/y/field')
+        # sao draws a time axis for datetime fields, not for timestamps.
+        self.assertEqual(view['fields'][x.get('name')]['type'], 'datetime')
+        self.assertIn('(kWh)', view['fields'][y.get('name')]['string'])
+
+        # The graph opens only from one meter: the menu's action adds up
+        # nothing.
+        def views(xml_id):
+            action = Action(ModelData.get_id('prepaid_headend', xml_id))
+            return {v.view.type for v in action.act_window_views}, action.domain
+
+        menu_views, _ = views('act_interval')
+        self.assertNotIn('graph', menu_views)
+        meter_views, domain = views('act_interval__meter')
+        self.assertIn('graph', meter_views)
+        self.assertIn("active_id", domain)
+
+    @with_transaction()
+    def test_register_graph_one_line_per_quantity(self):
+        Register = Pool().get('prepaid.headend.register')
+        arch = etree.fromstring(Register.fields_view_get(view_type='graph')['arch'])
+        series = arch.xpath('/graph/y/field')
+        self.assertGreater(len(series), 1)
+        for field in series:
+            with self.subTest(series=field.get('key')):
+                self.assertIn('"obis"', field.get('domain') or '')
+                self.assertIn('(', field.get('string'))
+
+    @with_transaction()
+    def test_interval_energy_in_kwh(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Interval = pool.get('prepaid.headend.interval')
+        meter = Meter(serial='GRAPH1', kind='smart_prepaid')
+        meter.save()
+        start = dt.datetime(2026, 1, 1, 0, 15)
+        rows = [('Wh', 250.0), ('kWh', 0.5), ('Wh', None), ('V', 3.0)]
+        intervals = Interval.create(
+            [
+                {
+                    'meter': meter.id,
+                    'obis': f'1.0.1.8.{i}.255',
+                    'timestamp': start,
+                    'unit': unit,
+                    'consumption': consumption,
+                }
+                for i, (unit, consumption) in enumerate(rows)
+            ]
+        )
+        self.assertEqual([i.energy_kwh for i in intervals], [0.25, 0.5, None, None])
+        self.assertEqual(intervals[0].capture_time, start)
+
+    @with_transaction()
+    def test_identifier_numbers_without_thousands_separators(self):
+        "A port, TID or key revision reads 4073, not 4,073"
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        problems = []
+        seen = set()
+        for view in View.search([('module', 'in', MODULES), ('inherit', '=', None)]):
+            if not view.model or view.type not in {'form', 'tree'}:
+                continue
+            Model = pool.get(view.model)
+            arch = Model.fields_view_get(view_id=view.id)['arch']
+            for node in etree.fromstring(arch).iter('field'):
+                name = node.get('name')
+                field = Model._fields.get(name)
+                if name not in IDENTIFIERS or field is None:
+                    continue
+                if field._type != 'integer':
+                    continue
+                seen.add(name)
+                if node.get('grouping') != '0':
+                    problems.append(f'{view.model}.{name} ({view.name})')
+        self.assertEqual(sorted(set(problems)), [])
+        self.assertIn('hes_port', seen)
+        self.assertIn('sts_last_tid', seen)
+
+    @with_transaction()
+    def test_customer_shows_one_number(self):
+        "A customer shows its Customer Number, not also the party Code"
+        pool = Pool()
+        Party = pool.get('party.party')
+        ModelData = pool.get('ir.model.data')
+        Action = pool.get('ir.action.act_window')
+        view = Party.fields_view_get(view_type='form')
+        form = etree.fromstring(view['arch'])
+        (label,) = form.xpath('//label[@name="code"]')
+        for states in [label.get('states'), view['fields']['code']['states']]:
+            self.assertIn('invisible', states)
+            self.assertIn('customer_number', states)
+        tree = etree.fromstring(Party.fields_view_get(view_type='tree')['arch'])
+        (code,) = tree.xpath('/tree/field[@name="code"]')
+        self.assertIn('prepaid_customers', code.get('tree_invisible') or '')
+        self.assertTrue(tree.xpath('/tree/field[@name="customer_number"]'))
+        action = Action(ModelData.get_id('prepaid_vending', 'act_customer'))
+        self.assertIn('prepaid_customers', action.context)

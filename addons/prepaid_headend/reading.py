@@ -44,8 +44,10 @@ from typing import Any
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.pool import Pool
+from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
+from .billing_feed import KWH_PER_UNIT
 from .dlms import axdr
 from .dlms import operations as ops
 
@@ -57,6 +59,12 @@ OBIS_NAMES = {
     ops.ACTIVE_POWER: "Active power import (+P)",
     '1.0.32.7.0.255': "Voltage L1",
     '1.0.31.7.0.255': "Current L1",
+}
+#: key of a series in register_graph.xml -> its OBIS code.
+GRAPH_SERIES = {
+    'voltage': '1.0.32.7.0.255',
+    'current': '1.0.31.7.0.255',
+    'power': ops.ACTIVE_POWER,
 }
 EVENT_LOGS = [
     ('standard', "Standard Event Log"),
@@ -116,6 +124,9 @@ class _ReadingMixin(AppendOnlyMixin):
         'prepaid.headend.job', "Job", readonly=True, ondelete='SET NULL'
     )
     description = fields.Function(fields.Char("Quantity"), 'get_description')
+    # sao's graph draws a time axis for DateTime fields only: a Timestamp
+    # x axis is a row of raw "2026-12-07 09:15:00.000000" category labels.
+    capture_time = fields.Function(fields.DateTime("Time"), 'get_capture_time')
 
     @classmethod
     def __setup__(cls):
@@ -137,12 +148,24 @@ class _ReadingMixin(AppendOnlyMixin):
     def get_description(self, name):
         return OBIS_NAMES.get(self.obis, self.obis)
 
+    def get_capture_time(self, name):
+        return self.timestamp
+
 
 class RegisterReading(_ReadingMixin, ModelSQL, ModelView):
     "Register value read from a meter"
 
     __name__ = 'prepaid.headend.register'
     __string__ = "Register Reading"
+
+    @classmethod
+    def view_attributes(cls):
+        # One line per quantity in the graph (see register_graph.xml): each
+        # series takes the readings of its OBIS code only.
+        return super().view_attributes() + [
+            (f'/graph/y/field[@key="{key}"]', 'domain', Eval('obis') == obis)
+            for key, obis in GRAPH_SERIES.items()
+        ]
 
 
 class IntervalReading(_ReadingMixin, ModelSQL, ModelView):
@@ -157,6 +180,18 @@ class IntervalReading(_ReadingMixin, ModelSQL, ModelView):
         help="Energy of the interval (difference with the previous capture) "
         "for cumulative registers.",
     )
+    energy_kwh = fields.Function(
+        fields.Float("Energy (kWh)", digits=(16, 3)),
+        'get_energy_kwh',
+    )
+
+    def get_energy_kwh(self, name):
+        "The interval's consumption in kWh, whatever unit the meter reports"
+        factor = KWH_PER_UNIT.get(self.unit)
+        if self.consumption is None or factor is None:
+            return None
+        # Rounded to the field's digits (a Wh value times 0.001 is not).
+        return round(self.consumption * float(factor), 3)
 
 
 class BillingReading(_ReadingMixin, ModelSQL, ModelView):

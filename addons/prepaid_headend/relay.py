@@ -1,5 +1,9 @@
 """Relay control with reason and read-back, and the clock synchronisation log.
 
+The meter form has Connect / Disconnect buttons: each records a relay
+operation (user, reason, time) and queues it, exactly as a Relay Operations
+record executed by hand, and tells the user in a notification.
+
 A relay operation is recorded (who, why, when) before it is queued and gets its
 outcome after: the state read back from the meter confirms it or not.  The
 remote-prepaid disconnect/reconnect commands of ``prepaid_vending`` become relay
@@ -9,12 +13,13 @@ operations too (see command.py), so the relay history of a meter is complete.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
-from trytond.pool import Pool
+from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
@@ -176,6 +181,70 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
     @Workflow.transition('failed')
     def _failed(cls, operations):
         pass
+
+
+class Meter(metaclass=PoolMeta):
+    __name__ = 'prepaid.meter'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._buttons.update(
+            {
+                'hes_relay_connect': {
+                    'invisible': ~Eval('hes_host'),
+                    'depends': ['hes_host'],
+                },
+                'hes_relay_disconnect': {
+                    'invisible': ~Eval('hes_host'),
+                    'depends': ['hes_host'],
+                },
+            }
+        )
+
+    @classmethod
+    @ModelView.button
+    def hes_relay_connect(cls, meters):
+        "Queue a relay reconnection (recorded as a relay operation)"
+        cls.hes_relay_operate(meters, 'reconnect')
+
+    @classmethod
+    @ModelView.button
+    def hes_relay_disconnect(cls, meters):
+        "Queue a relay disconnection (recorded as a relay operation)"
+        cls.hes_relay_operate(meters, 'disconnect')
+
+    @classmethod
+    def hes_relay_operate(cls, meters, action: str) -> list:
+        """Create and queue one relay operation per meter; the user hears of
+        it in a notification and sees the outcome on the operation."""
+        pool = Pool()
+        Relay = pool.get('prepaid.headend.relay')
+        Notification = pool.get('res.notification')
+        reason = gettext('prepaid_headend.msg_relay_reason_meter_form')
+        operations = Relay.create(
+            [{'meter': m.id, 'action': action, 'reason': reason} for m in meters]
+        )
+        Relay.execute(operations)
+        user = Transaction().user
+        with without_check_access():
+            Notification.create(
+                [
+                    {
+                        'user': user,
+                        'label': gettext(
+                            'prepaid_headend.msg_relay_queued',
+                            action=dict(ACTIONS)[action],
+                            meter=operation.meter.serial,
+                        ),
+                        'icon': 'tryton-info',
+                        'model': Relay.__name__,
+                        'records': json.dumps([operation.id]),
+                    }
+                    for operation in operations
+                ]
+            )
+        return operations
 
 
 class ClockSync(AppendOnlyMixin, ModelSQL, ModelView):

@@ -6,6 +6,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
 from trytond.pool import Pool
+from trytond.pyson import Eval
 from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
@@ -14,6 +15,27 @@ from .engine import StsError, decode_token
 from .engine.tid import datetime_from_tid
 from .engine.tokens import parse_token
 from .key_change import PARAMS
+
+#: Units of class 0 subclasses 0-3 (counted in tenths) and of class 2 power
+#: limits (subclasses 0 and 6, in watts).
+UNITS = {(0, 0): "kWh", (0, 1): "m³", (0, 2): "m³", (0, 3): "min"}
+POWER_LIMIT_SUBCLASSES = {0, 6}
+
+
+def amount_format(
+    token_class: int | None,
+    subclass: int | None,
+    currency: str = "",
+    currency_digits: int = 2,
+) -> tuple[int, str]:
+    """The decimals and unit a token's amount is shown with: a tenth of a
+    unit, the currency's digits for a currency token, whole watts for a
+    power limit (the token itself carries more decimals than that)."""
+    if token_class == 0 and subclass is not None and subclass >= 4:
+        return currency_digits, currency
+    if token_class == 2 and subclass in POWER_LIMIT_SUBCLASSES:
+        return 0, "W"
+    return 1, UNITS.get((token_class, subclass), "")
 
 
 def normalise_digits(text: str) -> str:
@@ -83,6 +105,9 @@ def verify_token(digits: str, meter=None) -> dict:
         "issued_at": None,
         "details": ", ".join(f"{k}={v}" for k, v in decoded.fields.items()),
     }
+    result["amount_digits"], result["amount_unit"] = amount_format(
+        decoded.token_class, decoded.subclass, *_currency()
+    )
     if decoded.tid is not None and decoded.crc_ok:
         result["tid_date"] = datetime_from_tid(decoded.tid, base_date).replace(
             tzinfo=None
@@ -91,6 +116,16 @@ def verify_token(digits: str, meter=None) -> dict:
         with without_check_access():
             result["issued_at"] = logged[0].issued_at
     return result
+
+
+def _currency() -> tuple[str, int]:
+    "Code and digits of the vending currency (currency tokens)"
+    Configuration = Pool().get("prepaid.configuration")
+    with without_check_access():
+        currency = Configuration(1).currency
+    if currency is None:
+        return "", 2
+    return currency.code, currency.digits
 
 
 class VerifyTokenStart(ModelView):
@@ -117,7 +152,11 @@ class VerifyTokenResult(ModelView):
     subclass = fields.Integer("Subclass", readonly=True)
     tid = fields.Integer("TID", readonly=True)
     tid_date = fields.DateTime("TID Date (UTC)", readonly=True)
-    amount = fields.Numeric("Amount", digits=(16, 5), readonly=True)
+    amount = fields.Numeric(
+        "Amount", digits=(16, Eval("amount_digits", 5)), readonly=True
+    )
+    amount_digits = fields.Integer("Amount Digits", readonly=True)
+    amount_unit = fields.Char("Unit", readonly=True)
     crc_ok = fields.Boolean("CRC Valid", readonly=True)
     log = fields.Many2One("prepaid.sts.token", "Issued As", readonly=True)
     issued_at = fields.DateTime("Issued At", readonly=True)
@@ -167,6 +206,8 @@ class VerifyToken(Wizard):
             "tid",
             "tid_date",
             "amount",
+            "amount_digits",
+            "amount_unit",
             "crc_ok",
             "issued_at",
             "details",

@@ -3,7 +3,26 @@
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 
 
-class Substation(DeactivableMixin, ModelSQL, ModelView):
+class CodeSearchMixin:
+    """Found by its code as well as by its name: operators know the network
+    by codes (the one painted on the transformer), not only by names."""
+
+    __slots__ = ()
+
+    @classmethod
+    def search_rec_name(cls, name, clause):
+        if clause[1].startswith('!') or clause[1].startswith('not '):
+            bool_op = 'AND'
+        else:
+            bool_op = 'OR'
+        return [
+            bool_op,
+            ('name', *clause[1:]),
+            ('code', *clause[1:]),
+        ]
+
+
+class Substation(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.substation'
 
     name = fields.Char("Name", size=128, required=True)
@@ -27,7 +46,7 @@ class Substation(DeactivableMixin, ModelSQL, ModelView):
         cls._order.insert(0, ('code', 'ASC'))
 
 
-class Feeder(DeactivableMixin, ModelSQL, ModelView):
+class Feeder(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.feeder'
 
     name = fields.Char("Name", size=128, required=True)
@@ -51,7 +70,7 @@ class Feeder(DeactivableMixin, ModelSQL, ModelView):
         cls._order.insert(0, ('code', 'ASC'))
 
 
-class Transformer(DeactivableMixin, ModelSQL, ModelView):
+class Transformer(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.transformer'
 
     name = fields.Char("Name", size=128, required=True)

@@ -81,6 +81,13 @@ class Party(metaclass=PoolMeta):
                 'prepaid_vending.msg_customer_number_unique',
             ),
         ]
+        # A customer is known by the customer number: the party code (Tryton's
+        # own sequence) would show a second, different number beside it.
+        cls.code.states = {
+            **cls.code.states,
+            'invisible': Bool(cls.code.states.get('invisible', False))
+            | Bool(Eval('customer_number')),
+        }
         # Staff and the importer look customers up by national ID.
         cls._sql_indexes.add(Index(t, (t.national_id, Index.Equality())))
         cls._buttons.update(
@@ -90,6 +97,22 @@ class Party(metaclass=PoolMeta):
                 },
             }
         )
+
+    @classmethod
+    def view_attributes(cls):
+        # The code's label follows the code (hidden for a customer, see
+        # __setup__); the Customers list has no code column.
+        is_customer = Bool(Eval('customer_number'))
+        in_customer_list = Eval('context', {}).get('prepaid_customers', False)
+        return super().view_attributes() + [
+            (
+                '/form//label[@name="code"]',
+                'states',
+                {'invisible': is_customer},
+                ['customer_number'],
+            ),
+            ('/tree/field[@name="code"]', 'tree_invisible', in_customer_list),
+        ]
 
     @classmethod
     def preprocess_values(cls, mode, values):

@@ -17,6 +17,7 @@ import uuid
 from decimal import Decimal
 from unittest.mock import patch
 
+from lxml import etree
 from trytond import backend
 from trytond.bus import Bus
 from trytond.exceptions import UserError
@@ -352,6 +353,71 @@ class HeadendTestCase(unittest.TestCase):
             )
             self.assertEqual(self.sim.meter(OK_WRAPPER).relay_connected, connected)
         self.assertEqual(len(Relay.search([("meter", "=", meter.id)])), 2)
+
+    @with_transaction()
+    def test_meter_form_relay_buttons(self):
+        "Connect / Disconnect on the meter queue a recorded relay operation"
+        pool = Pool()
+        Relay = pool.get("prepaid.headend.relay")
+        Meter = pool.get("prepaid.meter")
+        Notification = pool.get("res.notification")
+        self.configure()
+        meter = self.meter(OK_WRAPPER)
+        engineer = self.user("engineer", "engineer")
+        transaction = Transaction()
+        for button, action, connected in [
+            (Meter.hes_relay_disconnect, "disconnect", False),
+            (Meter.hes_relay_connect, "reconnect", True),
+        ]:
+            with (
+                transaction.set_user(engineer.id),
+                transaction.set_context(_check_access=True),
+            ):
+                button([meter])
+            (operation,) = Relay.search(
+                [("meter", "=", meter.id), ("action", "=", action)]
+            )
+            self.assertEqual(operation.state, "queued")
+            self.assertEqual(operation.user, engineer)
+            self.assertTrue(operation.reason)
+            (job,) = self.pending_jobs(meter)
+            self.assertEqual(job.relay, operation)
+            (notice,) = Notification.search(
+                [("user", "=", engineer.id), ("records", "=", f"[{operation.id}]")]
+            )
+            self.assertIn(meter.serial, notice.label)
+            self.run_jobs([job])
+            self.assertEqual(Relay(operation.id).state, "done")
+            self.assertEqual(self.sim.meter(OK_WRAPPER).relay_connected, connected)
+
+    @with_transaction()
+    def test_meter_form_disconnect_asks_confirmation(self):
+        Meter = Pool().get("prepaid.meter")
+        arch = etree.fromstring(Meter.fields_view_get(view_type="form")["arch"])
+        buttons = {b.get("name"): b for b in arch.iter("button")}
+        self.assertTrue(buttons["hes_relay_disconnect"].get("confirm"))
+        self.assertEqual(buttons["hes_relay_disconnect"].get("string"), "Disconnect")
+        self.assertEqual(buttons["hes_relay_connect"].get("string"), "Connect")
+
+    @with_transaction()
+    def test_meter_form_relay_buttons_refused_to_cashier(self):
+        pool = Pool()
+        Relay = pool.get("prepaid.headend.relay")
+        Meter = pool.get("prepaid.meter")
+        meter = self.meter(OK_WRAPPER)
+        transaction = Transaction()
+        for login, group in [("cashier", "cashier"), ("operator", "operator")]:
+            user = self.user(login, group)
+            with (
+                transaction.set_user(user.id),
+                transaction.set_context(_check_access=True),
+            ):
+                for button in [Meter.hes_relay_disconnect, Meter.hes_relay_connect]:
+                    with self.subTest(user=login, button=button.__name__):
+                        with self.assertRaises(AccessButtonError):
+                            button([meter])
+        self.assertEqual(Relay.search([("meter", "=", meter.id)]), [])
+        self.assertEqual(self.pending_jobs(meter), [])
 
     @with_transaction()
     def test_relay_needs_reason(self):

@@ -426,6 +426,8 @@ class StsModelsTestCase(unittest.TestCase):
         self.assertEqual(result["log"], token.id)
         self.assertTrue(result["crc_ok"])
         self.assertEqual(result["amount"], Decimal("12.5"))
+        # Shown as "12.5 kWh", not "12.50000".
+        self.assertEqual((result["amount_digits"], result["amount_unit"]), (1, "kWh"))
         self.assertEqual(result["tid_date"], dt.datetime(2014, 3, 1, 13, 0))
         # A token not in the log needs the meter.
         with self.assertRaises(UserError):
@@ -435,6 +437,38 @@ class StsModelsTestCase(unittest.TestCase):
         self.assertEqual(other["tid"], 85740)
         with self.assertRaises(UserError):
             verify_token("1234", meter)
+
+    def test_amount_format(self):
+        "The decimals and unit of a token's amount follow its class"
+        from trytond.modules.prepaid_sts.verify import amount_format
+
+        for (token_class, subclass), expected in [
+            ((0, 0), (1, "kWh")),
+            ((0, 1), (1, "m³")),
+            ((0, 4), (2, "ZAR")),
+            ((0, 7), (2, "ZAR")),
+            ((2, 0), (0, "W")),
+            ((2, 6), (0, "W")),
+            ((1, 0), (1, "")),
+        ]:
+            with self.subTest(token_class=token_class, subclass=subclass):
+                self.assertEqual(
+                    amount_format(token_class, subclass, "ZAR", 2), expected
+                )
+        self.assertEqual(amount_format(0, 5, "KWD", 3), (3, "KWD"))
+
+    @with_transaction()
+    def test_verify_result_amount_without_grouping_or_padding(self):
+        "Verify Token: TID without thousands separators, amount with its digits"
+        from lxml import etree
+
+        Result = Pool().get("prepaid.sts.verify_token.result")
+        view = Result.fields_view_get(view_type="form")
+        arch = etree.fromstring(view["arch"])
+        (tid,) = arch.xpath('//field[@name="tid"]')
+        self.assertEqual(tid.get("grouping"), "0")
+        self.assertIn("amount_digits", view["fields"]["amount"]["digits"])
+        self.assertTrue(arch.xpath('//field[@name="amount_unit"]'))
 
     # --- access per group ----------------------------------------------------
 

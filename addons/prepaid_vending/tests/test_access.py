@@ -9,7 +9,13 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .tools import TODAY, create_meter, create_network, create_service_point
+from .tools import (
+    TODAY,
+    create_customer,
+    create_meter,
+    create_network,
+    create_service_point,
+)
 
 
 @contextmanager
@@ -56,6 +62,42 @@ class AccessTestCase(unittest.TestCase):
             self.assertEqual(Meter.search([('serial', '=', meter.serial)]), [meter])
             with self.assertRaises(AccessError):
                 Meter.write([Meter(meter.id)], {'manufacturer': 'Tampered'})
+
+    @with_transaction()
+    def test_cashier_reads_customers_only(self):
+        pool = Pool()
+        Party = pool.get('party.party')
+        Address = pool.get('party.address')
+        customer = create_customer()
+        with staff('group_cashier'):
+            self.assertEqual(Party.search([('id', '=', customer.id)]), [customer])
+            with self.assertRaises(AccessError):
+                Party.write([Party(customer.id)], {'name': 'Renamed'})
+            with self.assertRaises(AccessError):
+                Party.create([{'name': 'New Customer'}])
+            with self.assertRaises(AccessError):
+                Address.create([{'party': customer.id, 'street': 'Elsewhere'}])
+        self.assertEqual(Party(customer.id).name, 'Thandi Mokoena')
+
+    @with_transaction()
+    def test_back_office_writes_customers(self):
+        "An operator (also when a cashier too) keeps Tryton's party access"
+        pool = Pool()
+        Party = pool.get('party.party')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        customer = create_customer()
+        groups = [
+            ModelData.get_id('prepaid_vending', g)
+            for g in ['group_cashier', 'group_operator']
+        ]
+        (user,) = User.create(
+            [{'login': 'both', 'name': 'Both', 'groups': [('add', groups)]}]
+        )
+        transaction = Transaction()
+        with transaction.set_user(user.id), transaction.set_context(_check_access=True):
+            Party.write([Party(customer.id)], {'name': 'Renamed'})
+        self.assertEqual(Party(customer.id).name, 'Renamed')
 
     @with_transaction()
     def test_metering_engineer(self):

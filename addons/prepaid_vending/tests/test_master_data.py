@@ -40,6 +40,30 @@ class MasterDataTestCase(unittest.TestCase):
             create_network()
 
     @with_transaction()
+    def test_network_found_by_code_or_name(self):
+        "A transformer, feeder or substation is found by its code as by its name"
+        pool = Pool()
+        transformer = create_network()
+        create_network('-2')
+        feeder, substation = transformer.feeder, transformer.feeder.substation
+        for record, code, name in [
+            (transformer, 'TX1', 'TX 1'),
+            (feeder, 'F1', 'Feeder 1'),
+            (substation, 'SS-N', 'North'),
+        ]:
+            Model = pool.get(record.__name__)
+            with self.subTest(model=record.__name__):
+                self.assertEqual(Model.search([('rec_name', '=', code)]), [record])
+                self.assertEqual(
+                    [r for r in Model.search([('rec_name', 'ilike', name)])],
+                    Model.search([('name', '=', name)]),
+                )
+                self.assertNotIn(record, Model.search([('rec_name', '!=', code)]))
+                self.assertEqual(
+                    Model.search([('rec_name', 'ilike', 'no such code')]), []
+                )
+
+    @with_transaction()
     def test_transformer_rated_power_positive(self):
         Transformer = Pool().get('prepaid.transformer')
         transformer = create_network()
