@@ -1,18 +1,23 @@
-"""Who may change what, per role, as an RPC call sees it (access checks on).
+"""Who may see and change what, per role, as an RPC call sees it (access
+checks on).
 
 Records that belong to a meter take no access from it: the groups that may
 write meters (the Vending Operator among them) must not thereby write
-emergency credits or meter commands.
+emergency credits or meter commands.  Customers are personal data: no access
+without a staff group.  A manager who also sells sees every vend and shift.
 """
 
 import unittest
 from decimal import Decimal
 
 from trytond.model.exceptions import AccessError
+from trytond.model.modelview import AccessButtonError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
 
-from .tools import acting_as, create_meter
+from .tools import acting_as, create_customer, create_meter
+from .vend_fixtures import open_session, with_vending
 
 # Groups that read a meter's records but change none of them.
 READERS = ('group_operator', 'group_cashier', 'group_accountant', 'group_key_custodian')
@@ -70,3 +75,159 @@ class AccessRolesTestCase(unittest.TestCase):
                 with self.assertRaises(AccessError):
                     Command.create([values])
             self.assertEqual(Command(command.id).last_error, group)
+
+    # --- customers ------------------------------------------------------------
+    @with_transaction()
+    def test_customers_hidden_without_staff_group(self):
+        pool = Pool()
+        Party = pool.get('party.party')
+        Address = pool.get('party.address')
+        User = pool.get('res.user')
+        customer = create_customer()
+        (address,) = Address.create([{'party': customer.id, 'street': '12 Oak'}])
+        for groups in [(), ('group_api_terminal',)]:
+            with self.subTest(groups=groups), acting_as(*groups):
+                for Model, record in [(Party, customer), (Address, address)]:
+                    with self.assertRaises(AccessError):
+                        Model.search([])
+                    with self.assertRaises(AccessError):
+                        Model.read([record.id], ['rec_name'])
+                    with self.assertRaises(AccessError):
+                        Model.write([Model(record.id)], {'street': 'x', 'name': 'x'})
+                with self.assertRaises(AccessError):
+                    Party.create([{'name': 'Intruder'}])
+                # Logging in still works: the preferences name no party.
+                self.assertIn('language', User.get_preferences(context_only=False))
+        self.assertEqual(Party(customer.id).name, 'Thandi Mokoena')
+
+    @with_transaction()
+    def test_customers_read_by_staff_changed_by_back_office(self):
+        pool = Pool()
+        Party = pool.get('party.party')
+        customer = create_customer()
+        for group in (
+            'group_cashier',
+            'group_engineer',
+            'group_key_custodian',
+            'group_accountant',
+        ):
+            with self.subTest(group=group), acting_as(group):
+                self.assertEqual(Party.search([('id', '=', customer.id)]), [customer])
+                with self.assertRaises(AccessError):
+                    Party.write([Party(customer.id)], {'name': 'Renamed'})
+                with self.assertRaises(AccessError):
+                    Party.create([{'name': 'New'}])
+        for group in (
+            'group_operator',
+            'group_manager',
+            'group_admin',
+            'party.group_party_admin',
+            'res.group_admin',
+        ):
+            with self.subTest(group=group), acting_as(group):
+                Party.write([Party(customer.id)], {'name': group})
+                Party.create([{'name': f'New for {group}'}])
+            self.assertEqual(Party(customer.id).name, group)
+
+    @with_transaction()
+    def test_make_customer_button_groups(self):
+        Party = Pool().get('party.party')
+        (party,) = Party.create([{'name': 'Walk-in'}])
+        for group in ('group_cashier', 'group_engineer', 'group_accountant'):
+            with self.subTest(group=group), acting_as(group):
+                with self.assertRaises((AccessButtonError, AccessError)):
+                    Party.make_customer([Party(party.id)])
+        self.assertIsNone(Party(party.id).customer_number)
+
+    # --- record rules ----------------------------------------------------------
+    @with_transaction()
+    def test_manager_who_sells_sees_every_vend_and_shift(self):
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        Vend = pool.get('prepaid.vend')
+        Session = pool.get('prepaid.cashier.session')
+        with with_vending() as env:
+            open_session(env)
+            Vend.vend(env.meter, Decimal('100.00'), 'cash', env.sales_point, 'adm')
+
+            def user(login, *groups):
+                return User.create(
+                    [
+                        {
+                            'login': login,
+                            'name': login,
+                            'groups': [
+                                ('add', [ModelData.get_id('prepaid_vending', g)])
+                                for g in groups
+                            ],
+                            'companies': [('add', [env.company.id])],
+                            'company': env.company.id,
+                        }
+                    ]
+                )[0]
+
+            cashier = user('cashier', 'group_cashier')
+            selling = [
+                user('selling_manager', 'group_cashier', 'group_manager'),
+                user('selling_accountant', 'group_cashier', 'group_accountant'),
+                user('selling_admin', 'group_cashier', 'group_admin'),
+            ]
+            transaction = Transaction()
+            for seller in [cashier, *selling]:
+                with (
+                    transaction.set_user(seller.id),
+                    transaction.set_context(_check_access=True),
+                ):
+                    Session.open_session(env.sales_point)
+                    Vend.vend(
+                        env.meter,
+                        Decimal('100.00'),
+                        'cash',
+                        env.sales_point,
+                        seller.login,
+                    )
+            for seller in selling:
+                with (
+                    self.subTest(user=seller.login),
+                    transaction.set_user(seller.id),
+                    transaction.set_context(_check_access=True),
+                ):
+                    self.assertEqual(Vend.search_count([]), 5)
+                    self.assertEqual(Session.search_count([]), 5)
+                    self.assertEqual(
+                        Vend.search_count([('cashier', '=', cashier.id)]), 1
+                    )
+            # A cashier alone still sees only their own.
+            with (
+                transaction.set_user(cashier.id),
+                transaction.set_context(_check_access=True),
+            ):
+                self.assertEqual(
+                    [v.cashier for v in Vend.search([])], [User(cashier.id)]
+                )
+                self.assertEqual(Session.search_count([]), 1)
+
+    # --- debts -------------------------------------------------------------------
+    @with_transaction()
+    def test_debt_open_button_groups(self):
+        pool = Pool()
+        Debt = pool.get('prepaid.debt')
+        with with_vending() as env:
+            (debt,) = Debt.create(
+                [
+                    {
+                        'party': env.customer.id,
+                        'amount': Decimal('90.00'),
+                        'description': 'Arrears',
+                    }
+                ]
+            )
+            for group in ('group_cashier', 'group_accountant', 'group_admin'):
+                with self.subTest(group=group), acting_as(group):
+                    with self.assertRaises((AccessButtonError, AccessError)):
+                        Debt.open([Debt(debt.id)])
+            self.assertEqual(Debt(debt.id).state, 'draft')
+            with acting_as('group_operator'):
+                Debt.open([Debt(debt.id)])
+            self.assertEqual(Debt(debt.id).state, 'open')
