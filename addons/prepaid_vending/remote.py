@@ -840,7 +840,10 @@ class Consumption(ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls.__access__.add('account')
+        # No __access__ on the account: Tryton would grant the wider of both
+        # accesses, so every group that may write remote accounts (the
+        # Vending Operator) could rewrite what a customer consumed.  Their
+        # own access records decide.
         cls._order.insert(0, ('start', 'ASC'))
 
     @classmethod
@@ -892,10 +895,9 @@ class RemoteBill(ModelSQL, ModelView):
         "(no vend or earlier bill of the year took them first).",
     )
 
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        cls.__access__.add('account')
+    # No __access__ on the account: Tryton would grant the wider of both
+    # accesses, so every group that may write remote accounts (the Vending
+    # Operator) could rewrite a bill.  Their own access records decide.
 
     @staticmethod
     def default_date():

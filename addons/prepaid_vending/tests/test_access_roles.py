@@ -7,6 +7,7 @@ emergency credits or meter commands.  Customers are personal data: no access
 without a staff group.  A manager who also sells sees every vend and shift.
 """
 
+import datetime as dt
 import unittest
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .tools import acting_as, create_customer, create_meter
+from .tools import TODAY, acting_as, create_customer, create_meter
 from .vend_fixtures import open_session, with_vending
 
 # Groups that read a meter's records but change none of them.
@@ -75,6 +76,97 @@ class AccessRolesTestCase(unittest.TestCase):
                 with self.assertRaises(AccessError):
                     Command.create([values])
             self.assertEqual(Command(command.id).last_error, group)
+
+    @with_transaction()
+    def test_month_position_written_by_nobody(self):
+        "The kWh bought this month price the next vend: only vends write them"
+        Position = Pool().get('prepaid.meter.month_position')
+        meter = create_meter('04100000204')
+        values = {
+            'meter': meter.id,
+            'month': TODAY.replace(day=1),
+            'kwh': Decimal('40.0'),
+            'vends': 1,
+        }
+        (position,) = Position.create([values])
+        self.assert_refused(
+            READERS + ('group_engineer', 'group_manager', 'group_admin'),
+            Position,
+            position,
+            {'kwh': Decimal('0.0')},
+            dict(values, month=TODAY.replace(day=1, month=TODAY.month + 1)),
+        )
+
+    @with_transaction()
+    def test_meter_tariff_assigned_by_operator_manager_admin(self):
+        pool = Pool()
+        Tariff = pool.get('prepaid.tariff')
+        MeterTariff = pool.get('prepaid.meter.tariff')
+        meter = create_meter('04100000205')
+        (tariff,) = Tariff.create([{'name': 'Domestic', 'code': 'DOM-A'}])
+        values = {'meter': meter.id, 'tariff': tariff.id, 'start_date': TODAY}
+        (assignment,) = MeterTariff.create([values])
+        self.assert_refused(
+            READERS[1:] + ('group_engineer',),
+            MeterTariff,
+            assignment,
+            {'reason': 'forged'},
+            values,
+        )
+        for group in ('group_operator', 'group_manager', 'group_admin'):
+            with self.subTest(group=group), acting_as(group):
+                MeterTariff.write([MeterTariff(assignment.id)], {'reason': group})
+            self.assertEqual(MeterTariff(assignment.id).reason, group)
+
+    @with_transaction()
+    def test_remote_consumption_and_bills_not_written_by_account_writers(self):
+        pool = Pool()
+        Account = pool.get('prepaid.remote.account')
+        Consumption = pool.get('prepaid.remote.consumption')
+        Bill = pool.get('prepaid.remote.bill')
+        meter = create_meter('04100000206', payment_mode='remote_prepaid')
+        (account,) = Account.create([{'meter': meter.id}])
+        start = dt.datetime(2026, 3, 1)
+        usage = {
+            'account': account.id,
+            'start': start,
+            'end': start + dt.timedelta(minutes=30),
+            'kwh': Decimal('1.500'),
+        }
+        (consumption,) = Consumption.create([usage])
+        bill_values = {
+            'account': account.id,
+            'month': TODAY,
+            'date': start,
+            'amount': Decimal('100.00'),
+            'vat': Decimal('15.00'),
+        }
+        (bill,) = Bill.create([bill_values])
+        # The operator and the manager write remote accounts, not these.
+        for group in ('group_operator', 'group_manager'):
+            with self.subTest(group=group), acting_as(group):
+                Account.write([Account(account.id)], {'credit_limit': Decimal(5)})
+        self.assert_refused(
+            ('group_operator', 'group_manager', 'group_cashier'),
+            Consumption,
+            consumption,
+            {'kwh': Decimal('0.000')},
+            usage,
+        )
+        self.assert_refused(
+            ('group_operator', 'group_manager', 'group_engineer'),
+            Bill,
+            bill,
+            {'amount': Decimal('1.00')},
+            bill_values,
+        )
+        # The cashier and the engineer still read them (once given by the
+        # account).
+        with acting_as('group_cashier'):
+            self.assertEqual(Consumption.search([]), [consumption])
+        with acting_as('group_engineer'):
+            self.assertEqual(Bill.search([]), [bill])
+            Consumption.write([Consumption(consumption.id)], {'kwh': Decimal(2)})
 
     # --- customers ------------------------------------------------------------
     @with_transaction()
