@@ -501,9 +501,15 @@ def test_first_run_sells_stops_and_runs_again(fresh_copy):
     try:
         first.start()
         first.wait_until_served()
+        # The command prints its banner once it has seen the web client
+        # answer, so just after the test has: wait for it.
+        banner = f'http://127.0.0.1:{port}/'
+        deadline = time.monotonic() + 60
+        while banner not in first.output() and time.monotonic() < deadline:
+            time.sleep(0.5)
         output = first.output()
         assert 'Installing' not in output and 'Creating the virtualenv' not in output
-        assert f'http://127.0.0.1:{port}/' in output
+        assert banner in output, output[-4000:]
 
         rpc = JsonRpc(first.url, DATABASE)
         assert rpc.login('admin', 'admin') == 1

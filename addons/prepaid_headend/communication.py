@@ -34,6 +34,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSingleton, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -69,7 +70,7 @@ def ca_dirs() -> list[str]:
     return [d for d in value.split(os.pathsep) if d]
 
 
-class Communication(RangeMixin, ModelSingleton, ModelSQL, ModelView):
+class Communication(SearchGuard, RangeMixin, ModelSingleton, ModelSQL, ModelView):
     "Head-end communication endpoints and credentials"
 
     __name__ = 'prepaid.headend.communication'

@@ -7,6 +7,7 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
 from trytond.model.exceptions import ValidationError
+from trytond.modules.prepaid_vending.access import require_wizard_groups
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
@@ -136,6 +137,8 @@ class EngineeringToken(Wizard):
         return {}
 
     def transition_issue(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         self.result.token = issue_engineering_token(
             self.start.meter,
             self.start.operation,

@@ -17,6 +17,7 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.modules.prepaid_vending.inputs.numbers import shown
 from trytond.pool import Pool
@@ -41,7 +42,7 @@ AUDIT_PURPOSES = [
 ]
 
 
-class VendingKey(DeactivableMixin, ModelSQL, ModelView):
+class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
     "STS Vending Key"
 
     __name__ = "prepaid.sts.vending_key"

@@ -13,6 +13,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending.access import require_wizard_groups
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -337,6 +338,8 @@ class KeyChangeWizard(Wizard):
         }
 
     def transition_issue(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         KeyChange = Pool().get("prepaid.sts.key_change")
         key_change = KeyChange.issue(
             self.start.meter,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.transaction import Transaction
 
@@ -18,7 +19,7 @@ from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
 
-class Token(AppendOnlyMixin, ModelSQL, ModelView):
+class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
     "STS Token"
 
     __name__ = "prepaid.sts.token"

@@ -14,6 +14,7 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
+from .access import require_wizard_groups
 from .append_only import AppendOnlyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
@@ -403,6 +404,8 @@ class DebtWriteOff(Wizard):
         }
 
     def transition_write_off(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         self.model.write_off(list(self.records), self.start.reason)
         return 'end'
 
@@ -587,8 +590,9 @@ class EmergencyCredit(ModelSQL, ModelView):
             cls.write(credits, {'state': 'cancelled'})
 
 
-class EmergencyCreditRepayment(ModelSQL, ModelView):
-    "Part of an emergency credit repaid by a vend"
+class EmergencyCreditRepayment(AppendOnlyMixin, ModelSQL, ModelView):
+    """Part of an emergency credit repaid by a vend: written by the vend
+    pipeline and its cancellation only (append-only)"""
 
     __name__ = 'prepaid.emergency_credit.repayment'
 

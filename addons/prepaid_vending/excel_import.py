@@ -91,6 +91,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .access import require_wizard_groups
 from .import_sheet import (
     Cell,
     ImportFileError,
@@ -1796,6 +1797,8 @@ class ImportWizard(Wizard):
         }
 
     def transition_import_(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         pool = Pool()
         Job = pool.get('prepaid.import.job')
         Configuration = pool.get('prepaid.configuration')

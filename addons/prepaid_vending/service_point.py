@@ -9,6 +9,8 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .access import require_wizard_groups
+
 CONNECTION_STATUSES = [
     ('connected', "Connected"),
     ('disconnected', "Disconnected"),
@@ -313,6 +315,8 @@ class ChangeMeterState(Wizard):
     change = StateTransition()
 
     def transition_change(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         Meter = Pool().get('prepaid.meter')
         Meter.change_state(self.records, self.start.state, self.start.reason)
         return 'end'

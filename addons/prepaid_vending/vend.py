@@ -36,6 +36,7 @@ from trytond.transaction import Transaction, TransactionError, without_check_acc
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
+from .access import require_wizard_groups
 from .amounts import parse_amount
 from .append_only import AppendOnlyMixin
 from .tariff import (
@@ -520,9 +521,14 @@ class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
         return channel == 'counter' or payment_method == 'cash'
 
     @classmethod
-    def _check_api_terminal(cls) -> None:
+    def _check_api_terminal(cls, tender, requested_kwh, sales_point) -> None:
         """Only an API terminal login sells with no shift (and only as
-        itself: the vend's cashier is the login that asked)."""
+        itself: the vend's cashier is the login that asked).
+
+        Anyone else with a bad amount is told about the amount first, as a
+        terminal would be (the checks of _vend).  For a terminal the amount
+        is checked by _vend, after its retry lookup: a retry of a vend sold
+        before the limits changed still gets its vend back."""
         pool = Pool()
         User = pool.get('res.user')
         ModelData = pool.get('ir.model.data')
@@ -530,7 +536,20 @@ class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
             return
         terminal = ModelData.get_id('prepaid_vending', API_TERMINAL_GROUP)
         if terminal not in User.get_groups():
+            cls._check_amount(tender, requested_kwh, sales_point)
             raise VendError(gettext('prepaid_vending.msg_vend_api_terminal'))
+
+    @classmethod
+    def _check_amount(cls, tender, requested_kwh, sales_point) -> None:
+        "The tender, or the kWh asked for, of a new sale"
+        if requested_kwh is not None:
+            cls._check_number(requested_kwh, 'kWh')
+            if requested_kwh <= 0:
+                raise VendError(
+                    gettext('prepaid_vending.msg_vend_kwh_positive', kwh=requested_kwh)
+                )
+        else:
+            cls._check_tender(tender, sales_point, fbe_only=True)
 
     @classmethod
     def _check_meter(cls, meter):
@@ -769,13 +788,7 @@ class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
                 gettext('prepaid_vending.msg_vend_channel', channel=channel)
             )
         cls._check_meter(meter)
-        if requested_kwh is not None:
-            if requested_kwh <= 0:
-                raise VendError(
-                    gettext('prepaid_vending.msg_vend_kwh_positive', kwh=requested_kwh)
-                )
-        else:
-            cls._check_tender(tender, sales_point, fbe_only=True)
+        cls._check_amount(tender, requested_kwh, sales_point)
         session = None
         if cls.needs_shift(channel, payment_method):
             # Cash is always counted at the end of a shift.
@@ -1278,7 +1291,8 @@ class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
             )
         if not cls.needs_shift(derived, payment_method):
             # No shift will count this sale: only an API terminal sells so.
-            cls._check_api_terminal()
+            # Bad input is told first: it says nothing about anyone's vends.
+            cls._check_api_terminal(tender_value, kwh_value, sales_point)
         vend = cls.vend(
             Meter(meter_id),
             tender_value,
@@ -1431,5 +1445,7 @@ class CancelVend(Wizard):
     cancel = StateTransition()
 
     def transition_cancel(self):
+        # Second line: the context cannot widen the groups checked here.
+        require_wizard_groups(self.__name__)
         self.model.cancel_vends(list(self.records), self.start.reason)
         return 'end'

@@ -525,6 +525,25 @@ class StsModelsTestCase(unittest.TestCase):
                 Wizard.execute(session_id, {"start": start}, "issue")
 
     @with_transaction()
+    def test_engineering_wizard_forged_action_id(self):
+        "Issue 11 §1: a cashier's forged action_id is refused, twice over"
+        Wizard = Pool().get("prepaid.sts.engineering_token", type="wizard")
+        cashier = create_user("cashier", "cashier")
+        session_id, _, _ = Wizard.create()
+        transaction = Transaction()
+        with (
+            transaction.set_user(cashier.id),
+            transaction.set_context(_check_access=True, action_id=999999),
+        ):
+            with self.assertRaises(AccessError):
+                Wizard.create()
+            with self.assertRaises(AccessError):
+                Wizard.execute(session_id, {}, "issue")
+            # The transition's own check, should the wizard's be bypassed.
+            with self.assertRaises(AccessError):
+                Wizard(session_id).transition_issue()
+
+    @with_transaction()
     def test_access_token_digits(self):
         "Only reprinting groups read the digits; cashiers only their own tokens"
         Token = Pool().get("prepaid.sts.token")

@@ -3,10 +3,12 @@ vend is answered only to the requester who made it (issue 11 §4b).
 
 Each staff group, and the administrator, acts as a real user with access
 checks on (as a client request): none may change, delete or forge a vend, its
-lines and tokens, the receipt print log, the debt ledger, the remote account
-ledger or the meter state history; the code that writes them still does.
+lines and tokens, the receipt print log, the debt ledger, emergency credit
+repayments, the remote account ledger, the meter state history or the meter
+and customer change history; the code that writes them still does.
 """
 
+import datetime as dt
 import unittest
 from decimal import Decimal as D
 
@@ -21,6 +23,7 @@ from trytond.transaction import Transaction
 from .test_vend_safeguards import acting_as, staff_user
 from .vend_fixtures import new_meter, new_point, open_session, with_vending
 
+TODAY = dt.date.today()
 STAFF_GROUPS = (
     'group_operator',
     'group_cashier',
@@ -38,8 +41,11 @@ APPEND_ONLY = {
     'prepaid.vend.token': ('description', 'forged'),
     'prepaid.vend.reprint': ('reason', 'forged'),
     'prepaid.debt.line': ('description', 'forged'),
+    'prepaid.emergency_credit.repayment': ('amount', D('999')),
     'prepaid.remote.account.line': ('description', 'forged'),
     'prepaid.meter.state_history': ('reason', 'forged'),
+    'prepaid.meter.change': ('reason', 'forged'),
+    'prepaid.customer.change': ('reason', 'forged'),
 }
 
 
@@ -78,12 +84,19 @@ def one_of_each(env) -> dict:
     Account = pool.get('prepaid.remote.account')
     AccountLine = pool.get('prepaid.remote.account.line')
     History = pool.get('prepaid.meter.state_history')
+    Emergency = pool.get('prepaid.emergency_credit')
+    Repayment = pool.get('prepaid.emergency_credit.repayment')
     with Transaction().set_user(0):
         vend = Vend.vend(env.meter, D('100.00'), 'card', None, 'seed', channel='api')
     (token,) = VendToken.create(
         [{'vend': vend.id, 'kind': 'credit', 'token': '1' * 20, 'description': 'x'}]
     )
     Reprint._write_log([vend], 'reprint', 'seed')
+    credit = Emergency(meter=env.meter, party=env.customer, amount=D('20'))
+    credit.save()
+    (repayment,) = Repayment.create(
+        [{'credit': credit.id, 'vend': vend.id, 'amount': D('5')}]
+    )
     debt = Debt(party=env.customer, amount=D('10.00'), description='Arrears')
     debt.save()
     Debt.open([debt])
@@ -95,15 +108,42 @@ def one_of_each(env) -> dict:
     (account_line,) = AccountLine.create(
         [{'account': account.id, 'kind': 'vend', 'amount': D('1'), 'description': 'x'}]
     )
+    meter_change, customer_change = changes(env)
     return {
+        'prepaid.meter.change': meter_change,
+        'prepaid.customer.change': customer_change,
         'prepaid.vend': vend,
         'prepaid.vend.line': vend.lines[0],
         'prepaid.vend.token': token,
         'prepaid.vend.reprint': Reprint.search([('vend', '=', vend.id)])[0],
         'prepaid.debt.line': debt.lines[0],
+        'prepaid.emergency_credit.repayment': repayment,
         'prepaid.remote.account.line': account_line,
         'prepaid.meter.state_history': History.search([])[0],
     }
+
+
+def incoming_customer(env, name='Sipho Dlamini'):
+    Party = Pool().get('party.party')
+    party = Party(name=name, customer_category=env.category)
+    party.save()
+    Party.make_customer([party])
+    return party
+
+
+def changes(env) -> tuple:
+    "A meter change and a customer change of env's point, by their own code"
+    pool = Pool()
+    Meter = pool.get('prepaid.meter')
+    MeterChange = pool.get('prepaid.meter.change')
+    CustomerChange = pool.get('prepaid.customer.change')
+    spare = Meter(serial='04000000077', kind='smart_prepaid', payment_mode='prepaid')
+    spare.save()
+    meter_change, _ = MeterChange.change_meter(env.point, spare, TODAY, 'Faulty')
+    customer_change = CustomerChange.change_customer(
+        env.point, incoming_customer(env), TODAY, reason='Moved in'
+    )
+    return meter_change, customer_change
 
 
 class AppendOnlyTestCase(unittest.TestCase):
@@ -180,6 +220,63 @@ class AppendOnlyTestCase(unittest.TestCase):
             self.assertEqual(line.user, operator)
 
 
+class ChangeHistoryTestCase(unittest.TestCase):
+    "Meter and customer changes: only their wizards write the history"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    def run_wizard(self, name, point, data):
+        "As the client runs a wizard from a service point form"
+        Wizard = Pool().get(name, type='wizard')
+        context = {'active_model': 'prepaid.service_point', 'active_id': point.id}
+        with Transaction().set_context(context, active_ids=[point.id]):
+            session_id, _, _ = Wizard.create()
+            Wizard.execute(session_id, {}, 'start')
+            return Wizard.execute(session_id, data, 'change')
+
+    @with_transaction()
+    def test_wizards_still_write_the_history(self):
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        MeterChange = pool.get('prepaid.meter.change')
+        CustomerChange = pool.get('prepaid.customer.change')
+        with with_vending() as env:
+            operator = staff_user(env, 'group_operator', 'operator')
+            spare = Meter(serial='04000000077', kind='smart_prepaid')
+            spare.save()
+            incoming = incoming_customer(env)
+            with acting_as(operator):
+                self.run_wizard(
+                    'prepaid.meter.change.wizard',
+                    env.point,
+                    {'start': {'new_meter': spare.id, 'date': TODAY, 'reason': 'Old'}},
+                )
+                self.run_wizard(
+                    'prepaid.customer.change.wizard',
+                    env.point,
+                    {
+                        'start': {
+                            'new_customer': incoming.id,
+                            'date': TODAY,
+                            'debt_policy': 'keep',
+                            'balance_policy': 'refund',
+                            'reason': 'Moved in',
+                        }
+                    },
+                )
+            (meter_change,) = MeterChange.search([])
+            self.assertEqual(
+                (meter_change.new_meter, meter_change.user), (spare, operator)
+            )
+            (customer_change,) = CustomerChange.search([])
+            self.assertEqual(
+                (customer_change.new_customer, customer_change.user),
+                (incoming, operator),
+            )
+
+
 class RequesterTestCase(unittest.TestCase):
     "rpc_vend: a retry answers only its requester; no shift, API terminals only"
 
@@ -225,6 +322,35 @@ class RequesterTestCase(unittest.TestCase):
                     env.sales_point.save()
                 with self.assertRaisesRegex(VendError, 'already used'):
                     Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'k1')
+
+    @with_transaction()
+    def test_bad_amount_is_told_before_the_terminal_check(self):
+        "A non-terminal's bad amount gets the amount's message, as a terminal"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            cashier = staff_user(env, 'group_cashier', 'cashier')
+            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            cases = [
+                ((None, None), 'decimal amount'),
+                (('-5.00', None), 'must be positive, not -5.00'),
+                (('10.005', None), 'more than 2 decimal places'),
+                ((None, '0'), 'kWh must be positive'),
+            ]
+            for user in (cashier, terminal):
+                for (tender, kwh), message in cases:
+                    with self.subTest(user=user.login, tender=tender, kwh=kwh):
+                        with (
+                            acting_as(user),
+                            self.assertRaisesRegex(VendError, message),
+                        ):
+                            Vend.rpc_vend(
+                                env.meter.serial, tender, 'card', None, 'k', kwh
+                            )
+            # A good amount from a non-terminal: the terminal message.
+            with acting_as(cashier), self.assertRaisesRegex(VendError, 'API terminal'):
+                Vend.rpc_vend(env.meter.serial, '100.00', 'card', None, 'k')
+            self.assertEqual(Vend.search([]), [])
 
     @with_transaction()
     def test_cashier_without_shift_cannot_sell(self):

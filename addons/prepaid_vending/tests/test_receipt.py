@@ -3,6 +3,7 @@ report; roll paper (58/80 mm, page cut to the content) or A4 as the sales point
 says; reprints marked and logged, never creating credit."""
 
 import datetime as dt
+import itertools
 import sys
 import unittest
 from contextlib import contextmanager
@@ -37,6 +38,16 @@ def _fixed_token(self, units_kwh, fbe_kwh):
     "A known token instead of the STS engine (not a dependency here)"
     Token = Pool().get('prepaid.vend.token')
     return [Token(kind='credit', token=TOKEN, units=units_kwh, description='Credit')]
+
+
+_TOKEN_NUMBERS = itertools.count(1)
+
+
+def _numbered_token(self, units_kwh, fbe_kwh):
+    "A distinct known token per vend (tells one vend's tokens from another's)"
+    Token = Pool().get('prepaid.vend.token')
+    digits = f'{next(_TOKEN_NUMBERS):020d}'
+    return [Token(kind='credit', token=digits, units=units_kwh, description='Credit')]
 
 
 def pages_mm(html: str) -> list[tuple[float, float]]:
@@ -371,6 +382,40 @@ class ReceiptAccessTestCase(unittest.TestCase):
                     Wizard.execute(
                         session_id, {'start': {'idempotency_key': key}}, 'receipt'
                     )
+
+    @with_transaction()
+    def test_foreign_vend_id_after_a_sale_shows_and_prints_the_own_vend(self):
+        "Bob's wizard, after his own sale, never shows or prints Alice's vend"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Reprint = pool.get('prepaid.vend.reprint')
+        Wizard = pool.get('prepaid.vend.wizard', type='wizard')
+        with (
+            with_vending() as env,
+            patch.object(Vend, 'issue_credit_tokens', _numbered_token),
+        ):
+            alice, bob = self.staff('alice3'), self.staff('bob3')
+            _, alices = self.sell(env, alice)
+            session_id, bobs = self.sell(env, bob, '50.00')
+            secrets = [
+                text for t in Vend(alices).tokens for text in (t.token, t.grouped)
+            ]
+            with as_user(bob):
+                shown = Wizard.execute(
+                    session_id, {'receipt': {'vend': alices}}, 'receipt'
+                )['view']['defaults']
+                ((_, data),) = Wizard.execute(
+                    session_id, {'receipt': {'vend': alices}}, 'print_'
+                )['actions']
+                # Print > Receipt on her vend: the record rule refuses it.
+                with self.assertRaises(AccessError):
+                    render_report([alices], {'original': True})
+            self.assertEqual(shown['vend'], bobs)
+            self.assertEqual(shown['tender'], D('50.00'))
+            for secret in secrets:
+                self.assertNotIn(secret, repr(shown))
+            self.assertEqual(data['ids'], [bobs])
+            self.assertEqual(Reprint.search_count([('vend', '=', alices)]), 0)
 
     @with_transaction()
     def test_print_receipt_is_a_logged_reprint(self):

@@ -1,0 +1,105 @@
+"""Wizards, buttons and hidden fields of the vending module (issue 11 §1-2);
+prepaid_headend runs the same checks on the whole installation."""
+
+import unittest
+
+from trytond.model.exceptions import AccessError
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+
+from ..access import require_wizard_groups
+from .access_checks import AccessChecks, acting_as, make_user
+
+
+class AccessCoreTestCase(AccessChecks, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_wizards_refuse_outsiders(self):
+        self.check_wizards_refuse_outsiders()
+
+    @with_transaction()
+    def test_reports_refuse_outsiders(self):
+        self.check_reports_refuse_outsiders()
+
+    @with_transaction()
+    def test_buttons_refuse_outsiders(self):
+        self.check_buttons_refuse_outsiders()
+
+    @with_transaction()
+    def test_no_group_reads_nothing(self):
+        self.check_no_group_reads_nothing()
+
+    @with_transaction()
+    def test_hidden_fields_not_searchable(self):
+        self.check_hidden_fields_not_searchable()
+
+    @with_transaction()
+    def test_wizard_own_action_still_runs(self):
+        "A member running the wizard from its own action is not refused"
+        pool = Pool()
+        ActionWizard = pool.get('ir.action.wizard')
+        Group = pool.get('res.group')
+        ModelData = pool.get('ir.model.data')
+        Wizard = pool.get('ir.module.activate_upgrade', type='wizard')
+        (action,) = ActionWizard.search(
+            [('wiz_name', '=', 'ir.module.activate_upgrade')], limit=1
+        )
+        admin = make_user(
+            'admin_group', [Group(ModelData.get_id('res', 'group_admin'))]
+        )
+        with acting_as(admin, action_id=action.id):
+            self.assertTrue(Wizard.create()[0])
+            require_wizard_groups('ir.module.activate_upgrade')
+
+    @with_transaction()
+    def test_move_template_keeps_template_id_as_action_id(self):
+        "Tryton's move line toolbar passes a template id as action_id"
+        pool = Pool()
+        Group = pool.get('res.group')
+        ModelData = pool.get('ir.model.data')
+        Wizard = pool.get('account.move.template.create', type='wizard')
+        accountant = make_user(
+            'accountant', [Group(ModelData.get_id('account', 'group_account'))]
+        )
+        with acting_as(accountant, action_id=999999):
+            self.assertTrue(Wizard.create()[0])
+
+    @with_transaction()
+    def test_require_wizard_groups_ignores_context(self):
+        pool = Pool()
+        ActionWizard = pool.get('ir.action.wizard')
+        open_actions = [a for a in ActionWizard.search([]) if not a.groups]
+        nobody = make_user('nobody', [])
+        context = {'action_id': open_actions[0].id} if open_actions else {}
+        with acting_as(nobody, **context):
+            with self.assertRaises(AccessError):
+                require_wizard_groups('ir.module.activate_upgrade')
+
+    @with_transaction()
+    def test_password_hash_oracle(self):
+        "The binary search of the issue: refused at its first step"
+        pool = Pool()
+        User = pool.get('res.user')
+        Meter = pool.get('prepaid.meter')
+        (admin,) = User.search([('login', '=', 'admin')])
+        admin.password = 'correct horse battery'
+        admin.save()
+        Meter.create([{'serial': '04100000901'}])
+        nobody = make_user('oracle', [])
+        with acting_as(nobody):
+            for domain in (
+                [('login', '=', 'admin'), ('password_hash', '>=', '$')],
+                [('create_uid.password_hash', '>=', '$')],
+                [('create_uid', 'where', [('password_hash', '>=', '$')])],
+                [('login', '=', 'admin'), ('password_reset', '!=', None)],
+            ):
+                with self.subTest(domain=domain):
+                    with self.assertRaises(AccessError):
+                        User.search_count(domain)
+            with self.assertRaises(AccessError):
+                User.search([], order=[('password_hash', 'ASC')])
+            # Other fields stay searchable.
+            self.assertEqual(User.search_count([('login', '=', 'admin')]), 1)
