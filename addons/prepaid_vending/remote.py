@@ -119,7 +119,9 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('created_at', 'ASC'))
-        cls.__access__.add('meter')
+        # No __access__ on the meter: Tryton would grant the wider of both
+        # accesses, so every group that may write meters (the Vending
+        # Operator too) could write these.  Their own access records decide.
         cls._transitions |= {
             ('pending', 'sent'),
             ('pending', 'failed'),
@@ -838,7 +840,10 @@ class Consumption(ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls.__access__.add('account')
+        # No __access__ on the account: Tryton would grant the wider of both
+        # accesses, so every group that may write remote accounts (the
+        # Vending Operator) could rewrite what a customer consumed.  Their
+        # own access records decide.
         cls._order.insert(0, ('start', 'ASC'))
 
     @classmethod
@@ -890,10 +895,9 @@ class RemoteBill(ModelSQL, ModelView):
         "(no vend or earlier bill of the year took them first).",
     )
 
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        cls.__access__.add('account')
+    # No __access__ on the account: Tryton would grant the wider of both
+    # accesses, so every group that may write remote accounts (the Vending
+    # Operator) could rewrite a bill.  Their own access records decide.
 
     @staticmethod
     def default_date():

@@ -523,7 +523,10 @@ class MeterTariff(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls._order.insert(0, ('start_date', 'DESC'))
-        cls.__access__.add('meter')
+        # No __access__ on the meter: Tryton would grant the wider of both
+        # accesses, so every group that may write meters (the Metering
+        # Engineer) could change a meter's tariff.  Their own access records
+        # decide.
 
     @staticmethod
     def default_user():

@@ -209,7 +209,10 @@ class MonthPosition(ModelSQL, ModelView):
             ),
         ]
         cls._order.insert(0, ('month', 'DESC'))
-        cls.__access__.add('meter')
+        # No __access__ on the meter: Tryton would grant the wider of both
+        # accesses, so every group that may write meters (the Vending
+        # Operator too) could rewrite the kWh a vend prices from.  Their own
+        # access records decide.
 
     @classmethod
     def get(cls, meter, month: dt.date) -> 'MonthPosition':
