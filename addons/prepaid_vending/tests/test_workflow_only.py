@@ -1,0 +1,112 @@
+"""Records with a workflow that a raw client write could forge (issue 11 §3):
+an import job's counts and outcome were writable by operators and managers,
+and the administrator deleted jobs of any state.  With access checks on, as a
+client request, a write of their fields is refused and nothing changes; the
+wizard and buttons that own them still write them."""
+
+import unittest
+
+from trytond.model.exceptions import AccessError
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
+
+from .test_import import counts, good_row, make_network, xlsx
+from .tools import acting_as
+
+IMPORT_ROLES = (
+    'group_operator',
+    'group_cashier',
+    'group_engineer',
+    'group_key_custodian',
+    'group_manager',
+    'group_accountant',
+    'group_admin',
+)
+
+
+def run_import_wizard(rows, filename='meters.xlsx'):
+    "As the client runs the import wizard: the job it wrote"
+    pool = Pool()
+    Wizard = pool.get('prepaid.import.wizard', type='wizard')
+    Job = pool.get('prepaid.import.job')
+    session_id, _, _ = Wizard.create()
+    # Wizard.execute is served with access checks off (its RPC says so): the
+    # wizard checks its groups itself, and the import writes what it must.
+    with Transaction().set_context(_check_access=False):
+        result = Wizard.execute(
+            session_id,
+            {'start': {'file': xlsx(rows), 'filename': filename, 'mode': 'all'}},
+            'import_',
+        )
+    Wizard.delete(session_id)
+    return Job(result['view']['defaults']['job'])
+
+
+class ImportJobWorkflowTestCase(unittest.TestCase):
+    "Import jobs: written by the wizard and the import only"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_manager_wizard_writes_its_job(self):
+        make_network()
+        with acting_as('group_manager') as manager:
+            job = run_import_wizard([good_row('W1')])
+        job = job.__class__(job.id)
+        self.assertEqual((job.state, job.imported_rows, job.user), ('done', 1, manager))
+        self.assertEqual(counts(), (1, 1, 1, 1))
+
+    @with_transaction()
+    def test_no_role_rewrites_a_job(self):
+        Job = Pool().get('prepaid.import.job')
+        make_network()
+        job = run_import_wizard([good_row('W1')])
+        names = ['state', 'imported_rows', 'rejected_rows', 'message', 'file']
+        before = Job.read([job.id], names)
+        forged = {
+            'state': 'draft',
+            'imported_rows': 0,
+            'rejected_rows': 5,
+            'message': 'forged',
+            'file': b'forged',
+        }
+        for group in IMPORT_ROLES:
+            for name, value in forged.items():
+                with self.subTest(group=group, field=name), acting_as(group):
+                    with self.assertRaises(AccessError):
+                        Job.write([Job(job.id)], {name: value})
+            with self.subTest(group=group), acting_as(group):
+                with self.assertRaises(AccessError):
+                    Job.delete([Job(job.id)])
+                with self.assertRaises(AccessError):
+                    Job.create([{'filename': 'x.xlsx', 'state': 'done'}])
+        self.assertEqual(Job.read([job.id], names), before)
+
+    @with_transaction()
+    def test_admin_deletes_only_a_draft_job(self):
+        Job = Pool().get('prepaid.import.job')
+        make_network()
+        done = run_import_wizard([good_row('W1')])
+        (draft,) = Job.create([{'filename': 'draft.xlsx', 'mode': 'all'}])
+        with acting_as('group_admin'):
+            with self.assertRaisesRegex(AccessError, 'cannot be deleted'):
+                Job.delete([Job(done.id)])
+            Job.delete([Job(draft.id)])
+        self.assertEqual(Job.search([]), [Job(done.id)])
+
+    @with_transaction()
+    def test_queue_button_still_works(self):
+        "A failed job goes back to the queue by its button, not by a write"
+        Job = Pool().get('prepaid.import.job')
+        (job,) = Job.create(
+            [{'filename': 'bad.xlsx', 'file': b'x', 'mode': 'all', 'state': 'failed'}]
+        )
+        with acting_as('group_manager'):
+            with self.assertRaises(AccessError):
+                Job.write([Job(job.id)], {'state': 'queued'})
+            Job.queue([Job(job.id)])
+        self.assertEqual(Job(job.id).state, 'queued')
+        self.assertEqual(len(Transaction().tasks), 1)
