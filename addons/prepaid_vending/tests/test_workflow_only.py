@@ -4,7 +4,9 @@ and the administrator deleted jobs of any state.  With access checks on, as a
 client request, a write of their fields is refused and nothing changes; the
 wizard and buttons that own them still write them."""
 
+import datetime as dt
 import unittest
+from decimal import Decimal
 
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
@@ -12,7 +14,7 @@ from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
 from .test_import import counts, good_row, make_network, xlsx
-from .tools import acting_as
+from .tools import acting_as, create_meter
 
 IMPORT_ROLES = (
     'group_operator',
@@ -110,3 +112,90 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
             Job.queue([Job(job.id)])
         self.assertEqual(Job(job.id).state, 'queued')
         self.assertEqual(len(Transaction().tasks), 1)
+
+
+def remote_account():
+    Account = Pool().get('prepaid.remote.account')
+    meter = create_meter('04100000306', payment_mode='remote_prepaid')
+    (account,) = Account.create([{'meter': meter.id}])
+    return account
+
+
+def reading(account, hour=0) -> dict:
+    start = dt.datetime(2026, 3, 1, hour)
+    return {
+        'account': account.id,
+        'start': start,
+        'end': start + dt.timedelta(minutes=30),
+        'kwh': Decimal('1.500'),
+    }
+
+
+class ConsumptionWorkflowTestCase(unittest.TestCase):
+    "Remote consumption: entered by hand, then immutable"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    @with_transaction()
+    def test_engineer_enters_a_reading_then_nobody_rewrites_it(self):
+        pool = Pool()
+        Consumption = pool.get('prepaid.remote.consumption')
+        Bill = pool.get('prepaid.remote.bill')
+        account = remote_account()
+        (bill,) = Bill.create(
+            [
+                {
+                    'account': account.id,
+                    'month': dt.date(2026, 3, 1),
+                    'date': dt.datetime(2026, 3, 31),
+                    'amount': Decimal('0'),
+                    'vat': Decimal('0'),
+                }
+            ]
+        )
+        with acting_as('group_engineer'):
+            (row,) = Consumption.create([reading(account)])
+            # A row created as billed would never be charged.
+            with self.assertRaises(AccessError):
+                Consumption.create([dict(reading(account, 1), bill=bill.id)])
+        forged = {'kwh': Decimal('0'), 'bill': bill.id, 'account': account.id}
+        for group in IMPORT_ROLES:
+            for name, value in forged.items():
+                with self.subTest(group=group, field=name), acting_as(group):
+                    with self.assertRaises(AccessError):
+                        Consumption.write([Consumption(row.id)], {name: value})
+            with self.subTest(group=group), acting_as(group):
+                with self.assertRaises(AccessError):
+                    Consumption.delete([Consumption(row.id)])
+        row = Consumption(row.id)
+        self.assertEqual((row.kwh, row.bill), (Decimal('1.500'), None))
+        self.assertEqual(Consumption.search_count([]), 1)
+
+    @with_transaction()
+    def test_refusal_does_not_depend_on_access_records(self):
+        pool = Pool()
+        Access = pool.get('ir.model.access')
+        ModelData = pool.get('ir.model.data')
+        Consumption = pool.get('prepaid.remote.consumption')
+        account = remote_account()
+        (row,) = Consumption.create([reading(account)])
+        Access.create(
+            [
+                {
+                    'model': 'prepaid.remote.consumption',
+                    'group': ModelData.get_id('prepaid_vending', 'group_engineer'),
+                    'perm_read': True,
+                    'perm_write': True,
+                    'perm_create': True,
+                    'perm_delete': True,
+                }
+            ]
+        )
+        with acting_as('group_engineer'):
+            with self.assertRaisesRegex(AccessError, 'kwh cannot be changed'):
+                Consumption.write([Consumption(row.id)], {'kwh': Decimal('0')})
+            with self.assertRaisesRegex(AccessError, 'cannot be deleted'):
+                Consumption.delete([Consumption(row.id)])
+        self.assertEqual(Consumption(row.id).kwh, Decimal('1.500'))
