@@ -13,8 +13,12 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
+from .test_append_only import everyone
 from .test_import import counts, good_row, make_network, xlsx
+from .test_vend_safeguards import acting_as as acting_as_user
+from .test_vend_safeguards import staff_user
 from .tools import acting_as, create_meter
+from .vend_fixtures import with_vending
 
 IMPORT_ROLES = (
     'group_operator',
@@ -199,3 +203,104 @@ class ConsumptionWorkflowTestCase(unittest.TestCase):
             with self.assertRaisesRegex(AccessError, 'cannot be deleted'):
                 Consumption.delete([Consumption(row.id)])
         self.assertEqual(Consumption(row.id).kwh, Decimal('1.500'))
+
+
+class InstallationWorkflowTestCase(unittest.TestCase):
+    "Installations: opened and closed by the wizards, never by a write"
+
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
+
+    def install(self, point, meter):
+        "As the client runs Install Meter from a service point form"
+        Wizard = Pool().get('prepaid.service_point.install_meter', type='wizard')
+        context = {'active_model': 'prepaid.service_point', 'active_id': point.id}
+        with Transaction().set_context(context, active_ids=[point.id]):
+            session_id, _, _ = Wizard.create()
+            Wizard.execute(session_id, {}, 'start')
+            data = {'meter': meter.id, 'date': dt.date.today(), 'reading': None}
+            Wizard.execute(session_id, {'start': data}, 'install')
+
+    @with_transaction()
+    def test_no_role_rewrites_deletes_or_forges_an_installation(self):
+        Installation = Pool().get('prepaid.meter.installation')
+        with with_vending() as env:
+            (installation,) = Installation.search([('meter', '=', env.meter.id)])
+            spare = create_meter('04000000088', kind='smart_prepaid')
+            forged = {
+                'meter': spare.id,
+                'installed_on': dt.date(2000, 1, 1),
+                'removed_on': dt.date.today(),
+                'removal_reason': 'forged',
+            }
+            names = list(forged)
+            before = Installation.read([installation.id], names)
+            for role, user in everyone(env).items():
+                for name, value in forged.items():
+                    with self.subTest(role=role, field=name), acting_as_user(user):
+                        with self.assertRaises(AccessError):
+                            Installation.write(
+                                [Installation(installation.id)], {name: value}
+                            )
+                with self.subTest(role=role), acting_as_user(user):
+                    with self.assertRaises(AccessError):
+                        Installation.delete([Installation(installation.id)])
+                    with self.assertRaises(AccessError):
+                        Installation.create(
+                            [
+                                {
+                                    'meter': spare.id,
+                                    'service_point': env.point.id,
+                                    'installed_on': dt.date(1999, 1, 1),
+                                    'removed_on': dt.date(1999, 2, 1),
+                                }
+                            ]
+                        )
+            self.assertEqual(Installation.read([installation.id], names), before)
+            self.assertEqual(Installation.search_count([]), 1)
+
+    @with_transaction()
+    def test_install_wizard_still_writes_them(self):
+        "An operator's Install Meter closes the old installation, opens one"
+        Installation = Pool().get('prepaid.meter.installation')
+        with with_vending() as env:
+            spare = create_meter('04000000088', kind='smart_prepaid')
+            operator = staff_user(env, 'group_operator', 'operator')
+            with acting_as_user(operator):
+                self.install(env.point, spare)
+            old, new = Installation.search(
+                [('service_point', '=', env.point.id)], order=[('id', 'ASC')]
+            )
+            self.assertEqual((old.meter, old.removed_on), (env.meter, dt.date.today()))
+            self.assertEqual((new.meter, new.removed_on), (spare, None))
+
+    @with_transaction()
+    def test_refusal_does_not_depend_on_access_records(self):
+        pool = Pool()
+        Access = pool.get('ir.model.access')
+        ModelData = pool.get('ir.model.data')
+        Installation = pool.get('prepaid.meter.installation')
+        with with_vending() as env:
+            (installation,) = Installation.search([('meter', '=', env.meter.id)])
+            Access.create(
+                [
+                    {
+                        'model': 'prepaid.meter.installation',
+                        'group': ModelData.get_id('prepaid_vending', 'group_operator'),
+                        'perm_read': True,
+                        'perm_write': True,
+                        'perm_create': True,
+                        'perm_delete': True,
+                    }
+                ]
+            )
+            with acting_as('group_operator'):
+                with self.assertRaisesRegex(AccessError, 'removed_on cannot be'):
+                    Installation.write(
+                        [Installation(installation.id)],
+                        {'removed_on': dt.date.today()},
+                    )
+                with self.assertRaisesRegex(AccessError, 'cannot be deleted'):
+                    Installation.delete([Installation(installation.id)])
+            self.assertIsNone(Installation(installation.id).removed_on)
