@@ -193,9 +193,17 @@ class ReceiptReportTestCase(unittest.TestCase):
             ]
             for text in expected:
                 self.assertIn(text, html)
-            # Every row of the structured content is in the page.
-            for row in data.details + data.amounts + data.units:
+            # Every row of the structured content is in the page; a value is
+            # never empty (an empty one is "in" any page), notes have none.
+            rows = data.details + data.amounts + data.units
+            self.assertTrue(data.details and data.amounts and data.units, data)
+            for row in rows:
+                self.assertTrue(row.label, row)
                 self.assertIn(row.label, html)
+                if row.kind == 'note':
+                    self.assertEqual(row.value, '', row)
+                    continue
+                self.assertTrue(row.value, row)
                 self.assertIn(row.value, html)
             self.assertIn('Credit token: 144.2 kWh', html)
             self.assertNotIn('REPRINT', html)
@@ -400,6 +408,9 @@ class ReceiptAccessTestCase(unittest.TestCase):
             secrets = [
                 text for t in Vend(alices).tokens for text in (t.token, t.grouped)
             ]
+            # Her credit token, in both forms: what must not leak to Bob.
+            self.assertEqual(len(secrets), 2)
+            self.assertTrue(all(len(secret) >= 20 for secret in secrets), secrets)
             with as_user(bob):
                 shown = Wizard.execute(
                     session_id, {'receipt': {'vend': alices}}, 'receipt'
