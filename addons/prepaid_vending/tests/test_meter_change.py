@@ -94,7 +94,7 @@ class MeterChangeTestCase(unittest.TestCase):
             )
             # History is never edited from a client (per role:
             # test_append_only).
-            with acting_as(create_user('admin2'), 'group_admin', company=env.company):
+            with acting_as(create_user('admin2', 'group_admin', company=env.company)):
                 with self.assertRaises(AccessError):
                     MeterChange.write([change], {'reason': 'other'})
                 with self.assertRaises(AccessError):
