@@ -10,8 +10,9 @@
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import os
-import pkgutil
 import socket
 import sys
 
@@ -20,16 +21,31 @@ import pytest
 ADDONS = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
 
 
+class _AddonAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolve ``<addon>.x.y`` to the module ``trytond.modules.<addon>.x.y``.
+
+    A test file's relative import (``from ..receipt import ...``) asks for
+    ``prepaid_vending.receipt``; without this, Python would load a second
+    copy of the module and bind it on the package, so that trytond's pool
+    registered that copy's classes (seen: a SearchGuard base that was not
+    the one the tests import)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition('.')[0] in ADDONS and '.' in fullname:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(f'trytond.modules.{spec.name}')
+
+    def exec_module(self, module):
+        pass  # the real module is already executed
+
+
 def _alias_addons() -> None:
+    sys.meta_path.insert(0, _AddonAlias())
     for name in ADDONS:
-        package = importlib.import_module(f'trytond.modules.{name}')
-        sys.modules.setdefault(name, package)
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.ispkg:
-                full = f'trytond.modules.{name}.{info.name}'
-                sys.modules.setdefault(
-                    f'{name}.{info.name}', importlib.import_module(full)
-                )
+        sys.modules.setdefault(name, importlib.import_module(f'trytond.modules.{name}'))
 
 
 _alias_addons()

@@ -9,7 +9,9 @@ imports) and other pure cores, nothing else of trytond.
 ``trytond.modules`` itself, the namespace the addons live in, loads a few
 trytond modules first (``trytond.config``, ``trytond.transaction``...), so
 the source of every module loaded is also read for ``import trytond...``
-statements.
+statements, relative ones included: an import deferred into a function (the
+Tryton layer of the module, e.g. ``from .. import mqtt_bridge``) is a
+back-reference too, though importing the core does not run it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ CORES = (
     "prepaid_sts.engine",
     "prepaid_headend.dlms",
     "prepaid_headend.concentrator",
+    "prepaid_headend.mqtt",
+    "prepaid_headend.mqtt.cli",  # not imported by the package
     "prepaid_vending.tariff",
     "prepaid_vending.inputs",
     "prepaid_vendor_portal.xmlvend",
@@ -67,19 +71,46 @@ def test_core_imports_nothing_from_trytond(core):
         (module, name)
         for module, path in loaded.items()
         if _allowed(module) and path
-        for name in _absolute_imports(Path(path))
+        for name in _imports(module, Path(path))
     }
     assert [
         (m, n) for m, n in imported if n.startswith("trytond") and not _allowed(n)
     ] == []
 
 
-def _absolute_imports(path: Path) -> set[str]:
-    "The modules that ``path`` imports by absolute name"
+def _imports(module: str, path: Path) -> set[str]:
+    """The modules that ``module`` (read from ``path``) imports anywhere in
+    its source, relative names resolved; ``from X import y`` counts as X.y
+    too (y may be a module)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(package, node.level, node.module)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
+
+
+def _resolve(package: str, level: int, name: str | None) -> str:
+    "The absolute name of ``from <level dots><name> import ...`` in package"
+    if not level:
+        return name or ""
+    parts = package.split(".")
+    base = ".".join(parts[: len(parts) - level + 1])
+    return f"{base}.{name}" if name else base
+
+
+def test_deferred_relative_import_is_seen(tmp_path):
+    "A core reaching its Tryton layer from inside a function is caught"
+    source = tmp_path / "cli.py"
+    source.write_text(
+        "from .client import Subscriber\ndef main():\n    from .. import mqtt_bridge\n"
+    )
+    names = _imports(PREFIX + "prepaid_headend.mqtt.cli", source)
+    assert PREFIX + "prepaid_headend.mqtt.client.Subscriber" in names
+    assert [n for n in names if not _allowed(n)] == [
+        PREFIX + "prepaid_headend.mqtt_bridge"
+    ]

@@ -11,7 +11,7 @@ Outbound
     event itself is stored, so it can be re-sent from the event list).
 
 Inbound
-    ``prepaid-mqtt-ingest`` (``mqtt/cli.py``) subscribes to
+    ``prepaid-mqtt-ingest`` (``mqtt_ingest.py``) subscribes to
     ``prepaid/<site>/meters/+/events`` and stores each batch of valid
     messages in one transaction with :func:`store_messages`: the meter is
     found by serial (unknown -> logged and counted, nothing written), the

@@ -14,26 +14,32 @@ Broker settings and site come from the head-end's communication settings
 ``--duration`` seconds, or ``--max-messages`` received.  Exit status 0; 1
 when the database or the broker cannot be used or a batch cannot be stored.
 
-The trytond import is deferred to :func:`main`, keeping the ``mqtt`` package
-importable without Tryton.
+This module is the pure part of the command (options, signals, the loop):
+the database side (user, broker settings, the ``store``) is given to
+:func:`main` by the Tryton layer, ``prepaid_headend/mqtt_ingest.py`` (the
+console script), so the ``mqtt`` package imports neither trytond nor the
+module's Tryton code.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from .client import MqttError, Subscriber
-from .ingest import IngestError, IngestStats, ingest_loop
+from .client import BrokerSettings, Inbound, MqttError, Subscriber
+from .ingest import BatchResult, IngestError, IngestStats, ingest_loop
 from .topics import TopicError, events_filter
 
 EXIT_OK, EXIT_ERROR = 0, 1
+
+Store = Callable[[Sequence[Inbound]], BatchResult]
+# Opens the database named by the options: (store for ingest_loop, broker, site)
+OpenDatabase = Callable[[argparse.Namespace], tuple[Store, BrokerSettings, str]]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None, open_database: OpenDatabase) -> int:
     options = build_parser().parse_args(argv)
     if options.batch_size < 1 or options.batch_wait <= 0:
         print("prepaid-mqtt-ingest: batch size and wait must be > 0", file=sys.stderr)
@@ -78,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format='%(asctime)s %(levelname)s %(name)s %(message)s',
     )
     try:
-        store, broker, site = _open_database(options)
+        store, broker, site = open_database(options)
         filters = [events_filter(site)]
     except (TopicError, LookupError) as error:
         print(f"prepaid-mqtt-ingest: {error}", file=sys.stderr)
@@ -130,40 +136,6 @@ def _run(options, store, broker, site, filters, stop) -> int:
     return EXIT_OK
 
 
-def _open_database(options: argparse.Namespace):
-    from trytond import config
-
-    if options.config:
-        config.update_etc(options.config)
-    from trytond.pool import Pool
-    from trytond.transaction import Transaction
-
-    from .. import mqtt_bridge
-
-    database = options.database
-    if database not in Pool.database_list():
-        with Transaction().start(database, 0, readonly=True):
-            Pool(database).init()
-    pool = Pool(database)
-    with Transaction().start(database, 0, readonly=True):
-        User = pool.get('res.user')
-        users = User.search([('login', '=', options.user)])
-        if not users:
-            raise LookupError(f"no user with login {options.user!r}")
-        user_id = users[0].id
-        config_record = pool.get('prepaid.headend.communication')(1)
-        broker = config_record.mqtt_broker()
-        site = options.site or config_record.mqtt_site or 'main'
-    overrides = {
-        k: v
-        for k, v in (('host', options.host), ('port', options.port))
-        if v is not None
-    }
-    if overrides:
-        broker = dataclasses.replace(broker, **overrides)
-    return mqtt_bridge.transactional_store(database, user_id), broker, site
-
-
 def _install_signals(stop: threading.Event) -> dict[int, object]:
     "Stop after the current batch on SIGTERM/SIGINT; return the old handlers"
     if threading.current_thread() is not threading.main_thread():
@@ -176,7 +148,3 @@ def _install_signals(stop: threading.Event) -> dict[int, object]:
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, handler)
     return previous
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

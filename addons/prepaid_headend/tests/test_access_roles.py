@@ -8,7 +8,8 @@ supply, flash a meter or rewrite a job.
 import unittest
 
 from trytond.model.exceptions import AccessError
-from trytond.modules.prepaid_vending.tests.tools import acting_as, create_meter
+from trytond.modules.prepaid_vending.tests.staff import as_new_user
+from trytond.modules.prepaid_vending.tests.tools import create_meter
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
@@ -33,13 +34,13 @@ class HeadendAccessRolesTestCase(unittest.TestCase):
         create) records of Model; the other staff groups get an AccessError."""
         (record,) = Model.create([values])
         for group in REFUSED:
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises(AccessError):
                     Model.write([Model(record.id)], change)
                 with self.assertRaises(AccessError):
                     Model.create([values])
         for group in OPERATORS:
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 Model.write([Model(record.id)], change)
                 if may_create:
                     Model.create([values])
@@ -76,7 +77,7 @@ class HeadendAccessRolesTestCase(unittest.TestCase):
         # No group writes or creates one: Retry moves them
         # (test_headend_workflow_only).
         for group in REFUSED + OPERATORS:
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises(AccessError):
                     Job.write([Job(job.id)], {'last_error': 'x'})
                 with self.assertRaises(AccessError):

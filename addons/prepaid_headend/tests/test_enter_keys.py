@@ -12,6 +12,7 @@ from lxml import etree
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.model.modelview import AccessButtonError
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
@@ -42,12 +43,6 @@ def make_meter():
         ]
     )
     return meter
-
-
-def acting_as(user):
-    "Run as user through the RPC access checks"
-    transaction = Transaction()
-    return transaction.set_user(user.id), transaction.set_context(_check_access=True)
 
 
 def run_wizard(meter, start_values: dict) -> dict:
@@ -90,9 +85,8 @@ class EnterKeysTestCase(unittest.TestCase):
         Log = pool.get("ir.model.log")
         ModelData = pool.get("ir.model.data")
         meter = make_meter()
-        custodian = sts_tools.create_user("ek-cust", "key_custodian")
-        set_user, set_context = acting_as(custodian)
-        with set_user, set_context:
+        custodian = create_user("ek-cust", "key_custodian")
+        with acting_as(custodian):
             # No model write: the form's fields stay closed to custodians.
             with self.assertRaises(AccessError):
                 Meter.write([meter], {"hes_block_cipher_key": BLOCK_KEY.hex()})
@@ -133,9 +127,8 @@ class EnterKeysTestCase(unittest.TestCase):
                          PASSWORD.encode())  # fmt: skip
         # The ciphertexts stay unreadable to every group.
         for group in ("key_custodian", "admin", "engineer", "manager", "operator"):
-            user = sts_tools.create_user(f"ek-read-{group}", group)
-            set_user, set_context = acting_as(user)
-            with set_user, set_context:
+            user = create_user(f"ek-read-{group}", group)
+            with acting_as(user):
                 for field in CIPHER_FIELDS:
                     with self.assertRaises(AccessError, msg=(group, field)):
                         Meter.read([meter.id], [field])
@@ -159,9 +152,8 @@ class EnterKeysTestCase(unittest.TestCase):
     def test_second_entry_keeps_untouched_secrets(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter()
-        custodian = sts_tools.create_user("ek-cust2", "key_custodian")
-        set_user, set_context = acting_as(custodian)
-        with set_user, set_context:
+        custodian = create_user("ek-cust2", "key_custodian")
+        with acting_as(custodian):
             run_wizard(meter, {"block_cipher_key": BLOCK_KEY.hex()})
             result = run_wizard(meter, {"authentication_key": AUTH_KEY.hex()})
             self.assertEqual(result["defaults"]["entered"], "block cipher key")
@@ -174,9 +166,8 @@ class EnterKeysTestCase(unittest.TestCase):
         Meter = Pool().get("prepaid.meter")
         Wizard = Pool().get("prepaid.headend.enter_keys", type="wizard")
         meter = make_meter()
-        engineer = sts_tools.create_user("ek-eng", "engineer")
-        set_user, set_context = acting_as(engineer)
-        with set_user, set_context:
+        engineer = create_user("ek-eng", "engineer")
+        with acting_as(engineer):
             with self.assertRaises(AccessButtonError):
                 Meter.hes_enter_keys([meter])
             with self.assertRaises(AccessError):
@@ -191,15 +182,14 @@ class EnterKeysTestCase(unittest.TestCase):
     def test_bad_hex_refused_nothing_written(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter()
-        custodian = sts_tools.create_user("ek-cust3", "key_custodian")
-        set_user, set_context = acting_as(custodian)
+        custodian = create_user("ek-cust3", "key_custodian")
         bad_values = [
             {"password": PASSWORD, "block_cipher_key": BLOCK_KEY.hex()[:30]},
             {"password": PASSWORD, "authentication_key": "zz" * 16},
             {"block_cipher_key": BLOCK_KEY.hex() + "00"},
             {"password": "x" * 65, "block_cipher_key": BLOCK_KEY.hex()},
         ]
-        with set_user, set_context:
+        with acting_as(custodian):
             expected = [
                 'key "block cipher key" must be 16 bytes written as 32 hexadecimal',
                 'key "authentication key" must be 16 bytes',
@@ -221,9 +211,8 @@ class EnterKeysTestCase(unittest.TestCase):
         Meter = Pool().get("prepaid.meter")
         readonly = {}
         for group in ("key_custodian", "admin", "engineer"):
-            user = sts_tools.create_user(f"ek-view-{group}", group)
-            set_user, set_context = acting_as(user)
-            with set_user, set_context:
+            user = create_user(f"ek-view-{group}", group)
+            with acting_as(user):
                 arch = Meter.fields_view_get(view_type="form")["arch"]
             (button,) = etree.fromstring(arch).xpath(
                 "//page[@id='hes_communication']//button[@name='hes_enter_keys']"

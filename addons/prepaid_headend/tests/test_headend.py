@@ -27,6 +27,7 @@ from trytond.modules.prepaid_headend.channel import DatabaseCounterStore
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_sts.engine import derive_decoder_key
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.staff import create_user
 from trytond.modules.prepaid_vending.tests.vend_fixtures import new_point, with_vending
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
@@ -167,7 +168,7 @@ class HeadendTestCase(unittest.TestCase):
         return Job.search([("meter", "=", meter.id), ("state", "=", "pending")])
 
     def user(self, login: str, *groups: str):
-        return sts_tools.create_user(login, *groups)
+        return create_user(login, *groups)
 
     # --- reading ----------------------------------------------------------------
     @with_transaction()

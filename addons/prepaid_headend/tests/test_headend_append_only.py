@@ -13,13 +13,10 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_headend import reading as rd
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.modules.prepaid_vending.tests.test_append_only import (
     create_values,
     everyone,
-)
-from trytond.modules.prepaid_vending.tests.test_vend_safeguards import (
-    acting_as,
-    staff_user,
 )
 from trytond.modules.prepaid_vending.tests.vend_fixtures import with_vending
 from trytond.pool import Pool
@@ -98,7 +95,7 @@ class HeadendAppendOnlyTestCase(unittest.TestCase):
         "The code paths write whoever runs them (here a client's operator)"
         pool = Pool()
         with with_vending() as env:
-            operator = staff_user(env, 'group_operator', 'operator')
+            operator = create_user('operator', 'group_operator', company=env.company)
             with acting_as(operator):
                 store_readings(env.meter)
                 record_clock_check(env.meter)

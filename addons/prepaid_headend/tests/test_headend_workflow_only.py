@@ -8,11 +8,8 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.modules.prepaid_vending.tests.test_append_only import everyone
-from trytond.modules.prepaid_vending.tests.test_vend_safeguards import (
-    acting_as,
-    staff_user,
-)
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     new_meter,
     new_point,
@@ -72,7 +69,7 @@ class JobWorkflowTestCase(unittest.TestCase):
         Job = pool.get('prepaid.headend.job')
         with with_vending() as env:
             job = failed_job(env.meter)
-            engineer = staff_user(env, 'group_engineer', 'engineer')
+            engineer = create_user('engineer', 'engineer', company=env.company)
             Access.create(
                 [
                     {
@@ -100,11 +97,11 @@ class JobWorkflowTestCase(unittest.TestCase):
         Job = Pool().get('prepaid.headend.job')
         with with_vending() as env:
             job = failed_job(env.meter)
-            operator = staff_user(env, 'group_operator', 'operator')
+            operator = create_user('operator', 'operator', company=env.company)
             with acting_as(operator), self.assertRaises(AccessButtonError):
                 Job.retry([Job(job.id)])
             self.assertEqual(Job(job.id).state, 'failed')
-            engineer = staff_user(env, 'group_engineer', 'engineer')
+            engineer = create_user('engineer', 'engineer', company=env.company)
             with acting_as(engineer):
                 Job.retry([Job(job.id)])
             job = Job(job.id)

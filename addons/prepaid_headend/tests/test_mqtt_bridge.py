@@ -16,14 +16,13 @@ import uuid
 
 import pytest
 from trytond import backend
-from trytond.modules.prepaid_headend import mqtt_bridge
+from trytond.modules.prepaid_headend import mqtt_bridge, mqtt_ingest
 from trytond.modules.prepaid_headend import reading as rd
 from trytond.modules.prepaid_headend.mqtt import (
     BrokerSettings,
     EventMessage,
     Publisher,
     Subscriber,
-    cli,
     encode,
     events_filter,
     events_topic,
@@ -333,7 +332,7 @@ class MqttBridgeTestCase(unittest.TestCase):
         argv = ['-d', DB_NAME, '--site', self.site, '--client-id', client_id]
         argv += ['--duration', str(2 * WAIT), '--max-messages', '3']
         with contextlib.redirect_stdout(io.StringIO()) as out:
-            self.assertEqual(cli.main(argv), 0)
+            self.assertEqual(mqtt_ingest.main(argv), 0)
         self.assertIn('received 3, stored 2, duplicates 1', out.getvalue())
         with Transaction().start(DB_NAME, 0, readonly=True):
             Event = Pool().get('prepaid.headend.event')
@@ -348,7 +347,7 @@ class MqttBridgeTestCase(unittest.TestCase):
             (['-d', DB_NAME, '--site', 'a/b'], 'cannot be a topic level'),
         ]:
             with contextlib.redirect_stderr(io.StringIO()) as err:
-                self.assertEqual(cli.main(argv), 1)
+                self.assertEqual(mqtt_ingest.main(argv), 1)
             self.assertIn(text, err.getvalue())
 
 

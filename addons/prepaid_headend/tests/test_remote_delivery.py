@@ -34,6 +34,7 @@ from trytond.modules.prepaid_headend.tests.test_headend import (
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.modules.prepaid_vending.delivery import vend_delivery
 from trytond.modules.prepaid_vending.receipt import receipt_text
+from trytond.modules.prepaid_vending.tests.staff import create_user
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     new_meter,
     new_point,
@@ -282,7 +283,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
         Configuration = pool.get('prepaid.configuration')
         with with_vending() as env:
             self.configure()
-            manager = sts_tools.create_user('manager-delivery', 'manager')
+            manager = create_user('manager-delivery', 'manager')
             meter = self.commission(env.meter, port=self.closed_port)
             open_session(env)
             vend = Vend.vend(meter, D('100.00'), 'cash', env.sales_point, 'nf1')

@@ -32,6 +32,7 @@ from trytond.modules.prepaid_headend.tests.test_headend import (
 )
 from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction, TransactionError
@@ -82,11 +83,6 @@ def in_transaction(fn):
                 continue
             transaction.commit()
             return result
-
-
-def as_user(user):
-    transaction = Transaction()
-    return transaction.set_user(user.id), transaction.set_context(_check_access=True)
 
 
 class RemoteTokensAndSecretsTestCase(unittest.TestCase):
@@ -222,9 +218,8 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter(4059)
         for group in ("key_custodian", "admin", "engineer", "operator"):
-            user = sts_tools.create_user(f"u-{group}", group)
-            set_user, set_context = as_user(user)
-            with set_user, set_context:
+            user = create_user(f"u-{group}", group)
+            with acting_as(user):
                 for field in (
                     "hes_password_cipher",
                     "hes_block_cipher_key_cipher",
@@ -237,14 +232,12 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
     def test_secret_setter_needs_key_custodian_or_admin(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter(4059)
-        engineer = sts_tools.create_user("eng", "engineer")
-        custodian = sts_tools.create_user("cust", "key_custodian", "operator")
-        set_user, set_context = as_user(engineer)
-        with set_user, set_context:
+        engineer = create_user("eng", "engineer")
+        custodian = create_user("cust", "key_custodian", "operator")
+        with acting_as(engineer):
             with self.assertRaises(AccessError):
                 Meter.write([meter], {"hes_password": "harvest"})
-        set_user, set_context = as_user(custodian)
-        with set_user, set_context:
+        with acting_as(custodian):
             Meter.write([meter], {"hes_block_cipher_key": OTHER_EK.hex()})
         self.assertEqual(Meter(meter.id).hes_connection_settings().block_cipher_key,
                          OTHER_EK)  # fmt: skip
@@ -255,19 +248,17 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         Meter = pool.get("prepaid.meter")
         Log = pool.get("ir.model.log")
         meter = make_meter(4059)
-        operator = sts_tools.create_user("op", "operator")
-        engineer = sts_tools.create_user("eng2", "engineer")
-        custodian = sts_tools.create_user("cust2", "key_custodian", "engineer")
+        operator = create_user("op", "operator")
+        engineer = create_user("eng2", "engineer")
+        custodian = create_user("cust2", "key_custodian", "engineer")
         for user in (operator, engineer):
-            set_user, set_context = as_user(user)
-            with set_user, set_context:
+            with acting_as(user):
                 with self.assertRaises(AccessError):
                     Meter.write([meter], {"hes_host": "203.0.113.9"})
                 with self.assertRaises(AccessError):
                     Meter.write([meter], {"hes_port": 4444})
                 Meter.write([meter], {"hes_timeout": 7.0})  # other fields still OK
-        set_user, set_context = as_user(custodian)
-        with set_user, set_context:
+        with acting_as(custodian):
             Meter.write([meter], {"hes_host": "198.51.100.7", "hes_port": 4061})
         self.assertEqual(Meter(meter.id).hes_host, "198.51.100.7")
         Transaction()._store_log_records()

@@ -28,6 +28,7 @@ from trytond import config
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_headend.mqtt import BrokerSettings, MqttError, Publisher
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
@@ -45,15 +46,9 @@ ROLES = (
 )
 
 
-def as_user(user):
-    "Run as user through the RPC access checks (a hostile JSON-RPC client)"
-    transaction = Transaction()
-    return transaction.set_user(user.id), transaction.set_context(_check_access=True)
-
-
 def users() -> dict:
     tag = uuid.uuid4().hex[:6]
-    return {r: sts_tools.create_user(f"{r}-{tag}", r) for r in ROLES}
+    return {r: create_user(f"{r}-{tag}", r) for r in ROLES}
 
 
 def meter_with_keys(auth: str = "hls-gmac", **values):
@@ -135,8 +130,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         everyone = users()
         Communication(1).save()
         for role, user in everyone.items():
-            set_user, set_context = as_user(user)
-            with set_user, set_context, self.subTest(role=role):
+            with acting_as(user), self.subTest(role=role):
                 if role in {"key_custodian", "admin"}:
                     Communication.write(
                         [Communication(1)],
@@ -167,8 +161,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         self.assertEqual(settings.mqtt_port, 8883)
         settings.save()
         custodian, admin = everyone["key_custodian"], everyone["admin"]
-        set_user, set_context = as_user(custodian)
-        with set_user, set_context:
+        with acting_as(custodian):
             Communication.write(
                 [settings], {"mqtt_username": "hes", "mqtt_password": "Br0ker-Pw"}
             )
@@ -180,8 +173,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
             # Nobody reads the ciphertext, custodians included.
             with self.assertRaises(AccessError):
                 Communication.read([settings.id], ["mqtt_password_cipher"])
-        set_user, set_context = as_user(admin)
-        with set_user, set_context:
+        with acting_as(admin):
             Communication.write(
                 [settings], {"mqtt_allow_plain_password": True, "mqtt_tls": False}
             )
@@ -269,8 +261,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         meter = meter_with_keys()
         fresh = Meter.create([{"serial": f"NK{uuid.uuid4().hex[:8]}"}])[0]
         for role in ("operator", "engineer", "manager"):
-            set_user, set_context = as_user(everyone[role])
-            with set_user, set_context, self.subTest(role=role):
+            with acting_as(everyone[role]), self.subTest(role=role):
                 with self.assertRaises(AccessError):
                     Meter.write([meter], {"hes_host": "203.0.113.5"})
                 if role == "engineer":
@@ -282,15 +273,13 @@ class SettingsSecurityTestCase(unittest.TestCase):
             "active_id": meter.id,
             "active_ids": [meter.id],
         }
-        set_user, set_context = as_user(everyone["engineer"])
-        with set_user, set_context, Transaction().set_context(context):
+        with acting_as(everyone["engineer"], **context):
             with self.assertRaises(AccessError):  # the wizard's groups
                 session_id, _, _ = Wizard.create()
                 Wizard.execute(session_id, {}, "start")
             with self.assertRaises(AccessError):  # and the method's own check
                 Meter.hes_move_channel(meter, "10.6.6.6", 4059)
-        set_user, set_context = as_user(everyone["key_custodian"])
-        with set_user, set_context, Transaction().set_context(context):
+        with acting_as(everyone["key_custodian"], **context):
             session_id, _, _ = Wizard.create()
             Wizard.execute(session_id, {}, "start")
             values = {"start": {"host": "10.9.9.9", "port": 4100}}
@@ -306,8 +295,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         gmac = meter_with_keys("hls-gmac")
         md5 = meter_with_keys("hls-md5")
         for role in ("operator", "engineer", "manager", "admin"):
-            set_user, set_context = as_user(everyone[role])
-            with set_user, set_context, self.subTest(role=role):
+            with acting_as(everyone[role]), self.subTest(role=role):
                 for meter, lower in ((gmac, "lls"), (gmac, "hls-md5"), (md5, "lls")):
                     if role == "admin":
                         break  # administrators have no write access on meters
@@ -333,8 +321,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         self.assertTrue(fingerprint)
         Counter.take(meter.hes_counter_key)
         for role, user in everyone.items():
-            set_user, set_context = as_user(user)
-            with set_user, set_context, self.subTest(role=role):
+            with acting_as(user), self.subTest(role=role):
                 allowed = role in {"key_custodian", "admin"}
                 for field in ("hes_key_fingerprint", "hes_key_shared"):
                     if allowed:
@@ -366,8 +353,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
     def test_manager_cannot_set_a_negative_minimum_vend(self):
         Configuration = Pool().get("prepaid.configuration")
         manager = users()["manager"]
-        set_user, set_context = as_user(manager)
-        with set_user, set_context:
+        with acting_as(manager):
             with self.assertRaisesRegex(
                 ValidationError, r'"Minimum Vend Amount" must be between 0.01 and'
             ):

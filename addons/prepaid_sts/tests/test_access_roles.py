@@ -4,7 +4,7 @@ that may write meters (the Vending Operator) do not thereby rewrite them."""
 import unittest
 
 from trytond.model.exceptions import AccessError
-from trytond.modules.prepaid_vending.tests.tools import acting_as
+from trytond.modules.prepaid_vending.tests.staff import as_new_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
@@ -43,7 +43,7 @@ class KeyChangeAccessTestCase(unittest.TestCase):
             'group_manager',
             'group_admin',
         ):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises(AccessError):
                     KeyChange.write([KeyChange(change.id)], {'reason': 'forged'})
                 with self.assertRaises(AccessError):

@@ -6,17 +6,15 @@ deleted entries."""
 from __future__ import annotations
 
 import unittest
-from contextlib import contextmanager
 
 from trytond.model.exceptions import AccessError
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
-from trytond.transaction import Transaction
 
 from .test_sts_models import credit
 from .tools import (
     create_meter,
-    create_user,
     create_vending_key,
     restore_master_key,
     set_master_key,
@@ -31,14 +29,6 @@ ROLES = (
     "accountant",
     "admin",
 )
-
-
-@contextmanager
-def acting_as(user):
-    "As a client request of user: access rights checked"
-    transaction = Transaction()
-    with transaction.set_user(user.id), transaction.set_context(_check_access=True):
-        yield
 
 
 class StsAppendOnlyTestCase(unittest.TestCase):

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from trytond import backend
 from trytond.model.exceptions import AccessError
+from trytond.modules.prepaid_vending.tests.staff import create_user
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     open_session,
     with_vending,
@@ -32,7 +33,6 @@ from .test_sts_vend import set_sts
 from .tools import (
     VK_DKGA02,
     create_meter,
-    create_user,
     create_vending_key,
     restore_master_key,
     set_master_key,

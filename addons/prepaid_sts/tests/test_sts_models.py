@@ -14,6 +14,7 @@ from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
 from trytond.modules.prepaid_sts.meter import TokenRequest, next_tid
+from trytond.modules.prepaid_vending.tests.staff import create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
@@ -23,7 +24,6 @@ from .tools import (
     VK_DKGA02,
     VK_DKGA04,
     create_meter,
-    create_user,
     create_vending_key,
     restore_master_key,
     set_master_key,

@@ -9,13 +9,12 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
-from trytond.modules.prepaid_vending.tests.test_vend_safeguards import acting_as
+from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
 from .tools import (
     create_meter,
-    create_user,
     create_vending_key,
     restore_master_key,
     set_master_key,

@@ -73,12 +73,3 @@ def create_meter(serial="M1", sgc="201457", krn=1, ti="01", base_date="14", pan=
         ]
     )
     return meter
-
-
-def create_user(login: str, *groups: str):
-    pool = Pool()
-    User = pool.get("res.user")
-    ModelData = pool.get("ir.model.data")
-    ids = [ModelData.get_id("prepaid_vending", f"group_{g}") for g in groups]
-    (user,) = User.create([{"login": login, "name": login, "groups": [("add", ids)]}])
-    return user

@@ -9,14 +9,13 @@ Calls go through the checks of the RPC path: ``_check_access`` set, a real
 user with real groups, ``Wizard.create``/``execute`` and the button methods.
 """
 
-from contextlib import contextmanager
-
 from trytond.model import ModelSingleton, ModelStorage, ModelView, fields
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
 from trytond.modules.prepaid_vending.access import HIDDEN_FIELDS, SearchGuard
 from trytond.pool import Pool
-from trytond.transaction import Transaction
+
+from .staff import acting_as, create_user
 
 PROJECT_MODULES = ('prepaid_vending', 'prepaid_sts', 'prepaid_headend')
 FORGED_ACTION_ID = 999999
@@ -34,13 +33,6 @@ def has_search_guard(Model) -> bool:
     )
 
 
-def make_user(login, groups):
-    User = Pool().get('res.user')
-    user = User(login=login, name=login, groups=[g.id for g in groups])
-    user.save()
-    return user
-
-
 def groups_outside(excluded):
     """All the groups whose membership grants none of the excluded ones (a
     member of a group is a member of its parents too)"""
@@ -53,16 +45,6 @@ def groups_outside(excluded):
         if not implied & set(excluded):
             outside.append(group)
     return outside
-
-
-@contextmanager
-def acting_as(user, **context):
-    "Call as the user would through RPC: access checked, with the context"
-    with (
-        Transaction().set_user(user.id),
-        Transaction().set_context(_check_access=True, **context),
-    ):
-        yield
 
 
 def forged_contexts(ActionWizard, wizard_name):
@@ -98,9 +80,8 @@ class AccessChecks:
         self.assertIn('ir.module.activate_upgrade', restricted)
         for number, (name, wizard_groups) in enumerate(sorted(restricted.items())):
             Wizard = pool.get(name, type='wizard')
-            outsider = make_user(
-                f'outside_wizard_{number}',
-                groups_outside(wizard_groups),
+            outsider = create_user(
+                f'outside_wizard_{number}', *groups_outside(wizard_groups)
             )
             session_id, start, _ = Wizard.create()
             for context in forged_contexts(ActionWizard, name):
@@ -132,8 +113,8 @@ class AccessChecks:
             if not all(a.groups for a in report_actions):
                 continue
             report_groups = {g.id for a in report_actions for g in a.groups}
-            outsider = make_user(
-                f'outside_report_{number}', groups_outside(report_groups)
+            outsider = create_user(
+                f'outside_report_{number}', *groups_outside(report_groups)
             )
             Report = pool.get(name, type='report')
             own, forged = report_actions[0].id, open_actions[0].id
@@ -159,9 +140,9 @@ class AccessChecks:
                     continue
                 key = frozenset(button_groups)
                 if key not in outsiders:
-                    outsiders[key] = make_user(
+                    outsiders[key] = create_user(
                         f'outside_button_{len(outsiders)}',
-                        groups_outside(button_groups),
+                        *groups_outside(button_groups),
                     )
                 for context in ({}, {'action_id': FORGED_ACTION_ID}):
                     with self.subTest(model=model_name, button=button, **context):
@@ -174,7 +155,7 @@ class AccessChecks:
     def check_no_group_reads_nothing(self):
         pool = Pool()
         IrModel = pool.get('ir.model')
-        nobody = make_user('no_group', [])
+        nobody = create_user('no_group')
         models = IrModel.search([('module', 'in', PROJECT_MODULES)])
         self.assertTrue(models)
         for ir_model in models:
@@ -194,7 +175,7 @@ class AccessChecks:
         self.assertIn(('res.user', 'password_hash'), hidden)
         for number, ((model_name, field), readers) in enumerate(sorted(hidden.items())):
             Model = pool.get(model_name)
-            user = make_user(f'hidden_{number}', groups_outside(readers))
+            user = create_user(f'hidden_{number}', *groups_outside(readers))
             with self.subTest(model=model_name, field=field):
                 self.assertTrue(
                     has_search_guard(Model),

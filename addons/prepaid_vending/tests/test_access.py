@@ -2,13 +2,12 @@
 and one it may not."""
 
 import unittest
-from contextlib import contextmanager
 
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
-from trytond.transaction import Transaction
 
+from .staff import as_new_user
 from .tools import (
     TODAY,
     create_customer,
@@ -16,24 +15,6 @@ from .tools import (
     create_network,
     create_service_point,
 )
-
-
-@contextmanager
-def staff(group_xml_id):
-    "Act as a new user who belongs only to the given prepaid_vending group"
-    pool = Pool()
-    User = pool.get('res.user')
-    Group = pool.get('res.group')
-    ModelData = pool.get('ir.model.data')
-    groups = (
-        [Group(ModelData.get_id('prepaid_vending', group_xml_id))]
-        if group_xml_id
-        else []
-    )
-    user = User(login=f'user_{group_xml_id}', name=str(group_xml_id), groups=groups)
-    user.save()
-    with Transaction().set_user(user.id), Transaction().set_context(_check_access=True):
-        yield
 
 
 class AccessTestCase(unittest.TestCase):
@@ -47,7 +28,7 @@ class AccessTestCase(unittest.TestCase):
         ServicePoint = pool.get('prepaid.service_point')
         Transformer = pool.get('prepaid.transformer')
         transformer = create_network()
-        with staff('group_operator'):
+        with as_new_user('group_operator'):
             ServicePoint.create([{'transformer': transformer.id, 'street': 'A'}])
             with self.assertRaises(AccessError):
                 Transformer.create(
@@ -58,7 +39,7 @@ class AccessTestCase(unittest.TestCase):
     def test_cashier(self):
         Meter = Pool().get('prepaid.meter')
         meter = create_meter('04100000101')
-        with staff('group_cashier'):
+        with as_new_user('group_cashier'):
             self.assertEqual(Meter.search([('serial', '=', meter.serial)]), [meter])
             with self.assertRaises(AccessError):
                 Meter.write([Meter(meter.id)], {'manufacturer': 'Tampered'})
@@ -69,7 +50,7 @@ class AccessTestCase(unittest.TestCase):
         Party = pool.get('party.party')
         Address = pool.get('party.address')
         customer = create_customer()
-        with staff('group_cashier'):
+        with as_new_user('group_cashier'):
             self.assertEqual(Party.search([('id', '=', customer.id)]), [customer])
             with self.assertRaises(AccessError):
                 Party.write([Party(customer.id)], {'name': 'Renamed'})
@@ -84,18 +65,8 @@ class AccessTestCase(unittest.TestCase):
         "An operator (also when a cashier too) keeps Tryton's party access"
         pool = Pool()
         Party = pool.get('party.party')
-        User = pool.get('res.user')
-        ModelData = pool.get('ir.model.data')
         customer = create_customer()
-        groups = [
-            ModelData.get_id('prepaid_vending', g)
-            for g in ['group_cashier', 'group_operator']
-        ]
-        (user,) = User.create(
-            [{'login': 'both', 'name': 'Both', 'groups': [('add', groups)]}]
-        )
-        transaction = Transaction()
-        with transaction.set_user(user.id), transaction.set_context(_check_access=True):
+        with as_new_user('group_cashier', 'group_operator'):
             Party.write([Party(customer.id)], {'name': 'Renamed'})
         self.assertEqual(Party(customer.id).name, 'Renamed')
 
@@ -104,7 +75,7 @@ class AccessTestCase(unittest.TestCase):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
         Configuration = pool.get('prepaid.configuration')
-        with staff('group_engineer'):
+        with as_new_user('group_engineer'):
             Meter.create([{'serial': '04100000102'}])
             with self.assertRaises(AccessError):
                 Configuration.write([Configuration(1)], {'reprint_count': 50})
@@ -116,7 +87,7 @@ class AccessTestCase(unittest.TestCase):
         ServicePoint = pool.get('prepaid.service_point')
         transformer = create_network()
         create_meter('04100000103')
-        with staff('group_key_custodian'):
+        with as_new_user('group_key_custodian'):
             self.assertEqual(len(Meter.search([])), 1)
             with self.assertRaises(AccessError):
                 ServicePoint.create([{'transformer': transformer.id}])
@@ -127,7 +98,7 @@ class AccessTestCase(unittest.TestCase):
         Meter = pool.get('prepaid.meter')
         Configuration = pool.get('prepaid.configuration')
         meter = create_meter('04100000104')
-        with staff('group_manager'):
+        with as_new_user('group_manager'):
             Configuration.write([Configuration(1)], {'reprint_count': 3})
             with self.assertRaises(AccessError):
                 Meter.delete([Meter(meter.id)])
@@ -137,7 +108,7 @@ class AccessTestCase(unittest.TestCase):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
         Category = pool.get('prepaid.customer.category')
-        with staff('group_accountant'):
+        with as_new_user('group_accountant'):
             self.assertTrue(Category.search([('code', '=', 'RESIDENTIAL')]))
             with self.assertRaises(AccessError):
                 Meter.create([{'serial': '04100000105'}])
@@ -153,7 +124,7 @@ class AccessTestCase(unittest.TestCase):
         spare = Transformer(name='Spare', code='TX-SPARE', feeder=transformer.feeder)
         spare.save()
         history = History.search([])
-        with staff('group_admin'):
+        with as_new_user('group_admin'):
             Transformer.delete([Transformer(spare.id)])
             # The state history is an audit trail: nobody rewrites it.
             with self.assertRaises(AccessError):
@@ -163,6 +134,6 @@ class AccessTestCase(unittest.TestCase):
     def test_no_group_sees_nothing(self):
         Meter = Pool().get('prepaid.meter')
         create_meter('04100000107')
-        with staff(None):
+        with as_new_user():
             with self.assertRaises(AccessError):
                 Meter.search([])

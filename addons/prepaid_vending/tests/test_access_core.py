@@ -8,7 +8,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
 from ..access import require_wizard_groups
-from .access_checks import AccessChecks, acting_as, make_user
+from .access_checks import AccessChecks
+from .staff import acting_as, create_user
 
 
 class AccessCoreTestCase(AccessChecks, unittest.TestCase):
@@ -43,14 +44,10 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
         transaction, which on PostgreSQL cannot see this test's user)"""
         pool = Pool()
         ActionWizard = pool.get('ir.action.wizard')
-        Group = pool.get('res.group')
-        ModelData = pool.get('ir.model.data')
         Wizard = pool.get('party.erase', type='wizard')
         (action,) = ActionWizard.search([('wiz_name', '=', 'party.erase')], limit=1)
         self.assertTrue(action.groups)
-        admin = make_user(
-            'party_admin', [Group(ModelData.get_id('party', 'group_party_admin'))]
-        )
+        admin = create_user('party_admin', 'party.group_party_admin')
         with acting_as(admin, action_id=action.id):
             self.assertTrue(Wizard.create()[0])
             require_wizard_groups('party.erase')
@@ -59,12 +56,8 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
     def test_move_template_keeps_template_id_as_action_id(self):
         "Tryton's move line toolbar passes a template id as action_id"
         pool = Pool()
-        Group = pool.get('res.group')
-        ModelData = pool.get('ir.model.data')
         Wizard = pool.get('account.move.template.create', type='wizard')
-        accountant = make_user(
-            'accountant', [Group(ModelData.get_id('account', 'group_account'))]
-        )
+        accountant = create_user('accountant', 'account.group_account')
         with acting_as(accountant, action_id=999999):
             self.assertTrue(Wizard.create()[0])
 
@@ -73,7 +66,7 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
         pool = Pool()
         ActionWizard = pool.get('ir.action.wizard')
         open_actions = [a for a in ActionWizard.search([]) if not a.groups]
-        nobody = make_user('nobody', [])
+        nobody = create_user('nobody')
         context = {'action_id': open_actions[0].id} if open_actions else {}
         with acting_as(nobody, **context):
             with self.assertRaises(AccessError):
@@ -89,7 +82,7 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
         admin.password = 'correct horse battery'
         admin.save()
         Meter.create([{'serial': '04100000901'}])
-        nobody = make_user('oracle', [])
+        nobody = create_user('oracle')
         with acting_as(nobody):
             for domain in (
                 [('login', '=', 'admin'), ('password_hash', '>=', '$')],

@@ -17,7 +17,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .tools import TODAY, acting_as, create_customer, create_meter
+from .staff import as_new_user
+from .tools import TODAY, create_customer, create_meter
 from .vend_fixtures import open_session, with_vending
 
 # Groups that read a meter's records but change none of them.
@@ -32,7 +33,7 @@ class AccessRolesTestCase(unittest.TestCase):
     def assert_refused(self, groups, Model, record, values, create_values=None):
         "Each of groups can neither write record nor create one like it"
         for group in groups:
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises(AccessError):
                     Model.write([Model(record.id)], values)
                 if create_values is not None:
@@ -53,7 +54,7 @@ class AccessRolesTestCase(unittest.TestCase):
             values,
         )
         for group, amount in [('group_manager', '25.00'), ('group_admin', '30.00')]:
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 Credit.write([Credit(credit.id)], {'amount': Decimal(amount)})
             self.assertEqual(Credit(credit.id).amount, Decimal(amount))
 
@@ -71,7 +72,7 @@ class AccessRolesTestCase(unittest.TestCase):
             values,
         )
         for group in ('group_engineer', 'group_manager'):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 Command.write([Command(command.id)], {'last_error': group})
                 with self.assertRaises(AccessError):
                     Command.create([values])
@@ -114,7 +115,7 @@ class AccessRolesTestCase(unittest.TestCase):
             values,
         )
         for group in ('group_operator', 'group_manager', 'group_admin'):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 MeterTariff.write([MeterTariff(assignment.id)], {'reason': group})
             self.assertEqual(MeterTariff(assignment.id).reason, group)
 
@@ -144,7 +145,7 @@ class AccessRolesTestCase(unittest.TestCase):
         (bill,) = Bill.create([bill_values])
         # The operator and the manager write remote accounts, not these.
         for group in ('group_operator', 'group_manager'):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 Account.write([Account(account.id)], {'credit_limit': Decimal(5)})
         self.assert_refused(
             ('group_operator', 'group_manager', 'group_cashier'),
@@ -162,9 +163,9 @@ class AccessRolesTestCase(unittest.TestCase):
         )
         # The cashier and the engineer still read them (once given by the
         # account).
-        with acting_as('group_cashier'):
+        with as_new_user('group_cashier'):
             self.assertEqual(Consumption.search([]), [consumption])
-        with acting_as('group_engineer'):
+        with as_new_user('group_engineer'):
             self.assertEqual(Bill.search([]), [bill])
             # The engineer enters a reading, then cannot rewrite it
             # (test_workflow_only).
@@ -182,7 +183,7 @@ class AccessRolesTestCase(unittest.TestCase):
         customer = create_customer()
         (address,) = Address.create([{'party': customer.id, 'street': '12 Oak'}])
         for groups in [(), ('group_api_terminal',)]:
-            with self.subTest(groups=groups), acting_as(*groups):
+            with self.subTest(groups=groups), as_new_user(*groups):
                 for Model, record in [(Party, customer), (Address, address)]:
                     with self.assertRaises(AccessError):
                         Model.search([])
@@ -207,7 +208,7 @@ class AccessRolesTestCase(unittest.TestCase):
             'group_key_custodian',
             'group_accountant',
         ):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 self.assertEqual(Party.search([('id', '=', customer.id)]), [customer])
                 with self.assertRaises(AccessError):
                     Party.write([Party(customer.id)], {'name': 'Renamed'})
@@ -220,7 +221,7 @@ class AccessRolesTestCase(unittest.TestCase):
             'party.group_party_admin',
             'res.group_admin',
         ):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 Party.write([Party(customer.id)], {'name': group})
                 Party.create([{'name': f'New for {group}'}])
             self.assertEqual(Party(customer.id).name, group)
@@ -230,7 +231,7 @@ class AccessRolesTestCase(unittest.TestCase):
         Party = Pool().get('party.party')
         (party,) = Party.create([{'name': 'Walk-in'}])
         for group in ('group_cashier', 'group_engineer', 'group_accountant'):
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises((AccessButtonError, AccessError)):
                     Party.make_customer([Party(party.id)])
         self.assertIsNone(Party(party.id).customer_number)
@@ -320,10 +321,10 @@ class AccessRolesTestCase(unittest.TestCase):
                 ]
             )
             for group in ('group_cashier', 'group_accountant', 'group_admin'):
-                with self.subTest(group=group), acting_as(group):
+                with self.subTest(group=group), as_new_user(group):
                     with self.assertRaises((AccessButtonError, AccessError)):
                         Debt.open([Debt(debt.id)])
             self.assertEqual(Debt(debt.id).state, 'draft')
-            with acting_as('group_operator'):
+            with as_new_user('group_operator'):
                 Debt.open([Debt(debt.id)])
             self.assertEqual(Debt(debt.id).state, 'open')

@@ -4,6 +4,7 @@ vends to the cent, cancellations included."""
 import datetime as dt
 import unittest
 from contextlib import contextmanager
+from decimal import ROUND_FLOOR, ROUND_HALF_UP
 from decimal import Decimal as D
 from types import SimpleNamespace
 from unittest.mock import patch
@@ -43,6 +44,10 @@ def no_journal_period_lock():
 
     with patch.object(JournalPeriod, 'lock', lock):
         yield
+
+
+def cents(amount: D) -> D:
+    return amount.quantize(D('0.01'), ROUND_HALF_UP)
 
 
 class AccountingTestCase(unittest.TestCase):
@@ -106,13 +111,32 @@ class AccountingTestCase(unittest.TestCase):
             issued = [
                 v for v in Vend.browse([v.id for v in vends]) if v.state == 'issued'
             ]
-            expected_vat = sum(v.vat_amount for v in issued)
-            expected_base = sum(
-                line.amount
-                for v in issued
-                for line in v.lines
-                if line.vat and line.kind in {'fee', 'charge', 'energy'}
-            )
+            self.assertEqual([v.id for v in issued], [
+                v.id for i, v in enumerate(vends) if i != 3
+            ])  # fmt: skip
+            # Expected figures from the tariff (vend_fixtures.example_c_version:
+            # R50.00 monthly charge excl. VAT, 15 % VAT rounded half-up), not
+            # from the vends: the first vend of the month pays the charge plus
+            # its VAT, the rest of every tender is energy including VAT.
+            rate, charge = D('0.15'), D('50.00')
+            charge_vat = cents(charge * rate)  # 7.50
+            energy = [D(t) for t in tenders]
+            energy[0] -= charge + charge_vat
+            vat = [cents(gross * rate / (1 + rate)) for gross in energy]
+            vat[0] += charge_vat
+            self.assertEqual(vat[:2], [D('39.13'), D('13.04')])
+            expected_vat = sum(v for i, v in enumerate(vat) if i != 3)
+            expected_base = sum(D(t) for i, t in enumerate(tenders) if i != 3)
+            expected_base -= expected_vat
+            self.assertEqual([v.vat_amount for v in issued], [
+                v for i, v in enumerate(vat) if i != 3
+            ])  # fmt: skip
+            # The first vend in kWh: 50 kWh at 1.20, the rest of the net energy
+            # (300.00 - 57.50 - VAT 31.63 = 210.87) at 1.60, down to 0.1 kWh.
+            net_energy = energy[0] - (vat[0] - charge_vat)
+            units = 50 + ((net_energy - 50 * D('1.20')) / D('1.60'))
+            self.assertEqual(vends[0].units_kwh, units.quantize(D('0.1'), ROUND_FLOOR))
+            self.assertEqual(vends[0].units_kwh, D('144.2'))
             # The tax report: tax lines of the period through account.tax.
             period = env.fiscalyear.periods[0]
             for p in env.fiscalyear.periods:

@@ -20,7 +20,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .test_vend_safeguards import acting_as, staff_user
+from .staff import acting_as, create_user
 from .vend_fixtures import new_meter, new_point, open_session, with_vending
 
 TODAY = dt.date.today()
@@ -52,7 +52,7 @@ APPEND_ONLY = {
 def everyone(env):
     "A user per staff group, and the administrator (in every group it has)"
     User = Pool().get('res.user')
-    users = {g: staff_user(env, g, f'login_{g}') for g in STAFF_GROUPS}
+    users = {g: create_user(f'login_{g}', g, company=env.company) for g in STAFF_GROUPS}
     (users['admin'],) = User.search([('login', '=', 'admin')])
     return users
 
@@ -185,7 +185,7 @@ class AppendOnlyTestCase(unittest.TestCase):
         Reprint = pool.get('prepaid.vend.reprint')
         with with_vending() as env:
             reprint = one_of_each(env)['prepaid.vend.reprint']
-            cashier = staff_user(env, 'group_cashier', 'cashier')
+            cashier = create_user('cashier', 'group_cashier', company=env.company)
             Access.create(
                 [
                     {
@@ -213,7 +213,7 @@ class AppendOnlyTestCase(unittest.TestCase):
         Meter = pool.get('prepaid.meter')
         History = pool.get('prepaid.meter.state_history')
         with with_vending() as env:
-            operator = staff_user(env, 'group_operator', 'operator')
+            operator = create_user('operator', 'group_operator', company=env.company)
             with acting_as(operator):
                 Meter.change_state([Meter(env.meter.id)], 'faulty', 'Tamper')
             (line,) = History.search([('reason', '=', 'Tamper')])
@@ -243,7 +243,7 @@ class ChangeHistoryTestCase(unittest.TestCase):
         MeterChange = pool.get('prepaid.meter.change')
         CustomerChange = pool.get('prepaid.customer.change')
         with with_vending() as env:
-            operator = staff_user(env, 'group_operator', 'operator')
+            operator = create_user('operator', 'group_operator', company=env.company)
             spare = Meter(serial='04000000077', kind='smart_prepaid')
             spare.save()
             incoming = incoming_customer(env)
@@ -289,8 +289,8 @@ class RequesterTestCase(unittest.TestCase):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
-            alice = staff_user(env, 'group_cashier', 'alice')
-            bob = staff_user(env, 'group_cashier', 'bob')
+            alice = create_user('alice', 'group_cashier', company=env.company)
+            bob = create_user('bob', 'group_cashier', company=env.company)
             args = (env.meter.serial, '100.00', 'cash', 'HO', 'alice-1')
             with acting_as(alice):
                 open_session(env)
@@ -314,7 +314,7 @@ class RequesterTestCase(unittest.TestCase):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
-            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            terminal = create_user('gateway', 'group_api_terminal', company=env.company)
             with acting_as(terminal):
                 Vend.rpc_vend(env.meter.serial, '100.00', 'card', None, 'k1')
                 env.sales_point.channel = 'web'
@@ -329,8 +329,8 @@ class RequesterTestCase(unittest.TestCase):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
-            cashier = staff_user(env, 'group_cashier', 'cashier')
-            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            cashier = create_user('cashier', 'group_cashier', company=env.company)
+            terminal = create_user('gateway', 'group_api_terminal', company=env.company)
             cases = [
                 ((None, None), 'decimal amount'),
                 (('-5.00', None), 'must be positive, not -5.00'),
@@ -358,8 +358,8 @@ class RequesterTestCase(unittest.TestCase):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
         with with_vending() as env:
-            cashier = staff_user(env, 'group_cashier', 'cashier')
-            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            cashier = create_user('cashier', 'group_cashier', company=env.company)
+            terminal = create_user('gateway', 'group_api_terminal', company=env.company)
             for role, user in (('cashier', cashier), ('admin', None)):
                 with self.subTest(role=role):
                     if user is None:

@@ -14,6 +14,7 @@ from trytond.transaction import Transaction
 from ..demo import (
     DEMO_ACCOUNT_CODES,
     DEMO_TARIFFS,
+    SUBSTATION_CODES,
     create_demo_data,
     luhn_digit,
     setup_demo_vending,
@@ -53,31 +54,50 @@ class DemoTestCase(unittest.TestCase):
 
     @with_transaction()
     def test_counts_and_structure(self):
+        "The counts returned are what is in the database, for any size asked"
         pool = Pool()
         Meter = pool.get('prepaid.meter')
         Party = pool.get('party.party')
+        Substation = pool.get('prepaid.substation')
+        Feeder = pool.get('prepaid.feeder')
         Transformer = pool.get('prepaid.transformer')
         ServicePoint = pool.get('prepaid.service_point')
+        customers = 20
 
-        result = create_demo_data(seed=1, customers=20)
+        result = create_demo_data(seed=1, customers=customers)
 
         self.assertTrue(result['created'])
-        self.assertEqual(result['substations'], 2)
-        self.assertEqual(result['feeders'], 4)
-        self.assertEqual(result['transformers'], 12)
-        self.assertEqual(result['master_meters'], 12)
-        self.assertEqual(result['customers'], 20)
-        self.assertEqual(result['service_points'], 32)
-        self.assertEqual(result['meters'], 32)
-        self.assertEqual(len(result['meter_ids']), 32)
-        self.assertEqual(Party.search_count([('customer_number', '!=', None)]), 20)
-        self.assertEqual(ServicePoint.search_count([]), 32)
-        for transformer in Transformer.search([]):
+        substations = Substation.search([('code', 'in', SUBSTATION_CODES)])
+        self.assertEqual(result['substations'], len(SUBSTATION_CODES))
+        self.assertEqual(len(substations), len(SUBSTATION_CODES))
+        self.assertEqual(result['feeders'], Feeder.search_count([]))
+        self.assertTrue(all(s.feeders for s in substations))
+        transformers = Transformer.search([])
+        self.assertEqual(result['transformers'], len(transformers))
+        self.assertTrue(transformers)
+        for transformer in transformers:
+            self.assertIn(transformer.feeder.substation, substations)
             self.assertIn(int(transformer.rated_kva), {100, 200, 315, 500})
+        # One check meter per transformer, one meter per customer, each meter
+        # on a service point of its own.
         masters = Meter.search([('role', '=', 'master')])
-        self.assertEqual(len(masters), 12)
-        self.assertTrue(all(m.master_of_transformer for m in masters))
+        self.assertEqual(result['master_meters'], len(transformers))
+        self.assertEqual({m.master_of_transformer for m in masters}, set(transformers))
+        self.assertEqual(result['customers'], customers)
+        parties = Party.search([('customer_number', '!=', None)])
+        self.assertEqual(len(parties), customers)
+        self.assertEqual(result['service_points'], customers + len(transformers))
+        self.assertEqual(ServicePoint.search_count([]), result['service_points'])
+        meters = Meter.search([])
+        self.assertEqual(result['meters'], customers + len(transformers))
+        self.assertEqual(sorted(result['meter_ids']), sorted(m.id for m in meters))
+        self.assertEqual(len({m.service_point for m in meters}), len(meters))
         customers_meters = Meter.search([('role', '=', 'customer')])
+        # Every customer has exactly one meter, on a point of their own.
+        self.assertEqual(
+            sorted(m.customer.id for m in customers_meters),
+            sorted(p.id for p in parties),
+        )
         for meter in customers_meters:
             # Each customer meter hangs below the check meter of its
             # transformer, and is installed (with a history line).

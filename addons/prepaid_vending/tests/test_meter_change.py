@@ -14,7 +14,7 @@ from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
-from .test_vend_safeguards import acting_as, staff_user
+from .staff import acting_as, create_user
 from .vend_fixtures import new_point, open_session, with_vending
 
 TODAY = dt.date.today()
@@ -94,7 +94,7 @@ class MeterChangeTestCase(unittest.TestCase):
             )
             # History is never edited from a client (per role:
             # test_append_only).
-            with acting_as(staff_user(env, 'group_admin', 'admin2')):
+            with acting_as(create_user('admin2', 'group_admin', company=env.company)):
                 with self.assertRaises(AccessError):
                     MeterChange.write([change], {'reason': 'other'})
                 with self.assertRaises(AccessError):

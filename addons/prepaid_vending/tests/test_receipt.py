@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 import sys
 import unittest
-from contextlib import contextmanager
 from decimal import Decimal as D
 from unittest.mock import patch
 
@@ -28,6 +27,7 @@ from ..receipt import (
     html_to_pdf,
     receipt_data,
 )
+from .staff import acting_as, create_user
 from .vend_fixtures import open_session, with_vending
 
 TOKEN = '12345678901234567890'
@@ -193,9 +193,17 @@ class ReceiptReportTestCase(unittest.TestCase):
             ]
             for text in expected:
                 self.assertIn(text, html)
-            # Every row of the structured content is in the page.
-            for row in data.details + data.amounts + data.units:
+            # Every row of the structured content is in the page; a value is
+            # never empty (an empty one is "in" any page), notes have none.
+            rows = data.details + data.amounts + data.units
+            self.assertTrue(data.details and data.amounts and data.units, data)
+            for row in rows:
+                self.assertTrue(row.label, row)
                 self.assertIn(row.label, html)
+                if row.kind == 'note':
+                    self.assertEqual(row.value, '', row)
+                    continue
+                self.assertTrue(row.value, row)
                 self.assertIn(row.value, html)
             self.assertIn('Credit token: 144.2 kWh', html)
             self.assertNotIn('REPRINT', html)
@@ -293,13 +301,6 @@ def render_report(vend_ids, data) -> tuple[str, str]:
     return (html.decode('utf-8') if isinstance(html, bytes) else html), ext
 
 
-@contextmanager
-def as_user(user):
-    "Act as user, with access checks as for a client's request"
-    with Transaction().set_user(user.id), Transaction().set_context(_check_access=True):
-        yield
-
-
 class ReceiptAccessTestCase(unittest.TestCase):
     """A receipt is shown only through the record rules and never bypasses
     the reprint limit and log (issue 11 section 4a, issue 10 section 3)."""
@@ -308,22 +309,12 @@ class ReceiptAccessTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_vending')
 
-    def staff(self, login, group='group_cashier'):
-        pool = Pool()
-        User = pool.get('res.user')
-        ModelData = pool.get('ir.model.data')
-        group_id = ModelData.get_id('prepaid_vending', group)
-        (user,) = User.create(
-            [{'login': login, 'name': login, 'groups': [('add', [group_id])]}]
-        )
-        return user
-
     def sell(self, env, user, tender='100.00'):
         "user opens a shift and sells through the wizard: (session id, vend id)"
         pool = Pool()
         Session = pool.get('prepaid.cashier.session')
         Wizard = pool.get('prepaid.vend.wizard', type='wizard')
-        with as_user(user):
+        with acting_as(user):
             if not Session.search([('state', '=', 'open')]):
                 Session.open_session(env.sales_point)
             session_id, _, _ = Wizard.create()
@@ -348,10 +339,11 @@ class ReceiptAccessTestCase(unittest.TestCase):
             with_vending() as env,
             patch.object(Vend, 'issue_credit_tokens', _fixed_token),
         ):
-            alice, bob = self.staff('alice'), self.staff('bob')
+            alice = create_user('alice', 'group_cashier')
+            bob = create_user('bob', 'group_cashier')
             _, alices = self.sell(env, alice)
             key = Vend(alices).idempotency_key
-            with as_user(bob):
+            with acting_as(bob):
                 session_id, _, _ = Wizard.create()
                 Wizard.execute(session_id, {}, 'start')
                 # The vend id the client sends is never trusted...
@@ -375,7 +367,7 @@ class ReceiptAccessTestCase(unittest.TestCase):
             cursor.execute(
                 *table.update([table.create_date], [earlier], where=table.id == alices)
             )
-            with as_user(alice):
+            with acting_as(alice):
                 session_id, _, _ = Wizard.create()
                 Wizard.execute(session_id, {}, 'start')
                 with self.assertRaises(AccessError):
@@ -394,13 +386,17 @@ class ReceiptAccessTestCase(unittest.TestCase):
             with_vending() as env,
             patch.object(Vend, 'issue_credit_tokens', _numbered_token),
         ):
-            alice, bob = self.staff('alice3'), self.staff('bob3')
+            alice = create_user('alice3', 'group_cashier')
+            bob = create_user('bob3', 'group_cashier')
             _, alices = self.sell(env, alice)
             session_id, bobs = self.sell(env, bob, '50.00')
             secrets = [
                 text for t in Vend(alices).tokens for text in (t.token, t.grouped)
             ]
-            with as_user(bob):
+            # Her credit token, in both forms: what must not leak to Bob.
+            self.assertEqual(len(secrets), 2)
+            self.assertTrue(all(len(secret) >= 20 for secret in secrets), secrets)
+            with acting_as(bob):
                 shown = Wizard.execute(
                     session_id, {'receipt': {'vend': alices}}, 'receipt'
                 )['view']['defaults']
@@ -427,9 +423,9 @@ class ReceiptAccessTestCase(unittest.TestCase):
             with_vending() as env,
             patch.object(Vend, 'issue_credit_tokens', _fixed_token),
         ):
-            alice = self.staff('alice2')
+            alice = create_user('alice2', 'group_cashier')
             session_id, vend_id = self.sell(env, alice)
-            with as_user(alice):
+            with acting_as(alice):
                 # The wizard's first print: the original, logged as such.
                 ((_, data),) = Wizard.execute(session_id, {}, 'print_')['actions']
                 html, ext = render_report(data['ids'], data)
@@ -449,7 +445,7 @@ class ReceiptAccessTestCase(unittest.TestCase):
             # Only the meter's last receipts (configuration: 5) are reprinted.
             for _ in range(5):
                 self.sell(env, alice, '20.00')
-            with as_user(alice):
+            with acting_as(alice):
                 with self.assertRaisesRegex(ValidationError, 'only the last 5'):
                     render_report([vend_id], {})
                 self.assertIn(
@@ -457,8 +453,8 @@ class ReceiptAccessTestCase(unittest.TestCase):
                 )
             self.assertEqual(Reprint.search_count([('vend', '=', vend_id)]), 3)
             # Groups that may not read the token do not reprint it.
-            accountant = self.staff('acc', 'group_accountant')
-            with as_user(accountant):
+            accountant = create_user('acc', 'group_accountant')
+            with acting_as(accountant):
                 with self.assertRaises(AccessError):
                     render_report([Vend.search([])[0].id], {})
 
@@ -472,10 +468,11 @@ class ReceiptAccessTestCase(unittest.TestCase):
             with_vending() as env,
             patch.object(Vend, 'issue_credit_tokens', _fixed_token),
         ):
-            alice, bob = self.staff('alice3'), self.staff('bob3')
+            alice = create_user('alice3', 'group_cashier')
+            bob = create_user('bob3', 'group_cashier')
             _, alices = self.sell(env, alice)
             _, bobs = self.sell(env, bob)
-            with as_user(bob):
+            with acting_as(bob):
                 session_id, _, _ = Wizard.create()
                 Wizard.execute(session_id, {}, 'start')
                 result = Wizard.execute(

@@ -4,7 +4,6 @@ rejected remote-credit command did not credit it, so that its vend may be
 cancelled; nobody else can."""
 
 import unittest
-from contextlib import contextmanager
 from decimal import Decimal as D
 
 from lxml import etree
@@ -15,33 +14,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
+from .staff import acting_as, create_user
 from .vend_fixtures import open_session, with_vending
-
-
-def staff_user(env, group: str, login: str):
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    (user,) = User.create(
-        [
-            {
-                'login': login,
-                'name': login,
-                'groups': [('add', [ModelData.get_id('prepaid_vending', group)])],
-                'companies': [('add', [env.company.id])],
-                'company': env.company.id,
-            }
-        ]
-    )
-    return user
-
-
-@contextmanager
-def acting_as(user):
-    "As a client request of user: access rights checked"
-    transaction = Transaction()
-    with transaction.set_user(user.id), transaction.set_context(_check_access=True):
-        yield
 
 
 def run_wizard(commands, start: dict) -> None:
@@ -86,7 +60,7 @@ class ReconcileWizardTestCase(unittest.TestCase):
         with with_vending() as env:
             open_session(env)
             vend, command = self.rejected_vend(env, 'rw1')
-            manager = staff_user(env, 'group_manager', 'rec-manager')
+            manager = create_user('rec-manager', 'group_manager', company=env.company)
             with acting_as(manager):
                 self.assertEqual(
                     Command.reconcile_wizard([command]),
@@ -121,7 +95,7 @@ class ReconcileWizardTestCase(unittest.TestCase):
         with with_vending() as env:
             open_session(env)
             _, command = self.rejected_vend(env, 'rw2')
-            admin = staff_user(env, 'group_admin', 'rec-admin')
+            admin = create_user('rec-admin', 'group_admin', company=env.company)
             with acting_as(admin):
                 run_wizard([command], {'method': 'token_history', 'reason': 'TID'})
             self.assertTrue(Command(command.id).reconciled_undelivered)
@@ -140,7 +114,7 @@ class ReconcileWizardTestCase(unittest.TestCase):
             open_session(env)
             _, command = self.rejected_vend(env, 'rw3')
             for group in ('group_cashier', 'group_engineer'):
-                user = staff_user(env, group, f'rec-{group}')
+                user = create_user(f'rec-{group}', group, company=env.company)
                 with acting_as(user):
                     # Cashiers and engineers read commands, but may not confirm.
                     Command.read([command.id], ['state'])
@@ -162,7 +136,7 @@ class ReconcileWizardTestCase(unittest.TestCase):
         with with_vending() as env:
             open_session(env)
             _, command = self.rejected_vend(env, 'rw4')
-            manager = staff_user(env, 'group_manager', 'rec-manager4')
+            manager = create_user('rec-manager4', 'group_manager', company=env.company)
             with acting_as(manager):
                 with self.assertRaisesRegex(ValidationError, 'how the meter was read'):
                     run_wizard([command], {'method': 'token_history', 'reason': ' '})

@@ -2,7 +2,6 @@
 reason, the close booked by close_session; refusals change nothing."""
 
 import unittest
-from contextlib import contextmanager
 from decimal import Decimal as D
 
 from trytond.exceptions import UserError
@@ -13,6 +12,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
+from .staff import acting_as, create_user
 from .vend_fixtures import with_vending
 
 #: The admin user: a Vending Manager (prepaid.xml).
@@ -21,33 +21,7 @@ ADMIN = 1
 
 def new_cashier(env, login):
     "A user of the Cashier group in the company of env"
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    (user,) = User.create(
-        [
-            {
-                'login': login,
-                'name': login,
-                'groups': [
-                    ('add', [ModelData.get_id('prepaid_vending', 'group_cashier')])
-                ],
-                'companies': [('add', [env.company.id])],
-                'company': env.company.id,
-            }
-        ]
-    )
-    return user
-
-
-@contextmanager
-def as_user(user_id):
-    "The transaction as user_id with access checks, as RPC runs"
-    with (
-        Transaction().set_user(user_id),
-        Transaction().set_context(_check_access=True),
-    ):
-        yield
+    return create_user(login, 'group_cashier', company=env.company)
 
 
 class ShiftClose:
@@ -119,7 +93,7 @@ class SessionCloseTestCase(unittest.TestCase):
         with with_vending() as env:
             cashier = new_cashier(env, 'anna')
             session = self.shift(env, cashier)
-            with as_user(cashier.id):
+            with acting_as(cashier.id):
                 # The Close Shift button opens the wizard.
                 self.assertEqual(
                     Session.close([session]),
@@ -167,7 +141,7 @@ class SessionCloseTestCase(unittest.TestCase):
         with with_vending() as env:
             cashier = new_cashier(env, 'anna')
             session = self.shift(env, cashier)
-            with as_user(cashier.id):
+            with acting_as(cashier.id):
                 wizard = ShiftClose(session)
                 wizard.execute('start')
                 with self.assertRaisesRegex(UserError, 'Count the drawer.*Cash, Card'):
@@ -188,7 +162,7 @@ class SessionCloseTestCase(unittest.TestCase):
         with with_vending() as env:
             cashier = new_cashier(env, 'anna')
             session = self.shift(env, cashier)
-            with as_user(cashier.id):
+            with acting_as(cashier.id):
                 wizard = ShiftClose(session)
                 wizard.count(cash=D('400.00'), card=D('40.00'))
                 for reason in (None, '   '):
@@ -213,7 +187,7 @@ class SessionCloseTestCase(unittest.TestCase):
         with with_vending() as env:
             cashier = new_cashier(env, 'anna')
             session = self.shift(env, cashier)
-            with as_user(cashier.id):
+            with acting_as(cashier.id):
                 wizard = ShiftClose(session)
                 review = wizard.count(cash=D('400.00'), card=D('50.00'))
                 self.assertTrue(review['balanced'])
@@ -232,10 +206,10 @@ class SessionCloseTestCase(unittest.TestCase):
             anna = new_cashier(env, 'anna')
             bob = new_cashier(env, 'bob')
             session = self.shift(env, anna)
-            with as_user(anna.id):
+            with acting_as(anna.id):
                 wizard = ShiftClose(session)
                 wizard.count(cash=D('400.00'), card=D('50.00'))
-            with as_user(bob.id):
+            with acting_as(bob.id):
                 # Bob cannot even read the shift (record rule), nor start
                 # the wizard on it, nor confirm Anna's reviewed wizard.
                 with self.assertRaises(AccessError):
@@ -244,7 +218,7 @@ class SessionCloseTestCase(unittest.TestCase):
                     wizard.confirm()
             self.assert_unchanged(session)
             # The admin of the tests is a Vending Manager: may close it.
-            with as_user(ADMIN):
+            with acting_as(ADMIN):
                 wizard = ShiftClose(session)
                 wizard.count(cash=D('400.00'), card=D('50.00'))
                 wizard.confirm()
@@ -257,7 +231,7 @@ class SessionCloseTestCase(unittest.TestCase):
         with with_vending() as env:
             cashier = new_cashier(env, 'anna')
             session = self.shift(env, cashier)
-            with as_user(cashier.id):
+            with acting_as(cashier.id):
                 wizard = ShiftClose(session)
                 wizard.count(cash=D('400.00'), card=D('50.00'))
                 Vend.vend(env.meter, D('20.00'), 'cash', env.sales_point, 'late')

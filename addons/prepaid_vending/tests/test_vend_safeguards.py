@@ -5,7 +5,6 @@ with concurrent transactions is in test_session_concurrency.py).
 """
 
 import unittest
-from contextlib import contextmanager
 from decimal import Decimal as D
 
 from trytond.exceptions import UserError
@@ -15,33 +14,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
+from .staff import acting_as, create_user
 from .vend_fixtures import open_session, with_vending
-
-
-def staff_user(env, group: str, login: str):
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    (user,) = User.create(
-        [
-            {
-                'login': login,
-                'name': login,
-                'groups': [('add', [ModelData.get_id('prepaid_vending', group)])],
-                'companies': [('add', [env.company.id])],
-                'company': env.company.id,
-            }
-        ]
-    )
-    return user
-
-
-@contextmanager
-def acting_as(user):
-    "As a client request of user: access rights checked"
-    transaction = Transaction()
-    with transaction.set_user(user.id), transaction.set_context(_check_access=True):
-        yield
 
 
 class VendSafeguardsTestCase(unittest.TestCase):
@@ -91,9 +65,9 @@ class VendSafeguardsTestCase(unittest.TestCase):
         Session = pool.get('prepaid.cashier.session')
         Count = pool.get('prepaid.cashier.session.count')
         with with_vending() as env:
-            cashier = staff_user(env, 'group_cashier', 'cashier-r2')
-            manager = staff_user(env, 'group_manager', 'manager-r2')
-            operator = staff_user(env, 'group_operator', 'operator-r2')
+            cashier = create_user('cashier-r2', 'group_cashier', company=env.company)
+            manager = create_user('manager-r2', 'group_manager', company=env.company)
+            operator = create_user('operator-r2', 'group_operator', company=env.company)
             with acting_as(cashier):
                 session = Session.open_session(env.sales_point, D('50.00'))
                 vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w1')
@@ -173,7 +147,7 @@ class VendSafeguardsTestCase(unittest.TestCase):
             # No shift counts a card sale off the counter: API terminals only.
             with self.assertRaisesRegex(VendError, 'API terminal'):
                 Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'c5')
-            terminal = staff_user(env, 'group_api_terminal', 'gateway')
+            terminal = create_user('gateway', 'group_api_terminal', company=env.company)
             with acting_as(terminal):
                 result = Vend.rpc_vend(env.meter.serial, '100.00', 'card', 'HO', 'c5')
             (vend,) = Vend.search([('number', '=', result['number'])])
@@ -200,14 +174,14 @@ class VendSafeguardsTestCase(unittest.TestCase):
             )
             (command,) = vend.commands
             for group in ('group_operator', 'group_engineer', 'group_accountant'):
-                user = staff_user(env, group, f'{group}-t')
+                user = create_user(f'{group}-t', group, company=env.company)
                 with acting_as(user):
                     with self.assertRaises(AccessError):
                         Token.read([token.id], ['token'])
                     with self.assertRaises(AccessError):
                         Command.read([command.id], ['payload'])
             for group in ('group_manager', 'group_admin'):
-                user = staff_user(env, group, f'{group}-t')
+                user = create_user(f'{group}-t', group, company=env.company)
                 with acting_as(user):
                     (values,) = Token.read([token.id], ['token'])
                     self.assertEqual(values['token'], '1' * 20)
@@ -227,7 +201,7 @@ class VendSafeguardsTestCase(unittest.TestCase):
             Command.mark_rejected([command], 'token already used')
             with self.assertRaisesRegex(UserError, 'cannot be cancelled'):
                 Vend.cancel_vends([vend], 'customer says not received')
-            cashier = staff_user(env, 'group_cashier', 'cashier-f')
+            cashier = create_user('cashier-f', 'group_cashier', company=env.company)
             with acting_as(cashier):
                 with self.assertRaises(AccessError):
                     Command.reconcile_undelivered([Command(command.id)], 'read it')

@@ -13,11 +13,10 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
+from .staff import acting_as, as_new_user, create_user
 from .test_append_only import everyone
 from .test_import import counts, good_row, make_network, xlsx
-from .test_vend_safeguards import acting_as as acting_as_user
-from .test_vend_safeguards import staff_user
-from .tools import acting_as, create_meter
+from .tools import create_meter
 from .vend_fixtures import with_vending
 
 IMPORT_ROLES = (
@@ -59,7 +58,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
     @with_transaction()
     def test_manager_wizard_writes_its_job(self):
         make_network()
-        with acting_as('group_manager') as manager:
+        with as_new_user('group_manager') as manager:
             job = run_import_wizard([good_row('W1')])
         job = job.__class__(job.id)
         self.assertEqual((job.state, job.imported_rows, job.user), ('done', 1, manager))
@@ -81,10 +80,10 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
         }
         for group in IMPORT_ROLES:
             for name, value in forged.items():
-                with self.subTest(group=group, field=name), acting_as(group):
+                with self.subTest(group=group, field=name), as_new_user(group):
                     with self.assertRaises(AccessError):
                         Job.write([Job(job.id)], {name: value})
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises(AccessError):
                     Job.delete([Job(job.id)])
                 with self.assertRaises(AccessError):
@@ -97,7 +96,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
         make_network()
         done = run_import_wizard([good_row('W1')])
         (draft,) = Job.create([{'filename': 'draft.xlsx', 'mode': 'all'}])
-        with acting_as('group_admin'):
+        with as_new_user('group_admin'):
             with self.assertRaisesRegex(AccessError, 'cannot be deleted'):
                 Job.delete([Job(done.id)])
             Job.delete([Job(draft.id)])
@@ -110,7 +109,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
         (job,) = Job.create(
             [{'filename': 'bad.xlsx', 'file': b'x', 'mode': 'all', 'state': 'failed'}]
         )
-        with acting_as('group_manager'):
+        with as_new_user('group_manager'):
             with self.assertRaises(AccessError):
                 Job.write([Job(job.id)], {'state': 'queued'})
             Job.queue([Job(job.id)])
@@ -159,7 +158,7 @@ class ConsumptionWorkflowTestCase(unittest.TestCase):
                 }
             ]
         )
-        with acting_as('group_engineer'):
+        with as_new_user('group_engineer'):
             (row,) = Consumption.create([reading(account)])
             # A row created as billed would never be charged.
             with self.assertRaises(AccessError):
@@ -167,10 +166,10 @@ class ConsumptionWorkflowTestCase(unittest.TestCase):
         forged = {'kwh': Decimal('0'), 'bill': bill.id, 'account': account.id}
         for group in IMPORT_ROLES:
             for name, value in forged.items():
-                with self.subTest(group=group, field=name), acting_as(group):
+                with self.subTest(group=group, field=name), as_new_user(group):
                     with self.assertRaises(AccessError):
                         Consumption.write([Consumption(row.id)], {name: value})
-            with self.subTest(group=group), acting_as(group):
+            with self.subTest(group=group), as_new_user(group):
                 with self.assertRaises(AccessError):
                     Consumption.delete([Consumption(row.id)])
         row = Consumption(row.id)
@@ -197,7 +196,7 @@ class ConsumptionWorkflowTestCase(unittest.TestCase):
                 }
             ]
         )
-        with acting_as('group_engineer'):
+        with as_new_user('group_engineer'):
             with self.assertRaisesRegex(AccessError, 'kwh cannot be changed'):
                 Consumption.write([Consumption(row.id)], {'kwh': Decimal('0')})
             with self.assertRaisesRegex(AccessError, 'cannot be deleted'):
@@ -238,12 +237,12 @@ class InstallationWorkflowTestCase(unittest.TestCase):
             before = Installation.read([installation.id], names)
             for role, user in everyone(env).items():
                 for name, value in forged.items():
-                    with self.subTest(role=role, field=name), acting_as_user(user):
+                    with self.subTest(role=role, field=name), acting_as(user):
                         with self.assertRaises(AccessError):
                             Installation.write(
                                 [Installation(installation.id)], {name: value}
                             )
-                with self.subTest(role=role), acting_as_user(user):
+                with self.subTest(role=role), acting_as(user):
                     with self.assertRaises(AccessError):
                         Installation.delete([Installation(installation.id)])
                     with self.assertRaises(AccessError):
@@ -266,8 +265,8 @@ class InstallationWorkflowTestCase(unittest.TestCase):
         Installation = Pool().get('prepaid.meter.installation')
         with with_vending() as env:
             spare = create_meter('04000000088', kind='smart_prepaid')
-            operator = staff_user(env, 'group_operator', 'operator')
-            with acting_as_user(operator):
+            operator = create_user('operator', 'operator', company=env.company)
+            with acting_as(operator):
                 self.install(env.point, spare)
             old, new = Installation.search(
                 [('service_point', '=', env.point.id)], order=[('id', 'ASC')]
@@ -295,7 +294,7 @@ class InstallationWorkflowTestCase(unittest.TestCase):
                     }
                 ]
             )
-            with acting_as('group_operator'):
+            with as_new_user('group_operator'):
                 with self.assertRaisesRegex(AccessError, 'removed_on cannot be'):
                     Installation.write(
                         [Installation(installation.id)],

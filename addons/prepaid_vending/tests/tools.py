@@ -1,11 +1,8 @@
 """Small builders of master data shared by the module's tests."""
 
 import datetime as dt
-import itertools
-from contextlib import contextmanager
 
 from trytond.pool import Pool
-from trytond.transaction import Transaction
 
 
 def create_network(suffix=''):
@@ -55,24 +52,3 @@ def create_service_point(transformer, customer=None):
 
 
 TODAY = dt.date(2026, 3, 1)
-_LOGINS = itertools.count(1)
-
-
-@contextmanager
-def acting_as(*groups: str, login: str | None = None):
-    """Act, with access checks on as an RPC call has them, as a new user of
-    the given groups: 'module.xml_id', or a prepaid_vending group's xml id."""
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    group_ids = []
-    for group in groups:
-        module, _, xml_id = group.rpartition('.')
-        group_ids.append(ModelData.get_id(module or 'prepaid_vending', xml_id))
-    # Numbered: a test may act twice as the same groups.
-    login = login or f"as_{'_'.join(groups) or 'nobody'}_{next(_LOGINS)}"
-    user = User(login=login, name=login, groups=group_ids)
-    user.save()
-    transaction = Transaction()
-    with transaction.set_user(user.id), transaction.set_context(_check_access=True):
-        yield user
