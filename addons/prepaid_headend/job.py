@@ -36,6 +36,7 @@ from typing import Any
 from trytond.bus import notify
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
+from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, TransactionError, without_check_access
@@ -245,8 +246,12 @@ async def firmware_activate(session, identifier: str) -> ops.FirmwareResult:
     return await ops.activate_image(session, identifier, poll_interval=0.05)
 
 
-class Job(ModelSQL, ModelView):
-    "Head-end job: one operation on one meter"
+class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
+    """Head-end job: one operation on one meter
+
+    A client changes nothing on a job: jobs are created by the head-end's
+    buttons, schedules and dispatcher, a failed one goes back to pending
+    only through Retry, and none is deleted (WorkflowOnlyMixin)."""
 
     __name__ = 'prepaid.headend.job'
     __string__ = "Head-End Job"

@@ -14,6 +14,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_vending import vend_write
 from trytond.modules.prepaid_vending.access import require_wizard_groups
+from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -32,8 +33,13 @@ STATES = [
 PARAMS = ["sgc", "krn", "tariff_index", "key_type", "base_date"]
 
 
-class KeyChange(Workflow, ModelSQL, ModelView):
-    "STS Key Change"
+class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
+    """STS Key Change
+
+    A client changes nothing on a key change: it is created by the Update
+    Meter Key wizard or a rollover campaign, moves only through Confirm and
+    Cancel (which apply or restore the values stored at issue), and is never
+    deleted (WorkflowOnlyMixin)."""
 
     __name__ = "prepaid.sts.key_change"
 

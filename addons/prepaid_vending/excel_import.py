@@ -105,6 +105,7 @@ from .import_sheet import (
 from .inputs.numbers import NumberError, parse_decimal, shown
 from .meter import METER_KINDS, PAYMENT_MODES
 from .party import check_national_id, check_phone, check_registration_number
+from .workflow_only import WorkflowOnlyMixin
 
 logger = logging.getLogger(__name__)
 
@@ -1477,8 +1478,15 @@ MODES_SELECTION = [
 ]
 
 
-class ImportJob(ModelSQL, ModelView):
-    "Import of a workbook of customers, service points and meters"
+class ImportJob(WorkflowOnlyMixin, ModelSQL, ModelView):
+    """Import of a workbook of customers, service points and meters
+
+    A client changes nothing on an import job: the import wizard creates it,
+    the import writes its progress and outcome, and a draft or failed one
+    is started again only through its Queue button; a client deletes only a
+    draft job (WorkflowOnlyMixin)."""
+
+    _client_delete_states = frozenset({'draft'})
 
     __name__ = 'prepaid.import.job'
     _rec_name = 'filename'
@@ -1634,7 +1642,7 @@ class ImportJob(ModelSQL, ModelView):
                     raise
                 logger.exception("import job %s failed", job.id)
                 Transaction().rollback()
-                cls.write(
+                cls._write_progress(
                     [cls(job.id)],
                     {
                         'state': 'failed',
@@ -1662,9 +1670,9 @@ class ImportJob(ModelSQL, ModelView):
         def update(**values: Any) -> None:
             if side:
                 with Transaction().new_transaction():
-                    cls.write([cls(job_id)], values)
+                    cls._write_progress([cls(job_id)], values)
             else:
-                cls.write([cls(job_id)], values)
+                cls._write_progress([cls(job_id)], values)
 
         limits = import_limits()
         check_upload(self.file, limits)
@@ -1721,7 +1729,13 @@ class ImportJob(ModelSQL, ModelView):
                 'prepaid_vending.msg_import_all_or_nothing',
                 rejected=len(result.rejected),
             )
-        cls.write([cls(job_id)], values)
+        cls._write_progress([cls(job_id)], values)
+
+    @classmethod
+    def _write_progress(cls, jobs, values: dict[str, Any]) -> None:
+        "The import's own record of its progress (no client may write it)"
+        with without_check_access():
+            cls.write(jobs, values)
 
 
 class ImportStart(ModelView):
@@ -1818,12 +1832,16 @@ class ImportWizard(Wizard):
             mode=self.start.mode,
             total_rows=rows,
         )
-        job.save()
+        # The job is the wizard's record: no client creates or writes one.
+        with without_check_access():
+            job.save()
         self.result.job = job
         if threshold and rows > threshold:
             Job.queue([job])
-            job.message = gettext('prepaid_vending.msg_import_queued', rows=rows)
-            job.save()
+            Job._write_progress(
+                [job],
+                {'message': gettext('prepaid_vending.msg_import_queued', rows=rows)},
+            )
         else:
             Job.process([job])
         return 'result'

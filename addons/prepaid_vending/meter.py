@@ -28,6 +28,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
 from .append_only import AppendOnlyMixin
+from .workflow_only import WorkflowOnlyMixin
 
 METER_KINDS = [
     ('sts_keypad', "STS keypad prepaid"),
@@ -313,10 +314,16 @@ class MeterStateHistory(AppendOnlyMixin, ModelSQL, ModelView):
         return dt.datetime.now()
 
 
-class MeterInstallation(ModelSQL, ModelView):
-    "A meter installed on a service point between two dates"
+class MeterInstallation(WorkflowOnlyMixin, ModelSQL, ModelView):
+    """A meter installed on a service point between two dates
+
+    A client changes nothing on an installation: it is opened and closed by
+    the Install Meter and Change Meter wizards and the import (which check
+    the meter's state and move it), never created, edited or deleted from a
+    client (WorkflowOnlyMixin)."""
 
     __name__ = 'prepaid.meter.installation'
+    _workflow_state = None
 
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'

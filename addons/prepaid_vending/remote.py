@@ -47,6 +47,7 @@ from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
 from .transactions import autonomous_for, run_committed
 from .vend import update_waiting
+from .workflow_only import WorkflowOnlyMixin
 
 logger = logging.getLogger(__name__)
 
@@ -772,7 +773,8 @@ class RemoteAccount(ModelSQL, ModelView):
             ),
         )
         bill.save()
-        Consumption.write(new, {'bill': bill.id})
+        with without_check_access():
+            Consumption.write(new, {'bill': bill.id})
         Line(
             account=self,
             kind='bill',
@@ -820,10 +822,17 @@ class RemoteAccountLine(AppendOnlyMixin, ModelSQL, ModelView):
         return dt.datetime.now()
 
 
-class Consumption(ModelSQL, ModelView):
-    "Consumption reported by the head-end for one interval (input of billing)"
+class Consumption(WorkflowOnlyMixin, ModelSQL, ModelView):
+    """Consumption reported by the head-end for one interval (input of billing)
+
+    What remote billing charges from: the head-end feed creates the rows, and
+    an engineer may enter a reading by hand (a client create of the interval
+    and its values only, never its bill).  Once created, a row is changed only
+    by billing (its bill) and deleted by no client (WorkflowOnlyMixin)."""
 
     __name__ = 'prepaid.remote.consumption'
+    _workflow_state = None
+    _client_create = frozenset({'account', 'start', 'end', 'kwh', 'max_kw', 'pf'})
 
     account = fields.Many2One(
         'prepaid.remote.account', "Account", required=True, ondelete='CASCADE'

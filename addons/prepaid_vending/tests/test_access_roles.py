@@ -167,7 +167,11 @@ class AccessRolesTestCase(unittest.TestCase):
             self.assertEqual(Consumption.search([]), [consumption])
         with as_new_user('group_engineer'):
             self.assertEqual(Bill.search([]), [bill])
-            Consumption.write([Consumption(consumption.id)], {'kwh': Decimal(2)})
+            # The engineer enters a reading, then cannot rewrite it
+            # (test_workflow_only).
+            Consumption.create([dict(usage, start=start - dt.timedelta(hours=1))])
+            with self.assertRaises(AccessError):
+                Consumption.write([Consumption(consumption.id)], {'kwh': Decimal(2)})
 
     # --- customers ------------------------------------------------------------
     @with_transaction()
