@@ -11,7 +11,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .test_access import staff
+from .staff import as_new_user
 from .test_accounting_adjustments import booked, configure_adjustment_accounts
 from .vend_fixtures import with_vending
 
@@ -59,7 +59,7 @@ class DebtWizardTestCase(unittest.TestCase):
         with with_vending() as env:
             config = configure_adjustment_accounts(env)
             debt = open_debt(env)
-            with staff('group_manager'):
+            with as_new_user('group_manager'):
                 # The form button opens the wizard for a manager.
                 self.assertTrue(Debt.write_off_wizard([Debt(debt.id)]))
                 shown = run_wizard(debt)
@@ -87,7 +87,7 @@ class DebtWizardTestCase(unittest.TestCase):
             configure_adjustment_accounts(env)
             debt = open_debt(env)
             moves = Move.search_count([])
-            with staff('group_cashier'):
+            with as_new_user('group_cashier'):
                 with self.assertRaises(AccessButtonError):
                     Debt.write_off_wizard([Debt(debt.id)])
                 with self.assertRaises(AccessError):
@@ -107,7 +107,7 @@ class DebtWizardTestCase(unittest.TestCase):
         with with_vending() as env:
             configure_adjustment_accounts(env)
             debt = open_debt(env)
-            with staff('group_manager'):
+            with as_new_user('group_manager'):
                 with self.assertRaisesRegex(ValidationError, 'reason'):
                     run_wizard(debt, 'write_off', '   ')
             debt = Debt(debt.id)
@@ -122,7 +122,7 @@ class DebtWizardTestCase(unittest.TestCase):
             configure_adjustment_accounts(env)
             debt = open_debt(env)
             Debt.paid([debt])
-            with staff('group_manager'):
+            with as_new_user('group_manager'):
                 with self.assertRaises(AccessButtonError):  # invisible button
                     Debt.write_off_wizard([Debt(debt.id)])
                 with self.assertRaisesRegex(ValidationError, 'not open'):
