@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -340,6 +341,11 @@ class DlmsSession:
                 c.parseUAResponse(reply.data)
             except Exception as exc:
                 raise AssociationRefused(f"SNRM refused: {exc}") from exc
+        if self.settings.auth.startswith("hls"):
+            # gurux draws the client challenge with the random module, which
+            # is predictable; a challenge must come from the OS's CSPRNG.
+            c.settings.useCustomChallenge = True
+            c.settings.ctoSChallenge = list(secrets.token_bytes(16))
         try:
             reply = await self.request(c.aarqRequest())
         except (ServiceError, AccessDenied) as exc:

@@ -128,3 +128,37 @@ def test_reflected_request_is_a_malformed_reply():
                     session.associated = False  # the line is not trustworthy
 
         asyncio.run(go())
+
+
+# --- HLS challenge ------------------------------------------------------------
+
+
+def test_hls_challenge_comes_from_the_os_csprng(monkeypatch):
+    """gurux draws the client-to-server challenge with ``random``, whose state
+    can be recovered from its outputs: the session gives its own, from
+    ``secrets``, a new one per association, and never calls gurux's."""
+    from gurux_dlms.GXSecure import GXSecure
+    from trytond.modules.prepaid_headend.tests.test_dlms_e2e import free_port_block
+
+    def predictable():
+        raise AssertionError("gurux's random-module challenge was used")
+
+    monkeypatch.setattr(
+        GXSecure, "generateChallenge", classmethod(lambda cls: predictable())
+    )
+    port = free_port_block(1)
+    challenges = []
+    with MeterSimulator([MeterConfig(index=0, port=port, seed=1)]):
+        for start in (7_000_000, 8_000_000):
+
+            async def go(start=start):
+                session = DlmsSession(
+                    _settings(port=port, timeout=5.0),
+                    counter_store=MemoryCounterStore(start=start),
+                )
+                async with session:
+                    assert await ops.read_clock(session)
+                    challenges.append(bytes(session.client.settings.ctoSChallenge))
+
+            asyncio.run(go())
+    assert len(challenges[0]) == 16 and challenges[0] != challenges[1]
