@@ -32,8 +32,11 @@ MAX_INTEGER_CHARS = 20
 READ_CHUNK = 1 << 16
 
 # Strings (skipped whole, with their escapes) and brackets: enough to measure
-# how deep a line nests without parsing it.
-_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# how deep a line nests without parsing it.  An unterminated string runs to
+# the end of the line (a lone backslash included): were it to fail instead,
+# the scan would try again from each escaped quote inside it, which is
+# quadratic in the line (a 1 MiB line of \" took hours).
+_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 LIMITS_HELP = (
     f"Limits: a line is at most {MAX_LINE_BYTES // 1024} KiB of UTF-8 JSON, "
