@@ -28,22 +28,18 @@ from trytond import config
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_headend.mqtt import BrokerSettings, MqttError, Publisher
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
+from trytond.modules.prepaid_vending.tests.staff import (
+    STAFF_ROLES,
+    acting_as,
+    create_user,
+)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
 BLOCK_KEY = bytes(range(0x40, 0x50))
 AUTH_KEY = bytes(range(0x50, 0x60))
-ROLES = (
-    "operator",
-    "cashier",
-    "engineer",
-    "key_custodian",
-    "manager",
-    "accountant",
-    "admin",
-)
+ROLES = STAFF_ROLES
 
 
 def users() -> dict:

@@ -9,7 +9,11 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
-from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
+from trytond.modules.prepaid_vending.tests.staff import (
+    STAFF_ROLES,
+    acting_as,
+    create_user,
+)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
@@ -20,15 +24,7 @@ from .tools import (
     set_master_key,
 )
 
-ROLES = (
-    "operator",
-    "cashier",
-    "engineer",
-    "key_custodian",
-    "manager",
-    "accountant",
-    "admin",
-)
+ROLES = STAFF_ROLES
 FORGED = {
     "old_sgc": "123456",
     "old_krn": 7,

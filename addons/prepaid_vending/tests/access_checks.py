@@ -14,6 +14,7 @@ from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
 from trytond.modules.prepaid_vending.access import HIDDEN_FIELDS, SearchGuard
 from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
 
 from .staff import acting_as, create_user
 
@@ -71,7 +72,35 @@ def restricted_wizards():
 
 
 class AccessChecks:
-    "Mixed into a unittest.TestCase whose setUpClass activates a module"
+    """Mixed into a unittest.TestCase: every check, on the module named by
+    ``module`` and what it depends on"""
+
+    module = 'prepaid_vending'
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module(cls.module)
+
+    @with_transaction()
+    def test_wizards_refuse_outsiders(self):
+        self.check_wizards_refuse_outsiders()
+
+    @with_transaction()
+    def test_reports_refuse_outsiders(self):
+        self.check_reports_refuse_outsiders()
+
+    @with_transaction()
+    def test_buttons_refuse_outsiders(self):
+        self.check_buttons_refuse_outsiders()
+
+    @with_transaction()
+    def test_no_group_reads_nothing(self):
+        self.check_no_group_reads_nothing()
+
+    @with_transaction()
+    def test_hidden_fields_not_searchable(self):
+        self.check_hidden_fields_not_searchable()
 
     def check_wizards_refuse_outsiders(self):
         pool = Pool()

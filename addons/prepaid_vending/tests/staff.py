@@ -21,6 +21,17 @@ from trytond.transaction import Transaction
 
 _LOGINS = itertools.count(1)
 
+#: The project's staff groups, as create_user() takes them.
+STAFF_ROLES = (
+    'operator',
+    'cashier',
+    'engineer',
+    'key_custodian',
+    'manager',
+    'accountant',
+    'admin',
+)
+
 
 def group_id(group: Any) -> int:
     "The id of a group given as a record, an id or an xml id (see above)"

@@ -5,7 +5,7 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from ..access import require_wizard_groups
 from .access_checks import AccessChecks
@@ -13,29 +13,7 @@ from .staff import acting_as, create_user
 
 
 class AccessCoreTestCase(AccessChecks, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        activate_module('prepaid_vending')
-
-    @with_transaction()
-    def test_wizards_refuse_outsiders(self):
-        self.check_wizards_refuse_outsiders()
-
-    @with_transaction()
-    def test_reports_refuse_outsiders(self):
-        self.check_reports_refuse_outsiders()
-
-    @with_transaction()
-    def test_buttons_refuse_outsiders(self):
-        self.check_buttons_refuse_outsiders()
-
-    @with_transaction()
-    def test_no_group_reads_nothing(self):
-        self.check_no_group_reads_nothing()
-
-    @with_transaction()
-    def test_hidden_fields_not_searchable(self):
-        self.check_hidden_fields_not_searchable()
+    module = 'prepaid_vending'
 
     @with_transaction()
     def test_wizard_own_action_still_runs(self):

@@ -20,19 +20,11 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .staff import acting_as, create_user
+from .staff import STAFF_ROLES, acting_as, create_user
 from .vend_fixtures import new_meter, new_point, open_session, with_vending
 
 TODAY = dt.date.today()
-STAFF_GROUPS = (
-    'group_operator',
-    'group_cashier',
-    'group_engineer',
-    'group_key_custodian',
-    'group_manager',
-    'group_accountant',
-    'group_admin',
-)
+STAFF_GROUPS = tuple(f'group_{role}' for role in STAFF_ROLES)
 
 #: Model -> (a field to rewrite, its forged value).
 APPEND_ONLY = {
