@@ -45,6 +45,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+# STS meter numbers end with a Luhn check digit: the engine's, for any kind.
+from trytond.modules.prepaid_sts.engine.identifiers import (
+    luhn_check_digit as luhn_digit,
+)
 from trytond.modules.prepaid_vending.excel_import import COLUMN_NAMES, import_rows
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
@@ -189,19 +193,6 @@ TRANSFORMERS_PER_FEEDER = 3
 METER_KIND_WEIGHTS = (('sts_keypad', 75), ('smart_prepaid', 20), ('postpaid', 5))
 #: Customer categories whose meters are always three-phase.
 THREE_PHASE_CATEGORIES = frozenset({'INDUSTRIAL', 'GOVERNMENT'})
-
-
-def luhn_digit(digits: str) -> str:
-    "Check digit of the Luhn algorithm (STS meter numbers end with one)"
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 0:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return str((10 - total % 10) % 10)
 
 
 #: Tariffs of the demo: (code, name, STS tariff index, customer categories,
