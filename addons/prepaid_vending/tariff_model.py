@@ -354,7 +354,8 @@ class TariffVersion(ModelSQL, ModelView):
 
     def _calculator_key(self) -> tuple:
         """(id and write dates of the version, its tax and its tariff) in one
-        query: reading them through the ORM cost ~5 ms per vend."""
+        query: reading them through the ORM was a noticeable part of every
+        vend (figures in bench/README.md)."""
         pool = Pool()
         version = self.__table__()
         tax = pool.get('account.tax').__table__()

@@ -11,26 +11,27 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import create_company, set_company
 from trytond.modules.prepaid_sts import masterkey
-from trytond.modules.prepaid_sts.demo import (
+from trytond.modules.prepaid_sts.engine import (
+    decode_token,
+    derive_decoder_key,
+    validate_pan,
+)
+from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction, without_check_access
+
+from prepaid_demo.sts import (
     DEMO_KRN,
     DEMO_SGC,
     demo_decoder_key,
     demo_pan,
     demo_vending_key,
 )
-from trytond.modules.prepaid_sts.engine import (
-    decode_token,
-    derive_decoder_key,
-    validate_pan,
-)
-from trytond.modules.prepaid_vending.demo import (
+from prepaid_demo.vending import (
     create_demo_data,
     setup_demo_vending,
 )
-from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
-from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
-from trytond.transaction import Transaction, without_check_access
 
 from .tools import restore_master_key, set_master_key
 

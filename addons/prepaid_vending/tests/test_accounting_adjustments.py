@@ -13,14 +13,15 @@ from trytond.exceptions import UserError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
-from ..company_setup import VENDING_ACCOUNT_CODES
+from prepaid_demo.company import VENDING_ACCOUNT_CODES
+
 from .vend_fixtures import open_session, with_vending
 
 TODAY = dt.date.today()
 
 
 def configure_adjustment_accounts(env, skip=()):
-    "The demo's bad-debt and refund accounts (company_setup); skip left empty"
+    "The demo's bad-debt and refund accounts (prepaid_demo.company); skip left empty"
     pool = Pool()
     Account = pool.get('account.account')
     Configuration = pool.get('prepaid.configuration')

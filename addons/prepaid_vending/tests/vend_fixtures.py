@@ -18,7 +18,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME
 from trytond.transaction import Transaction, TransactionError
 
-from ..company_setup import VENDING_ACCOUNT_CODES
+from prepaid_demo.company import VENDING_ACCOUNT_CODES
 
 D = Decimal
 
@@ -131,7 +131,7 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
     config.cash_account = acc.cash
     config.bank_account = acc.cash
     config.cash_difference_account = acc.expense
-    # Write-offs and move-out refunds (the demo's accounts, company_setup).
+    # Write-offs and move-out refunds (the demo's accounts, prepaid_demo.company).
     for name, code in VENDING_ACCOUNT_CODES.items():
         (account,) = Account.search([('code', '=', code), ('company', '=', company.id)])
         setattr(config, name, account)
