@@ -189,6 +189,14 @@ class TariffCategory(ModelSQL):
         'prepaid.customer.category', "Category", required=True, ondelete='CASCADE'
     )
 
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # Who may change a tariff may change its categories.  This gives
+        # nobody more than the link's own records did; the one it keeps
+        # lets a manager remove a category (not delete a tariff).
+        cls.__access__.add('tariff')
+
 
 class TariffVersion(ModelSQL, ModelView):
     "Tariff Version"
