@@ -19,12 +19,33 @@ from trytond.model import Index, fields
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 
 def context_company() -> int | None:
     "The id of the user's current company (the context's), or None"
     return Transaction().context.get('company')
+
+
+def current_company():
+    """The company the user works in: the context's, which must be one of the
+    user's companies (a client chooses its context, not its rights).
+
+    Lookups by number that run with access checks off (the RPC vend, the
+    import) resolve within it: the same meter number may exist at another
+    utility of the installation."""
+    pool = Pool()
+    transaction = Transaction()
+    company_id = transaction.context.get('company')
+    if not company_id:
+        raise AccessError(gettext('prepaid_vending.msg_no_company'))
+    if transaction.user:
+        User = pool.get('res.user')
+        with without_check_access():
+            allowed = {c.id for c in User(transaction.user).companies}
+        if company_id not in allowed:
+            raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
+    return pool.get('company.company')(company_id)
 
 
 class CompanyMixin:

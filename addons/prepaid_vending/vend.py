@@ -39,7 +39,7 @@ from . import accounting, vend_write
 from .access import require_wizard_groups
 from .amounts import parse_amount
 from .append_only import AppendOnlyMixin
-from .company import CompanyMixin
+from .company import CompanyMixin, current_company
 from .tariff import (
     MeterRegister,
     TariffError,
@@ -433,6 +433,20 @@ class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
             raise AccessError(gettext('prepaid_vending.msg_vend_user_group'))
 
     @classmethod
+    def _check_company(cls, meter, sales_point) -> None:
+        """A vend belongs to its meter's utility: the sales point and the
+        selling user must be of that company (the utility's tariffs, keys and
+        books price, encrypt and book it)."""
+        if sales_point is not None:
+            CompanyMixin.same_company(
+                sales_point, meter, 'prepaid_vending.msg_company_sales_point_meter'
+            )
+        if Transaction().user and meter.company != current_company():
+            raise VendError(
+                gettext('prepaid_vending.msg_vend_unknown_meter', meter=meter.serial)
+            )
+
+    @classmethod
     def _check_number(cls, value, what: str) -> None:
         """A Decimal within the bounds of every amount (parse_amount): finite
         (NaN and infinity compare wrongly) and small enough for the
@@ -729,6 +743,7 @@ class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
         if not idempotency_key:
             raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
         cls._check_vend_user()
+        cls._check_company(meter, sales_point)
         with without_check_access():
             return cls._vend(
                 meter,
@@ -819,6 +834,7 @@ class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
 
         number, receipt_sequence = cls._new_number(config, sales_point, date.date())
         vend = cls(
+            company=meter.company,
             number=number,
             receipt_sequence=receipt_sequence,
             date=date,
@@ -1255,17 +1271,25 @@ class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
             )
         tender_value = cls._parse_decimal(tender, "tender")
         kwh_value = cls._parse_decimal(requested_kwh, "kWh")
+        # Numbers are a utility's own: found within the user's company only
+        # (another utility's meter is as unknown as a mistyped one).
+        company = current_company()
         with without_check_access():
             meter = Meter.__table__()
             meter_id = vend_write.scalar(
                 meter.select(
                     meter.id,
-                    where=(meter.serial == meter_serial) & (meter.active == True),  # noqa: E712
+                    where=(meter.company == company.id)
+                    & (meter.serial == meter_serial)
+                    & (meter.active == True),  # noqa: E712
                     limit=1,
                 )
             )
             sales_points = (
-                SalesPoint.search([("code", "=", sales_point_code)], limit=1)
+                SalesPoint.search(
+                    [("company", "=", company.id), ("code", "=", sales_point_code)],
+                    limit=1,
+                )
                 if sales_point_code
                 else []
             )
