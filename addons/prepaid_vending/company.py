@@ -59,6 +59,10 @@ class CompanyMixin:
     # Unique constraints that became per company (dropped on update, their
     # replacement starts with the company).
     _company_replaces: tuple[str, ...] = ()
+    # Links to records of a company that must be of this record's company
+    # (a transformer of one utility on a feeder of another would mix their
+    # networks, a shift at another utility's sales point their cash).
+    _company_links: tuple[str, ...] = ()
 
     company = fields.Many2One(
         'company.company',
@@ -86,6 +90,20 @@ class CompanyMixin:
     @staticmethod
     def default_company():
         return context_company()
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        links = cls._company_links
+        if field_names:
+            links = [n for n in links if n in field_names or 'company' in field_names]
+        for name in links:
+            for record in records:
+                other = getattr(record, name)
+                if other is not None:
+                    cls.same_company(
+                        other, record, 'prepaid_vending.msg_company_mismatch'
+                    )
 
     @classmethod
     def check_modification(cls, mode, records, values=None, external=False):

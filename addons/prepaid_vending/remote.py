@@ -90,6 +90,7 @@ class MeterCommand(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Command for the head-end: queued here, executed by the head-end module"
 
     __name__ = 'prepaid.meter.command'
+    _company_links = ('meter',)
 
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
@@ -345,6 +346,7 @@ class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
     "Remote-prepaid account: a money balance per meter"
 
     __name__ = 'prepaid.remote.account'
+    _company_links = ('meter',)
 
     meter = fields.Many2One(
         'prepaid.meter',
@@ -418,7 +420,7 @@ class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
             return accounts[0]
         if not create:
             return None
-        account = cls(meter=meter, party=meter.customer)
+        account = cls(company=meter.company, meter=meter, party=meter.customer)
         account.save()
         return account
 

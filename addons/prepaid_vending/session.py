@@ -31,6 +31,7 @@ class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Cashier Shift"
 
     __name__ = 'prepaid.cashier.session'
+    _company_links = ('sales_point',)
 
     sales_point = fields.Many2One(
         'prepaid.sales_point',
