@@ -19,7 +19,7 @@ from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
-from .vend import EMERGENCY_CONTEXT
+from .vend_pipeline import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
 
