@@ -14,6 +14,7 @@ record exists (for clients and for code alike).
 
 from __future__ import annotations
 
+from sql import Null
 from trytond.i18n import gettext
 from trytond.model import Index, fields
 from trytond.model.exceptions import AccessError
@@ -83,9 +84,29 @@ class CompanyMixin:
     @classmethod
     def __register__(cls, module):
         table_h = cls.__table_handler__(module)
+        had_company = table_h.column_exist('company')
         for ident in cls._company_replaces:
             table_h.drop_constraint(ident)
         super().__register__(module)
+        if not had_company:
+            cls._migrate_company(module)
+
+    @classmethod
+    def _migrate_company(cls, module) -> None:
+        """Records made before the company existed belong to the one
+        company of the installation (with several, an administrator must
+        assign them: the column stays nullable until then)."""
+        company = Pool().get('company.company').__table__()
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*company.select(company.id, limit=2))
+        ids = [i for (i,) in cursor]
+        if len(ids) != 1:
+            return
+        cursor.execute(
+            *table.update([table.company], [ids[0]], where=table.company == Null)
+        )
+        cls.__table_handler__(module).not_null_action('company', 'add')
 
     @staticmethod
     def default_company():
