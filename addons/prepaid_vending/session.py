@@ -14,6 +14,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from . import accounting, locking
+from .company import CompanyMixin
 from .vend import COUNTED_METHODS
 
 ZERO = Decimal(0)
@@ -24,10 +25,11 @@ CLIENT_WRITABLE = {'counts', 'opening_float'}
 CLIENT_CREATE = {'sales_point', 'opening_float', 'counts'}
 
 
-class Session(Workflow, ModelSQL, ModelView):
+class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Cashier Shift"
 
     __name__ = 'prepaid.cashier.session'
+    _company_links = ('sales_point',)
 
     sales_point = fields.Many2One(
         'prepaid.sales_point',

@@ -28,6 +28,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from . import vend_write
+from .company import CompanyMixin
 from .tariff import Tariff, TariffError, tariff_from_dict
 
 KINDS = [
@@ -69,10 +70,12 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
+class PrepaidTariff(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     "Tariff"
 
     __name__ = 'prepaid.tariff'
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True, translate=True)
     code = fields.Char("Code", size=32, required=True)
@@ -105,8 +108,8 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_tariff_code_unique',
             ),
         ]
@@ -165,7 +168,11 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
                 .join(tariff, condition=tariff.id == category.tariff)
                 .select(
                     tariff.id,
-                    where=(party.id == meter.customer.id) & (tariff.active == True),  # noqa: E712
+                    # The customer (a party) is shared by the utilities: the
+                    # meter's utility's tariff of the category.
+                    where=(party.id == meter.customer.id)
+                    & (tariff.company == meter.company.id)
+                    & (tariff.active == True),  # noqa: E712
                     order_by=[tariff.id.asc],
                     limit=1,
                 )
@@ -361,9 +368,9 @@ class TariffVersion(ModelSQL, ModelView):
         return pricing
 
     def _calculator_key(self) -> tuple:
-        """(id and write dates of the version, its tax and its tariff) in one
-        query: reading them through the ORM was a noticeable part of every
-        vend (figures in bench/README.md)."""
+        """(id, company and write dates of the version, its tax and its
+        tariff) in one query: reading them through the ORM was a noticeable
+        part of every vend (figures in bench/README.md)."""
         pool = Pool()
         version = self.__table__()
         tax = pool.get('account.tax').__table__()
@@ -373,6 +380,8 @@ class TariffVersion(ModelSQL, ModelView):
             *version.join(tax, 'LEFT', condition=version.tax == tax.id)
             .join(tariff, condition=version.tariff == tariff.id)
             .select(
+                # The utility's: a cached pricing never serves another one.
+                tariff.company,
                 Coalesce(version.write_date, version.create_date),
                 tax.id,
                 Coalesce(tax.write_date, tax.create_date),
@@ -544,3 +553,14 @@ class MeterTariff(ModelSQL, ModelView):
     @staticmethod
     def default_start_date():
         return dt.date.today()
+
+    @classmethod
+    def validate_fields(cls, assignments, field_names):
+        super().validate_fields(assignments, field_names)
+        for assignment in assignments:
+            # A meter buys only on its own utility's tariffs.
+            CompanyMixin.same_company(
+                assignment.tariff,
+                assignment.meter,
+                'prepaid_vending.msg_company_mismatch',
+            )

@@ -22,6 +22,7 @@ from trytond.transaction import Transaction
 
 from . import accounting, vend_pipeline, vend_write
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .exceptions import VendError
 from .tariff import VendQuote
 from .tariff_model import CHANNELS
@@ -161,7 +162,7 @@ class MonthPosition(ModelSQL, ModelView):
             raise AccessError(gettext('prepaid_vending.msg_vend_readonly'))
 
 
-class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
+class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
     "Vend"
 
     __name__ = 'prepaid.vend'

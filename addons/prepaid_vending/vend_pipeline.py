@@ -42,6 +42,7 @@ from trytond.transaction import Transaction, without_check_access
 
 from . import accounting, locking, vend_write
 from .amounts import parse_amount
+from .company import CompanyMixin, current_company
 from .exceptions import VendError
 from .tariff import (
     MeterRegister,
@@ -96,7 +97,13 @@ def sell(
     if not idempotency_key:
         raise VendError(gettext('prepaid_vending.msg_vend_no_key'))
     check_vend_user()
-    with without_check_access():
+    check_company(meter, sales_point)
+    # Priced, numbered and booked with the meter's utility's configuration,
+    # whatever company a system caller (cron, script) runs in.
+    with (
+        without_check_access(),
+        Transaction().set_context(company=meter.company.id),
+    ):
         return _sell(
             meter,
             tender,
@@ -184,6 +191,7 @@ def _sell(
     # 5. The write: vend, lines, month position, recoveries.
     number, receipt_sequence = new_number(config, sales_point, date.date())
     vend = Vend(
+        company=meter.company,
         number=number,
         receipt_sequence=receipt_sequence,
         date=date,
@@ -262,6 +270,20 @@ def check_vend_user() -> None:
     # get_groups is cached per process (and includes implied groups).
     if not set(User.get_groups()) & allowed:
         raise AccessError(gettext('prepaid_vending.msg_vend_user_group'))
+
+
+def check_company(meter, sales_point) -> None:
+    """A vend belongs to its meter's utility: the sales point and the selling
+    user must be of that company (the utility's tariffs, keys and books
+    price, encrypt and book it)."""
+    if sales_point is not None:
+        CompanyMixin.same_company(
+            sales_point, meter, 'prepaid_vending.msg_company_sales_point_meter'
+        )
+    if Transaction().user and meter.company != current_company():
+        raise VendError(
+            gettext('prepaid_vending.msg_vend_unknown_meter', meter=meter.serial)
+        )
 
 
 def check_number(value, what: str) -> None:

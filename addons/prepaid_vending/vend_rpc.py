@@ -15,6 +15,7 @@ from trytond.transaction import without_check_access
 
 from . import vend_pipeline, vend_write
 from .amounts import parse_amount
+from .company import current_company
 from .exceptions import VendError
 from .vend import COUNTED_METHODS
 
@@ -67,17 +68,25 @@ class Vend(metaclass=PoolMeta):
             )
         tender_value = cls._parse_decimal(tender, "tender")
         kwh_value = cls._parse_decimal(requested_kwh, "kWh")
+        # Numbers are a utility's own: found within the user's company only
+        # (another utility's meter is as unknown as a mistyped one).
+        company = current_company()
         with without_check_access():
             meter = Meter.__table__()
             meter_id = vend_write.scalar(
                 meter.select(
                     meter.id,
-                    where=(meter.serial == meter_serial) & (meter.active == True),  # noqa: E712
+                    where=(meter.company == company.id)
+                    & (meter.serial == meter_serial)
+                    & (meter.active == True),  # noqa: E712
                     limit=1,
                 )
             )
             sales_points = (
-                SalesPoint.search([("code", "=", sales_point_code)], limit=1)
+                SalesPoint.search(
+                    [("company", "=", company.id), ("code", "=", sales_point_code)],
+                    limit=1,
+                )
                 if sales_point_code
                 else []
             )

@@ -104,8 +104,11 @@ def find_meters(text: str | None, limit: int = MAX_MATCHES) -> list:
     if len(text) < 2:
         return []
     like = f'%{text}%'
+    # The cashier's company only: another utility may use the same numbers.
+    company = ('company', '=', Transaction().context.get('company', -1))
     meters = Meter.search(
-        [('serial', 'ilike', like), ('state', '=', 'installed')], limit=limit
+        [company, ('serial', 'ilike', like), ('state', '=', 'installed')],
+        limit=limit,
     )
     parties = Party.search(
         [
@@ -121,6 +124,7 @@ def find_meters(text: str | None, limit: int = MAX_MATCHES) -> list:
             m
             for m in Meter.search(
                 [
+                    company,
                     ('customer', 'in', [p.id for p in parties]),
                     ('state', '=', 'installed'),
                 ],
