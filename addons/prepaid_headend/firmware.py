@@ -16,6 +16,12 @@ import hashlib
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_sts.company import (
+    CONTEXT_COMPANY_DOMAIN,
+    company_column_missing,
+    default_company,
+    fill_company_from,
+)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
@@ -36,8 +42,20 @@ class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
     __string__ = "Firmware Upgrade"
 
     _draft = {'readonly': Eval('state') != 'draft'}
+    company = fields.Many2One(
+        'company.company',
+        "Company",
+        required=True,
+        states=_draft,
+        domain=CONTEXT_COMPANY_DOMAIN,
+    )
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE', states=_draft
+        'prepaid.meter',
+        "Meter",
+        required=True,
+        ondelete='CASCADE',
+        states=_draft,
+        domain=[('company', '=', Eval('company', -1))],
     )
     identifier = fields.Char(
         "Image Identifier",
@@ -99,6 +117,17 @@ class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
                 },
             }
         )
+
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            fill_company_from(cls, 'meter', 'prepaid.meter')
+
+    @staticmethod
+    def default_company():
+        return default_company()
 
     @staticmethod
     def default_state():

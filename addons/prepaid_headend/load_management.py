@@ -16,6 +16,9 @@ read-back with its setting at this time of day (company time, see
 starts at the latest one cron interval late.  Only meters whose customer has a
 setting are managed: removing a setting leaves the meter as it is (give the
 customer a setting with limit 0 to lift the limit).
+
+Settings are per company; cron, run per company, manages that company's
+meters only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ from collections.abc import Iterable
 from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
+from trytond.modules.prepaid_sts.company import (
+    CONTEXT_COMPANY_DOMAIN,
+    company_column_missing,
+    context_company_domain,
+    default_company,
+    fill_single_company,
+)
 from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
@@ -74,6 +84,9 @@ class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.load_management'
     __string__ = "Load-Management Setting"
 
+    company = fields.Many2One(
+        'company.company', "Company", required=True, domain=CONTEXT_COMPANY_DOMAIN
+    )
     name = fields.Char("Name", size=128, required=True)
     normal_limit = fields.Integer(
         "Normal Limit (W)",
@@ -96,6 +109,17 @@ class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     periods = fields.One2Many(
         'prepaid.load_management.period', 'setting', "Daily Periods"
     )
+
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            fill_single_company(cls)
+
+    @staticmethod
+    def default_company():
+        return default_company()
 
     @staticmethod
     def default_min_over_duration():
@@ -247,12 +271,19 @@ class Meter(metaclass=PoolMeta):
 
     @classmethod
     def hes_apply_load_management(cls, now: dt.datetime | None = None) -> list:
-        """Cron: queue a limiter write for every managed meter whose limiter
-        differs from its setting at this time of day."""
+        """Cron: queue a limiter write for every managed meter (of the
+        company cron runs for) whose limiter differs from its setting at this
+        time of day."""
         pool = Pool()
         Job = pool.get('prepaid.headend.job')
         now = now or dt.datetime.now()
-        meters = cls.search([('hes_host', '!=', None), ('hes_port', '!=', None)])
+        meters = cls.search(
+            [
+                ('hes_host', '!=', None),
+                ('hes_port', '!=', None),
+                *context_company_domain(),
+            ]
+        )
         busy = {
             j.meter.id
             for j in Job.search(

@@ -18,6 +18,11 @@ import json
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_sts.company import (
+    company_column_missing,
+    default_company,
+    fill_company_from,
+)
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
@@ -45,12 +50,21 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
     __name__ = 'prepaid.headend.relay'
     __string__ = "Relay Operation"
 
+    # Mostly made by code for a meter (buttons, the command dispatcher of
+    # cron): the meter's company, whatever the user's current one.
+    company = fields.Many2One(
+        'company.company',
+        "Company",
+        required=True,
+        states={'readonly': Eval('state') != 'draft'},
+    )
     meter = fields.Many2One(
         'prepaid.meter',
         "Meter",
         required=True,
         ondelete='CASCADE',
         states={'readonly': Eval('state') != 'draft'},
+        domain=[('company', '=', Eval('company', -1))],
     )
     action = fields.Selection(
         ACTIONS, "Action", required=True, states={'readonly': Eval('state') != 'draft'}
@@ -97,6 +111,17 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
                 },
             }
         )
+
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            fill_company_from(cls, 'meter', 'prepaid.meter')
+
+    @staticmethod
+    def default_company():
+        return default_company()
 
     @staticmethod
     def default_state():
@@ -223,7 +248,15 @@ class Meter(metaclass=PoolMeta):
         Notification = pool.get('res.notification')
         reason = gettext('prepaid_headend.msg_relay_reason_meter_form')
         operations = Relay.create(
-            [{'meter': m.id, 'action': action, 'reason': reason} for m in meters]
+            [
+                {
+                    'meter': m.id,
+                    'company': m.company.id,
+                    'action': action,
+                    'reason': reason,
+                }
+                for m in meters
+            ]
         )
         Relay.execute(operations)
         user = Transaction().user

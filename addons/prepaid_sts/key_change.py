@@ -21,6 +21,11 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .common import BASE_DATES, KEY_TYPES, sts_error_message
+from .company import (
+    company_column_missing,
+    fill_company_from,
+    require_meter_company,
+)
 from .engine import StsError, key_change_tokens
 from .key import get_origin_selection
 from .meter import KEY_CHANGE_CONTEXT
@@ -45,6 +50,14 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
 
     meter = fields.Many2One(
         "prepaid.meter", "Meter", required=True, readonly=True, ondelete="RESTRICT"
+    )
+    company = fields.Many2One(
+        "company.company",
+        "Company",
+        required=True,
+        readonly=True,
+        ondelete="RESTRICT",
+        help="The meter's company (whose vending keys the tokens come from).",
     )
     state = fields.Selection(STATES, "State", required=True, readonly=True)
     old_sgc = fields.Char("Old SGC", readonly=True)
@@ -99,6 +112,13 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
             }
         )
 
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            fill_company_from(cls, "meter", "prepaid.meter")
+
     @staticmethod
     def default_state():
         return "pending"
@@ -132,6 +152,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         Meter.lock([meter])
         key_change = cls(
             meter=meter,
+            company=meter.company,
             state="pending",
             rollover=rollover,
             ken=ken,
@@ -170,6 +191,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         tokens = [
             Token(
                 meter=meter,
+                company=meter.company,
                 kind="key_change",
                 token_class=2,
                 subclass=subclasses[i],
@@ -346,6 +368,7 @@ class KeyChangeWizard(Wizard):
     def transition_issue(self):
         # Second line: the context cannot widen the groups checked here.
         require_wizard_groups(self.__name__)
+        require_meter_company(self.start.meter)
         KeyChange = Pool().get("prepaid.sts.key_change")
         key_change = KeyChange.issue(
             self.start.meter,

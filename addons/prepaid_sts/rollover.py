@@ -5,17 +5,27 @@ a key change set with the rollover bit, to the campaign's base date and key
 revision.  Vending already refuses base-1993 tokens after the configured
 cut-over (see Meter.sts_check_cutover); the key change tokens themselves carry
 no TID, so they can still be issued after it.
+
+A campaign is one company's: it lists that company's meters and skips any
+other (each key change is signed with the keys of the meter's company).
 """
 
 from __future__ import annotations
 
+from sql.aggregate import Min
 from trytond.exceptions import UserError
+from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
 from .common import BASE_DATES
+from .company import (
+    CONTEXT_COMPANY_DOMAIN,
+    company_column_missing,
+    default_company,
+)
 
 STATES = [
     ("draft", "Draft"),
@@ -30,6 +40,14 @@ class Rollover(Workflow, ModelSQL, ModelView):
 
     _draft = {"readonly": Eval("state") != "draft"}
 
+    company = fields.Many2One(
+        "company.company",
+        "Company",
+        required=True,
+        ondelete="RESTRICT",
+        states=_draft,
+        domain=CONTEXT_COMPANY_DOMAIN,
+    )
     name = fields.Char("Name", size=128, required=True, states=_draft)
     from_base_date = fields.Selection(
         BASE_DATES, "From Base Date", required=True, states=_draft
@@ -69,6 +87,34 @@ class Rollover(Workflow, ModelSQL, ModelView):
             }
         )
 
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            cls._migrate_company()
+
+    @classmethod
+    def _migrate_company(cls) -> None:
+        "Campaigns of a single-company release: the company of their meters"
+        pool = Pool()
+        Line = pool.get("prepaid.sts.rollover.line")
+        Meter = pool.get("prepaid.meter")
+        table, line, meter = cls.__table__(), Line.__table__(), Meter.__table__()
+        Transaction().connection.cursor().execute(
+            *table.update(
+                [table.company],
+                line.join(meter, condition=line.meter == meter.id).select(
+                    Min(meter.company), where=line.campaign == table.id
+                ),
+                where=table.company == None,  # noqa: E711
+            )
+        )
+
+    @staticmethod
+    def default_company():
+        return default_company()
+
     @staticmethod
     def default_state():
         return "draft"
@@ -90,11 +136,12 @@ class Rollover(Workflow, ModelSQL, ModelView):
         return 255
 
     @classmethod
-    def meters_to_roll(cls, base_date: str = "93") -> list:
-        """STS meters still on ``base_date`` (active, not scrapped)."""
+    def meters_to_roll(cls, company, base_date: str = "93") -> list:
+        """STS meters of company still on ``base_date`` (active, not scrapped)."""
         Meter = Pool().get("prepaid.meter")
         return Meter.search(
             [
+                ("company", "=", company.id),
                 ("kind", "=", "sts_keypad"),
                 ("sts_base_date", "=", base_date),
                 ("state", "!=", "scrapped"),
@@ -109,7 +156,7 @@ class Rollover(Workflow, ModelSQL, ModelView):
         lines = []
         for campaign in campaigns:
             listed = {line.meter.id for line in campaign.lines}
-            for meter in cls.meters_to_roll(campaign.from_base_date):
+            for meter in cls.meters_to_roll(campaign.company, campaign.from_base_date):
                 if meter.id not in listed:
                     lines.append(Line(campaign=campaign, meter=meter))
         Line.save(lines)
@@ -135,6 +182,11 @@ class Rollover(Workflow, ModelSQL, ModelView):
             for line in campaign.lines:
                 meter = line.meter
                 lines.append(line)
+                if meter.company != campaign.company:
+                    # Listed by hand: not the campaign's to change.
+                    line.result = "skipped"
+                    line.skip_reason = gettext("prepaid_sts.msg_rollover_meter_company")
+                    continue
                 if meter.sts_base_date != campaign.from_base_date:
                     # Already rolled (by hand or another campaign).
                     line.result, line.skip_reason = "skipped", None

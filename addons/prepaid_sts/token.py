@@ -2,7 +2,8 @@
 
 The 20 digits (``digits``) are readable only by the groups that may reprint a
 token (field access records in token.xml); cashiers see only the tokens they
-issued (record rule).
+issued (record rule).  Every token carries its meter's company (a record rule
+shows a user the companies they work for).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.transaction import Transaction
 
 from .common import BASE_DATES, TOKEN_KINDS
+from .company import company_column_missing, fill_company_from
 from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
@@ -27,6 +29,14 @@ class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
 
     meter = fields.Many2One(
         "prepaid.meter", "Meter", required=True, readonly=True, ondelete="RESTRICT"
+    )
+    company = fields.Many2One(
+        "company.company",
+        "Company",
+        required=True,
+        readonly=True,
+        ondelete="RESTRICT",
+        help="The meter's company.",
     )
     kind = fields.Selection(TOKEN_KINDS, "Kind", required=True, readonly=True)
     token_class = fields.Integer("Class", required=True, readonly=True)
@@ -66,6 +76,13 @@ class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
                 Index(t, (t.meter, Index.Equality()), (t.tid, Index.Range())),
             }
         )
+
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            fill_company_from(cls, "meter", "prepaid.meter")
 
     @staticmethod
     def default_issued_by():
