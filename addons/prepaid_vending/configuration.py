@@ -15,6 +15,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
+from .company import CompanyMixin
 from .import_sheet import server_limits
 from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
@@ -143,10 +144,12 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
                     )
 
 
-class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+class SalesPoint(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
 
     __name__ = 'prepaid.sales_point'
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
     code = fields.Char("Code", size=32, required=True)
@@ -206,8 +209,8 @@ class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_sales_point_code_unique',
             ),
         ]

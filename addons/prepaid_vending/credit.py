@@ -16,6 +16,7 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 from . import accounting, vend_write
 from .access import require_wizard_groups
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
 from .vend import EMERGENCY_CONTEXT
@@ -45,7 +46,7 @@ def _is_manager() -> bool:
     return manager in [g.id for g in User(Transaction().user).groups]
 
 
-class Debt(Workflow, ModelSQL, ModelView):
+class Debt(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Customer Debt: arrears recovered by a percentage of each vend"
 
     __name__ = 'prepaid.debt'
@@ -410,7 +411,7 @@ class DebtWriteOff(Wizard):
         return 'end'
 
 
-class EmergencyCredit(ModelSQL, ModelView):
+class EmergencyCredit(CompanyMixin, ModelSQL, ModelView):
     """Credit advanced to a customer who ran out; it is repaid first, automatically,
     by the next vends."""
 

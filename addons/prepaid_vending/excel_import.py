@@ -92,6 +92,7 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .access import require_wizard_groups
+from .company import CompanyMixin
 from .import_sheet import (
     Cell,
     ImportFileError,
@@ -1478,7 +1479,7 @@ MODES_SELECTION = [
 ]
 
 
-class ImportJob(WorkflowOnlyMixin, ModelSQL, ModelView):
+class ImportJob(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
     """Import of a workbook of customers, service points and meters
 
     A client changes nothing on an import job: the import wizard creates it,

@@ -28,6 +28,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .workflow_only import WorkflowOnlyMixin
 
 METER_KINDS = [
@@ -77,10 +78,17 @@ class InstallationOverlap(ValidationError):
 
 
 class Meter(
-    DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, ModelView
+    CompanyMixin,
+    DeactivableMixin,
+    tree(name='serial', parent='master'),
+    ModelSQL,
+    ModelView,
 ):
     __name__ = 'prepaid.meter'
     _rec_name = 'serial'
+    _company_index = False
+    # The same serial may exist at two utilities (each its own stock).
+    _company_replaces = ('serial_unique',)
 
     serial = fields.Char("Serial Number", size=64, required=True, strip=True)
     manufacturer = fields.Char("Manufacturer", size=64)
@@ -144,8 +152,8 @@ class Meter(
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'serial_unique',
-                Unique(t, t.serial),
+                'company_serial_unique',
+                Unique(t, t.company, t.serial),
                 'prepaid_vending.msg_meter_serial_unique',
             ),
         ]

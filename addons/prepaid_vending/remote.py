@@ -42,6 +42,7 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import accounting, vend_write
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .credit import wall_clock
 from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
@@ -85,7 +86,7 @@ COMMAND_STATES = [
 ]
 
 
-class MeterCommand(Workflow, ModelSQL, ModelView):
+class MeterCommand(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Command for the head-end: queued here, executed by the head-end module"
 
     __name__ = 'prepaid.meter.command'
@@ -174,6 +175,8 @@ class MeterCommand(Workflow, ModelSQL, ModelView):
         # Set-based (vend_write): every vend of a smart meter queues one, and
         # the ORM's create with its re-read and validation took ~8 ms.
         row = {
+            # The meter's utility, whoever queues it (a cron has no company).
+            'company': meter.company,
             'meter': meter,
             'kind': kind,
             'vend': vend,
@@ -338,7 +341,7 @@ class Reconcile(Wizard):
         return 'end'
 
 
-class RemoteAccount(ModelSQL, ModelView):
+class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
     "Remote-prepaid account: a money balance per meter"
 
     __name__ = 'prepaid.remote.account'

@@ -16,6 +16,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from . import accounting
+from .company import CompanyMixin
 from .vend import COUNTED_METHODS, SERIALIZATION_FAILURE, MeterBusy
 
 ZERO = Decimal(0)
@@ -26,7 +27,7 @@ CLIENT_WRITABLE = {'counts', 'opening_float'}
 CLIENT_CREATE = {'sales_point', 'opening_float', 'counts'}
 
 
-class Session(Workflow, ModelSQL, ModelView):
+class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Cashier Shift"
 
     __name__ = 'prepaid.cashier.session'

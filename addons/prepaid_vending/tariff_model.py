@@ -28,6 +28,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from . import vend_write
+from .company import CompanyMixin
 from .tariff import Tariff, TariffError, tariff_from_dict
 
 KINDS = [
@@ -69,10 +70,12 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
+class PrepaidTariff(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     "Tariff"
 
     __name__ = 'prepaid.tariff'
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True, translate=True)
     code = fields.Char("Code", size=32, required=True)
@@ -105,8 +108,8 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_tariff_code_unique',
             ),
         ]

@@ -39,6 +39,7 @@ from . import accounting, vend_write
 from .access import require_wizard_groups
 from .amounts import parse_amount
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .tariff import (
     MeterRegister,
     TariffError,
@@ -284,7 +285,7 @@ class Prepared(NamedTuple):
     emergencies: list
 
 
-class Vend(AppendOnlyMixin, Workflow, ModelSQL, ModelView):
+class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
     "Vend"
 
     __name__ = 'prepaid.vend'

@@ -1,0 +1,100 @@
+"""The utility (company) a vending record belongs to.
+
+One installation may host several utilities.  Every record that belongs to
+one of them (network, meters, service points, tariffs, sales points, shifts,
+vends, debts, remote accounts, commands, import jobs) carries its company:
+the record rules (``ir.rule``, in each model's XML) then show a user only the
+records of the companies they are allowed (``companies`` in the context), as
+Tryton's sale and account modules do.
+
+A record never moves to another company: its numbering, tariffs and books
+belong to the utility that made it, so the company is read-only once the
+record exists (for clients and for code alike).
+"""
+
+from __future__ import annotations
+
+from trytond.i18n import gettext
+from trytond.model import Index, fields
+from trytond.model.exceptions import AccessError
+from trytond.pool import Pool
+from trytond.pyson import Eval
+from trytond.transaction import Transaction
+
+
+def context_company() -> int | None:
+    "The id of the user's current company (the context's), or None"
+    return Transaction().context.get('company')
+
+
+class CompanyMixin:
+    """A required company, the context's by default, fixed once set.
+
+    ``_company_index``: False where a unique constraint already starts with
+    the company (its index serves the record rules)."""
+
+    __slots__ = ()
+    _company_index = True
+    # Unique constraints that became per company (dropped on update, their
+    # replacement starts with the company).
+    _company_replaces: tuple[str, ...] = ()
+
+    company = fields.Many2One(
+        'company.company',
+        "Company",
+        required=True,
+        ondelete='RESTRICT',
+        states={'readonly': Eval('id', -1) >= 0},
+        help="The utility this record belongs to.",
+    )
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        if cls._company_index:
+            t = cls.__table__()
+            cls._sql_indexes.add(Index(t, (t.company, Index.Range())))
+
+    @classmethod
+    def __register__(cls, module):
+        table_h = cls.__table_handler__(module)
+        for ident in cls._company_replaces:
+            table_h.drop_constraint(ident)
+        super().__register__(module)
+
+    @staticmethod
+    def default_company():
+        return context_company()
+
+    @classmethod
+    def check_modification(cls, mode, records, values=None, external=False):
+        super().check_modification(mode, records, values=values, external=external)
+        if mode == 'write' and values and 'company' in values:
+            moved = [
+                r for r in records if r.company and r.company.id != values['company']
+            ]
+            if moved:
+                raise AccessError(
+                    gettext(
+                        'prepaid_vending.msg_company_fixed',
+                        model=cls.__names__()['model'],
+                        record=moved[0].rec_name,
+                    )
+                )
+
+    @classmethod
+    def same_company(cls, record, other, error: str, **names):
+        """Refuse to link records of two utilities (a sales point of one
+        selling to a meter of the other): ``error`` is the message id."""
+        if record.company != other.company:
+            Company = Pool().get('company.company')
+            raise AccessError(
+                gettext(
+                    error,
+                    record=record.rec_name,
+                    other=other.rec_name,
+                    company=Company(record.company.id).rec_name,
+                    other_company=Company(other.company.id).rec_name,
+                    **names,
+                )
+            )
