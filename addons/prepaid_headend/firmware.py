@@ -17,11 +17,10 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_sts.company import (
-    CONTEXT_COMPANY_DOMAIN,
     company_column_missing,
-    default_company,
     fill_company_from,
 )
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
@@ -35,20 +34,13 @@ STATES = [
 ]
 
 
-class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
+class FirmwareUpgrade(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Firmware upgrade of one meter"
 
     __name__ = 'prepaid.headend.firmware'
     __string__ = "Firmware Upgrade"
 
     _draft = {'readonly': Eval('state') != 'draft'}
-    company = fields.Many2One(
-        'company.company',
-        "Company",
-        required=True,
-        states=_draft,
-        domain=CONTEXT_COMPANY_DOMAIN,
-    )
     meter = fields.Many2One(
         'prepaid.meter',
         "Meter",
@@ -124,10 +116,6 @@ class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
         super().__register__(module_name)
         if migrate:
             fill_company_from(cls, 'meter', 'prepaid.meter')
-
-    @staticmethod
-    def default_company():
-        return default_company()
 
     @staticmethod
     def default_state():

@@ -42,6 +42,7 @@ from trytond.modules.prepaid_sts.company import (
     company_column_missing,
     fill_company_from,
 )
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
@@ -253,7 +254,7 @@ async def firmware_activate(session, identifier: str) -> ops.FirmwareResult:
     return await ops.activate_image(session, identifier, poll_interval=0.05)
 
 
-class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
+class Job(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
     """Head-end job: one operation on one meter
 
     A client changes nothing on a job: jobs are created by the head-end's
@@ -265,13 +266,6 @@ class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
 
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='CASCADE', readonly=True
-    )
-    company = fields.Many2One(
-        'company.company',
-        "Company",
-        required=True,
-        readonly=True,
-        help="The meter's company.",
     )
     kind = fields.Selection(JOB_KINDS, "Kind", required=True, readonly=True)
     state = fields.Selection(JOB_STATES, "State", required=True, readonly=True)

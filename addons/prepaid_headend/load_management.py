@@ -31,12 +31,11 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_sts.company import (
-    CONTEXT_COMPANY_DOMAIN,
     company_column_missing,
     context_company_domain,
-    default_company,
     fill_single_company,
 )
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
@@ -78,15 +77,12 @@ def limit_at(normal: int, periods: Iterable[Period], moment: dt.time) -> int:
 MAX_LIMIT_W = 10_000_000
 
 
-class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+class LoadManagement(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Load-management setting written to the limiter of customers' meters"
 
     __name__ = 'prepaid.load_management'
     __string__ = "Load-Management Setting"
 
-    company = fields.Many2One(
-        'company.company', "Company", required=True, domain=CONTEXT_COMPANY_DOMAIN
-    )
     name = fields.Char("Name", size=128, required=True)
     normal_limit = fields.Integer(
         "Normal Limit (W)",
@@ -116,10 +112,6 @@ class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
         super().__register__(module_name)
         if migrate:
             fill_single_company(cls)
-
-    @staticmethod
-    def default_company():
-        return default_company()
 
     @staticmethod
     def default_min_over_duration():

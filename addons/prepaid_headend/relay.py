@@ -20,10 +20,10 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_sts.company import (
     company_column_missing,
-    default_company,
     fill_company_from,
 )
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -44,20 +44,12 @@ STATES = [
 ]
 
 
-class RelayOperation(Workflow, ModelSQL, ModelView):
+class RelayOperation(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Relay operation on a meter"
 
     __name__ = 'prepaid.headend.relay'
     __string__ = "Relay Operation"
 
-    # Mostly made by code for a meter (buttons, the command dispatcher of
-    # cron): the meter's company, whatever the user's current one.
-    company = fields.Many2One(
-        'company.company',
-        "Company",
-        required=True,
-        states={'readonly': Eval('state') != 'draft'},
-    )
     meter = fields.Many2One(
         'prepaid.meter',
         "Meter",
@@ -118,10 +110,6 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
         super().__register__(module_name)
         if migrate:
             fill_company_from(cls, 'meter', 'prepaid.meter')
-
-    @staticmethod
-    def default_company():
-        return default_company()
 
     @staticmethod
     def default_state():

@@ -18,13 +18,12 @@ import datetime as dt
 
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_sts.company import (
-    CONTEXT_COMPANY_DOMAIN,
     company_column_missing,
     context_company_domain,
-    default_company,
     fill_company_from,
     fill_single_company,
 )
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
@@ -36,15 +35,12 @@ FREQUENCIES = [
 ]
 
 
-class MeterGroup(ModelSQL, ModelView):
+class MeterGroup(CompanyMixin, ModelSQL, ModelView):
     "Meters read together"
 
     __name__ = 'prepaid.headend.meter_group'
     __string__ = "Reading Group"
 
-    company = fields.Many2One(
-        'company.company', "Company", required=True, domain=CONTEXT_COMPANY_DOMAIN
-    )
     name = fields.Char("Name", size=128, required=True)
     meters = fields.One2Many(
         'prepaid.meter',
@@ -61,20 +57,13 @@ class MeterGroup(ModelSQL, ModelView):
         if migrate:
             fill_single_company(cls)
 
-    @staticmethod
-    def default_company():
-        return default_company()
 
-
-class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+class Schedule(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Reading schedule of a meter group"
 
     __name__ = 'prepaid.headend.schedule'
     __string__ = "Reading Schedule"
 
-    company = fields.Many2One(
-        'company.company', "Company", required=True, domain=CONTEXT_COMPANY_DOMAIN
-    )
     name = fields.Char("Name", size=128, required=True)
     group = fields.Many2One(
         'prepaid.headend.meter_group',
@@ -121,10 +110,6 @@ class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
         super().__register__(module_name)
         if migrate:
             fill_company_from(cls, 'group', 'prepaid.headend.meter_group')
-
-    @staticmethod
-    def default_company():
-        return default_company()
 
     @classmethod
     def setting_ranges(cls):

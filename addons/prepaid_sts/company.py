@@ -19,23 +19,7 @@ from trytond import backend
 from trytond.i18n import gettext
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
-from trytond.pyson import Eval, If
 from trytond.transaction import Transaction, without_check_access
-
-#: Domain of a company field a user fills in: the company they work in now
-#: (Tryton's own pattern, e.g. sale.sale.company).
-CONTEXT_COMPANY_DOMAIN = [
-    (
-        "id",
-        If(Eval("context", {}).contains("company"), "=", "!="),
-        Eval("context", {}).get("company", -1),
-    ),
-]
-
-
-def default_company() -> int | None:
-    "The company of the context (the user's current one): default of new records"
-    return Transaction().context.get("company")
 
 
 def context_company_domain(field: str = "company") -> list:

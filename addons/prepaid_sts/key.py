@@ -25,6 +25,7 @@ from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_vending import vend_write
 from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.inputs.numbers import shown
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
@@ -32,12 +33,10 @@ from trytond.transaction import Transaction, without_check_access
 from . import masterkey
 from .common import BASE_DATES, DKGAS, EAS, KEY_TYPES, sts_error_message
 from .company import (
-    CONTEXT_COMPANY_DOMAIN,
     company_column_missing,
     fill_company_from,
     fill_single_company,
 )
-from .company import default_company as context_company
 from .engine import StsError, derive_decoder_key
 
 #: Vending key length in bytes per decoder key generation algorithm.
@@ -45,9 +44,6 @@ VK_BYTES = {"02": 8, "04": 20}
 
 #: The fields that identify a vending key (and enter the decoder key derivation).
 IDENTITY_FIELDS = ("sgc", "krn", "key_type", "base_date", "dkga", "ea", "ken")
-#: Frozen once the key material is stored: its identity and its company (a
-#: key moved to another company would sign that company's meters' tokens).
-FROZEN_FIELDS = (*IDENTITY_FIELDS, "company")
 
 AUDIT_PURPOSES = [
     ("credit", "Credit token"),
@@ -58,20 +54,11 @@ AUDIT_PURPOSES = [
 ]
 
 
-class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
+class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelView):
     "STS Vending Key"
 
     __name__ = "prepaid.sts.vending_key"
 
-    company = fields.Many2One(
-        "company.company",
-        "Company",
-        required=True,
-        ondelete="RESTRICT",
-        domain=CONTEXT_COMPANY_DOMAIN,
-        help="The utility whose meters this key serves: only their tokens are "
-        "derived from it.",
-    )
     name = fields.Char("Name", size=128, required=True)
     sgc = fields.Char("Supply Group Code", required=True, size=6)
     krn = fields.Integer("Key Revision Number", required=True)
@@ -112,10 +99,6 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
         super().__register__(module_name)
         if migrate:
             fill_single_company(cls)
-
-    @staticmethod
-    def default_company():
-        return context_company()
 
     @staticmethod
     def default_key_type():
@@ -214,15 +197,15 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
     @classmethod
     def check_modification(cls, mode, keys, values=None, external=False):
         super().check_modification(mode, keys, values=values, external=external)
-        if mode != "write" or not set(values) & set(FROZEN_FIELDS):
+        if mode != "write" or not set(values) & set(IDENTITY_FIELDS):
             return
         # Once the key material is stored, the parameters that say which key
         # it is are frozen: changing them would derive wrong decoder keys
-        # (a new key revision is a new vending key record), and so is its
-        # company.
+        # (a new key revision is a new vending key record).  Its company
+        # never changes (CompanyMixin).
         for key in keys:
             if key.key_entered and any(
-                values[f] != _stored(key, f) for f in set(values) & set(FROZEN_FIELDS)
+                values[f] != getattr(key, f) for f in set(values) & set(IDENTITY_FIELDS)
             ):
                 raise AccessError(
                     gettext("prepaid_sts.msg_vending_key_frozen", key=key.name)
@@ -375,10 +358,13 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
         return decoder_key
 
 
-class VendingKeyAudit(AppendOnlyMixin, ModelSQL, ModelView):
+class VendingKeyAudit(CompanyMixin, AppendOnlyMixin, ModelSQL, ModelView):
     "STS Vending Key Use"
 
     __name__ = "prepaid.sts.vending_key.audit"
+    # Read by key or date, never by company: an index on it would only slow
+    # every vend's insert.
+    _company_index = False
 
     key = fields.Many2One(
         "prepaid.sts.vending_key",
@@ -386,14 +372,6 @@ class VendingKeyAudit(AppendOnlyMixin, ModelSQL, ModelView):
         required=True,
         readonly=True,
         ondelete="RESTRICT",
-    )
-    company = fields.Many2One(
-        "company.company",
-        "Company",
-        required=True,
-        readonly=True,
-        ondelete="RESTRICT",
-        help="The key's (and so the meter's) company.",
     )
     user = fields.Many2One("res.user", "User", readonly=True)
     date = fields.Timestamp("Date", readonly=True)
@@ -425,12 +403,6 @@ class VendingKeyAudit(AppendOnlyMixin, ModelSQL, ModelView):
     @classmethod
     def get_origins(cls):
         return get_origin_selection()
-
-
-def _stored(key: VendingKey, name: str):
-    "A field as write() values give it (an id for a Many2One)"
-    value = getattr(key, name)
-    return value.id if name == "company" and value is not None else value
 
 
 def get_origin_selection() -> list[tuple[str | None, str]]:

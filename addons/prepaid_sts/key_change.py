@@ -14,6 +14,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_vending import vend_write
 from trytond.modules.prepaid_vending.access import require_wizard_groups
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -38,7 +39,7 @@ STATES = [
 PARAMS = ["sgc", "krn", "tariff_index", "key_type", "base_date"]
 
 
-class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
+class KeyChange(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
     """STS Key Change
 
     A client changes nothing on a key change: it is created by the Update
@@ -50,14 +51,6 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
 
     meter = fields.Many2One(
         "prepaid.meter", "Meter", required=True, readonly=True, ondelete="RESTRICT"
-    )
-    company = fields.Many2One(
-        "company.company",
-        "Company",
-        required=True,
-        readonly=True,
-        ondelete="RESTRICT",
-        help="The meter's company (whose vending keys the tokens come from).",
     )
     state = fields.Selection(STATES, "State", required=True, readonly=True)
     old_sgc = fields.Char("Old SGC", readonly=True)

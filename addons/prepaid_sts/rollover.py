@@ -12,20 +12,16 @@ other (each key change is signed with the keys of the meter's company).
 
 from __future__ import annotations
 
-from sql.aggregate import Min
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import without_check_access
 
 from .common import BASE_DATES
-from .company import (
-    CONTEXT_COMPANY_DOMAIN,
-    company_column_missing,
-    default_company,
-)
+from .company import company_column_missing, fill_single_company
 
 STATES = [
     ("draft", "Draft"),
@@ -33,21 +29,13 @@ STATES = [
 ]
 
 
-class Rollover(Workflow, ModelSQL, ModelView):
+class Rollover(CompanyMixin, Workflow, ModelSQL, ModelView):
     "STS TID Rollover Campaign"
 
     __name__ = "prepaid.sts.rollover"
 
     _draft = {"readonly": Eval("state") != "draft"}
 
-    company = fields.Many2One(
-        "company.company",
-        "Company",
-        required=True,
-        ondelete="RESTRICT",
-        states=_draft,
-        domain=CONTEXT_COMPANY_DOMAIN,
-    )
     name = fields.Char("Name", size=128, required=True, states=_draft)
     from_base_date = fields.Selection(
         BASE_DATES, "From Base Date", required=True, states=_draft
@@ -92,28 +80,7 @@ class Rollover(Workflow, ModelSQL, ModelView):
         migrate = company_column_missing(cls)
         super().__register__(module_name)
         if migrate:
-            cls._migrate_company()
-
-    @classmethod
-    def _migrate_company(cls) -> None:
-        "Campaigns of a single-company release: the company of their meters"
-        pool = Pool()
-        Line = pool.get("prepaid.sts.rollover.line")
-        Meter = pool.get("prepaid.meter")
-        table, line, meter = cls.__table__(), Line.__table__(), Meter.__table__()
-        Transaction().connection.cursor().execute(
-            *table.update(
-                [table.company],
-                line.join(meter, condition=line.meter == meter.id).select(
-                    Min(meter.company), where=line.campaign == table.id
-                ),
-                where=table.company == None,  # noqa: E711
-            )
-        )
-
-    @staticmethod
-    def default_company():
-        return default_company()
+            fill_single_company(cls)
 
     @staticmethod
     def default_state():

@@ -13,6 +13,7 @@ import datetime as dt
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.transaction import Transaction
 
 from .common import BASE_DATES, TOKEN_KINDS
@@ -21,22 +22,17 @@ from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
 
-class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
+class Token(CompanyMixin, SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
     "STS Token"
 
     __name__ = "prepaid.sts.token"
     _rec_name = "description"
+    # Searched by meter or digits (indexed), never by company: an index on
+    # it would only slow every vend's insert.
+    _company_index = False
 
     meter = fields.Many2One(
         "prepaid.meter", "Meter", required=True, readonly=True, ondelete="RESTRICT"
-    )
-    company = fields.Many2One(
-        "company.company",
-        "Company",
-        required=True,
-        readonly=True,
-        ondelete="RESTRICT",
-        help="The meter's company.",
     )
     kind = fields.Selection(TOKEN_KINDS, "Kind", required=True, readonly=True)
     token_class = fields.Integer("Class", required=True, readonly=True)
