@@ -228,8 +228,8 @@ class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelVie
     def check_unique(cls, keys):
         "One active key per parameters in a company (another may have the same)"
         for key in keys:
-            if not key.active:
-                continue
+            if not key.active or key.company is None:
+                continue  # no company: refused as a required field
             with without_check_access():
                 others = cls.search(
                     [

@@ -104,7 +104,9 @@ class StsIntegrityTestCase(unittest.TestCase):
             transaction.set_context(_check_access=True),
         ):
             # Commissioning: a meter without parameters gets them once.
-            (blank,) = Meter.create([{"serial": "BLANK", "kind": "sts_keypad"}])
+            (blank,) = Meter.create(
+                [{"serial": "BLANK", "kind": "sts_keypad", "company": utility().id}]
+            )
             Meter.write(
                 [blank],
                 {
@@ -142,7 +144,15 @@ class StsIntegrityTestCase(unittest.TestCase):
             VendingKey.write([key], {"base_date": "93"})
         VendingKey.write([key], {"name": "Renamed"})
         (draft,) = VendingKey.create(
-            [{"name": "Draft", "sgc": "654321", "krn": 1, "key_type": "2"}]
+            [
+                {
+                    "company": utility().id,
+                    "name": "Draft",
+                    "sgc": "654321",
+                    "krn": 1,
+                    "key_type": "2",
+                }
+            ]
         )
         VendingKey.write([draft], {"krn": 4})  # no key material yet
 
