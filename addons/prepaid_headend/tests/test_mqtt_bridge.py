@@ -30,7 +30,7 @@ from trytond.modules.prepaid_headend.mqtt import (
 from trytond.modules.prepaid_headend.mqtt.ingest import ingest_loop
 from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_sts.tests.tools import with_utility
+from trytond.modules.prepaid_sts.tests.tools import utility, with_utility
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction
@@ -308,7 +308,10 @@ class MqttBridgeTestCase(unittest.TestCase):
     def test_cli_ingests_what_arrived_while_stopped(self):
         "prepaid-mqtt-ingest: persistent session, one committed transaction a batch"
         client_id = f"prepaid-test-{self.site}"
-        with Transaction().start(DB_NAME, 0):  # committed on exit
+        with (
+            Transaction().start(DB_NAME, 0),  # committed on exit
+            Transaction().set_context(company=utility().id),
+        ):
             self.configure(enabled=False)
             serial = self.meter('CLI').serial
         # The session exists (as after a first run), then the command stops;

@@ -185,7 +185,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             refused(meter, 'block cipher key', 'authentication key', 'Meter PAN')
             # Keys and STS data, but no vending key for its SGC/KRN.
             meter = self.commission(env.meter)
-            refused(meter, 'No active vending key for SGC 201457')
+            refused(meter, 'No active vending key of Test Utility for SGC 201457')
             sts_tools.create_vending_key()
             self.assertGreater(Vend.trial(meter, tender=D('100.00')).units_kwh, 0)
 
