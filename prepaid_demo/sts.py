@@ -32,7 +32,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_sts import masterkey
 from trytond.modules.prepaid_sts.engine import PanError, derive_decoder_key, make_pan
 from trytond.pool import Pool
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
 DEMO_SGC = "999910"
 DEMO_KRN = 1
@@ -104,9 +104,12 @@ class Demo:
     def _setup_vending_key(cls, seed: int):
         VendingKey = Pool().get("prepaid.sts.vending_key")
         p = DEMO_KEY_PARAMETERS
+        # The demo utility's key (the demo runs in its company's context).
+        company = Transaction().context.get("company")
         with without_check_access():
             keys = VendingKey.search(
                 [
+                    ("company", "=", company),
                     ("sgc", "=", p["sgc"]),
                     ("krn", "=", p["krn"]),
                     ("key_type", "=", p["key_type"]),
@@ -118,7 +121,9 @@ class Demo:
             if keys:
                 (key,) = keys
             else:
-                (key,) = VendingKey.create([{"name": DEMO_KEY_NAME, **p}])
+                (key,) = VendingKey.create(
+                    [{"name": DEMO_KEY_NAME, "company": company, **p}]
+                )
             if not key.key_entered:
                 # The key store's own path: the setter encrypts with the
                 # master key and keeps only the ciphertext.

@@ -274,7 +274,10 @@ class Meter(RangeMixin, metaclass=PoolMeta):
         'get_hes_key_shared',
     )
     hes_group = fields.Many2One(
-        'prepaid.headend.meter_group', "Reading Group", ondelete='SET NULL'
+        'prepaid.headend.meter_group',
+        "Reading Group",
+        ondelete='SET NULL',
+        domain=[('company', '=', Eval('company', -1))],
     )
     hes_online = fields.Boolean("Online", readonly=True)
     hes_last_contact = fields.Timestamp("Last Contact", readonly=True)

@@ -14,6 +14,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.modules.prepaid_vending import vend_write
 from trytond.modules.prepaid_vending.access import require_wizard_groups
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -21,6 +22,11 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .common import BASE_DATES, KEY_TYPES, sts_error_message
+from .company import (
+    company_column_missing,
+    fill_company_from,
+    require_meter_company,
+)
 from .engine import StsError, key_change_tokens
 from .key import get_origin_selection
 from .meter import KEY_CHANGE_CONTEXT
@@ -33,7 +39,7 @@ STATES = [
 PARAMS = ["sgc", "krn", "tariff_index", "key_type", "base_date"]
 
 
-class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
+class KeyChange(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
     """STS Key Change
 
     A client changes nothing on a key change: it is created by the Update
@@ -99,6 +105,13 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
             }
         )
 
+    @classmethod
+    def __register__(cls, module_name):
+        migrate = company_column_missing(cls)
+        super().__register__(module_name)
+        if migrate:
+            fill_company_from(cls, "meter", "prepaid.meter")
+
     @staticmethod
     def default_state():
         return "pending"
@@ -132,6 +145,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         Meter.lock([meter])
         key_change = cls(
             meter=meter,
+            company=meter.company,
             state="pending",
             rollover=rollover,
             ken=ken,
@@ -170,6 +184,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         tokens = [
             Token(
                 meter=meter,
+                company=meter.company,
                 kind="key_change",
                 token_class=2,
                 subclass=subclasses[i],
@@ -346,6 +361,7 @@ class KeyChangeWizard(Wizard):
     def transition_issue(self):
         # Second line: the context cannot widen the groups checked here.
         require_wizard_groups(self.__name__)
+        require_meter_company(self.start.meter)
         KeyChange = Pool().get("prepaid.sts.key_change")
         key_change = KeyChange.issue(
             self.start.meter,

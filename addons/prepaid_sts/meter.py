@@ -279,7 +279,9 @@ class Meter(metaclass=PoolMeta):
     def sts_vending_key(self, parameters: dict | None = None):
         VendingKey = Pool().get("prepaid.sts.vending_key")
         p = parameters or self.sts_parameters()
+        # The meter's company, never the user's: see company.py.
         return VendingKey.find(
+            self.company,
             p["sts_sgc"],
             p["sts_krn"],
             p["sts_key_type"],
@@ -424,6 +426,7 @@ class Meter(metaclass=PoolMeta):
             tokens.append(
                 Token(
                     meter=self,
+                    company=self.company,
                     kind=request.kind,
                     token_class=request.token_class,
                     subclass=request.subclass,
@@ -456,6 +459,7 @@ class Meter(metaclass=PoolMeta):
             raise UserError(sts_error_message(error)) from None
         token = Token(
             meter=self,
+            company=self.company,
             kind="test",
             token_class=1,
             subclass=subclass,
