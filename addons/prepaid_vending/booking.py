@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -171,6 +172,23 @@ def build_move(date: dt.date, origin, description: str, entries: list[Entry]):
     return move
 
 
+@contextmanager
+def savepoint():
+    """Undo what the block wrote if it raises (trytond has no savepoint of
+    its own; the statements are the same on PostgreSQL and SQLite)."""
+    transaction = Transaction()
+    cursor = transaction.connection.cursor()
+    cursor.execute('SAVEPOINT prepaid_booking')
+    try:
+        yield
+    except Exception:
+        cursor.execute('ROLLBACK TO SAVEPOINT prepaid_booking')
+        # Records read or written in the block are stale now.
+        transaction.counter += 1
+        raise
+    cursor.execute('RELEASE SAVEPOINT prepaid_booking')
+
+
 def _interval() -> int:
     "Seconds between two booking tasks pushed by one process"
     return config.getint('prepaid', 'booking_interval', default=60)
@@ -269,37 +287,37 @@ class Vend(metaclass=PoolMeta):
         """Book vends (claimed: locked, not yet booked) in posted moves, one
         per (day, shift, sales point, channel).  Returns the moves.
 
-        A group that cannot be booked (no open period, an account missing
-        from the configuration) is logged and left for the next booker: it
-        stays in the list of vends not booked, which is where an accountant
-        looks for it.  The other groups are booked."""
+        Each group is booked under its own savepoint: a group that Tryton
+        refuses (no open period, a closed account, an account missing from
+        the configuration) is logged and left for the next booker, in the
+        list of vends not booked where an accountant looks for it; the other
+        groups are booked."""
         pool = Pool()
         Move = pool.get('account.move')
         groups: dict[tuple, list] = defaultdict(list)
         for vend in vends:
             key = (vend.date.date(), vend.session, vend.sales_point, vend.channel)
             groups[key].append(vend)
-        moves, booked = [], []
+        moves = []
         for (date, session, sales_point, channel), group in sorted(
             groups.items(), key=lambda item: min(v.id for v in item[1])
         ):
             where = sales_point.code if sales_point else channel
             try:
-                entries = summarise([e for v in group for e in vend_entries(v)])
-                move = build_move(
-                    date, session, f'Vends {date.isoformat()} {where}', entries
-                )
+                with savepoint():
+                    entries = summarise([e for v in group for e in vend_entries(v)])
+                    move = build_move(
+                        date, session, f'Vends {date.isoformat()} {where}', entries
+                    )
+                    move.save()
+                    cls.write(group, {'move': move.id})
+                    Move.post([move])
             except UserError as exc:
-                logger.warning('vends %s not booked: %s', [v.id for v in group], exc)
+                logger.warning(
+                    'vends %s not booked: %s', [v.id for v in group], exc.message
+                )
                 continue
             moves.append(move)
-            booked.append(group)
-        if not moves:
-            return []
-        Move.save(moves)
-        for move, group in zip(moves, booked):
-            cls.write(group, {'move': move.id})
-        Move.post(moves)
         return moves
 
     @classmethod

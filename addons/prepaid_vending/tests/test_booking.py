@@ -9,6 +9,7 @@
 - PostgreSQL: two bookers racing book every vend once.
 """
 
+import datetime as dt
 import threading
 import unittest
 from collections import defaultdict
@@ -306,6 +307,68 @@ class BookingTestCase(unittest.TestCase):
             Vend.book_pending()
             self.assertEqual(Vend.search(unbooked_domain()), [])
             self.assertBooksEqualVends(env, vends)
+
+    @with_transaction()
+    def test_move_balanced_with_tax_lines(self):
+        "The booked move: posted, balanced, the vend's VAT on tax lines"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        with with_vending() as env:
+            open_session(env)
+            vend = Vend.vend(env.meter, D('300.00'), 'cash', env.sales_point, 'w3')
+            (move,) = Vend.book_pending()
+            self.assertEqual(move.state, 'posted')
+            self.assertEqual(move.journal, env.journal)
+            self.assertEqual(move.date, vend.date.date())
+            self.assertEqual(
+                sum(line.debit for line in move.lines),
+                sum(line.credit for line in move.lines),
+            )
+            vat = sum(
+                t.amount
+                for line in move.lines
+                for t in line.tax_lines
+                if t.type == 'tax'
+            )
+            self.assertEqual(vat, vend.vat_amount)
+
+    @with_transaction()
+    def test_closed_account_refused(self):
+        "A closed revenue account: the vend is sold, Tryton refuses its booking"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Account = pool.get('account.account')
+        with with_vending() as env:
+            open_session(env)
+            Account.write([env.revenue], {'closed': True})
+            vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w4')
+            with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
+                self.assertEqual(Vend.book_pending(), [])
+            self.assertEqual(Vend.search(unbooked_domain()), [vend])
+            self.assertIsNone(Vend(vend.id).move)
+            Account.write([env.revenue], {'closed': False})
+            (move,) = Vend.book_pending()
+            self.assertEqual(Vend(vend.id).move, move)
+
+    @with_transaction()
+    def test_account_ended_before_the_vend_refused(self):
+        "An account no longer valid on the vend's date refuses its booking"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Account = pool.get('account.account')
+        with with_vending() as env:
+            open_session(env)
+            yesterday = dt.date.today() - dt.timedelta(days=1)
+            Account.write(
+                [env.revenue],
+                {'start_date': yesterday.replace(year=2000), 'end_date': yesterday},
+            )
+            vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w6')
+            with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
+                self.assertEqual(Vend.book_pending(), [])
+            Account.write([env.revenue], {'end_date': None})
+            self.assertEqual(len(Vend.book_pending()), 1)
+            self.assertBooksEqualVends(env, [vend])
 
     @with_transaction()
     def test_unbooked_list_for_accountants_only(self):
