@@ -259,7 +259,7 @@ class Vend(metaclass=PoolMeta):
         commits first, PostgreSQL refuses the lock with a serialisation
         failure and the close is retried, seeing them booked."""
         with without_check_access():
-            return cls.book(cls._claim(session=session, skip_locked=False))
+            return cls.book(cls._claim(session=session, skip_locked=False), strict=True)
 
     @classmethod
     def _claim(cls, session=None, limit=None, skip_locked=True) -> list:
@@ -283,7 +283,7 @@ class Vend(metaclass=PoolMeta):
         return cls.browse([row[0] for row in cursor])
 
     @classmethod
-    def book(cls, vends) -> list:
+    def book(cls, vends, strict: bool = False) -> list:
         """Book vends (claimed: locked, not yet booked) in posted moves, one
         per (day, shift, sales point, channel).  Returns the moves.
 
@@ -291,7 +291,8 @@ class Vend(metaclass=PoolMeta):
         refuses (no open period, a closed account, an account missing from
         the configuration) is logged and left for the next booker, in the
         list of vends not booked where an accountant looks for it; the other
-        groups are booked."""
+        groups are booked.  strict (the shift close): the refusal is raised,
+        a shift does not close with vends its books do not hold."""
         pool = Pool()
         Move = pool.get('account.move')
         groups: dict[tuple, list] = defaultdict(list)
@@ -313,6 +314,8 @@ class Vend(metaclass=PoolMeta):
                     cls.write(group, {'move': move.id})
                     Move.post([move])
             except UserError as exc:
+                if strict:
+                    raise
                 logger.warning(
                     'vends %s not booked: %s', [v.id for v in group], exc.message
                 )
