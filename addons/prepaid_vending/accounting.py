@@ -420,6 +420,31 @@ def find_period(comp, date: dt.date):
     )
 
 
+def check_bookable(date: dt.date) -> None:
+    """Refuse a sale the books could not hold: no open period of the company
+    on date, or the vending journal closed in it.  A vend books nothing in
+    its request (booking.py), but money taken in a period the accountant
+    closed would wait for a booking that can never come.  Two one-column
+    reads; a missing journal period is left to the booker, which creates it
+    (Tryton's check, with its table lock, off the vend's path)."""
+    pool = Pool()
+    Line = pool.get('account.move.line')
+    config = VendConfig.get()
+    journal = config.require('vend_journal')
+    period = find_period(company(), date)
+    journal_period = pool.get('account.journal.period').__table__()
+    state = vend_write.scalar(
+        journal_period.select(
+            journal_period.state,
+            where=(journal_period.journal == journal.id)
+            & (journal_period.period == period.id),
+            limit=1,
+        )
+    )
+    if state not in {None, 'open'}:
+        Line.check_journal_period_modify(period, journal)  # Tryton's refusal
+
+
 def new_move(date: dt.date, origin, description: str):
     pool = Pool()
     Move = pool.get('account.move')
