@@ -235,11 +235,6 @@ class Vend(metaclass=PoolMeta):
             )
         )
 
-    def after_issue(self) -> None:
-        super().after_issue()
-        if self.tender:
-            schedule(self)
-
     @classmethod
     def book_queued(cls, vends) -> None:
         "Queued task: book every vend not yet booked (vends: its trigger)"

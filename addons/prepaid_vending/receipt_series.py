@@ -17,13 +17,12 @@ counter would serialise every API vend of the installation.
 
 import datetime as dt
 
-from trytond import backend
 from trytond.model import fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Id
 from trytond.transaction import Transaction, without_check_access
 
-from . import vend_write
+from . import locking
 
 #: Digits of the number after the sales point code (CODE-00000001).
 PADDING = 8
@@ -96,46 +95,29 @@ class SalesPoint(metaclass=PoolMeta):
             cls.write([sales_point], {'receipt_sequence': sequence.id})
 
 
-def next_receipt(sales_point, date: dt.date, lock_waiting) -> tuple[str, int]:
+def next_receipt(sales_point, date: dt.date) -> tuple[str, int]:
     """The next receipt number of sales_point and its position in the series,
     taken in the caller's transaction (a rollback gives it back).
 
-    lock_waiting(update, what) runs a one-row UPDATE waiting for its lock
-    (the vend's locking protocol): the counter row is locked that way rather
-    than by ``ir.sequence.strict``'s own ``FOR UPDATE NOWAIT``, which restarts
-    the transaction when the row is busy.  A vend that waited gets a
-    serialisation failure and restarts with a snapshot that sees the number
-    just taken."""
+    The counter row is locked by ``locking.lock_receipt_sequence`` (the
+    vend's locking protocol: wait, then restart with a fresh snapshot)
+    rather than by ``ir.sequence.strict``'s own ``FOR UPDATE NOWAIT``, which
+    restarts the transaction whenever the row is busy."""
     pool = Pool()
     Sequence = pool.get('ir.sequence.strict')
     SalesPoint = pool.get('prepaid.sales_point')
     if not sales_point.receipt_sequence:
         # A sales point created before the series: one vend creates it, under
         # the sales point's lock so that two do not.
-        _lock(SalesPoint, sales_point.id, sales_point.rec_name, lock_waiting)
+        locking.lock_sales_point(sales_point)
         sales_point = SalesPoint(sales_point.id)
         if not sales_point.receipt_sequence:
             SalesPoint.create_receipt_sequences([sales_point])
             sales_point = SalesPoint(sales_point.id)
     sequence_id = sales_point.receipt_sequence.id
-    _lock(Sequence, sequence_id, sales_point.rec_name, lock_waiting)
+    locking.lock_receipt_sequence(sequence_id, sales_point.rec_name)
     sequence = Sequence(sequence_id)
     position = sequence.number_next_internal
     with Transaction().set_context(date=date):
         number = sequence.get()
     return number, position
-
-
-def _lock(Model, id_: int, what: str, lock_waiting) -> None:
-    "Hold the row id_ of Model until commit, then let trytond know it"
-    table = Model.__table__()
-    update = table.update([table.id], [table.id], where=table.id == id_)
-    if backend.name == 'postgresql':
-        lock_waiting(update, what)
-    else:
-        # SQLite serialises writers.
-        Transaction().connection.cursor().execute(*update)
-    # Model.lock (ir.sequence.strict.get) would restart the transaction to
-    # take a lock this transaction already holds.
-    Transaction()._locked_records[Model._table].add(id_)
-    vend_write.forget(Model, [id_])

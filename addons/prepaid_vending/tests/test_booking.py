@@ -13,6 +13,7 @@ import datetime as dt
 import threading
 import unittest
 from collections import defaultdict
+from contextlib import contextmanager
 from decimal import Decimal as D
 
 from trytond import backend
@@ -71,6 +72,23 @@ def tax_totals(moves) -> dict:
             for tax_line in line.tax_lines:
                 totals[tax_line.type] += tax_line.amount
     return dict(totals)
+
+
+@contextmanager
+def booking_interval(seconds: int):
+    "[prepaid] booking_interval set to seconds, and the process's last push forgotten"
+    from .. import booking
+
+    if not trytond_config.has_section('prepaid'):
+        trytond_config.add_section('prepaid')
+    previous = trytond_config.get('prepaid', 'booking_interval', default=None)
+    trytond_config.set('prepaid', 'booking_interval', str(seconds))
+    booking._last_push.clear()
+    try:
+        yield
+    finally:
+        # The default when it was not set.
+        trytond_config.set('prepaid', 'booking_interval', previous or '60')
 
 
 def unbooked_domain():
@@ -153,11 +171,8 @@ class BookingTestCase(unittest.TestCase):
         Queue = pool.get('ir.queue')
         with with_vending() as env:
             open_session(env)
-            trytond_config.set('prepaid', 'booking_interval', '0')
-            try:
+            with booking_interval(0):
                 vends = sell(env)
-            finally:
-                trytond_config.remove_option('prepaid', 'booking_interval')
             tasks = Queue.search([('name', '=', 'prepaid_booking')])
             self.assertEqual(len(tasks), len(vends))  # interval 0: every vend
             self.assertEqual(
@@ -177,14 +192,8 @@ class BookingTestCase(unittest.TestCase):
         Queue = Pool().get('ir.queue')
         with with_vending() as env:
             open_session(env)
-            trytond_config.set('prepaid', 'booking_interval', '3600')
-            try:
-                from .. import booking
-
-                booking._last_push.clear()
+            with booking_interval(3600):
                 sell(env, 3)
-            finally:
-                trytond_config.remove_option('prepaid', 'booking_interval')
             self.assertEqual(len(Queue.search([('name', '=', 'prepaid_booking')])), 1)
 
     @with_transaction()
@@ -297,13 +306,15 @@ class BookingTestCase(unittest.TestCase):
         with with_vending() as env:
             open_session(env)
             vends = sell(env, 2)
-            Configuration.write([Configuration(1)], {'cash_account': None})
+            Configuration.write([Configuration(1)], {'energy_revenue_account': None})
             with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
                 self.assertEqual(Vend.book_pending(), [])
             self.assertEqual(
                 Vend.search(unbooked_domain(), order=[('id', 'ASC')]), vends
             )
-            Configuration.write([Configuration(1)], {'cash_account': env.cash.id})
+            Configuration.write(
+                [Configuration(1)], {'energy_revenue_account': env.revenue.id}
+            )
             Vend.book_pending()
             self.assertEqual(Vend.search(unbooked_domain()), [])
             self.assertBooksEqualVends(env, vends)
