@@ -1,16 +1,11 @@
-"""Accounting of vends, cancellations, cash differences and remote-prepaid billing.
+"""Accounting of vends, cancellations, cash differences and remote-prepaid billing:
+the accounts (configuration), periods, and the move builders.
 
-Design choice: ONE DRAFT MOVE PER VEND, POSTED IN BATCH (per shift at closing, and
-by a daily cron for API channels).
-- Every vend gets its own move in the same transaction as its token, so there is
-  never money without a move and the vend <-> move link is exact (audit, reversal
-  of a single cancelled vend, tax lines per vend).
-- Posting numbers moves from the fiscal year's *strict* sequence, which takes a row
-  lock: posting inside the vend would serialise every vend of the utility on that
-  lock.  Draft moves take no shared lock, so cashiers on different meters never
-  wait for each other; the batch posting numbers them in one go.
-- Tax lines (account.tax.line) are written on the draft lines already, so the
-  standard tax reports see them (with the "posted" filter after the batch).
+The vends are booked after their request by booking.py (summarised moves,
+one per day, shift, sales point and channel); the rare manager actions
+(cash differences, debt write-offs, refunds, transfers) book their own
+posted move at once.  Every move is written with the ORM: Tryton's own move
+and line checks apply.
 """
 
 import datetime as dt
@@ -634,6 +629,31 @@ def find_period(comp, date: dt.date):
     )
 
 
+def check_bookable(date: dt.date) -> None:
+    """Refuse a sale the books could not hold: no open period of the company
+    on date, or the vending journal closed in it.  A vend books nothing in
+    its request (booking.py), but money taken in a period the accountant
+    closed would wait for a booking that can never come.  Two one-column
+    reads; a missing journal period is left to the booker, which creates it
+    (Tryton's check, with its table lock, off the vend's path)."""
+    pool = Pool()
+    Line = pool.get('account.move.line')
+    config = VendConfig.get()
+    journal = config.require('vend_journal')
+    period = find_period(company(), date)
+    journal_period = pool.get('account.journal.period').__table__()
+    state = vend_write.scalar(
+        journal_period.select(
+            journal_period.state,
+            where=(journal_period.journal == journal.id)
+            & (journal_period.period == period.id),
+            limit=1,
+        )
+    )
+    if state not in {None, 'open'}:
+        Line.check_journal_period_modify(period, journal)  # Tryton's refusal
+
+
 def new_move(date: dt.date, origin, description: str):
     pool = Pool()
     Move = pool.get('account.move')
@@ -661,9 +681,7 @@ def move_line(
 ):
     Line = Pool().get('account.move.line')
     line = Line(account=account, debit=debit, credit=credit, description=description)
-    # Only the flag, not the whole account record (vends build many lines).
-    _, party_required = vend_write.account_flags(account)
-    line.party = party if party_required else None
+    line.party = party if account.party_required else None
     line.tax_lines = tax_lines or []
     return line
 
@@ -728,112 +746,6 @@ def receipt_account(sales_point, payment_method: str):
         return account or config.require('cash_account')
     account = sales_point and getattr(sales_point, 'bank_account', None)
     return account or config.require('bank_account')
-
-
-def vend_move(vend, pricing):
-    """The draft move of a vend (unsaved); None when no money changed hands.
-    pricing is its version's ``TariffVersion.pricing()``: VAT and revenue."""
-    pool = Pool()
-    Account = pool.get('account.account')
-    Tax = pool.get('account.tax')
-    config = VendConfig.get()
-    if not vend.tender:
-        return None
-    party = vend.customer
-    tax = Tax(pricing.tax) if pricing.tax is not None else None
-    move = new_move(vend.date.date(), vend, f'Vend {vend.number}')
-    lines = [
-        move_line(
-            receipt_account(vend.sales_point, vend.payment_method),
-            vend.tender,
-            Decimal(0),
-            party=party,
-            description=f'{vend.payment_method} {vend.meter.serial}',
-        )
-    ]
-    for line in vend.lines:
-        if line.kind == 'fee':
-            lines += revenue_lines(
-                config.require('fee_revenue_account'),
-                line.amount,
-                line.vat,
-                tax,
-                line.description,
-            )
-        elif line.kind == 'charge':
-            lines += revenue_lines(
-                line.account or config.require('charge_revenue_account'),
-                line.amount,
-                line.vat,
-                tax,
-                line.description,
-            )
-        elif line.kind == 'emergency':
-            lines.append(
-                move_line(
-                    config.require('emergency_credit_account'),
-                    Decimal(0),
-                    line.amount,
-                    party=party,
-                    description=line.description,
-                )
-            )
-        elif line.kind == 'debt':
-            lines.append(
-                move_line(
-                    config.require('debt_account'),
-                    Decimal(0),
-                    line.amount,
-                    party=party,
-                    description=line.description,
-                )
-            )
-        elif line.kind == 'deposit':
-            lines.append(
-                move_line(
-                    config.require('prepayment_account'),
-                    Decimal(0),
-                    line.amount,
-                    party=party,
-                    description=line.description,
-                )
-            )
-    energy = [line for line in vend.lines if line.kind == 'energy']
-    net = sum((line.amount for line in energy), Decimal(0))
-    vat = sum((line.vat for line in energy), Decimal(0))
-    if pricing.revenue_account is not None:
-        revenue = Account(pricing.revenue_account)
-    else:
-        revenue = config.require('energy_revenue_account')
-    lines += revenue_lines(revenue, net, vat, tax, f'Energy {vend.units_kwh} kWh')
-    move.lines = [line for line in lines if line.debit or line.credit]
-    return move
-
-
-def reversal_move(move, date: dt.date, origin, description: str):
-    "A move that exactly reverses move, tax lines included"
-    reverse = new_move(date, origin, description)
-    lines = []
-    for line in move.lines:
-        lines.append(
-            move_line(
-                line.account,
-                line.credit,
-                line.debit,
-                party=line.party,
-                description=f'Reversal: {line.description}',
-                tax_lines=[tax_line(t.tax, -t.amount, t.type) for t in line.tax_lines],
-            )
-        )
-    reverse.lines = lines
-    return reverse
-
-
-def post_draft_moves(moves) -> None:
-    Move = Pool().get('account.move')
-    drafts = [m for m in moves if m and m.state == 'draft']
-    if drafts:
-        Move.post(drafts)
 
 
 class Move(metaclass=PoolMeta):

@@ -9,8 +9,10 @@ A vend takes, until its commit:
 2. its shift, shared (``share_lock_shift``): a shift that is closing
    (``lock_shift_for_close``) waits for the vends already in it, and a vend
    arriving meanwhile finds the shift closed;
-3. its sales point (``lock_sales_point``), for the next gapless receipt
-   number: vends at one counter take their numbers one after the other.
+3. its sales point's receipt sequence (``lock_receipt_sequence``), for the
+   next gapless receipt number: vends at one counter take their numbers one
+   after the other (``lock_sales_point`` only for a sales point older than
+   its series, once, to create it).
 
 A consumption bill of a remote-prepaid account takes the meter as a vend does
 (``lock_meter_for_bill``), so a vend and a bill of the same month cannot both
@@ -109,7 +111,7 @@ def share_lock_shift(session) -> None:
     vend waits for it and, the row being updated since its snapshot, restarts
     (``MeterBusy``) and then finds no open shift.  Vends of one shift share
     this lock (they wait for each other only for the sales point's receipt
-    number, ``lock_sales_point``)."""
+    number, ``lock_receipt_sequence``)."""
     Session = Pool().get('prepaid.cashier.session')
     table = Session.__table__()
     cursor = Transaction().connection.cursor()
@@ -155,6 +157,25 @@ def lock_sales_point(sales_point) -> None:
         Transaction().connection.cursor().execute(*update)
         return
     update_waiting(update, sales_point.rec_name, lock_timeout())
+
+
+def lock_receipt_sequence(sequence_id: int, what: str) -> None:
+    """Hold the row of a sales point's strict receipt sequence until commit
+    (``receipt_series``).
+
+    An UPDATE as for the meter: a vend that waited for another one restarts
+    with a snapshot that sees the number just taken.  Trytond is then told
+    the row is locked, or ``ir.sequence.strict.get`` would restart the
+    transaction to take the lock again with ``FOR UPDATE NOWAIT``."""
+    Sequence = Pool().get('ir.sequence.strict')
+    table = Sequence.__table__()
+    update = table.update([table.id], [table.id], where=table.id == sequence_id)
+    if backend.name == 'postgresql':
+        update_waiting(update, what, lock_timeout())
+    else:
+        # SQLite serialises writers.
+        Transaction().connection.cursor().execute(*update)
+    Transaction()._locked_records[Sequence._table].add(sequence_id)
 
 
 def update_waiting(update, what: str, seconds: int) -> None:

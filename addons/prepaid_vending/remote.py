@@ -942,7 +942,6 @@ class Cron(metaclass=PoolMeta):
         super().__setup__()
         cls.method.selection.extend(
             [
-                ('prepaid.vend|post_moves', "Post Vend Moves"),
                 ('prepaid.remote.account|bill_all', "Bill Remote-Prepaid Accounts"),
                 (
                     'prepaid.remote.account|check_disconnections',

@@ -1,6 +1,6 @@
 """Cashier shifts: opened with a float, closed with a cash count per payment
-method; the difference with the system totals is booked, and the shift's vend
-moves are posted in one batch (see accounting.py for why)."""
+method; the shift's vends not yet booked are booked (booking.py) and the
+difference with the system totals gets its own posted move."""
 
 import datetime as dt
 from collections import defaultdict
@@ -205,7 +205,7 @@ class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
         expected: dict[str, Decimal] | None = None,
     ):
         """Close with the declared amount per payment method; books the
-        difference and posts the shift's vend moves.
+        shift's vends not yet booked (``booking.py``) and the difference.
 
         reason: why the count differs, kept on the shift.  expected: the
         system totals the closer saw; if they are no longer those of the
@@ -246,6 +246,8 @@ class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
     ):
         pool = Pool()
         Count = pool.get('prepaid.cashier.session.count')
+        Move = pool.get('account.move')
+        Vend = pool.get('prepaid.vend')
         Configuration = pool.get('prepaid.configuration')
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
@@ -281,9 +283,9 @@ class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
         session.difference = difference
         session.difference_reason = reason
         session.closed_at = dt.datetime.now()
-        vends = session.get_vends()
-        moves = [v.move for v in vends if v.move]
-        moves += [v.cancel_move for v in vends if v.cancel_move]
+        # The shift's takings in the books before it closes: the books equal
+        # the vends at every close (a refused booking refuses the close).
+        Vend.book_session(session)
         config = Configuration(1)
         booked = [c for c in counts if c.difference]
         if booked:
@@ -311,10 +313,9 @@ class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
                 )
             move.lines = lines
             move.save()
+            Move.post([move])
             session.difference_move = move
-            moves.append(move)
         session.save()
-        accounting.post_draft_moves(moves)
         cls._close([session])
         return session
 

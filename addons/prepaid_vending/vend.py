@@ -20,7 +20,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from . import accounting, vend_pipeline, vend_write
+from . import vend_pipeline, vend_write
 from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
 from .exceptions import VendError
@@ -360,21 +360,6 @@ class Vend(CompanyMixin, AppendOnlyMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def last_vends(cls, meter, count: int = 5):
         return cls.search([('meter', '=', meter.id)], limit=count)
-
-    @classmethod
-    def post_moves(cls, before: dt.date | None = None) -> int:
-        "Cron: post the draft vend moves of the days before (API channels)"
-        Move = Pool().get('account.move')
-        before = before or dt.date.today()
-        moves = Move.search(
-            [
-                ('origin', 'like', 'prepaid.vend,%'),
-                ('state', '=', 'draft'),
-                ('date', '<', before),
-            ]
-        )
-        accounting.post_draft_moves(moves)
-        return len(moves)
 
     @classmethod
     def check_modification(cls, mode, vends, values=None, external=False):

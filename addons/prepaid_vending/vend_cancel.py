@@ -3,10 +3,11 @@ with reversing entries.
 
 An issued STS token cannot be taken back, so only the money side is
 reversed: the month position, the remote command not yet delivered, the debt
-and emergency-credit recoveries, the account credit and the accounting move.
+and emergency-credit recoveries, the account credit and, if the vend is
+booked, its share of the books (a posted reversal, ``booking.py``; a vend not
+yet booked is then never booked).
 """
 
-import datetime as dt
 from decimal import Decimal
 
 from trytond.i18n import gettext
@@ -17,7 +18,6 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting
 from .access import require_wizard_groups
 
 ZERO = Decimal(0)
@@ -74,12 +74,8 @@ class Vend(metaclass=PoolMeta):
                 )
             vend.check_cancel_policy(config.cancel_policy)
             vend.reverse_effects()
-            if vend.move:
-                move = accounting.reversal_move(
-                    vend.move, dt.date.today(), vend, f'Cancel {vend.number}'
-                )
-                move.save()
-                vend.cancel_move = move
+            # Booked: a posted reversal; not yet booked: never will be.
+            vend.cancel_move = cls.book_cancellation(vend)
             vend.cancel_reason = reason
             vend.cancelled_by = Transaction().user
         cls.save(vends)

@@ -14,11 +14,13 @@ functions below follow it:
    the shift;
 4. the price: the tariff calculation (``tariff.quote_vend``) on the
    month-to-date kWh: ``prepare``;
-5. the write: the receipt number (under the sales point's lock), the vend and
-   its lines, the month position, debt and emergency-credit repayments;
+5. the write: the receipt number (the sales point's strict sequence, locked
+   until commit: ``receipt_series``), the vend and its lines, the month
+   position, debt and emergency-credit repayments;
 6. the tokens (hook ``Vend.issue_credit_tokens``) and what follows the issue
    (hook ``Vend.after_issue``: the remote command, the account credit);
-7. the accounting move.
+7. the booking task pushed (``booking.schedule``): the accounting is made
+   from the vend after the commit, not here.
 
 Everything is written in the caller's transaction: an error anywhere rolls
 everything back, so there is no money without a token and no token without
@@ -32,15 +34,13 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sql.aggregate import Max
-from sql.conditionals import Coalesce
 from sql.functions import CurrentTimestamp
 from trytond.i18n import gettext
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
-from . import accounting, locking, vend_write
+from . import accounting, booking, locking, receipt_series, vend_write
 from .amounts import parse_amount
 from .company import CompanyMixin, current_company
 from .exceptions import VendError
@@ -174,6 +174,8 @@ def _sell(
 
     # 4. The price.
     date = dt.datetime.now()
+    # Money the books could never hold (a closed period) is not taken.
+    accounting.check_bookable(date.date())
     prepared = prepare(meter, tender, requested_kwh, channel, date, payment_method)
     position, quote = prepared.position, prepared.quote
     if requested_kwh is not None:
@@ -234,17 +236,9 @@ def _sell(
     store_tokens(vend, tokens)
     vend.after_issue()
 
-    # 7. The accounting move.
-    move = accounting.vend_move(vend, prepared.pricing)
-    if move:
-        move_id = vend_write.insert_move(move)
-        table = Vend.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *table.update([table.move], [move_id], where=table.id == vend.id)
-        )
-        vend_write.forget(Vend, [vend.id])
-        vend.move = move
+    # 7. The booking, after the commit.
+    if vend.tender:
+        booking.schedule(vend)
     return vend
 
 
@@ -553,32 +547,19 @@ def new_number(
 ) -> tuple[str, int | None]:
     """The receipt number and its position in the sales point's series.
 
-    Auditors expect gapless receipt numbers per point of sale: the next
-    number is the sales point's last one plus one, read under a lock of
-    the sales point row held until commit (``locking.lock_sales_point``),
-    so a vend rolled back takes its number with it.  Cashiers at different
-    sales points never wait for each other; vends at one sales point take
-    their numbers one after the other (a counter has a few cashiers: a
-    short wait, the price of a gapless series).  Vends without a sales
-    point (API) keep the configured sequence (fast, but a rolled-back vend
-    leaves a gap); its date substitutions take the vend's date."""
+    At a sales point: the next number of its strict sequence, gapless (see
+    ``receipt_series``: a vend rolled back takes its number with it; vends at
+    one sales point take their numbers one after the other).  Vends without
+    a sales point (API) keep the configured sequence (fast, but a
+    rolled-back vend leaves a gap); its date substitutions take the vend's
+    date."""
     if sales_point is None:
         sequence = config.vend_sequence
         if not sequence:
             raise VendError(gettext('prepaid_vending.msg_vend_no_sequence'))
         with Transaction().set_context(date=date):
             return sequence.get(), None
-    locking.lock_sales_point(sales_point)
-    table = Pool().get('prepaid.vend').__table__()
-    cursor = Transaction().connection.cursor()
-    cursor.execute(
-        *table.select(
-            Coalesce(Max(table.receipt_sequence), 0),
-            where=table.sales_point == sales_point.id,
-        )
-    )
-    position = cursor.fetchone()[0] + 1
-    return f'{sales_point.code}-{position:08d}', position
+    return receipt_series.next_receipt(sales_point, date)
 
 
 def lines_from_quote(vend, quote: VendQuote, pricing: VersionPricing) -> list:

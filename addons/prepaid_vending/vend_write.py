@@ -13,23 +13,20 @@ from records it has just read and checked.  What still holds:
   enforced by the database, and an integrity error is translated into
   Tryton's message exactly as ``ModelSQL.create`` does;
 - defaults of fields added by other modules: ``default_get`` fills them;
-- ``ir.trigger`` on create: a model with triggers falls back to the ORM;
-- the accounting rules Tryton checks on move lines (open journal period,
-  account neither closed nor a view, party when the account requires one,
-  balance -> line state): checked by :func:`insert_move` below.
+- ``ir.trigger`` on create: a model with triggers falls back to the ORM.
+
+No account move is written here: the vends are booked after their request,
+with the ORM (booking.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import weakref
-from decimal import Decimal
 
 from sql import Column
 from sql.functions import CurrentTimestamp
 from trytond import backend
-from trytond.i18n import gettext
-from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
@@ -184,151 +181,8 @@ def insert_records(Model, records: list) -> None:
         adopt(record, id_)
 
 
-def account_flags(account, date=None, company=None) -> tuple[bool, bool]:
-    """(usable, party_required) of account: what the domain of
-    ``account.move.line.account`` asks (not a view, not closed, of the
-    move's company, valid on the move's date), and whether its lines need a
-    party.  A few columns instead of the ORM read of the whole
-    account.account record (about 5 ms per account)."""
-    transaction = Transaction()
-    # Remembered while nothing is written (the counter moves with each write):
-    # the lines of a move are built, then checked, with the same accounts.
-    counter, rows = _account_memo.get(transaction, (None, None))
-    if counter != transaction.counter:
-        rows = {}
-        _account_memo[transaction] = (transaction.counter, rows)
-    if account.id not in rows:
-        Account = Pool().get('account.account')
-        table = Account.__table__()
-        cursor = transaction.connection.cursor()
-        cursor.execute(
-            *table.select(
-                table.type,
-                table.closed,
-                table.party_required,
-                table.company,
-                table.start_date,
-                table.end_date,
-                where=table.id == account.id,
-            )
-        )
-        rows[account.id] = cursor.fetchone()
-    type_, closed, party_required, company_id, start, end = rows[account.id]
-    usable = type_ is not None and not closed
-    if company is not None:
-        usable = usable and company_id == company.id
-    if date is not None:
-        start, end = as_date(start), as_date(end)
-        usable = usable and (start is None or start <= date)
-        usable = usable and (end is None or end >= date)
-    return bool(usable), bool(party_required)
-
-
 def as_date(value):
     "SQLite returns dates as text"
     if isinstance(value, str):
         return dt.date.fromisoformat(value)
     return value
-
-
-_account_memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def insert_move(move) -> int:
-    """Write the draft move built by ``accounting.vend_move`` (unsaved, with
-    its lines and their tax lines) in three INSERTs, with the checks that
-    ``account.move.line`` makes on create.  Returns the move id; move, its
-    lines and tax lines get their ids in memory."""
-    pool = Pool()
-    Move = pool.get('account.move')
-    Line = pool.get('account.move.line')
-    TaxLine = pool.get('account.tax.line')
-    lines = list(move.lines)
-    for line in lines:
-        account = line.account
-        usable, party_required = account_flags(account, move.date, move.company)
-        if not usable:
-            raise AccessError(
-                gettext('account.msg_line_closed_account', account=account.rec_name)
-            )
-        if bool(line.party) != party_required:
-            error = 'party_set' if line.party else 'party_required'
-            raise AccessError(
-                gettext(
-                    f'account.msg_line_{error}',
-                    account=account.rec_name,
-                    line=line.description or '',
-                )
-            )
-    # Tryton's check refuses a closed journal period and creates a missing
-    # one; the open one (every vend but the first of a period) is one query.
-    journal_period = pool.get('account.journal.period').__table__()
-    state = scalar(
-        journal_period.select(
-            journal_period.state,
-            where=(journal_period.journal == move.journal.id)
-            & (journal_period.period == move.period.id),
-            limit=1,
-        )
-    )
-    if state != 'open':
-        Line.check_journal_period_modify(move.period, move.journal)
-    # Move.validate_move: the lines of a balanced move are "valid".
-    balance = sum((line.debit - line.credit for line in lines), Decimal(0))
-    if balance:  # else surely balanced: no need to read the currency
-        currency = move.company.currency
-        balanced = abs(currency.round(balance)) < abs(currency.rounding)
-    else:
-        balanced = True
-    state = 'valid' if balanced else 'draft'
-    (move_id,) = insert_rows(
-        Move,
-        [
-            {
-                'company': move.company,
-                'journal': move.journal,
-                'date': move.date,
-                'period': move.period,
-                'origin': move.origin,
-                'description': move.description,
-                'state': 'draft',
-            }
-        ],
-    )
-    line_ids = insert_rows(
-        Line,
-        [
-            {
-                'move': move_id,
-                'account': line.account,
-                'debit': line.debit,
-                'credit': line.credit,
-                'party': line.party,
-                'description': line.description,
-                'state': state,
-            }
-            for line in lines
-        ],
-    )
-    tax_lines = [(t, line_id) for line, line_id in zip(lines, line_ids)
-        for t in line.tax_lines]  # fmt: skip
-    tax_line_ids = insert_rows(
-        TaxLine,
-        [
-            {
-                'move_line': line_id,
-                'tax': tax_line.tax,
-                'amount': tax_line.amount,
-                'type': tax_line.type,
-            }
-            for tax_line, line_id in tax_lines
-        ],
-    )
-    # The caller keeps using move: give it and its lines their ids.
-    adopt(move, move_id)
-    for line, line_id in zip(lines, line_ids):
-        adopt(line, line_id)
-        line.state = state
-    for (tax_line, _), tax_line_id in zip(tax_lines, tax_line_ids):
-        adopt(tax_line, tax_line_id)
-    return move_id

@@ -77,13 +77,15 @@ def written_counts() -> dict[str, int]:
 
 def run_queue() -> int:
     """Run the queued tasks as trytond does after a commit without a worker
-    (a task may queue more); returns how many ran."""
+    (a task may queue more); returns how many ran, not counting the booking
+    task a vend may push (at most one per interval and process: whether one
+    is pushed depends on the tests run before)."""
     Queue = Pool().get('ir.queue')
     count = 0
     while tasks := Queue.search([('finished_at', '=', None)], order=[('id', 'ASC')]):
         for task in tasks:
             task.run()
-            count += 1
+            count += task.name != 'prepaid_booking'
     return count
 
 
