@@ -479,7 +479,7 @@ class VendWizard(Wizard):
             'emergency_owed': sum(
                 (e.outstanding for e in Emergency.open_credits(meter)), ZERO
             ),
-            'key_changes': pending_key_changes(meter),
+            'key_changes': meter.vend_pending_key_changes(),
             'payment_method': 'cash',
         }
         # Keep the cashier's input when coming back to this step.
@@ -627,21 +627,6 @@ def delivery_html(delivery) -> str:
 
 def _escape(text: str) -> str:
     return html.escape(text or '')
-
-
-def pending_key_changes(meter) -> str:
-    """The STS key changes waiting to be entered on meter (prepaid_sts is not
-    a dependency of this module, hence the look-up in the pool)."""
-    pool = Pool()
-    try:
-        KeyChange = pool.get('prepaid.sts.key_change')
-    except KeyError:
-        return ''
-    with without_check_access():
-        return '\n'.join(
-            f'{k.rec_name}: {len(k.tokens)} tokens, printed with the next vend'
-            for k in KeyChange.pending_for(meter)
-        )
 
 
 def _today():
