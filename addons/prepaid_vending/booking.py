@@ -243,6 +243,16 @@ class Vend(metaclass=PoolMeta):
     @classmethod
     def book_pending(cls, limit: int | None = None) -> list:
         "Cron and queued task: book the vends not yet booked"
+        Company = Pool().get('company.company')
+        if not Transaction().context.get('company'):
+            # A cron created before the company runs without one: the vends
+            # (no company of their own yet) are the one company's.
+            companies = Company.search([])
+            if len(companies) != 1:
+                logger.warning('vends not booked: no company in the context')
+                return []
+            with Transaction().set_context(company=companies[0].id):
+                return cls.book_pending(limit=limit)
         with without_check_access():
             return cls.book(cls._claim(limit=limit))
 

@@ -382,6 +382,23 @@ class BookingTestCase(unittest.TestCase):
             self.assertBooksEqualVends(env, [vend])
 
     @with_transaction()
+    def test_cron_books_without_company_in_context(self):
+        "The cron (no company in its context) books the one company's vends"
+        pool = Pool()
+        Cron = pool.get('ir.cron')
+        ModelData = pool.get('ir.model.data')
+        Vend = pool.get('prepaid.vend')
+        cron = Cron(ModelData.get_id('prepaid_vending', 'cron_book_vends'))
+        self.assertEqual(cron.method, 'prepaid.vend|book_pending')
+        with with_vending() as env:
+            open_session(env)
+            vends = sell(env, 2)
+            with Transaction().set_context(company=None):
+                (move,) = Vend.book_pending()
+            self.assertEqual(move.company, env.company)
+            self.assertBooksEqualVends(env, vends)
+
+    @with_transaction()
     def test_unbooked_list_for_accountants_only(self):
         "The action is on the menu of managers, accountants and administrators"
         pool = Pool()
