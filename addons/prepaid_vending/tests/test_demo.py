@@ -19,6 +19,7 @@ from ..demo import (
     luhn_digit,
     setup_demo_vending,
 )
+from .tools import with_company
 from .vend_fixtures import setup_accounting
 
 
@@ -52,7 +53,7 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(luhn_digit('7992739871'), '3')
         self.assertEqual(luhn_digit('0000000000'), '0')
 
-    @with_transaction()
+    @with_company
     def test_counts_and_structure(self):
         "The counts returned are what is in the database, for any size asked"
         pool = Pool()
@@ -110,7 +111,7 @@ class DemoTestCase(unittest.TestCase):
             self.assertTrue(meter.customer.contact_mechanisms)
             self.assertTrue(meter.customer.customer_category)
 
-    @with_transaction()
+    @with_company
     def test_proportions_200(self):
         "The default size has mostly residential keypad customers"
         Meter = Pool().get('prepaid.meter')
@@ -130,6 +131,12 @@ class DemoTestCase(unittest.TestCase):
 
     @with_transaction()
     def test_deterministic_and_idempotent(self):
+        def create_demo_data(seed, customers):
+            # A new utility after each rollback (the demo data is a company's).
+            with set_company(create_company()):
+                Demo = Pool().get('prepaid.demo')
+                return Demo.create_data(seed=seed, customers=customers)
+
         first = create_demo_data(seed=42, customers=10)
         snapshot = _snapshot()
         # A second call finds the demo substations and does nothing.
@@ -159,7 +166,10 @@ class DemoVendingTestCase(unittest.TestCase):
     def test_needs_company(self):
         "Without a company there are no books to sell into: a clear error"
         Tariff = Pool().get('prepaid.tariff')
-        create_demo_data(seed=1, customers=5)
+        # Its network and meters are a utility's too (company.py).
+        with self.assertRaises(ValueError) as cm:
+            create_demo_data(seed=1, customers=5)
+        self.assertIn('company', str(cm.exception))
         with self.assertRaises(ValueError) as cm:
             setup_demo_vending(seed=1)
         self.assertIn('company', str(cm.exception))
