@@ -288,6 +288,9 @@ class Demo:
         Meter = pool.get('prepaid.meter')
         if Substation.search([('code', 'in', SUBSTATION_CODES)], limit=1):
             return {'created': False}
+        if not Transaction().context.get('company'):
+            # The demo utility's network, meters and tariffs are a company's.
+            raise ValueError('the demo data needs a company in the context')
         rng = random.Random(seed)
         transformers, masters = cls.create_network(rng)
         serials = {m.serial for m in masters}

@@ -215,7 +215,11 @@ class ConfigurationCompany(RangeMixin, ModelSQL, CompanyValueMixin):
     __name__ = 'prepaid.configuration.company'
 
     configuration = fields.Many2One(
-        'prepaid.configuration', "Configuration", ondelete='CASCADE'
+        'prepaid.configuration',
+        "Configuration",
+        ondelete='CASCADE',
+        context={'company': Eval('company', -1)},
+        depends={'company'},
     )
     service_point_sequence = fields.Many2One(
         'ir.sequence',

@@ -31,7 +31,7 @@ from prepaid_demo.vending import (
     luhn_digit,
     setup_demo_vending,
 )
-
+from .tools import with_company
 from .vend_fixtures import setup_accounting
 
 
@@ -84,7 +84,7 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(luhn_digit('7992739871'), '3')
         self.assertEqual(luhn_digit('0000000000'), '0')
 
-    @with_transaction()
+    @with_company
     def test_counts_and_structure(self):
         "The counts returned are what is in the database, for any size asked"
         pool = Pool()
@@ -165,7 +165,7 @@ class DemoTestCase(unittest.TestCase):
             if category in THREE_PHASE_CATEGORIES:
                 self.assertEqual(meter.phases, '3')
 
-    @with_transaction()
+    @with_company
     def test_proportions_default_size(self):
         "The default size follows the generator's shares of categories and kinds"
         Meter = Pool().get('prepaid.meter')
@@ -194,20 +194,25 @@ class DemoTestCase(unittest.TestCase):
 
     @with_transaction()
     def test_deterministic_and_idempotent(self):
-        first = create_demo_data(seed=42, customers=10)
+        def create(seed, customers):
+            # A new utility after each rollback (the demo data is a company's).
+            with set_company(create_company()):
+                return create_demo_data(seed=seed, customers=customers)
+
+        first = create(seed=42, customers=10)
         snapshot = _snapshot()
         # A second call finds the demo substations and does nothing.
-        self.assertEqual(create_demo_data(seed=42, customers=10), {'created': False})
+        self.assertEqual(create(seed=42, customers=10), {'created': False})
         self.assertEqual(_snapshot(), snapshot)
         Transaction().rollback()
-        second = create_demo_data(seed=42, customers=10)
+        second = create(seed=42, customers=10)
         self.assertEqual(_snapshot(), snapshot)
         self.assertEqual(
             {k: v for k, v in first.items() if k != 'meter_ids'},
             {k: v for k, v in second.items() if k != 'meter_ids'},
         )
         Transaction().rollback()
-        create_demo_data(seed=43, customers=10)
+        create(seed=43, customers=10)
         self.assertNotEqual(_snapshot(), snapshot)
 
 
@@ -223,7 +228,10 @@ class DemoVendingTestCase(unittest.TestCase):
     def test_needs_company(self):
         "Without a company there are no books to sell into: a clear error"
         Tariff = Pool().get('prepaid.tariff')
-        create_demo_data(seed=1, customers=5)
+        # Its network and meters are a utility's too (company.py).
+        with self.assertRaises(ValueError) as cm:
+            create_demo_data(seed=1, customers=5)
+        self.assertIn('company', str(cm.exception))
         with self.assertRaises(ValueError) as cm:
             setup_demo_vending(seed=1)
         self.assertIn('company', str(cm.exception))

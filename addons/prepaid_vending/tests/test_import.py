@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import openpyxl
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, drop_db, with_transaction
+from trytond.tests.test_tryton import activate_module, drop_db
 from trytond.transaction import Transaction
 
 from ..excel_import import (
@@ -22,6 +22,7 @@ from ..excel_import import (
     read_workbook,
     template_workbook,
 )
+from .tools import with_company
 
 HEADER = [
     'customer_name',
@@ -166,7 +167,7 @@ class ImportTestCase(unittest.TestCase):
         drop_db()
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_good_file(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -227,7 +228,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(company.lang.code, 'fr')
         self.assertEqual(meter.installations[0].installed_on, dt.date(2022, 2, 1))
 
-    @with_transaction()
+    @with_company
     def test_bad_rows_reasons(self):
         "Each kind of bad row is rejected with a reason naming the problem"
         pool = Pool()
@@ -301,7 +302,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertIn('Transformer "TX-NONE" does not exist', rejects[2][1])
         self.assertEqual(rejects[2][2 + HEADER.index('meter_serial')], 'B02')
 
-    @with_transaction()
+    @with_company
     def test_all_or_nothing_writes_nothing(self):
         make_network()
         data = xlsx(
@@ -319,7 +320,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual([r.number for r in result.rejected], [3])
         self.assertEqual(counts(), (0, 0, 0, 0))
 
-    @with_transaction()
+    @with_company
     def test_valid_only_writes_good_rows(self):
         Meter = Pool().get('prepaid.meter')
         make_network()
@@ -341,7 +342,7 @@ class ImportTestCase(unittest.TestCase):
             ['V1', 'V3'],
         )
 
-    @with_transaction()
+    @with_company
     def test_existing_customer_gets_new_point(self):
         Party = Pool().get('party.party')
         make_network()
@@ -364,7 +365,7 @@ class ImportTestCase(unittest.TestCase):
         (party,) = Party.search([('national_id', '=', '8001015009087')])
         self.assertEqual(len(party.service_points), 2)
 
-    @with_transaction()
+    @with_company
     def test_xls_workbook(self):
         Meter = Pool().get('prepaid.meter')
         make_network()
@@ -389,7 +390,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(meter.installations[0].installed_on, dt.date(2021, 7, 9))
         self.assertEqual(meter.customer.contact_mechanisms[0].value, '27825550101')
 
-    @with_transaction()
+    @with_company
     def test_header_errors(self):
         make_network()
         header = [n for n in HEADER if n != 'meter_serial']
@@ -407,7 +408,7 @@ class ImportTestCase(unittest.TestCase):
             run(b'PK\x03\x04 truncated zip')
         self.assertEqual(counts(), (0, 0, 0, 0))
 
-    @with_transaction()
+    @with_company
     def test_template(self):
         "The template has every column and its example row imports"
         make_network()
@@ -418,7 +419,7 @@ class ImportTestCase(unittest.TestCase):
         result = import_rows(header, rows, today=dt.date(2025, 1, 1))
         self.assertEqual(result.imported, 1)
 
-    @with_transaction()
+    @with_company
     def test_wizard_sync(self):
         pool = Pool()
         Wizard = pool.get('prepaid.import.wizard', type='wizard')
@@ -452,7 +453,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(counts(), (0, 0, 0, 0))
         Wizard.delete(session_id)
 
-    @with_transaction()
+    @with_company
     def test_queued_job_with_progress(self):
         pool = Pool()
         Wizard = pool.get('prepaid.import.wizard', type='wizard')
@@ -507,7 +508,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(read_rejects(job.rejects)[1][0], 7)
         Wizard.delete(session_id)
 
-    @with_transaction()
+    @with_company
     def test_progress_reported_by_batches(self):
         make_network()
         rows = [
@@ -529,7 +530,7 @@ class ImportTestCase(unittest.TestCase):
         # Validation end, then one call per written batch of 200 rows.
         self.assertEqual(calls, [(450, 0), (450, 200), (450, 400), (450, 450)])
 
-    @with_transaction()
+    @with_company
     def test_failed_queued_job(self):
         "A queued job that cannot read its file ends failed with the reason"
         pool = Pool()
@@ -573,7 +574,7 @@ class BulkWriteTestCase(unittest.TestCase):
         drop_db()
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_same_records_as_orm(self):
         """Both paths write the same columns, multi-values, contact
         mechanisms, installations and history lines for the same rows"""
@@ -672,7 +673,7 @@ class BulkWriteTestCase(unittest.TestCase):
             ['en', 'en', 'fr', None],
         )
 
-    @with_transaction()
+    @with_company
     def test_orm_fallback(self):
         "A model needing ORM work the bulk path lacks makes the import use it"
         import sys
@@ -700,7 +701,7 @@ class BulkWriteTestCase(unittest.TestCase):
         self.assertEqual(result.imported, 1)
         self.assertEqual(counts(), (1, 1, 1, 1))
 
-    @with_transaction()
+    @with_company
     def test_unsupported_setter_refused(self):
         "bulk_create refuses values it cannot write as the ORM does"
         import sys
@@ -712,7 +713,7 @@ class BulkWriteTestCase(unittest.TestCase):
         with self.assertRaisesRegex(BulkUnsupported, 'party.party.addresses'):
             bulk_create(Party, [{'name': 'X', 'addresses': [('add', [1])]}])
 
-    @with_transaction()
+    @with_company
     def test_overlap_still_refused(self):
         "The set-based overlap check still rejects a second open installation"
         # The base class: the test package may import meter.py under another
@@ -820,7 +821,7 @@ class ImportLimitsTestCase(unittest.TestCase):
         finally:
             Wizard.delete(session_id)
 
-    @with_transaction()
+    @with_company
     def test_limits_refused_before_any_work(self):
         # Through the pool, the classes of trytond.modules (pytest may import
         # this test package under a second name).
@@ -865,7 +866,7 @@ class ImportLimitsTestCase(unittest.TestCase):
             self.run_wizard(zip_bomb(20 << 20))
         self.assertEqual(Job.search_count([]), 1)
 
-    @with_transaction()
+    @with_company
     def test_limit_parameters_bounded(self):
         "Zero, negative or above the server's ceiling is refused"
         from trytond.model.exceptions import ValidationError
@@ -875,7 +876,7 @@ class ImportLimitsTestCase(unittest.TestCase):
                 with self.assertRaisesRegex(ValidationError, 'must be between 1 and'):
                     self.set_limits(rows=rows, megabytes=megabytes)
 
-    @with_transaction()
+    @with_company
     def test_duplicate_reasons_stay_bounded(self):
         """10,000 identical rows listed every other row in each reason
         (127 MB of rejects): now each reason names the first row only, and
@@ -904,7 +905,7 @@ class ImportLimitsTestCase(unittest.TestCase):
         self.assertLess(ratio, 4.4)  # 4x the rows: linear, not quadratic
         self.assertEqual(counts(), (0, 0, 0, 0))
 
-    @with_transaction()
+    @with_company
     def test_cells_read_without_loss(self):
         "Numbers that lost digits, NaN and oversized text are refused clearly"
         make_network()
@@ -948,7 +949,7 @@ class ImportLimitsTestCase(unittest.TestCase):
             'Column "latitude": "nan" is not a number', result.rejected[0].reason
         )
 
-    @with_transaction()
+    @with_company
     def test_streamed_twice_from_the_file(self):
         "The import reads the sheet again instead of holding its rows"
         from ..import_sheet import Sheet
