@@ -14,17 +14,39 @@ record exists (for clients and for code alike).
 
 from __future__ import annotations
 
+from sql import Null
 from trytond.i18n import gettext
 from trytond.model import Index, fields
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 
 def context_company() -> int | None:
     "The id of the user's current company (the context's), or None"
     return Transaction().context.get('company')
+
+
+def current_company():
+    """The company the user works in: the context's, which must be one of the
+    user's companies (a client chooses its context, not its rights).
+
+    Lookups by number that run with access checks off (the RPC vend, the
+    import) resolve within it: the same meter number may exist at another
+    utility of the installation."""
+    pool = Pool()
+    transaction = Transaction()
+    company_id = transaction.context.get('company')
+    if not company_id:
+        raise AccessError(gettext('prepaid_vending.msg_no_company'))
+    if transaction.user:
+        User = pool.get('res.user')
+        with without_check_access():
+            allowed = {c.id for c in User(transaction.user).companies}
+        if company_id not in allowed:
+            raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
+    return pool.get('company.company')(company_id)
 
 
 class CompanyMixin:
@@ -38,6 +60,10 @@ class CompanyMixin:
     # Unique constraints that became per company (dropped on update, their
     # replacement starts with the company).
     _company_replaces: tuple[str, ...] = ()
+    # Links to records of a company that must be of this record's company
+    # (a transformer of one utility on a feeder of another would mix their
+    # networks, a shift at another utility's sales point their cash).
+    _company_links: tuple[str, ...] = ()
 
     company = fields.Many2One(
         'company.company',
@@ -58,13 +84,47 @@ class CompanyMixin:
     @classmethod
     def __register__(cls, module):
         table_h = cls.__table_handler__(module)
+        had_company = table_h.column_exist('company')
         for ident in cls._company_replaces:
             table_h.drop_constraint(ident)
         super().__register__(module)
+        if not had_company:
+            cls._migrate_company(module)
+
+    @classmethod
+    def _migrate_company(cls, module) -> None:
+        """Records made before the company existed belong to the one
+        company of the installation (with several, an administrator must
+        assign them: the column stays nullable until then)."""
+        company = Pool().get('company.company').__table__()
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*company.select(company.id, limit=2))
+        ids = [i for (i,) in cursor]
+        if len(ids) != 1:
+            return
+        cursor.execute(
+            *table.update([table.company], [ids[0]], where=table.company == Null)
+        )
+        cls.__table_handler__(module).not_null_action('company', 'add')
 
     @staticmethod
     def default_company():
         return context_company()
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        links = cls._company_links
+        if field_names:
+            links = [n for n in links if n in field_names or 'company' in field_names]
+        for name in links:
+            for record in records:
+                other = getattr(record, name)
+                if other is not None:
+                    cls.same_company(
+                        other, record, 'prepaid_vending.msg_company_mismatch'
+                    )
 
     @classmethod
     def check_modification(cls, mode, records, values=None, external=False):

@@ -19,7 +19,7 @@ from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
-from .vend import EMERGENCY_CONTEXT
+from .vend_pipeline import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
 
@@ -416,6 +416,7 @@ class EmergencyCredit(CompanyMixin, ModelSQL, ModelView):
     by the next vends."""
 
     __name__ = 'prepaid.emergency_credit'
+    _company_links = ('meter',)
 
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
@@ -528,7 +529,13 @@ class EmergencyCredit(CompanyMixin, ModelSQL, ModelView):
             vend = Vend.vend(
                 meter, amount, 'emergency', sales_point, idempotency_key, channel='api'
             )
-        credit = cls(meter=meter, party=meter.customer, amount=amount, vend=vend)
+        credit = cls(
+            company=meter.company,
+            meter=meter,
+            party=meter.customer,
+            amount=amount,
+            vend=vend,
+        )
         with without_check_access():
             credit.save()
         return credit

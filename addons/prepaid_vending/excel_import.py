@@ -781,15 +781,17 @@ def load_lookups() -> Lookups:
     Job = pool.get('prepaid.import.job')
 
     lookups = Lookups()
-    for feeder in Feeder.search([]):
+    # The job's utility only: codes and serials are each utility's own.
+    own = ('company', '=', Transaction().context.get('company', -1))
+    for feeder in Feeder.search([own]):
         lookups.feeders[feeder.code.upper()] = feeder.id
-    for transformer in Transformer.search([]):
+    for transformer in Transformer.search([own]):
         lookups.transformers[transformer.code.upper()] = (
             transformer.id,
             transformer.feeder.id,
             transformer.feeder.code,
         )
-    for category in Category.search([]):
+    for category in Category.search(['OR', ('company', '=', None), own]):
         # Codes are kept as typed (upper case) so the error can list them.
         lookups.categories[category.code] = category.id
         lookups.categories[category.code.casefold()] = category.id
@@ -798,7 +800,7 @@ def load_lookups() -> Lookups:
     lookups.default_category = default.id if default else None
     for lang in Lang.search([]):
         lookups.languages[lang.code.lower()] = lang.id
-    for meter in Meter.search([('role', '=', 'master')]):
+    for meter in Meter.search([own, ('role', '=', 'master')]):
         lookups.masters[meter.serial] = meter.id
         if meter.master_of_transformer:
             lookups.transformer_masters.setdefault(
@@ -836,7 +838,10 @@ def load_row_lookups(
     with Transaction().set_context(active_test=False):
         serials = column('meter_serial')
         if serials:
-            for meter in Meter.search([('serial', 'in', serials)]):
+            company = Transaction().context.get('company', -1)
+            for meter in Meter.search(
+                [('company', '=', company), ('serial', 'in', serials)]
+            ):
                 lookups.existing_serials.add(meter.serial)
         for name in ('national_id', 'registration_number'):
             values = column(name)
@@ -1693,7 +1698,10 @@ class ImportJob(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
                 processed_rows=processed,
             )
 
-        result = import_rows(sheet.header, sheet, mode=self.mode, progress=progress)
+        # The job's utility owns what it imports (defaults) and its numbers
+        # are matched within it (load_lookups), whoever runs the task.
+        with Transaction().set_context(company=self.company.id):
+            result = import_rows(sheet.header, sheet, mode=self.mode, progress=progress)
         rejects = result.rejects_workbook()
         if side:
             # Commit the data, so the final job write below starts a fresh

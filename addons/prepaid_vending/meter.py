@@ -381,6 +381,13 @@ class MeterInstallation(WorkflowOnlyMixin, ModelSQL, ModelView):
     @classmethod
     def validate(cls, installations):
         super().validate(installations)
+        for installation in installations:
+            # A meter is installed only at its own utility's premises.
+            CompanyMixin.same_company(
+                installation.meter,
+                installation.service_point,
+                'prepaid_vending.msg_company_mismatch',
+            )
         cls.check_overlap(installations)
 
     @classmethod

@@ -52,6 +52,7 @@ class Substation(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, Mode
 
 class Feeder(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.feeder'
+    _company_links = ('substation',)
     _company_index = False
     _company_replaces = ('code_unique',)
 
@@ -78,6 +79,7 @@ class Feeder(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelVie
 
 class Transformer(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.transformer'
+    _company_links = ('feeder',)
     _company_index = False
     _company_replaces = ('code_unique',)
 

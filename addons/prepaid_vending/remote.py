@@ -40,14 +40,13 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting, vend_write
+from . import accounting, locking, vend_write
 from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
 from .credit import wall_clock
 from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
 from .transactions import autonomous_for, run_committed
-from .vend import update_waiting
 from .workflow_only import WorkflowOnlyMixin
 
 logger = logging.getLogger(__name__)
@@ -90,6 +89,7 @@ class MeterCommand(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Command for the head-end: queued here, executed by the head-end module"
 
     __name__ = 'prepaid.meter.command'
+    _company_links = ('meter',)
 
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
@@ -345,6 +345,7 @@ class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
     "Remote-prepaid account: a money balance per meter"
 
     __name__ = 'prepaid.remote.account'
+    _company_links = ('meter',)
 
     meter = fields.Many2One(
         'prepaid.meter',
@@ -418,7 +419,7 @@ class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
             return accounts[0]
         if not create:
             return None
-        account = cls(meter=meter, party=meter.customer)
+        account = cls(company=meter.company, meter=meter, party=meter.customer)
         account.save()
         return account
 
@@ -674,25 +675,6 @@ class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
             any(b.yearly_charges for b in bills),
         )
 
-    def _lock_meter(self) -> None:
-        """Take the meter row that a vend takes (``Meter.lock_for_vend``), so
-        that a vend and a bill of the same month cannot both take the period
-        charges.  An UPDATE (of a column to itself), not a SELECT ... FOR
-        UPDATE: a vend that waited for this bill must get a serialisation
-        failure and restart with the bill in view; after a mere row lock,
-        PostgreSQL would let it go on with its old snapshot.  A bill that
-        waited for a vend restarts likewise (``MeterBusy``)."""
-        if backend.name != 'postgresql':
-            return  # SQLite serialises writers
-        Meter = Pool().get('prepaid.meter')
-        table = Meter.__table__()
-        update = table.update(
-            [table.last_vend_date],
-            [table.last_vend_date],
-            where=table.id == self.meter.id,
-        )
-        update_waiting(update, self.meter.serial, Meter._vend_lock_timeout())
-
     def bill_month(self, month: dt.date):
         pool = Pool()
         Consumption = pool.get('prepaid.remote.consumption')
@@ -713,7 +695,7 @@ class RemoteAccount(CompanyMixin, ModelSQL, ModelView):
             return None
         tariff = Tariff.for_meter(self.meter, month)
         version = tariff.version_at(month)
-        self._lock_meter()
+        locking.lock_meter_for_bill(self.meter)
         monthly, yearly = self.period_charges_due(month)
         calculator = version.to_calculator()
         periods = {c.period for c in calculator.charges}

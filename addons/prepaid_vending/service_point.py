@@ -22,6 +22,7 @@ CONNECTION_STATUSES = [
 
 class ServicePoint(CompanyMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.service_point'
+    _company_links = ('transformer',)
     _company_index = False
     _company_replaces = ('code_unique',)
 

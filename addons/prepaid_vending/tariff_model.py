@@ -168,7 +168,11 @@ class PrepaidTariff(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
                 .join(tariff, condition=tariff.id == category.tariff)
                 .select(
                     tariff.id,
-                    where=(party.id == meter.customer.id) & (tariff.active == True),  # noqa: E712
+                    # The customer (a party) is shared by the utilities: the
+                    # meter's utility's tariff of the category.
+                    where=(party.id == meter.customer.id)
+                    & (tariff.company == meter.company.id)
+                    & (tariff.active == True),  # noqa: E712
                     order_by=[tariff.id.asc],
                     limit=1,
                 )
@@ -356,8 +360,8 @@ class TariffVersion(ModelSQL, ModelView):
         return pricing
 
     def _calculator_key(self) -> tuple:
-        """(id and write dates of the version, its tax and its tariff) in one
-        query: reading them through the ORM cost ~5 ms per vend."""
+        """(id, company and write dates of the version, its tax and its
+        tariff) in one query: reading them through the ORM cost ~5 ms per vend."""
         pool = Pool()
         version = self.__table__()
         tax = pool.get('account.tax').__table__()
@@ -367,6 +371,8 @@ class TariffVersion(ModelSQL, ModelView):
             *version.join(tax, 'LEFT', condition=version.tax == tax.id)
             .join(tariff, condition=version.tariff == tariff.id)
             .select(
+                # The utility's: a cached pricing never serves another one.
+                tariff.company,
                 Coalesce(version.write_date, version.create_date),
                 tax.id,
                 Coalesce(tax.write_date, tax.create_date),
@@ -538,3 +544,14 @@ class MeterTariff(ModelSQL, ModelView):
     @staticmethod
     def default_start_date():
         return dt.date.today()
+
+    @classmethod
+    def validate_fields(cls, assignments, field_names):
+        super().validate_fields(assignments, field_names)
+        for assignment in assignments:
+            # A meter buys only on its own utility's tariffs.
+            CompanyMixin.same_company(
+                assignment.tariff,
+                assignment.meter,
+                'prepaid_vending.msg_company_mismatch',
+            )
