@@ -39,7 +39,6 @@ from typing import Any
 from trytond.bus import notify
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_sts.company import (
-    company_column_missing,
     fill_company_from,
 )
 from trytond.modules.prepaid_vending.company import CompanyMixin
@@ -322,11 +321,11 @@ class Job(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
         )
 
     @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_company_from(cls, 'meter', 'prepaid.meter')
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, 'meter', 'prepaid.meter')
+        super()._migrate_company(module)
 
     @staticmethod
     def default_state():

@@ -31,9 +31,7 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_sts.company import (
-    company_column_missing,
     context_company_domain,
-    fill_single_company,
 )
 from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.credit import wall_clock
@@ -105,13 +103,6 @@ class LoadManagement(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, Model
     periods = fields.One2Many(
         'prepaid.load_management.period', 'setting', "Daily Periods"
     )
-
-    @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_single_company(cls)
 
     @staticmethod
     def default_min_over_duration():

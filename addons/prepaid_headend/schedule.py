@@ -18,10 +18,8 @@ import datetime as dt
 
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_sts.company import (
-    company_column_missing,
     context_company_domain,
     fill_company_from,
-    fill_single_company,
 )
 from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.limits import RangeMixin
@@ -49,13 +47,6 @@ class MeterGroup(CompanyMixin, ModelSQL, ModelView):
         domain=[('company', '=', Eval('company', -1))],
     )
     schedules = fields.One2Many('prepaid.headend.schedule', 'group', "Schedules")
-
-    @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_single_company(cls)
 
 
 class Schedule(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
@@ -105,11 +96,11 @@ class Schedule(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     jobs = fields.One2Many('prepaid.headend.job', 'schedule', "Jobs", readonly=True)
 
     @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_company_from(cls, 'group', 'prepaid.headend.meter_group')
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the group's company,
+        # also where the installation already had several.
+        fill_company_from(cls, 'group', 'prepaid.headend.meter_group')
+        super()._migrate_company(module)
 
     @classmethod
     def setting_ranges(cls):

@@ -15,11 +15,10 @@ company (``ir.cron.companies`` sets the ``company`` context):
 
 from __future__ import annotations
 
-from trytond import backend
 from trytond.i18n import gettext
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import Transaction
 
 
 def context_company_domain(field: str = "company") -> list:
@@ -57,14 +56,6 @@ def require_meter_company(meter) -> None:
         )
 
 
-def company_column_missing(cls) -> bool:
-    "Migration: the table of cls exists without its company column yet"
-    TableHandler = backend.TableHandler
-    return TableHandler.table_exist(cls._table) and not TableHandler(cls).column_exist(
-        "company"
-    )
-
-
 def fill_company_from(cls, column: str, target: str) -> None:
     """Migration: set the new company column of cls from the record its
     ``column`` points to (``target``: a model with a company), where empty."""
@@ -76,24 +67,6 @@ def fill_company_from(cls, column: str, target: str) -> None:
         *table.update(
             [table.company],
             other.select(other.company, where=other.id == getattr(table, column)),
-            where=table.company == None,  # noqa: E711
-        )
-    )
-
-
-def fill_single_company(cls) -> None:
-    """Migration: records of a single-company release go to the one company
-    there is; with several, staff set each record's company."""
-    Company = Pool().get("company.company")
-    with without_check_access():
-        companies = Company.search([], limit=2)
-    if len(companies) != 1:
-        return
-    table = cls.__table__()
-    Transaction().connection.cursor().execute(
-        *table.update(
-            [table.company],
-            [companies[0].id],
             where=table.company == None,  # noqa: E711
         )
     )

@@ -33,9 +33,7 @@ from trytond.transaction import Transaction, without_check_access
 from . import masterkey
 from .common import BASE_DATES, DKGAS, EAS, KEY_TYPES, sts_error_message
 from .company import (
-    company_column_missing,
     fill_company_from,
-    fill_single_company,
 )
 from .engine import StsError, derive_decoder_key
 
@@ -92,13 +90,6 @@ class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelVie
         super().__setup__()
         cls._order.insert(0, ("sgc", "ASC"))
         cls._order.insert(1, ("krn", "DESC"))
-
-    @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_single_company(cls)
 
     @staticmethod
     def default_key_type():
@@ -386,11 +377,11 @@ class VendingKeyAudit(CompanyMixin, AppendOnlyMixin, ModelSQL, ModelView):
         cls._order.insert(1, ("id", "DESC"))
 
     @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_company_from(cls, "key", "prepaid.sts.vending_key")
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the key's company,
+        # also where the installation already had several.
+        fill_company_from(cls, "key", "prepaid.sts.vending_key")
+        super()._migrate_company(module)
 
     @staticmethod
     def default_user():

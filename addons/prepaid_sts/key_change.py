@@ -23,7 +23,6 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .common import BASE_DATES, KEY_TYPES, sts_error_message
 from .company import (
-    company_column_missing,
     fill_company_from,
     require_meter_company,
 )
@@ -106,11 +105,11 @@ class KeyChange(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         )
 
     @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_company_from(cls, "meter", "prepaid.meter")
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, "meter", "prepaid.meter")
+        super()._migrate_company(module)
 
     @staticmethod
     def default_state():

@@ -21,7 +21,6 @@ from trytond.pyson import Eval
 from trytond.transaction import without_check_access
 
 from .common import BASE_DATES
-from .company import company_column_missing, fill_single_company
 
 STATES = [
     ("draft", "Draft"),
@@ -74,13 +73,6 @@ class Rollover(CompanyMixin, Workflow, ModelSQL, ModelView):
                 },
             }
         )
-
-    @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_single_company(cls)
 
     @staticmethod
     def default_state():

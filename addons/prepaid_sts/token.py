@@ -17,7 +17,7 @@ from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.transaction import Transaction
 
 from .common import BASE_DATES, TOKEN_KINDS
-from .company import company_column_missing, fill_company_from
+from .company import fill_company_from
 from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
@@ -74,11 +74,11 @@ class Token(CompanyMixin, SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
         )
 
     @classmethod
-    def __register__(cls, module_name):
-        migrate = company_column_missing(cls)
-        super().__register__(module_name)
-        if migrate:
-            fill_company_from(cls, "meter", "prepaid.meter")
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, "meter", "prepaid.meter")
+        super()._migrate_company(module)
 
     @staticmethod
     def default_issued_by():

@@ -22,7 +22,7 @@ from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_headend.mqtt import BrokerSettings, Subscriber
 from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_sts.tests.tools import with_utility
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     open_session,
     with_vending,
@@ -150,7 +150,7 @@ class BillingFeedTestCase(unittest.TestCase):
         self.assertEqual(job.state, 'done', job.last_error)
         return job
 
-    @with_utility()
+    @with_company
     def test_readings_bill_and_disconnect(self):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
@@ -226,7 +226,7 @@ class BillingFeedTestCase(unittest.TestCase):
                 counts,
             )
 
-    @with_utility()
+    @with_company
     def test_next_read_continues_from_the_stored_capture(self):
         "The first capture of a read pairs with the last one stored before"
         pool = Pool()
@@ -256,7 +256,7 @@ class BillingFeedTestCase(unittest.TestCase):
                 Consumption.search_count([('account', '=', account.id)]), before + 1
             )
 
-    @with_utility()
+    @with_company
     def test_other_meters_are_not_fed(self):
         "A prepaid (token) meter's profile creates no consumption"
         pool = Pool()
@@ -308,7 +308,7 @@ class LowCreditWarningTestCase(unittest.TestCase):
         config.mqtt_timeout = BROKER.timeout
         config.save()
 
-    @with_utility()
+    @with_company
     def test_warning_published_and_done(self):
         Command = Pool().get('prepaid.meter.command')
         subscriber = Subscriber(BROKER, [alarms_filter(self.site)], direction='alarms')
@@ -331,7 +331,7 @@ class LowCreditWarningTestCase(unittest.TestCase):
         Transaction().commit()
         self.assertEqual(subscriber.get_batch(10, 0.5), [])
 
-    @with_utility()
+    @with_company
     def test_warning_waits_while_mqtt_is_off(self):
         Command = Pool().get('prepaid.meter.command')
         self.configure(enabled=False)

@@ -11,7 +11,7 @@ import unittest
 import pytest
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_headend.load_management import limit_at, periods_overlap
-from trytond.modules.prepaid_sts.tests.tools import with_utility
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module
 
@@ -63,7 +63,7 @@ class LoadManagementTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_headend')
 
-    @with_utility()
+    @with_company
     def test_setting_values_and_period_rules(self):
         pool = Pool()
         Setting = pool.get('prepaid.load_management')

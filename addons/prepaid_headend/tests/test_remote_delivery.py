@@ -32,9 +32,10 @@ from trytond.modules.prepaid_headend.tests.test_headend import (
     free_port_block,
 )
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_sts.tests.tools import create_user, with_utility
+from trytond.modules.prepaid_sts.tests.tools import create_user
 from trytond.modules.prepaid_vending.delivery import vend_delivery
 from trytond.modules.prepaid_vending.receipt import receipt_text
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     new_meter,
     new_point,
@@ -149,7 +150,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
         sts_tools.create_vending_key()
 
     # --- 1. refused before payment ---------------------------------------
-    @with_utility()
+    @with_company
     def test_meter_that_cannot_receive_is_refused_before_payment(self):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
@@ -187,7 +188,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             refused(meter, 'block cipher key', 'authentication key', 'Meter PAN')
             # Keys and STS data, but no vending key for its SGC/KRN.
             meter = self.commission(env.meter)
-            refused(meter, 'No active vending key of Test Utility for SGC 201457')
+            refused(meter, 'No active vending key of Dunder Mifflin for SGC 201457')
             sts_tools.create_vending_key()
             self.assertGreater(Vend.trial(meter, tender=D('100.00')).units_kwh, 0)
 
@@ -215,7 +216,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             self.assertEqual(written_counts(), before)
 
     # --- 2. dispatched after the vend, confirmed on screen ---------------
-    @with_utility()
+    @with_company
     def test_remote_credit_dispatched_and_confirmed(self):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
@@ -275,7 +276,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             )
 
     # --- 3. no answer: retry, then alarm ---------------------------------
-    @with_utility()
+    @with_company
     def test_failed_delivery_retried_then_alarm(self):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
@@ -350,7 +351,7 @@ class RemoteDeliveryTestCase(unittest.TestCase):
             self.assertIn('Token for manual entry', text)
             self.assertIn(' '.join(digits[i : i + 4] for i in range(0, 20, 4)), text)
 
-    @with_utility()
+    @with_company
     def test_token_refused_by_meter_raises_alarm(self):
         pool = Pool()
         Command = pool.get('prepaid.meter.command')

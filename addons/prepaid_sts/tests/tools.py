@@ -8,14 +8,12 @@ docs/sts.md section 3).
 
 from __future__ import annotations
 
-import functools
 import os
 
-from trytond.modules.company.tests import create_company, set_company
+from trytond.modules.company.tests import create_company
 from trytond.modules.prepaid_sts import masterkey
 from trytond.modules.prepaid_vending.tests import staff
 from trytond.pool import Pool
-from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction, without_check_access
 
 #: DKGA04 160-bit test vending key (STS 531-1-07 CTSA01).
@@ -125,19 +123,3 @@ def create_meter(
         ]
     )
     return meter
-
-
-def with_utility(**kwargs):
-    """``with_transaction`` in which the administrator works for the test
-    utility, as a user session does (its company in the context): records
-    made without a company get it, the record rules show it."""
-
-    def decorator(func):
-        @functools.wraps(func)
-        def wrapper(*args, **kw):
-            with set_company(utility()):
-                return func(*args, **kw)
-
-        return with_transaction(**kwargs)(wrapper)
-
-    return decorator
