@@ -33,6 +33,9 @@ from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+from . import trytond_private
+from .fastpath import scalar  # noqa: F401 (insert_move; accounting)
+
 #: Columns ModelSQL.create fills itself.
 _MAGIC = {'id', 'create_uid', 'create_date', 'write_uid', 'write_date'}
 
@@ -103,35 +106,13 @@ def insert_rows(Model, rows: list[dict]) -> list[int]:
                     ids.append(database.lastid(cursor))
     except backend.DatabaseIntegrityError as exception:
         # As ModelSQL.create: name the constraint in the user's language.
-        raise_error = Model._ModelSQL__raise_integrity_error
         with transaction.new_transaction():
             for row in rows:
-                raise_error(exception, row, transaction=transaction)
+                trytond_private.raise_integrity_error(Model, exception, row)
         raise
     transaction.counter += 1
     transaction.create_records[Model.__name__].extend(ids)
     return ids
-
-
-def scalar(query):
-    """The first column of the first row of a python-sql query, or None.
-
-    The vend's lookups (tariff of a meter, version at a date, idempotency
-    key...) need one id or value: ``ModelSQL.search`` builds and parses a
-    domain, adds the access rules and instantiates records for it, which cost
-    about ten times the query."""
-    cursor = Transaction().connection.cursor()
-    cursor.execute(*query)
-    row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def ids(query) -> list[int]:
-    """The first column of every row of a python-sql query (record ids), for
-    the lists every vend asks for (open debts...): see ``scalar``."""
-    cursor = Transaction().connection.cursor()
-    cursor.execute(*query)
-    return [row[0] for row in cursor]
 
 
 def forget(Model, ids) -> None:
