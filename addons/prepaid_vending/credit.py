@@ -18,7 +18,7 @@ from .access import require_wizard_groups
 from .append_only import AppendOnlyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
-from .vend import EMERGENCY_CONTEXT
+from .vend_pipeline import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
 
