@@ -167,16 +167,20 @@ class SystemWrite:
     reason: str
     groups: tuple[str, ...]
 
-    def check(self, Model: Any) -> None:
-        user = Transaction().user
-        if not user:
-            return
+    def allows_user(self) -> bool:
+        "Whether the transaction's user may cause this write"
+        if not Transaction().user:
+            return True
         pool = Pool()
         User = pool.get('res.user')
         ModelData = pool.get('ir.model.data')
         allowed = {ModelData.get_id(*group.split('.', 1)) for group in self.groups}
         # get_groups is cached per process (and includes implied groups).
-        if not set(User.get_groups()) & allowed:
+        return bool(set(User.get_groups()) & allowed)
+
+    def check(self, Model: Any) -> None:
+        "Refuse (AccessError) a user outside the groups"
+        if not self.allows_user():
             raise AccessError(
                 gettext(
                     'prepaid_vending.msg_fastpath_system_write',

@@ -13,7 +13,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.rpc import RPC
 from trytond.transaction import without_check_access
 
-from . import vend_pipeline, vend_write
+from . import fastpath, vend_pipeline
 from .amounts import parse_amount
 from .exceptions import VendError
 from .vend import COUNTED_METHODS
@@ -69,7 +69,7 @@ class Vend(metaclass=PoolMeta):
         kwh_value = cls._parse_decimal(requested_kwh, "kWh")
         with without_check_access():
             meter = Meter.__table__()
-            meter_id = vend_write.scalar(
+            meter_id = fastpath.scalar(
                 meter.select(
                     meter.id,
                     where=(meter.serial == meter_serial) & (meter.active == True),  # noqa: E712

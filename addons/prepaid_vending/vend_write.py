@@ -1,22 +1,18 @@
-"""Set-based writes of the vend pipeline: one INSERT per table (and
-:func:`scalar` and :func:`ids`, the narrow reads of its hot path).
+"""The vend's draft accounting move, written set-based (:func:`insert_move`).
 
-Why: the ORM's ``create`` re-reads every new record to validate it (required,
-digits, domains), runs ``check_modification`` and ``on_modification`` and, for
-``account.move.line``, re-checks the journal period and re-balances the move
-with two UPDATEs.  For a vend that is about 70 % of its time (bench/vend.py
-``--profile``), while every value written here is computed by the pipeline
-from records it has just read and checked.  What still holds:
+Every other set-based write goes through :mod:`fastpath`.  The accounting
+models are not ones the fast path writes (their create and modification
+hooks are Tryton's account checks, which it does not know), so the move
+keeps this narrower writer, whose checks are the ones Tryton makes on move
+lines: open journal period, account neither closed nor a view, party when
+the account requires one, balance -> line state.
 
-- access rights: checked once at the API boundary (``Vend.vend``);
-- NOT NULL, unique (idempotency key, month position) and CHECK constraints:
-  enforced by the database, and an integrity error is translated into
-  Tryton's message exactly as ``ModelSQL.create`` does;
-- defaults of fields added by other modules: ``default_get`` fills them;
-- ``ir.trigger`` on create: a model with triggers falls back to the ORM;
-- the accounting rules Tryton checks on move lines (open journal period,
-  account neither closed nor a view, party when the account requires one,
-  balance -> line state): checked by :func:`insert_move` below.
+Why set-based: the ORM's ``create`` re-reads every new record to validate it
+and, for ``account.move.line``, re-checks the journal period and re-balances
+the move with two UPDATEs; every value written here is computed by the
+pipeline from records it has just read and checked.  The database enforces
+NOT NULL, unique and CHECK constraints, and an integrity error is translated
+into Tryton's message as ``ModelSQL.create`` does.
 """
 
 from __future__ import annotations
@@ -115,54 +111,12 @@ def insert_rows(Model, rows: list[dict]) -> list[int]:
     return ids
 
 
-def forget(Model, ids) -> None:
-    """After a raw UPDATE of ids: drop them from the transaction's record
-    caches, as ``ModelSQL.write`` does (the counter alone does not)."""
-    transaction = Transaction()
-    transaction.counter += 1
-    for cache in transaction.cache.values():
-        if Model.__name__ in cache:
-            records = cache[Model.__name__]
-            for id_ in ids:
-                records.pop(id_, None)
-
-
-def refresh(Model, id_: int, values: dict) -> None:
-    """After a raw UPDATE of values of one record: write them into the
-    transaction's record caches that hold it, instead of dropping it
-    (``forget``), so the pipeline does not read the whole record again."""
-    transaction = Transaction()
-    transaction.counter += 1
-    for cache in transaction.cache.values():
-        if Model.__name__ in cache:
-            record = cache[Model.__name__].get(id_)
-            if record is not None:
-                for name, value in values.items():
-                    record[name] = value
-
-
 def adopt(record, id_: int) -> None:
     """Give an in-memory record the id it was inserted with, keeping its
     values in memory (the pipeline reads them again; no re-read from the DB).
 
     Mirrors what ``ModelStorage.save`` does after ``create``."""
-    record._ids.remove(record.id)
-    record._id = id_
-    record._ids = [id_]
-
-
-def row_of(record, names) -> dict:
-    "The values of an in-memory record for insert_rows"
-    values = record._values
-    return {n: values[n] for n in names if n in values}
-
-
-def insert_records(Model, records: list) -> None:
-    "INSERT in-memory records of Model: each keeps its values and gets its id"
-    names = list(_columns(Model))
-    ids = insert_rows(Model, [row_of(record, names) for record in records])
-    for record, id_ in zip(records, ids, strict=True):
-        adopt(record, id_)
+    trytond_private.adopt_id(record, id_)
 
 
 def account_flags(account, date=None, company=None) -> tuple[bool, bool]:

@@ -277,7 +277,6 @@ class FastPathTestCase(unittest.TestCase):
         Position = pool.get('prepaid.meter.month_position')
         User = pool.get('res.user')
         system = fastpath.SystemWrite('test', ('prepaid_vending.group_manager',))
-        fastpath.declare_update('prepaid.meter.month_position', 'kwh', 'vends')
         with with_vending() as env:
             open_session(env)
             self.vend(env)
@@ -305,7 +304,9 @@ class FastPathTestCase(unittest.TestCase):
             self.assertEqual(rows['fast path'], rows['ORM'])
             # An undeclared field is refused before anything is written.
             with self.assertRaises(fastpath.FastPathUnsupported):
-                fastpath.update([position], {'fbe_issued': True}, system=system)
+                fastpath.update(
+                    [position], {'month': dt.date(2000, 1, 1)}, system=system
+                )
             # A user's update needs write access (staff have none here).
             with as_new_user('manager'), self.assertRaises(AccessError):
                 fastpath.update([position], {'kwh': kwh})
