@@ -80,6 +80,10 @@ fastpath.know_hook(
     'prepaid_headend.channel.Meter.validate_fields',
     'run (system title and host, when written)',
 )
+fastpath.know_hook(
+    'prepaid_headend.channel.Meter.write',
+    'checks who writes the DLMS secrets, which the fast path never writes',
+)
 
 FRAMINGS = [('wrapper', "WRAPPER (TCP/UDP, port 4059)"), ('hdlc', "HDLC over TCP")]
 AUTHENTICATIONS = [

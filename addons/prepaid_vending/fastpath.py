@@ -87,7 +87,7 @@ from trytond.pyson import PYSON
 from trytond.tools import grouped_slice, is_instance_method
 from trytond.transaction import Transaction, check_access, without_check_access
 
-from . import trytond_private
+from . import limits, trytond_private
 
 __all__ = [
     'FastPathUnsupported',
@@ -146,6 +146,8 @@ KNOWN_HOOKS: dict[str, str] = {
     'prepaid_vending.vend.MonthPosition.check_modification': 'run',
     'prepaid_vending.remote.MeterCommand.check_modification': 'run',
     'prepaid_vending.meter.Meter.validate_fields': 'run (roles, when written)',
+    'prepaid_vending.limits.RangeMixin.create': 'its check is run (_check_ranges)',
+    'prepaid_vending.limits.RangeMixin.write': 'its check is run (_check_ranges)',
 }
 
 
@@ -354,7 +356,9 @@ def _columns(Model: Any) -> dict[str, Any]:
         columns = _columns_memo[Model] = {
             name: field
             for name, field in Model._fields.items()
-            if name not in _MAGIC and field.sql_type() is not None
+            if name not in _MAGIC
+            and not isinstance(field, fields.Function)
+            and field.sql_type() is not None
         }
     return columns
 
@@ -450,6 +454,7 @@ def _create(Model: Any, rows: list[dict], records: list, system) -> list[int]:
                 [Model.preprocess_values('create', row) for row in rows],
             )
         full = _with_defaults(Model, rows)
+        _check_ranges(Model, rows)
         names = sorted(set().union(*full))
         new_ids = _insert(Model, names, full)
         for index, (record, values, id_) in enumerate(zip(records, full, new_ids)):
@@ -634,6 +639,15 @@ def _check_values(Model: Any, records: list, names: Iterable[str]) -> None:
                     )
 
 
+def _check_ranges(Model: Any, rows: list[dict]) -> None:
+    "The ranges of a RangeMixin model, as its create and write check them"
+    setting_ranges = getattr(Model, 'setting_ranges', None)
+    if setting_ranges is not None:
+        ranges = setting_ranges()
+        for row in rows:
+            limits.check_values(Model, row, ranges)
+
+
 def _digits_ok(value: Any, digits: tuple) -> bool:
     if value is None:
         return True
@@ -685,6 +699,7 @@ def update(records: list, values: dict, *, system: SystemWrite | None = None) ->
             trytond_private.check_domain_rule(Model, record_ids, 'write')
         with without_check_access():
             Model.check_modification('write', records, values, external=external)
+            _check_ranges(Model, [values])
             values = Model.preprocess_values('write', values)
             if external or transaction.context.get('_log'):
                 Model.log(records, 'write', ','.join(sorted(values)))
