@@ -21,6 +21,7 @@ from trytond.transaction import Transaction
 
 from .. import fastpath
 from ..remote import COMMAND_WRITE
+from ..vend_pipeline import VEND_WRITE
 from .staff import acting_as, as_new_user, create_user
 from .vend_fixtures import open_session, with_vending
 
@@ -166,6 +167,21 @@ class FastPathTestCase(unittest.TestCase):
                     with as_new_user('cashier'):
                         command = Command.queue(env.meter, 'disconnect', {})
                     self.assertEqual(command.state, 'pending')
+
+    @with_transaction()
+    def test_vend_write_refused_outside_selling_staff(self):
+        """The vend pipeline's writes check their groups at the write too:
+        an accountant (no selling group) cannot write a vend line"""
+        Line = Pool().get('prepaid.vend.line')
+        with with_vending() as env:
+            open_session(env)
+            row = input_of(self.vend(env).lines[0])
+            for mode, orm in MODES.items():
+                with self.subTest(mode=mode), fastpath.through_orm(orm):
+                    with as_new_user('accountant'), self.assertRaises(AccessError):
+                        fastpath.create(Line, [row], system=VEND_WRITE)
+                    with as_new_user('cashier'):
+                        self.assertTrue(fastpath.create(Line, [row], system=VEND_WRITE))
 
     @with_transaction()
     def test_user_write_needs_create_access(self):
