@@ -5,7 +5,6 @@ groups, by the fast path and by the ORM alike."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import unittest
 from decimal import Decimal
@@ -22,6 +21,7 @@ from trytond.modules.prepaid_vending.tests.test_fastpath import (
     delete_row,
     input_of,
     raw_row,
+    rolled_back,
 )
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     open_session,
@@ -40,19 +40,6 @@ NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
 
 def credit(kwh: str) -> TokenRequest:
     return TokenRequest("credit", 0, 0, amount=Decimal(kwh), description="credit")
-
-
-@contextlib.contextmanager
-def rolled_back():
-    """What a refused request leaves: nothing (its transaction is rolled
-    back); here, back to a savepoint, so the next path starts clean."""
-    cursor = Transaction().connection.cursor()
-    cursor.execute("SAVEPOINT refused")
-    try:
-        yield
-    finally:
-        cursor.execute("ROLLBACK TO SAVEPOINT refused")
-        Transaction().counter += 1
 
 
 class StsFastPathTestCase(unittest.TestCase):
