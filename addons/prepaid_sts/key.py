@@ -22,7 +22,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
-from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.modules.prepaid_vending.company import CompanyMixin
@@ -31,11 +31,23 @@ from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
 from . import masterkey
-from .common import BASE_DATES, DKGAS, EAS, KEY_TYPES, sts_error_message
+from .common import (
+    BASE_DATES,
+    DKGAS,
+    EAS,
+    KEY_TYPES,
+    TOKEN_ISSUING_GROUPS,
+    sts_error_message,
+)
 from .company import (
     fill_company_from,
 )
 from .engine import StsError, derive_decoder_key
+
+#: The key-use audit is written by the code that derives a decoder key (staff
+#: have no create access to it): see TOKEN_ISSUING_GROUPS.
+KEY_AUDIT_WRITE = fastpath.SystemWrite("the key-use audit", TOKEN_ISSUING_GROUPS)
+fastpath.declare("prepaid_sts", "prepaid.sts.vending_key.audit")
 
 #: Vending key length in bytes per decoder key generation algorithm.
 VK_BYTES = {"02": 8, "04": 20}
@@ -256,7 +268,7 @@ class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelVie
         key_id = (
             None
             if company is None
-            else vend_write.scalar(
+            else fastpath.scalar(
                 table.select(
                     table.id,
                     where=(table.company == company.id)
@@ -333,8 +345,8 @@ class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelVie
             )
         except StsError as error:
             raise UserError(sts_error_message(error)) from None
-        # Set-based (vend_write): every vend writes one.
-        vend_write.insert_rows(
+        # Set-based (fastpath): every vend writes one.
+        fastpath.create(
             Audit,
             [
                 {
@@ -345,6 +357,7 @@ class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelVie
                     "origin": str(origin) if origin else None,
                 }
             ],
+            system=KEY_AUDIT_WRITE,
         )
         return decoder_key
 

@@ -24,7 +24,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, Id
 from trytond.transaction import Transaction
 
-from . import vend_write
+from . import fastpath
 from .limits import MAX_AMOUNT, MIN_AMOUNT, in_range
 
 _THRESHOLD = re.compile(r'[0-9]{1,12}(\.[0-9]{1,4})?')
@@ -615,9 +615,7 @@ def find_period(comp, date: dt.date):
     except PeriodNotFoundError:
         period = None
     if period is not None:
-        state = vend_write.scalar(
-            table.select(table.state, where=table.id == period.id)
-        )
+        state = fastpath.scalar(table.select(table.state, where=table.id == period.id))
         if state == 'open':
             return period
     raise UserError(
@@ -642,7 +640,7 @@ def check_bookable(date: dt.date) -> None:
     journal = config.require('vend_journal')
     period = find_period(company(), date)
     journal_period = pool.get('account.journal.period').__table__()
-    state = vend_write.scalar(
+    state = fastpath.scalar(
         journal_period.select(
             journal_period.state,
             where=(journal_period.journal == journal.id)
@@ -723,7 +721,7 @@ def tax_account(tax):
     the whole tax record (~4 ms per vend)."""
     Account = Pool().get('account.account')
     table = Pool().get('account.tax').__table__()
-    account_id = vend_write.scalar(
+    account_id = fastpath.scalar(
         table.select(table.invoice_account, where=table.id == tax.id)
     )
     return Account(account_id) if account_id is not None else None

@@ -13,7 +13,7 @@ from trytond.tools.timezone import get_tzinfo
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting, vend_write
+from . import accounting, fastpath
 from .access import require_wizard_groups
 from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
@@ -193,7 +193,7 @@ class Debt(CompanyMixin, Workflow, ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.party == party.id) & (table.state == 'open'),
@@ -475,7 +475,7 @@ class EmergencyCredit(CompanyMixin, ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.meter == meter.id) & (table.state == 'open'),

@@ -37,6 +37,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.transaction import Transaction, TransactionError
 
+from . import trytond_private
 from .exceptions import VendError
 
 #: SQLSTATE of PostgreSQL's serialisation failure and lock timeout.
@@ -81,7 +82,7 @@ def lock_meter(meter) -> None:
     update_waiting(update, meter.serial, lock_timeout())
     # Tell trytond the row is locked, so Model.lock([meter]) in the same
     # transaction (STS TID allocation) does not restart it.
-    Transaction()._locked_records[Meter._table].add(meter.id)
+    trytond_private.mark_locked(Meter._table, [meter.id])
 
 
 def lock_meter_for_bill(meter) -> None:

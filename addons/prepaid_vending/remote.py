@@ -40,7 +40,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting, locking, vend_write
+from . import accounting, fastpath, locking
 from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
 from .credit import wall_clock
@@ -48,6 +48,22 @@ from .ledger import line_balances
 from .tariff import ChargePeriod, TariffError, bill_month
 from .transactions import autonomous_for, run_committed
 from .workflow_only import WorkflowOnlyMixin
+
+fastpath.declare('prepaid_vending', 'prepaid.meter.command')
+#: Commands are queued by the code of a sale, a payment, a meter change or a
+#: head-end action, never created from a client (no create access): the
+#: staff whose actions queue them (root: cron, queued tasks).
+COMMAND_WRITE = fastpath.SystemWrite(
+    'queued by sales, payments, meter changes and head-end actions',
+    (
+        'prepaid_vending.group_operator',
+        'prepaid_vending.group_cashier',
+        'prepaid_vending.group_engineer',
+        'prepaid_vending.group_manager',
+        'prepaid_vending.group_admin',
+        'prepaid_vending.group_api_terminal',
+    ),
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +188,7 @@ class MeterCommand(CompanyMixin, Workflow, ModelSQL, ModelView):
             raise ValidationError(
                 gettext('prepaid_vending.msg_command_kind', kind=kind)
             )
-        # Set-based (vend_write): every vend of a smart meter queues one, and
+        # Set-based (fastpath): every vend of a smart meter queues one, and
         # the ORM's create with its re-read and validation took ~8 ms.
         row = {
             # The meter's utility, whoever queues it (a cron has no company).
@@ -183,7 +199,7 @@ class MeterCommand(CompanyMixin, Workflow, ModelSQL, ModelView):
             'origin': origin or vend,
             'payload': json.dumps(payload, sort_keys=True),
         }
-        (command_id,) = vend_write.insert_rows(cls, [row])
+        (command_id,) = fastpath.create(cls, [row], system=COMMAND_WRITE)
         return cls(command_id)
 
     @classmethod

@@ -20,7 +20,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from . import vend_pipeline, vend_write
+from . import vend_pipeline
 from .append_only import AppendOnlyMixin
 from .company import CompanyMixin
 from .exceptions import VendError
@@ -51,6 +51,13 @@ TOKEN_KINDS = [
 ZERO = Decimal(0)
 #: Payment methods that bring money in (and appear in the shift cash count).
 COUNTED_METHODS = [m for m in PAYMENT_METHODS if m[0] != 'emergency']
+
+
+def as_date(value) -> dt.date | None:
+    "SQLite returns dates as text"
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    return value
 
 
 class Meter(metaclass=PoolMeta):
@@ -137,7 +144,7 @@ class MonthPosition(ModelSQL, ModelView):
         )
         rows = cursor.fetchall()
         first = not any(vends > 0 for _, _, _, vends, _ in rows)
-        if rows and vend_write.as_date(rows[0][1]) == month:
+        if rows and as_date(rows[0][1]) == month:
             # The values the vend needs, without the ORM read of the record.
             id_, _, kwh, vends, fbe_issued = rows[0]
             position = cls(

@@ -34,13 +34,12 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sql.functions import CurrentTimestamp
 from trytond.i18n import gettext
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
-from . import accounting, booking, locking, receipt_series, vend_write
+from . import accounting, booking, fastpath, locking, receipt_series
 from .amounts import parse_amount
 from .company import CompanyMixin, current_company
 from .exceptions import VendError
@@ -62,6 +61,19 @@ EMERGENCY_CONTEXT = '_prepaid_emergency_issue'
 VEND_GROUPS = ('group_cashier', 'group_manager', 'group_admin', 'group_api_terminal')
 #: The group of service logins that sell through rpc_vend with no shift.
 API_TERMINAL_GROUP = 'group_api_terminal'
+#: The vend, its lines and tokens, the month position: written by this
+#: pipeline only (staff have no create access to them), for selling staff.
+VEND_WRITE = fastpath.SystemWrite(
+    'the vend pipeline', tuple(f'prepaid_vending.{g}' for g in VEND_GROUPS)
+)
+fastpath.declare(
+    'prepaid_vending',
+    'prepaid.vend',
+    'prepaid.vend.line',
+    'prepaid.vend.token',
+    'prepaid.meter.month_position',
+)
+fastpath.declare_update('prepaid.meter.month_position', 'kwh', 'vends', 'fbe_issued')
 
 
 class Prepared(NamedTuple):
@@ -132,7 +144,7 @@ def _sell(
     check_number(tender, 'tender')
     check_number(requested_kwh, 'kWh')
     table = Vend.__table__()
-    previous = vend_write.scalar(
+    previous = fastpath.scalar(
         table.select(table.id, where=table.idempotency_key == idempotency_key, limit=1)
     )
     if previous is not None:
@@ -254,15 +266,8 @@ def trial(meter, tender=None, requested_kwh=None, channel='counter') -> VendQuot
 # ---------------------------------------------------------------------- checks
 def check_vend_user() -> None:
     "Only selling staff vend: the pipeline writes with access checks off"
-    pool = Pool()
-    User = pool.get('res.user')
-    ModelData = pool.get('ir.model.data')
-    user_id = Transaction().user
-    if not user_id:  # root: cron, scripts, imports
-        return
-    allowed = {ModelData.get_id('prepaid_vending', g) for g in VEND_GROUPS}
-    # get_groups is cached per process (and includes implied groups).
-    if not set(User.get_groups()) & allowed:
+    # root (cron, scripts, imports) always may: see SystemWrite.
+    if not VEND_WRITE.allows_user():
         raise AccessError(gettext('prepaid_vending.msg_vend_user_group'))
 
 
@@ -638,61 +643,33 @@ def lines_from_quote(vend, quote: VendQuote, pricing: VersionPricing) -> list:
     return lines
 
 
-# The records of a vend are written set-based (vend_write): every value comes
+# The records of a vend are written set-based (fastpath): every value comes
 # from records just read and checked above, and the ORM's re-read and
 # re-validation of each new record was most of a vend's time.
 def store_vend(vend, lines) -> None:
     "INSERT the vend and its lines; vend keeps its values in memory"
-    pool = Pool()
-    Vend = pool.get('prepaid.vend')
-    Line = pool.get('prepaid.vend.line')
-    names = [n for n in vend_write._columns(Vend) if n != 'move']
-    (vend_id,) = vend_write.insert_rows(Vend, [vend_write.row_of(vend, names)])
-    vend_write.adopt(vend, vend_id)
+    fastpath.save([vend], system=VEND_WRITE)
     for line in lines:
         line.vend = vend
-    vend_write.insert_records(Line, lines)
+    fastpath.save(lines, system=VEND_WRITE)
     vend.lines = lines
 
 
 def store_position(position, quote: VendQuote) -> None:
     "The month position after the vend, under the meter lock"
-    Position = Pool().get('prepaid.meter.month_position')
-    vends = position.vends + (1 if quote.tender else 0)
-    fbe_issued = bool(position.fbe_issued or quote.fbe_kwh)
-    kwh = quote.month_to_date_kwh
+    values = {
+        'kwh': quote.month_to_date_kwh,
+        'vends': position.vends + (1 if quote.tender else 0),
+        'fbe_issued': bool(position.fbe_issued or quote.fbe_kwh),
+    }
     if position.id is None:
-        (position_id,) = vend_write.insert_rows(
-            Position,
-            [
-                {
-                    'meter': position.meter,
-                    'month': position.month,
-                    'kwh': kwh,
-                    'vends': vends,
-                    'fbe_issued': fbe_issued,
-                }
-            ],
-        )
-        vend_write.adopt(position, position_id)
+        for name, value in values.items():
+            setattr(position, name, value)
+        fastpath.save([position], system=VEND_WRITE)
     else:
-        table = Position.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(
-            *table.update(
-                [
-                    table.kwh,
-                    table.vends,
-                    table.fbe_issued,
-                    table.write_uid,
-                    table.write_date,
-                ],
-                [kwh, vends, fbe_issued, Transaction().user, CurrentTimestamp()],
-                where=table.id == position.id,
-            )
-        )
-        vend_write.forget(Position, [position.id])
-    position.kwh, position.vends, position.fbe_issued = kwh, vends, fbe_issued
+        fastpath.update([position], values, system=VEND_WRITE)
+        for name, value in values.items():
+            setattr(position, name, value)
 
 
 def apply_recoveries(vend, quote: VendQuote, debts, emergencies) -> None:
@@ -708,7 +685,6 @@ def apply_recoveries(vend, quote: VendQuote, debts, emergencies) -> None:
 
 def store_tokens(vend, tokens) -> None:
     "INSERT the tokens, with the digit check of VendToken.validate_fields"
-    Token = Pool().get('prepaid.vend.token')
-    Token.check_digits(tokens)
-    vend_write.insert_records(Token, tokens)
+    # The fast path runs VendToken.validate_fields (the 20-digit check).
+    fastpath.save(tokens, system=VEND_WRITE)
     vend.tokens = tokens

@@ -13,7 +13,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.rpc import RPC
 from trytond.transaction import without_check_access
 
-from . import vend_pipeline, vend_write
+from . import fastpath, vend_pipeline
 from .amounts import parse_amount
 from .company import current_company
 from .exceptions import VendError
@@ -73,7 +73,7 @@ class Vend(metaclass=PoolMeta):
         company = current_company()
         with without_check_access():
             meter = Meter.__table__()
-            meter_id = vend_write.scalar(
+            meter_id = fastpath.scalar(
                 meter.select(
                     meter.id,
                     where=(meter.company == company.id)

@@ -31,6 +31,7 @@ from prepaid_demo.vending import (
     luhn_digit,
     setup_demo_vending,
 )
+
 from .tools import with_company
 from .vend_fixtures import setup_accounting
 
