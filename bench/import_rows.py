@@ -223,7 +223,7 @@ def run_limit_case(path: str) -> None:
 
 
 def limits(cases: list[str]) -> None:
-    from trytond.modules.prepaid_vending.import_sheet import server_limits
+    from trytond.modules.prepaid_vending.excel_import.sheet import server_limits
 
     ceiling = server_limits()
     print(

@@ -15,7 +15,7 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Id
 
-from .import_sheet import server_limits
+from .excel_import.sheet import server_limits
 from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
 

@@ -675,24 +675,23 @@ class BulkWriteTestCase(unittest.TestCase):
     @with_transaction()
     def test_orm_fallback(self):
         "A model needing ORM work the bulk path lacks makes the import use it"
-        import sys
         from unittest import mock
 
-        # The module run_rows calls (pytest may import this package under
+        # The modules run_rows calls (pytest may import this package under
         # a second name besides trytond.modules).
-        excel_import = sys.modules[import_rows.__module__]
+        bulk_writer, orm_writer = writer_modules()
 
         make_network()
         with (
             mock.patch.object(
-                excel_import,
+                bulk_writer,
                 'check_bulk_model',
-                side_effect=excel_import.BulkUnsupported('test'),
+                side_effect=bulk_writer.BulkUnsupported('test'),
             ),
             mock.patch.object(
-                excel_import,
-                '_write_chunk_orm',
-                wraps=excel_import._write_chunk_orm,
+                orm_writer,
+                'write_chunk',
+                wraps=orm_writer.write_chunk,
             ) as orm_path,
         ):
             result = run_rows([good_row('FB1')])
@@ -703,11 +702,9 @@ class BulkWriteTestCase(unittest.TestCase):
     @with_transaction()
     def test_unsupported_setter_refused(self):
         "bulk_create refuses values it cannot write as the ORM does"
-        import sys
-
-        excel_import = sys.modules[import_rows.__module__]
-        BulkUnsupported = excel_import.BulkUnsupported
-        bulk_create = excel_import.bulk_create
+        bulk_writer, _ = writer_modules()
+        BulkUnsupported = bulk_writer.BulkUnsupported
+        bulk_create = bulk_writer.bulk_create
         Party = Pool().get('party.party')
         with self.assertRaisesRegex(BulkUnsupported, 'party.party.addresses'):
             bulk_create(Party, [{'name': 'X', 'addresses': [('add', [1])]}])
@@ -735,6 +732,14 @@ class BulkWriteTestCase(unittest.TestCase):
                     }
                 ]
             )
+
+
+def writer_modules():
+    "The bulk and ORM writer modules of the package import_rows runs from"
+    import sys
+
+    package = import_rows.__module__.rpartition('.')[0]
+    return sys.modules[package + '.bulk_writer'], sys.modules[package + '.orm_writer']
 
 
 def run_rows(rows, mode='all', **kw):
@@ -826,7 +831,10 @@ class ImportLimitsTestCase(unittest.TestCase):
         # this test package under a second name).
         from trytond.exceptions import UserError as ImportFileError
         from trytond.modules.prepaid_vending.excel_import import import_limits
-        from trytond.modules.prepaid_vending.import_sheet import Sheet, check_upload
+        from trytond.modules.prepaid_vending.excel_import.sheet import (
+            Sheet,
+            check_upload,
+        )
 
         pool = Pool()
         Job = pool.get('prepaid.import.job')
@@ -951,7 +959,7 @@ class ImportLimitsTestCase(unittest.TestCase):
     @with_transaction()
     def test_streamed_twice_from_the_file(self):
         "The import reads the sheet again instead of holding its rows"
-        from ..import_sheet import Sheet
+        from ..excel_import.sheet import Sheet
 
         make_network()
         data = xlsx(
