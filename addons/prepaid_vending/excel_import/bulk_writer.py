@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sql.aggregate import Count
-from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, fields
 from trytond.pool import Pool
@@ -61,6 +60,12 @@ BULK_MODELS = (
 # constraints.  A model needing ORM work not listed above (history table,
 # tree paths, translations, other relation setters) makes write_rows fall
 # back to the ORM before anything is written.
+#
+# The rows go to the database by COPY on PostgreSQL (ids drawn from the
+# table's sequence first): trytond's cursors bind parameters on the client,
+# and splitting the large multi-row INSERTs it replaced was the largest cost
+# of the PostgreSQL import (bench/README.md).  SQLite keeps one prepared
+# INSERT (executemany).
 
 
 class BulkUnsupported(Exception):
@@ -120,6 +125,30 @@ def check_setters(Model: Any, rows: list[dict[str, Any]]) -> None:
         )
 
 
+def audit_now(write: bool) -> list[Any]:
+    """create_date (and write_uid, write_date) as an INSERT would store them:
+    the transaction's CURRENT_TIMESTAMP as a timestamp without time zone."""
+    transaction = Transaction()
+    cursor = transaction.connection.cursor()
+    cursor.execute('SELECT CAST(CURRENT_TIMESTAMP AS TIMESTAMP)')
+    (now,) = cursor.fetchone()
+    return [now, transaction.user, now] if write else [now]
+
+
+def copy_rows(table: str, columns: list[str], rows: Iterable[list[Any]]) -> None:
+    """Send rows to a PostgreSQL table by COPY (one stream, no per-query
+    parameter binding: trytond's cursors bind parameters on the client)."""
+    from psycopg.sql import SQL, Identifier
+
+    query = SQL('COPY {} ({}) FROM STDIN').format(
+        Identifier(table), SQL(', ').join(map(Identifier, columns))
+    )
+    cursor = Transaction().connection.cursor()
+    with cursor.copy(query) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _insert(Model: Any, columns: list[str], rows: list[list[Any]], write: bool):
     "Insert rows of SQL-formatted values; return their ids in order"
     from sql import Column
@@ -139,21 +168,13 @@ def _insert(Model: Any, columns: list[str], rows: list[list[Any]], write: bool):
     if len(rows) == 1 and ids is not None and not isinstance(ids, list):
         ids = [ids]
     if ids is not None:
-        # PostgreSQL: ids drawn from the table's sequence, multi-row INSERTs.
-        cols.append(table.id)
-        size = max(1, backend.MAX_QUERY_PARAMS // (len(cols) + 1))
-        for start in range(0, len(rows), size):
-            cursor.execute(
-                *table.insert(
-                    cols,
-                    [
-                        audit_values + row + [id_]
-                        for row, id_ in zip(
-                            rows[start : start + size], ids[start : start + size]
-                        )
-                    ],
-                )
-            )
+        # PostgreSQL: ids drawn from the table's sequence, rows sent by COPY.
+        audit_row = [transaction.user, *audit_now(write)]
+        copy_rows(
+            Model._table,
+            [c.name for c in audit] + columns + ['id'],
+            (audit_row + row + [id_] for row, id_ in zip(rows, ids)),
+        )
         return ids
     # SQLite: one prepared INSERT run by executemany.  The transaction holds
     # the database's write lock (BEGIN IMMEDIATE) from its first write and the

@@ -10,6 +10,7 @@ import unittest
 from decimal import Decimal
 
 import openpyxl
+from trytond import backend
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, drop_db, with_transaction
 from trytond.transaction import Transaction
@@ -661,6 +662,14 @@ class BulkWriteTestCase(unittest.TestCase):
             self.assertEqual(meter.write_uid.id, user)
             self.assertIsNotNone(meter.write_date)
             self.assertEqual(meter.state_history[0].user.id, user)
+        if backend.name == 'postgresql':
+            # COPY stores the timestamp an INSERT stores: the transaction's
+            # CURRENT_TIMESTAMP, as a timestamp without time zone.
+            reference = meters[0][0]
+            for record in meters[1] + [m.customer for m in meters[1]]:
+                self.assertEqual(record.create_date, reference.create_date)
+            for meter in meters[1]:
+                self.assertEqual(meter.write_date, reference.write_date)
         # Sequences went on: numbers and codes follow each other, no double.
         parties = Party.browse(ids['orm']['party'] + ids['bulk']['party'])
         codes = [p.customer_number for p in parties]
