@@ -323,7 +323,8 @@ def profile(db: str, serials: list[str], vends: int) -> None:
         print(f"{count / vends:5.1f}  {query}")
     stats = pstats.Stats(profiler).sort_stats("cumulative")
     stats.print_stats(40)
-    stats.print_callees(os.environ.get("CALLEES", r"vend.py:\d+\((_vend|_prepare)\)"))
+    callees = r"vend_pipeline.py:\d+\((_sell|prepare)\)"
+    stats.print_callees(os.environ.get("CALLEES", callees))
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
-from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.modules.prepaid_vending.inputs.numbers import shown
@@ -24,8 +24,20 @@ from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
 from . import masterkey
-from .common import BASE_DATES, DKGAS, EAS, KEY_TYPES, sts_error_message
+from .common import (
+    BASE_DATES,
+    DKGAS,
+    EAS,
+    KEY_TYPES,
+    TOKEN_ISSUING_GROUPS,
+    sts_error_message,
+)
 from .engine import StsError, derive_decoder_key
+
+#: The key-use audit is written by the code that derives a decoder key (staff
+#: have no create access to it): see TOKEN_ISSUING_GROUPS.
+KEY_AUDIT_WRITE = fastpath.SystemWrite("the key-use audit", TOKEN_ISSUING_GROUPS)
+fastpath.declare("prepaid_sts", "prepaid.sts.vending_key.audit")
 
 #: Vending key length in bytes per decoder key generation algorithm.
 VK_BYTES = {"02": 8, "04": 20}
@@ -232,7 +244,7 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
 
         Every token issue asks: one query, no ORM search."""
         table = cls.__table__()
-        key_id = vend_write.scalar(
+        key_id = fastpath.scalar(
             table.select(
                 table.id,
                 where=(table.sgc == sgc)
@@ -293,8 +305,8 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
             )
         except StsError as error:
             raise UserError(sts_error_message(error)) from None
-        # Set-based (vend_write): every vend writes one.
-        vend_write.insert_rows(
+        # Set-based (fastpath): every vend writes one.
+        fastpath.create(
             Audit,
             [
                 {
@@ -304,6 +316,7 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
                     "origin": str(origin) if origin else None,
                 }
             ],
+            system=KEY_AUDIT_WRITE,
         )
         return decoder_key
 

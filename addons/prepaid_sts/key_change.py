@@ -12,7 +12,7 @@ from __future__ import annotations
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
-from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.access import require_wizard_groups
 from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
@@ -234,7 +234,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.meter == meter.id) & (table.state == "pending"),

@@ -13,12 +13,12 @@ from trytond.tools.timezone import get_tzinfo
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting, vend_write
+from . import accounting, fastpath
 from .access import require_wizard_groups
 from .append_only import AppendOnlyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
-from .vend import EMERGENCY_CONTEXT
+from .vend_pipeline import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
 
@@ -192,7 +192,7 @@ class Debt(Workflow, ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.party == party.id) & (table.state == 'open'),
@@ -473,7 +473,7 @@ class EmergencyCredit(ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.meter == meter.id) & (table.state == 'open'),

@@ -1,7 +1,7 @@
 """Whether a sale can reach the meter, and where its delivery stands.
 
 Before the money: ``Meter.vend_delivery_problems`` is the hook every vend and
-every quote asks (``Vend._check_meter``).  This module knows only what the
+every quote asks (``vend_pipeline.check_meter``).  This module knows only what the
 vending side knows (nothing: a smart meter's command waits for whichever
 head-end executes it); prepaid_sts adds what a keypad meter needs to receive
 a token, prepaid_headend what a smart meter needs to receive remote credit.

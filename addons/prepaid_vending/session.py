@@ -6,8 +6,6 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from sql import For
-from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
@@ -15,8 +13,8 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
-from . import accounting
-from .vend import COUNTED_METHODS, SERIALIZATION_FAILURE, MeterBusy
+from . import accounting, locking
+from .vend import COUNTED_METHODS
 
 ZERO = Decimal(0)
 #: The only shift fields a client may write, and only while the shift is open:
@@ -150,33 +148,6 @@ class Session(Workflow, ModelSQL, ModelView):
                 raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
 
     @classmethod
-    def lock_for_vend(cls, session) -> None:
-        """Share-lock the shift row until commit and check it is still open.
-
-        A closing shift holds its row FOR UPDATE (``close_session``); the vend
-        waits for it and, the row being updated since its snapshot, restarts
-        (``MeterBusy``) and then finds no open shift.  Vends of one shift share
-        this lock (they wait for each other only for the sales point's receipt
-        number, ``Vend._new_number``).
-        """
-        table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        query = table.select(table.state, where=table.id == session.id)
-        if backend.name == 'postgresql':
-            query.for_ = For('SHARE')
-        try:
-            cursor.execute(*query)
-        except backend.DatabaseOperationalError as exc:
-            if getattr(exc, 'sqlstate', None) == SERIALIZATION_FAILURE:
-                raise MeterBusy() from exc
-            raise
-        (state,) = cursor.fetchone()
-        if state != 'open':
-            raise ValidationError(
-                gettext('prepaid_vending.msg_session_closed', session=session.rec_name)
-            )
-
-    @classmethod
     def open_session(cls, sales_point, opening_float=ZERO):
         session = cls(sales_point=sales_point, opening_float=opening_float)
         session.save()
@@ -238,11 +209,10 @@ class Session(Workflow, ModelSQL, ModelView):
         system totals the closer saw; if they are no longer those of the
         shift (a vend came in meanwhile), the close is refused.
 
-        The shift row is locked first (trytond restarts the transaction with
-        the lock taken, so the snapshot sees every vend committed before), and
+        The shift row is locked first (``locking.lock_shift_for_close``), and
         its state is read again under the lock."""
         cls.check_closer([session])
-        cls.lock([session])
+        locking.lock_shift_for_close(session)
         with without_check_access():
             return cls._close_session(cls(session.id), declared, reason, expected)
 

@@ -27,7 +27,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from . import vend_write
+from . import fastpath
 from .tariff import Tariff, TariffError, tariff_from_dict
 
 KINDS = [
@@ -121,7 +121,7 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         "The version in force on date"
         Version = Pool().get('prepaid.tariff.version')
         version = Version.__table__()
-        version_id = vend_write.scalar(
+        version_id = fastpath.scalar(
             version.select(
                 version.id,
                 where=(version.tariff == self.id) & (version.start_date <= date),
@@ -146,7 +146,7 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         one-column queries rather than ORM searches."""
         pool = Pool()
         assignment = pool.get('prepaid.meter.tariff').__table__()
-        tariff_id = vend_write.scalar(
+        tariff_id = fastpath.scalar(
             assignment.select(
                 assignment.tariff,
                 where=(assignment.meter == meter.id) & (assignment.start_date <= date),
@@ -158,7 +158,7 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
             party = pool.get('party.party').__table__()
             category = pool.get('prepaid.tariff-prepaid.customer.category').__table__()
             tariff = cls.__table__()
-            tariff_id = vend_write.scalar(
+            tariff_id = fastpath.scalar(
                 party.join(
                     category, condition=category.category == party.customer_category
                 )

@@ -4,7 +4,7 @@ The wizard holds no vending logic: the quote is ``Vend.trial`` (nothing
 written), recomputed by the form's on_change as the tender is entered, and
 Issue is ``Vend.vend``.  A meter that cannot receive what the sale would send
 is refused when it is picked and at every quote, before any money is taken
-(``Vend._check_meter``).
+(``vend_pipeline.check_meter``).
 
 Its idempotency key is generated once, when the wizard starts, and kept in
 the wizard session: a double click on Issue or a client that retries the
@@ -37,6 +37,7 @@ from trytond.wizard import (
     Wizard,
 )
 
+from . import vend_pipeline
 from .amounts import Amount
 from .delivery import DELIVERY_STATES, group_digits, vend_delivery
 from .receipt import energy_label, gross_price, token_label
@@ -227,7 +228,7 @@ class VendWizardSale(ModelView):
         quote, message = None, None
         if self.meter and (self.tender is not None or self.requested_kwh):
             # Only selling staff get quotes: trial reads debts and tariffs.
-            Vend._check_vend_user()
+            vend_pipeline.check_vend_user()
             try:
                 with without_check_access():
                     quote = Vend.trial(
@@ -424,7 +425,6 @@ class VendWizard(Wizard):
         return None
 
     def transition_select(self):
-        Vend = Pool().get('prepaid.vend')
         meter = self.start.meter
         if not meter:
             matches = list(self.start.matches or find_meters(self.start.search))
@@ -439,7 +439,7 @@ class VendWizard(Wizard):
             meter = self.start.meter = matches[0]
         # A meter that cannot buy or cannot receive is refused here, before
         # the customer hands over any money.
-        Vend._check_meter(meter)
+        vend_pipeline.check_meter(meter)
         return 'sale'
 
     # ------------------------------------------------------------ step 2

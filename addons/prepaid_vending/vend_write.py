@@ -1,22 +1,18 @@
-"""Set-based writes of the vend pipeline: one INSERT per table (and
-:func:`scalar` and :func:`ids`, the narrow reads of its hot path).
+"""The vend's draft accounting move, written set-based (:func:`insert_move`).
 
-Why: the ORM's ``create`` re-reads every new record to validate it (required,
-digits, domains), runs ``check_modification`` and ``on_modification`` and, for
-``account.move.line``, re-checks the journal period and re-balances the move
-with two UPDATEs.  For a vend that is about 70 % of its time (bench/vend.py
-``--profile``), while every value written here is computed by the pipeline
-from records it has just read and checked.  What still holds:
+Every other set-based write goes through :mod:`fastpath`.  The accounting
+models are not ones the fast path writes (their create and modification
+hooks are Tryton's account checks, which it does not know), so the move
+keeps this narrower writer, whose checks are the ones Tryton makes on move
+lines: open journal period, account neither closed nor a view, party when
+the account requires one, balance -> line state.
 
-- access rights: checked once at the API boundary (``Vend.vend``);
-- NOT NULL, unique (idempotency key, month position) and CHECK constraints:
-  enforced by the database, and an integrity error is translated into
-  Tryton's message exactly as ``ModelSQL.create`` does;
-- defaults of fields added by other modules: ``default_get`` fills them;
-- ``ir.trigger`` on create: a model with triggers falls back to the ORM;
-- the accounting rules Tryton checks on move lines (open journal period,
-  account neither closed nor a view, party when the account requires one,
-  balance -> line state): checked by :func:`insert_move` below.
+Why set-based: the ORM's ``create`` re-reads every new record to validate it
+and, for ``account.move.line``, re-checks the journal period and re-balances
+the move with two UPDATEs; every value written here is computed by the
+pipeline from records it has just read and checked.  The database enforces
+NOT NULL, unique and CHECK constraints, and an integrity error is translated
+into Tryton's message as ``ModelSQL.create`` does.
 """
 
 from __future__ import annotations
@@ -32,6 +28,9 @@ from trytond.i18n import gettext
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.transaction import Transaction
+
+from . import trytond_private
+from .fastpath import scalar  # noqa: F401 (insert_move; accounting)
 
 #: Columns ModelSQL.create fills itself.
 _MAGIC = {'id', 'create_uid', 'create_date', 'write_uid', 'write_date'}
@@ -103,61 +102,13 @@ def insert_rows(Model, rows: list[dict]) -> list[int]:
                     ids.append(database.lastid(cursor))
     except backend.DatabaseIntegrityError as exception:
         # As ModelSQL.create: name the constraint in the user's language.
-        raise_error = Model._ModelSQL__raise_integrity_error
         with transaction.new_transaction():
             for row in rows:
-                raise_error(exception, row, transaction=transaction)
+                trytond_private.raise_integrity_error(Model, exception, row)
         raise
     transaction.counter += 1
     transaction.create_records[Model.__name__].extend(ids)
     return ids
-
-
-def scalar(query):
-    """The first column of the first row of a python-sql query, or None.
-
-    The vend's lookups (tariff of a meter, version at a date, idempotency
-    key...) need one id or value: ``ModelSQL.search`` builds and parses a
-    domain, adds the access rules and instantiates records for it, which cost
-    about ten times the query."""
-    cursor = Transaction().connection.cursor()
-    cursor.execute(*query)
-    row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def ids(query) -> list[int]:
-    """The first column of every row of a python-sql query (record ids), for
-    the lists every vend asks for (open debts...): see ``scalar``."""
-    cursor = Transaction().connection.cursor()
-    cursor.execute(*query)
-    return [row[0] for row in cursor]
-
-
-def forget(Model, ids) -> None:
-    """After a raw UPDATE of ids: drop them from the transaction's record
-    caches, as ``ModelSQL.write`` does (the counter alone does not)."""
-    transaction = Transaction()
-    transaction.counter += 1
-    for cache in transaction.cache.values():
-        if Model.__name__ in cache:
-            records = cache[Model.__name__]
-            for id_ in ids:
-                records.pop(id_, None)
-
-
-def refresh(Model, id_: int, values: dict) -> None:
-    """After a raw UPDATE of values of one record: write them into the
-    transaction's record caches that hold it, instead of dropping it
-    (``forget``), so the pipeline does not read the whole record again."""
-    transaction = Transaction()
-    transaction.counter += 1
-    for cache in transaction.cache.values():
-        if Model.__name__ in cache:
-            record = cache[Model.__name__].get(id_)
-            if record is not None:
-                for name, value in values.items():
-                    record[name] = value
 
 
 def adopt(record, id_: int) -> None:
@@ -165,23 +116,7 @@ def adopt(record, id_: int) -> None:
     values in memory (the pipeline reads them again; no re-read from the DB).
 
     Mirrors what ``ModelStorage.save`` does after ``create``."""
-    record._ids.remove(record.id)
-    record._id = id_
-    record._ids = [id_]
-
-
-def row_of(record, names) -> dict:
-    "The values of an in-memory record for insert_rows"
-    values = record._values
-    return {n: values[n] for n in names if n in values}
-
-
-def insert_records(Model, records: list) -> None:
-    "INSERT in-memory records of Model: each keeps its values and gets its id"
-    names = list(_columns(Model))
-    ids = insert_rows(Model, [row_of(record, names) for record in records])
-    for record, id_ in zip(records, ids, strict=True):
-        adopt(record, id_)
+    trytond_private.adopt_id(record, id_)
 
 
 def account_flags(account, date=None, company=None) -> tuple[bool, bool]:

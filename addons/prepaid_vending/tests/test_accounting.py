@@ -16,13 +16,13 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .. import vend as vend_module
+from .. import vend_pipeline
 from .vend_fixtures import open_session, with_vending
 
 
 @contextmanager
 def vend_clock(moment: dt.datetime):
-    "Vends dated moment (vend.py reads the time through dt.datetime.now)"
+    "Vends dated moment (vend_pipeline.py reads the time through dt.datetime.now)"
 
     class Clock(dt.datetime):
         @classmethod
@@ -30,7 +30,7 @@ def vend_clock(moment: dt.datetime):
             return moment
 
     fake = SimpleNamespace(date=dt.date, timedelta=dt.timedelta, datetime=Clock)
-    with patch.object(vend_module, 'dt', fake):
+    with patch.object(vend_pipeline, 'dt', fake):
         yield
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal as D
 from unittest.mock import patch
 
 from trytond import backend
+from trytond.modules.prepaid_vending import locking
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
     DB_NAME,
@@ -155,11 +156,7 @@ class VendNumberingConcurrencyTestCase(unittest.TestCase):
         try:
             # Another sales point sells while HO's series is held, and would
             # time out after 1 s if it waited for it.
-            with patch.object(
-                Pool(DB_NAME).get('prepaid.meter'),
-                '_vend_lock_timeout',
-                classmethod(lambda cls: 1),
-            ):
+            with patch.object(locking, 'lock_timeout', lambda: 1):
                 restarts = []
                 other = vend_until_done(
                     self.context, self.meter_ids[2], kiosk, 'g3', restarts

@@ -1,6 +1,6 @@
-"""The set-based write path of the vend (vend_write): what the ORM used to
-guarantee still holds, and the rows read back equal what the pipeline kept in
-memory."""
+"""The set-based write path of the vend (fastpath; vend_write for the move):
+what the ORM used to guarantee still holds, and the rows read back equal what
+the pipeline kept in memory."""
 
 import datetime as dt
 import unittest
@@ -11,7 +11,8 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .. import vend_write
+from .. import fastpath
+from ..vend_pipeline import VEND_WRITE
 from .vend_fixtures import open_session, with_vending
 
 
@@ -127,4 +128,4 @@ class VendWriteTestCase(unittest.TestCase):
                 state='issued',
             )
             with self.assertRaises(SQLConstraintError):
-                vend_write.insert_rows(Vend, [row])
+                fastpath.create(Vend, [row], system=VEND_WRITE)
