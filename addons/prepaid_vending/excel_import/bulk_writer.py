@@ -7,12 +7,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sql.aggregate import Count
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, fields
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
+from .. import fastpath_copy, trytond_private
 from .batches import batch_parties, link_parties, sequence_values
 from .validation import CleanRow
 
@@ -61,11 +61,8 @@ BULK_MODELS = (
 # tree paths, translations, other relation setters) makes write_rows fall
 # back to the ORM before anything is written.
 #
-# The rows go to the database by COPY on PostgreSQL (ids drawn from the
-# table's sequence first): trytond's cursors bind parameters on the client,
-# and splitting the large multi-row INSERTs it replaced was the largest cost
-# of the PostgreSQL import (bench/README.md).  SQLite keeps one prepared
-# INSERT (executemany).
+# The rows themselves are written by the fast path's batch writer
+# (fastpath_copy.insert_rows: COPY on PostgreSQL, executemany on SQLite).
 
 
 class BulkUnsupported(Exception):
@@ -125,75 +122,6 @@ def check_setters(Model: Any, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def audit_now(write: bool) -> list[Any]:
-    """create_date (and write_uid, write_date) as an INSERT would store them:
-    the transaction's CURRENT_TIMESTAMP as a timestamp without time zone."""
-    transaction = Transaction()
-    cursor = transaction.connection.cursor()
-    cursor.execute('SELECT CAST(CURRENT_TIMESTAMP AS TIMESTAMP)')
-    (now,) = cursor.fetchone()
-    return [now, transaction.user, now] if write else [now]
-
-
-def copy_rows(table: str, columns: list[str], rows: Iterable[list[Any]]) -> None:
-    """Send rows to a PostgreSQL table by COPY (one stream, no per-query
-    parameter binding: trytond's cursors bind parameters on the client)."""
-    from psycopg.sql import SQL, Identifier
-
-    query = SQL('COPY {} ({}) FROM STDIN').format(
-        Identifier(table), SQL(', ').join(map(Identifier, columns))
-    )
-    cursor = Transaction().connection.cursor()
-    with cursor.copy(query) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _insert(Model: Any, columns: list[str], rows: list[list[Any]], write: bool):
-    "Insert rows of SQL-formatted values; return their ids in order"
-    from sql import Column
-    from sql.functions import CurrentTimestamp
-
-    transaction = Transaction()
-    database = transaction.database
-    cursor = transaction.connection.cursor()
-    table = Model.__table__()
-    audit = [table.create_uid, table.create_date]
-    audit_values = [transaction.user, CurrentTimestamp()]
-    if write:
-        audit += [table.write_uid, table.write_date]
-        audit_values += [transaction.user, CurrentTimestamp()]
-    cols = audit + [Column(table, c) for c in columns]
-    ids = database.nextid(transaction.connection, Model._table, count=len(rows))
-    if len(rows) == 1 and ids is not None and not isinstance(ids, list):
-        ids = [ids]
-    if ids is not None:
-        # PostgreSQL: ids drawn from the table's sequence, rows sent by COPY.
-        audit_row = [transaction.user, *audit_now(write)]
-        copy_rows(
-            Model._table,
-            [c.name for c in audit] + columns + ['id'],
-            (audit_row + row + [id_] for row, id_ in zip(rows, ids)),
-        )
-        return ids
-    # SQLite: one prepared INSERT run by executemany.  The transaction holds
-    # the database's write lock (BEGIN IMMEDIATE) from its first write and the
-    # tables use AUTOINCREMENT, so the new ids follow each other and end at
-    # last_insert_rowid().  Checked below all the same.
-    query, _ = tuple(table.insert(cols, [audit_values + rows[0]]))
-    params = [[transaction.user] * (2 if write else 1) + row for row in rows]
-    cursor.executemany(query, params)
-    cursor.execute('SELECT last_insert_rowid()')
-    (last,) = cursor.fetchone()
-    first = last - len(rows) + 1
-    cursor.execute(
-        *table.select(Count(table.id), where=(table.id >= first) & (table.id <= last))
-    )
-    if cursor.fetchone()[0] != len(rows):
-        raise RuntimeError(f'{Model.__name__}: inserted ids are not consecutive')
-    return list(range(first, last + 1))
-
-
 def bulk_create(
     Model: Any, vlist: list[dict[str, Any]], written: bool = False
 ) -> list[int]:
@@ -233,7 +161,7 @@ def bulk_create(
         rows.append(values)
     plain = sorted({n for v in rows for n in v if not hasattr(Model._fields[n], 'set')})
     check_setters(Model, rows)
-    ids = _insert(
+    ids = fastpath_copy.insert_rows(
         Model,
         plain,
         [[Model._fields[n].sql_format(v.get(n)) for n in plain] for v in rows],
@@ -301,8 +229,8 @@ def _after_bulk_create(Model: Any, ids: list[int], field_names: Any) -> None:
             for trigger in triggers:
                 trigger.queue_trigger_action(records)
         transaction.create_records[Model.__name__].extend(ids)
-    # Record rules on create, as ModelSQL.create checks them (private name).
-    Model._ModelSQL__check_domain_rule(ids, 'create')
+    # Record rules on create, as ModelSQL.create checks them.
+    trytond_private.check_domain_rule(Model, ids, 'create')
 
 
 def write_chunk(

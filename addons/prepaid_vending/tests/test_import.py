@@ -719,6 +719,26 @@ class BulkWriteTestCase(unittest.TestCase):
             bulk_create(Party, [{'name': 'X', 'addresses': [('add', [1])]}])
 
     @with_transaction()
+    def test_batch_writer_refusal_translated(self):
+        """A row the database refuses (COPY on PostgreSQL, executemany on
+        SQLite) gives Tryton's message, as create does, and nothing stays"""
+        from trytond.model.exceptions import SQLConstraintError
+
+        from ..fastpath_copy import insert_rows
+
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        columns = ['serial', 'kind', 'payment_mode', 'state', 'role', 'phases']
+        columns += ['ct_ratio']
+        row = ['DUP1', 'sts_keypad', 'prepaid', 'in_stock', 'customer', '1', 1]
+        (first,) = insert_rows(Meter, columns, [row])
+        self.assertEqual(Meter(first).serial, 'DUP1')
+        with self.assertRaisesRegex(SQLConstraintError, 'serial number already'):
+            insert_rows(Meter, columns, [['OK1', *row[1:]], row])
+        Transaction().rollback()
+        self.assertEqual(Meter.search([('serial', 'in', ['DUP1', 'OK1'])]), [])
+
+    @with_transaction()
     def test_overlap_still_refused(self):
         "The set-based overlap check still rejects a second open installation"
         # The base class: the test package may import meter.py under another
