@@ -17,7 +17,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval, Id
 
 from .company import CompanyMixin
-from .import_sheet import server_limits
+from .excel_import.sheet import server_limits
 from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
 

@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _read_file(path: str) -> bytes:
     "The file's bytes, refused unread when above the server's size ceiling"
-    from .import_sheet import server_limits
+    from .excel_import.sheet import server_limits
 
     limit = server_limits().max_bytes
     size = os.path.getsize(path)

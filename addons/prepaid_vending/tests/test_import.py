@@ -10,6 +10,7 @@ import unittest
 from decimal import Decimal
 
 import openpyxl
+from trytond import backend
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, drop_db
 from trytond.transaction import Transaction
@@ -662,6 +663,14 @@ class BulkWriteTestCase(unittest.TestCase):
             self.assertEqual(meter.write_uid.id, user)
             self.assertIsNotNone(meter.write_date)
             self.assertEqual(meter.state_history[0].user.id, user)
+        if backend.name == 'postgresql':
+            # COPY stores the timestamp an INSERT stores: the transaction's
+            # CURRENT_TIMESTAMP, as a timestamp without time zone.
+            reference = meters[0][0]
+            for record in meters[1] + [m.customer for m in meters[1]]:
+                self.assertEqual(record.create_date, reference.create_date)
+            for meter in meters[1]:
+                self.assertEqual(meter.write_date, reference.write_date)
         # Sequences went on: numbers and codes follow each other, no double.
         parties = Party.browse(ids['orm']['party'] + ids['bulk']['party'])
         codes = [p.customer_number for p in parties]
@@ -676,24 +685,23 @@ class BulkWriteTestCase(unittest.TestCase):
     @with_company
     def test_orm_fallback(self):
         "A model needing ORM work the bulk path lacks makes the import use it"
-        import sys
         from unittest import mock
 
-        # The module run_rows calls (pytest may import this package under
+        # The modules run_rows calls (pytest may import this package under
         # a second name besides trytond.modules).
-        excel_import = sys.modules[import_rows.__module__]
+        bulk_writer, orm_writer = writer_modules()
 
         make_network()
         with (
             mock.patch.object(
-                excel_import,
+                bulk_writer,
                 'check_bulk_model',
-                side_effect=excel_import.BulkUnsupported('test'),
+                side_effect=bulk_writer.BulkUnsupported('test'),
             ),
             mock.patch.object(
-                excel_import,
-                '_write_chunk_orm',
-                wraps=excel_import._write_chunk_orm,
+                orm_writer,
+                'write_chunk',
+                wraps=orm_writer.write_chunk,
             ) as orm_path,
         ):
             result = run_rows([good_row('FB1')])
@@ -704,14 +712,32 @@ class BulkWriteTestCase(unittest.TestCase):
     @with_company
     def test_unsupported_setter_refused(self):
         "bulk_create refuses values it cannot write as the ORM does"
-        import sys
-
-        excel_import = sys.modules[import_rows.__module__]
-        BulkUnsupported = excel_import.BulkUnsupported
-        bulk_create = excel_import.bulk_create
+        bulk_writer, _ = writer_modules()
+        BulkUnsupported = bulk_writer.BulkUnsupported
+        bulk_create = bulk_writer.bulk_create
         Party = Pool().get('party.party')
         with self.assertRaisesRegex(BulkUnsupported, 'party.party.addresses'):
             bulk_create(Party, [{'name': 'X', 'addresses': [('add', [1])]}])
+
+    @with_company
+    def test_batch_writer_refusal_translated(self):
+        """A row the database refuses (COPY on PostgreSQL, executemany on
+        SQLite) gives Tryton's message, as create does, and nothing stays"""
+        from trytond.model.exceptions import SQLConstraintError
+
+        from ..fastpath_copy import insert_rows
+
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        columns = ['serial', 'kind', 'payment_mode', 'state', 'role', 'phases']
+        columns += ['ct_ratio']
+        row = ['DUP1', 'sts_keypad', 'prepaid', 'in_stock', 'customer', '1', 1]
+        (first,) = insert_rows(Meter, columns, [row])
+        self.assertEqual(Meter(first).serial, 'DUP1')
+        with self.assertRaisesRegex(SQLConstraintError, 'serial number already'):
+            insert_rows(Meter, columns, [['OK1', *row[1:]], row])
+        Transaction().rollback()
+        self.assertEqual(Meter.search([('serial', 'in', ['DUP1', 'OK1'])]), [])
 
     @with_company
     def test_overlap_still_refused(self):
@@ -736,6 +762,14 @@ class BulkWriteTestCase(unittest.TestCase):
                     }
                 ]
             )
+
+
+def writer_modules():
+    "The bulk and ORM writer modules of the package import_rows runs from"
+    import sys
+
+    package = import_rows.__module__.rpartition('.')[0]
+    return sys.modules[package + '.bulk_writer'], sys.modules[package + '.orm_writer']
 
 
 def run_rows(rows, mode='all', **kw):
@@ -827,7 +861,10 @@ class ImportLimitsTestCase(unittest.TestCase):
         # this test package under a second name).
         from trytond.exceptions import UserError as ImportFileError
         from trytond.modules.prepaid_vending.excel_import import import_limits
-        from trytond.modules.prepaid_vending.import_sheet import Sheet, check_upload
+        from trytond.modules.prepaid_vending.excel_import.sheet import (
+            Sheet,
+            check_upload,
+        )
 
         pool = Pool()
         Job = pool.get('prepaid.import.job')
@@ -952,7 +989,7 @@ class ImportLimitsTestCase(unittest.TestCase):
     @with_company
     def test_streamed_twice_from_the_file(self):
         "The import reads the sheet again instead of holding its rows"
-        from ..import_sheet import Sheet
+        from ..excel_import.sheet import Sheet
 
         make_network()
         data = xlsx(
