@@ -18,7 +18,6 @@ from sql import Null
 from trytond.i18n import gettext
 from trytond.model import Index, fields
 from trytond.model.exceptions import AccessError
-from trytond.modules.company.model import CompanyMultiValueMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -108,19 +107,6 @@ class CompanyMixin:
             *table.update([table.company], [ids[0]], where=table.company == Null)
         )
         cls.__table_handler__(module).not_null_action('company', 'add')
-
-    @classmethod
-    def __post_setup__(cls):
-        # Company-dependent targets (a party's accounts ...) are read for the
-        # record's company, as Tryton's own company records do.
-        for field in cls._fields.values():
-            target = getattr(field, 'get_target', None)
-            if target and issubclass(target(), CompanyMultiValueMixin):
-                context = dict(field.context or {})
-                context['company'] = Eval('company', -1)
-                field.context = context
-                field.depends = set(field.depends or ()) | {'company'}
-        super().__post_setup__()
 
     @staticmethod
     def default_company():

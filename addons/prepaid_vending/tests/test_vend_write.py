@@ -59,7 +59,14 @@ class VendWriteTestCase(unittest.TestCase):
             vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w5')
             row = {
                 name: getattr(vend, name)
-                for name in ('date', 'meter', 'channel', 'payment_method', 'tender')
+                for name in (
+                    'company',
+                    'date',
+                    'meter',
+                    'channel',
+                    'payment_method',
+                    'tender',
+                )
             }
             row.update(
                 idempotency_key='w5',
