@@ -718,7 +718,7 @@ def revenue_lines(
 
 def tax_account(tax):
     """The account VAT of tax is credited to: one column, not the ORM read of
-    the whole tax record (~4 ms per vend)."""
+    the whole tax record (a noticeable part of a vend: bench/README.md)."""
     Account = Pool().get('account.account')
     table = Pool().get('account.tax').__table__()
     account_id = fastpath.scalar(

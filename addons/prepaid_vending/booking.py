@@ -242,17 +242,8 @@ class Vend(metaclass=PoolMeta):
 
     @classmethod
     def book_pending(cls, limit: int | None = None) -> list:
-        "Cron and queued task: book the vends not yet booked"
-        Company = Pool().get('company.company')
-        if not Transaction().context.get('company'):
-            # A cron created before the company runs without one: the vends
-            # (no company of their own yet) are the one company's.
-            companies = Company.search([])
-            if len(companies) != 1:
-                logger.warning('vends not booked: no company in the context')
-                return []
-            with Transaction().set_context(company=companies[0].id):
-                return cls.book_pending(limit=limit)
+        """Cron and queued task: book the vends not yet booked, of every
+        company (each in its own books: see book)"""
         with without_check_access():
             return cls.book(cls._claim(limit=limit))
 
@@ -290,7 +281,12 @@ class Vend(metaclass=PoolMeta):
     @classmethod
     def book(cls, vends, strict: bool = False) -> list:
         """Book vends (claimed: locked, not yet booked) in posted moves, one
-        per (day, shift, sales point, channel).  Returns the moves.
+        per (company, day, shift, sales point, channel).  Returns the moves.
+
+        Each group is booked in its vends' company (its journal, accounts
+        and fiscal year), whatever company the booker runs in: a queued task
+        pushed by one utility's vend, or a cron of the installation, never
+        books another utility's vends into its books.
 
         Each group is booked under its own savepoint: a group that Tryton
         refuses (no open period, a closed account, an account missing from
@@ -302,15 +298,21 @@ class Vend(metaclass=PoolMeta):
         Move = pool.get('account.move')
         groups: dict[tuple, list] = defaultdict(list)
         for vend in vends:
-            key = (vend.date.date(), vend.session, vend.sales_point, vend.channel)
+            key = (
+                vend.company,
+                vend.date.date(),
+                vend.session,
+                vend.sales_point,
+                vend.channel,
+            )
             groups[key].append(vend)
         moves = []
-        for (date, session, sales_point, channel), group in sorted(
+        for (company, date, session, sales_point, channel), group in sorted(
             groups.items(), key=lambda item: min(v.id for v in item[1])
         ):
             where = sales_point.code if sales_point else channel
             try:
-                with savepoint():
+                with Transaction().set_context(company=company.id), savepoint():
                     entries = summarise([e for v in group for e in vend_entries(v)])
                     move = build_move(
                         date, session, f'Vends {date.isoformat()} {where}', entries
@@ -351,7 +353,11 @@ class Vend(metaclass=PoolMeta):
         if move_id is None:
             return None
         entries = summarise([e._replace(amount=-e.amount) for e in vend_entries(vend)])
-        with without_check_access():
+        # In the vend's books, whoever cancels (as book does).
+        with (
+            without_check_access(),
+            Transaction().set_context(company=vend.company.id),
+        ):
             move = build_move(Date.today(), vend, f'Cancel {vend.number}', entries)
             move.save()
             Move.post([move])

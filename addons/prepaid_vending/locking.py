@@ -176,7 +176,7 @@ def lock_receipt_sequence(sequence_id: int, what: str) -> None:
     else:
         # SQLite serialises writers.
         Transaction().connection.cursor().execute(*update)
-    Transaction()._locked_records[Sequence._table].add(sequence_id)
+    trytond_private.mark_locked(Sequence._table, [sequence_id])
 
 
 def update_waiting(update, what: str, seconds: int) -> None:

@@ -383,7 +383,7 @@ class BookingTestCase(unittest.TestCase):
 
     @with_transaction()
     def test_cron_books_without_company_in_context(self):
-        "The cron (no company in its context) books the one company's vends"
+        "The cron (no company in its context) books the vends in their company's books"
         pool = Pool()
         Cron = pool.get('ir.cron')
         ModelData = pool.get('ir.model.data')

@@ -171,6 +171,11 @@ class CompaniesTestCase(unittest.TestCase):
         sell(a, '100.00')
         sell(a, '60.00')
         sell(b, '250.00')
+        # One booking run of the installation (a cron, no company in its
+        # context) books each utility's vends in that utility's books.
+        self.assertIsNone(Transaction().context.get('company'))
+        moves = Vend.book_pending()
+        self.assertEqual(len(moves), 2)
         for env, total in ((a, D('160.00')), (b, D('250.00'))):
             vends = Vend.search([('company', '=', env.company.id)])
             with self.subTest(company=env.company.rec_name):
