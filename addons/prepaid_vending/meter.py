@@ -120,7 +120,14 @@ class Meter(
         searcher='search_service_point',
     )
     customer = fields.Function(
-        fields.Many2One('party.party', "Customer"),
+        fields.Many2One(
+            'party.party',
+            "Customer",
+            # The party's company-dependent values (its accounts ...) are
+            # read for the meter's utility.
+            context={'company': Eval('company', -1)},
+            depends={'company'},
+        ),
         'get_current_installation',
         searcher='search_customer',
     )
