@@ -140,6 +140,12 @@ KNOWN_HOOKS: dict[str, str] = {
         'transaction is rolled back), and staff have no create access'
     ),
     'prepaid_vending.append_only.AppendOnlyMixin.check_modification': 'run',
+    'prepaid_vending.company.CompanyMixin.check_modification': (
+        'run (refuses moving a record to another company)'
+    ),
+    'prepaid_vending.company.CompanyMixin.validate_fields': (
+        'run (links to records of another company refused)'
+    ),
     'prepaid_vending.vend.Vend.check_modification': 'run (refuses delete)',
     'prepaid_vending.vend.VendToken.check_modification': 'run (write, delete)',
     'prepaid_vending.vend.VendToken.validate_fields': 'run (20 digits)',

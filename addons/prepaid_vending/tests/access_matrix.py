@@ -41,6 +41,7 @@ party.party                              ---- rwcd r--- r--- r--- rwcd r--- rwcd
 prepaid.cashier.session                  ---- ---- rwc- ---- ---- rw-- r--- r--- ----
 prepaid.cashier.session.count            ---- ---- rwc- ---- ---- rw-- r--- r--- ----
 prepaid.configuration                    ---- r--- r--- r--- r--- rw-- r--- rw-- ----
+prepaid.configuration.company            ---- r--- r--- r--- r--- rw-- r--- rw-- ----
 prepaid.customer.category                ---- r--- r--- r--- r--- rwc- r--- rwcd ----
 prepaid.customer.change                  ---- rwc- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.debt                             ---- rwc- r--- ---- ---- rwc- rw-- r--- ----
