@@ -20,7 +20,7 @@ from trytond.model import Index, fields
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import Transaction, without_check_access
+from trytond.transaction import Transaction
 
 
 def context_company() -> int | None:
@@ -41,10 +41,24 @@ def current_company():
     if not company_id:
         raise AccessError(gettext('prepaid_vending.msg_no_company'))
     if transaction.user:
-        User = pool.get('res.user')
-        with without_check_access():
-            allowed = {c.id for c in User(transaction.user).companies}
-        if company_id not in allowed:
+        # One indexed query on the user's companies (res.user.companies'
+        # table), not the ORM read of the user and its Many2Many: this runs
+        # on every vend (about 3 ms of it through the ORM).
+        if not isinstance(company_id, int) or isinstance(company_id, bool):
+            # A client's context: only an id may match (as before, "1" is
+            # not company 1).
+            raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
+        relation = pool.get('res.user-company.company').__table__()
+        cursor = transaction.connection.cursor()
+        cursor.execute(
+            *relation.select(
+                relation.id,
+                where=(relation.user == transaction.user)
+                & (relation.company == company_id),
+                limit=1,
+            )
+        )
+        if cursor.fetchone() is None:
             raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
     return pool.get('company.company')(company_id)
 

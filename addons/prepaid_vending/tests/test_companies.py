@@ -114,6 +114,18 @@ class CompaniesTestCase(unittest.TestCase):
         self.assertEqual(Vend.search([]), [])
 
     @with_transaction()
+    def test_context_company_must_be_an_id(self):
+        "The cashier's own company, given as a string, is refused (not cast)"
+        Vend = Pool().get('prepaid.vend')
+        a, b = two_utilities()
+        with set_company(a.company), acting_as(a.cashier):
+            open_session(a)
+            with Transaction().set_context(company=str(a.company.id)):
+                with self.assertRaisesRegex(AccessError, 'do not work for'):
+                    Vend.rpc_vend(SERIAL, '100.00', 'cash', 'HO', 'as-text')
+        self.assertEqual(Vend.search([]), [])
+
+    @with_transaction()
     def test_cashier_cannot_vend_to_another_companys_meter(self):
         Vend = Pool().get('prepaid.vend')
         a, b = two_utilities()
