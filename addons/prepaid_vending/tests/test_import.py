@@ -6,6 +6,7 @@ xlwt (.xls), so no binary fixture is committed.
 
 import datetime as dt
 import io
+import re
 import unittest
 from decimal import Decimal
 
@@ -730,14 +731,93 @@ class BulkWriteTestCase(unittest.TestCase):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
         columns = ['serial', 'kind', 'payment_mode', 'state', 'role', 'phases']
-        columns += ['ct_ratio']
-        row = ['DUP1', 'sts_keypad', 'prepaid', 'in_stock', 'customer', '1', 1]
+        # The serial is unique per company.
+        columns += ['ct_ratio', 'company']
+        company = Transaction().context['company']
+        row = ['DUP1', 'sts_keypad', 'prepaid', 'in_stock', 'customer', '1', 1, company]
         (first,) = insert_rows(Meter, columns, [row])
         self.assertEqual(Meter(first).serial, 'DUP1')
         with self.assertRaisesRegex(SQLConstraintError, 'serial number already'):
             insert_rows(Meter, columns, [['OK1', *row[1:]], row])
         Transaction().rollback()
         self.assertEqual(Meter.search([('serial', 'in', ['DUP1', 'OK1'])]), [])
+
+    @with_company
+    def test_set_based_checks_same_messages(self):
+        """The checks bulk_create runs set-based (bulk_writer.set_based_checks)
+        refuse what create refuses, with the same message; valid records
+        pass them"""
+        from trytond.modules.company.tests import create_company
+
+        pool = Pool()
+        Party = pool.get('party.party')
+        t1, t2, master = make_network()
+        (party,) = Party.create([{'name': 'Owner', 'customer_number': 'C-SB1'}])
+        # Another utility's network (company given: the context keeps ours).
+        company = create_company(name='Other Utility').id
+        (substation,) = pool.get('prepaid.substation').create(
+            [{'code': 'SS-O', 'name': 'O', 'company': company}]
+        )
+        (feeder,) = pool.get('prepaid.feeder').create(
+            [
+                {
+                    'code': 'F-O',
+                    'name': 'O',
+                    'substation': substation.id,
+                    'company': company,
+                }
+            ]
+        )
+        (other,) = pool.get('prepaid.transformer').create(
+            [{'code': 'TX-O', 'name': 'O', 'feeder': feeder.id, 'company': company}]
+        )
+        self.check_set_based(party, t1, t2, master, other)
+
+    def check_set_based(self, party, t1, t2, master, other):
+        from trytond.model.exceptions import AccessError, ValidationError
+
+        pool = Pool()
+        Point = pool.get('prepaid.service_point')
+        Meter = pool.get('prepaid.meter')
+        bulk_create = writer_modules()[0].bulk_create
+
+        def refused(create, error, values):
+            with self.assertRaises(error) as caught:
+                create(values)
+            return caught.exception.message
+
+        point = {'customer': party.id, 'street': '1 Main Rd', 'city': 'Tzaneen'}
+        # A service point on another utility's transformer.
+        values = [{**point, 'transformer': other.id}]
+        orm = refused(Point.create, AccessError, values)
+        self.assertIn('Other Utility', orm)
+        bulk = refused(lambda v: bulk_create(Point, v), AccessError, values)
+        # The same message but for the new point's code (the next number).
+        (orm_code,) = re.findall(r'"(SP\d+) ', orm)
+        (bulk_code,) = re.findall(r'"(SP\d+) ', bulk)
+        self.assertNotEqual(bulk_code, orm_code)
+        self.assertEqual(bulk, orm.replace(orm_code, bulk_code))
+        # A customer meter named master of a transformer.
+        meter = {'kind': 'sts_keypad', 'role': 'customer', 'phases': '1'}
+        orm = refused(
+            Meter.create,
+            ValidationError,
+            [{**meter, 'serial': 'ROLE1', 'master_of_transformer': t2.id}],
+        )
+        self.assertIn('ROLE1', orm)
+        bulk = refused(
+            lambda v: bulk_create(Meter, v),
+            ValidationError,
+            [{**meter, 'serial': 'ROLE2', 'master_of_feeder': t1.feeder.id}],
+        )
+        self.assertEqual(bulk, orm.replace('ROLE1', 'ROLE2'))
+        # Valid records pass: own transformer, a customer meter under a master.
+        (point_id,) = bulk_create(Point, [{**point, 'transformer': t1.id}])
+        (meter_id,) = bulk_create(
+            Meter, [{**meter, 'serial': 'OK1', 'master': master.id}]
+        )
+        self.assertEqual(Meter(meter_id).master, master)
+        self.assertEqual(Point(point_id).transformer, t1)
 
     @with_company
     def test_overlap_still_refused(self):
