@@ -154,12 +154,6 @@ KNOWN_HOOKS: dict[str, str] = {
     'prepaid_vending.meter.Meter.validate_fields': 'run (roles, when written)',
     'prepaid_vending.limits.RangeMixin.create': 'its check is run (_check_ranges)',
     'prepaid_vending.limits.RangeMixin.write': 'its check is run (_check_ranges)',
-    'prepaid_vending.company.CompanyMixin.validate_fields': (
-        'run (the links of a record are of its company)'
-    ),
-    'prepaid_vending.company.CompanyMixin.check_modification': (
-        'run (the company is fixed once set)'
-    ),
 }
 
 
