@@ -41,7 +41,6 @@ from trytond.exceptions import UserError
 from trytond.model import fields
 from trytond.modules.prepaid_sts.company import (
     context_company_domain,
-    user_companies_domain,
 )
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
@@ -209,6 +208,15 @@ def close_publishers() -> None:
         _publishers.clear()
 
 
+def service_companies_domain() -> list:
+    "The companies the storing user works for (root: all)"
+    user_id = Transaction().user
+    if user_id == 0:
+        return []
+    user = Pool().get('res.user')(user_id)
+    return [('company', 'in', [c.id for c in user.companies])]
+
+
 # --- inbound: store pushed events -------------------------------------------
 def store_messages(items: Sequence[Inbound]) -> BatchResult:
     """Store valid inbound messages in the current transaction."""
@@ -216,14 +224,16 @@ def store_messages(items: Sequence[Inbound]) -> BatchResult:
     Meter = pool.get('prepaid.meter')
     result = BatchResult()
     serials = {i.message.serial for i in items}
-    # Serials are unique per company only: look among the meters of the
-    # storing user's companies (and of the context's), and store nothing for
-    # a serial that is still ambiguous rather than on another utility's meter.
+    # Serials are unique per company only: look among the meters of every
+    # company the storing user works for (a service login, which has no
+    # current company to choose: its companies field is its remit) and of the
+    # context's, and store nothing for a serial that is still ambiguous
+    # rather than on another utility's meter.
     with without_check_access(), Transaction().set_context(active_test=False):
         found = Meter.search(
             [
                 ('serial', 'in', list(serials)),
-                *user_companies_domain(),
+                *service_companies_domain(),
                 *context_company_domain(),
             ]
         )
