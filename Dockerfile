@@ -9,6 +9,7 @@ WORKDIR /opt/prepaid
 COPY requirements.txt pyproject.toml README.md ./
 COPY addons ./addons
 COPY simulators ./simulators
+COPY prepaid_demo ./prepaid_demo
 RUN pip install --no-cache-dir -r requirements.txt && pip install --no-cache-dir --no-deps -e .
 
 # The sao web client; its index.html loads node_modules/ from its own folder.

@@ -11,9 +11,14 @@ vends/s, median and p99 latency, failures and the server-side retries.
 ``--profile N`` runs N vends in-process instead (no HTTP) and prints the time
 and SQL statements per vend and the cProfile top: where the time goes.
 
+``--orm`` runs the same vends a second time with the fast path off (the
+server started with ``TRYTOND_PREPAID__FAST_PATH=False``: the pipeline's
+writes go through the ORM, ``fastpath.through_orm``) and prints the ratio of
+the two throughputs (or in-process times): the fast path's gain, in one run.
+
 Run: .venv/bin/python bench/vend.py [--server gunicorn] [--clients 8]
-     [--vends 800] [--meters 200] [--same-meter] [--sts] [--fresh]
-     .venv/bin/python bench/vend.py --profile 50
+     [--vends 800] [--meters 200] [--same-meter] [--sts] [--fresh] [--orm]
+     .venv/bin/python bench/vend.py --profile 50 [--orm]
 """
 
 from __future__ import annotations
@@ -183,7 +188,8 @@ class Client:
         return data["result"]
 
 
-def run(url: str, clients: int, serials: list[str], vends: int) -> None:
+def run(url: str, clients: int, serials: list[str], vends: int) -> float:
+    "Run the vends; print and return the throughput (vends/s)"
     latencies: list[float] = []
     errors: list[str] = []
     per_client = vends // clients
@@ -225,12 +231,15 @@ def run(url: str, clients: int, serials: list[str], vends: int) -> None:
             f" p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")  # fmt: skip
     for error, count in collections.Counter(errors).most_common(3):
         print(f"failure x{count}: {error}")
+    return len(latencies) / elapsed
 
 
 def start_server(
-    kind: str, conf: str, db: str, port: int, log: str, workers: str
+    kind: str, conf: str, db: str, port: int, log: str, workers: str, orm: bool
 ) -> subprocess.Popen:
     env = dict(os.environ, TRYTOND_CONFIG=conf)
+    if orm:  # the same pipeline, writing through the ORM (fastpath switch)
+        env["TRYTOND_PREPAID__FAST_PATH"] = "False"
     out = open(log, "w")  # closed when the bench ends
     if kind == "gunicorn":
         processes, threads = workers.split("x")
@@ -256,8 +265,9 @@ def _logconf() -> str:
     return path
 
 
-def profile(db: str, serials: list[str], vends: int) -> None:
-    "In-process: ms and SQL statements per vend, and the cProfile top"
+def profile(db: str, serials: list[str], vends: int) -> float:
+    """In-process: ms and SQL statements per vend, and the cProfile top;
+    returns the median seconds per vend"""
     import cProfile
     import pstats
 
@@ -323,7 +333,9 @@ def profile(db: str, serials: list[str], vends: int) -> None:
         print(f"{count / vends:5.1f}  {query}")
     stats = pstats.Stats(profiler).sort_stats("cumulative")
     stats.print_stats(40)
-    stats.print_callees(os.environ.get("CALLEES", r"vend.py:\d+\((_vend|_prepare)\)"))
+    callees = r"vend_pipeline.py:\d+\((_sell|prepare)\)"
+    stats.print_callees(os.environ.get("CALLEES", callees))
+    return statistics.median(timings)
 
 
 def main() -> None:
@@ -342,6 +354,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--log", default=os.devnull, help="server log file")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--orm", action="store_true",
+        help="then the same through the ORM, and the ratio")  # fmt: skip
     args = parser.parse_args()
     db = args.db or ("bench_vend_sts" if args.sts else "bench_vend")
     conf = os.path.join(tempfile.gettempdir(), f"bench_vend_{db}.conf")
@@ -353,23 +367,39 @@ def main() -> None:
     if args.same_meter:
         serials = serials[:1]
     if args.profile:
-        profile(db, serials, args.profile)
+        fast = profile(db, serials, args.profile)
+        if args.orm:
+            from trytond.modules.prepaid_vending import fastpath
+
+            print("\n--- the same, through the ORM (fast path off)")
+            with fastpath.through_orm():
+                orm = profile(db, serials, args.profile)
+            print(f"in-process ms/vend: fast path {fast * 1000:.1f}, ORM"
+                f" {orm * 1000:.1f}: ORM / fast path = {orm / fast:.2f}")  # fmt: skip
         return
     os.environ["TRYTOND_DATABASE_NAMES"] = db
-    server = start_server(args.server, conf, db, args.port, args.log, args.workers)
-    try:
-        url = f"http://127.0.0.1:{args.port}/{db}/rpc/"
-        for _ in range(60):
-            try:
-                Client(url).logout()
-                break
-            except Exception:
-                time.sleep(1)
-        print(f"server {args.server}{', STS meters' if args.sts else ''}")
-        run(url, args.clients, serials, args.vends)
-    finally:
-        server.terminate()
-        server.wait(10)
+    throughputs = {}
+    for mode in ["fast path", "ORM"] if args.orm else ["fast path"]:
+        server = start_server(
+            args.server, conf, db, args.port, args.log, args.workers, mode == "ORM"
+        )
+        try:
+            url = f"http://127.0.0.1:{args.port}/{db}/rpc/"
+            for _ in range(60):
+                try:
+                    Client(url).logout()
+                    break
+                except Exception:
+                    time.sleep(1)
+            print(f"server {args.server}{', STS meters' if args.sts else ''},"
+                f" writes: {mode}")  # fmt: skip
+            throughputs[mode] = run(url, args.clients, serials, args.vends)
+        finally:
+            server.terminate()
+            server.wait(10)
+    if len(throughputs) == 2 and throughputs["ORM"]:
+        ratio = throughputs["fast path"] / throughputs["ORM"]
+        print(f"fast path / ORM throughput = {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def activate(modules):
 
 def load_demo_data(database, customers, meter_port):
     """Create or complete the demo data in one transaction; returns the counts
-    and the simulator's table of meters (prepaid_headend.demo)."""
+    and the simulator's table of meters (prepaid_demo.headend)."""
     from trytond.pool import Pool
     from trytond.transaction import Transaction, TransactionError
 
@@ -54,9 +54,10 @@ def load_demo_data(database, customers, meter_port):
 
 
 def _load(pool, customers, meter_port):
-    from trytond.modules.prepaid_headend import demo as headend_demo
-    from trytond.modules.prepaid_vending import demo
     from trytond.transaction import Transaction
+
+    from prepaid_demo import headend as headend_demo
+    from prepaid_demo import vending as demo
 
     User = pool.get('res.user')
     (admin,) = User.search([('login', '=', 'admin')])
@@ -130,8 +131,8 @@ def main():
         database=database_uri(args.database, args.config), config_file=args.config
     )
     # Modules are imported once trytond is configured (proteus does it).
-    from trytond.modules.prepaid_headend.demo import DEMO_FIRST_PORT
-    from trytond.modules.prepaid_vending.company_setup import setup_company
+    from prepaid_demo.company import setup_company
+    from prepaid_demo.headend import DEMO_FIRST_PORT
 
     activate(MODULES)
     setup_company()

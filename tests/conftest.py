@@ -246,13 +246,13 @@ def simulated_meter(demo_server):
     process, on a free port, holding the meter's STS decoder key; the meter's
     channel points at it (and it is commissioned with the demo's STS data
     when the demo has not done so).  Yields the meter's serial."""
-    from trytond.modules.prepaid_sts.demo import (
+    from trytond.modules.prepaid_sts.engine import derive_decoder_key
+
+    from prepaid_demo.sts import (
         DEMO_KEY_PARAMETERS,
         demo_pan,
         demo_vending_key,
     )
-    from trytond.modules.prepaid_sts.engine import derive_decoder_key
-
     from simulators.meter import MeterConfig, MeterSimulator
 
     fields = ['serial', 'sts_pan', 'sts_tariff_index', 'hes_host']

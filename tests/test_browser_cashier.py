@@ -27,11 +27,12 @@ from types import SimpleNamespace
 import pypdf
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
-from trytond.modules.prepaid_sts.demo import (
+from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
+
+from prepaid_demo.sts import (
     DEMO_KEY_PARAMETERS,
     demo_vending_key,
 )
-from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
 
 TENDER = '200'
 #: Server answers take seconds on a busy 2-core machine: assertions on the

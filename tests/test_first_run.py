@@ -493,8 +493,9 @@ def modes(paths) -> dict[str, str]:
 
 
 def test_first_run_sells_stops_and_runs_again(fresh_copy):
-    from trytond.modules.prepaid_sts.demo import demo_decoder_key
     from trytond.modules.prepaid_sts.engine import decode_token
+
+    from prepaid_demo.sts import demo_decoder_key
 
     port, meter_port = free_port(), free_range(METERS)
     first = Demo(fresh_copy, port, meter_port, 'first')

@@ -10,7 +10,9 @@ import datetime as dt
 import unittest
 
 from lxml import etree
+from trytond.modules.prepaid_vending.tests.tools import create_meter
 from trytond.pool import Pool
+from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import activate_module, with_transaction
 
 MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
@@ -63,6 +65,9 @@ IDENTIFIERS = {
     'subclass',
     'code',
 }
+
+#: Fields a form may show outside its tabs (a header and the state).
+MAX_FLAT_FIELDS = 14
 
 
 class ViewsTestCase(unittest.TestCase):
@@ -234,3 +239,80 @@ class ViewsTestCase(unittest.TestCase):
         self.assertTrue(tree.xpath('/tree/field[@name="customer_number"]'))
         action = Action(ModelData.get_id('prepaid_vending', 'act_customer'))
         self.assertIn('prepaid_customers', action.context)
+
+    @with_transaction()
+    def test_long_forms_in_tabs(self):
+        """No form of the project shows more than MAX_FLAT_FIELDS fields
+        outside its tabs (the vend form had 29 in one column)"""
+        pool = Pool()
+        View = pool.get('ir.ui.view')
+        problems = []
+        views = View.search(
+            [('module', 'in', MODULES), ('type', '=', 'form'), ('inherit', '=', None)]
+        )
+        for view in views:
+            Model = pool.get(view.model)
+            arch = etree.fromstring(Model.fields_view_get(view_id=view.id)['arch'])
+            flat = [
+                node.get('name')
+                for node in arch.iter('field')
+                if not any(a.tag == 'notebook' for a in node.iterancestors())
+            ]
+            if len(flat) > MAX_FLAT_FIELDS:
+                problems.append(f'{view.model} ({view.name}): {len(flat)}')
+        self.assertEqual(sorted(problems), [])
+
+    @with_transaction()
+    def test_list_tabs_filter_on_real_values(self):
+        """Every tab (action domain) of the project's lists searches its
+        model, filters on values the field has, and each list with tabs ends
+        with All"""
+        pool = Pool()
+        Domain = pool.get('ir.action.act_window.domain')
+        ModelData = pool.get('ir.model.data')
+        data = ModelData.search(
+            [('module', 'in', MODULES), ('model', '=', 'ir.action.act_window.domain')]
+        )
+        tabs = Domain.browse([d.db_id for d in data])
+        self.assertTrue(tabs)
+        by_action = {}
+        for tab in tabs:
+            by_action.setdefault(tab.act_window, []).append(tab)
+        decoder = PYSONDecoder({'_user': 1})
+        for action, action_tabs in by_action.items():
+            Model = pool.get(action.res_model)
+            action_tabs.sort(key=lambda t: t.sequence)
+            with self.subTest(action=action.name):
+                self.assertEqual(action_tabs[-1].name, 'All')
+                self.assertEqual(decoder.decode(action_tabs[-1].domain or '[]'), [])
+                for tab in action_tabs:
+                    domain = decoder.decode(tab.domain or '[]')
+                    Model.search(domain)
+                    for name, _, value in domain:
+                        field = Model._fields[name]
+                        if field._type != 'selection':
+                            continue
+                        keys = {k for k, _ in field.selection}
+                        values = value if isinstance(value, list) else [value]
+                        self.assertLessEqual(set(values), keys, tab.name)
+
+    @with_transaction()
+    def test_meter_tabs_split_meters_by_state(self):
+        "A meter is in the tab of its state and in All, in no other"
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Domain = pool.get('ir.action.act_window.domain')
+        ModelData = pool.get('ir.model.data')
+        action = ModelData.get_id('prepaid_vending', 'act_meter')
+        meters = [create_meter('04100001001'), create_meter('04100001002')]
+        Meter.write([meters[1]], {'state': 'faulty'})
+        decoder = PYSONDecoder({})
+        found = {}
+        for tab in Domain.search([('act_window', '=', action)]):
+            domain = decoder.decode(tab.domain or '[]')
+            ours = [('id', 'in', [m.id for m in meters])]
+            found[tab.name] = set(Meter.search(ours + domain))
+        self.assertEqual(found['In Stock'], {meters[0]})
+        self.assertEqual(found['Faulty'], {meters[1]})
+        self.assertEqual(found['Installed'], set())
+        self.assertEqual(found['All'], set(meters))

@@ -14,9 +14,7 @@
   periods) written into the meters' limiters, kept in step by cron.
 - ``relay.py``, ``firmware.py``, ``command.py``: relay control, clock checks,
   firmware upgrades and the execution of ``prepaid.meter.command``.
-- ``demo.py``: ``setup_demo_channels(first_port=4061, count=20)`` points the
-  first 20 smart-prepaid demo meters at ``prepaid-meter-sim --meters 20
-  --port 4061`` (127.0.0.1:4061-4080, WRAPPER, HLS-GMAC, DLMS UA test keys);
-  ``point_demo_channels`` and ``simulator_meters`` follow the port the demo
-  runs the simulator on and give each simulated meter its decoder key.
+
+The demo's channels to the simulated meters are set up by the demo package
+outside the modules (``prepaid_demo.headend``).
 """

@@ -55,6 +55,7 @@ from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.model.modelsql import SQLConstraintError
 from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, Id
@@ -68,6 +69,21 @@ from .dlms.counters import (
     key_fingerprint,
 )
 from .dlms.session import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, ConnectionSettings
+
+# The fast path updates a meter's last STS TID (prepaid_sts): these hooks
+# look at the head-end fields only when they are written.
+fastpath.know_hook(
+    'prepaid_headend.channel.Meter.check_modification',
+    'run (host, port and authentication changes)',
+)
+fastpath.know_hook(
+    'prepaid_headend.channel.Meter.validate_fields',
+    'run (system title and host, when written)',
+)
+fastpath.know_hook(
+    'prepaid_headend.channel.Meter.write',
+    'checks who writes the DLMS secrets, which the fast path never writes',
+)
 
 FRAMINGS = [('wrapper', "WRAPPER (TCP/UDP, port 4059)"), ('hdlc', "HDLC over TCP")]
 AUTHENTICATIONS = [
@@ -274,7 +290,10 @@ class Meter(RangeMixin, metaclass=PoolMeta):
         'get_hes_key_shared',
     )
     hes_group = fields.Many2One(
-        'prepaid.headend.meter_group', "Reading Group", ondelete='SET NULL'
+        'prepaid.headend.meter_group',
+        "Reading Group",
+        ondelete='SET NULL',
+        domain=[('company', '=', Eval('company', -1))],
     )
     hes_online = fields.Boolean("Online", readonly=True)
     hes_last_contact = fields.Timestamp("Last Contact", readonly=True)

@@ -59,6 +59,7 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import fields
+from trytond.modules.prepaid_sts.company import context_company_domain
 from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.pool import Pool, PoolMeta
@@ -185,6 +186,7 @@ class MeterCommand(metaclass=PoolMeta):
                     ('kind', '=', 'remote_credit'),
                     ('hes_retry_at', '<=', now),
                     ('reconciled_undelivered', '!=', True),
+                    *context_company_domain('meter.company'),
                 ]
             )
             if due:
@@ -293,6 +295,8 @@ class MeterCommand(metaclass=PoolMeta):
             commands = cls.search(
                 [
                     ('state', '=', 'pending'),
+                    # Cron runs per company: this company's meters only.
+                    *context_company_domain('meter.company'),
                     [
                         'OR',
                         [
@@ -359,6 +363,7 @@ class MeterCommand(metaclass=PoolMeta):
                         [
                             {
                                 'meter': command.meter.id,
+                                'company': command.meter.company.id,
                                 'action': command.kind,
                                 'reason': reason,
                                 'command': command.id,

@@ -16,6 +16,10 @@ import hashlib
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_sts.company import (
+    fill_company_from,
+)
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
@@ -29,7 +33,7 @@ STATES = [
 ]
 
 
-class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
+class FirmwareUpgrade(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Firmware upgrade of one meter"
 
     __name__ = 'prepaid.headend.firmware'
@@ -37,7 +41,12 @@ class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
 
     _draft = {'readonly': Eval('state') != 'draft'}
     meter = fields.Many2One(
-        'prepaid.meter', "Meter", required=True, ondelete='CASCADE', states=_draft
+        'prepaid.meter',
+        "Meter",
+        required=True,
+        ondelete='CASCADE',
+        states=_draft,
+        domain=[('company', '=', Eval('company', -1))],
     )
     identifier = fields.Char(
         "Image Identifier",
@@ -99,6 +108,13 @@ class FirmwareUpgrade(Workflow, ModelSQL, ModelView):
                 },
             }
         )
+
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, 'meter', 'prepaid.meter')
+        super()._migrate_company(module)
 
     @staticmethod
     def default_state():

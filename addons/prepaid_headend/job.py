@@ -24,6 +24,9 @@ never lost with a rolled-back batch.  Token jobs only deliver digits minted and
 committed beforehand (``MeterCommand.hes_dispatch``).  Records created by the
 calling transaction itself (tests, SQLite with one writer) are handled in the
 caller's transaction, since no other transaction could see them.
+
+A job carries its meter's company; the queue tasks of a batch run in that
+company's context (the company-dependent settings they read are its own).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from typing import Any
 
 from trytond.bus import notify
 from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_sts.company import (
+    fill_company_from,
+)
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.transactions import autonomous_for, run_committed
 from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
@@ -246,7 +253,7 @@ async def firmware_activate(session, identifier: str) -> ops.FirmwareResult:
     return await ops.activate_image(session, identifier, poll_interval=0.05)
 
 
-class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
+class Job(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
     """Head-end job: one operation on one meter
 
     A client changes nothing on a job: jobs are created by the head-end's
@@ -313,6 +320,13 @@ class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
             }
         )
 
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, 'meter', 'prepaid.meter')
+        super()._migrate_company(module)
+
     @staticmethod
     def default_state():
         return 'pending'
@@ -344,6 +358,7 @@ class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
                 [
                     {
                         'meter': m.id,
+                        'company': m.company.id,
                         'kind': kind,
                         'params': json.dumps({**params, **requester}, sort_keys=True),
                         **values,
@@ -354,16 +369,21 @@ class Job(WorkflowOnlyMixin, ModelSQL, ModelView):
 
     @classmethod
     def queue(cls, jobs, delay: dt.timedelta | None = None) -> None:
-        """Queue execute() in batches (one queue task per batch)."""
+        """Queue execute() in batches (one queue task per batch), each batch
+        of one company and run in its context (a task keeps the context it
+        was queued with)."""
         Configuration = Pool().get('prepaid.configuration')
-        size = Configuration(1).hes_batch_size or 200
         context: dict[str, Any] = {'queue_name': 'headend'}
         if delay is not None:
             context['queue_scheduled_at'] = delay
-        ids = [j.id for j in jobs]
-        with Transaction().set_context(**context):
-            for i in range(0, len(ids), size):
-                cls.__queue__.execute(cls.browse(ids[i : i + size]))
+        by_company: dict[int, list[int]] = {}
+        for job in jobs:
+            by_company.setdefault(job.company.id, []).append(job.id)
+        for company, ids in by_company.items():
+            with Transaction().set_context(company=company, **context):
+                size = Configuration(1).hes_batch_size or 200
+                for i in range(0, len(ids), size):
+                    cls.__queue__.execute(cls.browse(ids[i : i + size]))
 
     @classmethod
     @ModelView.button

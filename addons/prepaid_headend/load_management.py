@@ -16,6 +16,9 @@ read-back with its setting at this time of day (company time, see
 starts at the latest one cron interval late.  Only meters whose customer has a
 setting are managed: removing a setting leaves the meter as it is (give the
 customer a setting with limit 0 to lift the limit).
+
+Settings are per company; cron, run per company, manages that company's
+meters only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from collections.abc import Iterable
 from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
+from trytond.modules.prepaid_sts.company import (
+    context_company_domain,
+)
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.credit import wall_clock
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
@@ -68,7 +75,7 @@ def limit_at(normal: int, periods: Iterable[Period], moment: dt.time) -> int:
 MAX_LIMIT_W = 10_000_000
 
 
-class LoadManagement(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+class LoadManagement(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Load-management setting written to the limiter of customers' meters"
 
     __name__ = 'prepaid.load_management'
@@ -247,12 +254,19 @@ class Meter(metaclass=PoolMeta):
 
     @classmethod
     def hes_apply_load_management(cls, now: dt.datetime | None = None) -> list:
-        """Cron: queue a limiter write for every managed meter whose limiter
-        differs from its setting at this time of day."""
+        """Cron: queue a limiter write for every managed meter (of the
+        company cron runs for) whose limiter differs from its setting at this
+        time of day."""
         pool = Pool()
         Job = pool.get('prepaid.headend.job')
         now = now or dt.datetime.now()
-        meters = cls.search([('hes_host', '!=', None), ('hes_port', '!=', None)])
+        meters = cls.search(
+            [
+                ('hes_host', '!=', None),
+                ('hes_port', '!=', None),
+                *context_company_domain(),
+            ]
+        )
         busy = {
             j.meter.id
             for j in Job.search(

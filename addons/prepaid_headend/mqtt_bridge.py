@@ -18,7 +18,9 @@ Inbound
     event is inserted with :func:`reading.insert_new` so the same meter / log /
     timestamp / code is stored once (a pushed event later read over DLMS is
     not doubled either), and register values carried by the message become
-    register readings.
+    register readings.  Serials are unique per company only: a meter is
+    looked for among the companies the storing user works for, and a serial
+    found at two of them is ambiguous (logged, nothing written).
 
 Broker settings are on the head-end's communication settings (Key
 Custodians and Administrators, see ``communication``): TLS by default, the
@@ -37,6 +39,9 @@ from typing import Any
 
 from trytond.exceptions import UserError
 from trytond.model import fields
+from trytond.modules.prepaid_sts.company import (
+    context_company_domain,
+)
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
@@ -203,6 +208,15 @@ def close_publishers() -> None:
         _publishers.clear()
 
 
+def service_companies_domain() -> list:
+    "The companies the storing user works for (root: all)"
+    user_id = Transaction().user
+    if user_id == 0:
+        return []
+    user = Pool().get('res.user')(user_id)
+    return [('company', 'in', [c.id for c in user.companies])]
+
+
 # --- inbound: store pushed events -------------------------------------------
 def store_messages(items: Sequence[Inbound]) -> BatchResult:
     """Store valid inbound messages in the current transaction."""
@@ -210,10 +224,22 @@ def store_messages(items: Sequence[Inbound]) -> BatchResult:
     Meter = pool.get('prepaid.meter')
     result = BatchResult()
     serials = {i.message.serial for i in items}
+    # Serials are unique per company only: look among the meters of every
+    # company the storing user works for (a service login, which has no
+    # current company to choose: its companies field is its remit) and of the
+    # context's, and store nothing for a serial that is still ambiguous
+    # rather than on another utility's meter.
     with without_check_access(), Transaction().set_context(active_test=False):
-        meters = {
-            m.serial: m.id for m in Meter.search([('serial', 'in', list(serials))])
-        }
+        found = Meter.search(
+            [
+                ('serial', 'in', list(serials)),
+                *service_companies_domain(),
+                *context_company_domain(),
+            ]
+        )
+    meters: dict[str, int | None] = {}
+    for meter in found:
+        meters[meter.serial] = None if meter.serial in meters else meter.id
     events: dict[int, list[dict[str, Any]]] = defaultdict(list)
     registers: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
@@ -222,7 +248,8 @@ def store_messages(items: Sequence[Inbound]) -> BatchResult:
         if meter_id is None:
             result.unknown_meter += 1
             logger.warning(
-                "MQTT event for unknown meter %r from %s on %s ignored",
+                "MQTT event for %s meter %r from %s on %s ignored",
+                "ambiguous" if message.serial in meters else "unknown",
                 message.serial,
                 message.source,
                 item.topic,

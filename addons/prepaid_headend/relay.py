@@ -18,7 +18,11 @@ import json
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_sts.company import (
+    fill_company_from,
+)
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -39,7 +43,7 @@ STATES = [
 ]
 
 
-class RelayOperation(Workflow, ModelSQL, ModelView):
+class RelayOperation(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Relay operation on a meter"
 
     __name__ = 'prepaid.headend.relay'
@@ -51,6 +55,7 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
         required=True,
         ondelete='CASCADE',
         states={'readonly': Eval('state') != 'draft'},
+        domain=[('company', '=', Eval('company', -1))],
     )
     action = fields.Selection(
         ACTIONS, "Action", required=True, states={'readonly': Eval('state') != 'draft'}
@@ -97,6 +102,13 @@ class RelayOperation(Workflow, ModelSQL, ModelView):
                 },
             }
         )
+
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, 'meter', 'prepaid.meter')
+        super()._migrate_company(module)
 
     @staticmethod
     def default_state():
@@ -223,7 +235,15 @@ class Meter(metaclass=PoolMeta):
         Notification = pool.get('res.notification')
         reason = gettext('prepaid_headend.msg_relay_reason_meter_form')
         operations = Relay.create(
-            [{'meter': m.id, 'action': action, 'reason': reason} for m in meters]
+            [
+                {
+                    'meter': m.id,
+                    'company': m.company.id,
+                    'action': action,
+                    'reason': reason,
+                }
+                for m in meters
+            ]
         )
         Relay.execute(operations)
         user = Transaction().user

@@ -5,6 +5,10 @@ schedule creates one read job per meter of its group (meters with a channel)
 and queues them in batches (``Job.queue``), then moves its next run.  Cron only
 creates records, so several cron processes stay cheap; the DLMS work happens in
 queue workers.
+
+Groups and schedules belong to a company (utility) and hold only its meters;
+cron runs per company (``ir.cron.companies``) and then runs only the
+schedules of the company it runs for.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ import calendar
 import datetime as dt
 
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_sts.company import (
+    context_company_domain,
+    fill_company_from,
+)
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.limits import RangeMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
@@ -24,18 +33,23 @@ FREQUENCIES = [
 ]
 
 
-class MeterGroup(ModelSQL, ModelView):
+class MeterGroup(CompanyMixin, ModelSQL, ModelView):
     "Meters read together"
 
     __name__ = 'prepaid.headend.meter_group'
     __string__ = "Reading Group"
 
     name = fields.Char("Name", size=128, required=True)
-    meters = fields.One2Many('prepaid.meter', 'hes_group', "Meters")
+    meters = fields.One2Many(
+        'prepaid.meter',
+        'hes_group',
+        "Meters",
+        domain=[('company', '=', Eval('company', -1))],
+    )
     schedules = fields.One2Many('prepaid.headend.schedule', 'group', "Schedules")
 
 
-class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+class Schedule(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Reading schedule of a meter group"
 
     __name__ = 'prepaid.headend.schedule'
@@ -43,7 +57,11 @@ class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
 
     name = fields.Char("Name", size=128, required=True)
     group = fields.Many2One(
-        'prepaid.headend.meter_group', "Meter Group", required=True, ondelete='CASCADE'
+        'prepaid.headend.meter_group',
+        "Meter Group",
+        required=True,
+        ondelete='CASCADE',
+        domain=[('company', '=', Eval('company', -1))],
     )
     frequency = fields.Selection(FREQUENCIES, "Frequency", required=True)
     interval_minutes = fields.Integer(
@@ -76,6 +94,13 @@ class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     next_run = fields.Timestamp("Next Run (UTC)")
     last_run = fields.Timestamp("Last Run", readonly=True)
     jobs = fields.One2Many('prepaid.headend.job', 'schedule', "Jobs", readonly=True)
+
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the group's company,
+        # also where the installation already had several.
+        fill_company_from(cls, 'group', 'prepaid.headend.meter_group')
+        super()._migrate_company(module)
 
     @classmethod
     def setting_ranges(cls):
@@ -139,9 +164,15 @@ class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def run_due(cls, now: dt.datetime | None = None) -> list:
-        "Cron: create and queue the read jobs of every due schedule"
+        """Cron: create and queue the read jobs of every due schedule (of the
+        company cron runs for)"""
         now = now or dt.datetime.now()
-        due = cls.search(['OR', ('next_run', '=', None), ('next_run', '<=', now)])
+        due = cls.search(
+            [
+                ['OR', ('next_run', '=', None), ('next_run', '<=', now)],
+                *context_company_domain(),
+            ]
+        )
         jobs = []
         for schedule in due:
             jobs += schedule.run(now)
@@ -153,6 +184,7 @@ class Schedule(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
         Meter = pool.get('prepaid.meter')
         meters = Meter.search(
             [
+                ('company', '=', self.company.id),
                 ('hes_group', '=', self.group.id),
                 ('hes_host', '!=', None),
                 ('hes_port', '!=', None),

@@ -26,6 +26,19 @@ def use_configured_sts_tables() -> None:
 
 use_configured_sts_tables()
 
+#: The staff whose actions issue tokens and so derive decoder keys: sales,
+#: engineering tokens, key changes, meter changes, verification, head-end
+#: credit (root: cron, queued tasks).  The token log and the key-use audit
+#: are written by the issuing code only (``fastpath.SystemWrite``).
+TOKEN_ISSUING_GROUPS = (
+    "prepaid_vending.group_operator",
+    "prepaid_vending.group_cashier",
+    "prepaid_vending.group_engineer",
+    "prepaid_vending.group_manager",
+    "prepaid_vending.group_admin",
+    "prepaid_vending.group_api_terminal",
+)
+
 BASE_DATES = [
     ("93", "1993"),
     ("14", "2014"),

@@ -12,6 +12,7 @@ from trytond.pyson import Eval
 from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from .company import require_meter_company
 from .key_change import format_token
 from .meter import TokenRequest
 
@@ -139,6 +140,7 @@ class EngineeringToken(Wizard):
     def transition_issue(self):
         # Second line: the context cannot widen the groups checked here.
         require_wizard_groups(self.__name__)
+        require_meter_company(self.start.meter)
         self.result.token = issue_engineering_token(
             self.start.meter,
             self.start.operation,

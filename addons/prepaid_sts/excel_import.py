@@ -30,7 +30,7 @@ from typing import Any
 from trytond.i18n import gettext
 from trytond.modules.prepaid_vending.excel_import import Column
 from trytond.pool import Pool, PoolMeta
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
 from .common import BASE_DATES, EAS, KEY_TYPES
 from .engine import StsError, make_pan, validate_pan
@@ -135,6 +135,7 @@ class ImportJob(metaclass=PoolMeta):
             err(
                 message(
                     "sts_no_key",
+                    company=_company_name(),
                     sgc=sgc,
                     krn=krn,
                     key_type=identity[2],
@@ -159,16 +160,26 @@ def message(code: str, **params: Any) -> str:
     return gettext(f"prepaid_sts.msg_import_{code}", **params)
 
 
+def _company_name() -> str:
+    "The company the meters are imported into (the context's)"
+    Company = Pool().get("company.company")
+    company = Transaction().context.get("company")
+    with without_check_access():
+        return Company(company).rec_name if company is not None else "-"
+
+
 def _has_vending_key(identity: tuple, extra: dict[str, Any]) -> bool:
-    "Whether an active vending key has these parameters (loaded once)"
+    """Whether an active vending key of the company the meters are imported
+    into (the context's, their default) has these parameters (loaded once)"""
     keys = extra.get("sts_vending_keys")
     if keys is None:
         VendingKey = Pool().get("prepaid.sts.vending_key")
+        company = Transaction().context.get("company")
         # Only the identity fields are read: staff who import meters need no
         # access to the key store.
         with without_check_access():
             rows = VendingKey.search_read(
-                [("key_cipher", "!=", None)],
+                [("company", "=", company), ("key_cipher", "!=", None)],
                 fields_names=["sgc", "krn", "key_type", "base_date", "ea"],
             )
         keys = extra["sts_vending_keys"] = {

@@ -1,5 +1,11 @@
 """Vending key store (encrypted at rest) and the audit of every key use.
 
+Vending keys are per company (utility): two utilities may both have an SGC
+123456 with different keys.  A meter's key is looked up in the meter's
+company only (:meth:`VendingKey.find`), and :meth:`VendingKey.decoder_key`
+refuses a key of another company even when a caller hands it over, so no
+token for one utility's meter is ever derived from another's key.
+
 The vending key is entered once through the write-only ``key`` field; only its
 Fernet ciphertext (``key_cipher``) is stored.  ``key_cipher`` has a field access
 record denying read and write to every group, so RPC (which checks access)
@@ -16,16 +22,32 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 from trytond.model.exceptions import AccessError, ValidationError
-from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.inputs.numbers import shown
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
 
 from . import masterkey
-from .common import BASE_DATES, DKGAS, EAS, KEY_TYPES, sts_error_message
+from .common import (
+    BASE_DATES,
+    DKGAS,
+    EAS,
+    KEY_TYPES,
+    TOKEN_ISSUING_GROUPS,
+    sts_error_message,
+)
+from .company import (
+    fill_company_from,
+)
 from .engine import StsError, derive_decoder_key
+
+#: The key-use audit is written by the code that derives a decoder key (staff
+#: have no create access to it): see TOKEN_ISSUING_GROUPS.
+KEY_AUDIT_WRITE = fastpath.SystemWrite("the key-use audit", TOKEN_ISSUING_GROUPS)
+fastpath.declare("prepaid_sts", "prepaid.sts.vending_key.audit")
 
 #: Vending key length in bytes per decoder key generation algorithm.
 VK_BYTES = {"02": 8, "04": 20}
@@ -42,7 +64,7 @@ AUDIT_PURPOSES = [
 ]
 
 
-class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
+class VendingKey(CompanyMixin, SearchGuard, DeactivableMixin, ModelSQL, ModelView):
     "STS Vending Key"
 
     __name__ = "prepaid.sts.vending_key"
@@ -182,7 +204,8 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
             return
         # Once the key material is stored, the parameters that say which key
         # it is are frozen: changing them would derive wrong decoder keys
-        # (a new key revision is a new vending key record).
+        # (a new key revision is a new vending key record).  Its company
+        # never changes (CompanyMixin).
         for key in keys:
             if key.key_entered and any(
                 values[f] != getattr(key, f) for f in set(values) & set(IDENTITY_FIELDS)
@@ -206,19 +229,22 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def check_unique(cls, keys):
+        "One active key per parameters in a company (another may have the same)"
         for key in keys:
-            if not key.active:
-                continue
-            others = cls.search(
-                [
-                    ("id", "!=", key.id),
-                    ("sgc", "=", key.sgc),
-                    ("krn", "=", key.krn),
-                    ("key_type", "=", key.key_type),
-                    ("base_date", "=", key.base_date),
-                    ("ea", "=", key.ea),
-                ]
-            )
+            if not key.active or key.company is None:
+                continue  # no company: refused as a required field
+            with without_check_access():
+                others = cls.search(
+                    [
+                        ("id", "!=", key.id),
+                        ("company", "=", key.company.id),
+                        ("sgc", "=", key.sgc),
+                        ("krn", "=", key.krn),
+                        ("key_type", "=", key.key_type),
+                        ("base_date", "=", key.base_date),
+                        ("ea", "=", key.ea),
+                    ]
+                )
             if others:
                 raise ValidationError(
                     gettext("prepaid_sts.msg_vending_key_duplicate", key=key.name)
@@ -226,29 +252,42 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def find(
-        cls, sgc: str, krn: int, key_type: str, base_date: str, ea: str
+        cls,
+        company,
+        sgc: str,
+        krn: int,
+        key_type: str,
+        base_date: str,
+        ea: str,
     ) -> VendingKey:
-        """The active vending key for these parameters, or a UserError saying so.
+        """The active vending key of company for these parameters, or a
+        UserError saying so (the company is the meter's: see the docstring).
 
         Every token issue asks: one query, no ORM search."""
         table = cls.__table__()
-        key_id = vend_write.scalar(
-            table.select(
-                table.id,
-                where=(table.sgc == sgc)
-                & (table.krn == krn)
-                & (table.key_type == key_type)
-                & (table.base_date == base_date)
-                & (table.ea == ea)
-                & (table.active == True),  # noqa: E712
-                order_by=[table.id.asc],
-                limit=1,
+        key_id = (
+            None
+            if company is None
+            else fastpath.scalar(
+                table.select(
+                    table.id,
+                    where=(table.company == company.id)
+                    & (table.sgc == sgc)
+                    & (table.krn == krn)
+                    & (table.key_type == key_type)
+                    & (table.base_date == base_date)
+                    & (table.ea == ea)
+                    & (table.active == True),  # noqa: E712
+                    order_by=[table.id.asc],
+                    limit=1,
+                )
             )
         )
         if key_id is None:
             raise UserError(
                 gettext(
                     "prepaid_sts.msg_no_vending_key",
+                    company=company.rec_name if company is not None else "-",
                     sgc=sgc,
                     krn=krn,
                     key_type=key_type,
@@ -263,12 +302,25 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
         pan: str,
         tariff_index: str,
         purpose: str,
-        meter=None,
+        meter,
         origin=None,
     ) -> bytes:
-        """Derive a meter's decoder key from this vending key, auditing the use."""
+        """Derive meter's decoder key from this vending key, auditing the use.
+
+        Refused for a meter of another company than the key's, whoever
+        chose the key."""
         pool = Pool()
         Audit = pool.get("prepaid.sts.vending_key.audit")
+        if meter.company != self.company:
+            raise UserError(
+                gettext(
+                    "prepaid_sts.msg_vending_key_company",
+                    key=self.name,
+                    key_company=self.company.rec_name,
+                    meter=meter.serial,
+                    meter_company=meter.company.rec_name if meter.company else "-",
+                )
+            )
         with without_check_access():
             cipher = self.__class__.read([self.id], ["key_cipher"])[0]["key_cipher"]
         if not cipher:
@@ -293,25 +345,30 @@ class VendingKey(SearchGuard, DeactivableMixin, ModelSQL, ModelView):
             )
         except StsError as error:
             raise UserError(sts_error_message(error)) from None
-        # Set-based (vend_write): every vend writes one.
-        vend_write.insert_rows(
+        # Set-based (fastpath): every vend writes one.
+        fastpath.create(
             Audit,
             [
                 {
                     "key": self.id,
+                    "company": self.company.id,
                     "purpose": purpose,
-                    "meter": meter.id if meter else None,
+                    "meter": meter.id,
                     "origin": str(origin) if origin else None,
                 }
             ],
+            system=KEY_AUDIT_WRITE,
         )
         return decoder_key
 
 
-class VendingKeyAudit(AppendOnlyMixin, ModelSQL, ModelView):
+class VendingKeyAudit(CompanyMixin, AppendOnlyMixin, ModelSQL, ModelView):
     "STS Vending Key Use"
 
     __name__ = "prepaid.sts.vending_key.audit"
+    # Read by key or date, never by company: an index on it would only slow
+    # every vend's insert.
+    _company_index = False
 
     key = fields.Many2One(
         "prepaid.sts.vending_key",
@@ -331,6 +388,13 @@ class VendingKeyAudit(AppendOnlyMixin, ModelSQL, ModelView):
         super().__setup__()
         cls._order.insert(0, ("date", "DESC"))
         cls._order.insert(1, ("id", "DESC"))
+
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the key's company,
+        # also where the installation already had several.
+        fill_company_from(cls, "key", "prepaid.sts.vending_key")
+        super()._migrate_company(module)
 
     @staticmethod
     def default_user():

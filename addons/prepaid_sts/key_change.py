@@ -12,8 +12,9 @@ from __future__ import annotations
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
-from trytond.modules.prepaid_vending import vend_write
+from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.access import require_wizard_groups
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.workflow_only import WorkflowOnlyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -21,6 +22,10 @@ from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .common import BASE_DATES, KEY_TYPES, sts_error_message
+from .company import (
+    fill_company_from,
+    require_meter_company,
+)
 from .engine import StsError, key_change_tokens
 from .key import get_origin_selection
 from .meter import KEY_CHANGE_CONTEXT
@@ -33,7 +38,7 @@ STATES = [
 PARAMS = ["sgc", "krn", "tariff_index", "key_type", "base_date"]
 
 
-class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
+class KeyChange(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
     """STS Key Change
 
     A client changes nothing on a key change: it is created by the Update
@@ -99,6 +104,13 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
             }
         )
 
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, "meter", "prepaid.meter")
+        super()._migrate_company(module)
+
     @staticmethod
     def default_state():
         return "pending"
@@ -132,6 +144,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         Meter.lock([meter])
         key_change = cls(
             meter=meter,
+            company=meter.company,
             state="pending",
             rollover=rollover,
             ken=ken,
@@ -170,6 +183,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         tokens = [
             Token(
                 meter=meter,
+                company=meter.company,
                 kind="key_change",
                 token_class=2,
                 subclass=subclasses[i],
@@ -234,7 +248,7 @@ class KeyChange(WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.meter == meter.id) & (table.state == "pending"),
@@ -346,6 +360,7 @@ class KeyChangeWizard(Wizard):
     def transition_issue(self):
         # Second line: the context cannot widen the groups checked here.
         require_wizard_groups(self.__name__)
+        require_meter_company(self.start.meter)
         KeyChange = Pool().get("prepaid.sts.key_change")
         key_change = KeyChange.issue(
             self.start.meter,

@@ -5,12 +5,17 @@ a key change set with the rollover bit, to the campaign's base date and key
 revision.  Vending already refuses base-1993 tokens after the configured
 cut-over (see Meter.sts_check_cutover); the key change tokens themselves carry
 no TID, so they can still be issued after it.
+
+A campaign is one company's: it lists that company's meters and skips any
+other (each key change is signed with the keys of the meter's company).
 """
 
 from __future__ import annotations
 
 from trytond.exceptions import UserError
+from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
@@ -23,7 +28,7 @@ STATES = [
 ]
 
 
-class Rollover(Workflow, ModelSQL, ModelView):
+class Rollover(CompanyMixin, Workflow, ModelSQL, ModelView):
     "STS TID Rollover Campaign"
 
     __name__ = "prepaid.sts.rollover"
@@ -90,11 +95,12 @@ class Rollover(Workflow, ModelSQL, ModelView):
         return 255
 
     @classmethod
-    def meters_to_roll(cls, base_date: str = "93") -> list:
-        """STS meters still on ``base_date`` (active, not scrapped)."""
+    def meters_to_roll(cls, company, base_date: str = "93") -> list:
+        """STS meters of company still on ``base_date`` (active, not scrapped)."""
         Meter = Pool().get("prepaid.meter")
         return Meter.search(
             [
+                ("company", "=", company.id),
                 ("kind", "=", "sts_keypad"),
                 ("sts_base_date", "=", base_date),
                 ("state", "!=", "scrapped"),
@@ -109,7 +115,7 @@ class Rollover(Workflow, ModelSQL, ModelView):
         lines = []
         for campaign in campaigns:
             listed = {line.meter.id for line in campaign.lines}
-            for meter in cls.meters_to_roll(campaign.from_base_date):
+            for meter in cls.meters_to_roll(campaign.company, campaign.from_base_date):
                 if meter.id not in listed:
                     lines.append(Line(campaign=campaign, meter=meter))
         Line.save(lines)
@@ -135,6 +141,11 @@ class Rollover(Workflow, ModelSQL, ModelView):
             for line in campaign.lines:
                 meter = line.meter
                 lines.append(line)
+                if meter.company != campaign.company:
+                    # Listed by hand: not the campaign's to change.
+                    line.result = "skipped"
+                    line.skip_reason = gettext("prepaid_sts.msg_rollover_meter_company")
+                    continue
                 if meter.sts_base_date != campaign.from_base_date:
                     # Already rolled (by hand or another campaign).
                     line.result, line.skip_reason = "skipped", None

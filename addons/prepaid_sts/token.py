@@ -2,7 +2,8 @@
 
 The 20 digits (``digits``) are readable only by the groups that may reprint a
 token (field access records in token.xml); cashiers see only the tokens they
-issued (record rule).
+issued (record rule).  Every token carries its meter's company (a record rule
+shows a user the companies they work for).
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ import datetime as dt
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_vending.access import SearchGuard
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
+from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.transaction import Transaction
 
 from .common import BASE_DATES, TOKEN_KINDS
+from .company import fill_company_from
 from .engine.tid import datetime_from_tid
 from .key import get_origin_selection
 
 
-class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
+class Token(CompanyMixin, SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
     "STS Token"
 
     __name__ = "prepaid.sts.token"
     _rec_name = "description"
+    # Searched by meter or digits (indexed), never by company: an index on
+    # it would only slow every vend's insert.
+    _company_index = False
 
     meter = fields.Many2One(
         "prepaid.meter", "Meter", required=True, readonly=True, ondelete="RESTRICT"
@@ -66,6 +72,13 @@ class Token(SearchGuard, AppendOnlyMixin, ModelSQL, ModelView):
                 Index(t, (t.meter, Index.Equality()), (t.tid, Index.Range())),
             }
         )
+
+    @classmethod
+    def _migrate_company(cls, module):
+        # Before the one-company default of CompanyMixin: the meter's company,
+        # also where the installation already had several.
+        fill_company_from(cls, "meter", "prepaid.meter")
+        super()._migrate_company(module)
 
     @staticmethod
     def default_issued_by():

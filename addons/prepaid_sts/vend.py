@@ -9,7 +9,9 @@ vend as origin, in the vend's transaction.
 Before that, every quote and vend asks :meth:`Meter.vend_delivery_problems`:
 a keypad meter that could not receive a token (STS parameters missing, no
 vending key for them, base date 1993 past its cut-over) is refused before
-any money is taken, with what to fix.
+any money is taken, with what to fix.  The Sell Electricity wizard asks
+:meth:`Meter.vend_pending_key_changes` what the next vend will print before
+the credit token (vending knows no key change: it never looks one up).
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ class Meter(metaclass=PoolMeta):
         except UserError as error:
             return [error.message]
         return []
+
+    def vend_pending_key_changes(self) -> str:
+        "The key changes that the next vend prints before the credit token"
+        KeyChange = Pool().get("prepaid.sts.key_change")
+        lines = [super().vend_pending_key_changes()]
+        with without_check_access():
+            lines += [
+                gettext(
+                    "prepaid_sts.msg_key_change_pending_vend",
+                    key_change=k.rec_name,
+                    tokens=len(k.tokens),
+                )
+                for k in KeyChange.pending_for(self)
+            ]
+        return "\n".join(filter(None, lines))
 
 
 class Vend(metaclass=PoolMeta):

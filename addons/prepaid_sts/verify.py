@@ -11,6 +11,7 @@ from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .common import sts_error_message
+from .company import require_meter_company, user_companies_domain
 from .engine import StsError, decode_token
 from .engine.tid import datetime_from_tid
 from .engine.tokens import parse_token
@@ -47,7 +48,8 @@ def verify_token(digits: str, meter=None) -> dict:
 
     Tries the meter's current key, then the keys it had before each key
     change (newest first), so an old token still decodes.  Returns the values
-    shown by the wizard.
+    shown by the wizard.  Only tokens and meters of the user's companies are
+    looked at (the wizard runs without access checks).
     """
     pool = Pool()
     Token = pool.get("prepaid.sts.token")
@@ -58,9 +60,12 @@ def verify_token(digits: str, meter=None) -> dict:
     except StsError as error:
         raise UserError(sts_error_message(error)) from None
     with without_check_access():
-        logged = Token.search([("digits", "=", digits)], limit=1)
+        logged = Token.search(
+            [("digits", "=", digits), *user_companies_domain()], limit=1
+        )
     if meter is None and logged:
         meter = logged[0].meter
+    require_meter_company(meter)
     if token_class == 1:
         decoded = decode_token(digits, None)
     else:

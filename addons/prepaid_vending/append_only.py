@@ -10,7 +10,9 @@ with access checks off (``without_check_access``): Tryton then calls
 Tryton's ``ir.model.access`` alone cannot say this: a model that takes its
 access from another one (``__access__``) gets the *most* permissive of both,
 so a log "inherits" write access from its meter.  The refusal here does not
-depend on the access records; they are set read-only too (per model XML).
+depend on the access records.  A log with records of its own has them
+read-only (per model XML); a child log (vend lines and tokens, history lines)
+has none and takes its parent's, which may include write: this refusal holds.
 """
 
 from trytond.i18n import gettext

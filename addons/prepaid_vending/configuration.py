@@ -12,15 +12,37 @@ from trytond.model import (
     fields,
 )
 from trytond.model.exceptions import ValidationError
+from trytond.modules.company.model import CompanyMultiValueMixin, CompanyValueMixin
 from trytond.pool import Pool
-from trytond.pyson import Id
+from trytond.pyson import Eval, Id
 
-from .import_sheet import server_limits
+from .company import CompanyMixin
+from .excel_import.sheet import server_limits
 from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
 
+#: The settings each utility (company) sets for itself; the others (customer
+#: numbering, default customer category, currency shown, import limits) are
+#: the installation's: customers (parties) are shared by the utilities, and
+#: the import limits protect the server's memory, whoever imports.
+COMPANY_FIELDS = {
+    'service_point_sequence',
+    'min_vend_amount',
+    'max_vend_amount',
+    'max_kwh_per_vend',
+    'reprint_count',
+}
 
-class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
+VEND_AMOUNT_HELP = {
+    'min_vend_amount': "The smallest tender accepted for a vend.",
+    'max_vend_amount': "The largest tender accepted for one vend "
+    "(fraud and error guard).",
+}
+
+
+class Configuration(
+    RangeMixin, ModelSingleton, ModelSQL, ModelView, CompanyMultiValueMixin
+):
     "System parameters of the vending and metering platform"
 
     __name__ = 'prepaid.configuration'
@@ -32,31 +54,49 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
             ('sequence_type', '=', Id('prepaid_vending', 'sequence_type_customer'))
         ],
     )
-    service_point_sequence = fields.Many2One(
-        'ir.sequence',
-        "Service Point Sequence",
-        domain=[
-            ('sequence_type', '=', Id('prepaid_vending', 'sequence_type_service_point'))
-        ],
+    service_point_sequence = fields.MultiValue(
+        fields.Many2One(
+            'ir.sequence',
+            "Service Point Sequence",
+            domain=[
+                (
+                    'sequence_type',
+                    '=',
+                    Id('prepaid_vending', 'sequence_type_service_point'),
+                ),
+                ('company', 'in', [Eval('context', {}).get('company', -1), None]),
+            ],
+        )
     )
     currency = fields.Many2One('currency.currency', "Currency")
     default_customer_category = fields.Many2One(
         'prepaid.customer.category', "Default Customer Category"
     )
-    min_vend_amount = fields.Numeric(
-        "Minimum Vend Amount",
-        digits=(16, 2),
-        help="The smallest tender accepted for a vend.",
+    min_vend_amount = fields.MultiValue(
+        fields.Numeric(
+            "Minimum Vend Amount",
+            digits=(16, 2),
+            help=VEND_AMOUNT_HELP['min_vend_amount'],
+        )
     )
-    max_vend_amount = fields.Numeric(
-        "Maximum Vend Amount",
-        digits=(16, 2),
-        help="The largest tender accepted for one vend (fraud and error guard).",
+    max_vend_amount = fields.MultiValue(
+        fields.Numeric(
+            "Maximum Vend Amount",
+            digits=(16, 2),
+            help=VEND_AMOUNT_HELP['max_vend_amount'],
+        )
     )
-    max_kwh_per_vend = fields.Numeric("Maximum kWh per Vend", digits=(16, 1))
-    reprint_count = fields.Integer(
-        "Receipts Available for Reprint",
-        help="How many of a meter's last receipts can be reprinted.",
+    max_kwh_per_vend = fields.MultiValue(
+        fields.Numeric("Maximum kWh per Vend", digits=(16, 1))
+    )
+    reprint_count = fields.MultiValue(
+        fields.Integer(
+            "Receipts Available for Reprint",
+            help="How many of a meter's last receipts can be reprinted.",
+        )
+    )
+    company_values = fields.One2Many(
+        'prepaid.configuration.company', 'configuration', "Company Values"
     )
     import_queue_threshold = fields.Integer(
         "Queue Imports Above (rows)",
@@ -74,31 +114,37 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
     )
 
     @classmethod
-    def default_customer_sequence(cls):
-        return cls._default_id('sequence_customer')
+    def multivalue_model(cls, field):
+        if field in cls._company_fields():
+            return Pool().get('prepaid.configuration.company')
+        return super().multivalue_model(field)
 
     @classmethod
-    def default_service_point_sequence(cls):
-        return cls._default_id('sequence_service_point')
+    def _company_fields(cls) -> set[str]:
+        "The company-dependent fields (extended by accounting.py)"
+        return COMPANY_FIELDS
 
-    @staticmethod
-    def _default_id(xml_id):
-        try:
-            return Pool().get('ir.model.data').get_id('prepaid_vending', xml_id)
-        except KeyError:
-            return None
+    @classmethod
+    def default_customer_sequence(cls):
+        return _default_id('sequence_customer')
 
-    @staticmethod
-    def default_min_vend_amount():
-        return Decimal('10.00')
+    @classmethod
+    def default_service_point_sequence(cls, **pattern):
+        return cls.multivalue_model(
+            'service_point_sequence'
+        ).default_service_point_sequence()
 
-    @staticmethod
-    def default_max_vend_amount():
-        return Decimal('10000.00')
+    @classmethod
+    def default_min_vend_amount(cls, **pattern):
+        return cls.multivalue_model('min_vend_amount').default_min_vend_amount()
 
-    @staticmethod
-    def default_reprint_count():
-        return 5
+    @classmethod
+    def default_max_vend_amount(cls, **pattern):
+        return cls.multivalue_model('max_vend_amount').default_max_vend_amount()
+
+    @classmethod
+    def default_reprint_count(cls, **pattern):
+        return cls.multivalue_model('reprint_count').default_reprint_count()
 
     @staticmethod
     def default_import_queue_threshold():
@@ -118,10 +164,7 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
         # above it, memory would run out.
         ceiling = server_limits()
         return super().setting_ranges() | {
-            'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
-            'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
-            'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
-            'reprint_count': (0, 100),
+            **VENDING_RANGES,
             'import_queue_threshold': (1, 10_000_000),
             'import_max_rows': (1, ceiling.max_rows),
             'import_max_megabytes': (1, ceiling.megabytes),
@@ -132,21 +175,119 @@ class Configuration(RangeMixin, ModelSingleton, ModelSQL, ModelView):
         super().validate_fields(records, field_names)
         if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
             for record in records:
-                low, high = record.min_vend_amount, record.max_vend_amount
-                if low is not None and high is not None and low > high:
-                    raise ValidationError(
-                        gettext(
-                            'prepaid_vending.msg_vend_amount_order',
-                            minimum=low,
-                            maximum=high,
-                        )
-                    )
+                check_vend_amount_order(record.min_vend_amount, record.max_vend_amount)
 
 
-class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+VENDING_RANGES = {
+    'min_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+    'max_vend_amount': (MIN_AMOUNT, MAX_AMOUNT),
+    'max_kwh_per_vend': (Decimal('0.1'), Decimal('1000000')),
+    'reprint_count': (0, 100),
+}
+
+
+def _default_id(xml_id):
+    try:
+        return Pool().get('ir.model.data').get_id('prepaid_vending', xml_id)
+    except KeyError:
+        return None
+
+
+def check_vend_amount_order(low, high) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValidationError(
+            gettext(
+                'prepaid_vending.msg_vend_amount_order',
+                minimum=low,
+                maximum=high,
+            )
+        )
+
+
+class ConfigurationCompany(RangeMixin, ModelSQL, CompanyValueMixin):
+    """The vending settings of one utility (company)
+
+    Written through the configuration's company-dependent fields, for the
+    company of the user's context (Tryton's CompanyMultiValueMixin).  The
+    ranges and checks are those of the configuration: a client could write
+    these records directly."""
+
+    __name__ = 'prepaid.configuration.company'
+
+    configuration = fields.Many2One(
+        'prepaid.configuration',
+        "Configuration",
+        ondelete='CASCADE',
+        context={'company': Eval('company', -1)},
+        depends={'company'},
+    )
+    service_point_sequence = fields.Many2One(
+        'ir.sequence',
+        "Service Point Sequence",
+        domain=[
+            (
+                'sequence_type',
+                '=',
+                Id('prepaid_vending', 'sequence_type_service_point'),
+            ),
+            ('company', 'in', [Eval('company', -1), None]),
+        ],
+    )
+    min_vend_amount = fields.Numeric(
+        "Minimum Vend Amount", digits=(16, 2), help=VEND_AMOUNT_HELP['min_vend_amount']
+    )
+    max_vend_amount = fields.Numeric(
+        "Maximum Vend Amount", digits=(16, 2), help=VEND_AMOUNT_HELP['max_vend_amount']
+    )
+    max_kwh_per_vend = fields.Numeric("Maximum kWh per Vend", digits=(16, 1))
+    reprint_count = fields.Integer("Receipts Available for Reprint")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            (
+                'company_unique',
+                Unique(t, t.company),
+                'prepaid_vending.msg_configuration_company_unique',
+            ),
+        ]
+
+    @classmethod
+    def default_service_point_sequence(cls):
+        return _default_id('sequence_service_point')
+
+    @staticmethod
+    def default_min_vend_amount():
+        return Decimal('10.00')
+
+    @staticmethod
+    def default_max_vend_amount():
+        return Decimal('10000.00')
+
+    @staticmethod
+    def default_reprint_count():
+        return 5
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | VENDING_RANGES
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
+            for record in records:
+                check_vend_amount_order(record.min_vend_amount, record.max_vend_amount)
+
+
+class SalesPoint(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
 
     __name__ = 'prepaid.sales_point'
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
     code = fields.Char("Code", size=32, required=True)
@@ -206,8 +347,8 @@ class SalesPoint(RangeMixin, DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_sales_point_code_unique',
             ),
         ]

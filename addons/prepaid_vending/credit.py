@@ -13,12 +13,13 @@ from trytond.tools.timezone import get_tzinfo
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from . import accounting, vend_write
+from . import accounting, fastpath
 from .access import require_wizard_groups
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .ledger import line_balances
 from .tariff import Debt as CalculatorDebt
-from .vend import EMERGENCY_CONTEXT
+from .vend_pipeline import EMERGENCY_CONTEXT
 
 ZERO = Decimal(0)
 
@@ -45,7 +46,7 @@ def _is_manager() -> bool:
     return manager in [g.id for g in User(Transaction().user).groups]
 
 
-class Debt(Workflow, ModelSQL, ModelView):
+class Debt(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Customer Debt: arrears recovered by a percentage of each vend"
 
     __name__ = 'prepaid.debt'
@@ -192,7 +193,7 @@ class Debt(Workflow, ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.party == party.id) & (table.state == 'open'),
@@ -410,11 +411,12 @@ class DebtWriteOff(Wizard):
         return 'end'
 
 
-class EmergencyCredit(ModelSQL, ModelView):
+class EmergencyCredit(CompanyMixin, ModelSQL, ModelView):
     """Credit advanced to a customer who ran out; it is repaid first, automatically,
     by the next vends."""
 
     __name__ = 'prepaid.emergency_credit'
+    _company_links = ('meter',)
 
     meter = fields.Many2One(
         'prepaid.meter', "Meter", required=True, ondelete='RESTRICT'
@@ -473,7 +475,7 @@ class EmergencyCredit(ModelSQL, ModelView):
         "Oldest first; asked by every vend (ids by one query, no ORM search)"
         table = cls.__table__()
         return cls.browse(
-            vend_write.ids(
+            fastpath.ids(
                 table.select(
                     table.id,
                     where=(table.meter == meter.id) & (table.state == 'open'),
@@ -527,7 +529,13 @@ class EmergencyCredit(ModelSQL, ModelView):
             vend = Vend.vend(
                 meter, amount, 'emergency', sales_point, idempotency_key, channel='api'
             )
-        credit = cls(meter=meter, party=meter.customer, amount=amount, vend=vend)
+        credit = cls(
+            company=meter.company,
+            meter=meter,
+            party=meter.customer,
+            amount=amount,
+            vend=vend,
+        )
         with without_check_access():
             credit.save()
         return credit

@@ -1,8 +1,10 @@
 """Whether a sale can reach the meter, and where its delivery stands.
 
 Before the money: ``Meter.vend_delivery_problems`` is the hook every vend and
-every quote asks (``Vend._check_meter``).  This module knows only what the
-vending side knows (nothing: a smart meter's command waits for whichever
+every quote asks (``vend_pipeline.check_meter``), and
+``Meter.vend_pending_key_changes`` what the Sell Electricity wizard shows the
+cashier will be printed first.  This module knows only what the vending side
+knows (nothing: a smart meter's command waits for whichever
 head-end executes it); prepaid_sts adds what a keypad meter needs to receive
 a token, prepaid_headend what a smart meter needs to receive remote credit.
 Each problem says what to fix, and the sale is refused before anything is
@@ -80,6 +82,16 @@ class Meter(metaclass=PoolMeta):
         is called by every quote and every vend, before any money is taken,
         so it reads the meter only (no communication)."""
         return []
+
+    def vend_pending_key_changes(self) -> str:
+        """What the next sale will deliver before the credit, for the
+        cashier to tell the customer: one line per key change waiting to be
+        entered on the meter; empty when none.
+
+        Hook for the token engine (prepaid_sts, which knows key changes):
+        vending itself has none.  Read with access checks off by the
+        extension, as the sale is."""
+        return ''
 
     @property
     def vend_keypad_entry(self) -> bool:

@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _read_file(path: str) -> bytes:
     "The file's bytes, refused unread when above the server's size ceiling"
-    from .import_sheet import server_limits
+    from .excel_import.sheet import server_limits
 
     limit = server_limits().max_bytes
     size = os.path.getsize(path)
@@ -171,7 +171,9 @@ def _template(options: argparse.Namespace) -> int:
 
 
 def _demo(options: argparse.Namespace) -> int:
-    from .demo import create_demo_data
+    # The demo generator is not part of the module (prepaid_demo, installed
+    # with the project): imported only when asked for.
+    from prepaid_demo.vending import create_demo_data
 
     counts = create_demo_data(seed=options.seed, customers=options.customers)
     if not counts.get('created'):

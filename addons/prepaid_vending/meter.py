@@ -28,6 +28,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
 from .append_only import AppendOnlyMixin
+from .company import CompanyMixin
 from .workflow_only import WorkflowOnlyMixin
 
 METER_KINDS = [
@@ -77,10 +78,17 @@ class InstallationOverlap(ValidationError):
 
 
 class Meter(
-    DeactivableMixin, tree(name='serial', parent='master'), ModelSQL, ModelView
+    CompanyMixin,
+    DeactivableMixin,
+    tree(name='serial', parent='master'),
+    ModelSQL,
+    ModelView,
 ):
     __name__ = 'prepaid.meter'
     _rec_name = 'serial'
+    _company_index = False
+    # The same serial may exist at two utilities (each its own stock).
+    _company_replaces = ('serial_unique',)
 
     serial = fields.Char("Serial Number", size=64, required=True, strip=True)
     manufacturer = fields.Char("Manufacturer", size=64)
@@ -112,7 +120,14 @@ class Meter(
         searcher='search_service_point',
     )
     customer = fields.Function(
-        fields.Many2One('party.party', "Customer"),
+        fields.Many2One(
+            'party.party',
+            "Customer",
+            # The party's company-dependent values (its accounts ...) are
+            # read for the meter's utility.
+            context={'company': Eval('company', -1)},
+            depends={'company'},
+        ),
         'get_current_installation',
         searcher='search_customer',
     )
@@ -144,8 +159,8 @@ class Meter(
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'serial_unique',
-                Unique(t, t.serial),
+                'company_serial_unique',
+                Unique(t, t.company, t.serial),
                 'prepaid_vending.msg_meter_serial_unique',
             ),
         ]
@@ -203,8 +218,9 @@ class Meter(
     @classmethod
     def get_current_installation(cls, meters, names):
         """Service point and customer of the installation in place.  One
-        query: every vend asks for both (the ORM reads of the installation and
-        of its service point were about 7 ms per vend)."""
+        query: every vend asks for both, and the ORM reads of the installation
+        and of its service point were among the vend's largest costs (figures
+        in bench/README.md)."""
         pool = Pool()
         installation = pool.get('prepaid.meter.installation').__table__()
         point = pool.get('prepaid.service_point').__table__()
@@ -373,6 +389,13 @@ class MeterInstallation(WorkflowOnlyMixin, ModelSQL, ModelView):
     @classmethod
     def validate(cls, installations):
         super().validate(installations)
+        for installation in installations:
+            # A meter is installed only at its own utility's premises.
+            CompanyMixin.same_company(
+                installation.meter,
+                installation.service_point,
+                'prepaid_vending.msg_company_mismatch',
+            )
         cls.check_overlap(installations)
 
     @classmethod

@@ -674,6 +674,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
             )
             created.append(
                 Debt(
+                    company=debt.company,
                     party=new,
                     category=debt.category,
                     description=f'{debt.description} ({old.rec_name})'[:200],
@@ -715,6 +716,7 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
             ).save()
         elif outcome == 'debt':
             debt = Debt(
+                company=account.company,
                 party=old,
                 description=gettext(
                     'prepaid_vending.msg_customer_change_overdrawn',

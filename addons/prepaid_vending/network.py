@@ -2,6 +2,8 @@
 
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 
+from .company import CompanyMixin
+
 
 class CodeSearchMixin:
     """Found by its code as well as by its name: operators know the network
@@ -22,8 +24,10 @@ class CodeSearchMixin:
         ]
 
 
-class Substation(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
+class Substation(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.substation'
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
     code = fields.Char("Code", size=32, required=True)
@@ -38,16 +42,19 @@ class Substation(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_substation_code_unique',
             ),
         ]
         cls._order.insert(0, ('code', 'ASC'))
 
 
-class Feeder(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
+class Feeder(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.feeder'
+    _company_links = ('substation',)
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
     code = fields.Char("Code", size=32, required=True)
@@ -62,16 +69,19 @@ class Feeder(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_feeder_code_unique',
             ),
         ]
         cls._order.insert(0, ('code', 'ASC'))
 
 
-class Transformer(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
+class Transformer(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.transformer'
+    _company_links = ('feeder',)
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
     code = fields.Char("Code", size=32, required=True)
@@ -101,8 +111,8 @@ class Transformer(CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_transformer_code_unique',
             ),
         ]

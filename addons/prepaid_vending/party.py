@@ -8,6 +8,8 @@ from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 
+from .company import CompanyMixin
+
 # National ID: digits only, 6 to 20 of them (South African IDs have 13, Kenyan
 # 7-8, Nigerian NIN 11).  A utility with one national format can tighten this
 # in the configuration; the importer uses the same check.
@@ -30,7 +32,16 @@ def check_phone(value: str) -> bool:
     return bool(PHONE.match(value)) and 7 <= len(digits) <= 15
 
 
-class CustomerCategory(DeactivableMixin, ModelSQL, ModelView):
+class CustomerCategory(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
+    """How a customer is classified (residential, commercial ...)
+
+    A category is a property of the party, and parties are shared by all the
+    utilities of the installation (as in Tryton), so the categories are too:
+    the module's own ones have no company.  A utility may add categories of
+    its own (the context's company by default), which only its users see.
+    The codes stay unique in the installation: a party's category must mean
+    the same thing to every utility that reads it."""
+
     __name__ = 'prepaid.customer.category'
 
     name = fields.Char("Name", size=128, required=True, translate=True)
@@ -39,6 +50,8 @@ class CustomerCategory(DeactivableMixin, ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
+        cls.company.required = False
+        cls.company.help = "The utility that uses this category; empty: all of them."
         t = cls.__table__()
         cls._sql_constraints += [
             (

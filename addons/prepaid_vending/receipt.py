@@ -188,8 +188,8 @@ def token_value_kwh(vend) -> Decimal | None:
 def receipt_data(vend, reprint: bool = False) -> ReceiptData:
     "The content of the receipt of vend"
     sp = vend.sales_point
-    company_id = Transaction().context.get('company')
-    company = Pool().get('company.company')(company_id) if company_id else None
+    # The utility that sold it (its name and VAT number are on the receipt).
+    company = vend.company
     utility = company.rec_name if company else ''
     # A receipt that carries VAT is the customer's tax invoice.
     taxed = bool(vend.vat_amount)

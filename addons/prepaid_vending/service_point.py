@@ -11,6 +11,7 @@ from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .access import require_wizard_groups
+from .company import CompanyMixin
 
 CONNECTION_STATUSES = [
     ('connected', "Connected"),
@@ -19,8 +20,11 @@ CONNECTION_STATUSES = [
 ]
 
 
-class ServicePoint(ModelSQL, ModelView):
+class ServicePoint(CompanyMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.service_point'
+    _company_links = ('transformer',)
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     code = fields.Char("Code", readonly=True)
     customer = fields.Many2One(
@@ -60,8 +64,8 @@ class ServicePoint(ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_service_point_code_unique',
             ),
         ]

@@ -1,13 +1,11 @@
 """Cashier shifts: opened with a float, closed with a cash count per payment
-method; the difference with the system totals is booked, and the shift's vend
-moves are posted in one batch (see accounting.py for why)."""
+method; the shift's vends not yet booked are booked (booking.py) and the
+difference with the system totals gets its own posted move."""
 
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from sql import For
-from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Workflow, fields
 from trytond.model.exceptions import AccessError, ValidationError
@@ -15,8 +13,9 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
-from . import accounting
-from .vend import COUNTED_METHODS, SERIALIZATION_FAILURE, MeterBusy
+from . import accounting, locking
+from .company import CompanyMixin
+from .vend import COUNTED_METHODS
 
 ZERO = Decimal(0)
 #: The only shift fields a client may write, and only while the shift is open:
@@ -26,10 +25,11 @@ CLIENT_WRITABLE = {'counts', 'opening_float'}
 CLIENT_CREATE = {'sales_point', 'opening_float', 'counts'}
 
 
-class Session(Workflow, ModelSQL, ModelView):
+class Session(CompanyMixin, Workflow, ModelSQL, ModelView):
     "Cashier Shift"
 
     __name__ = 'prepaid.cashier.session'
+    _company_links = ('sales_point',)
 
     sales_point = fields.Many2One(
         'prepaid.sales_point',
@@ -150,33 +150,6 @@ class Session(Workflow, ModelSQL, ModelView):
                 raise AccessError(gettext('prepaid_vending.msg_session_readonly'))
 
     @classmethod
-    def lock_for_vend(cls, session) -> None:
-        """Share-lock the shift row until commit and check it is still open.
-
-        A closing shift holds its row FOR UPDATE (``close_session``); the vend
-        waits for it and, the row being updated since its snapshot, restarts
-        (``MeterBusy``) and then finds no open shift.  Vends of one shift share
-        this lock (they wait for each other only for the sales point's receipt
-        number, ``Vend._new_number``).
-        """
-        table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        query = table.select(table.state, where=table.id == session.id)
-        if backend.name == 'postgresql':
-            query.for_ = For('SHARE')
-        try:
-            cursor.execute(*query)
-        except backend.DatabaseOperationalError as exc:
-            if getattr(exc, 'sqlstate', None) == SERIALIZATION_FAILURE:
-                raise MeterBusy() from exc
-            raise
-        (state,) = cursor.fetchone()
-        if state != 'open':
-            raise ValidationError(
-                gettext('prepaid_vending.msg_session_closed', session=session.rec_name)
-            )
-
-    @classmethod
     def open_session(cls, sales_point, opening_float=ZERO):
         session = cls(sales_point=sales_point, opening_float=opening_float)
         session.save()
@@ -232,17 +205,16 @@ class Session(Workflow, ModelSQL, ModelView):
         expected: dict[str, Decimal] | None = None,
     ):
         """Close with the declared amount per payment method; books the
-        difference and posts the shift's vend moves.
+        shift's vends not yet booked (``booking.py``) and the difference.
 
         reason: why the count differs, kept on the shift.  expected: the
         system totals the closer saw; if they are no longer those of the
         shift (a vend came in meanwhile), the close is refused.
 
-        The shift row is locked first (trytond restarts the transaction with
-        the lock taken, so the snapshot sees every vend committed before), and
+        The shift row is locked first (``locking.lock_shift_for_close``), and
         its state is read again under the lock."""
         cls.check_closer([session])
-        cls.lock([session])
+        locking.lock_shift_for_close(session)
         with without_check_access():
             return cls._close_session(cls(session.id), declared, reason, expected)
 
@@ -274,6 +246,8 @@ class Session(Workflow, ModelSQL, ModelView):
     ):
         pool = Pool()
         Count = pool.get('prepaid.cashier.session.count')
+        Move = pool.get('account.move')
+        Vend = pool.get('prepaid.vend')
         Configuration = pool.get('prepaid.configuration')
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
@@ -309,9 +283,9 @@ class Session(Workflow, ModelSQL, ModelView):
         session.difference = difference
         session.difference_reason = reason
         session.closed_at = dt.datetime.now()
-        vends = session.get_vends()
-        moves = [v.move for v in vends if v.move]
-        moves += [v.cancel_move for v in vends if v.cancel_move]
+        # The shift's takings in the books before it closes: the books equal
+        # the vends at every close (a refused booking refuses the close).
+        Vend.book_session(session)
         config = Configuration(1)
         booked = [c for c in counts if c.difference]
         if booked:
@@ -339,10 +313,9 @@ class Session(Workflow, ModelSQL, ModelView):
                 )
             move.lines = lines
             move.save()
+            Move.post([move])
             session.difference_move = move
-            moves.append(move)
         session.save()
-        accounting.post_draft_moves(moves)
         cls._close([session])
         return session
 

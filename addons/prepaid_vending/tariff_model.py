@@ -27,7 +27,8 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
-from . import vend_write
+from . import fastpath
+from .company import CompanyMixin
 from .tariff import Tariff, TariffError, tariff_from_dict
 
 KINDS = [
@@ -69,10 +70,12 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
+class PrepaidTariff(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     "Tariff"
 
     __name__ = 'prepaid.tariff'
+    _company_index = False
+    _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True, translate=True)
     code = fields.Char("Code", size=32, required=True)
@@ -105,8 +108,8 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         t = cls.__table__()
         cls._sql_constraints += [
             (
-                'code_unique',
-                Unique(t, t.code),
+                'company_code_unique',
+                Unique(t, t.company, t.code),
                 'prepaid_vending.msg_tariff_code_unique',
             ),
         ]
@@ -121,7 +124,7 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         "The version in force on date"
         Version = Pool().get('prepaid.tariff.version')
         version = Version.__table__()
-        version_id = vend_write.scalar(
+        version_id = fastpath.scalar(
             version.select(
                 version.id,
                 where=(version.tariff == self.id) & (version.start_date <= date),
@@ -146,7 +149,7 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
         one-column queries rather than ORM searches."""
         pool = Pool()
         assignment = pool.get('prepaid.meter.tariff').__table__()
-        tariff_id = vend_write.scalar(
+        tariff_id = fastpath.scalar(
             assignment.select(
                 assignment.tariff,
                 where=(assignment.meter == meter.id) & (assignment.start_date <= date),
@@ -158,14 +161,18 @@ class PrepaidTariff(DeactivableMixin, ModelSQL, ModelView):
             party = pool.get('party.party').__table__()
             category = pool.get('prepaid.tariff-prepaid.customer.category').__table__()
             tariff = cls.__table__()
-            tariff_id = vend_write.scalar(
+            tariff_id = fastpath.scalar(
                 party.join(
                     category, condition=category.category == party.customer_category
                 )
                 .join(tariff, condition=tariff.id == category.tariff)
                 .select(
                     tariff.id,
-                    where=(party.id == meter.customer.id) & (tariff.active == True),  # noqa: E712
+                    # The customer (a party) is shared by the utilities: the
+                    # meter's utility's tariff of the category.
+                    where=(party.id == meter.customer.id)
+                    & (tariff.company == meter.company.id)
+                    & (tariff.active == True),  # noqa: E712
                     order_by=[tariff.id.asc],
                     limit=1,
                 )
@@ -188,6 +195,14 @@ class TariffCategory(ModelSQL):
     category = fields.Many2One(
         'prepaid.customer.category', "Category", required=True, ondelete='CASCADE'
     )
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # Who may change a tariff may change its categories.  This gives
+        # nobody more than the link's own records did; the one it keeps
+        # lets a manager remove a category (not delete a tariff).
+        cls.__access__.add('tariff')
 
 
 class TariffVersion(ModelSQL, ModelView):
@@ -353,8 +368,9 @@ class TariffVersion(ModelSQL, ModelView):
         return pricing
 
     def _calculator_key(self) -> tuple:
-        """(id and write dates of the version, its tax and its tariff) in one
-        query: reading them through the ORM cost ~5 ms per vend."""
+        """(id, company and write dates of the version, its tax and its
+        tariff) in one query: reading them through the ORM was a noticeable
+        part of every vend (figures in bench/README.md)."""
         pool = Pool()
         version = self.__table__()
         tax = pool.get('account.tax').__table__()
@@ -364,6 +380,8 @@ class TariffVersion(ModelSQL, ModelView):
             *version.join(tax, 'LEFT', condition=version.tax == tax.id)
             .join(tariff, condition=version.tariff == tariff.id)
             .select(
+                # The utility's: a cached pricing never serves another one.
+                tariff.company,
                 Coalesce(version.write_date, version.create_date),
                 tax.id,
                 Coalesce(tax.write_date, tax.create_date),
@@ -535,3 +553,14 @@ class MeterTariff(ModelSQL, ModelView):
     @staticmethod
     def default_start_date():
         return dt.date.today()
+
+    @classmethod
+    def validate_fields(cls, assignments, field_names):
+        super().validate_fields(assignments, field_names)
+        for assignment in assignments:
+            # A meter buys only on its own utility's tariffs.
+            CompanyMixin.same_company(
+                assignment.tariff,
+                assignment.meter,
+                'prepaid_vending.msg_company_mismatch',
+            )

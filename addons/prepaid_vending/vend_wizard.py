@@ -4,7 +4,7 @@ The wizard holds no vending logic: the quote is ``Vend.trial`` (nothing
 written), recomputed by the form's on_change as the tender is entered, and
 Issue is ``Vend.vend``.  A meter that cannot receive what the sale would send
 is refused when it is picked and at every quote, before any money is taken
-(``Vend._check_meter``).
+(``vend_pipeline.check_meter``).
 
 Its idempotency key is generated once, when the wizard starts, and kept in
 the wizard session: a double click on Issue or a client that retries the
@@ -37,6 +37,7 @@ from trytond.wizard import (
     Wizard,
 )
 
+from . import vend_pipeline
 from .amounts import Amount
 from .delivery import DELIVERY_STATES, group_digits, vend_delivery
 from .receipt import energy_label, gross_price, token_label
@@ -103,8 +104,11 @@ def find_meters(text: str | None, limit: int = MAX_MATCHES) -> list:
     if len(text) < 2:
         return []
     like = f'%{text}%'
+    # The cashier's company only: another utility may use the same numbers.
+    company = ('company', '=', Transaction().context.get('company', -1))
     meters = Meter.search(
-        [('serial', 'ilike', like), ('state', '=', 'installed')], limit=limit
+        [company, ('serial', 'ilike', like), ('state', '=', 'installed')],
+        limit=limit,
     )
     parties = Party.search(
         [
@@ -120,6 +124,7 @@ def find_meters(text: str | None, limit: int = MAX_MATCHES) -> list:
             m
             for m in Meter.search(
                 [
+                    company,
                     ('customer', 'in', [p.id for p in parties]),
                     ('state', '=', 'installed'),
                 ],
@@ -227,7 +232,7 @@ class VendWizardSale(ModelView):
         quote, message = None, None
         if self.meter and (self.tender is not None or self.requested_kwh):
             # Only selling staff get quotes: trial reads debts and tariffs.
-            Vend._check_vend_user()
+            vend_pipeline.check_vend_user()
             try:
                 with without_check_access():
                     quote = Vend.trial(
@@ -424,7 +429,6 @@ class VendWizard(Wizard):
         return None
 
     def transition_select(self):
-        Vend = Pool().get('prepaid.vend')
         meter = self.start.meter
         if not meter:
             matches = list(self.start.matches or find_meters(self.start.search))
@@ -439,7 +443,7 @@ class VendWizard(Wizard):
             meter = self.start.meter = matches[0]
         # A meter that cannot buy or cannot receive is refused here, before
         # the customer hands over any money.
-        Vend._check_meter(meter)
+        vend_pipeline.check_meter(meter)
         return 'sale'
 
     # ------------------------------------------------------------ step 2
@@ -475,7 +479,7 @@ class VendWizard(Wizard):
             'emergency_owed': sum(
                 (e.outstanding for e in Emergency.open_credits(meter)), ZERO
             ),
-            'key_changes': pending_key_changes(meter),
+            'key_changes': meter.vend_pending_key_changes(),
             'payment_method': 'cash',
         }
         # Keep the cashier's input when coming back to this step.
@@ -623,21 +627,6 @@ def delivery_html(delivery) -> str:
 
 def _escape(text: str) -> str:
     return html.escape(text or '')
-
-
-def pending_key_changes(meter) -> str:
-    """The STS key changes waiting to be entered on meter (prepaid_sts is not
-    a dependency of this module, hence the look-up in the pool)."""
-    pool = Pool()
-    try:
-        KeyChange = pool.get('prepaid.sts.key_change')
-    except KeyError:
-        return ''
-    with without_check_access():
-        return '\n'.join(
-            f'{k.rec_name}: {len(k.tokens)} tokens, printed with the next vend'
-            for k in KeyChange.pending_for(meter)
-        )
 
 
 def _today():

@@ -3,8 +3,8 @@
 Why this module exists: gurux-dlms 1.0.203 decrypts ciphered APDUs with its
 own pure-Python AES-GCM, built in "encrypt" mode, so the authentication tag
 of a reply is *never verified* (a flipped ciphertext byte silently changes
-the value read) and every APDU costs about 4 ms of CPU. It also print()s
-"Encryption is applied." for each ciphered PDU.
+the value read) and every APDU costs milliseconds of CPU (bench/README.md).
+It also print()s "Encryption is applied." for each ciphered PDU.
 
 Importing this module replaces the two class methods
 `GXDLMSChippering.encryptAesGcm` / `decryptAesGcm` in place. The module is

@@ -9,9 +9,9 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_vending.tests.staff import as_new_user
-from trytond.modules.prepaid_vending.tests.tools import create_meter
+from trytond.modules.prepaid_vending.tests.tools import create_meter, with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 # Groups that may read these records and change none of them.
 REFUSED = (
@@ -49,14 +49,14 @@ class HeadendAccessRolesTestCase(unittest.TestCase):
                         Model.create([values])
         return record
 
-    @with_transaction()
+    @with_company
     def test_relay_operation(self):
         Relay = Pool().get('prepaid.headend.relay')
         meter = create_meter('04100000301')
         values = {'meter': meter.id, 'action': 'disconnect', 'reason': 'Tamper'}
         self.check(Relay, values, {'reason': 'Arrears'})
 
-    @with_transaction()
+    @with_company
     def test_firmware_upgrade(self):
         Firmware = Pool().get('prepaid.headend.firmware')
         meter = create_meter('04100000302')
@@ -68,7 +68,7 @@ class HeadendAccessRolesTestCase(unittest.TestCase):
         }
         self.check(Firmware, values, {'identifier': 'FW-2.1'})
 
-    @with_transaction()
+    @with_company
     def test_job(self):
         Job = Pool().get('prepaid.headend.job')
         meter = create_meter('04100000303')

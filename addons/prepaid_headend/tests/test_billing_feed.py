@@ -22,12 +22,13 @@ from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_headend.mqtt import BrokerSettings, Subscriber
 from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     open_session,
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
 
 from simulators.meter import MeterConfig, MeterSimulator
@@ -149,7 +150,7 @@ class BillingFeedTestCase(unittest.TestCase):
         self.assertEqual(job.state, 'done', job.last_error)
         return job
 
-    @with_transaction()
+    @with_company
     def test_readings_bill_and_disconnect(self):
         pool = Pool()
         Vend = pool.get('prepaid.vend')
@@ -225,7 +226,7 @@ class BillingFeedTestCase(unittest.TestCase):
                 counts,
             )
 
-    @with_transaction()
+    @with_company
     def test_next_read_continues_from_the_stored_capture(self):
         "The first capture of a read pairs with the last one stored before"
         pool = Pool()
@@ -255,7 +256,7 @@ class BillingFeedTestCase(unittest.TestCase):
                 Consumption.search_count([('account', '=', account.id)]), before + 1
             )
 
-    @with_transaction()
+    @with_company
     def test_other_meters_are_not_fed(self):
         "A prepaid (token) meter's profile creates no consumption"
         pool = Pool()
@@ -307,7 +308,7 @@ class LowCreditWarningTestCase(unittest.TestCase):
         config.mqtt_timeout = BROKER.timeout
         config.save()
 
-    @with_transaction()
+    @with_company
     def test_warning_published_and_done(self):
         Command = Pool().get('prepaid.meter.command')
         subscriber = Subscriber(BROKER, [alarms_filter(self.site)], direction='alarms')
@@ -330,7 +331,7 @@ class LowCreditWarningTestCase(unittest.TestCase):
         Transaction().commit()
         self.assertEqual(subscriber.get_batch(10, 0.5), [])
 
-    @with_transaction()
+    @with_company
     def test_warning_waits_while_mqtt_is_off(self):
         Command = Pool().get('prepaid.meter.command')
         self.configure(enabled=False)

@@ -9,22 +9,22 @@ import unittest
 from decimal import Decimal
 
 from trytond.modules.company.tests import create_company, set_company
-from trytond.modules.prepaid_headend.demo import (
+from trytond.modules.prepaid_headend.tests.test_headend import free_port_block
+from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
+
+from prepaid_demo.headend import (
     DEMO_COUNT,
     DEMO_FIRST_PORT,
     demo_channel_meters,
     point_demo_channels,
     simulator_meters,
 )
-from trytond.modules.prepaid_headend.tests.test_headend import free_port_block
-from trytond.modules.prepaid_sts.demo import demo_decoder_key
-from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_vending.demo import create_demo_data, setup_demo_vending
-from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
-from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
-from trytond.transaction import Transaction
-
+from prepaid_demo.sts import demo_decoder_key
+from prepaid_demo.vending import create_demo_data, setup_demo_vending
 from simulators.meter import MeterConfig, MeterSimulator
 from simulators.meter.testing import FakeClock
 

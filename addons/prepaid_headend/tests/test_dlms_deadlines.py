@@ -89,9 +89,11 @@ def test_flood_is_cut_off_by_the_reply_limit():
 
 def test_flood_within_the_reply_limit_is_cut_off_at_the_deadline():
     with HostileMeter("flood", interval=0.05, flood_bytes=10**9) as meter:
-        # A reply limit the flood cannot reach before the deadline, however
-        # fast the machine sends: only the deadline may cut it off.
-        cfg = settings(meter, max_reply_bytes=10**9)
+        # A reply limit the paced flood (about 1.2 MB/s) cannot reach before
+        # the deadline: only the deadline may cut it off.  The limit stays
+        # finite so that a deadline that failed to fire ends the test with a
+        # failure, not a read of the whole flood.
+        cfg = settings(meter, max_reply_bytes=64 * 2**20)
         error, elapsed = timed(asyncio.run, read_clock(cfg))
         assert isinstance(error, DeadlineExceeded), error
         assert "request" in str(error)

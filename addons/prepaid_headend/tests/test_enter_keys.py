@@ -12,9 +12,11 @@ from lxml import etree
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.model.modelview import AccessButtonError
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
+from trytond.modules.prepaid_sts.tests.tools import create_user
+from trytond.modules.prepaid_vending.tests.staff import acting_as
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
 
 # Arbitrary 16-byte keys (not meter secrets of any real device).
@@ -78,7 +80,7 @@ class EnterKeysTestCase(unittest.TestCase):
         sts_tools.restore_master_key(cls._previous_key)
         super().tearDownClass()
 
-    @with_transaction()
+    @with_company
     def test_custodian_enters_keys_shown_only_as_set(self):
         pool = Pool()
         Meter = pool.get("prepaid.meter")
@@ -148,7 +150,7 @@ class EnterKeysTestCase(unittest.TestCase):
             for secret in (PASSWORD, BLOCK_KEY.hex(), AUTH_KEY.hex()):
                 self.assertNotIn(secret.lower(), (other.target or "").lower())
 
-    @with_transaction()
+    @with_company
     def test_second_entry_keeps_untouched_secrets(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter()
@@ -161,7 +163,7 @@ class EnterKeysTestCase(unittest.TestCase):
         self.assertEqual(settings.block_cipher_key, BLOCK_KEY)
         self.assertEqual(settings.authentication_key, AUTH_KEY)
 
-    @with_transaction()
+    @with_company
     def test_engineer_cannot_run_wizard(self):
         Meter = Pool().get("prepaid.meter")
         Wizard = Pool().get("prepaid.headend.enter_keys", type="wizard")
@@ -178,7 +180,7 @@ class EnterKeysTestCase(unittest.TestCase):
         self.assertEqual(Meter(meter.id).hes_secrets_entered, "none")
         self.assertIsNotNone(Wizard)
 
-    @with_transaction()
+    @with_company
     def test_bad_hex_refused_nothing_written(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter()
@@ -205,7 +207,7 @@ class EnterKeysTestCase(unittest.TestCase):
         self.assertFalse(Meter(meter.id)._hes_has_secrets())
         self.assertIsNone(Meter(meter.id).hes_key_fingerprint)
 
-    @with_transaction()
+    @with_company
     def test_button_on_communication_tab(self):
         "On the Communication tab; read-only for groups other than the two"
         Meter = Pool().get("prepaid.meter")

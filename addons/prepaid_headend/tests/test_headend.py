@@ -27,10 +27,11 @@ from trytond.modules.prepaid_headend.channel import DatabaseCounterStore
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_sts.engine import derive_decoder_key
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_vending.tests.staff import create_user
+from trytond.modules.prepaid_sts.tests.tools import create_user
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import new_point, with_vending
 from trytond.pool import Pool
-from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
+from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction
 
 from simulators.meter import MeterConfig, MeterSimulator
@@ -171,7 +172,7 @@ class HeadendTestCase(unittest.TestCase):
         return create_user(login, *groups)
 
     # --- reading ----------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_schedule_run_reads_batch_with_failures(self):
         "Cron run: readings stored; wrong keys and timeout recorded per meter"
         pool = Pool()
@@ -229,7 +230,7 @@ class HeadendTestCase(unittest.TestCase):
         # The ciphered frames took their counters from the database table.
         self.assertGreater(Counter.peek(meters[0].hes_counter_key), floor)
 
-    @with_transaction()
+    @with_company
     def test_button_jobs_notify_the_web_client_that_asked(self):
         "The outcome reaches the client that pressed the button, not cron's jobs"
         pool = Pool()
@@ -261,7 +262,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(by_title["SILENT: Read failed"]["priority"], 3)
         self.assertEqual(by_title["SIM0: Read done"]["type"], "notification")
 
-    @with_transaction()
+    @with_company
     def test_on_demand_read_then_reread_is_idempotent(self):
         "The button queues a job; its result shows on the meter; re-reads add nothing"
         pool = Pool()
@@ -305,7 +306,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertIsNotNone(newest.consumption)
         self.assertGreaterEqual(newest.consumption, 0)
 
-    @with_transaction()
+    @with_company
     def test_clock_drift_corrected(self):
         pool = Pool()
         Meter = pool.get("prepaid.meter")
@@ -328,7 +329,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertFalse(latest.corrected)
 
     # --- relay -----------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_engineer_disconnects_and_reconnects(self):
         pool = Pool()
         Relay = pool.get("prepaid.headend.relay")
@@ -355,7 +356,7 @@ class HeadendTestCase(unittest.TestCase):
             self.assertEqual(self.sim.meter(OK_WRAPPER).relay_connected, connected)
         self.assertEqual(len(Relay.search([("meter", "=", meter.id)])), 2)
 
-    @with_transaction()
+    @with_company
     def test_meter_form_relay_buttons(self):
         "Connect / Disconnect on the meter queue a recorded relay operation"
         pool = Pool()
@@ -391,7 +392,7 @@ class HeadendTestCase(unittest.TestCase):
             self.assertEqual(Relay(operation.id).state, "done")
             self.assertEqual(self.sim.meter(OK_WRAPPER).relay_connected, connected)
 
-    @with_transaction()
+    @with_company
     def test_meter_form_disconnect_asks_confirmation(self):
         Meter = Pool().get("prepaid.meter")
         arch = etree.fromstring(Meter.fields_view_get(view_type="form")["arch"])
@@ -400,7 +401,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(buttons["hes_relay_disconnect"].get("string"), "Disconnect")
         self.assertEqual(buttons["hes_relay_connect"].get("string"), "Connect")
 
-    @with_transaction()
+    @with_company
     def test_meter_form_relay_buttons_refused_to_cashier(self):
         pool = Pool()
         Relay = pool.get("prepaid.headend.relay")
@@ -420,7 +421,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(Relay.search([("meter", "=", meter.id)]), [])
         self.assertEqual(self.pending_jobs(meter), [])
 
-    @with_transaction()
+    @with_company
     def test_relay_needs_reason(self):
         Relay = Pool().get("prepaid.headend.relay")
         meter = self.meter(OK_WRAPPER)
@@ -429,7 +430,7 @@ class HeadendTestCase(unittest.TestCase):
         with self.assertRaises(RequiredValidationError):
             operation.save()  # reason required for connect/disconnect
 
-    @with_transaction()
+    @with_company
     def test_cashier_cannot_operate_relay(self):
         pool = Pool()
         Relay = pool.get("prepaid.headend.relay")
@@ -460,7 +461,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(operation.state, "draft")
         self.assertEqual(self.pending_jobs(meter), [])
 
-    @with_transaction()
+    @with_company
     def test_billing_disconnect_command_executed(self):
         "prepaid_vending's disconnect/reconnect commands run as relay operations"
         pool = Pool()
@@ -485,7 +486,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(Command(command.id).state, "accepted")
         self.assertTrue(self.sim.meter(OK_HDLC).relay_connected)
 
-    @with_transaction()
+    @with_company
     def test_disconnect_held_in_friendly_period(self):
         pool = Pool()
         Command = pool.get("prepaid.meter.command")
@@ -514,7 +515,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertTrue(self.sim.meter(OK_HDLC).relay_connected)
 
     # --- load limit ---------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_load_management_written_read_back_and_kept_in_step(self):
         "Category and customer settings reach the limiter; cron keeps them there"
         pool = Pool()
@@ -601,7 +602,7 @@ class HeadendTestCase(unittest.TestCase):
             self.assertIn("active: 9000", job.result)
 
     # --- tokens -------------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_remote_token_accepted_then_replay_rejected(self):
         pool = Pool()
         Command = pool.get("prepaid.meter.command")
@@ -642,7 +643,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertAlmostEqual(state.credit_wh - credit_before, 12_500, delta=1)
 
     # --- firmware -----------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_firmware_upgrade_then_corrupt_image_refused(self):
         pool = Pool()
         Firmware = pool.get("prepaid.headend.firmware")
@@ -684,7 +685,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(bad.active_version, "FW-2.0.0")  # kept the old one
         self.assertEqual(self.sim.meter(FIRMWARE).firmware_id, "FW-2.0.0")
 
-    @with_transaction()
+    @with_company
     def test_firmware_activation_at_a_time_is_a_scheduled_task(self):
         pool = Pool()
         Firmware = pool.get("prepaid.headend.firmware")
@@ -727,7 +728,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(self.sim.meter(FIRMWARE).firmware_id, "FW-4.0.0")
 
     # --- configuration errors --------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_missing_keys_fail_the_job_with_a_clear_error(self):
         pool = Pool()
         Meter = pool.get("prepaid.meter")
@@ -744,7 +745,7 @@ class HeadendTestCase(unittest.TestCase):
         self.assertEqual(job.error_kind, "configuration")
         self.assertIn("block cipher key", job.last_error)
 
-    @with_transaction()
+    @with_company
     def test_secrets_are_write_only_and_encrypted(self):
         Meter = Pool().get("prepaid.meter")
         meter = self.meter(OK_WRAPPER)

@@ -13,14 +13,16 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_headend import reading as rd
-from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
+from trytond.modules.prepaid_sts.tests.tools import create_user
+from trytond.modules.prepaid_vending.tests.staff import acting_as
 from trytond.modules.prepaid_vending.tests.test_append_only import (
     create_values,
     everyone,
 )
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import with_vending
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 ENERGY = '1.0.1.8.0.255'
 READ_AT = dt.datetime(2026, 1, 10, 12, 0)
@@ -66,7 +68,7 @@ class HeadendAppendOnlyTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_headend')
 
-    @with_transaction()
+    @with_company
     def test_nobody_edits_deletes_or_forges_a_reading(self):
         "Per role and per model: write, delete and create refused"
         pool = Pool()
@@ -90,7 +92,7 @@ class HeadendAppendOnlyTestCase(unittest.TestCase):
                 self.assertEqual(Model.read([record.id], [field])[0][field], before)
                 self.assertEqual(Model.search_count([]), 1)
 
-    @with_transaction()
+    @with_company
     def test_ingestion_and_jobs_still_write(self):
         "The code paths write whoever runs them (here a client's operator)"
         pool = Pool()
@@ -105,7 +107,7 @@ class HeadendAppendOnlyTestCase(unittest.TestCase):
             (check,) = pool.get('prepaid.headend.clock_sync').search([])
             self.assertEqual((check.drift, check.corrected), (42.0, True))
 
-    @with_transaction()
+    @with_company
     def test_access_records_are_read_only_for_the_meter_readers(self):
         """Their own access records say what the model enforces: read for the
         groups that read meters, nothing else for anyone"""

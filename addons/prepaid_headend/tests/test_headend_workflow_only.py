@@ -8,15 +8,17 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
-from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
+from trytond.modules.prepaid_sts.tests.tools import create_user
+from trytond.modules.prepaid_vending.tests.staff import acting_as
 from trytond.modules.prepaid_vending.tests.test_append_only import everyone
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     new_meter,
     new_point,
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 FIELDS = ['meter', 'kind', 'params', 'state', 'attempts', 'result']
 
@@ -36,7 +38,7 @@ class JobWorkflowTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_headend')
 
-    @with_transaction()
+    @with_company
     def test_no_role_rewrites_or_deletes_a_job(self):
         Job = Pool().get('prepaid.headend.job')
         with with_vending() as env:
@@ -61,7 +63,7 @@ class JobWorkflowTestCase(unittest.TestCase):
                         Job.create([{'meter': other.id, 'kind': 'relay'}])
             self.assertEqual(Job.read([job.id], FIELDS), before)
 
-    @with_transaction()
+    @with_company
     def test_refusal_does_not_depend_on_access_records(self):
         "An engineer given full access by mistake still rewrites nothing"
         pool = Pool()
@@ -91,7 +93,7 @@ class JobWorkflowTestCase(unittest.TestCase):
                     Job.create([{'meter': env.meter.id, 'kind': 'read'}])
             self.assertEqual(Job(job.id).state, 'failed')
 
-    @with_transaction()
+    @with_company
     def test_retry_by_its_groups(self):
         "Retry puts a failed job back to pending for an engineer, not an operator"
         Job = Pool().get('prepaid.headend.job')

@@ -10,8 +10,9 @@ import unittest
 import uuid
 
 from trytond.modules.prepaid_headend.tests.hostile_meter import HostileMeter
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 MARGIN = 3.0  # generous: shared CPU cores
 
@@ -56,7 +57,7 @@ class JobDeadlineTestCase(unittest.TestCase):
         Job.execute(jobs)
         return Job.browse([j.id for j in jobs]), time.monotonic() - start
 
-    @with_transaction()
+    @with_company
     def test_trickling_meter_fails_the_job_at_the_exchange_deadline(self):
         self.configure(job_deadline=60.0)
         with HostileMeter("trickle") as meter:
@@ -69,7 +70,7 @@ class JobDeadlineTestCase(unittest.TestCase):
         self.assertLess(elapsed, 1.5 + MARGIN)
         self.assertIn("deadline", job.meter.hes_last_error)
 
-    @with_transaction()
+    @with_company
     def test_retries_of_a_silent_meter_stop_at_the_job_deadline(self):
         self.configure(job_deadline=2.0, retries=10)
         with HostileMeter("silent") as meter:
@@ -81,7 +82,7 @@ class JobDeadlineTestCase(unittest.TestCase):
         self.assertGreater(job.attempts, 1)  # it did retry, within the deadline
         self.assertLess(elapsed, 2.0 + MARGIN)
 
-    @with_transaction()
+    @with_company
     def test_flooding_meter_fails_the_job_as_oversize(self):
         self.configure(job_deadline=60.0)
         with HostileMeter("flood") as meter:
@@ -92,7 +93,7 @@ class JobDeadlineTestCase(unittest.TestCase):
         self.assertEqual(job.error_kind, "oversize")
         self.assertIn("flood", job.last_error)
 
-    @with_transaction()
+    @with_company
     def test_firmware_jobs_have_their_own_deadline(self):
         Configuration = Pool().get("prepaid.configuration")
         Configuration.write([Configuration(1)], {"hes_firmware_deadline": 7200.0})

@@ -11,8 +11,9 @@ import unittest
 import pytest
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_headend.load_management import limit_at, periods_overlap
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 T = dt.time
 EVENING = (T(17, 0), T(21, 0), 2500)
@@ -62,7 +63,7 @@ class LoadManagementTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_headend')
 
-    @with_transaction()
+    @with_company
     def test_setting_values_and_period_rules(self):
         pool = Pool()
         Setting = pool.get('prepaid.load_management')

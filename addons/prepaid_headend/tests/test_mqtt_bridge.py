@@ -30,8 +30,10 @@ from trytond.modules.prepaid_headend.mqtt import (
 from trytond.modules.prepaid_headend.mqtt.ingest import ingest_loop
 from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_sts.tests.tools import utility
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
+from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction
 
 from simulators.meter import MeterConfig, MeterSimulator
@@ -98,7 +100,7 @@ class MqttBridgeTestCase(unittest.TestCase):
         }
 
     # --- configuration ----------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_configuration_validation_and_password(self):
         "Site and codes are checked; the password is write-only and encrypted"
         from trytond.model.exceptions import ValidationError
@@ -121,7 +123,7 @@ class MqttBridgeTestCase(unittest.TestCase):
             self.configure(mqtt_alarm_codes='1,tamper')
 
     # --- outbound ---------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_alarm_published_after_commit(self):
         "New alarms are published once committed; plain events are not"
         subscriber = self.alarms()
@@ -160,7 +162,7 @@ class MqttBridgeTestCase(unittest.TestCase):
         Transaction().commit()
         self.assertEqual(subscriber.get_batch(10, 0.5), [])
 
-    @with_transaction()
+    @with_company
     def test_rolled_back_alarm_is_not_published(self):
         "A rollback drops the queued alarms"
         subscriber = self.alarms()
@@ -186,7 +188,7 @@ class MqttBridgeTestCase(unittest.TestCase):
             [(other.serial, 204)],
         )
 
-    @with_transaction()
+    @with_company
     def test_disabled_publishes_nothing(self):
         "With MQTT disabled nothing is queued"
         self.configure(enabled=False)
@@ -197,7 +199,7 @@ class MqttBridgeTestCase(unittest.TestCase):
         )
         self.assertEqual(mqtt_bridge.queue_alarms([event]), 0)
 
-    @with_transaction()
+    @with_company
     def test_unreachable_broker_keeps_the_commit(self):
         "A broker failure after the commit is logged, the events stay stored"
         Event = Pool().get('prepaid.headend.event')
@@ -211,7 +213,7 @@ class MqttBridgeTestCase(unittest.TestCase):
         self.assertEqual(Event.search_count([('meter', '=', meter.id)]), 1)
 
     # --- inbound ----------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_ingest_valid_duplicate_unknown_malformed(self):
         "Ingest stores valid events once, skips unknown meters and bad input"
         pool = Pool()
@@ -286,7 +288,7 @@ class MqttBridgeTestCase(unittest.TestCase):
         )
         self.assertEqual((result.stored, result.duplicates), (0, 2))
 
-    @with_transaction()
+    @with_company
     def test_pushed_alarm_is_forwarded_to_alarm_subscribers(self):
         "An alarm pushed by a concentrator and stored goes out on the alarms topic"
         subscriber = self.alarms()
@@ -307,7 +309,10 @@ class MqttBridgeTestCase(unittest.TestCase):
     def test_cli_ingests_what_arrived_while_stopped(self):
         "prepaid-mqtt-ingest: persistent session, one committed transaction a batch"
         client_id = f"prepaid-test-{self.site}"
-        with Transaction().start(DB_NAME, 0):  # committed on exit
+        with (
+            Transaction().start(DB_NAME, 0),  # committed on exit
+            Transaction().set_context(company=utility().id),
+        ):
             self.configure(enabled=False)
             serial = self.meter('CLI').serial
         # The session exists (as after a first run), then the command stops;
@@ -370,7 +375,7 @@ class MqttJobAlarmTestCase(unittest.TestCase):
         sts_tools.restore_master_key(cls._previous_key)
         super().tearDownClass()
 
-    @with_transaction()
+    @with_company
     def test_read_job_alarm_is_published_after_commit(self):
         pool = Pool()
         Configuration = pool.get('prepaid.configuration')

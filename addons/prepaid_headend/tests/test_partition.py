@@ -17,12 +17,12 @@ from trytond import backend
 from trytond.model.exceptions import SQLConstraintError
 from trytond.modules.prepaid_headend import partition as pt
 from trytond.modules.prepaid_headend.reading import insert_new
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
     DB_NAME,
     activate_module,
     drop_db,
-    with_transaction,
 )
 from trytond.transaction import Transaction
 
@@ -158,7 +158,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
     def cursor(self):
         return Transaction().connection.cursor()
 
-    @with_transaction()
+    @with_company
     def test_conversion_keeps_rows_ids_and_what_tryton_needs(self):
         self.assertEqual(self.status, 0, self.output)
         self.assertIn(f'{INTERVAL} partitioned by month: 2 rows copied', self.output)
@@ -209,7 +209,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
         )
         self.assertGreater(new.id, self.max_interval_id)
 
-    @with_transaction()
+    @with_company
     def test_orm_in_two_months_read_search_restore_delete(self):
         pool = Pool()
         Interval = pool.get('prepaid.headend.interval')
@@ -262,7 +262,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
             f'{INTERVAL}_2026_03', rows_by_partition(self.cursor(), INTERVAL)
         )
 
-    @with_transaction()
+    @with_company
     def test_unique_key_still_refuses_a_racing_duplicate(self):
         "insert_new skips known rows; the key stops a row that raced it"
         Interval = Pool().get('prepaid.headend.interval')
@@ -270,7 +270,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
             Interval.create([{'meter': self.meters[0], **reading(JANUARY, 1.0)}])
         self.assertIn('already has a value', str(raised.exception))
 
-    @with_transaction()
+    @with_company
     def test_conversion_again_changes_nothing(self):
         cursor = self.cursor()
         before = {t: (schema(cursor, t), pt.partitions(cursor, t)) for t in pt.TABLES}
@@ -280,7 +280,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
         after = {t: (schema(cursor, t), pt.partitions(cursor, t)) for t in pt.TABLES}
         self.assertEqual(after, before)
 
-    @with_transaction()
+    @with_company
     def test_partitions_ahead_are_idempotent_and_drain_the_default(self):
         cursor = self.cursor()
         Interval = Pool().get('prepaid.headend.interval')
@@ -321,7 +321,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
             pt.create_partitions(cursor, INTERVAL, today=later, months_ahead=2), []
         )
 
-    @with_transaction()
+    @with_company
     def test_cron_recreates_a_missing_month(self):
         pool = Pool()
         Cron = pool.get('ir.cron')
@@ -345,7 +345,7 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
             {EVENT: [], INTERVAL: [], REGISTER: []},
         )
 
-    @with_transaction()
+    @with_company
     def test_refuses_a_referenced_table_and_changes_nothing(self):
         cursor = self.cursor()
         cursor.execute(
@@ -464,7 +464,7 @@ class PartitionSqliteTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_headend')
 
-    @with_transaction()
+    @with_company
     def test_refusal(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')

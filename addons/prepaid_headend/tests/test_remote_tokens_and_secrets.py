@@ -32,9 +32,11 @@ from trytond.modules.prepaid_headend.tests.test_headend import (
 )
 from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
-from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
+from trytond.modules.prepaid_sts.tests.tools import create_user
+from trytond.modules.prepaid_vending.tests.staff import acting_as
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
+from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction, TransactionError
 
 from simulators.meter import MeterConfig, MeterSimulator
@@ -110,7 +112,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         super().tearDownClass()
 
     # --- 1. tokens minted before I/O, retry = accepted on retry ------------
-    @with_transaction()
+    @with_company
     def test_token_minted_at_dispatch_and_retry_accepted(self):
         pool = Pool()
         Command = pool.get("prepaid.meter.command")
@@ -161,7 +163,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         self.assertEqual(replay.state, "rejected")
         self.assertFalse(replay.hes_accepted_on_retry)
 
-    @with_transaction()
+    @with_company
     def test_dispatch_reuses_tokens_minted_by_an_uncommitted_dispatch(self):
         pool = Pool()
         Command = pool.get("prepaid.meter.command")
@@ -175,7 +177,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         self.assertEqual(Command(command.id).hes_mint_tokens(), first)
         self.assertEqual(len(Token.search([("meter", "=", meter.id)])), 1)
 
-    @with_transaction()
+    @with_company
     def test_job_never_mints(self):
         pool = Pool()
         Command = pool.get("prepaid.meter.command")
@@ -187,7 +189,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         self.assertIn(str(command.id), str(ctx.exception))
 
     # --- 2. counters per (title, key), shared keys flagged --------------------
-    @with_transaction()
+    @with_company
     def test_counter_key_per_title_and_key_and_shared_key_warning(self):
         a = make_meter(4059)
         b = make_meter(4060)
@@ -204,7 +206,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         settings = [m.hes_connection_settings() for m in (a, b)]
         self.assertEqual(settings[0].counter_key, settings[1].counter_key)
 
-    @with_transaction()
+    @with_company
     def test_new_counter_row_starts_above_legacy_per_meter_rows(self):
         Counter = Pool().get("prepaid.headend.invocation_counter")
         Counter.create([{"key": "meter-999", "next_value": 7_000}])
@@ -213,7 +215,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         self.assertGreaterEqual(first, 7_000)
 
     # --- 4. secrets ---------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_ciphertexts_unreadable_by_every_group(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter(4059)
@@ -228,7 +230,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
                     with self.assertRaises(AccessError, msg=(group, field)):
                         Meter.read([meter.id], [field])
 
-    @with_transaction()
+    @with_company
     def test_secret_setter_needs_key_custodian_or_admin(self):
         Meter = Pool().get("prepaid.meter")
         meter = make_meter(4059)
@@ -242,7 +244,7 @@ class RemoteTokensAndSecretsTestCase(unittest.TestCase):
         self.assertEqual(Meter(meter.id).hes_connection_settings().block_cipher_key,
                          OTHER_EK)  # fmt: skip
 
-    @with_transaction()
+    @with_company
     def test_moving_channel_of_meter_with_secrets_restricted_and_audited(self):
         pool = Pool()
         Meter = pool.get("prepaid.meter")

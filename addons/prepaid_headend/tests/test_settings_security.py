@@ -28,13 +28,14 @@ from trytond import config
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_headend.mqtt import BrokerSettings, MqttError, Publisher
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_sts.tests.tools import create_user
 from trytond.modules.prepaid_vending.tests.staff import (
     STAFF_ROLES,
     acting_as,
-    create_user,
 )
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
 
 BLOCK_KEY = bytes(range(0x40, 0x50))
@@ -118,7 +119,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         return path
 
     # --- communication settings -------------------------------------------
-    @with_transaction()
+    @with_company
     def test_communication_settings_per_role(self):
         "Managers and the other roles cannot read or redirect the broker"
         Communication = Pool().get("prepaid.headend.communication")
@@ -148,7 +149,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         )
         self.assertEqual(Communication(1).mqtt_host, "broker-admin.example.net")
 
-    @with_transaction()
+    @with_company
     def test_tls_by_default_and_no_password_in_clear(self):
         Communication = Pool().get("prepaid.headend.communication")
         everyone = users()
@@ -179,7 +180,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         self.assertEqual(broker.password, "Br0ker-Pw")
         self.assertTrue(broker.allow_plain_password and not broker.tls)
 
-    @with_transaction()
+    @with_company
     def test_mqtt_settings_of_older_releases_are_moved(self):
         "The broker settings kept on prepaid.configuration are carried over"
         from sql import Table
@@ -211,7 +212,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         with self.assertRaisesRegex(MqttError, "plain TCP"):
             Publisher(plain)
 
-    @with_transaction()
+    @with_company
     def test_ca_file_checked(self):
         Communication = Pool().get("prepaid.headend.communication")
         settings = Communication(1)
@@ -250,7 +251,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         self.assertEqual(Communication(settings.id).mqtt_broker().ca_file, good)
 
     # --- meters: channel moves and downgrades --------------------------------
-    @with_transaction()
+    @with_company
     def test_channel_of_meter_with_secrets_moved_by_custodian_only(self):
         Meter = Pool().get("prepaid.meter")
         everyone = users()
@@ -284,7 +285,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         meter = Meter(meter.id)
         self.assertEqual((meter.hes_host, meter.hes_port), ("10.9.9.9", 4100))
 
-    @with_transaction()
+    @with_company
     def test_authentication_never_lowered_on_a_meter_with_secrets(self):
         Meter = Pool().get("prepaid.meter")
         everyone = users()
@@ -306,7 +307,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
         Meter.write([bare], {"hes_auth": "lls"})
         self.assertEqual(Meter(bare.id).hes_auth, "lls")
 
-    @with_transaction()
+    @with_company
     def test_key_fingerprint_for_custodians_only(self):
         Meter = Pool().get("prepaid.meter")
         Counter = Pool().get("prepaid.headend.invocation_counter")
@@ -345,7 +346,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
                         Counter.search([])
 
     # --- numeric settings ---------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_manager_cannot_set_a_negative_minimum_vend(self):
         Configuration = Pool().get("prepaid.configuration")
         manager = users()["manager"]
@@ -367,7 +368,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
             Configuration.write([Configuration(1)], {"min_vend_amount": Decimal("5")})
         self.assertEqual(Configuration(1).min_vend_amount, Decimal("5"))
 
-    @with_transaction()
+    @with_company
     def test_every_numeric_setting_refuses_negative_and_absurd_values(self):
         pool = Pool()
         Configuration = pool.get("prepaid.configuration")
@@ -464,7 +465,7 @@ class SettingsSecurityTestCase(unittest.TestCase):
             [Configuration(1)], {"hes_job_deadline": 300.0, "reprint_count": 0}
         )
 
-    @with_transaction()
+    @with_company
     def test_low_credit_thresholds_and_host_syntax(self):
         pool = Pool()
         Configuration = pool.get("prepaid.configuration")

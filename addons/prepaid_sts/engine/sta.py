@@ -182,30 +182,24 @@ class StaCipher:
         return rounds
 
     def encrypt(self, x: int) -> int:
-        for t0, t1, t2, t3, t4, t5, t6, t7 in self._enc:
-            x = (
-                t0[x & 255]
-                | t1[(x >> 8) & 255]
-                | t2[(x >> 16) & 255]
-                | t3[(x >> 24) & 255]
-                | t4[(x >> 32) & 255]
-                | t5[(x >> 40) & 255]
-                | t6[(x >> 48) & 255]
-                | t7[x >> 56]
-            )
-        return x
+        return _run_rounds(self._enc, x)
 
     def decrypt(self, x: int) -> int:
         rounds = self._dec if self._dec is not None else self._dec_schedule()
-        for t0, t1, t2, t3, t4, t5, t6, t7 in rounds:
-            x = (
-                t0[x & 255]
-                | t1[(x >> 8) & 255]
-                | t2[(x >> 16) & 255]
-                | t3[(x >> 24) & 255]
-                | t4[(x >> 32) & 255]
-                | t5[(x >> 40) & 255]
-                | t6[(x >> 48) & 255]
-                | t7[x >> 56]
-            )
-        return x
+        return _run_rounds(rounds, x)
+
+
+def _run_rounds(rounds: list[tuple[list[int], ...]], x: int) -> int:
+    "x through the rounds of a schedule: per round, 8 byte lookups OR-ed"
+    for t0, t1, t2, t3, t4, t5, t6, t7 in rounds:
+        x = (
+            t0[x & 255]
+            | t1[(x >> 8) & 255]
+            | t2[(x >> 16) & 255]
+            | t3[(x >> 24) & 255]
+            | t4[(x >> 32) & 255]
+            | t5[(x >> 40) & 255]
+            | t6[(x >> 48) & 255]
+            | t7[x >> 56]
+        )
+    return x

@@ -20,7 +20,7 @@ class KeyChangeAccessTestCase(unittest.TestCase):
     def test_key_change_written_by_no_group(self):
         KeyChange = Pool().get('prepaid.sts.key_change')
         meter = create_meter()
-        values = {'meter': meter.id}
+        values = {'meter': meter.id, 'company': meter.company.id}
         for side, krn in [('old', 1), ('new', 2)]:
             values.update(
                 {

@@ -11,26 +11,27 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import create_company, set_company
 from trytond.modules.prepaid_sts import masterkey
-from trytond.modules.prepaid_sts.demo import (
+from trytond.modules.prepaid_sts.engine import (
+    decode_token,
+    derive_decoder_key,
+    validate_pan,
+)
+from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction, without_check_access
+
+from prepaid_demo.sts import (
     DEMO_KRN,
     DEMO_SGC,
     demo_decoder_key,
     demo_pan,
     demo_vending_key,
 )
-from trytond.modules.prepaid_sts.engine import (
-    decode_token,
-    derive_decoder_key,
-    validate_pan,
-)
-from trytond.modules.prepaid_vending.demo import (
+from prepaid_demo.vending import (
     create_demo_data,
     setup_demo_vending,
 )
-from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
-from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
-from trytond.transaction import Transaction, without_check_access
 
 from .tools import restore_master_key, set_master_key
 
@@ -136,7 +137,8 @@ class StsDemoTestCase(unittest.TestCase):
             # R57.50 service charge, then 50 kWh @ 1.20 + R63.91 / 1.60 (excl. VAT).
             self.assertEqual(vend.units_kwh, Decimal("89.9"))
             self.assertEqual(decoded.amount, vend.units_kwh)
-            self.assertTrue(vend.move)
+            Vend.book_pending()  # as the queued task does after the commit
+            self.assertTrue(Vend(vend.id).move)
 
             # Running the set-up again changes nothing.
             pans = [(m.id, m.sts_pan, m.sts_tariff_index) for m in keypads + smart]

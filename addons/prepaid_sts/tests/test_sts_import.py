@@ -109,8 +109,8 @@ class StsImportTestCase(unittest.TestCase):
             self.assertEqual(sorted(reasons), [3, 4, 5, 6, 7])
             self.assertIn("give also sts_pan", reasons[3])
             self.assertIn(
-                "No active vending key for SGC 999999, KRN 1, key type 2, base "
-                "date 14, EA 07",
+                "No active vending key of Dunder Mifflin for SGC 999999, KRN 1, "
+                "key type 2, base date 14, EA 07",
                 reasons[4],
             )
             self.assertIn("wrong check digit", reasons[5])

@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from trytond import backend
 from trytond.model.exceptions import AccessError
-from trytond.modules.prepaid_vending.tests.staff import create_user
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     open_session,
     with_vending,
@@ -33,9 +32,11 @@ from .test_sts_vend import set_sts
 from .tools import (
     VK_DKGA02,
     create_meter,
+    create_user,
     create_vending_key,
     restore_master_key,
     set_master_key,
+    utility,
 )
 
 
@@ -103,7 +104,9 @@ class StsIntegrityTestCase(unittest.TestCase):
             transaction.set_context(_check_access=True),
         ):
             # Commissioning: a meter without parameters gets them once.
-            (blank,) = Meter.create([{"serial": "BLANK", "kind": "sts_keypad"}])
+            (blank,) = Meter.create(
+                [{"serial": "BLANK", "kind": "sts_keypad", "company": utility().id}]
+            )
             Meter.write(
                 [blank],
                 {
@@ -141,7 +144,15 @@ class StsIntegrityTestCase(unittest.TestCase):
             VendingKey.write([key], {"base_date": "93"})
         VendingKey.write([key], {"name": "Renamed"})
         (draft,) = VendingKey.create(
-            [{"name": "Draft", "sgc": "654321", "krn": 1, "key_type": "2"}]
+            [
+                {
+                    "company": utility().id,
+                    "name": "Draft",
+                    "sgc": "654321",
+                    "krn": 1,
+                    "key_type": "2",
+                }
+            ]
         )
         VendingKey.write([draft], {"krn": 4})  # no key material yet
 
@@ -155,7 +166,7 @@ class StsIntegrityTestCase(unittest.TestCase):
         create_vending_key(sgc="123456", krn=2, base_date="14")
         ok = [create_meter(f"R{i}", sgc="123456", base_date="93") for i in range(3)]
         orphan = create_meter("NOKEY", sgc="999999", base_date="93")
-        (campaign,) = Rollover.create([{"name": "Rollover"}])
+        (campaign,) = Rollover.create([{"name": "Rollover", "company": utility().id}])
         Rollover.find_meters([campaign])
         calls = []
         real_lock = Meter.lock
@@ -206,7 +217,9 @@ class RolloverRestartTestCase(unittest.TestCase):
             for i in range(5):
                 create_meter(f"PG{i}", sgc="123456", base_date="93")
             Rollover = Pool().get("prepaid.sts.rollover")
-            (campaign,) = Rollover.create([{"name": "PG rollover"}])
+            (campaign,) = Rollover.create(
+                [{"name": "PG rollover", "company": utility().id}]
+            )
             Rollover.find_meters([campaign])
             cls.campaign_id = campaign.id
             transaction.commit()

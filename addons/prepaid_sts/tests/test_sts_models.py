@@ -14,7 +14,6 @@ from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
 from trytond.modules.prepaid_sts.meter import TokenRequest, next_tid
-from trytond.modules.prepaid_vending.tests.staff import create_user
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
@@ -24,9 +23,11 @@ from .tools import (
     VK_DKGA02,
     VK_DKGA04,
     create_meter,
+    create_user,
     create_vending_key,
     restore_master_key,
     set_master_key,
+    utility,
 )
 
 UTC = dt.UTC
@@ -383,7 +384,9 @@ class StsModelsTestCase(unittest.TestCase):
         old = create_meter("OLD", sgc="123456", base_date="93")
         create_meter("NEW", sgc="201457", base_date="14")
         old.sts_issue_tokens([credit("1")], now=dt.datetime(2024, 1, 1))
-        (campaign,) = Rollover.create([{"name": "Rollover 2024"}])
+        (campaign,) = Rollover.create(
+            [{"name": "Rollover 2024", "company": utility().id}]
+        )
         Rollover.find_meters([campaign])
         self.assertEqual([line.meter.serial for line in campaign.lines], ["OLD"])
         Rollover.issue([campaign])

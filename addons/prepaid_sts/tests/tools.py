@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 
+from trytond.modules.company.tests import create_company
 from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_vending.tests import staff
 from trytond.pool import Pool
+from trytond.transaction import Transaction, without_check_access
 
 #: DKGA04 160-bit test vending key (STS 531-1-07 CTSA01).
 VK_DKGA04 = "abababababababab949494949494949401234567"
@@ -34,13 +37,51 @@ def restore_master_key(previous: str | None) -> None:
         os.environ[masterkey.ENV_NAME] = previous
 
 
+def utility(name: str = "Test Utility"):
+    """The context's company, else the company of that name (created with a
+    shared currency on first use): a test's utility."""
+    pool = Pool()
+    Company = pool.get("company.company")
+    Currency = pool.get("currency.currency")
+    User = pool.get("res.user")
+    company_id = Transaction().context.get("company")
+    if company_id is not None and name == "Test Utility":
+        return Company(company_id)
+    # Set-up, not the behaviour under test: whoever the test acts as.
+    with without_check_access():
+        companies = Company.search([("party.name", "=", name)], limit=1)
+        if companies:
+            return companies[0]
+        currencies = Currency.search([], limit=1)
+        company = create_company(name, currency=currencies[0] if currencies else None)
+        # The administrator the tests run as works for every test utility
+        # (the record rules show a user the companies they work for).
+        (admin,) = User.search([("login", "=", "admin")])
+        User.write([admin], {"companies": [("add", [company.id])]})
+        if not admin.company:
+            User.write([admin], {"company": company.id})
+        return company
+
+
+def create_user(login: str, *groups, company=None):
+    "A staff user (staff.create_user) working for company (the test's utility)"
+    return staff.create_user(login, *groups, company=company or utility())
+
+
 def create_vending_key(
-    sgc="201457", krn=1, base_date="14", dkga="04", key=VK_DKGA04, key_type="2"
+    sgc="201457",
+    krn=1,
+    base_date="14",
+    dkga="04",
+    key=VK_DKGA04,
+    key_type="2",
+    company=None,
 ):
     VendingKey = Pool().get("prepaid.sts.vending_key")
     (record,) = VendingKey.create(
         [
             {
+                "company": (company or utility()).id,
                 "name": f"Test VK {sgc}/{krn}/{base_date}",
                 "sgc": sgc,
                 "krn": krn,
@@ -55,11 +96,20 @@ def create_vending_key(
     return record
 
 
-def create_meter(serial="M1", sgc="201457", krn=1, ti="01", base_date="14", pan=PAN):
+def create_meter(
+    serial="M1",
+    sgc="201457",
+    krn=1,
+    ti="01",
+    base_date="14",
+    pan=PAN,
+    company=None,
+):
     Meter = Pool().get("prepaid.meter")
     (meter,) = Meter.create(
         [
             {
+                "company": (company or utility()).id,
                 "serial": serial,
                 "kind": "sts_keypad",
                 "sts_pan": pan,

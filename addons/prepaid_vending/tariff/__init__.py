@@ -2,7 +2,8 @@
 
 Vend quotes (:func:`quote_vend`, :func:`tender_for_kwh`), monthly billing for
 remote-prepaid meters (:func:`bill_month`) and TOU pricing per load-profile
-interval (:func:`price_intervals`). See ``vend.py`` for the pipeline and policies.
+interval (:func:`price_intervals`). See ``vend_pipeline.py`` for the pipeline and
+policies.
 """
 
 from .billing import BillLine, MonthlyBill, bill_month, power_factor

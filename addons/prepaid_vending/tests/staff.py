@@ -46,9 +46,12 @@ def group_id(group: Any) -> int:
 
 
 def create_user(login: str, *groups: Any, company: Any = None):
-    """A new user in the groups; with company, the user works for it (what
-    the shift and vend rules of a cashier look at)"""
-    User = Pool().get('res.user')
+    """A new user in the groups, working for company (by default the
+    context's): the record rules show a user only their companies' records"""
+    pool = Pool()
+    User = pool.get('res.user')
+    if company is None and Transaction().context.get('company'):
+        company = pool.get('company.company')(Transaction().context['company'])
     values: dict[str, Any] = {
         'login': login,
         'name': login,

@@ -5,7 +5,7 @@ import unittest
 
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 from .staff import as_new_user
 from .tools import (
@@ -14,6 +14,7 @@ from .tools import (
     create_meter,
     create_network,
     create_service_point,
+    with_company,
 )
 
 
@@ -22,7 +23,7 @@ class AccessTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_vending_operator(self):
         pool = Pool()
         ServicePoint = pool.get('prepaid.service_point')
@@ -35,7 +36,7 @@ class AccessTestCase(unittest.TestCase):
                     [{'name': 'TX', 'code': 'TX-OP', 'feeder': transformer.feeder.id}]
                 )
 
-    @with_transaction()
+    @with_company
     def test_cashier(self):
         Meter = Pool().get('prepaid.meter')
         meter = create_meter('04100000101')
@@ -44,7 +45,7 @@ class AccessTestCase(unittest.TestCase):
             with self.assertRaises(AccessError):
                 Meter.write([Meter(meter.id)], {'manufacturer': 'Tampered'})
 
-    @with_transaction()
+    @with_company
     def test_cashier_reads_customers_only(self):
         pool = Pool()
         Party = pool.get('party.party')
@@ -60,7 +61,7 @@ class AccessTestCase(unittest.TestCase):
                 Address.create([{'party': customer.id, 'street': 'Elsewhere'}])
         self.assertEqual(Party(customer.id).name, 'Thandi Mokoena')
 
-    @with_transaction()
+    @with_company
     def test_back_office_writes_customers(self):
         "An operator (also when a cashier too) keeps Tryton's party access"
         pool = Pool()
@@ -70,7 +71,7 @@ class AccessTestCase(unittest.TestCase):
             Party.write([Party(customer.id)], {'name': 'Renamed'})
         self.assertEqual(Party(customer.id).name, 'Renamed')
 
-    @with_transaction()
+    @with_company
     def test_metering_engineer(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -80,7 +81,7 @@ class AccessTestCase(unittest.TestCase):
             with self.assertRaises(AccessError):
                 Configuration.write([Configuration(1)], {'reprint_count': 50})
 
-    @with_transaction()
+    @with_company
     def test_key_custodian(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -92,7 +93,7 @@ class AccessTestCase(unittest.TestCase):
             with self.assertRaises(AccessError):
                 ServicePoint.create([{'transformer': transformer.id}])
 
-    @with_transaction()
+    @with_company
     def test_vending_manager(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -103,7 +104,7 @@ class AccessTestCase(unittest.TestCase):
             with self.assertRaises(AccessError):
                 Meter.delete([Meter(meter.id)])
 
-    @with_transaction()
+    @with_company
     def test_accountant(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -113,7 +114,7 @@ class AccessTestCase(unittest.TestCase):
             with self.assertRaises(AccessError):
                 Meter.create([{'serial': '04100000105'}])
 
-    @with_transaction()
+    @with_company
     def test_administrator(self):
         pool = Pool()
         Transformer = pool.get('prepaid.transformer')
@@ -130,7 +131,7 @@ class AccessTestCase(unittest.TestCase):
             with self.assertRaises(AccessError):
                 History.write([History(h.id) for h in history], {'reason': 'rewritten'})
 
-    @with_transaction()
+    @with_company
     def test_no_group_sees_nothing(self):
         Meter = Pool().get('prepaid.meter')
         create_meter('04100000107')

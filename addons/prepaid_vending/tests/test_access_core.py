@@ -10,6 +10,7 @@ from trytond.tests.test_tryton import with_transaction
 from ..access import require_wizard_groups
 from .access_checks import AccessChecks
 from .staff import acting_as, create_user
+from .tools import with_company
 
 
 class AccessCoreTestCase(AccessChecks, unittest.TestCase):
@@ -50,7 +51,7 @@ class AccessCoreTestCase(AccessChecks, unittest.TestCase):
             with self.assertRaises(AccessError):
                 require_wizard_groups('ir.module.activate_upgrade')
 
-    @with_transaction()
+    @with_company
     def test_password_hash_oracle(self):
         "The binary search of the issue: refused at its first step"
         pool = Pool()

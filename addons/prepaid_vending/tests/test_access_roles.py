@@ -14,11 +14,11 @@ from decimal import Decimal
 from trytond.model.exceptions import AccessError
 from trytond.model.modelview import AccessButtonError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
 
 from .staff import as_new_user
-from .tools import TODAY, create_customer, create_meter
+from .tools import TODAY, create_customer, create_meter, with_company
 from .vend_fixtures import open_session, with_vending
 
 # Groups that read a meter's records but change none of them.
@@ -40,7 +40,7 @@ class AccessRolesTestCase(unittest.TestCase):
                     with self.assertRaises(AccessError):
                         Model.create([create_values])
 
-    @with_transaction()
+    @with_company
     def test_emergency_credit_written_by_manager_and_admin_only(self):
         Credit = Pool().get('prepaid.emergency_credit')
         meter = create_meter('04100000201')
@@ -58,7 +58,7 @@ class AccessRolesTestCase(unittest.TestCase):
                 Credit.write([Credit(credit.id)], {'amount': Decimal(amount)})
             self.assertEqual(Credit(credit.id).amount, Decimal(amount))
 
-    @with_transaction()
+    @with_company
     def test_meter_command_written_by_engineer_and_manager_only(self):
         Command = Pool().get('prepaid.meter.command')
         meter = create_meter('04100000203')
@@ -78,7 +78,7 @@ class AccessRolesTestCase(unittest.TestCase):
                     Command.create([values])
             self.assertEqual(Command(command.id).last_error, group)
 
-    @with_transaction()
+    @with_company
     def test_month_position_written_by_nobody(self):
         "The kWh bought this month price the next vend: only vends write them"
         Position = Pool().get('prepaid.meter.month_position')
@@ -98,7 +98,7 @@ class AccessRolesTestCase(unittest.TestCase):
             dict(values, month=TODAY.replace(day=1, month=TODAY.month + 1)),
         )
 
-    @with_transaction()
+    @with_company
     def test_meter_tariff_assigned_by_operator_manager_admin(self):
         pool = Pool()
         Tariff = pool.get('prepaid.tariff')
@@ -119,7 +119,7 @@ class AccessRolesTestCase(unittest.TestCase):
                 MeterTariff.write([MeterTariff(assignment.id)], {'reason': group})
             self.assertEqual(MeterTariff(assignment.id).reason, group)
 
-    @with_transaction()
+    @with_company
     def test_remote_consumption_and_bills_not_written_by_account_writers(self):
         pool = Pool()
         Account = pool.get('prepaid.remote.account')
@@ -174,7 +174,7 @@ class AccessRolesTestCase(unittest.TestCase):
                 Consumption.write([Consumption(consumption.id)], {'kwh': Decimal(2)})
 
     # --- customers ------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_customers_hidden_without_staff_group(self):
         pool = Pool()
         Party = pool.get('party.party')
@@ -197,7 +197,7 @@ class AccessRolesTestCase(unittest.TestCase):
                 self.assertIn('language', User.get_preferences(context_only=False))
         self.assertEqual(Party(customer.id).name, 'Thandi Mokoena')
 
-    @with_transaction()
+    @with_company
     def test_customers_read_by_staff_changed_by_back_office(self):
         pool = Pool()
         Party = pool.get('party.party')
@@ -226,7 +226,7 @@ class AccessRolesTestCase(unittest.TestCase):
                 Party.create([{'name': f'New for {group}'}])
             self.assertEqual(Party(customer.id).name, group)
 
-    @with_transaction()
+    @with_company
     def test_make_customer_button_groups(self):
         Party = Pool().get('party.party')
         (party,) = Party.create([{'name': 'Walk-in'}])
@@ -237,7 +237,7 @@ class AccessRolesTestCase(unittest.TestCase):
         self.assertIsNone(Party(party.id).customer_number)
 
     # --- record rules ----------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_manager_who_sells_sees_every_vend_and_shift(self):
         pool = Pool()
         User = pool.get('res.user')
@@ -306,7 +306,7 @@ class AccessRolesTestCase(unittest.TestCase):
                 self.assertEqual(Session.search_count([]), 1)
 
     # --- debts -------------------------------------------------------------------
-    @with_transaction()
+    @with_company
     def test_debt_open_button_groups(self):
         pool = Pool()
         Debt = pool.get('prepaid.debt')

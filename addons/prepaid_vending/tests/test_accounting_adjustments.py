@@ -13,14 +13,15 @@ from trytond.exceptions import UserError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 
-from ..company_setup import VENDING_ACCOUNT_CODES
+from prepaid_demo.company import VENDING_ACCOUNT_CODES
+
 from .vend_fixtures import open_session, with_vending
 
 TODAY = dt.date.today()
 
 
 def configure_adjustment_accounts(env, skip=()):
-    "The demo's bad-debt and refund accounts (company_setup); skip left empty"
+    "The demo's bad-debt and refund accounts (prepaid_demo.company); skip left empty"
     pool = Pool()
     Account = pool.get('account.account')
     Configuration = pool.get('prepaid.configuration')
@@ -57,8 +58,11 @@ def moves_from(origin) -> list:
 
 
 def vend(env, tender, key):
+    "A vend, booked (as the queued task books it after the request)"
     Vend = Pool().get('prepaid.vend')
-    return Vend.vend(env.meter, D(tender), 'cash', env.sales_point, key)
+    sale = Vend.vend(env.meter, D(tender), 'cash', env.sales_point, key)
+    Vend.book_pending()
+    return Vend(sale.id)
 
 
 def new_customer(env, name='Sipho Dlamini'):
@@ -108,7 +112,7 @@ class AccountingAdjustmentsTestCase(unittest.TestCase):
             debt.save()
             Debt.open([debt])
             vend(env, '300.00', 'w1')  # recovers 50
-            Vend.post_moves(before=TODAY + dt.timedelta(days=1))
+            Vend.book_pending()  # nothing left: booked
             receivable = env.config.debt_account
             before = booked(receivable, env.customer)
 
@@ -433,7 +437,7 @@ class AccountingAdjustmentsTestCase(unittest.TestCase):
             ]
             self.assertEqual((debt_line.credit, debt_line.party), (recovered, customer))
             agree(D('560.00'))
-            Vend.post_moves(before=TODAY + dt.timedelta(days=1))
+            Vend.book_pending()  # nothing left: booked
             agree(D('560.00'))
 
             Debt.write_off([taken_over, tampering], 'customer deceased')

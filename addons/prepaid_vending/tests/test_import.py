@@ -6,12 +6,14 @@ xlwt (.xls), so no binary fixture is committed.
 
 import datetime as dt
 import io
+import re
 import unittest
 from decimal import Decimal
 
 import openpyxl
+from trytond import backend
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, drop_db, with_transaction
+from trytond.tests.test_tryton import activate_module, drop_db
 from trytond.transaction import Transaction
 
 from ..excel_import import (
@@ -22,6 +24,7 @@ from ..excel_import import (
     read_workbook,
     template_workbook,
 )
+from .tools import with_company
 
 HEADER = [
     'customer_name',
@@ -166,7 +169,7 @@ class ImportTestCase(unittest.TestCase):
         drop_db()
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_good_file(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -227,7 +230,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(company.lang.code, 'fr')
         self.assertEqual(meter.installations[0].installed_on, dt.date(2022, 2, 1))
 
-    @with_transaction()
+    @with_company
     def test_bad_rows_reasons(self):
         "Each kind of bad row is rejected with a reason naming the problem"
         pool = Pool()
@@ -301,7 +304,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertIn('Transformer "TX-NONE" does not exist', rejects[2][1])
         self.assertEqual(rejects[2][2 + HEADER.index('meter_serial')], 'B02')
 
-    @with_transaction()
+    @with_company
     def test_all_or_nothing_writes_nothing(self):
         make_network()
         data = xlsx(
@@ -319,7 +322,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual([r.number for r in result.rejected], [3])
         self.assertEqual(counts(), (0, 0, 0, 0))
 
-    @with_transaction()
+    @with_company
     def test_valid_only_writes_good_rows(self):
         Meter = Pool().get('prepaid.meter')
         make_network()
@@ -341,7 +344,7 @@ class ImportTestCase(unittest.TestCase):
             ['V1', 'V3'],
         )
 
-    @with_transaction()
+    @with_company
     def test_existing_customer_gets_new_point(self):
         Party = Pool().get('party.party')
         make_network()
@@ -364,7 +367,7 @@ class ImportTestCase(unittest.TestCase):
         (party,) = Party.search([('national_id', '=', '8001015009087')])
         self.assertEqual(len(party.service_points), 2)
 
-    @with_transaction()
+    @with_company
     def test_xls_workbook(self):
         Meter = Pool().get('prepaid.meter')
         make_network()
@@ -389,7 +392,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(meter.installations[0].installed_on, dt.date(2021, 7, 9))
         self.assertEqual(meter.customer.contact_mechanisms[0].value, '27825550101')
 
-    @with_transaction()
+    @with_company
     def test_header_errors(self):
         make_network()
         header = [n for n in HEADER if n != 'meter_serial']
@@ -407,7 +410,7 @@ class ImportTestCase(unittest.TestCase):
             run(b'PK\x03\x04 truncated zip')
         self.assertEqual(counts(), (0, 0, 0, 0))
 
-    @with_transaction()
+    @with_company
     def test_template(self):
         "The template has every column and its example row imports"
         make_network()
@@ -418,7 +421,7 @@ class ImportTestCase(unittest.TestCase):
         result = import_rows(header, rows, today=dt.date(2025, 1, 1))
         self.assertEqual(result.imported, 1)
 
-    @with_transaction()
+    @with_company
     def test_wizard_sync(self):
         pool = Pool()
         Wizard = pool.get('prepaid.import.wizard', type='wizard')
@@ -452,7 +455,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(counts(), (0, 0, 0, 0))
         Wizard.delete(session_id)
 
-    @with_transaction()
+    @with_company
     def test_queued_job_with_progress(self):
         pool = Pool()
         Wizard = pool.get('prepaid.import.wizard', type='wizard')
@@ -507,7 +510,7 @@ class ImportTestCase(unittest.TestCase):
         self.assertEqual(read_rejects(job.rejects)[1][0], 7)
         Wizard.delete(session_id)
 
-    @with_transaction()
+    @with_company
     def test_progress_reported_by_batches(self):
         make_network()
         rows = [
@@ -529,7 +532,7 @@ class ImportTestCase(unittest.TestCase):
         # Validation end, then one call per written batch of 200 rows.
         self.assertEqual(calls, [(450, 0), (450, 200), (450, 400), (450, 450)])
 
-    @with_transaction()
+    @with_company
     def test_failed_queued_job(self):
         "A queued job that cannot read its file ends failed with the reason"
         pool = Pool()
@@ -573,7 +576,7 @@ class BulkWriteTestCase(unittest.TestCase):
         drop_db()
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_same_records_as_orm(self):
         """Both paths write the same columns, multi-values, contact
         mechanisms, installations and history lines for the same rows"""
@@ -661,6 +664,14 @@ class BulkWriteTestCase(unittest.TestCase):
             self.assertEqual(meter.write_uid.id, user)
             self.assertIsNotNone(meter.write_date)
             self.assertEqual(meter.state_history[0].user.id, user)
+        if backend.name == 'postgresql':
+            # COPY stores the timestamp an INSERT stores: the transaction's
+            # CURRENT_TIMESTAMP, as a timestamp without time zone.
+            reference = meters[0][0]
+            for record in meters[1] + [m.customer for m in meters[1]]:
+                self.assertEqual(record.create_date, reference.create_date)
+            for meter in meters[1]:
+                self.assertEqual(meter.write_date, reference.write_date)
         # Sequences went on: numbers and codes follow each other, no double.
         parties = Party.browse(ids['orm']['party'] + ids['bulk']['party'])
         codes = [p.customer_number for p in parties]
@@ -672,27 +683,26 @@ class BulkWriteTestCase(unittest.TestCase):
             ['en', 'en', 'fr', None],
         )
 
-    @with_transaction()
+    @with_company
     def test_orm_fallback(self):
         "A model needing ORM work the bulk path lacks makes the import use it"
-        import sys
         from unittest import mock
 
-        # The module run_rows calls (pytest may import this package under
+        # The modules run_rows calls (pytest may import this package under
         # a second name besides trytond.modules).
-        excel_import = sys.modules[import_rows.__module__]
+        bulk_writer, orm_writer = writer_modules()
 
         make_network()
         with (
             mock.patch.object(
-                excel_import,
+                bulk_writer,
                 'check_bulk_model',
-                side_effect=excel_import.BulkUnsupported('test'),
+                side_effect=bulk_writer.BulkUnsupported('test'),
             ),
             mock.patch.object(
-                excel_import,
-                '_write_chunk_orm',
-                wraps=excel_import._write_chunk_orm,
+                orm_writer,
+                'write_chunk',
+                wraps=orm_writer.write_chunk,
             ) as orm_path,
         ):
             result = run_rows([good_row('FB1')])
@@ -700,19 +710,116 @@ class BulkWriteTestCase(unittest.TestCase):
         self.assertEqual(result.imported, 1)
         self.assertEqual(counts(), (1, 1, 1, 1))
 
-    @with_transaction()
+    @with_company
     def test_unsupported_setter_refused(self):
         "bulk_create refuses values it cannot write as the ORM does"
-        import sys
-
-        excel_import = sys.modules[import_rows.__module__]
-        BulkUnsupported = excel_import.BulkUnsupported
-        bulk_create = excel_import.bulk_create
+        bulk_writer, _ = writer_modules()
+        BulkUnsupported = bulk_writer.BulkUnsupported
+        bulk_create = bulk_writer.bulk_create
         Party = Pool().get('party.party')
         with self.assertRaisesRegex(BulkUnsupported, 'party.party.addresses'):
             bulk_create(Party, [{'name': 'X', 'addresses': [('add', [1])]}])
 
-    @with_transaction()
+    @with_company
+    def test_batch_writer_refusal_translated(self):
+        """A row the database refuses (COPY on PostgreSQL, executemany on
+        SQLite) gives Tryton's message, as create does, and nothing stays"""
+        from trytond.model.exceptions import SQLConstraintError
+
+        from ..fastpath_copy import insert_rows
+
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        columns = ['serial', 'kind', 'payment_mode', 'state', 'role', 'phases']
+        # The serial is unique per company.
+        columns += ['ct_ratio', 'company']
+        company = Transaction().context['company']
+        row = ['DUP1', 'sts_keypad', 'prepaid', 'in_stock', 'customer', '1', 1, company]
+        (first,) = insert_rows(Meter, columns, [row])
+        self.assertEqual(Meter(first).serial, 'DUP1')
+        with self.assertRaisesRegex(SQLConstraintError, 'serial number already'):
+            insert_rows(Meter, columns, [['OK1', *row[1:]], row])
+        Transaction().rollback()
+        self.assertEqual(Meter.search([('serial', 'in', ['DUP1', 'OK1'])]), [])
+
+    @with_company
+    def test_set_based_checks_same_messages(self):
+        """The checks bulk_create runs set-based (bulk_writer.set_based_checks)
+        refuse what create refuses, with the same message; valid records
+        pass them"""
+        from trytond.modules.company.tests import create_company
+
+        pool = Pool()
+        Party = pool.get('party.party')
+        t1, t2, master = make_network()
+        (party,) = Party.create([{'name': 'Owner', 'customer_number': 'C-SB1'}])
+        # Another utility's network (company given: the context keeps ours).
+        company = create_company(name='Other Utility').id
+        (substation,) = pool.get('prepaid.substation').create(
+            [{'code': 'SS-O', 'name': 'O', 'company': company}]
+        )
+        (feeder,) = pool.get('prepaid.feeder').create(
+            [
+                {
+                    'code': 'F-O',
+                    'name': 'O',
+                    'substation': substation.id,
+                    'company': company,
+                }
+            ]
+        )
+        (other,) = pool.get('prepaid.transformer').create(
+            [{'code': 'TX-O', 'name': 'O', 'feeder': feeder.id, 'company': company}]
+        )
+        self.check_set_based(party, t1, t2, master, other)
+
+    def check_set_based(self, party, t1, t2, master, other):
+        from trytond.model.exceptions import AccessError, ValidationError
+
+        pool = Pool()
+        Point = pool.get('prepaid.service_point')
+        Meter = pool.get('prepaid.meter')
+        bulk_create = writer_modules()[0].bulk_create
+
+        def refused(create, error, values):
+            with self.assertRaises(error) as caught:
+                create(values)
+            return caught.exception.message
+
+        point = {'customer': party.id, 'street': '1 Main Rd', 'city': 'Tzaneen'}
+        # A service point on another utility's transformer.
+        values = [{**point, 'transformer': other.id}]
+        orm = refused(Point.create, AccessError, values)
+        self.assertIn('Other Utility', orm)
+        bulk = refused(lambda v: bulk_create(Point, v), AccessError, values)
+        # The same message but for the new point's code (the next number).
+        (orm_code,) = re.findall(r'"(SP\d+) ', orm)
+        (bulk_code,) = re.findall(r'"(SP\d+) ', bulk)
+        self.assertNotEqual(bulk_code, orm_code)
+        self.assertEqual(bulk, orm.replace(orm_code, bulk_code))
+        # A customer meter named master of a transformer.
+        meter = {'kind': 'sts_keypad', 'role': 'customer', 'phases': '1'}
+        orm = refused(
+            Meter.create,
+            ValidationError,
+            [{**meter, 'serial': 'ROLE1', 'master_of_transformer': t2.id}],
+        )
+        self.assertIn('ROLE1', orm)
+        bulk = refused(
+            lambda v: bulk_create(Meter, v),
+            ValidationError,
+            [{**meter, 'serial': 'ROLE2', 'master_of_feeder': t1.feeder.id}],
+        )
+        self.assertEqual(bulk, orm.replace('ROLE1', 'ROLE2'))
+        # Valid records pass: own transformer, a customer meter under a master.
+        (point_id,) = bulk_create(Point, [{**point, 'transformer': t1.id}])
+        (meter_id,) = bulk_create(
+            Meter, [{**meter, 'serial': 'OK1', 'master': master.id}]
+        )
+        self.assertEqual(Meter(meter_id).master, master)
+        self.assertEqual(Point(point_id).transformer, t1)
+
+    @with_company
     def test_overlap_still_refused(self):
         "The set-based overlap check still rejects a second open installation"
         # The base class: the test package may import meter.py under another
@@ -735,6 +842,14 @@ class BulkWriteTestCase(unittest.TestCase):
                     }
                 ]
             )
+
+
+def writer_modules():
+    "The bulk and ORM writer modules of the package import_rows runs from"
+    import sys
+
+    package = import_rows.__module__.rpartition('.')[0]
+    return sys.modules[package + '.bulk_writer'], sys.modules[package + '.orm_writer']
 
 
 def run_rows(rows, mode='all', **kw):
@@ -820,13 +935,16 @@ class ImportLimitsTestCase(unittest.TestCase):
         finally:
             Wizard.delete(session_id)
 
-    @with_transaction()
+    @with_company
     def test_limits_refused_before_any_work(self):
         # Through the pool, the classes of trytond.modules (pytest may import
         # this test package under a second name).
         from trytond.exceptions import UserError as ImportFileError
         from trytond.modules.prepaid_vending.excel_import import import_limits
-        from trytond.modules.prepaid_vending.import_sheet import Sheet, check_upload
+        from trytond.modules.prepaid_vending.excel_import.sheet import (
+            Sheet,
+            check_upload,
+        )
 
         pool = Pool()
         Job = pool.get('prepaid.import.job')
@@ -865,7 +983,7 @@ class ImportLimitsTestCase(unittest.TestCase):
             self.run_wizard(zip_bomb(20 << 20))
         self.assertEqual(Job.search_count([]), 1)
 
-    @with_transaction()
+    @with_company
     def test_limit_parameters_bounded(self):
         "Zero, negative or above the server's ceiling is refused"
         from trytond.model.exceptions import ValidationError
@@ -875,7 +993,7 @@ class ImportLimitsTestCase(unittest.TestCase):
                 with self.assertRaisesRegex(ValidationError, 'must be between 1 and'):
                     self.set_limits(rows=rows, megabytes=megabytes)
 
-    @with_transaction()
+    @with_company
     def test_duplicate_reasons_stay_bounded(self):
         """10,000 identical rows listed every other row in each reason
         (127 MB of rejects): now each reason names the first row only, and
@@ -904,7 +1022,7 @@ class ImportLimitsTestCase(unittest.TestCase):
         self.assertLess(ratio, 4.4)  # 4x the rows: linear, not quadratic
         self.assertEqual(counts(), (0, 0, 0, 0))
 
-    @with_transaction()
+    @with_company
     def test_cells_read_without_loss(self):
         "Numbers that lost digits, NaN and oversized text are refused clearly"
         make_network()
@@ -948,10 +1066,10 @@ class ImportLimitsTestCase(unittest.TestCase):
             'Column "latitude": "nan" is not a number', result.rejected[0].reason
         )
 
-    @with_transaction()
+    @with_company
     def test_streamed_twice_from_the_file(self):
         "The import reads the sheet again instead of holding its rows"
-        from ..import_sheet import Sheet
+        from ..excel_import.sheet import Sheet
 
         make_network()
         data = xlsx(

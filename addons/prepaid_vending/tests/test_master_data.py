@@ -10,7 +10,7 @@ from trytond.model.exceptions import (
     ValidationError,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
 
 from .tools import (
@@ -19,6 +19,7 @@ from .tools import (
     create_meter,
     create_network,
     create_service_point,
+    with_company,
 )
 
 
@@ -27,19 +28,19 @@ class MasterDataTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_meter_serial_unique(self):
         create_meter('04100000001')
         with self.assertRaises(SQLConstraintError):
             create_meter('04100000001')
 
-    @with_transaction()
+    @with_company
     def test_network_codes_unique(self):
         create_network()
         with self.assertRaises(SQLConstraintError):
             create_network()
 
-    @with_transaction()
+    @with_company
     def test_network_found_by_code_or_name(self):
         "A transformer, feeder or substation is found by its code as by its name"
         pool = Pool()
@@ -63,21 +64,21 @@ class MasterDataTestCase(unittest.TestCase):
                     Model.search([('rec_name', 'ilike', 'no such code')]), []
                 )
 
-    @with_transaction()
+    @with_company
     def test_transformer_rated_power_positive(self):
         Transformer = Pool().get('prepaid.transformer')
         transformer = create_network()
         with self.assertRaises(ValidationError):
             Transformer.write([transformer], {'rated_kva': 0})
 
-    @with_transaction()
+    @with_company
     def test_customer_number_from_sequence(self):
         first = create_customer('A')
         second = create_customer('B')
         self.assertTrue(first.customer_number.startswith('C'))
         self.assertNotEqual(first.customer_number, second.customer_number)
 
-    @with_transaction()
+    @with_company
     def test_customer_search_by_meter_and_number(self):
         Party = Pool().get('party.party')
         transformer = create_network()
@@ -93,7 +94,7 @@ class MasterDataTestCase(unittest.TestCase):
         )
         self.assertEqual(Party.search([('meters', '=', meter.id)]), [customer])
 
-    @with_transaction()
+    @with_company
     def test_national_id_validated(self):
         customer = create_customer()
         customer.national_id = '12AB'
@@ -102,7 +103,7 @@ class MasterDataTestCase(unittest.TestCase):
         customer.national_id = '8001015009087'
         customer.save()
 
-    @with_transaction()
+    @with_company
     def test_meter_state_transitions(self):
         Meter = Pool().get('prepaid.meter')
         meter = create_meter('04100000003')
@@ -121,7 +122,7 @@ class MasterDataTestCase(unittest.TestCase):
         )
         self.assertEqual(meter.state_history[0].user.id, Transaction().user)
 
-    @with_transaction()
+    @with_company
     def test_install_and_replace_meter(self):
         transformer = create_network()
         customer = create_customer()
@@ -142,7 +143,7 @@ class MasterDataTestCase(unittest.TestCase):
         self.assertEqual(old.removed_on, later)
         self.assertEqual(old.removal_reading, 412)
 
-    @with_transaction()
+    @with_company
     def test_installed_meter_cannot_be_installed_twice(self):
         transformer = create_network()
         meter = create_meter('04100000006')
@@ -150,7 +151,7 @@ class MasterDataTestCase(unittest.TestCase):
         with self.assertRaises(ValidationError):
             create_service_point(transformer).install_meter(meter, TODAY)
 
-    @with_transaction()
+    @with_company
     def test_installation_dates_cannot_overlap(self):
         Installation = Pool().get('prepaid.meter.installation')
         transformer = create_network()
@@ -187,7 +188,7 @@ class MasterDataTestCase(unittest.TestCase):
                 ]
             )
 
-    @with_transaction()
+    @with_company
     def test_replacement_before_current_installation_refused(self):
         transformer = create_network()
         point = create_service_point(transformer)
@@ -197,7 +198,7 @@ class MasterDataTestCase(unittest.TestCase):
                 create_meter('04100000009'), TODAY - dt.timedelta(days=1)
             )
 
-    @with_transaction()
+    @with_company
     def test_master_slave_cycle_refused(self):
         Meter = Pool().get('prepaid.meter')
         transformer = create_network()
@@ -209,19 +210,19 @@ class MasterDataTestCase(unittest.TestCase):
         with self.assertRaises(UserError):
             Meter.write([top], {'master': middle.id})
 
-    @with_transaction()
+    @with_company
     def test_customer_meter_cannot_master_a_transformer(self):
         transformer = create_network()
         with self.assertRaises(ValidationError):
             create_meter('04100000011', master_of_transformer=transformer)
 
-    @with_transaction()
+    @with_company
     def test_service_point_requires_transformer(self):
         ServicePoint = Pool().get('prepaid.service_point')
         with self.assertRaises(RequiredValidationError):
             ServicePoint(street='Nowhere').save()
 
-    @with_transaction()
+    @with_company
     def test_service_point_feeder_follows_transformer(self):
         ServicePoint = Pool().get('prepaid.service_point')
         transformer = create_network()

@@ -14,7 +14,7 @@ import unittest
 from decimal import Decimal as D
 
 from trytond import backend
-from trytond.modules.prepaid_vending.vend import MeterBusy
+from trytond.modules.prepaid_vending.locking import MeterBusy
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module, drop_db
 from trytond.transaction import Transaction

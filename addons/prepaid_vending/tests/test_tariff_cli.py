@@ -6,23 +6,12 @@ import sys
 from decimal import Decimal as D
 from pathlib import Path
 
+from .test_tariff_model import TARIFF_JSON
+
 MODULE = "trytond.modules.prepaid_vending.tariff.cli"
 
 EXAMPLE = {
-    "tariff": {
-        "vat_rate": "0.15",
-        "prices_include_vat": False,
-        "blocks": [
-            {"to_kwh": "50", "price": "1.20"},
-            {"to_kwh": "350", "price": "1.60"},
-            {"to_kwh": None, "price": "2.10"},
-        ],
-        "charges": [
-            {"name": "Service charge", "amount": "50.00", "period": "monthly"},
-            {"name": "Levy", "percent": "2", "period": "every_vend"},
-        ],
-        "channel_fee": "0.00",
-    },
+    "tariff": TARIFF_JSON,
     "tender": "300.00",
     "month_to_date_kwh": "0",
     "first_vend_of_month": True,

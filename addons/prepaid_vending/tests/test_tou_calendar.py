@@ -9,8 +9,10 @@ from trytond.exceptions import UserError
 from trytond.modules.prepaid_vending.tariff import price_intervals
 from trytond.modules.prepaid_vending.tou_calendar import WEEKDAYS
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
+
+from .tools import with_company
 
 PEAK, STANDARD, OFF_PEAK = 1, 2, 3
 T = dt.time
@@ -168,7 +170,7 @@ class TouCalendarTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_version_prices_intervals_from_the_calendar(self):
         version = tou_version(build_calendar())
         tou = version.to_calculator().tou
@@ -200,7 +202,7 @@ class TouCalendarTestCase(unittest.TestCase):
         )
         self.assertEqual(sum(p.amount for p in priced), D('24.98'))
 
-    @with_transaction()
+    @with_company
     def test_to_dict_is_the_calculator_form(self):
         calendar = build_calendar()
         data = calendar.to_dict()
@@ -234,7 +236,7 @@ class TouCalendarTestCase(unittest.TestCase):
             transaction.cache.clear()
             transaction.counter += 1
 
-    @with_transaction()
+    @with_company
     def test_rate_rules(self):
         pool = Pool()
         Calendar = pool.get('prepaid.tou.calendar')
@@ -278,7 +280,7 @@ class TouCalendarTestCase(unittest.TestCase):
                     ),
                 )
 
-    @with_transaction()
+    @with_company
     def test_eight_rates_are_accepted(self):
         pool = Pool()
         Rate = pool.get('prepaid.tou.calendar.rate')
@@ -291,7 +293,7 @@ class TouCalendarTestCase(unittest.TestCase):
         )
         self.assertEqual(len(calendar.to_dict()['rates']), 8)
 
-    @with_transaction()
+    @with_company
     def test_day_profile_rules(self):
         pool = Pool()
         Day = pool.get('prepaid.tou.calendar.day')
@@ -335,7 +337,7 @@ class TouCalendarTestCase(unittest.TestCase):
             ),
         )
 
-    @with_transaction()
+    @with_company
     def test_week_profile_rules(self):
         pool = Pool()
         Week = pool.get('prepaid.tou.calendar.week')
@@ -375,7 +377,7 @@ class TouCalendarTestCase(unittest.TestCase):
             ),
         )
 
-    @with_transaction()
+    @with_company
     def test_season_rules(self):
         pool = Pool()
         Season = pool.get('prepaid.tou.calendar.season')
@@ -415,7 +417,7 @@ class TouCalendarTestCase(unittest.TestCase):
         with self.assertRaisesRegex(UserError, 'must have different names'):
             season('Winter', 3, 1)()
 
-    @with_transaction()
+    @with_company
     def test_special_day_rules(self):
         pool = Pool()
         Special = pool.get('prepaid.tou.calendar.special_day')
@@ -444,7 +446,7 @@ class TouCalendarTestCase(unittest.TestCase):
             'has no day profile', special(month=1, day=1, day_profile=None)
         )
 
-    @with_transaction()
+    @with_company
     def test_version_needs_a_complete_calendar(self):
         pool = Pool()
         Calendar = pool.get('prepaid.tou.calendar')
@@ -474,7 +476,7 @@ class TouCalendarTestCase(unittest.TestCase):
             lambda: Season.delete(list(calendar.seasons)),
         )
 
-    @with_transaction()
+    @with_company
     def test_calendar_change_clears_cached_calculators(self):
         pool = Pool()
         Version = pool.get('prepaid.tariff.version')
@@ -518,7 +520,7 @@ class TouCalendarTestCase(unittest.TestCase):
         )
         self.assertEqual(peak_amount(), D('2.20'))
 
-    @with_transaction()
+    @with_company
     def test_copy_points_at_its_own_profiles(self):
         Calendar = Pool().get('prepaid.tou.calendar')
         calendar = build_calendar()
@@ -535,7 +537,7 @@ class TouCalendarTestCase(unittest.TestCase):
             {s.week_profile for s in copy.seasons}, set(copy.week_profiles)
         )
 
-    @with_transaction()
+    @with_company
     def test_calendar_of_a_used_version_is_frozen(self):
         "As the version's own lines: history is kept, a copy is the way on"
         from .vend_fixtures import open_session, with_vending

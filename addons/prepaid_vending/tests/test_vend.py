@@ -108,6 +108,7 @@ class VendTestCase(unittest.TestCase):
             again = self.vend(env, D('100.00'), 'same')
             self.assertEqual(first.id, again.id)
             self.assertEqual(Vend.search_count([]), 1)
+            Vend.book_pending()
             self.assertEqual(Move.search_count([]), 1)
             other = new_meter('04000000002', new_point(env, 'SP2'))
             with self.assertRaisesRegex(UserError, 'already used'):
@@ -209,14 +210,15 @@ class VendTestCase(unittest.TestCase):
             open_session(env)
             transaction = Transaction()
             # A savepoint stands in for the caller's transaction boundary.
-            from trytond.modules.prepaid_vending import accounting
+            from trytond.modules.prepaid_vending import booking
 
-            def boom(vend, pricing):
+            def boom(vend):
                 raise RuntimeError('disk full')
 
             cursor = transaction.connection.cursor()
             cursor.execute('SAVEPOINT before_vend')
-            with patch.object(accounting, 'vend_move', boom):
+            # The last step of the pipeline: the booking task pushed.
+            with patch.object(booking, 'schedule', boom):
                 with self.assertRaises(RuntimeError):
                     self.vend(env, D('100.00'), 'crash')
             cursor.execute('ROLLBACK TO SAVEPOINT before_vend')
@@ -226,7 +228,8 @@ class VendTestCase(unittest.TestCase):
             self.assertEqual(Position.search_count([]), 0)
             # The same request can then be retried and succeeds once.
             vend = self.vend(env, D('100.00'), 'crash')
-            self.assertTrue(vend.move)
+            Vend.book_pending()
+            self.assertTrue(Vend(vend.id).move)
 
     @with_transaction()
     def test_tokens_hook(self):
@@ -306,6 +309,7 @@ class VendTestCase(unittest.TestCase):
             with self.assertRaisesRegex(UserError, 'cannot be cancelled'):
                 Vend.cancel_vends([vend], 'customer complaint')
             second = self.vend(env, D('100.00'), 'c2')
+            Vend.book_pending()  # cancelled after its booking: reversed
             Command.mark_failed(list(second.commands), 'no route to meter')
             # A failed command may have reached the meter: reconcile first.
             with self.assertRaisesRegex(UserError, 'cannot be cancelled'):
@@ -326,7 +330,8 @@ class VendTestCase(unittest.TestCase):
                 for line in move.lines
                 if line.account == env.cash
             )
-            self.assertEqual(total, D('0'))
+            # The move books both vends of the shift: the reversal leaves c1's.
+            self.assertEqual(total, Vend(vend.id).tender)
             Configuration.write([Configuration(1)], {'cancel_policy': 'manager'})
             Vend.cancel_vends([Vend(vend.id)], 'manager decision')
             self.assertEqual(Vend(vend.id).state, 'cancelled')

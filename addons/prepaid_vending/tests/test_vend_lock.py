@@ -15,7 +15,9 @@ from decimal import Decimal as D
 from unittest.mock import patch
 
 from trytond import backend
-from trytond.modules.prepaid_vending.vend import MeterBusy, VendError
+from trytond.modules.prepaid_vending import locking
+from trytond.modules.prepaid_vending.exceptions import VendError
+from trytond.modules.prepaid_vending.locking import MeterBusy
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
     DB_NAME,
@@ -142,11 +144,7 @@ class VendLockTestCase(unittest.TestCase):
         meter = self.meter_ids[1]
         hold, first, _ = self.hold_first(meter, 'lock-e')
         try:
-            with patch.object(
-                Pool(DB_NAME).get('prepaid.meter'),
-                '_vend_lock_timeout',
-                classmethod(lambda cls: 1),
-            ):
+            with patch.object(locking, 'lock_timeout', lambda: 1):
                 with self.assertRaises(VendError) as cm:
                     vend_until_done(self.context, meter, 'lock-f', [])
             self.assertIn('busy', str(cm.exception))

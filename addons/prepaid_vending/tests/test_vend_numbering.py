@@ -12,6 +12,7 @@ from decimal import Decimal as D
 from unittest.mock import patch
 
 from trytond import backend
+from trytond.modules.prepaid_vending import locking
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
     DB_NAME,
@@ -73,6 +74,36 @@ class VendNumberingTestCase(unittest.TestCase):
             api = sell(None, 'n5')
             self.assertTrue(api.number.startswith('R'), api.number)
             self.assertIsNone(api.receipt_sequence)
+            # Each series is the sales point's strict sequence.
+            for point, code in ((env.sales_point, 'HO'), (kiosk, 'K2')):
+                sequence = point.receipt_sequence
+                self.assertEqual(sequence.__name__, 'ir.sequence.strict')
+                self.assertEqual(sequence.prefix, f'{code}-')
+                self.assertEqual(sequence.number_next, 3)
+
+    @with_transaction()
+    def test_sales_point_older_than_its_series(self):
+        "A sales point without a series gets one that continues its numbers"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        SalesPoint = pool.get('prepaid.sales_point')
+        with with_vending() as env:
+            for key in ('o1', 'o2'):
+                Vend.vend(
+                    env.meter, D('100.00'), 'card', env.sales_point, key, channel='api'
+                )
+            # As a database upgraded from the max + 1 numbering has it.
+            old = env.sales_point.receipt_sequence
+            SalesPoint.write([env.sales_point], {'receipt_sequence': None})
+            point = SalesPoint(env.sales_point.id)
+            self.assertIsNone(point.receipt_sequence)
+            vend = Vend.vend(env.meter, D('100.00'), 'card', point, 'o3', channel='api')
+            self.assertEqual(vend.number, 'HO-00000003')
+            self.assertNotEqual(SalesPoint(point.id).receipt_sequence, old)
+            again = Vend.vend(
+                env.meter, D('100.00'), 'card', point, 'o4', channel='api'
+            )
+            self.assertEqual(again.number, 'HO-00000004')
 
 
 def vend_until_done(context, meter_id, point_id, key, restarts, hold=None):
@@ -144,7 +175,7 @@ class VendNumberingConcurrencyTestCase(unittest.TestCase):
             )
         )
         thread.start()
-        wait_for_lock('prepaid_sales_point')  # its number is taken
+        wait_for_lock('ir_sequence_strict')  # its number is taken
         return event, thread, result
 
     def test_rolled_back_vend_leaves_no_gap(self):
@@ -155,11 +186,7 @@ class VendNumberingConcurrencyTestCase(unittest.TestCase):
         try:
             # Another sales point sells while HO's series is held, and would
             # time out after 1 s if it waited for it.
-            with patch.object(
-                Pool(DB_NAME).get('prepaid.meter'),
-                '_vend_lock_timeout',
-                classmethod(lambda cls: 1),
-            ):
+            with patch.object(locking, 'lock_timeout', lambda: 1):
                 restarts = []
                 other = vend_until_done(
                     self.context, self.meter_ids[2], kiosk, 'g3', restarts

@@ -164,6 +164,8 @@ class VendWizardTestCase(unittest.TestCase):
             self.assertEqual(defaults['customer'], env.customer.id)
             self.assertEqual(defaults['tariff'], env.tariff.id)
             self.assertEqual(defaults['payment_method'], 'cash')
+            # No token engine, no key change (prepaid_sts answers the hook).
+            self.assertEqual(defaults['key_changes'], '')
 
     @with_transaction()
     def test_requested_kwh(self):

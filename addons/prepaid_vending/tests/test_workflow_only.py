@@ -10,13 +10,13 @@ from decimal import Decimal
 
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction
 
 from .staff import acting_as, as_new_user, create_user
 from .test_append_only import everyone
 from .test_import import counts, good_row, make_network, xlsx
-from .tools import create_meter
+from .tools import create_meter, with_company
 from .vend_fixtures import with_vending
 
 IMPORT_ROLES = (
@@ -55,7 +55,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_manager_wizard_writes_its_job(self):
         make_network()
         with as_new_user('group_manager') as manager:
@@ -64,7 +64,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
         self.assertEqual((job.state, job.imported_rows, job.user), ('done', 1, manager))
         self.assertEqual(counts(), (1, 1, 1, 1))
 
-    @with_transaction()
+    @with_company
     def test_no_role_rewrites_a_job(self):
         Job = Pool().get('prepaid.import.job')
         make_network()
@@ -90,7 +90,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
                     Job.create([{'filename': 'x.xlsx', 'state': 'done'}])
         self.assertEqual(Job.read([job.id], names), before)
 
-    @with_transaction()
+    @with_company
     def test_admin_deletes_only_a_draft_job(self):
         Job = Pool().get('prepaid.import.job')
         make_network()
@@ -102,7 +102,7 @@ class ImportJobWorkflowTestCase(unittest.TestCase):
             Job.delete([Job(draft.id)])
         self.assertEqual(Job.search([]), [Job(done.id)])
 
-    @with_transaction()
+    @with_company
     def test_queue_button_still_works(self):
         "A failed job goes back to the queue by its button, not by a write"
         Job = Pool().get('prepaid.import.job')
@@ -141,7 +141,7 @@ class ConsumptionWorkflowTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module('prepaid_vending')
 
-    @with_transaction()
+    @with_company
     def test_engineer_enters_a_reading_then_nobody_rewrites_it(self):
         pool = Pool()
         Consumption = pool.get('prepaid.remote.consumption')
@@ -176,7 +176,7 @@ class ConsumptionWorkflowTestCase(unittest.TestCase):
         self.assertEqual((row.kwh, row.bill), (Decimal('1.500'), None))
         self.assertEqual(Consumption.search_count([]), 1)
 
-    @with_transaction()
+    @with_company
     def test_refusal_does_not_depend_on_access_records(self):
         pool = Pool()
         Access = pool.get('ir.model.access')
@@ -221,7 +221,7 @@ class InstallationWorkflowTestCase(unittest.TestCase):
             data = {'meter': meter.id, 'date': dt.date.today(), 'reading': None}
             Wizard.execute(session_id, {'start': data}, 'install')
 
-    @with_transaction()
+    @with_company
     def test_no_role_rewrites_deletes_or_forges_an_installation(self):
         Installation = Pool().get('prepaid.meter.installation')
         with with_vending() as env:
@@ -259,7 +259,7 @@ class InstallationWorkflowTestCase(unittest.TestCase):
             self.assertEqual(Installation.read([installation.id], names), before)
             self.assertEqual(Installation.search_count([]), 1)
 
-    @with_transaction()
+    @with_company
     def test_install_wizard_still_writes_them(self):
         "An operator's Install Meter closes the old installation, opens one"
         Installation = Pool().get('prepaid.meter.installation')
@@ -274,7 +274,7 @@ class InstallationWorkflowTestCase(unittest.TestCase):
             self.assertEqual((old.meter, old.removed_on), (env.meter, dt.date.today()))
             self.assertEqual((new.meter, new.removed_on), (spare, None))
 
-    @with_transaction()
+    @with_company
     def test_refusal_does_not_depend_on_access_records(self):
         pool = Pool()
         Access = pool.get('ir.model.access')

@@ -1,8 +1,24 @@
 """Small builders of master data shared by the module's tests."""
 
 import datetime as dt
+import functools
 
+from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
+from trytond.tests.test_tryton import with_transaction
+
+
+def with_company(func):
+    """with_transaction, working for a new company: the records of a utility
+    (network, meters, tariffs ...) need one, as in Tryton's own tests"""
+
+    @with_transaction()
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with set_company(create_company()):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def create_network(suffix=''):

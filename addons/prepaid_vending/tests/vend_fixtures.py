@@ -18,7 +18,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME
 from trytond.transaction import Transaction, TransactionError
 
-from ..company_setup import VENDING_ACCOUNT_CODES
+from prepaid_demo.company import VENDING_ACCOUNT_CODES
 
 D = Decimal
 
@@ -131,23 +131,31 @@ def setup_vending(kind='smart_prepaid', payment_mode='prepaid', tariff=None):
     config.cash_account = acc.cash
     config.bank_account = acc.cash
     config.cash_difference_account = acc.expense
-    # Write-offs and move-out refunds (the demo's accounts, company_setup).
+    # Write-offs and move-out refunds (the demo's accounts, prepaid_demo.company).
     for name, code in VENDING_ACCOUNT_CODES.items():
         (account,) = Account.search([('code', '=', code), ('company', '=', company.id)])
         setattr(config, name, account)
     config.min_vend_amount = D('10.00')
     config.max_vend_amount = D('5000.00')
     config.save()
-    category = Category(name='Domestic', code='DOM')
+    # The category and the customer are shared by the utilities (parties
+    # are): a second company's set-up finds those of the first.
+    category = Category.search([('code', '=', 'DOM')])
+    category = category[0] if category else Category(name='Domestic', code='DOM')
+    category.company = None
     category.save()
     tariff = tariff or Tariff(name='Domestic step', code='D1', sts_tariff_index='01')
     tariff.customer_categories = [category]
     tariff.save()
     version = example_c_version(tariff, acc.tax)
     version.save()
-    customer = Party(name='Thandi Mokoena', customer_category=category)
-    customer.customer_number = 'C0001'
-    customer.save()
+    customer = Party.search([('customer_number', '=', 'C0001')])
+    if customer:
+        (customer,) = customer
+    else:
+        customer = Party(name='Thandi Mokoena', customer_category=category)
+        customer.customer_number = 'C0001'
+        customer.save()
     substation = Substation(name='North', code='SS1')
     substation.save()
     feeder = Feeder(name='F1', code='F1', substation=substation)

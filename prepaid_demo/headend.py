@@ -9,7 +9,7 @@ the DLMS UA examples, LLS password 12345678, HLS-MD5 secret ``Gurux``).
 serial) channels pointing at those ports, with HLS-GMAC and the test keys stored
 encrypted like any other keys (the master key must be configured), all in one
 reading group with a daily schedule.  The same happens automatically when the
-demo data is created (``prepaid.demo.extend_meters``), which also gives the
+demo data is created (``Demo.extend_meters``), which also gives the
 residential category a load-management setting (10 kW, 6 kW at the evening
 peak): the meter's "Write Load Limit" button puts it into a simulated meter's
 limiter, and so does the load-management cron, which the demo runs.
@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from trytond.modules.prepaid_headend.dlms.session import (
+    DEFAULT_AUTHENTICATION_KEY,
+    DEFAULT_BLOCK_CIPHER_KEY,
+)
 from trytond.modules.prepaid_sts import masterkey
-from trytond.modules.prepaid_sts.demo import demo_decoder_key
-from trytond.pool import Pool, PoolMeta
+from trytond.pool import Pool
 from trytond.transaction import without_check_access
 
-from .dlms.session import DEFAULT_AUTHENTICATION_KEY, DEFAULT_BLOCK_CIPHER_KEY
+from .sts import demo_decoder_key
 
 DEMO_GROUP = "Demo meters (simulator)"
 DEMO_HOST = '127.0.0.1'
@@ -178,12 +181,12 @@ def setup_demo_load_management() -> int:
     return 1
 
 
-class Demo(metaclass=PoolMeta):
-    __name__ = 'prepaid.demo'
+class Demo:
+    "The head-end part of the demo (see prepaid_demo.vending)"
 
     @classmethod
     def extend_meters(cls, meters, rng):
-        counts = super().extend_meters(meters, rng)
+        counts = {}
         counts['load_management'] = setup_demo_load_management()
         try:
             masterkey._configured_key()

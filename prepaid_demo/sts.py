@@ -1,7 +1,8 @@
 """STS for the demo utility: a DEMO vending key and commissioned keypad meters.
 
-``prepaid.demo.setup_vending`` (prepaid_vending/demo.py) calls
-``extend_vending(meters, seed)`` with the demo meters; this module then
+``setup_demo_vending`` (``prepaid_demo.vending``) calls
+``Demo.extend_vending(meters, seed)`` with the demo meters where prepaid_sts
+is activated; this part then
 
 - stores a vending key (SGC ``DEMO_SGC``, KRN 1, key type 2, base date 2014,
   DKGA04, EA07) whose 160 key bits come from the demo seed.  It is a DEMO
@@ -28,11 +29,10 @@ from __future__ import annotations
 import random
 
 from trytond.model.exceptions import ValidationError
-from trytond.pool import Pool, PoolMeta
-from trytond.transaction import without_check_access
-
-from . import masterkey
-from .engine import PanError, derive_decoder_key, make_pan
+from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_sts.engine import PanError, derive_decoder_key, make_pan
+from trytond.pool import Pool
+from trytond.transaction import Transaction, without_check_access
 
 DEMO_SGC = "999910"
 DEMO_KRN = 1
@@ -83,12 +83,12 @@ def demo_decoder_key(meter, seed: int = 8000) -> bytes | None:
     )
 
 
-class Demo(metaclass=PoolMeta):
-    __name__ = "prepaid.demo"
+class Demo:
+    "The STS part of the demo (see prepaid_demo.vending)"
 
     @classmethod
     def extend_vending(cls, meters, seed):
-        counts = super().extend_vending(meters, seed)
+        counts = {}
         try:
             masterkey._configured_key()
         except masterkey.MasterKeyError:
@@ -104,9 +104,12 @@ class Demo(metaclass=PoolMeta):
     def _setup_vending_key(cls, seed: int):
         VendingKey = Pool().get("prepaid.sts.vending_key")
         p = DEMO_KEY_PARAMETERS
+        # The demo utility's key (the demo runs in its company's context).
+        company = Transaction().context.get("company")
         with without_check_access():
             keys = VendingKey.search(
                 [
+                    ("company", "=", company),
                     ("sgc", "=", p["sgc"]),
                     ("krn", "=", p["krn"]),
                     ("key_type", "=", p["key_type"]),
@@ -118,7 +121,9 @@ class Demo(metaclass=PoolMeta):
             if keys:
                 (key,) = keys
             else:
-                (key,) = VendingKey.create([{"name": DEMO_KEY_NAME, **p}])
+                (key,) = VendingKey.create(
+                    [{"name": DEMO_KEY_NAME, "company": company, **p}]
+                )
             if not key.key_entered:
                 # The key store's own path: the setter encrypts with the
                 # master key and keeps only the ciphertext.

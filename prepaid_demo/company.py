@@ -4,6 +4,9 @@ Runs through proteus (in-process or over RPC) so it goes through the same
 wizards a person would use: company configuration, fiscal year with monthly
 periods, the standard chart of accounts and a VAT tax.  Every step checks what
 exists first, so running it twice changes nothing.
+
+Demo and test code, not part of the modules: it imports proteus and
+Tryton's test tools (``account.tests.tools``), which a server never loads.
 """
 
 import datetime as dt

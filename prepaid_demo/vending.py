@@ -11,49 +11,47 @@ demo exercises the same validation and batch writes as a real import.
 Everything comes from `random.Random(seed)`: the same seed gives the same
 names, serials and dates.  It does nothing when the demo substations exist.
 
-Extension point for higher modules (STS parameters, communication settings):
-override `prepaid.demo.extend_meters` through the pool, e.g.::
-
-    class Demo(metaclass=PoolMeta):
-        __name__ = 'prepaid.demo'
-
-        @classmethod
-        def extend_meters(cls, meters, rng):
-            counts = super().extend_meters(meters, rng)
-            ...  # set STS key revision, tariff index ... on sts_keypad meters
-            counts['sts_meters'] = len(meters)
-            return counts
-
-`meters` are all the demo meters (customer and master), `rng` a
-`random.Random` derived from the seed (independent of the base data, so an
-extension does not change the base serials); the counts it returns are merged
-into the result of `create_demo_data`.
+The higher modules' parts of the demo (`PARTS`: STS parameters, communication
+settings) run where their module is activated: each part module has a `Demo`
+class with `extend_meters(meters, rng)` and/or `extend_vending(meters, seed)`,
+returning counts that are merged into the result.  `meters` are all the demo
+meters (customer and master), `rng` a `random.Random` derived from the seed
+(independent of the base data, so a part does not change the base serials).
 
 `setup_demo_vending(seed)` then makes the demo sellable, inside a company
-with its chart of accounts and 15 % VAT (``company_setup``): the vending
+with its chart of accounts and 15 % VAT (``prepaid_demo.company``): the vending
 accounts of the configuration, a "Vending" journal, the company's currency
 and the residential category as defaults of the system parameters (a
 customer entered by hand or imported without a category is a household), one
 tariff per customer category (`DEMO_TARIFFS`), the "Head Office" sales point
 and admin in the Cashier group, so admin can open a shift and sell.  Each
 step looks for what exists first, so it runs on every ``scripts/demo``, also
-on a demo database created before it existed.  Higher modules complete it
-through `prepaid.demo.extend_vending(meters, seed)` (the STS module stores a
-demo vending key and commissions the keypad and smart meters).
+on a demo database created before it existed.  The parts complete it through
+`extend_vending(meters, seed)` (the STS part stores a demo vending key and
+commissions the keypad and smart meters).
+
+This is demo code, not part of the modules: it runs in the process that
+loads the demo (``scripts/setup_demo.py``, ``prepaid-import --demo``, the
+tests), inside a trytond transaction, never in the server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib
 import random
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from trytond.model import Model
+# STS meter numbers end with a Luhn check digit: the engine's, for any kind.
+from trytond.modules.prepaid_sts.engine.identifiers import (
+    luhn_check_digit as luhn_digit,
+)
+from trytond.modules.prepaid_vending.excel_import import COLUMN_NAMES, import_rows
 from trytond.pool import Pool
 from trytond.transaction import Transaction, without_check_access
-
-from .excel_import import COLUMN_NAMES, import_rows
 
 SUBSTATION_CODES = ('SS-DEMO-1', 'SS-DEMO-2')
 CITY = 'Polokwane'
@@ -188,19 +186,13 @@ METER_MODELS = (
     ('Kamstrup', 'Omnipower', 'postpaid'),
 )
 KVA_CT = {100: 40, 200: 60, 315: 100, 500: 160}  # CT ratio of the check meter
-
-
-def luhn_digit(digits: str) -> str:
-    "Check digit of the Luhn algorithm (STS meter numbers end with one)"
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 0:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return str((10 - total % 10) % 10)
+FEEDERS_PER_SUBSTATION = 2
+TRANSFORMERS_PER_FEEDER = 3
+#: (meter kind, weight) of a customer's meter; a government building drawn a
+#: keypad meter gets a postpaid one (public buildings are often on credit).
+METER_KIND_WEIGHTS = (('sts_keypad', 75), ('smart_prepaid', 20), ('postpaid', 5))
+#: Customer categories whose meters are always three-phase.
+THREE_PHASE_CATEGORIES = frozenset({'INDUSTRIAL', 'GOVERNMENT'})
 
 
 #: Tariffs of the demo: (code, name, STS tariff index, customer categories,
@@ -237,7 +229,7 @@ DEMO_TARIFFS = (
     ),
 )
 DEMO_TARIFF_START = dt.date(2025, 1, 1)
-DEMO_VAT_NAME = 'VAT 15%'  # created by company_setup.ensure_vat
+DEMO_VAT_NAME = 'VAT 15%'  # created by company.ensure_vat
 DEMO_JOURNAL_CODE = 'VEND'
 DEMO_SALES_POINT = ('HO', "Head Office")
 #: Default customer category of the system parameters: most customers are
@@ -256,23 +248,38 @@ DEMO_ACCOUNT_CODES = {
     'bank_account': '1.1.1',
     'cash_difference_account': '6.2.8',  # Other Gains And Losses
 }
+#: The higher modules' parts of the demo, in the order of the modules'
+#: dependencies: (module, the part's module in this package).
+PARTS = (
+    ('prepaid_sts', 'prepaid_demo.sts'),
+    ('prepaid_headend', 'prepaid_demo.headend'),
+)
 
 
 def create_demo_data(seed: int = 8000, customers: int = 200) -> dict[str, Any]:
     "Create the demo utility in the current transaction (see module doc)"
-    return Pool().get('prepaid.demo').create_data(seed=seed, customers=customers)
+    return Demo.create_data(seed=seed, customers=customers)
 
 
 def setup_demo_vending(seed: int = 8000) -> dict[str, Any]:
     """Make the demo sellable (see module doc); needs the company in the
     context, with its chart of accounts and VAT.  Idempotent."""
-    return Pool().get('prepaid.demo').setup_vending(seed=seed)
+    return Demo.setup_vending(seed=seed)
 
 
-class Demo(Model):
-    "Demo data generator (extension point for higher modules)"
+def active_parts() -> list:
+    "The Demo classes of the parts whose module is activated, in order"
+    Module = Pool().get('ir.module')
+    with without_check_access():
+        modules = Module.search(
+            [('name', 'in', [m for m, _ in PARTS]), ('state', '=', 'activated')]
+        )
+    activated = {m.name for m in modules}
+    return [importlib.import_module(p).Demo for m, p in PARTS if m in activated]
 
-    __name__ = 'prepaid.demo'
+
+class Demo:
+    "Demo data generator: its steps, which the parts complete"
 
     @classmethod
     def create_data(cls, seed: int = 8000, customers: int = 200) -> dict[str, Any]:
@@ -281,6 +288,9 @@ class Demo(Model):
         Meter = pool.get('prepaid.meter')
         if Substation.search([('code', 'in', SUBSTATION_CODES)], limit=1):
             return {'created': False}
+        if not Transaction().context.get('company'):
+            # The demo utility's network, meters and tariffs are a company's.
+            raise ValueError('the demo data needs a company in the context')
         rng = random.Random(seed)
         transformers, masters = cls.create_network(rng)
         serials = {m.serial for m in masters}
@@ -311,16 +321,24 @@ class Demo(Model):
 
     @classmethod
     def extend_meters(cls, meters: list, rng: random.Random) -> dict[str, Any]:
-        "Hook for higher modules: complete the demo meters; return counts"
-        return {}
+        "The parts complete the demo meters; returns their counts"
+        counts: dict[str, Any] = {}
+        for part in active_parts():
+            if hasattr(part, 'extend_meters'):
+                counts.update(part.extend_meters(meters, rng))
+        return counts
 
     @classmethod
     def extend_vending(cls, meters: list, seed: int) -> dict[str, Any]:
-        """Hook for higher modules: what the demo meters need to be sold
-        (keys, meter parameters).  It runs on every set-up, so it must leave
-        what exists alone.  Derive random values from seed (e.g.
-        ``random.Random(f'{seed}-<purpose>')``); return counts."""
-        return {}
+        """The parts give the demo meters what they need to be sold (keys,
+        meter parameters).  It runs on every set-up, so a part must leave
+        what exists alone.  A part derives its random values from seed (e.g.
+        ``random.Random(f'{seed}-<purpose>')``); returns their counts."""
+        counts: dict[str, Any] = {}
+        for part in active_parts():
+            if hasattr(part, 'extend_vending'):
+                counts.update(part.extend_vending(meters, seed))
+        return counts
 
     @classmethod
     def demo_meters(cls) -> list:
@@ -345,7 +363,7 @@ class Demo(Model):
         if not company_id:
             raise ValueError(
                 'setup_demo_vending needs the company in the context '
-                '(run company_setup.setup_company first)'
+                '(run prepaid_demo.company.setup_company first)'
             )
         company = Company(company_id)
         with without_check_access():
@@ -368,55 +386,71 @@ class Demo(Model):
         if not accounts:
             raise ValueError(
                 f'account {code} not found in the chart of {company.rec_name}: '
-                'the demo expects the standard chart (company_setup.ensure_chart)'
+                'the demo expects the standard chart (company.ensure_chart)'
             )
         return accounts[0]
 
     @classmethod
-    def _setup_accounts(cls, company) -> int:
-        "Vending journal and accounts of the configuration; returns how many set"
-        pool = Pool()
-        Configuration = pool.get('prepaid.configuration')
-        Journal = pool.get('account.journal')
+    def _fill_configuration(cls, makers: dict[str, Callable[[], Any]]) -> int:
+        """Write a value to each empty field of the vending configuration, made
+        by its maker only then (a value chosen by hand is kept; a maker that
+        finds nothing returns None); returns how many were set."""
+        Configuration = Pool().get('prepaid.configuration')
         # A singleton reads its defaults before its row exists, and its
         # write creates the row.
         config = Configuration.get_singleton() or Configuration(1)
         values: dict[str, Any] = {}
-        if not config.vend_journal:
-            journals = Journal.search([('code', '=', DEMO_JOURNAL_CODE)], limit=1)
-            if journals:
-                (journal,) = journals
-            else:
-                (journal,) = Journal.create(
-                    [{'name': "Vending", 'code': DEMO_JOURNAL_CODE, 'type': 'revenue'}]
-                )
-            values['vend_journal'] = journal.id
-        for name, code in DEMO_ACCOUNT_CODES.items():
+        for name, make in makers.items():
             if not getattr(config, name):
-                values[name] = cls._account(company, code).id
+                value = make()
+                if value is not None:
+                    values[name] = value
         if values:
             Configuration.write([config], values)
         return len(values)
 
     @classmethod
+    def _setup_accounts(cls, company) -> int:
+        "Vending journal and accounts of the configuration; returns how many set"
+        makers: dict[str, Callable[[], Any]] = {'vend_journal': cls._journal}
+        for name, code in DEMO_ACCOUNT_CODES.items():
+            makers[name] = functools.partial(cls._account_id, company, code)
+        return cls._fill_configuration(makers)
+
+    @classmethod
+    def _journal(cls) -> int:
+        "The demo's vending journal, created once"
+        Journal = Pool().get('account.journal')
+        journals = Journal.search([('code', '=', DEMO_JOURNAL_CODE)], limit=1)
+        if journals:
+            (journal,) = journals
+        else:
+            (journal,) = Journal.create(
+                [{'name': "Vending", 'code': DEMO_JOURNAL_CODE, 'type': 'revenue'}]
+            )
+        return journal.id
+
+    @classmethod
+    def _account_id(cls, company, code: str) -> int:
+        return cls._account(company, code).id
+
+    @classmethod
     def _setup_defaults(cls, company) -> int:
         "Currency and default customer category, where unset; returns how many"
-        pool = Pool()
-        Configuration = pool.get('prepaid.configuration')
-        Category = pool.get('prepaid.customer.category')
-        config = Configuration.get_singleton() or Configuration(1)
-        values: dict[str, Any] = {}
-        if not config.currency:
-            values['currency'] = company.currency.id
-        if not config.default_customer_category:
+        Category = Pool().get('prepaid.customer.category')
+
+        def default_category() -> int | None:
             categories = Category.search(
                 [('code', '=', DEMO_DEFAULT_CATEGORY)], limit=1
             )
-            if categories:
-                values['default_customer_category'] = categories[0].id
-        if values:
-            Configuration.write([config], values)
-        return len(values)
+            return categories[0].id if categories else None
+
+        return cls._fill_configuration(
+            {
+                'currency': lambda: company.currency.id,
+                'default_customer_category': default_category,
+            }
+        )
 
     @classmethod
     def _setup_tariffs(cls, company) -> int:
@@ -430,7 +464,7 @@ class Demo(Model):
         )
         if not taxes:
             raise ValueError(
-                f'tax {DEMO_VAT_NAME!r} not found: run company_setup.ensure_vat first'
+                f'tax {DEMO_VAT_NAME!r} not found: run company.ensure_vat first'
             )
         (tax,) = taxes
         categories = {c.code: c for c in Category.search([])}
@@ -574,12 +608,12 @@ class Demo(Model):
                     'substation': substation.id,
                 }
                 for s, substation in enumerate(substations)
-                for f in range(2)
+                for f in range(FEEDERS_PER_SUBSTATION)
             ]
         )
         transformer_values = []
-        for index in range(12):
-            feeder = feeders[index // 3]
+        for index in range(len(feeders) * TRANSFORMERS_PER_FEEDER):
+            feeder = feeders[index // TRANSFORMERS_PER_FEEDER]
             kva = rng.choice((100, 200, 200, 315, 315, 500))
             transformer_values.append(
                 {
@@ -705,7 +739,8 @@ class Demo(Model):
                 )
                 row['email'] = f'accounts{index}@example.com'
             kind = rng.choices(
-                ['sts_keypad', 'smart_prepaid', 'postpaid'], weights=[75, 20, 5]
+                [k for k, _ in METER_KIND_WEIGHTS],
+                weights=[w for _, w in METER_KIND_WEIGHTS],
             )[0]
             if category == 'GOVERNMENT' and kind == 'sts_keypad':
                 kind = 'postpaid'  # public buildings are often on credit
@@ -713,7 +748,7 @@ class Demo(Model):
                 [m for m in METER_MODELS if m[2] == kind]
             )
             three_phase = (
-                category in {'INDUSTRIAL', 'GOVERNMENT'}
+                category in THREE_PHASE_CATEGORIES
                 or (category == 'COMMERCIAL' and rng.random() < 0.6)
                 or rng.random() < 0.05
             )

@@ -297,3 +297,50 @@ def server_limits() -> Limits:
         'prepaid', 'import_max_megabytes', default=DEFAULT_MAX_MEGABYTES
     )
     return Limits(max_bytes=max(megabytes, 1) * MEGABYTE, max_rows=max(rows, 1))
+
+
+def read_workbook(data: bytes) -> tuple[list[str], list[tuple[int, list[Cell]]]]:
+    """The header names and the non-empty data rows (with their spreadsheet
+    row number) of the first sheet of an .xlsx or .xls file, all in memory:
+    for small workbooks and tests; the import itself streams a Sheet."""
+    sheet = Sheet(data)
+    return sheet.header, list(sheet)
+
+
+def count_rows(data: bytes) -> int:
+    "Data rows of the workbook (header and empty rows excluded)"
+    return Sheet(data).count()
+
+
+class RejectsWriter:
+    """The rejected rows as typed, preceded by their row number and reasons,
+    written as they come (openpyxl's write-only mode keeps them in a
+    temporary file, not in memory)."""
+
+    def __init__(self, header: list[str]):
+        self.header = header
+        self.workbook = None
+        self.sheet = None
+
+    def append(self, number: int, reasons: list[str], values: list[Cell]) -> None:
+        if self.workbook is None:
+            import openpyxl
+
+            self.workbook = openpyxl.Workbook(write_only=True)
+            self.sheet = self.workbook.create_sheet('rejected')
+            self.sheet.append(['row', 'reason'] + self.header)
+        self.sheet.append(
+            [number, '; '.join(reasons)]
+            # A cell starting with "=" would be a formula when opened.
+            + [
+                v if not isinstance(v, str) or not v.startswith('=') else "'" + v
+                for v in values
+            ]
+        )
+
+    def close(self) -> bytes | None:
+        if self.workbook is None:
+            return None
+        out = io.BytesIO()
+        self.workbook.save(out)
+        return out.getvalue()
