@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from trytond.model import ModelSQL, fields
 from trytond.model.exceptions import SizeValidationError, ValidationError
+from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
 
@@ -23,7 +24,7 @@ class FieldSizesTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module(MODULES)
 
-    @with_transaction()
+    @with_company
     def test_every_typed_char_field_has_a_size(self):
         pool = Pool()
         ModelField = pool.get('ir.model.field')
@@ -51,7 +52,7 @@ class FieldSizesTestCase(unittest.TestCase):
     # refuses the insert, which ends the transaction (Tryton then reports it
     # as the same size error).
 
-    @with_transaction()
+    @with_company
     def test_longer_name_refused(self):
         Party = Pool().get('party.party')
         (party,) = Party.create([{'name': 'N' * 200}])
@@ -59,13 +60,13 @@ class FieldSizesTestCase(unittest.TestCase):
         with self.assertRaisesRegex(SizeValidationError, 'Name'):
             Party.create([{'name': 'N' * 32767}])
 
-    @with_transaction()
+    @with_company
     def test_longer_code_refused(self):
         Substation = Pool().get('prepaid.substation')
         with self.assertRaisesRegex(SizeValidationError, 'Code'):
             Substation.create([{'code': 'C' * 33, 'name': 'S'}])
 
-    @with_transaction()
+    @with_company
     def test_coordinates_are_numbers(self):
         "A NaN latitude was stored as empty on SQLite"
         pool = Pool()

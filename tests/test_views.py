@@ -10,10 +10,10 @@ import datetime as dt
 import unittest
 
 from lxml import etree
-from trytond.modules.prepaid_vending.tests.tools import create_meter
+from trytond.modules.prepaid_vending.tests.tools import create_meter, with_company
 from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 
 MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
 SAO_TREE_WIDGETS = {
@@ -75,7 +75,7 @@ class ViewsTestCase(unittest.TestCase):
     def setUpClass(cls):
         activate_module(MODULES)
 
-    @with_transaction()
+    @with_company
     def test_list_columns_have_a_sao_widget(self):
         pool = Pool()
         View = pool.get('ir.ui.view')
@@ -102,7 +102,7 @@ class ViewsTestCase(unittest.TestCase):
         self.maxDiff = None
         self.assertEqual(sorted(set(problems)), [])
 
-    @with_transaction()
+    @with_company
     def test_every_button_has_a_label(self):
         "A button without string shows as a blank box in sao"
         pool = Pool()
@@ -118,7 +118,7 @@ class ViewsTestCase(unittest.TestCase):
                     problems.append(f'{view.model}: {node.get("name")}')
         self.assertEqual(sorted(set(problems)), [])
 
-    @with_transaction()
+    @with_company
     def test_keypad_meter_buttons_labelled_with_icons(self):
         Meter = Pool().get('prepaid.meter')
         arch = etree.fromstring(Meter.fields_view_get(view_type='form')['arch'])
@@ -131,7 +131,7 @@ class ViewsTestCase(unittest.TestCase):
                 self.assertEqual(buttons[name].get('string'), string)
                 self.assertTrue(buttons[name].get('icon'))
 
-    @with_transaction()
+    @with_company
     def test_load_profile_graph_one_meter_kwh_over_time(self):
         pool = Pool()
         Interval = pool.get('prepaid.headend.interval')
@@ -159,7 +159,7 @@ class ViewsTestCase(unittest.TestCase):
         self.assertIn('graph', meter_views)
         self.assertIn("active_id", domain)
 
-    @with_transaction()
+    @with_company
     def test_register_graph_one_line_per_quantity(self):
         Register = Pool().get('prepaid.headend.register')
         arch = etree.fromstring(Register.fields_view_get(view_type='graph')['arch'])
@@ -170,7 +170,7 @@ class ViewsTestCase(unittest.TestCase):
                 self.assertIn('"obis"', field.get('domain') or '')
                 self.assertIn('(', field.get('string'))
 
-    @with_transaction()
+    @with_company
     def test_interval_energy_in_kwh(self):
         pool = Pool()
         Meter = pool.get('prepaid.meter')
@@ -194,7 +194,7 @@ class ViewsTestCase(unittest.TestCase):
         self.assertEqual([i.energy_kwh for i in intervals], [0.25, 0.5, None, None])
         self.assertEqual(intervals[0].capture_time, start)
 
-    @with_transaction()
+    @with_company
     def test_identifier_numbers_without_thousands_separators(self):
         "A port, TID or key revision reads 4073, not 4,073"
         pool = Pool()
@@ -220,7 +220,7 @@ class ViewsTestCase(unittest.TestCase):
         self.assertIn('hes_port', seen)
         self.assertIn('sts_last_tid', seen)
 
-    @with_transaction()
+    @with_company
     def test_customer_shows_one_number(self):
         "A customer shows its Customer Number, not also the party Code"
         pool = Pool()
@@ -240,7 +240,7 @@ class ViewsTestCase(unittest.TestCase):
         action = Action(ModelData.get_id('prepaid_vending', 'act_customer'))
         self.assertIn('prepaid_customers', action.context)
 
-    @with_transaction()
+    @with_company
     def test_long_forms_in_tabs(self):
         """No form of the project shows more than MAX_FLAT_FIELDS fields
         outside its tabs (the vend form had 29 in one column)"""
@@ -262,7 +262,7 @@ class ViewsTestCase(unittest.TestCase):
                 problems.append(f'{view.model} ({view.name}): {len(flat)}')
         self.assertEqual(sorted(problems), [])
 
-    @with_transaction()
+    @with_company
     def test_list_tabs_filter_on_real_values(self):
         """Every tab (action domain) of the project's lists searches its
         model, filters on values the field has, and each list with tabs ends
@@ -296,7 +296,7 @@ class ViewsTestCase(unittest.TestCase):
                         values = value if isinstance(value, list) else [value]
                         self.assertLessEqual(set(values), keys, tab.name)
 
-    @with_transaction()
+    @with_company
     def test_meter_tabs_split_meters_by_state(self):
         "A meter is in the tab of its state and in All, in no other"
         pool = Pool()

@@ -94,6 +94,20 @@ class CompanyMixin:
         if cls._company_index:
             t = cls.__table__()
             cls._sql_indexes.add(Index(t, (t.company, Index.Range())))
+        # A party's company-dependent values (its accounts ...) are read for
+        # the record's utility, as Tryton's own company records do.
+        for name in dir(cls):
+            field = getattr(cls, name, None)
+            if not isinstance(field, fields.Field) or name == 'company':
+                continue
+            target = getattr(field, '_field', field)
+            context = dict(getattr(target, 'context', None) or {})
+            if getattr(target, 'model_name', None) == 'party.party' and (
+                'company' not in context
+            ):
+                context['company'] = Eval('company', -1)
+                target.context = context
+                target.depends = set(target.depends or ()) | {'company'}
 
     @classmethod
     def __register__(cls, module):

@@ -13,10 +13,11 @@ from trytond.model.exceptions import (
     SQLConstraintError,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction, TransactionError, check_access
 
 from .. import trytond_private
+from .tools import with_company
 
 
 class TrytondPrivateTestCase(unittest.TestCase):
@@ -32,27 +33,32 @@ class TrytondPrivateTestCase(unittest.TestCase):
         "A raw INSERT, as the fast path makes them"
         Substation = Pool().get('prepaid.substation')
         table = Substation.__table__()
+        company = Transaction().context['company']
         Transaction().connection.cursor().execute(
             *table.insert(
-                [table.name, table.code, table.active], [['North', code, True]]
+                [table.company, table.name, table.code, table.active],
+                [[company, 'North', code, True]],
             )
         )
 
-    @with_transaction()
+    @with_company
     def test_raise_integrity_error(self):
         "A unique violation becomes the model's constraint message"
         Substation = Pool().get('prepaid.substation')
         self.insert_substation('SS1')
         transaction = Transaction()
+        company = transaction.context['company']
         with self.assertRaises(backend.DatabaseIntegrityError) as caught:
             self.insert_substation('SS1')
         with self.assertRaises(SQLConstraintError):
             with transaction.new_transaction():
                 trytond_private.raise_integrity_error(
-                    Substation, caught.exception, {'name': 'North', 'code': 'SS1'}
+                    Substation,
+                    caught.exception,
+                    {'company': company, 'name': 'North', 'code': 'SS1'},
                 )
 
-    @with_transaction()
+    @with_company
     def test_raise_integrity_error_required(self):
         "A missing required value is named as the ORM names it"
         Substation = Pool().get('prepaid.substation')
@@ -62,11 +68,18 @@ class TrytondPrivateTestCase(unittest.TestCase):
         # Nothing to name: returns (the caller re-raises the database error).
         self.assertIsNone(
             trytond_private.raise_integrity_error(
-                Substation, error, {'name': 'N', 'code': 'C', 'active': True}
+                Substation,
+                error,
+                {
+                    'company': Transaction().context['company'],
+                    'name': 'N',
+                    'code': 'C',
+                    'active': True,
+                },
             )
         )
 
-    @with_transaction()
+    @with_company
     def test_raise_data_error(self):
         "A value too long for its column is named with the field's size"
         Substation = Pool().get('prepaid.substation')
@@ -74,7 +87,7 @@ class TrytondPrivateTestCase(unittest.TestCase):
         with self.assertRaises(SizeValidationError):
             trytond_private.raise_data_error(Substation, error, {'code': 'x' * 33})
 
-    @with_transaction()
+    @with_company
     def test_check_domain_rule(self):
         "Ids that the rules (here: existence) refuse raise AccessError"
         Substation = Pool().get('prepaid.substation')
@@ -86,7 +99,7 @@ class TrytondPrivateTestCase(unittest.TestCase):
                     Substation, [substation.id + 1000], 'write'
                 )
 
-    @with_transaction()
+    @with_company
     def test_mark_locked(self):
         "Model.lock of marked rows does not restart the transaction"
         Substation = Pool().get('prepaid.substation')
@@ -99,7 +112,7 @@ class TrytondPrivateTestCase(unittest.TestCase):
         trytond_private.mark_locked(Substation._table, [substation.id])
         Substation.lock([substation])
 
-    @with_transaction()
+    @with_company
     def test_record_values_and_ids(self):
         "The in-memory values of a record, a new id given, caches dropped"
         Substation = Pool().get('prepaid.substation')
@@ -119,7 +132,7 @@ class TrytondPrivateTestCase(unittest.TestCase):
         trytond_private.forget_local(saved)
         self.assertNotIn(saved.id, saved._local_cache)
 
-    @with_transaction()
+    @with_company
     def test_drop_count(self):
         "The cached count is forgotten"
         Substation = Pool().get('prepaid.substation')
