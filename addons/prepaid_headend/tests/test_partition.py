@@ -17,6 +17,7 @@ from trytond import backend
 from trytond.model.exceptions import SQLConstraintError
 from trytond.modules.prepaid_headend import partition as pt
 from trytond.modules.prepaid_headend.reading import insert_new
+from trytond.modules.prepaid_sts.tests.tools import utility
 from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
@@ -116,12 +117,13 @@ class PartitionPostgresqlTestCase(unittest.TestCase):
 
         def fixtures():
             Meter = Pool().get('prepaid.meter')
-            meters = Meter.create(
-                [
-                    {'serial': 'PART1', 'kind': 'smart_prepaid'},
-                    {'serial': 'PART2', 'kind': 'smart_prepaid'},
-                ]
-            )
+            with Transaction().set_context(company=utility().id):
+                meters = Meter.create(
+                    [
+                        {'serial': 'PART1', 'kind': 'smart_prepaid'},
+                        {'serial': 'PART2', 'kind': 'smart_prepaid'},
+                    ]
+                )
             cursor = Transaction().connection.cursor()
             before = {t: schema(cursor, t) for t in pt.TABLES}
             insert_new(
