@@ -311,12 +311,13 @@ class CounterVendDuringBatchTestCase(unittest.TestCase):
         def setup():
             Command = Pool().get("prepaid.meter.command")
             Configuration = Pool().get("prepaid.configuration")
-            config = Configuration(1)
-            config.hes_retries = 0
-            config.save()
-            sts_tools.create_vending_key(sgc="201457", krn=1)
-            meter = make_meter(silent.getsockname()[1], hes_timeout=3.0, **STS)
-            command = Command.queue(meter, "remote_credit", {"kwh": "5"})
+            with Transaction().set_context(company=sts_tools.utility().id):
+                config = Configuration(1)
+                config.hes_retries = 0
+                config.save()
+                sts_tools.create_vending_key(sgc="201457", krn=1)
+                meter = make_meter(silent.getsockname()[1], hes_timeout=3.0, **STS)
+                command = Command.queue(meter, "remote_credit", {"kwh": "5"})
             return meter.id, command.id
 
         def dispatch():
