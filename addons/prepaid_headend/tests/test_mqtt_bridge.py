@@ -33,7 +33,7 @@ from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.modules.prepaid_sts.tests.tools import utility
 from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import DB_NAME, activate_module
+from trytond.tests.test_tryton import DB_NAME, activate_module, with_transaction
 from trytond.transaction import Transaction
 
 from simulators.meter import MeterConfig, MeterSimulator
@@ -162,9 +162,17 @@ class MqttBridgeTestCase(unittest.TestCase):
         Transaction().commit()
         self.assertEqual(subscriber.get_batch(10, 0.5), [])
 
-    @with_company
+    @with_transaction()
     def test_rolled_back_alarm_is_not_published(self):
         "A rollback drops the queued alarms"
+        # The utility is committed first: the rollback below drops the meter
+        # and its alarm, not the company the rest of the test works in.
+        company = utility('MQTT rollback utility')
+        Transaction().commit()
+        with Transaction().set_context(company=company.id):
+            self.rolled_back_alarm_is_not_published()
+
+    def rolled_back_alarm_is_not_published(self):
         subscriber = self.alarms()
         Meter = Pool().get('prepaid.meter')
         self.configure()
