@@ -332,7 +332,7 @@ class DirectoryEntry(ModelSQL, ModelView):
             ),
         ]
         cls._sql_indexes.add(Index(t, (t.meter, Index.Equality())))
-        cls._order = [('concentrator', 'ASC'), ('meter_id', 'ASC')]
+        cls._order = [('concentrator', 'ASC'), ('meter_id', 'ASC'), ('id', 'ASC')]
         cls.__access__.add('concentrator')
 
     @staticmethod
@@ -390,7 +390,7 @@ class DirectoryEntry(ModelSQL, ModelView):
         return [('id', 'in', query.select(query.id, where=flag == Literal(wanted)))]
 
 
-class ReceivedReport(ModelSQL, ModelView):
+class ReceivedReport(AppendOnlyMixin, ModelSQL, ModelView):
     """A report or report file received from a concentrator, once per
     (concentrator, report id, payload SHA-256), a file once per SHA-256."""
 
@@ -497,7 +497,7 @@ class ConcentratorEvent(AppendOnlyMixin, ModelSQL, ModelView):
         return event
 
 
-class Rejection(ModelSQL, ModelView):
+class Rejection(AppendOnlyMixin, ModelSQL, ModelView):
     "Input the head-end's concentrator service refused, kept for audit"
 
     __name__ = 'prepaid.concentrator.rejection'
@@ -525,7 +525,7 @@ class Rejection(ModelSQL, ModelView):
         cls._order = [('received', 'DESC'), ('id', 'DESC')]
 
 
-class RequestStatus(ModelSQL, ModelView):
+class RequestStatus(AppendOnlyMixin, ModelSQL, ModelView):
     "A request or order status a concentrator reported (UpdateRequestStatus)"
 
     __name__ = 'prepaid.concentrator.request_status'
