@@ -379,6 +379,21 @@ class ConcentratorServiceTestCase(unittest.TestCase):
         self.assertEqual(len(rows), 16)  # and the power of each interval
         self.assertEqual([v for *_, v in energy][:2], [1_100.0, 1_200.0])
 
+        def consumption():
+            Interval = Pool().get('prepaid.headend.interval')
+            found = Interval.search(
+                [('meter.serial', '=', serial), ('obis', '=', ops.ENERGY_IMPORT)],
+                order=[('timestamp', 'ASC')],
+            )
+            return [r.consumption for r in found]
+
+        # The later report came first: its first interval had no stored
+        # predecessor then, and readings are never rewritten.
+        self.assertEqual(
+            committed(consumption),
+            [None, 100.0, 100.0, 100.0, None, 100.0, 100.0, 100.0],
+        )
+
         # The same as a file, twice under two names: stored once.
         report = reports.parse(earlier.payload)
         data = files.pack(reports.render(report))
@@ -525,6 +540,9 @@ class ConcentratorServiceTestCase(unittest.TestCase):
         )
         answer = self.soap(delivery, creds)
         self.assertEqual(answer.result, m.AckResult.MALFORMED)
+        wsdl = self.client.get(SOAP_URL + '?wsdl')
+        self.assertEqual(wsdl.status_code, 200)
+        self.assertIn(b'UpdateMetersStatus', wsdl.get_data())
         self.assertEqual(
             self.alarms(creds.name), [(dcu.HEADEND_GROUP, dcu.EV_REFUSED_INPUT)]
         )
