@@ -48,8 +48,8 @@ def _environ(request) -> dict:
     value = environ.pop(key, None) if key != CERT_KEY else environ.get(key)
     if key != CERT_KEY:
         environ.pop(CERT_KEY, None)
-    if value and not value.lstrip().startswith('-----BEGIN'):
-        value = urllib.parse.unquote(value)  # nginx's escaped certificate
+    if value and '%' in value:  # nginx's escaped PEM (a PEM has no '%')
+        value = urllib.parse.unquote(value)
     if value:
         environ[CERT_KEY] = value
     return environ

@@ -18,8 +18,10 @@ import queue
 import tempfile
 import threading
 import unittest
+import urllib.parse
 import uuid
 
+import trytond.config as config
 from trytond.modules.prepaid_headend import dcu
 from trytond.modules.prepaid_headend.concentrator import files, reports, soap
 from trytond.modules.prepaid_headend.concentrator import messages as m
@@ -572,3 +574,35 @@ class ConcentratorServiceTestCase(unittest.TestCase):
         self.soap(hello(creds.name), creds)  # heard from again
         status = self.concentrator(record_id)
         self.assertEqual((status['state'], status['offline_since']), ('online', None))
+
+    def test_certificate_from_the_proxy_header(self):
+        "nginx's escaped certificate, under the configured header only"
+        creds = self.pki.issue(f'DC{self.tag}')
+        self.register(creds.name, creds)
+        message = hello(creds.name)
+        operation = soap.HEADEND.operation_for(message)
+        headers = {'Content-Type': soap.CONTENT_TYPE}
+        escaped = urllib.parse.quote(creds.cert.read_text(), safe='')
+        if not config.has_section('prepaid_headend'):
+            config.add_section('prepaid_headend')
+        config.set('prepaid_headend', 'client_cert', 'HTTP_X_SSL_CLIENT_CERT')
+        try:
+            answer = self.client.post(
+                SOAP_URL,
+                data=soap.render(message),
+                headers={**headers, 'X-SSL-Client-Cert': escaped},
+            )
+            self.assertIsInstance(
+                soap.parse_response(operation, answer.get_data()), m.StatusAck
+            )
+            # With the header configured, the server variable is not read.
+            answer = self.client.post(
+                SOAP_URL,
+                data=soap.render(message),
+                headers=headers,
+                environ_base={'SSL_CLIENT_CERT': creds.cert.read_text()},
+            )
+            with self.assertRaises(RefusedFault):
+                soap.parse_response(operation, answer.get_data())
+        finally:
+            config.remove_section('prepaid_headend')
