@@ -583,7 +583,9 @@ class ConcentratorServiceTestCase(unittest.TestCase):
         operation = soap.HEADEND.operation_for(message)
         headers = {'Content-Type': soap.CONTENT_TYPE}
         escaped = urllib.parse.quote(creds.cert.read_text(), safe='')
-        if not config.has_section('prepaid_headend'):
+        had_section = config.has_section('prepaid_headend')
+        previous = config.get('prepaid_headend', 'client_cert')
+        if not had_section:
             config.add_section('prepaid_headend')
         config.set('prepaid_headend', 'client_cert', 'HTTP_X_SSL_CLIENT_CERT')
         try:
@@ -605,4 +607,8 @@ class ConcentratorServiceTestCase(unittest.TestCase):
             with self.assertRaises(RefusedFault):
                 soap.parse_response(operation, answer.get_data())
         finally:
-            config.remove_section('prepaid_headend')
+            if had_section:
+                config.set('prepaid_headend', 'client_cert', previous)
+            else:
+                config.remove_section('prepaid_headend')
+            config._cache_clear()  # remove_section leaves get's cache
