@@ -40,6 +40,13 @@ party.identifier                         ---- rwcd r--- r--- r--- rwcd r--- rwcd
 party.party                              ---- rwcd r--- r--- r--- rwcd r--- rwcd ----
 prepaid.cashier.session                  ---- ---- rwc- ---- ---- rw-- r--- r--- ----
 prepaid.cashier.session.count            ---- ---- rwc- ---- ---- rw-- r--- r--- ----
+prepaid.concentrator                     ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
+prepaid.concentrator.collector           ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
+prepaid.concentrator.directory           ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
+prepaid.concentrator.event               ---- r--- ---- r--- ---- r--- ---- r--- ----
+prepaid.concentrator.rejection           ---- ---- ---- r--- ---- ---- ---- r--- ----
+prepaid.concentrator.report              ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
+prepaid.concentrator.request_status      ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.configuration                    ---- r--- r--- r--- r--- rw-- r--- rw-- ----
 prepaid.configuration.company            ---- r--- r--- r--- r--- rw-- r--- rw-- ----
 prepaid.customer.category                ---- r--- r--- r--- r--- rwc- r--- rwcd ----
