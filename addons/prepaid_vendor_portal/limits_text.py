@@ -42,7 +42,9 @@ def parse_networks(text: str | None) -> tuple[Network, ...]:
             # strict: 10.0.0.1/8 is a typing error, not the network 10/8.
             networks.append(ipaddress.ip_network(line, strict=True))
         except ValueError as exc:
-            raise ValueError(f"line {number}: {line!r} is not a network ({exc})")
+            raise ValueError(
+                f"line {number}: {line!r} is not a network ({exc})"
+            ) from None
     return tuple(networks)
 
 

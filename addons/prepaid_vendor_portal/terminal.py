@@ -148,7 +148,9 @@ class Terminal(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
             return
         if len(value) < MIN_TOKEN:
             raise ValidationError(
-                gettext('prepaid_vendor_portal.msg_terminal_token_short', size=MIN_TOKEN)
+                gettext(
+                    'prepaid_vendor_portal.msg_terminal_token_short', size=MIN_TOKEN
+                )
             )
         # A new token replaces a revoked one: the terminal may sell again.
         cls.write(terminals, {'token_hash': token_digest(value), 'revoked': False})

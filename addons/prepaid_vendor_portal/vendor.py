@@ -261,4 +261,3 @@ class Vendor(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
         Position = Pool().get('prepaid.vendor.float')
         position = Position.positions([self])[self.id]
         return position.as_float()
-

@@ -29,7 +29,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import NamedTuple
 
-from sql import Literal
+from sql import Cast, Literal
 from sql.aggregate import Sum
 from sql.conditionals import Coalesce
 from trytond import backend
@@ -40,7 +40,7 @@ from trytond.modules.prepaid_vending import accounting, locking
 from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction, TransactionError, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from . import limits as core
@@ -89,12 +89,22 @@ class FloatPosition(CompanyMixin, ModelSQL):
         super().__setup__()
         t = cls.__table__()
         cls._sql_constraints += [
-            ('vendor_unique', Unique(t, t.vendor), 'prepaid_vendor_portal.msg_float_unique'),
+            (
+                'vendor_unique',
+                Unique(t, t.vendor),
+                'prepaid_vendor_portal.msg_float_unique',
+            ),
         ]
 
     @classmethod
     def open(cls, vendors) -> None:
-        "The empty position of new vendors (funded: their credit line)"
+        """The empty position of new vendors (funded: their credit line),
+        written by the server only (no group writes positions)"""
+        with without_check_access():
+            cls._open(vendors)
+
+    @classmethod
+    def _open(cls, vendors) -> None:
         cls.create(
             [
                 {
@@ -154,14 +164,22 @@ class FloatPosition(CompanyMixin, ModelSQL):
 
     # ------------------------------------------------------------ writers
     @classmethod
-    def _execute(cls, query, what: str):
-        """Run one UPDATE of a position: on PostgreSQL waiting a bounded time
-        for the row, and restarting the transaction (FloatBusy) when another
+    def _execute(cls, query, vendor_id: int):
+        """Run one UPDATE of a position (with its RETURNING), the row or None
+        when it changed nothing: on PostgreSQL waiting a bounded time for the
+        row, and restarting the transaction (FloatBusy) when another
         transaction changed the row after this one's snapshot"""
         transaction = Transaction()
         cursor = transaction.connection.cursor()
         if backend.name != 'postgresql':
-            cursor.execute(*query)  # SQLite serialises writers
+            # SQLite serialises writers, so reading after the update is the
+            # same; its RETURNING cannot name the alias python-sql gives.
+            returning, query.returning = query.returning, None
+            cursor.execute(*query)
+            if not cursor.rowcount:
+                return None
+            t = query.table
+            cursor.execute(*t.select(*returning, where=t.vendor == vendor_id))
             return cursor.fetchone()
         cursor.execute(
             "SELECT current_setting('lock_timeout'), "
@@ -179,7 +197,7 @@ class FloatPosition(CompanyMixin, ModelSQL):
             if state == locking.LOCK_NOT_AVAILABLE:
                 transaction.rollback()
                 raise ValidationError(
-                    gettext('prepaid_vendor_portal.msg_float_busy', vendor=what)
+                    gettext('prepaid_vendor_portal.msg_float_busy', vendor=vendor_id)
                 ) from exc
             raise
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
@@ -194,14 +212,15 @@ class FloatPosition(CompanyMixin, ModelSQL):
         if not isinstance(amount, Decimal) or amount <= 0:
             raise ValueError(f'a draw is a positive Decimal, not {amount!r}')
         t = cls.__table__()
+        value = _numeric(amount)
         row = cls._execute(
             t.update(
                 [t.drawn],
-                [t.drawn + amount],
-                where=(t.vendor == vendor_id) & (t.funded - t.drawn >= amount),
+                [t.drawn + value],
+                where=(t.vendor == vendor_id) & (t.funded - t.drawn >= value),
                 returning=[t.funded - t.drawn],
             ),
-            str(vendor_id),
+            vendor_id,
         )
         return None if row is None else _d(row[0])
 
@@ -229,11 +248,11 @@ class FloatPosition(CompanyMixin, ModelSQL):
         row = cls._execute(
             t.update(
                 [t.funded, t.drawn],
-                [t.funded + funded, t.drawn + drawn],
+                [t.funded + _numeric(funded), t.drawn + _numeric(drawn)],
                 where=t.vendor == vendor_id,
                 returning=[t.id],
             ),
-            str(vendor_id),
+            vendor_id,
         )
         if row is None:
             raise ValueError(f'vendor {vendor_id} has no float position')
@@ -252,6 +271,12 @@ class FloatPosition(CompanyMixin, ModelSQL):
         }
 
 
+def _numeric(amount: Decimal) -> Cast:
+    """amount as an SQL number: SQLite would compare a bare parameter (text)
+    as greater than any number"""
+    return Cast(Literal(amount), 'NUMERIC')
+
+
 def _d(value) -> Decimal:
     "A Numeric column as Decimal (SQLite returns floats or ints)"
     if value is None:
@@ -267,11 +292,15 @@ def top_up(vendor, amount: Decimal, counter_account, date: dt.date, reference: s
     transaction; returns the move"""
     if vendor.state == 'terminated':
         raise ValidationError(
-            gettext('prepaid_vendor_portal.msg_top_up_terminated', vendor=vendor.rec_name)
+            gettext(
+                'prepaid_vendor_portal.msg_top_up_terminated', vendor=vendor.rec_name
+            )
         )
     if not vendor.float_account:
         raise ValidationError(
-            gettext('prepaid_vendor_portal.msg_top_up_no_account', vendor=vendor.rec_name)
+            gettext(
+                'prepaid_vendor_portal.msg_top_up_no_account', vendor=vendor.rec_name
+            )
         )
     if not isinstance(amount, Decimal) or amount <= 0:
         raise ValidationError(gettext('prepaid_vendor_portal.msg_top_up_amount'))
