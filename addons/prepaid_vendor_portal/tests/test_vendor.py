@@ -16,6 +16,7 @@ from trytond.modules.prepaid_vendor_portal import limits
 from trytond.modules.prepaid_vendor_portal.xmlvend import faults
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
 
 from .vendor_fixtures import PASSWORD, TOKEN, create_vendor, setup_books
 
@@ -42,7 +43,7 @@ class VendorTestCase(unittest.TestCase):
     def test_lifecycle(self):
         "draft > active > suspended > active > terminated, and no way back"
         Vendor = Pool().get('prepaid.vendor')
-        env = create_vendor(setup_books(), active=False)
+        env = create_vendor(active=False)
         vendor = env.vendor
         self.assertEqual(vendor.state, 'draft')
         Vendor.suspend([vendor])  # not from draft
@@ -59,9 +60,7 @@ class VendorTestCase(unittest.TestCase):
         Vendor.activate([vendor])
         self.assertEqual(Vendor(vendor.id).state, 'terminated')
         with self.assertRaises(ValidationError):  # and its float is closed
-            vendor_float().top_up(
-                vendor, D('10.00'), env.vendor.float_account, dt.date.today(), 'x'
-            )
+            vendor_float().top_up(vendor, D('10.00'), None, dt.date.today(), 'x')
 
     @with_company
     def test_limits_chain_faults(self):
@@ -137,7 +136,7 @@ class VendorTestCase(unittest.TestCase):
         pool = Pool()
         Terminal = pool.get('prepaid.vendor.terminal')
         Operator = pool.get('prepaid.vendor.operator')
-        env = create_vendor(setup_books())
+        env = create_vendor()
         terminal = Terminal(env.terminal.id)
         self.assertNotIn(TOKEN, terminal.token_hash)
         self.assertTrue(terminal.check_token(TOKEN))
@@ -189,14 +188,25 @@ class VendorTestCase(unittest.TestCase):
         vendor = env.vendor
         self.assertEqual(Vendor(vendor.id).float_balance, D(0))
         self.assertEqual(Vendor(vendor.id).float_available, D('100.00'))
-        move = Position.top_up(vendor, D('250.00'), acc.cash, NOON.date(), 'SLIP 7')
+        # The Top Up button: the accountant's, not the Vendor Manager's.
+        for group in ('prepaid_vendor_portal.group_vendor_manager', 'cashier'):
+            with self.subTest(group=group), acting_as(create_user(f'u_{group}', group)):
+                with self.assertRaises(AccessError):
+                    top_up_wizard(vendor, D('10.00'), acc.cash, 'no')
+        with acting_as(create_user('acc_v', 'accountant')):
+            top_up_wizard(vendor, D('150.00'), acc.cash, 'SLIP 6')
+        self.assertEqual(Vendor(vendor.id).float_balance, D('150.00'))
+        Position.top_up(vendor, D('100.00'), acc.cash, NOON.date(), 'SLIP 7')
+        (move,) = (
+            Pool().get('account.move').search([('description', 'like', '%SLIP 7')])
+        )
         self.assertEqual(move.state, 'posted')
         self.assertEqual(move.origin, vendor)
         by_account = {
             (ln.account, ln.party): (ln.debit, ln.credit) for ln in move.lines
         }
-        self.assertEqual(by_account[(acc.payable, env.party)], (D(0), D('250.00')))
-        self.assertEqual(by_account[(acc.cash, None)], (D('250.00'), D(0)))
+        self.assertEqual(by_account[(acc.payable, env.party)], (D(0), D('100.00')))
+        self.assertEqual(by_account[(acc.cash, None)], (D('100.00'), D(0)))
         vendor = Vendor(vendor.id)
         self.assertEqual(vendor.float_balance, D('250.00'))
         self.assertEqual(vendor.float_available, D('350.00'))
@@ -228,8 +238,7 @@ class VendorTestCase(unittest.TestCase):
         Party = pool.get('party.party')
         company_a, company_b = create_company('Utility A'), create_company('Utility B')
         with set_company(company_a):
-            acc = setup_books()
-            env = create_vendor(acc)
+            env = create_vendor()
             cashier = create_user('cashier_v', 'cashier')
             manager = create_user('vm', 'prepaid_vendor_portal.group_vendor_manager')
             operator = create_user('op_v', 'operator')
@@ -261,6 +270,25 @@ class VendorTestCase(unittest.TestCase):
                 self.assertEqual(Vendor.search([]), [])
                 with self.assertRaises(AccessError):
                     Vendor.read([env.vendor.id], ['name'])
+
+
+def top_up_wizard(vendor, amount, account, reference):
+    "The Top Up wizard as the client drives it, for the current user"
+    Wizard = Pool().get('prepaid.vendor.top_up', type='wizard')
+    context = {
+        'active_model': 'prepaid.vendor',
+        'active_id': vendor.id,
+        'active_ids': [vendor.id],
+    }
+    with Transaction().set_context(context):
+        session_id, _, _ = Wizard.create()
+        start = Wizard.execute(session_id, {}, 'start')
+        values = {k: v for k, v in start['view']['defaults'].items() if '.' not in k}
+        values.update(
+            {'amount': amount, 'counter_account': account.id, 'reference': reference}
+        )
+        Wizard.execute(session_id, {'start': values}, 'book')
+        Wizard.delete(session_id)
 
 
 def vendor_float():

@@ -27,7 +27,8 @@ def setup_books():
     return acc
 
 
-def create_vendor(acc, code='KB', party_name='Kwik Bank', active=True, **values):
+def create_vendor(acc=None, code='KB', party_name='Kwik Bank', active=True, **values):
+    "A vendor (with a float account when acc, the books, is given) and its staff"
     pool = Pool()
     Party = pool.get('party.party')
     Vendor = pool.get('prepaid.vendor')
@@ -37,7 +38,11 @@ def create_vendor(acc, code='KB', party_name='Kwik Bank', active=True, **values)
     party = Party(name=party_name)
     party.save()
     vendor = Vendor(
-        name=party_name, code=code, party=party, float_account=acc.payable, **values
+        name=party_name,
+        code=code,
+        party=party,
+        float_account=acc.payable if acc else None,
+        **values,
     )
     vendor.save()
     outlet = Outlet(vendor=vendor, name='Main Branch', code=f'{code}-B1')
