@@ -14,8 +14,9 @@ import datetime as dt
 
 from trytond.i18n import gettext
 from trytond.model import ModelView, Workflow, fields
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 from trytond.pyson import Eval
+from trytond.transaction import Transaction
 
 from . import limits as core
 from .limits_text import parse_hours, parse_networks
@@ -30,7 +31,13 @@ _DONE = Eval('state') == 'terminated'
 
 
 class LifecycleMixin(Workflow):
+    """The lifecycle, moved by its buttons only: a client's write (or create)
+    of the state, or of another field in ``_server_fields``, is refused, or a
+    raw RPC write could reactivate a terminated vendor.  Buttons run with
+    access checks off, so they and the server's code still write them."""
+
     __slots__ = ()
+    _server_fields: frozenset[str] = frozenset({'state'})
 
     state = fields.Selection(STATES, "State", readonly=True, required=True)
     cut_off = fields.DateTime(
@@ -71,6 +78,32 @@ class LifecycleMixin(Workflow):
     @staticmethod
     def default_state():
         return 'draft'
+
+    @classmethod
+    def create(cls, vlist):
+        transaction = Transaction()
+        if transaction.user and transaction.check_access:
+            for values in vlist:
+                cls._refuse_server_fields(values)
+        return super().create(vlist)
+
+    @classmethod
+    def check_modification(cls, mode, records, values=None, external=False):
+        super().check_modification(mode, records, values=values, external=external)
+        if external and mode == 'write' and values:
+            cls._refuse_server_fields(values)
+
+    @classmethod
+    def _refuse_server_fields(cls, values) -> None:
+        refused = cls._server_fields & set(values)
+        if refused:
+            raise AccessError(
+                gettext(
+                    'prepaid_vendor_portal.msg_server_fields',
+                    model=cls.__names__()['model'],
+                    fields=', '.join(sorted(refused)),
+                )
+            )
 
     @classmethod
     @ModelView.button

@@ -47,6 +47,7 @@ class Terminal(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.vendor.terminal'
     _company_index = False
     _company_links = ('outlet',)
+    _server_fields = frozenset({'state', 'revoked', 'token_hash'})
 
     outlet = fields.Many2One(
         'prepaid.vendor.outlet',
@@ -153,7 +154,9 @@ class Terminal(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
                 )
             )
         # A new token replaces a revoked one: the terminal may sell again.
-        cls.write(terminals, {'token_hash': token_digest(value), 'revoked': False})
+        # Written by the server: no client writes the digest (field access).
+        with without_check_access():
+            cls.write(terminals, {'token_hash': token_digest(value), 'revoked': False})
 
     @classmethod
     def preprocess_values(cls, mode, values):

@@ -22,6 +22,7 @@ def max_attempts() -> int:
 class Operator(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.vendor.operator'
     _company_links = ('vendor',)
+    _server_fields = frozenset({'state', 'failed_attempts', 'locked', 'password_hash'})
 
     vendor = fields.Many2One(
         'prepaid.vendor',
@@ -84,7 +85,9 @@ class Operator(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
         if not value:
             return
         User = Pool().get('res.user')
-        cls.write(operators, {'password_hash': User.hash_password(value)})
+        # Written by the server: no client writes the hash (field access).
+        with without_check_access():
+            cls.write(operators, {'password_hash': User.hash_password(value)})
 
     @classmethod
     @ModelView.button

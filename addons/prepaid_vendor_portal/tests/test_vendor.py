@@ -264,6 +264,21 @@ class VendorTestCase(unittest.TestCase):
                 )
                 with self.assertRaises(AccessError):  # not even the digest
                     Terminal.read([env.terminal.id], ['token_hash'])
+                terminal = Terminal(env.terminal.id)
+                Terminal.write([terminal], {'api_token': 'n' * 40})  # write-only
+                Terminal.revoke([terminal])
+                # The lifecycle and the credentials' flags move by buttons only.
+                for forged in ({'state': 'active'}, {'revoked': False}):
+                    with self.assertRaises(AccessError):
+                        Terminal.write([terminal], forged)
+                Vendor.terminate([created])
+                with self.assertRaises(AccessError):
+                    Vendor.write([created], {'state': 'active'})
+                with self.assertRaises(AccessError):
+                    Vendor.create([dict(values, code='CS2', state='active')])
+            self.assertTrue(Terminal(env.terminal.id).revoked)
+            self.assertFalse(Terminal(env.terminal.id).check_token('n' * 40))
+            self.assertEqual(Vendor(created.id).state, 'terminated')
         with set_company(company_b):
             other = create_user('vm_b', 'prepaid_vendor_portal.group_vendor_manager')
             with acting_as(other):
