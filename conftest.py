@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-ADDONS = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+ADDONS = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend', 'prepaid_vendor_portal']
 
 
 class _AddonAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):

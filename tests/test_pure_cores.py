@@ -36,6 +36,7 @@ CORES = (
     "prepaid_vendor_portal.xmlvend",
     "prepaid_vendor_portal.commission",
     "prepaid_vendor_portal.limits",
+    "prepaid_vendor_portal.limits_text",
     "prepaid_vendor_portal.reconcile",
     "prepaid_vendor_portal.settlement",
     "prepaid_vendor_portal.money",
