@@ -16,8 +16,14 @@ server started with ``TRYTOND_PREPAID__FAST_PATH=False``: the pipeline's
 writes go through the ORM, ``fastpath.through_orm``) and prints the ratio of
 the two throughputs (or in-process times): the fast path's gain, in one run.
 
+The server runs with one trytond-worker for the queued tasks (the booking
+of the vends into the accounts), as in production; ``--no-queue-worker``
+leaves them to the requests that queue them.  ``CALLERS=regex`` adds the
+callers of the matching functions to ``--profile``'s output.
+
 Run: .venv/bin/python bench/vend.py [--server gunicorn] [--clients 8]
      [--vends 800] [--meters 200] [--same-meter] [--sts] [--fresh] [--orm]
+     [--no-queue-worker]
      .venv/bin/python bench/vend.py --profile 50 [--orm]
 """
 
@@ -235,12 +241,27 @@ def run(url: str, clients: int, serials: list[str], vends: int) -> float:
 
 
 def start_server(
-    kind: str, conf: str, db: str, port: int, log: str, workers: str, orm: bool
-) -> subprocess.Popen:
+    kind: str,
+    conf: str,
+    db: str,
+    port: int,
+    log: str,
+    workers: str,
+    orm: bool,
+    queue: bool,
+) -> list[subprocess.Popen]:
+    """The server, and with queue one trytond-worker running the queued tasks
+    (the vends' booking) as in production; without it the booking runs in
+    the request that queued it, before its answer."""
     env = dict(os.environ, TRYTOND_CONFIG=conf)
     if orm:  # the same pipeline, writing through the ORM (fastpath switch)
         env["TRYTOND_PREPAID__FAST_PATH"] = "False"
     out = open(log, "w")  # closed when the bench ends
+    started = []
+    if queue:
+        env["TRYTOND_QUEUE__WORKER"] = "True"
+        worker = [os.path.join(VENV, "trytond-worker"), "-c", conf, "-d", db, "-n", "1"]
+        started.append(subprocess.Popen(worker, stdout=out, stderr=out, env=env))
     if kind == "gunicorn":
         processes, threads = workers.split("x")
         args = [os.path.join(VENV, "gunicorn"), "-w", processes,
@@ -250,7 +271,8 @@ def start_server(
         args = [os.path.join(VENV, "trytond"), "-c", conf, "-d", db]
         if log != os.devnull:
             args += ["--logconf", _logconf()]
-    return subprocess.Popen(args, stdout=out, stderr=out, env=env)
+    started.append(subprocess.Popen(args, stdout=out, stderr=out, env=env))
+    return started
 
 
 def _logconf() -> str:
@@ -335,6 +357,8 @@ def profile(db: str, serials: list[str], vends: int) -> float:
     stats.print_stats(40)
     callees = r"vend_pipeline.py:\d+\((_sell|prepare)\)"
     stats.print_callees(os.environ.get("CALLEES", callees))
+    if callers := os.environ.get("CALLERS"):  # e.g. "modelsql.py:\d+\(read\)"
+        stats.print_callers(callers)
     return statistics.median(timings)
 
 
@@ -354,6 +378,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--log", default=os.devnull, help="server log file")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--no-queue-worker", action="store_true",
+        help="no trytond-worker: queued tasks run in the requests")  # fmt: skip
     parser.add_argument("--orm", action="store_true",
         help="then the same through the ORM, and the ratio")  # fmt: skip
     args = parser.parse_args()
@@ -380,8 +406,15 @@ def main() -> None:
     os.environ["TRYTOND_DATABASE_NAMES"] = db
     throughputs = {}
     for mode in ["fast path", "ORM"] if args.orm else ["fast path"]:
-        server = start_server(
-            args.server, conf, db, args.port, args.log, args.workers, mode == "ORM"
+        servers = start_server(
+            args.server,
+            conf,
+            db,
+            args.port,
+            args.log,
+            args.workers,
+            mode == "ORM",
+            not args.no_queue_worker,
         )
         try:
             url = f"http://127.0.0.1:{args.port}/{db}/rpc/"
@@ -395,8 +428,9 @@ def main() -> None:
                 f" writes: {mode}")  # fmt: skip
             throughputs[mode] = run(url, args.clients, serials, args.vends)
         finally:
-            server.terminate()
-            server.wait(10)
+            for server in servers:
+                server.terminate()
+                server.wait(10)
     if len(throughputs) == 2 and throughputs["ORM"]:
         ratio = throughputs["fast path"] / throughputs["ORM"]
         print(f"fast path / ORM throughput = {ratio:.2f}")

@@ -404,6 +404,11 @@ class Meter(metaclass=PoolMeta):
             else "engineering"
         )
         decoder_key = self.sts_decoder_key(purpose, origin=origin)
+        # Read before the TID update, which drops the record's cached values
+        # (reading them after it would read the whole meter again).
+        ea, company = self.sts_ea, self.company
+        base_date, sgc, krn = self.sts_base_date, self.sts_sgc, self.sts_krn
+        tariff_index = self.sts_tariff_index
         tids = self.sts_allocate_tids(len(requests), now)
         tokens = []
         for request, tid in zip(requests, tids, strict=True):
@@ -428,7 +433,7 @@ class Meter(metaclass=PoolMeta):
             try:
                 digits = credit_token(
                     decoder_key,
-                    self.sts_ea,
+                    ea,
                     request.token_class,
                     request.subclass,
                     amount=request.amount,
@@ -441,15 +446,15 @@ class Meter(metaclass=PoolMeta):
             tokens.append(
                 Token(
                     meter=self,
-                    company=self.company,
+                    company=company,
                     kind=request.kind,
                     token_class=request.token_class,
                     subclass=request.subclass,
                     tid=tid,
-                    base_date=self.sts_base_date,
-                    sgc=self.sts_sgc,
-                    krn=self.sts_krn,
-                    tariff_index=self.sts_tariff_index,
+                    base_date=base_date,
+                    sgc=sgc,
+                    krn=krn,
+                    tariff_index=tariff_index,
                     value=value,
                     value16=request.value16,
                     digits=digits,

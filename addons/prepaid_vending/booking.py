@@ -32,12 +32,15 @@ from typing import NamedTuple
 
 import sql
 from sql import Null
-from trytond import config
+from sql.aggregate import Sum
+from sql.operators import In
+from trytond import backend, config
 from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import Index, fields
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool, PoolMeta
+from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
 from . import accounting
@@ -76,48 +79,77 @@ def revenue_entries(
     return entries
 
 
-def vend_entries(vend) -> list[Entry]:
-    """What vend books, from its own lines: the money received (debit) and
-    where it goes (credits).  They balance: the lines add up to the tender."""
+def vends_entries(vends) -> list[Entry]:
+    """What vends book, from their own lines summed by the database: the
+    money received (debits) and where it goes (credits).  They balance: the
+    lines of a vend add up to its tender.  Vends without money book nothing.
+
+    Two grouped queries whatever the number of vends: reading each vend and
+    its lines through the ORM cost a booking as much as the vend itself."""
+    pool = Pool()
+    Vend = pool.get('prepaid.vend')
+    Line = pool.get('prepaid.vend.line')
+    SalesPoint = pool.get('prepaid.sales_point')
+    Version = pool.get('prepaid.tariff.version')
     config = accounting.VendConfig.get()
-    if not vend.tender:
-        return []
-    pricing = vend.tariff_version.pricing()
-    customer = vend.customer.id if vend.customer else None
-    receipt = accounting.receipt_account(vend.sales_point, vend.payment_method)
-    entries = [
-        Entry(
-            receipt.id,
-            customer if receipt.party_required else None,
-            vend.tender,
-            vend.payment_method,
+    vend, line = Vend.__table__(), Line.__table__()
+    cursor = Transaction().connection.cursor()
+    received, booked = [], []
+    for ids in grouped_slice([v.id for v in vends], backend.MAX_QUERY_PARAMS):
+        where = In(vend.id, list(ids)) & (vend.tender != 0)
+        group = [vend.sales_point, vend.payment_method, vend.customer]
+        cursor.execute(
+            *vend.select(*group, Sum(vend.tender), where=where, group_by=group)
         )
-    ]
-    energy_net = energy_vat = ZERO
-    for line in vend.lines:
-        if line.kind == 'fee':
-            account = config.require('fee_revenue_account')
-            entries += revenue_entries(
-                account.id, line.amount, line.vat, pricing.tax, 'Fees'
+        received.extend(cursor)
+        group = [vend.tariff_version, vend.customer, line.kind, line.account]
+        cursor.execute(
+            *line.join(vend, condition=line.vend == vend.id).select(
+                *group, Sum(line.amount), Sum(line.vat), where=where, group_by=group
             )
-        elif line.kind == 'charge':
-            account = line.account or config.require('charge_revenue_account')
-            entries += revenue_entries(
-                account.id, line.amount, line.vat, pricing.tax, 'Charges'
-            )
-        elif line.kind in PARTY_LINE_ACCOUNTS:
-            account = config.require(PARTY_LINE_ACCOUNTS[line.kind])
+        )
+        booked.extend(cursor)
+
+    entries = []
+    for sales_point, method, customer, tender in received:
+        receipt = accounting.receipt_account(
+            SalesPoint(sales_point) if sales_point else None, method
+        )
+        party = customer if receipt.party_required else None
+        entries.append(Entry(receipt.id, party, money(tender), method))
+    pricings = {}
+    energy: dict[int, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for version, customer, kind, account, amount, vat in booked:
+        if version not in pricings:
+            pricings[version] = Version(version).pricing()
+        tax = pricings[version].tax
+        amount, vat = money(amount), money(vat)
+        if kind == 'fee':
+            account = config.require('fee_revenue_account').id
+            entries += revenue_entries(account, amount, vat, tax, 'Fees')
+        elif kind == 'charge':
+            account = account or config.require('charge_revenue_account').id
+            entries += revenue_entries(account, amount, vat, tax, 'Charges')
+        elif kind in PARTY_LINE_ACCOUNTS:
+            account = config.require(PARTY_LINE_ACCOUNTS[kind])
             party = customer if account.party_required else None
-            entries.append(Entry(account.id, party, -line.amount, line.kind))
-        elif line.kind == 'energy':
-            energy_net += line.amount
-            energy_vat += line.vat
-    if pricing.revenue_account is not None:
-        revenue = pricing.revenue_account
-    else:
-        revenue = config.require('energy_revenue_account').id
-    entries += revenue_entries(revenue, energy_net, energy_vat, pricing.tax, 'Energy')
+            entries.append(Entry(account.id, party, -amount, kind))
+        elif kind == 'energy':
+            energy[version][0] += amount
+            energy[version][1] += vat
+    for version, (net, vat) in energy.items():
+        pricing = pricings[version]
+        if pricing.revenue_account is not None:
+            revenue = pricing.revenue_account
+        else:
+            revenue = config.require('energy_revenue_account').id
+        entries += revenue_entries(revenue, net, vat, pricing.tax, 'Energy')
     return [e for e in entries if e.amount]
+
+
+def money(value) -> Decimal:
+    "A sum from the database as a Decimal of cents (SQLite sums as float)"
+    return Decimal(str(value)).quantize(Decimal('0.01'))
 
 
 #: Vend line kinds booked on a party's account -> the configuration field.
@@ -218,6 +250,29 @@ def schedule(vend) -> None:
         Vend.__queue__.book_queued([vend])
 
 
+def lock_posting_sequences(company_dates) -> None:
+    """Take the row locks of the strict sequences that will number the moves
+    of these (company, date) pairs on posting.
+
+    Trytond takes a row lock by restarting the transaction with it
+    (``TransactionError``): asked for only at ``Move.post``, the restart
+    throws away the whole booking done before it, which then runs twice.
+    Asked for here, before any work, the restart costs nothing."""
+    pool = Pool()
+    Period = pool.get('account.period')
+    Sequence = pool.get('ir.sequence.strict')
+    sequences = set()
+    for company, date in company_dates:
+        with Transaction().set_context(company=company.id):
+            try:
+                period = Period.find(company, date=date)
+            except UserError:
+                continue  # the group's booking logs why it is left
+            sequences.add(period.move_sequence_used)
+    if sequences:
+        Sequence.lock(sorted(sequences, key=lambda s: s.id))
+
+
 class Vend(metaclass=PoolMeta):
     __name__ = 'prepaid.vend'
 
@@ -306,6 +361,7 @@ class Vend(metaclass=PoolMeta):
                 vend.channel,
             )
             groups[key].append(vend)
+        lock_posting_sequences({(k[0], k[1]) for k in groups})
         moves = []
         for (company, date, session, sales_point, channel), group in sorted(
             groups.items(), key=lambda item: min(v.id for v in item[1])
@@ -313,7 +369,7 @@ class Vend(metaclass=PoolMeta):
             where = sales_point.code if sales_point else channel
             try:
                 with Transaction().set_context(company=company.id), savepoint():
-                    entries = summarise([e for v in group for e in vend_entries(v)])
+                    entries = summarise(vends_entries(group))
                     move = build_move(
                         date, session, f'Vends {date.isoformat()} {where}', entries
                     )
@@ -352,7 +408,9 @@ class Vend(metaclass=PoolMeta):
         (move_id,) = cursor.fetchone()
         if move_id is None:
             return None
-        entries = summarise([e._replace(amount=-e.amount) for e in vend_entries(vend)])
+        entries = summarise(
+            [e._replace(amount=-e.amount) for e in vends_entries([vend])]
+        )
         # In the vend's books, whoever cancels (as book does).
         with (
             without_check_access(),

@@ -14,6 +14,8 @@ record exists (for clients and for code alike).
 
 from __future__ import annotations
 
+import weakref
+
 from sql import Null
 from trytond.i18n import gettext
 from trytond.model import Index, fields
@@ -26,6 +28,11 @@ from trytond.transaction import Transaction
 def context_company() -> int | None:
     "The id of the user's current company (the context's), or None"
     return Transaction().context.get('company')
+
+
+#: transaction -> (user, company, transaction counter) last found allowed:
+#: a vend asks twice (the RPC lookup, the pipeline's check) before it writes.
+_allowed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def current_company():
@@ -48,18 +55,21 @@ def current_company():
             # A client's context: only an id may match (as before, "1" is
             # not company 1).
             raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
-        relation = pool.get('res.user-company.company').__table__()
-        cursor = transaction.connection.cursor()
-        cursor.execute(
-            *relation.select(
-                relation.id,
-                where=(relation.user == transaction.user)
-                & (relation.company == company_id),
-                limit=1,
+        key = (transaction.user, company_id, transaction.counter)
+        if _allowed.get(transaction) != key:
+            relation = pool.get('res.user-company.company').__table__()
+            cursor = transaction.connection.cursor()
+            cursor.execute(
+                *relation.select(
+                    relation.id,
+                    where=(relation.user == transaction.user)
+                    & (relation.company == company_id),
+                    limit=1,
+                )
             )
-        )
-        if cursor.fetchone() is None:
-            raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
+            if cursor.fetchone() is None:
+                raise AccessError(gettext('prepaid_vending.msg_company_not_allowed'))
+            _allowed[transaction] = key
     return pool.get('company.company')(company_id)
 
 

@@ -86,6 +86,10 @@ class Prepared(NamedTuple):
     quote: VendQuote
     debts: list
     emergencies: list
+    # The meter's installation on the day, read once: a write to the meter
+    # (its lock, its TID) drops the record's cached values.
+    customer: Any
+    service_point: Any
 
 
 def sell(
@@ -211,8 +215,8 @@ def _sell(
         date=date,
         idempotency_key=idempotency_key,
         meter=meter,
-        customer=meter.customer,
-        service_point=meter.service_point,
+        customer=prepared.customer,
+        service_point=prepared.service_point,
         sales_point=sales_point,
         session=session,
         cashier=Transaction().user,
@@ -493,7 +497,7 @@ def prepare(
     calculator = pricing.calculator
     month = date.date().replace(day=1)
     position, first_of_year = Position.get_with_year(meter, month)
-    customer = meter.customer
+    customer, service_point = meter.customer, meter.service_point
     debts = Debt_.open_debts(customer) if customer else []
     # Emergency credit and free issues are not paid by the customer: they
     # must not repay anything.
@@ -543,7 +547,17 @@ def prepare(
                 error=gettext('prepaid_vending.msg_vend_too_large'),
             )
         ) from exc
-    return Prepared(tariff, version, pricing, position, quote, debts, emergencies)
+    return Prepared(
+        tariff,
+        version,
+        pricing,
+        position,
+        quote,
+        debts,
+        emergencies,
+        customer,
+        service_point,
+    )
 
 
 # ----------------------------------------------------------------------- write

@@ -127,7 +127,6 @@ class Vend(metaclass=PoolMeta):
         # The requester's own vend (checked by check_retry): answered whatever
         # its read access (an API terminal reads no vend from the client).
         with without_check_access():
-            vend = cls(vend.id)
             return {
                 "number": vend.number,
                 "tender": str(vend.tender),
