@@ -223,7 +223,25 @@ def check_low_credit_thresholds(text: str | None) -> None:
         )
 
 
-class Configuration(metaclass=PoolMeta):
+class CreditSettingsChecked:
+    """The checks of the credit settings, on the configuration and on its
+    values per company alike (either may be written)"""
+
+    __slots__ = ()
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | CREDIT_RANGES
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        if not field_names or 'low_credit_thresholds' in field_names:
+            for record in records:
+                check_low_credit_thresholds(record.low_credit_thresholds)
+
+
+class Configuration(CreditSettingsChecked, metaclass=PoolMeta):
     __name__ = 'prepaid.configuration'
 
     vend_sequence = fields.MultiValue(_vend_sequence(_CONTEXT_COMPANY))
@@ -294,20 +312,6 @@ class Configuration(metaclass=PoolMeta):
                 values.append(Decimal(part.strip()))
         return sorted(values, reverse=True)
 
-    @classmethod
-    def setting_ranges(cls):
-        return super().setting_ranges() | CREDIT_RANGES
-
-    @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        if not field_names or 'low_credit_thresholds' in field_names:
-            for record in records:
-                record.check_low_credit_thresholds()
-
-    def check_low_credit_thresholds(self) -> None:
-        check_low_credit_thresholds(self.low_credit_thresholds)
-
     def require(self, name: str):
         "The configured value, or a clear error saying what to configure"
         value = getattr(self, name)
@@ -360,7 +364,7 @@ class Configuration(metaclass=PoolMeta):
         return created
 
 
-class ConfigurationCompany(metaclass=PoolMeta):
+class ConfigurationCompany(CreditSettingsChecked, metaclass=PoolMeta):
     "The vending accounts, journal, numbering and selling policy of a company"
 
     __name__ = 'prepaid.configuration.company'
@@ -423,17 +427,6 @@ class ConfigurationCompany(metaclass=PoolMeta):
     @staticmethod
     def default_low_credit_thresholds():
         return '50,20'
-
-    @classmethod
-    def setting_ranges(cls):
-        return super().setting_ranges() | CREDIT_RANGES
-
-    @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        if not field_names or 'low_credit_thresholds' in field_names:
-            for record in records:
-                check_low_credit_thresholds(record.low_credit_thresholds)
 
     @classmethod
     def on_modification(cls, mode, records, field_names=None):

@@ -40,8 +40,47 @@ VEND_AMOUNT_HELP = {
 }
 
 
+def _service_point_sequence(company) -> fields.Many2One:
+    "The field on the configuration (company: the context's) and per company"
+    return fields.Many2One(
+        'ir.sequence',
+        "Service Point Sequence",
+        domain=[
+            (
+                'sequence_type',
+                '=',
+                Id('prepaid_vending', 'sequence_type_service_point'),
+            ),
+            ('company', 'in', [company, None]),
+        ],
+    )
+
+
+class VendingSettingsChecked:
+    """The ranges and checks of the vending settings, on the configuration
+    and on its values per company alike (either may be written)"""
+
+    __slots__ = ()
+
+    @classmethod
+    def setting_ranges(cls):
+        return super().setting_ranges() | VENDING_RANGES
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
+            for record in records:
+                check_vend_amount_order(record.min_vend_amount, record.max_vend_amount)
+
+
 class Configuration(
-    RangeMixin, ModelSingleton, ModelSQL, ModelView, CompanyMultiValueMixin
+    VendingSettingsChecked,
+    RangeMixin,
+    ModelSingleton,
+    ModelSQL,
+    ModelView,
+    CompanyMultiValueMixin,
 ):
     "System parameters of the vending and metering platform"
 
@@ -55,18 +94,7 @@ class Configuration(
         ],
     )
     service_point_sequence = fields.MultiValue(
-        fields.Many2One(
-            'ir.sequence',
-            "Service Point Sequence",
-            domain=[
-                (
-                    'sequence_type',
-                    '=',
-                    Id('prepaid_vending', 'sequence_type_service_point'),
-                ),
-                ('company', 'in', [Eval('context', {}).get('company', -1), None]),
-            ],
-        )
+        _service_point_sequence(Eval('context', {}).get('company', -1))
     )
     currency = fields.Many2One('currency.currency', "Currency")
     default_customer_category = fields.Many2One(
@@ -164,18 +192,10 @@ class Configuration(
         # above it, memory would run out.
         ceiling = server_limits()
         return super().setting_ranges() | {
-            **VENDING_RANGES,
             'import_queue_threshold': (1, 10_000_000),
             'import_max_rows': (1, ceiling.max_rows),
             'import_max_megabytes': (1, ceiling.megabytes),
         }
-
-    @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
-            for record in records:
-                check_vend_amount_order(record.min_vend_amount, record.max_vend_amount)
 
 
 VENDING_RANGES = {
@@ -204,7 +224,9 @@ def check_vend_amount_order(low, high) -> None:
         )
 
 
-class ConfigurationCompany(RangeMixin, ModelSQL, CompanyValueMixin):
+class ConfigurationCompany(
+    VendingSettingsChecked, RangeMixin, ModelSQL, CompanyValueMixin
+):
     """The vending settings of one utility (company)
 
     Written through the configuration's company-dependent fields, for the
@@ -221,18 +243,7 @@ class ConfigurationCompany(RangeMixin, ModelSQL, CompanyValueMixin):
         context={'company': Eval('company', -1)},
         depends={'company'},
     )
-    service_point_sequence = fields.Many2One(
-        'ir.sequence',
-        "Service Point Sequence",
-        domain=[
-            (
-                'sequence_type',
-                '=',
-                Id('prepaid_vending', 'sequence_type_service_point'),
-            ),
-            ('company', 'in', [Eval('company', -1), None]),
-        ],
-    )
+    service_point_sequence = _service_point_sequence(Eval('company', -1))
     min_vend_amount = fields.Numeric(
         "Minimum Vend Amount", digits=(16, 2), help=VEND_AMOUNT_HELP['min_vend_amount']
     )
@@ -269,17 +280,6 @@ class ConfigurationCompany(RangeMixin, ModelSQL, CompanyValueMixin):
     @staticmethod
     def default_reprint_count():
         return 5
-
-    @classmethod
-    def setting_ranges(cls):
-        return super().setting_ranges() | VENDING_RANGES
-
-    @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        if not field_names or field_names & {'min_vend_amount', 'max_vend_amount'}:
-            for record in records:
-                check_vend_amount_order(record.min_vend_amount, record.max_vend_amount)
 
 
 class SalesPoint(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):

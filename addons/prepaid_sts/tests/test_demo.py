@@ -18,7 +18,7 @@ from trytond.modules.prepaid_sts.engine import (
 )
 from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction, without_check_access
 
 from prepaid_demo.sts import (
@@ -33,7 +33,7 @@ from prepaid_demo.vending import (
     setup_demo_vending,
 )
 
-from .tools import restore_master_key, set_master_key
+from .tools import StsTestMixin, restore_master_key
 
 SEED = 7
 
@@ -45,17 +45,8 @@ def build_demo():
     return setup_demo_vending(seed=SEED)
 
 
-class StsDemoTestCase(unittest.TestCase):
+class StsDemoTestCase(StsTestMixin, unittest.TestCase):
     "STS part of the demo"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     @with_transaction()
     def test_vend_on_demo_keypad_meter(self):

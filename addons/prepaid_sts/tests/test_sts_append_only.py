@@ -14,30 +14,15 @@ from trytond.modules.prepaid_vending.tests.staff import (
     create_user,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
-from .test_sts_models import credit
-from .tools import (
-    create_meter,
-    create_vending_key,
-    restore_master_key,
-    set_master_key,
-)
+from .tools import StsTestMixin, create_meter, create_vending_key, credit
 
 ROLES = STAFF_ROLES
 
 
-class StsAppendOnlyTestCase(unittest.TestCase):
+class StsAppendOnlyTestCase(StsTestMixin, unittest.TestCase):
     "Token log and key-use audit: append-only"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     @with_transaction()
     def test_token_log_and_key_audit_refuse_every_role(self):

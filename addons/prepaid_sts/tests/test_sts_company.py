@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import datetime as dt
 import unittest
-from decimal import Decimal
 
 from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
-from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.modules.prepaid_sts.verify import verify_token
 from trytond.modules.prepaid_vending.tests.staff import acting_as
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from .tools import (
     PAN,
     VK_DKGA04,
+    StsTestMixin,
     create_meter,
     create_user,
     create_vending_key,
-    restore_master_key,
-    set_master_key,
+    credit,
     utility,
 )
 
@@ -46,21 +44,8 @@ def decoder_key(vending_key_hex: str, krn: int = 1) -> bytes:
     )
 
 
-def credit(kwh: str) -> TokenRequest:
-    return TokenRequest("credit", 0, 0, amount=Decimal(kwh), description="credit")
-
-
-class StsCompanyTestCase(unittest.TestCase):
+class StsCompanyTestCase(StsTestMixin, unittest.TestCase):
     "Vending keys and tokens of two utilities in one database"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     def two_utilities(self):
         """Utilities A and B, each with its key (same SGC) and meter M1."""

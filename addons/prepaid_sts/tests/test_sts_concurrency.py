@@ -15,10 +15,14 @@ from decimal import Decimal
 from trytond import backend
 from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.pool import Pool
-from trytond.tests.test_tryton import DB_NAME, USER, activate_module, with_transaction
+from trytond.tests.test_tryton import DB_NAME, USER, with_transaction
 from trytond.transaction import Transaction, TransactionError
 
-from .tools import create_meter, create_vending_key, restore_master_key, set_master_key
+from .tools import (
+    StsTestMixin,
+    create_meter,
+    create_vending_key,
+)
 
 NOW = dt.datetime(2014, 3, 1, 13, 0, tzinfo=dt.UTC)
 SGC = "555555"  # not used by the other tests, which share the database
@@ -28,17 +32,8 @@ SGC = "555555"  # not used by the other tests, which share the database
     backend.name == "postgresql",
     "SQLite locks the whole database file: concurrent writers cannot be tested",
 )
-class StsConcurrencyTestCase(unittest.TestCase):
+class StsConcurrencyTestCase(StsTestMixin, unittest.TestCase):
     "Concurrent TID allocation"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     def issue_in_own_transaction(self, meter_id, barrier, results, errors):
         extras: dict = {}

@@ -12,13 +12,11 @@ from decimal import Decimal
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_sts.common import TOKEN_ISSUING_GROUPS
 from trytond.modules.prepaid_sts.engineering import issue_engineering_token
-from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.modules.prepaid_vending import fastpath
 from trytond.modules.prepaid_vending.tests.staff import as_new_user
 from trytond.modules.prepaid_vending.tests.test_fastpath import (
     MODES,
-    NOT_COMPARED,
-    delete_row,
+    SameRowsAssertion,
     input_of,
     raw_row,
     rolled_back,
@@ -29,44 +27,21 @@ from trytond.modules.prepaid_vending.tests.vend_fixtures import (
 )
 from trytond.modules.prepaid_vending.vend_pipeline import VEND_WRITE
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
 from .test_sts_vend import set_sts
-from .tools import create_meter, create_vending_key, restore_master_key, set_master_key
+from .tools import (
+    StsTestMixin,
+    create_meter,
+    create_vending_key,
+    credit,
+)
 
 NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
 
 
-def credit(kwh: str) -> TokenRequest:
-    return TokenRequest("credit", 0, 0, amount=Decimal(kwh), description="credit")
-
-
-class StsFastPathTestCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
-
-    def assert_same_rows(self, Model, rows, system):
-        "As in prepaid_vending's test_fastpath: fast path rows == ORM rows"
-        fast_ids = fastpath.create(Model, rows, system=system)
-        fast = [raw_row(Model, i) for i in fast_ids]
-        for id_ in fast_ids:
-            delete_row(Model, id_)
-        with fastpath.through_orm():
-            orm_ids = fastpath.create(Model, rows, system=system)
-        orm = [raw_row(Model, i) for i in orm_ids]
-        for fast_row, orm_row in zip(fast, orm, strict=True):
-            for name in NOT_COMPARED:
-                fast_row.pop(name)
-                orm_row.pop(name)
-            self.assertEqual(fast_row, orm_row)
-
+class StsFastPathTestCase(SameRowsAssertion, StsTestMixin, unittest.TestCase):
     @with_transaction()
     def test_token_log_and_audit_equal_orm_rows(self):
         "Token log and key-use audit rows: as the ORM writes them"

@@ -12,29 +12,19 @@ from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from .test_sts_vend import set_sts
 from .tools import (
     PAN,
     VK_DKGA04,
+    StsTestMixin,
     create_vending_key,
-    restore_master_key,
-    set_master_key,
 )
 
 
-class StsFreeBasicElectricityTestCase(unittest.TestCase):
+class StsFreeBasicElectricityTestCase(StsTestMixin, unittest.TestCase):
     "Free basic electricity token"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     @with_transaction()
     def test_fbe_token_once_a_month(self):

@@ -21,9 +21,13 @@ from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
-from .tools import VK_DKGA04, create_vending_key, restore_master_key, set_master_key
+from .tools import (
+    VK_DKGA04,
+    StsTestMixin,
+    create_vending_key,
+)
 
 HEADER = [
     "customer_name", "national_id", "category", "street", "city",
@@ -68,16 +72,7 @@ def workbook(rows):
     return out.getvalue()
 
 
-class StsImportTestCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
-
+class StsImportTestCase(StsTestMixin, unittest.TestCase):
     @with_transaction()
     def test_imported_keypad_meter_sold_at_once(self):
         pool = Pool()

@@ -31,6 +31,7 @@ from trytond.transaction import Transaction, TransactionError
 from .test_sts_vend import set_sts
 from .tools import (
     VK_DKGA02,
+    StsTestMixin,
     create_meter,
     create_user,
     create_vending_key,
@@ -40,17 +41,8 @@ from .tools import (
 )
 
 
-class StsIntegrityTestCase(unittest.TestCase):
+class StsIntegrityTestCase(StsTestMixin, unittest.TestCase):
     "STS integrity rules"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     @with_transaction()
     def test_token_kwh_recorded_when_rounding_credits_more(self):

@@ -15,30 +15,20 @@ from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
 from trytond.modules.prepaid_vending.tests.test_meter_change import stock_meter
 from trytond.modules.prepaid_vending.tests.vend_fixtures import with_vending
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from .tools import (
     PAN,
     VK_DKGA04,
+    StsTestMixin,
     create_vending_key,
-    restore_master_key,
-    set_master_key,
 )
 
 TODAY = dt.date.today()
 
 
-class StsMeterChangeTestCase(unittest.TestCase):
+class StsMeterChangeTestCase(StsTestMixin, unittest.TestCase):
     "Change meter and tariff of STS keypad meters"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module('prepaid_sts')
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     @staticmethod
     def decoder_key(krn, ti='01'):

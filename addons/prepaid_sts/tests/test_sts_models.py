@@ -13,18 +13,20 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.model.exceptions import AccessError
 from trytond.modules.prepaid_sts.engine import decode_token, derive_decoder_key
-from trytond.modules.prepaid_sts.meter import TokenRequest, next_tid
+from trytond.modules.prepaid_sts.meter import next_tid
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
 from .tools import (
     PAN,
     VK_DKGA02,
     VK_DKGA04,
+    StsTestMixin,
     create_meter,
     create_user,
     create_vending_key,
+    credit,
     restore_master_key,
     set_master_key,
     utility,
@@ -34,21 +36,8 @@ UTC = dt.UTC
 DK_CTSA01 = bytes.fromhex("87f3ecbb2e46b48f")  # STS 531-1-07 CTSA01 decoder key
 
 
-def credit(amount: str) -> TokenRequest:
-    return TokenRequest("credit", 0, 0, amount=Decimal(amount), description="credit")
-
-
-class StsModelsTestCase(unittest.TestCase):
+class StsModelsTestCase(StsTestMixin, unittest.TestCase):
     "prepaid_sts models"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     # --- key store ---------------------------------------------------------
 

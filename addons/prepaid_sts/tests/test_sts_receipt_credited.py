@@ -10,7 +10,6 @@ key of tests/tools.py."""
 
 import unittest
 from decimal import Decimal as D
-from unittest.mock import patch
 
 from trytond.modules.prepaid_vending.receipt import (
     TOKEN_VALUE_LABEL,
@@ -18,28 +17,20 @@ from trytond.modules.prepaid_vending.receipt import (
     receipt_data,
     receipt_text,
 )
+from trytond.modules.prepaid_vending.tests.test_receipt import render_report
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     open_session,
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from .test_sts_vend import set_sts
-from .tools import create_vending_key, restore_master_key, set_master_key
+from .tools import StsTestMixin, create_vending_key
 
 
-class CreditedReceiptTestCase(unittest.TestCase):
+class CreditedReceiptTestCase(StsTestMixin, unittest.TestCase):
     "Receipts of real STS vends"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module('prepaid_sts')
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     def sts_vend(self, env, kwh: str, key: str):
         Vend = Pool().get('prepaid.vend')
@@ -52,18 +43,8 @@ class CreditedReceiptTestCase(unittest.TestCase):
 
     def render_html(self, vend) -> str:
         "The report's HTML before conversion"
-        Report = Pool().get('prepaid.vend.receipt', type='report')
-        rendered = []
-        original = Report.convert.__func__
-
-        def convert(cls, report, content, *args, **kwargs):
-            rendered.append(content)
-            return original(cls, report, content, *args, **kwargs)
-
-        with patch.object(Report, 'convert', classmethod(convert)):
-            Report.execute([vend.id], {'model': 'prepaid.vend'})
-        (html,) = rendered
-        return html.decode('utf-8') if isinstance(html, bytes) else html
+        html, _ = render_report([vend.id], {})
+        return html
 
     @with_transaction()
     def test_1700_5_kwh_receipt_shows_token_value(self):

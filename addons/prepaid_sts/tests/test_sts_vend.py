@@ -12,15 +12,14 @@ from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from .tools import (
     PAN,
     VK_DKGA02,
     VK_DKGA04,
+    StsTestMixin,
     create_vending_key,
-    restore_master_key,
-    set_master_key,
 )
 
 
@@ -39,17 +38,8 @@ def set_sts(meter, **values):
     Meter.write([meter], params)
 
 
-class StsVendTestCase(unittest.TestCase):
+class StsVendTestCase(StsTestMixin, unittest.TestCase):
     "STS vend hook"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module("prepaid_sts")
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     def vend(self, env, tender, key):
         Vend = Pool().get("prepaid.vend")

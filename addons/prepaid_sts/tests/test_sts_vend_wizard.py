@@ -13,23 +13,14 @@ from trytond.modules.prepaid_vending.tests.vend_fixtures import (
     with_vending,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 
 from .test_sts_vend import set_sts
-from .tools import create_vending_key, restore_master_key, set_master_key
+from .tools import StsTestMixin, create_vending_key
 
 
-class StsVendWizardTestCase(unittest.TestCase):
+class StsVendWizardTestCase(StsTestMixin, unittest.TestCase):
     "Pending key changes in the Sell Electricity wizard"
-
-    @classmethod
-    def setUpClass(cls):
-        cls._previous_master_key = set_master_key()
-        activate_module('prepaid_sts')
-
-    @classmethod
-    def tearDownClass(cls):
-        restore_master_key(cls._previous_master_key)
 
     def pick_meter(self, env, user) -> dict:
         "The sale step's values once user picked env's meter"

@@ -9,11 +9,14 @@ docs/sts.md section 3).
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 
 from trytond.modules.company.tests import create_company
 from trytond.modules.prepaid_sts import masterkey
+from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.modules.prepaid_vending.tests import staff
 from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module
 from trytond.transaction import Transaction, without_check_access
 
 #: DKGA04 160-bit test vending key (STS 531-1-07 CTSA01).
@@ -35,6 +38,29 @@ def restore_master_key(previous: str | None) -> None:
         os.environ.pop(masterkey.ENV_NAME, None)
     else:
         os.environ[masterkey.ENV_NAME] = previous
+
+
+class StsTestMixin:
+    """Set-up of a test case on the prepaid_sts module: a fresh master key for
+    the class (the vending keys are encrypted with it), the environment's
+    previous one restored after it.  A mixin, not a TestCase, so that the test
+    files importing it do not collect it as a test class of their own."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._previous_master_key = set_master_key()
+        activate_module("prepaid_sts")
+
+    @classmethod
+    def tearDownClass(cls):
+        restore_master_key(cls._previous_master_key)
+        super().tearDownClass()
+
+
+def credit(kwh: str) -> TokenRequest:
+    "A credit token request of kwh (a decimal string)"
+    return TokenRequest("credit", 0, 0, amount=Decimal(kwh), description="credit")
 
 
 def utility(name: str = "Test Utility"):

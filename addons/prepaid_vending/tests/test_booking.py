@@ -26,8 +26,9 @@ from trytond.tests.test_tryton import (
     drop_db,
     with_transaction,
 )
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
+from .tools import dispatch
 from .vend_fixtures import (
     committed_vending,
     new_meter,
@@ -91,6 +92,14 @@ def booking_interval(seconds: int):
         trytond_config.set('prepaid', 'booking_interval', previous or '60')
 
 
+def sell_cancellable(env, count=3):
+    "count vends in an open shift, under the policy that lets a manager cancel"
+    Configuration = Pool().get('prepaid.configuration')
+    Configuration.write([Configuration(1)], {'cancel_policy': 'manager'})
+    open_session(env)
+    return sell(env, count)
+
+
 def unbooked_domain():
     "The domain of the Vends Not Booked action, as the client evaluates it"
     pool = Pool()
@@ -121,6 +130,12 @@ class BookingTestCase(unittest.TestCase):
             sorted(v.id for m in moves for v in m.prepaid_vends),
             sorted(v.id for v in vends),
         )
+        self.assertMovesHold(env, moves, vends)
+
+    def assertMovesHold(self, env, moves, vends):
+        """The lines of moves sum to the money of vends: the tenders on the
+        receipt account, the VAT on the tax account and in the tax lines, the
+        net on revenue."""
         tender = sum(v.tender for v in vends)
         vat = sum(v.vat_amount for v in vends)
         self.assertEqual(
@@ -132,6 +147,12 @@ class BookingTestCase(unittest.TestCase):
             },
         )
         self.assertEqual(tax_totals(moves), {'tax': vat, 'base': tender - vat})
+
+    def assertBookingRefused(self):
+        "Booking now books nothing, and says why in a warning"
+        Vend = Pool().get('prepaid.vend')
+        with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
+            self.assertEqual(Vend.book_pending(), [])
 
     @with_transaction()
     def test_vend_writes_no_move(self):
@@ -246,13 +267,9 @@ class BookingTestCase(unittest.TestCase):
     @with_transaction()
     def test_cancel_before_booking(self):
         "A vend cancelled before it is booked is never booked"
-        pool = Pool()
-        Configuration = pool.get('prepaid.configuration')
-        Vend = pool.get('prepaid.vend')
+        Vend = Pool().get('prepaid.vend')
         with with_vending() as env:
-            Configuration.write([Configuration(1)], {'cancel_policy': 'manager'})
-            open_session(env)
-            vends = sell(env, 3)
+            vends = sell_cancellable(env)
             Vend.cancel_vends([vends[1]], 'typing error')
             cancelled = Vend(vends[1].id)
             self.assertEqual(cancelled.state, 'cancelled')
@@ -266,13 +283,9 @@ class BookingTestCase(unittest.TestCase):
     @with_transaction()
     def test_cancel_after_booking(self):
         "A booked vend cancelled gets a posted reversal of exactly its share"
-        pool = Pool()
-        Configuration = pool.get('prepaid.configuration')
-        Vend = pool.get('prepaid.vend')
+        Vend = Pool().get('prepaid.vend')
         with with_vending() as env:
-            Configuration.write([Configuration(1)], {'cancel_policy': 'manager'})
-            open_session(env)
-            vends = sell(env, 3)
+            vends = sell_cancellable(env)
             (move,) = Vend.book_pending()
             Vend.cancel_vends([vends[1]], 'customer refunded')
             cancelled = Vend(vends[1].id)
@@ -282,19 +295,7 @@ class BookingTestCase(unittest.TestCase):
             self.assertEqual(cancelled.move, move)  # the drill-down stays
             # The booked move and the reversal leave the two other vends.
             kept = [Vend(vends[0].id), Vend(vends[2].id)]
-            tender = sum(v.tender for v in kept)
-            vat = sum(v.vat_amount for v in kept)
-            self.assertEqual(
-                balances([move, reversal]),
-                {
-                    env.cash.id: tender,
-                    env.tax_account.id: -vat,
-                    env.revenue.id: -(tender - vat),
-                },
-            )
-            self.assertEqual(
-                tax_totals([move, reversal]), {'tax': vat, 'base': tender - vat}
-            )
+            self.assertMovesHold(env, [move, reversal], kept)
             self.assertEqual(Vend.book_pending(), [])
 
     @with_transaction()
@@ -307,8 +308,7 @@ class BookingTestCase(unittest.TestCase):
             open_session(env)
             vends = sell(env, 2)
             Configuration.write([Configuration(1)], {'energy_revenue_account': None})
-            with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
-                self.assertEqual(Vend.book_pending(), [])
+            self.assertBookingRefused()
             self.assertEqual(
                 Vend.search(unbooked_domain(), order=[('id', 'ASC')]), vends
             )
@@ -353,8 +353,7 @@ class BookingTestCase(unittest.TestCase):
             open_session(env)
             Account.write([env.revenue], {'closed': True})
             vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w4')
-            with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
-                self.assertEqual(Vend.book_pending(), [])
+            self.assertBookingRefused()
             self.assertEqual(Vend.search(unbooked_domain()), [vend])
             self.assertIsNone(Vend(vend.id).move)
             Account.write([env.revenue], {'closed': False})
@@ -375,8 +374,7 @@ class BookingTestCase(unittest.TestCase):
                 {'start_date': yesterday.replace(year=2000), 'end_date': yesterday},
             )
             vend = Vend.vend(env.meter, D('100.00'), 'cash', env.sales_point, 'w6')
-            with self.assertLogs('trytond.modules.prepaid_vending.booking', 'WARNING'):
-                self.assertEqual(Vend.book_pending(), [])
+            self.assertBookingRefused()
             Account.write([env.revenue], {'end_date': None})
             self.assertEqual(len(Vend.book_pending()), 1)
             self.assertBooksEqualVends(env, [vend])
@@ -414,27 +412,16 @@ class BookingTestCase(unittest.TestCase):
 
 def book_until_done(context, barrier, results, errors):
     "A booker in its own transaction, with the dispatcher's retries"
-    extras: dict = {}
+
+    def book(transaction):
+        moves = Pool().get('prepaid.vend').book_pending()
+        results.append([m.id for m in moves])
+
     barrier.wait()
-    for _ in range(20):
-        try:
-            with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
-                Vend = Pool().get('prepaid.vend')
-                try:
-                    moves = Vend.book_pending()
-                except TransactionError as exc:
-                    tr.rollback()
-                    exc.fix(extras)
-                    continue
-                results.append([m.id for m in moves])
-                tr.commit()
-                return
-        except backend.DatabaseOperationalError:
-            continue  # serialisation failure: retried, as the cron is
-        except Exception as exc:  # reported to the main thread
-            errors.append(exc)
-            return
-    errors.append(RuntimeError('booker gave up'))
+    try:
+        dispatch(context, book, attempts=20)
+    except Exception as exc:  # reported to the main thread
+        errors.append(exc)
 
 
 @unittest.skipUnless(

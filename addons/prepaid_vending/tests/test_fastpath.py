@@ -72,14 +72,13 @@ def input_of(record, **changes) -> dict:
     return values
 
 
-class FastPathTestCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        activate_module('prepaid_vending')
+class SameRowsAssertion:
+    "assert_same_rows, for the fast path tests of every module (a mixin)"
 
     def assert_same_rows(self, Model, rows, system):
         """Write rows by the fast path then by the ORM (the first ones deleted
-        in between, for unique columns): the stored rows are equal."""
+        in between, for unique columns): the stored rows are equal; the ids of
+        the ORM's rows are returned."""
         fast_ids = fastpath.create(Model, rows, system=system)
         fast = [raw_row(Model, i) for i in fast_ids]
         for id_ in fast_ids:
@@ -94,6 +93,12 @@ class FastPathTestCase(unittest.TestCase):
                 orm_row.pop(name)
             self.assertEqual(fast_row, orm_row)
         return orm_ids
+
+
+class FastPathTestCase(SameRowsAssertion, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        activate_module('prepaid_vending')
 
     def vend(self, env, key='f1', amount='300.00'):
         Vend = Pool().get('prepaid.vend')

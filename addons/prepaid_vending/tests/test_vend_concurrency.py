@@ -15,53 +15,28 @@ from decimal import Decimal as D
 from trytond import backend
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
+from .tools import dispatch
 from .vend_fixtures import new_meter, new_point, setup_vending
 
 RETRIES = 20
 
 
-def in_transaction(context, fn):
-    """Run fn in a transaction, rolled back, restarted with the locks it asks
-    for (trytond's dispatcher loop)"""
-    extras: dict = {}
-    while True:
-        with Transaction().start(DB_NAME, 1, context=context, **extras) as transaction:
-            try:
-                return fn()
-            except TransactionError as exc:
-                transaction.rollback()
-                exc.fix(extras)
-
-
 def run_vend(context, meter_id, tender, key, barrier, results, errors):
-    extras: dict = {}
+    def vend(transaction):
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Meter = pool.get('prepaid.meter')
+        vend = Vend.vend(Meter(meter_id), tender, 'card', None, key, channel='api')
+        results.append(vend.id)
+
     barrier.wait()
-    for _ in range(RETRIES):
-        try:
-            with Transaction().start(
-                DB_NAME, 1, context=context, **extras
-            ) as transaction:
-                pool = Pool()
-                Vend = pool.get('prepaid.vend')
-                Meter = pool.get('prepaid.meter')
-                try:
-                    vend = Vend.vend(
-                        Meter(meter_id), tender, 'card', None, key, channel='api'
-                    )
-                    results.append(vend.id)
-                except TransactionError as exc:
-                    transaction.rollback()
-                    exc.fix(extras)
-                    continue
-                return
-        except backend.DatabaseOperationalError:
-            continue  # lock not available or serialisation failure: retry
-        except Exception as exc:  # reported to the main thread
-            errors.append(exc)
-            return
-    errors.append(RuntimeError(f'{key}: gave up after {RETRIES} retries'))
+    try:
+        # Lock not available or serialisation failure: retried.
+        dispatch(context, vend, attempts=RETRIES)
+    except Exception as exc:  # reported to the main thread
+        errors.append(RuntimeError(f'{key}: {exc}'))
 
 
 @unittest.skipUnless(
@@ -77,31 +52,26 @@ class VendConcurrencyTestCase(unittest.TestCase):
         activate_module('prepaid_vending')
         from trytond.modules.company.tests import create_company
 
-        extras: dict = {}
-        while True:  # the dispatcher's loop: restart with the locks requested
-            with Transaction().start(DB_NAME, 1, **extras) as transaction:
-                try:
-                    pool = Pool()
-                    User = pool.get("res.user")
-                    company = create_company()
-                    User.write(
-                        [User(1)],
-                        {"companies": [("add", [company.id])], "company": company.id},
-                    )
-                    with transaction.set_context(company=company.id):
-                        env = setup_vending()
-                        meters = [
-                            new_meter(f"0500000000{i}", new_point(env, f"C{i}"))
-                            for i in range(2)
-                        ]
-                except TransactionError as exc:
-                    transaction.rollback()
-                    exc.fix(extras)
-                    continue
-                cls.context = {"company": company.id}
-                cls.meter_ids = [m.id for m in meters]
-                transaction.commit()
-                break
+        def build(transaction):
+            pool = Pool()
+            User = pool.get("res.user")
+            company = create_company()
+            User.write(
+                [User(1)],
+                {"companies": [("add", [company.id])], "company": company.id},
+            )
+            with transaction.set_context(company=company.id):
+                env = setup_vending()
+                meters = [
+                    new_meter(f"0500000000{i}", new_point(env, f"C{i}"))
+                    for i in range(2)
+                ]
+            return company, meters
+
+        # The dispatcher's loop: restarted with the locks requested.
+        company, meters = dispatch(None, build)
+        cls.context = {"company": company.id}
+        cls.meter_ids = [m.id for m in meters]
 
     def concurrent(self, calls):
         barrier = threading.Barrier(len(calls))
@@ -165,4 +135,4 @@ class VendConcurrencyTestCase(unittest.TestCase):
             self.assertEqual(list(move.prepaid_vends), vends)
             self.assertEqual(sum(x.debit for x in move.lines), D('100.00'))
 
-        in_transaction(self.context, check)
+        dispatch(self.context, lambda transaction: check())

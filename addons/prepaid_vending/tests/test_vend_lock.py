@@ -25,8 +25,9 @@ from trytond.tests.test_tryton import (
     drop_db,
     with_transaction,
 )
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
+from .tools import dispatch
 from .vend_fixtures import (
     committed_vending,
     new_meter,
@@ -39,28 +40,17 @@ from .vend_fixtures import (
 
 def vend_until_done(context, meter_id, key, restarts, hold=None):
     """The dispatcher's loop; hold (an Event) delays the commit until set."""
-    extras: dict = {}
-    while True:
-        with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
-            pool = Pool()
-            try:
-                vend = pool.get('prepaid.vend').vend(
-                    pool.get('prepaid.meter')(meter_id),
-                    D('100.00'),
-                    'card',
-                    None,
-                    key,
-                    channel='api',
-                )
-            except TransactionError as exc:
-                restarts.append(type(exc))
-                tr.rollback()
-                exc.fix(extras)
-                continue
-            if hold is not None:
-                hold.wait(30)
-            tr.commit()
-            return vend.id
+
+    def vend(transaction):
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Meter = pool.get('prepaid.meter')
+        vend = Vend.vend(Meter(meter_id), D('100.00'), 'card', None, key, channel='api')
+        if hold is not None:
+            hold.wait(30)
+        return vend.id
+
+    return dispatch(context, vend, restarts)
 
 
 @unittest.skipUnless(

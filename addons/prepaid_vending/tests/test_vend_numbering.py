@@ -20,8 +20,9 @@ from trytond.tests.test_tryton import (
     drop_db,
     with_transaction,
 )
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
+from .tools import dispatch
 from .vend_fixtures import (
     committed_vending,
     new_meter,
@@ -108,32 +109,20 @@ class VendNumberingTestCase(unittest.TestCase):
 
 def vend_until_done(context, meter_id, point_id, key, restarts, hold=None):
     "The dispatcher's loop; hold (an Event) delays the commit until set"
-    extras: dict = {}
-    while True:
-        with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
-            pool = Pool()
-            try:
-                vend = pool.get('prepaid.vend').vend(
-                    pool.get('prepaid.meter')(meter_id),
-                    D('100.00'),
-                    'card',
-                    pool.get('prepaid.sales_point')(point_id),
-                    key,
-                    channel='api',
-                )
-            except TransactionError as exc:
-                restarts.append(type(exc))
-                tr.rollback()
-                exc.fix(extras)
-                continue
-            number = vend.number
-            if hold is not None:
-                hold.wait(30)
-                if hold.rollback:
-                    tr.rollback()
-                    return number
-            tr.commit()
-            return number
+
+    def vend(transaction):
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        meter = pool.get('prepaid.meter')(meter_id)
+        point = pool.get('prepaid.sales_point')(point_id)
+        number = Vend.vend(meter, D('100.00'), 'card', point, key, channel='api').number
+        if hold is not None:
+            hold.wait(30)
+            if hold.rollback:
+                transaction.rollback()  # nothing left for dispatch to commit
+        return number
+
+    return dispatch(context, vend, restarts)
 
 
 @unittest.skipUnless(

@@ -2,10 +2,13 @@
 
 import datetime as dt
 import functools
+import itertools
 
+from trytond import backend
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
-from trytond.tests.test_tryton import with_transaction
+from trytond.tests.test_tryton import DB_NAME, with_transaction
+from trytond.transaction import Transaction, TransactionError
 
 
 def with_company(func):
@@ -19,6 +22,35 @@ def with_company(func):
             return func(*args, **kwargs)
 
     return wrapper
+
+
+def dispatch(context, call, restarts=None, attempts=None):
+    """call(transaction) in a transaction of the test database, run as
+    trytond's dispatcher runs an RPC call; its result is returned.
+
+    A TransactionError (call asked for a lock) rolls the transaction back and
+    starts it again with what the error asks for (its type appended to
+    restarts, when given).  The transaction is committed when call returns
+    (call may commit or roll back itself first).  With attempts, a
+    DatabaseOperationalError (serialisation failure) is retried too, as the
+    cron retries it, and after that many starts in all a RuntimeError says it
+    gave up; without, it propagates.  The concurrency tests' threads use it,
+    so that they retry as real calls do."""
+    extras: dict = {}
+    for _ in range(attempts) if attempts else itertools.count():
+        try:
+            with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
+                try:
+                    return call(tr)
+                except TransactionError as exc:
+                    if restarts is not None:
+                        restarts.append(type(exc))
+                    tr.rollback()
+                    exc.fix(extras)
+        except backend.DatabaseOperationalError:
+            if not attempts:
+                raise
+    raise RuntimeError(f'gave up after {attempts} attempts')
 
 
 def create_network(suffix=''):
