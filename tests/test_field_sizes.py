@@ -16,7 +16,7 @@ from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module
 
-MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend', 'prepaid_vendor_portal']
 
 
 class FieldSizesTestCase(unittest.TestCase):

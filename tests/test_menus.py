@@ -11,7 +11,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend', 'prepaid_vendor_portal']
 CASHIER_MENU = [
     'Prepaid',
     'Prepaid / Customers',

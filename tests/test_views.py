@@ -15,7 +15,7 @@ from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import activate_module
 
-MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend', 'prepaid_vendor_portal']
 SAO_TREE_WIDGETS = {
     'binary',
     'boolean',
