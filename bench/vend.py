@@ -35,6 +35,7 @@ import collections
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -261,7 +262,11 @@ def start_server(
     if queue:
         env["TRYTOND_QUEUE__WORKER"] = "True"
         worker = [os.path.join(VENV, "trytond-worker"), "-c", conf, "-d", db, "-n", "1"]
-        started.append(subprocess.Popen(worker, stdout=out, stderr=out, env=env))
+        started.append(
+            subprocess.Popen(
+                worker, stdout=out, stderr=out, env=env, start_new_session=True
+            )
+        )
     if kind == "gunicorn":
         processes, threads = workers.split("x")
         args = [os.path.join(VENV, "gunicorn"), "-w", processes,
@@ -271,7 +276,9 @@ def start_server(
         args = [os.path.join(VENV, "trytond"), "-c", conf, "-d", db]
         if log != os.devnull:
             args += ["--logconf", _logconf()]
-    started.append(subprocess.Popen(args, stdout=out, stderr=out, env=env))
+    started.append(
+        subprocess.Popen(args, stdout=out, stderr=out, env=env, start_new_session=True)
+    )
     return started
 
 
@@ -429,7 +436,9 @@ def main() -> None:
             throughputs[mode] = run(url, args.clients, serials, args.vends)
         finally:
             for server in servers:
-                server.terminate()
+                # The whole group: trytond-worker's pool processes outlive
+                # their parent otherwise, and would take the next run's tasks.
+                os.killpg(server.pid, signal.SIGTERM)
                 server.wait(10)
     if len(throughputs) == 2 and throughputs["ORM"]:
         ratio = throughputs["fast path"] / throughputs["ORM"]
