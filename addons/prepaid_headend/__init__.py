@@ -14,12 +14,12 @@
   periods) written into the meters' limiters, kept in step by cron.
 - ``dcu.py``: data concentrators, their collectors, meter directories,
   received reports and events; ``dcu_backend.py`` the head-end's
-  concentrator service on them, served by ``routes.py``.
+  concentrator service on them, served by ``routes.py`` (registered with
+  the models of ``dcu.py``: this package imports no trytond, so that its
+  pure cores import alone).
 - ``relay.py``, ``firmware.py``, ``command.py``: relay control, clock checks,
   firmware upgrades and the execution of ``prepaid.meter.command``.
 
 The demo's channels to the simulated meters are set up by the demo package
 outside the modules (``prepaid_demo.headend``).
 """
-
-from . import routes  # noqa: E402,F401  (registers the concentrator routes)

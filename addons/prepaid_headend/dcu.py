@@ -564,3 +564,9 @@ class Cron(metaclass=PoolMeta):
         cls.method.selection.append(
             ('prepaid.concentrator|mark_offline', "Mark Silent Concentrators Offline")
         )
+
+
+# The concentrator service's routes register with trytond's WSGI app when
+# trytond loads these models: the package's __init__ imports no trytond, so
+# that its pure cores (dlms/, concentrator/, mqtt/) import alone.
+from . import routes  # noqa: E402,F401

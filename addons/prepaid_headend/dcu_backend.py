@@ -408,7 +408,7 @@ def _monthly(meter: int, rows: list[reports.MonthlyRow], dc_id: str) -> int:
         when = _utc(row.time)
         out += [
             _reading(ops.ENERGY_IMPORT, when, row.ai, 'Wh'),
-            _reading(MAX_DEMAND, when, row.md, 'W'),
+            _reading(MAX_DEMAND, when, row.max_demand, 'W'),
         ]
     return rd.insert_new('prepaid.headend.billing', meter, out)
 

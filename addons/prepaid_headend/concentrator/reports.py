@@ -84,10 +84,10 @@ class MonthlyRow(Row):
     meter_id: str
     time: dt.datetime  # billing reset: the first of the month, 00:00
     ai: int
-    md: int  # maximum demand of the month ended, W
+    max_demand: int  # of the month ended, W (attribute md)
     mdt: dt.datetime | None = None  # when it happened
     TAG = "Monthly"
-    ATTRS = {"t": "time"}
+    ATTRS = {"t": "time", "md": "max_demand"}
 
 
 @dataclass(slots=True)
