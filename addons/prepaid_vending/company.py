@@ -18,7 +18,7 @@ import weakref
 
 from sql import Null
 from trytond.i18n import gettext
-from trytond.model import Index, fields
+from trytond.model import Index, Unique, fields
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -196,3 +196,26 @@ class CompanyMixin:
                     **names,
                 )
             )
+
+
+class CompanyCodeMixin(CompanyMixin):
+    """A code unique within its company: two utilities of one installation
+    may both have a feeder F1 or a tariff R1.  ``_code_unique_error`` is the
+    message id of the constraint (whose index, starting with the company,
+    also serves the record rules)."""
+
+    __slots__ = ()
+    _company_index = False
+    _code_unique_error: str = ''
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            (
+                'company_code_unique',
+                Unique(t, t.company, t.code),
+                cls._code_unique_error,
+            ),
+        ]

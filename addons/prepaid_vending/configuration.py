@@ -16,7 +16,7 @@ from trytond.modules.company.model import CompanyMultiValueMixin, CompanyValueMi
 from trytond.pool import Pool
 from trytond.pyson import Eval, Id
 
-from .company import CompanyMixin
+from .company import CompanyCodeMixin
 from .excel_import.sheet import server_limits
 from .limits import MAX_AMOUNT, MIN_AMOUNT, RangeMixin
 from .tariff_model import CHANNELS
@@ -282,11 +282,11 @@ class ConfigurationCompany(
         return 5
 
 
-class SalesPoint(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
+class SalesPoint(CompanyCodeMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Sales point: an office or mobile vending unit with its local parameters"
 
     __name__ = 'prepaid.sales_point'
-    _company_index = False
+    _code_unique_error = 'prepaid_vending.msg_sales_point_code_unique'
     _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
@@ -344,14 +344,6 @@ class SalesPoint(CompanyMixin, RangeMixin, DeactivableMixin, ModelSQL, ModelView
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vending.msg_sales_point_code_unique',
-            ),
-        ]
 
     @staticmethod
     def default_kind():

@@ -1,8 +1,8 @@
 """The supply network: substations, feeders and distribution transformers."""
 
-from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
+from trytond.model import DeactivableMixin, ModelSQL, ModelView, fields
 
-from .company import CompanyMixin
+from .company import CompanyCodeMixin
 
 
 class CodeSearchMixin:
@@ -24,9 +24,11 @@ class CodeSearchMixin:
         ]
 
 
-class Substation(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
+class Substation(
+    CompanyCodeMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView
+):
     __name__ = 'prepaid.substation'
-    _company_index = False
+    _code_unique_error = 'prepaid_vending.msg_substation_code_unique'
     _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
@@ -39,21 +41,13 @@ class Substation(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, Mode
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vending.msg_substation_code_unique',
-            ),
-        ]
         cls._order.insert(0, ('code', 'ASC'))
 
 
-class Feeder(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
+class Feeder(CompanyCodeMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.feeder'
+    _code_unique_error = 'prepaid_vending.msg_feeder_code_unique'
     _company_links = ('substation',)
-    _company_index = False
     _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
@@ -66,21 +60,15 @@ class Feeder(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelVie
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vending.msg_feeder_code_unique',
-            ),
-        ]
         cls._order.insert(0, ('code', 'ASC'))
 
 
-class Transformer(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView):
+class Transformer(
+    CompanyCodeMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, ModelView
+):
     __name__ = 'prepaid.transformer'
+    _code_unique_error = 'prepaid_vending.msg_transformer_code_unique'
     _company_links = ('feeder',)
-    _company_index = False
     _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True)
@@ -108,14 +96,6 @@ class Transformer(CompanyMixin, CodeSearchMixin, DeactivableMixin, ModelSQL, Mod
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vending.msg_transformer_code_unique',
-            ),
-        ]
         cls._order.insert(0, ('code', 'ASC'))
 
     @fields.depends('feeder', '_parent_feeder.substation')

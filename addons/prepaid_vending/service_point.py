@@ -3,7 +3,7 @@
 import datetime as dt
 
 from trytond.i18n import gettext
-from trytond.model import ModelSQL, ModelView, Unique, fields
+from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -11,7 +11,7 @@ from trytond.transaction import without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .access import require_wizard_groups
-from .company import CompanyMixin
+from .company import CompanyCodeMixin
 
 CONNECTION_STATUSES = [
     ('connected', "Connected"),
@@ -20,10 +20,10 @@ CONNECTION_STATUSES = [
 ]
 
 
-class ServicePoint(CompanyMixin, ModelSQL, ModelView):
+class ServicePoint(CompanyCodeMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.service_point'
+    _code_unique_error = 'prepaid_vending.msg_service_point_code_unique'
     _company_links = ('transformer',)
-    _company_index = False
     _company_replaces = ('code_unique',)
 
     code = fields.Char("Code", readonly=True)
@@ -61,14 +61,6 @@ class ServicePoint(CompanyMixin, ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vending.msg_service_point_code_unique',
-            ),
-        ]
         cls._order.insert(0, ('code', 'ASC'))
         cls._buttons.update(
             {

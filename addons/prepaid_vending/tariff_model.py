@@ -28,7 +28,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from . import fastpath
-from .company import CompanyMixin
+from .company import CompanyCodeMixin, CompanyMixin
 from .tariff import Tariff, TariffError, tariff_from_dict
 
 KINDS = [
@@ -70,11 +70,11 @@ def _s(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-class PrepaidTariff(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
+class PrepaidTariff(CompanyCodeMixin, DeactivableMixin, ModelSQL, ModelView):
     "Tariff"
 
     __name__ = 'prepaid.tariff'
-    _company_index = False
+    _code_unique_error = 'prepaid_vending.msg_tariff_code_unique'
     _company_replaces = ('code_unique',)
 
     name = fields.Char("Name", size=128, required=True, translate=True)
@@ -105,14 +105,6 @@ class PrepaidTariff(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vending.msg_tariff_code_unique',
-            ),
-        ]
 
     @classmethod
     def on_modification(cls, mode, tariffs, field_names=None):

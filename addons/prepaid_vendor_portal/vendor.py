@@ -14,9 +14,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from trytond.i18n import gettext
-from trytond.model import ModelSQL, ModelView, Unique, fields
+from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
-from trytond.modules.prepaid_vending.company import CompanyMixin
+from trytond.modules.prepaid_vending.company import CompanyCodeMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 
@@ -30,9 +30,9 @@ KINDS = [
 ]
 
 
-class Vendor(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
+class Vendor(CompanyCodeMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
     __name__ = 'prepaid.vendor'
-    _company_index = False
+    _code_unique_error = 'prepaid_vendor_portal.msg_vendor_code_unique'
     _company_links = ('parent', 'float_account')
 
     name = fields.Char("Name", size=128, required=True)
@@ -89,14 +89,6 @@ class Vendor(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'company_code_unique',
-                Unique(t, t.company, t.code),
-                'prepaid_vendor_portal.msg_vendor_code_unique',
-            ),
-        ]
         cls._order.insert(0, ('code', 'ASC'))
         cls._buttons.update(
             {
