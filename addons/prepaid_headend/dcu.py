@@ -435,13 +435,11 @@ class ReceivedReport(AppendOnlyMixin, ModelSQL, ModelView):
         cls.__access__.add('concentrator')
 
 
-class ConcentratorEvent(AppendOnlyMixin, ModelSQL, ModelView):
-    """An event of a concentrator (its dc_events reports) or an alarm the
-    head-end raises about one (refused certificate or input, offline)."""
+class AboutConcentratorMixin:
+    """A log row about a concentrator that may be unknown to the head-end (a
+    refused certificate, an id of no record): the id it claimed is kept."""
 
-    __name__ = 'prepaid.concentrator.event'
-    __string__ = "Concentrator Event"
-
+    __slots__ = ()
     concentrator = fields.Many2One(
         'prepaid.concentrator', "Concentrator", ondelete='CASCADE', readonly=True
     )
@@ -449,6 +447,15 @@ class ConcentratorEvent(AppendOnlyMixin, ModelSQL, ModelView):
         'company.company', "Company", ondelete='CASCADE', readonly=True
     )
     dc_id = fields.Char("Concentrator Id", readonly=True)
+
+
+class ConcentratorEvent(AboutConcentratorMixin, AppendOnlyMixin, ModelSQL, ModelView):
+    """An event of a concentrator (its dc_events reports) or an alarm the
+    head-end raises about one (refused certificate or input, offline)."""
+
+    __name__ = 'prepaid.concentrator.event'
+    __string__ = "Concentrator Event"
+
     timestamp = fields.Timestamp("Timestamp (UTC)", required=True, readonly=True)
     group = fields.Integer("Group", required=True, readonly=True)
     code = fields.Integer("Code", required=True, readonly=True)
@@ -497,19 +504,12 @@ class ConcentratorEvent(AppendOnlyMixin, ModelSQL, ModelView):
         return event
 
 
-class Rejection(AppendOnlyMixin, ModelSQL, ModelView):
+class Rejection(AboutConcentratorMixin, AppendOnlyMixin, ModelSQL, ModelView):
     "Input the head-end's concentrator service refused, kept for audit"
 
     __name__ = 'prepaid.concentrator.rejection'
     __string__ = "Refused Concentrator Input"
 
-    concentrator = fields.Many2One(
-        'prepaid.concentrator', "Concentrator", ondelete='CASCADE', readonly=True
-    )
-    company = fields.Many2One(
-        'company.company', "Company", ondelete='CASCADE', readonly=True
-    )
-    dc_id = fields.Char("Concentrator Id", readonly=True)
     common_name = fields.Char("Certificate Name", readonly=True)
     fingerprint = fields.Char("Certificate SHA-256", readonly=True)
     what = fields.Selection(REJECTIONS, "Refused", readonly=True)
