@@ -389,42 +389,48 @@ def _stored_energy(meter: int, when: dt.datetime) -> dict[dt.datetime, float]:
     return {when: found[0].value} if found else {}
 
 
-def _daily(meter: int, rows: list[reports.DailyRow], dc_id: str) -> int:
-    out = []
-    for row in rows:
-        when = _utc(row.time)
-        out += [
-            _reading(ops.ENERGY_IMPORT, when, row.ai, 'Wh'),
-            _reading(ops.ENERGY_EXPORT, when, row.ae, 'Wh'),
-            _reading(REACTIVE_IMPORT, when, row.ri, 'varh'),
-            _reading(REACTIVE_EXPORT, when, row.re, 'varh'),
-        ]
-    return rd.insert_new('prepaid.headend.register', meter, out)
+class _Registers:
+    """A report whose rows each give a few register values at one time:
+    stored as readings of ``model``, one per (OBIS, row attribute, divisor,
+    unit) of ``columns`` (the divisor turns the report's scaled integers
+    into the unit)."""
+
+    def __init__(self, model: str, *columns: tuple[str, str, int, str]):
+        self.model = model
+        self.columns = columns
+
+    def __call__(self, meter: int, rows: list[Any], dc_id: str) -> int:
+        out = []
+        for row in rows:
+            when = _utc(row.time)
+            for obis, attribute, divisor, unit in self.columns:
+                value = getattr(row, attribute)
+                if divisor != 1:
+                    value = value / divisor
+                out.append(_reading(obis, when, value, unit))
+        return rd.insert_new(self.model, meter, out)
 
 
-def _monthly(meter: int, rows: list[reports.MonthlyRow], dc_id: str) -> int:
-    out = []
-    for row in rows:
-        when = _utc(row.time)
-        out += [
-            _reading(ops.ENERGY_IMPORT, when, row.ai, 'Wh'),
-            _reading(MAX_DEMAND, when, row.max_demand, 'W'),
-        ]
-    return rd.insert_new('prepaid.headend.billing', meter, out)
-
-
-def _instant(meter: int, rows: list[reports.InstantRow], dc_id: str) -> int:
-    out = []
-    for row in rows:
-        when = _utc(row.time)
-        out += [
-            _reading(ops.ENERGY_IMPORT, when, row.ai, 'Wh'),
-            _reading(ops.ENERGY_EXPORT, when, row.ae, 'Wh'),
-            _reading(ops.ACTIVE_POWER, when, row.p, 'W'),
-            _reading(VOLTAGE, when, row.v / 10, 'V'),
-            _reading(CURRENT, when, row.i / 100, 'A'),
-        ]
-    return rd.insert_new('prepaid.headend.register', meter, out)
+_daily = _Registers(
+    'prepaid.headend.register',
+    (ops.ENERGY_IMPORT, 'ai', 1, 'Wh'),
+    (ops.ENERGY_EXPORT, 'ae', 1, 'Wh'),
+    (REACTIVE_IMPORT, 'ri', 1, 'varh'),
+    (REACTIVE_EXPORT, 're', 1, 'varh'),
+)
+_monthly = _Registers(
+    'prepaid.headend.billing',
+    (ops.ENERGY_IMPORT, 'ai', 1, 'Wh'),
+    (MAX_DEMAND, 'max_demand', 1, 'W'),
+)
+_instant = _Registers(
+    'prepaid.headend.register',
+    (ops.ENERGY_IMPORT, 'ai', 1, 'Wh'),
+    (ops.ENERGY_EXPORT, 'ae', 1, 'Wh'),
+    (ops.ACTIVE_POWER, 'p', 1, 'W'),
+    (VOLTAGE, 'v', 10, 'V'),
+    (CURRENT, 'i', 100, 'A'),
+)
 
 
 def _events(meter: int, rows: list[reports.EventRow], dc_id: str) -> int:
