@@ -14,11 +14,9 @@ been silent longer than its reporting window, with an alarm event.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from sql import Literal, Null
 from sql.conditionals import Coalesce
-from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
     Index,
@@ -27,9 +25,9 @@ from trytond.model import (
     Unique,
     fields,
 )
-from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_vending.append_only import AppendOnlyMixin
 from trytond.modules.prepaid_vending.company import CompanyMixin
+from trytond.modules.prepaid_vending.fingerprint import FingerprintMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
@@ -58,7 +56,6 @@ REJECTIONS = [
     ('report', "Report Payload"),
     ('file', "Report File"),
 ]
-_FINGERPRINT = re.compile(r'[0-9a-f]{64}')
 
 #: Events the head-end raises about a concentrator (group 100: the groups
 #: below 100 are the concentrator's own, docs/concentrators.md section 8).
@@ -82,11 +79,15 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-class Concentrator(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
+class Concentrator(
+    CompanyMixin, FingerprintMixin, DeactivableMixin, ModelSQL, ModelView
+):
     "Data Concentrator"
 
     __name__ = 'prepaid.concentrator'
     __string__ = "Concentrator"
+    _fingerprint_field = 'certificate_fingerprint'
+    _fingerprint_error = 'prepaid_headend.msg_concentrator_fingerprint'
     _rec_name = 'dc_id'
     _company_links = ('transformer',)
 
@@ -171,31 +172,6 @@ class Concentrator(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_certificate_revoked():
         return False
-
-    @classmethod
-    def validate_fields(cls, records, field_names):
-        super().validate_fields(records, field_names)
-        if field_names and 'certificate_fingerprint' not in field_names:
-            return
-        for record in records:
-            value = record.certificate_fingerprint
-            if value and not _FINGERPRINT.fullmatch(value):
-                raise ValidationError(
-                    gettext(
-                        'prepaid_headend.msg_concentrator_fingerprint',
-                        concentrator=record.dc_id,
-                    )
-                )
-
-    @classmethod
-    def preprocess_values(cls, mode, values):
-        values = super().preprocess_values(mode, values)
-        if values.get('certificate_fingerprint'):
-            # As printed by openssl (AB:CD:...) or plain hex, kept lower hex.
-            values['certificate_fingerprint'] = (
-                values['certificate_fingerprint'].replace(':', '').lower()
-            )
-        return values
 
     def contact(self, moment: dt.datetime, report: bool = False) -> None:
         "Record an authorised call (the caller saves)"

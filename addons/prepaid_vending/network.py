@@ -7,9 +7,11 @@ from .company import CompanyCodeMixin
 
 class CodeSearchMixin:
     """Found by its code as well as by its name: operators know the network
-    by codes (the one painted on the transformer), not only by names."""
+    by codes (the one painted on the transformer), not only by names.
+    ``_code_search_fields``: the fields a search by name looks in."""
 
     __slots__ = ()
+    _code_search_fields: tuple[str, ...] = ('name', 'code')
 
     @classmethod
     def search_rec_name(cls, name, clause):
@@ -17,11 +19,7 @@ class CodeSearchMixin:
             bool_op = 'AND'
         else:
             bool_op = 'OR'
-        return [
-            bool_op,
-            ('name', *clause[1:]),
-            ('code', *clause[1:]),
-        ]
+        return [bool_op, *((field, *clause[1:]) for field in cls._code_search_fields)]
 
 
 class Substation(

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.modules.prepaid_vending.company import CompanyMixin
+from trytond.modules.prepaid_vending.network import CodeSearchMixin
 from trytond.pyson import Eval
 
 from .levels import LifecycleMixin, LimitsMixin
 
 
-class Outlet(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
+class Outlet(
+    CompanyMixin, CodeSearchMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView
+):
     __name__ = 'prepaid.vendor.outlet'
     _company_links = ('vendor',)
 
@@ -42,14 +45,6 @@ class Outlet(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
 
     def get_rec_name(self, name):
         return f'[{self.code}] {self.name}'
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        if clause[1].startswith('!') or clause[1].startswith('not '):
-            bool_op = 'AND'
-        else:
-            bool_op = 'OR'
-        return [bool_op, ('name', *clause[1:]), ('code', *clause[1:])]
 
     def node_code(self) -> str:
         return self.code

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_vending.company import CompanyMixin
+from trytond.modules.prepaid_vending.fingerprint import (
+    FingerprintMixin,
+    normalise_fingerprint,
+)
+from trytond.modules.prepaid_vending.network import CodeSearchMixin
 from trytond.pyson import Eval
 from trytond.transaction import without_check_access
 
@@ -28,25 +32,27 @@ from .levels import LifecycleMixin, LimitsMixin
 
 #: Shortest API token accepted: a token is a random secret, not a password.
 MIN_TOKEN = 32
-_FINGERPRINT = re.compile(r'^[0-9a-f]{64}$')
 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode('utf-8')).hexdigest()
 
 
-def normalise_fingerprint(value: str | None) -> str | None:
-    """A certificate's SHA-256 fingerprint as nginx and openssl print it
-    (upper or lower case, with or without colons) in one spelling"""
-    if not value:
-        return None
-    return value.replace(':', '').strip().lower()
-
-
-class Terminal(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
+class Terminal(
+    CompanyMixin,
+    CodeSearchMixin,
+    FingerprintMixin,
+    LifecycleMixin,
+    LimitsMixin,
+    ModelSQL,
+    ModelView,
+):
     __name__ = 'prepaid.vendor.terminal'
     _company_index = False
     _company_links = ('outlet',)
+    _code_search_fields = ('terminal_id', 'client_id', 'name')
+    _fingerprint_field = 'cert_fingerprint'
+    _fingerprint_error = 'prepaid_vendor_portal.msg_terminal_fingerprint'
     _server_fields = frozenset({'state', 'revoked', 'token_hash'})
 
     outlet = fields.Many2One(
@@ -127,19 +133,6 @@ class Terminal(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
     def get_rec_name(self, name):
         return f'{self.client_id}/{self.terminal_id}'
 
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        if clause[1].startswith('!') or clause[1].startswith('not '):
-            bool_op = 'AND'
-        else:
-            bool_op = 'OR'
-        return [
-            bool_op,
-            ('terminal_id', *clause[1:]),
-            ('client_id', *clause[1:]),
-            ('name', *clause[1:]),
-        ]
-
     def get_api_token(self, name):
         return 'x' * 10 if self.token_hash else None  # shows "set", never the token
 
@@ -157,28 +150,6 @@ class Terminal(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
         # Written by the server: no client writes the digest (field access).
         with without_check_access():
             cls.write(terminals, {'token_hash': token_digest(value), 'revoked': False})
-
-    @classmethod
-    def preprocess_values(cls, mode, values):
-        values = super().preprocess_values(mode, values)
-        if 'cert_fingerprint' in values:
-            values['cert_fingerprint'] = normalise_fingerprint(
-                values['cert_fingerprint']
-            )
-        return values
-
-    @classmethod
-    def validate_fields(cls, terminals, field_names):
-        super().validate_fields(terminals, field_names)
-        for terminal in terminals:
-            fingerprint = terminal.cert_fingerprint
-            if fingerprint and not _FINGERPRINT.match(fingerprint):
-                raise ValidationError(
-                    gettext(
-                        'prepaid_vendor_portal.msg_terminal_fingerprint',
-                        terminal=terminal.rec_name,
-                    )
-                )
 
     @classmethod
     @ModelView.button

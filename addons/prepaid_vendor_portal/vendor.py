@@ -17,6 +17,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.model.exceptions import ValidationError
 from trytond.modules.prepaid_vending.company import CompanyCodeMixin
+from trytond.modules.prepaid_vending.network import CodeSearchMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 
@@ -30,7 +31,9 @@ KINDS = [
 ]
 
 
-class Vendor(CompanyCodeMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
+class Vendor(
+    CompanyCodeMixin, CodeSearchMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView
+):
     __name__ = 'prepaid.vendor'
     _code_unique_error = 'prepaid_vendor_portal.msg_vendor_code_unique'
     _company_links = ('parent', 'float_account')
@@ -160,14 +163,6 @@ class Vendor(CompanyCodeMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView)
 
     def node_code(self) -> str:
         return self.code
-
-    @classmethod
-    def search_rec_name(cls, name, clause):
-        if clause[1].startswith('!') or clause[1].startswith('not '):
-            bool_op = 'AND'
-        else:
-            bool_op = 'OR'
-        return [bool_op, ('name', *clause[1:]), ('code', *clause[1:])]
 
     @classmethod
     def create(cls, vlist):
