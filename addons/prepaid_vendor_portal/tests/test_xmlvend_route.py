@@ -9,13 +9,18 @@ import uuid
 from decimal import Decimal
 
 import pytest
+import zeep
 from trytond.modules.prepaid_sts.tests.tools import StsTestMixin
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
+from trytond.modules.prepaid_vendor_portal.xmlvend.namespaces import BASE, REVENUE
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module
 from trytond.wsgi import app
 from werkzeug.test import Client
+from zeep.exceptions import Fault
 
+from .vendor_fixtures import TOKEN
+from .wsgi_pump import Pump
 from .xmlvend_route_fixtures import (
     CONTENT_TYPES,
     URL,
@@ -246,6 +251,64 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
         seller = self.seller()
         status, answer = self.post(x.VendorStatementReq(**header(seller)))
         self.assertFault(answer, 'UseCaseSupportEx', 'not supported')
+
+    def test_credit_vend_with_zeep_over_http(self):
+        "A zeep client built from the served WSDL buys a token over HTTP"
+        seller = self.seller()
+        before = read_state(seller)
+        with Pump(app) as pump:
+
+            def buy():
+                client = zeep.Client(pump.base + URL + '?wsdl')
+                service = client.bind('XMLVendService2.1', 'XMLVendServicePort')
+
+                def t(ns, name, **kwargs):
+                    return client.get_type(f'{{{ns}}}{name}')(**kwargs)
+
+                msg_id = t(BASE, 'MsgID', dateTime='20260301120000', uniqueNumber='7')
+                vend = service.CreditVendRequest(
+                    clientID=t(BASE, 'EANDeviceID', ean=seller.client_id),
+                    terminalID=t(BASE, 'GenericDeviceID', id=seller.terminal_id),
+                    msgID=msg_id,
+                    authCred=t(BASE, 'AuthCred', opName='TILL', password=TOKEN),
+                    idMethod=t(
+                        BASE,
+                        'VendIDMethod',
+                        meterIdentifier=t(BASE, 'MeterNumber', msno=self.env.meter),
+                    ),
+                    purchaseValue=t(
+                        REVENUE,
+                        'PurchaseValueCurrency',
+                        amt=t(BASE, 'Currency', value=Decimal('60.00'), symbol='R'),
+                    ),
+                )
+                unknown = None
+                try:
+                    service.ConfirmMeterRequest(
+                        clientID=t(BASE, 'EANDeviceID', ean=seller.client_id),
+                        terminalID=t(BASE, 'GenericDeviceID', id=seller.terminal_id),
+                        msgID=t(
+                            BASE, 'MsgID', dateTime='20260301120000', uniqueNumber='8'
+                        ),
+                        authCred=t(BASE, 'AuthCred', opName='TILL', password=TOKEN),
+                        idMethod=t(
+                            BASE,
+                            'VendIDMethod',
+                            meterIdentifier=t(BASE, 'MeterNumber', msno='12345678901'),
+                        ),
+                    )
+                except Fault as fault:
+                    unknown = fault
+                return vend, unknown
+
+            vend, unknown = pump.run(buy)
+        issue = vend.creditVendReceipt.transactions.tx[0].creditTokenIssue
+        self.assertRegex(issue.token.stsCipher, r'^[0-9]{20}$')
+        after = read_state(seller)
+        self.assertEqual(after['available'], before['available'] - Decimal('60'))
+        self.assertEqual(vend.clientStatus.availCredit.value, after['available'])
+        self.assertIsNotNone(unknown)
+        self.assertIn('12345678901', unknown.message)
 
     def test_wsdl(self):
         "GET ?wsdl: the WSDL with the address it was fetched from"
