@@ -24,8 +24,11 @@ class Answer(CompanyMixin, ModelSQL):
     _company_index = False  # the unique key starts with the company
     _company_links = ('terminal',)
 
-    key = fields.Char("Idempotency Key", required=True, readonly=True)
-    fingerprint = fields.Char("Request Fingerprint", required=True, readonly=True)
+    # <client key>/<dateTime>:<number>: at most 3 + 64 + 1 + 17 + 1 + 20.
+    key = fields.Char("Idempotency Key", size=128, required=True, readonly=True)
+    fingerprint = fields.Char(
+        "Request Fingerprint", size=64, required=True, readonly=True
+    )  # SHA-256, hex
     operation = fields.Char("Operation", size=64, required=True, readonly=True)
     terminal = fields.Many2One(
         'prepaid.vendor.terminal',
