@@ -117,6 +117,31 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
         self.assertEqual(status, 200, reprint)
         self.assertEqual(reprint.reprint[-1], answer)
 
+    def test_units_and_vending_core_refusal(self):
+        "kWh are priced by the tariff; the core's own refusal is a clear fault"
+        seller = self.seller()
+        before = read_state(seller)
+        request = x.CreditVendReq(
+            **header(seller),
+            id_method=by_msno(self.env.meter),
+            purchase_value=x.PurchaseValueUnits(
+                units=x.Units(value=Decimal('20'), si_unit='kWh')
+            ),
+        )
+        status, answer = self.post(request, version='1.2')
+        self.assertEqual(status, 200, answer)
+        (tx,) = answer.credit_vend_receipt.transactions.tx
+        self.assertGreaterEqual(tx.credit_token_issue.units.value, Decimal('20'))
+        tender = answer.credit_vend_receipt.transactions.tender_amt.value
+        after = read_state(seller)
+        self.assertEqual(after['available'], before['available'] - tender)
+
+        # Below the utility's minimum tender (10.00): refused by Vend.vend.
+        status, refused = self.post(credit_vend(seller, self.env.meter, '5.00'), '1.2')
+        self.assertEqual(status, 500)  # a Receiver fault in SOAP 1.2
+        self.assertFault(refused, 'RequestAuthorisationEx', '5.00')
+        self.assertEqual(read_state(seller), after)
+
     def test_trial_sells_nothing(self):
         "A trial vend: twenty zeros, no vend, the float unchanged"
         seller = self.seller()
