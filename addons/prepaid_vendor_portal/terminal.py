@@ -203,3 +203,9 @@ class Terminal(
                 )
             )
         return tuple(node for node in chain if node is not None)
+
+
+# The XMLVend route registers with trytond's WSGI app when trytond loads
+# these models: the package's __init__ imports no trytond, so that its pure
+# cores (xmlvend/, limits.py ...) import alone.
+from . import routes  # noqa: E402,F401

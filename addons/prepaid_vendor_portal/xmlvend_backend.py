@@ -1,0 +1,453 @@
+"""The XMLVend backend on Tryton: :class:`TrytonXMLVend` implements
+``xmlvend.Backend`` in the current transaction (routes.py opens it, as
+root: a vending client is no Tryton user; its terminal's API token is its
+login).
+
+Every request is authenticated first: the clientID and terminalID name a
+terminal (``prepaid.vendor.terminal``), the password of ``authCred`` must be
+its API token, and the chain owner - vendor - outlet - terminal must be
+allowed to act now (``limits.check``: lifecycle, address, hours).  A sale
+then passes ``limits.check`` on its amount and the vendor's float, is made
+by the vending core (``Vend.vend``, idempotent on the msgID), its answer is
+stored (``prepaid.vendor.xmlvend.answer``) and, last, the float is drawn:
+refused, the route rolls everything back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from decimal import Decimal
+
+from trytond import backend
+from trytond.exceptions import UserError
+from trytond.pool import Pool
+from trytond.transaction import Transaction, TransactionError, without_check_access
+
+from . import limits as core
+from . import xmlvend as x
+from . import xmlvend_reply as reply
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+#: The customer paid the vendor; the utility is paid from the vendor's
+#: float, not by a cashier's drawer: no shift counts these sales.
+PAYMENT_METHOD = 'bank_transfer'
+CHANNEL = 'api'
+#: Prefix of the vends' idempotency keys: keeps the XMLVend msgIDs apart
+#: from the keys other vending channels choose.
+KEY_PREFIX = 'xmlvend:'
+TRIAL_TOKEN = '0' * 20
+
+
+def _device(device: x.DeviceID) -> str:
+    "The clientID or terminalID as the terminal record stores it"
+    return device.key.partition(':')[2]
+
+
+def _guard(method):
+    """Keep the database errors trytond must see: the core turns every
+    exception into a SystemEx fault, so the route re-raises ``error`` (a
+    serialisation failure, FloatBusy) to restart the transaction."""
+
+    @functools.wraps(method)
+    def wrapper(self, request):
+        try:
+            return method(self, request)
+        except x.XMLVendError:
+            raise
+        except (TransactionError, backend.DatabaseOperationalError) as exc:
+            self.error = exc
+            raise
+        except UserError as exc:
+            # The vending core's refusal (tender out of range, tariff...):
+            # its message is meant for the user, never a stack trace.
+            raise x.RequestAuthorisationEx(
+                exc.message, operator_msg=exc.message
+            ) from exc
+
+    return wrapper
+
+
+class TrytonXMLVend:
+    """``xmlvend.Backend`` on the database of the current transaction.
+
+    ``address``: the client's IP address (limits by network); ``fingerprint``:
+    its TLS client certificate's SHA-256 as the proxy reports it, if any."""
+
+    def __init__(
+        self,
+        server_id: x.DeviceID,
+        address: str,
+        fingerprint: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.server_id = server_id
+        self.address = address
+        self.fingerprint = fingerprint
+        self.now = now or dt.datetime.now(dt.UTC)
+        self.error: BaseException | None = None
+
+    # -- authentication and limits --------------------------------------------
+    def _terminal(self, request: x.BaseReq):
+        Terminal = Pool().get('prepaid.vendor.terminal')
+        cred = request.auth_cred
+        token = cred.password if cred else None
+        with without_check_access():
+            terminals = Terminal.search(
+                [
+                    ('client_id', '=', _device(request.client_id)),
+                    ('terminal_id', '=', _device(request.terminal_id)),
+                ]
+            )
+        for terminal in terminals:
+            if terminal.check_token(token, self.fingerprint):
+                return terminal
+        if any(t.revoked for t in terminals):
+            raise x.ClientIDAuthorisationEx(
+                'The credentials of this terminal are revoked: ask the utility '
+                'for a new API token'
+            )
+        # One message for an unknown terminal and a wrong token: a guesser
+        # learns nothing about which terminals exist.
+        raise x.ClientIDAuthorisationEx(
+            'Unknown terminal or wrong API token (authCred password)'
+        )
+
+    def _allow(
+        self, terminal, kind: core.Kind, amount: Decimal = ZERO, meter=None
+    ) -> None:
+        vendor = terminal.outlet.vendor
+        status = None
+        if meter is not None:
+            status = core.MeterStatus(
+                meter.serial,
+                supply_group=meter.sts_sgc,
+                blocked=bool(meter.vend_blocked),
+                blocked_reason=meter.vend_blocked_reason or '',
+            )
+        refusal = core.check(
+            terminal.limits_chain(),
+            vendor.float_state(),
+            core.VendRequest(kind, amount, self.now, self.address),
+            vendor.timezone(),
+            status,
+        )
+        if refusal is not None:
+            raise refusal.exception()
+
+    def _enter(self, request: x.BaseReq):
+        "The authenticated terminal allowed to act now (no money involved)"
+        terminal = self._terminal(request)
+        self._allow(terminal, core.Kind.FBE)
+        return terminal
+
+    # -- meters --------------------------------------------------------------
+    def _meter(self, terminal, id_method: x.IDMethod):
+        Meter = Pool().get('prepaid.meter')
+        msno = getattr(id_method, 'msno', None)
+        if msno is None:
+            raise x.ConfirmCustomerEx(
+                'Identify the customer by meter number: other identifiers are '
+                'not supported yet'
+            )
+        with without_check_access():
+            meters = Meter.search(
+                [('company', '=', terminal.company.id), ('serial', '=', msno)],
+                limit=1,
+            )
+        if not meters:
+            raise x.UnknownMeterEx(
+                f'Meter {msno} is not registered', cust_msg='Meter not found'
+            )
+        (meter,) = meters
+        if meter.vend_blocked or meter.state != 'installed':
+            reason = meter.vend_blocked_reason or meter.state
+            raise x.BlockedMeterEx(
+                f'Meter {msno} may not buy ({reason})', cust_msg='Meter blocked'
+            )
+        if meter.payment_mode == 'postpaid':
+            raise x.BlockedMeterEx(f'Meter {msno} is postpaid: no credit is sold')
+        return meter
+
+    def _header(self, request: x.BaseReq) -> dict:
+        return x.reply_header(request, self.server_id, self.now)
+
+    # -- stored answers ------------------------------------------------------
+    def _stored(self, terminal, key: str):
+        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
+        with without_check_access():
+            # Within the vendor: a client ID shared by two vendors' tills
+            # must not read the other's answers.
+            answers = Answer.search(
+                [
+                    ('company', '=', terminal.company.id),
+                    ('key', '=', key),
+                    ('terminal.outlet.vendor', '=', terminal.outlet.vendor.id),
+                ],
+                limit=1,
+            )
+        return answers[0] if answers else None
+
+    def _retry(self, terminal, request: x.BaseReq):
+        """The stored answer of a retry, None for a new msgID; a msgID used
+        for another request is refused"""
+        answer = self._stored(terminal, request.idempotency_key)
+        if answer is None:
+            return None
+        if answer.fingerprint != x.request_fingerprint(request):
+            raise x.DuplicateMsgID(
+                f'msgID {request.msg_id.key} was used for another request'
+            )
+        return x.decode_payload(bytes(answer.payload))
+
+    # -- operations ----------------------------------------------------------
+    @_guard
+    def confirm_meter(self, request: x.ConfirmMeterReq) -> x.ConfirmMeterResp:
+        terminal = self._enter(request)
+        meter = self._meter(terminal, request.id_method)
+        return x.ConfirmMeterResp(
+            **self._header(request),
+            confirm_meter_result=x.ConfirmMeterResult(
+                meter_detail=reply.meter_detail(meter)
+            ),
+        )
+
+    @_guard
+    def confirm_customer(self, request: x.ConfirmCustomerReq) -> x.ConfirmCustomerResp:
+        terminal = self._enter(request)
+        meter = self._meter(terminal, request.id_method)
+        company = terminal.company
+        low, high = core.vend_range(terminal.limits_chain())
+        return x.ConfirmCustomerResp(
+            **self._header(request),
+            confirm_cust_result=(
+                x.ConfirmCustResult(
+                    cust_vend_detail=reply.cust_detail(meter),
+                    cust_vend_config=x.CustVendConfig(
+                        can_vend=True,
+                        max_vend_amt=reply.currency(high, company) if high else None,
+                        min_vend_amt=reply.currency(low, company) if low else None,
+                    ),
+                    meter_detail=reply.meter_detail(meter),
+                ),
+            ),
+        )
+
+    def _purchase(self, meter, value: x.PurchaseValue):
+        "(tender, requested kWh): money asked for, or kWh priced by a quote"
+        Vend = Pool().get('prepaid.vend')
+        if isinstance(value, x.PurchaseValueCurrency):
+            return value.amt.value, None
+        if value.units.si_unit != 'kWh':
+            raise x.XMLVendSchemaEx(f'Units in {value.units.si_unit} are not sold')
+        kwh = value.units.value
+        quote = Vend.trial(meter, requested_kwh=kwh, channel=CHANNEL)
+        return quote.tender, kwh
+
+    def _sale_response(self, cls, request, terminal, meter, avail, receipt):
+        company = terminal.company
+        return cls(
+            **self._header(request),
+            disp_header='CREDIT VEND - TAX INVOICE',
+            cust_msg='Credit sent to the meter' if meter.kind != 'sts_keypad' else None,
+            client_status=x.ClientStatus(avail_credit=reply.currency(avail, company)),
+            utility=reply.utility(company),
+            vendor=reply.vendor_detail(terminal.outlet.vendor),
+            cust_vend_detail=reply.cust_detail(meter),
+            credit_vend_receipt=receipt,
+        )
+
+    @_guard
+    def trial_credit_vend(self, request: x.TrialCreditVendReq) -> x.TrialCreditVendResp:
+        Vend = Pool().get('prepaid.vend')
+        terminal = self._terminal(request)
+        meter = self._meter(terminal, request.id_method)
+        tender, kwh = self._purchase(meter, request.purchase_value)
+        self._allow(terminal, core.Kind.TRIAL, tender, meter)
+        quote = Vend.trial(meter, tender=tender, requested_kwh=kwh, channel=CHANNEL)
+        vat = (
+            quote.energy_vat
+            + quote.channel_fee.vat
+            + sum((c.vat for c in quote.charges), ZERO)
+        )
+        tariff, version = self._tariff(meter)
+        receipt = reply.receipt(
+            terminal.company,
+            meter,
+            '0',
+            quote.tender,
+            vat,
+            quote.units_kwh,
+            TRIAL_TOKEN if meter.kind == 'sts_keypad' else None,
+            tariff,
+            version,
+        )
+        avail = terminal.outlet.vendor.float_state().available
+        return self._sale_response(
+            x.TrialCreditVendResp, request, terminal, meter, avail, receipt
+        )
+
+    def _tariff(self, meter):
+        Tariff = Pool().get('prepaid.tariff')
+        tariff = Tariff.for_meter(meter, self.now.date())
+        return tariff, tariff.version_at(self.now.date())
+
+    @_guard
+    def credit_vend(self, request: x.CreditVendReq) -> x.CreditVendResp:
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Answer = pool.get('prepaid.vendor.xmlvend.answer')
+        Position = pool.get('prepaid.vendor.float')
+        terminal = self._terminal(request)
+        stored = self._retry(terminal, request)
+        if stored is not None:
+            # A retry: the same token and receipt, never a second sale.
+            return stored
+        vendor = terminal.outlet.vendor
+        meter = self._meter(terminal, request.id_method)
+        if meter.kind == 'sts_keypad' and meter.sts_key_change_pending:
+            # Key-change tokens are not carried on the wire yet: a credit
+            # token under the new key alone would not load.
+            raise x.STSDataEx(
+                f'Meter {meter.serial} has a key change pending: sell at the '
+                'utility\'s office'
+            )
+        tender, kwh = self._purchase(meter, request.purchase_value)
+        self._allow(terminal, core.Kind.VEND, tender, meter)
+        available = vendor.float_state().available
+        with Transaction().set_context(company=terminal.company.id):
+            vend = Vend.vend(
+                meter,
+                None if kwh is not None else tender,
+                PAYMENT_METHOD,
+                None,
+                KEY_PREFIX + request.idempotency_key,
+                requested_kwh=kwh,
+                channel=CHANNEL,
+            )
+        with without_check_access():
+            receipt = reply.receipt(
+                terminal.company,
+                meter,
+                vend.number,
+                vend.tender,
+                vend.vat_amount or ZERO,
+                vend.units_kwh or ZERO,
+                reply.credit_token(vend),
+                vend.tariff,
+                vend.tariff_version,
+            )
+        # The float after this sale as this transaction sees it: the answer
+        # is stored before the draw, which must stay the last statement.
+        response = self._sale_response(
+            x.CreditVendResp, request, terminal, meter, available - vend.tender, receipt
+        )
+        with without_check_access():
+            Answer.create(
+                [
+                    {
+                        'company': terminal.company.id,
+                        'key': request.idempotency_key,
+                        'fingerprint': x.request_fingerprint(request),
+                        'operation': 'CreditVendRequest',
+                        'terminal': terminal.id,
+                        'vend': vend.id,
+                        'meter': meter.id,
+                        'payload': x.encode_payload(response),
+                    }
+                ]
+            )
+        if Position.draw(vendor.id, vend.tender) is None:
+            raise x.VendorCreditEx(
+                'Insufficient vendor credit',
+                operator_msg=f'Available credit {available}',
+            )
+        return response
+
+    @_guard
+    def last_response_advice(
+        self, request: x.LastRespAdviceReq
+    ) -> x.LastRespAdviceResp:
+        terminal = self._enter(request)
+        key = f'{request.client_id.key}/{request.advice_req_msg_id.key}'
+        answer = self._stored(terminal, key)
+        if answer is None:
+            raise x.LastResponseEx(
+                f'No transaction with msgID {request.advice_req_msg_id.key}'
+            )
+        return x.LastRespAdviceResp(
+            **self._header(request),
+            advice_req_msg_id=request.advice_req_msg_id,
+            last_response=x.decode_payload(bytes(answer.payload)),
+        )
+
+    @_guard
+    def reprint(self, request: x.ReprintReq) -> x.ReprintResp:
+        pool = Pool()
+        Answer = pool.get('prepaid.vendor.xmlvend.answer')
+        Reprint = pool.get('prepaid.vend.reprint')
+        terminal = self._enter(request)
+        meter = self._meter(terminal, request.id_method)
+        with without_check_access():
+            answers = Answer.search(
+                [('meter', '=', meter.id)],
+                limit=Reprint._allowed(),
+                order=[('id', 'DESC')],
+            )
+        if not answers:
+            raise x.ReprintEx(f'No XMLVend sale to reprint for meter {meter.serial}')
+        Reprint._write_log(
+            [a.vend for a in answers if a.vend],
+            'reprint',
+            f'XMLVend {terminal.rec_name}',
+        )
+        return x.ReprintResp(
+            **self._header(request),
+            reprint=tuple(
+                x.decode_payload(bytes(a.payload)) for a in reversed(answers)
+            ),
+        )
+
+    # -- not offered yet -----------------------------------------------------
+    def _unsupported(self, request: x.BaseReq, what: str):
+        self._enter(request)
+        raise x.UseCaseSupportEx(f'{what} is not supported by this server yet')
+
+    @_guard
+    def fbe_vend(self, request):
+        self._unsupported(request, 'Free basic electricity on its own')
+
+    @_guard
+    def confirmation_advice(self, request):
+        self._unsupported(request, 'Confirmation advice')
+
+    @_guard
+    def reversal_advice(self, request):
+        self._unsupported(request, 'Reversal advice')
+
+    @_guard
+    def pay_account(self, request):
+        self._unsupported(request, 'Account payment')
+
+    @_guard
+    def vendor_statement(self, request):
+        self._unsupported(request, 'Vendor statement')
+
+    @_guard
+    def start_batch(self, request):
+        self._unsupported(request, 'Batches')
+
+    @_guard
+    def total_batch(self, request):
+        self._unsupported(request, 'Batches')
+
+    @_guard
+    def end_batch(self, request):
+        self._unsupported(request, 'Batches')
+
+    @_guard
+    def login(self, request):
+        # A login has no response header; the core still answers its faults.
+        self._unsupported(request, 'Operator login')
