@@ -111,6 +111,10 @@ prepaid.vend                             ---- r--- r--- r--- ---- r--- r--- r---
 prepaid.vend.line                        ---- r--- r--- r--- ---- r--- r--- r--- ----
 prepaid.vend.reprint                     ---- r--- r--- r--- ---- r--- r--- r--- ----
 prepaid.vend.token                       ---- r--- r--- r--- ---- r--- r--- r--- ----
+prepaid.vendor.float                     ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.float.sold                ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 
 #: Effective field access of the fields that have field access records:

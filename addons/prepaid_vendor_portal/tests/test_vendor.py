@@ -229,6 +229,75 @@ class VendorTestCase(unittest.TestCase):
         with self.assertRaises(ValueError):
             Position.draw(vendor.id, D('-1.00'))
 
+    @with_company
+    def test_float_reservations(self):
+        """A draw leaves a sold reservation; a refusal nothing; the sweeper
+        settles what a crash left held, by age and by the sale's mark; a
+        booking leaves available and drift alone"""
+        pool = Pool()
+        Vendor = pool.get('prepaid.vendor')
+        Reservation = pool.get('prepaid.vendor.float.reservation')
+        Sold = pool.get('prepaid.vendor.float.sold')
+        Counter = pool.get('prepaid.vendor.float.counter')
+        Position = vendor_float()
+        acc = setup_books()
+        env = create_vendor(acc)
+        vendor = env.vendor
+        Position.top_up(vendor, D('100.00'), acc.cash, NOON.date(), 'dep')
+        self.assertEqual(Position.draw(vendor.id, D('40.00'), 'V1'), D('60.00'))
+        (drawn,) = Reservation.search([('vendor', '=', vendor.id)])
+        self.assertEqual(
+            (drawn.amount, drawn.reference, drawn.state), (D('40.00'), 'V1', 'sold')
+        )
+        self.assertEqual(len(Sold.search([('reservation', '=', drawn.id)])), 1)
+        before = Position.positions([vendor])[vendor.id]
+        self.assertIsNone(Position.draw(vendor.id, D('60.01'), 'V2'))  # refused
+        self.assertEqual(Position.positions([vendor])[vendor.id], before)
+        self.assertEqual(Reservation.search_count([]), 1)  # nothing written
+
+        # What a crash leaves on PostgreSQL: held draws, one whose sale
+        # committed (its mark), one recent.
+        company = vendor.company.id
+        old, old_sold, recent = Reservation.create(
+            [
+                {'vendor': vendor.id, 'company': company, 'amount': D(a),
+                 'state': 'held'}
+                for a in ('5.00', '7.00', '11.00')
+            ]
+        )  # fmt: skip
+        Sold.create([{'reservation': old_sold.id}])
+        (counter,) = Counter.search([('vendor', '=', vendor.id)])
+        Counter.write([counter], {'drawn': counter.drawn + D('23.00')})
+        table = Reservation.__table__()
+        Transaction().connection.cursor().execute(
+            *table.update(
+                [table.create_date],
+                [dt.datetime.now() - dt.timedelta(minutes=16)],
+                where=table.id.in_([old.id, old_sold.id]),
+            )
+        )
+        self.assertEqual(Vendor(vendor.id).float_available, D('37.00'))
+        self.assertEqual(Reservation.sweep(), (1, 1))
+        self.assertEqual(
+            [Reservation(r.id).state for r in (old, old_sold, recent, drawn)],
+            ['released', 'sold', 'held', 'sold'],
+        )
+        self.assertEqual(Vendor(vendor.id).float_available, D('42.00'))
+        self.assertEqual(Reservation.sweep(), (0, 0))
+        self.assertEqual(Reservation.sweep(minutes=0), (0, 1))  # recent, if asked
+
+        # The booking of the sale (its move and the position, together):
+        # available and drift do not move.
+        move = accounting_move(vendor, acc, D('40.00'))
+        self.assertEqual(move.state, 'posted')
+        Position.book(vendor.id, D('40.00'))
+        vendor = Vendor(vendor.id)
+        self.assertEqual(vendor.float_balance, D('60.00'))
+        self.assertEqual(vendor.float_available, D('53.00'))
+        self.assertEqual(Position.drift([vendor]), {vendor.id: D(0)})
+        with self.assertRaises(ValueError):
+            Position.release(vendor.id, D('0'))
+
     @with_transaction()
     def test_access(self):
         "Vendor Manager onboards, a cashier cannot; companies apart; secrets hidden"
@@ -304,6 +373,25 @@ def top_up_wizard(vendor, amount, account, reference):
         )
         Wizard.execute(session_id, {'start': values}, 'book')
         Wizard.delete(session_id)
+
+
+def accounting_move(vendor, acc, amount):
+    "A sale's booking as a posted move: Dr the float account / Cr cash"
+    from trytond.modules.prepaid_vending import accounting
+
+    with Transaction().set_context(company=vendor.company.id):
+        (move,) = [
+            accounting.adjustment_move(
+                NOON.date(),
+                'sale',
+                [
+                    (vendor.float_account, amount, vendor.party, 'sale'),
+                    (acc.cash, -amount, None, 'sale'),
+                ],
+            )
+        ]
+        accounting.post_adjustments([move], origin=vendor)
+    return move
 
 
 def vendor_float():
