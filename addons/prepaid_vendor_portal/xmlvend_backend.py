@@ -8,9 +8,10 @@ terminal (``prepaid.vendor.terminal``), the password of ``authCred`` must be
 its API token, and the chain owner - vendor - outlet - terminal must be
 allowed to act now (``limits.check``: lifecycle, address, hours).  A sale
 then passes ``limits.check`` on its amount and the vendor's float, is made
-by the vending core (``Vend.vend``, idempotent on the msgID), its answer is
-stored (``prepaid.vendor.xmlvend.answer``) and, last, the float is drawn:
-refused, the route rolls everything back.
+its amount is drawn from the float (refused: nothing is sold), it is made
+by the vending core (``Vend.vend``, idempotent on the msgID) and its answer
+is stored (``prepaid.vendor.xmlvend.answer``); any fault after the draw rolls
+everything back, the draw included (vendor_float.py).
 """
 
 from __future__ import annotations
@@ -316,7 +317,14 @@ class TrytonXMLVend:
             )
         tender, kwh = self._purchase(meter, request.purchase_value)
         self._allow(terminal, core.Kind.VEND, tender, meter)
-        available = vendor.float_state().available
+        # The float first: a refusal costs no token, and the amount left is
+        # the one this sale's draw returned (a rollback gives it back).
+        available = Position.draw(vendor.id, tender)
+        if available is None:
+            raise x.VendorCreditEx(
+                'Insufficient vendor credit',
+                operator_msg=f'Available credit {vendor.float_state().available}',
+            )
         with Transaction().set_context(company=terminal.company.id):
             vend = Vend.vend(
                 meter,
@@ -339,10 +347,14 @@ class TrytonXMLVend:
                 vend.tariff,
                 vend.tariff_version,
             )
-        # The float after this sale as this transaction sees it: the answer
-        # is stored before the draw, which must stay the last statement.
+        if vend.tender != tender:
+            # A sale in kWh is priced by the same tariff as its quote: a
+            # difference is a defect, and the float must match the sale.
+            raise x.SystemEx(
+                f'Sale {vend.number} priced {vend.tender}, quoted {tender}'
+            )
         response = self._sale_response(
-            x.CreditVendResp, request, terminal, meter, available - vend.tender, receipt
+            x.CreditVendResp, request, terminal, meter, available, receipt
         )
         with without_check_access():
             Answer.create(
@@ -358,11 +370,6 @@ class TrytonXMLVend:
                         'payload': x.encode_payload(response),
                     }
                 ]
-            )
-        if Position.draw(vendor.id, vend.tender) is None:
-            raise x.VendorCreditEx(
-                'Insufficient vendor credit',
-                operator_msg=f'Available credit {available}',
             )
         return response
 
