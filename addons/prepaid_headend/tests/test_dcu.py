@@ -13,10 +13,7 @@ committed too, each test with its own utility, meters and concentrator id.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import queue
 import tempfile
-import threading
 import unittest
 import urllib.parse
 import uuid
@@ -34,6 +31,7 @@ from trytond.modules.prepaid_headend.concentrator.tls import (
 )
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_sts.tests.tools import utility
+from trytond.modules.prepaid_vending.tests.main_thread_app import MainThreadApp
 from trytond.modules.prepaid_vending.tests.tools import create_network
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
@@ -64,67 +62,6 @@ def fingerprint(credentials) -> str:
 def hello(dc_id: str) -> m.RequestStatusUpdate:
     "A message that changes nothing but the concentrator's last contact"
     return m.RequestStatusUpdate(1, dc_id, m.RequestStatus.OK)
-
-
-class MainThreadApp:
-    """A WSGI application that runs ``app`` in the thread that pumps it.
-
-    The test database of SQLite is in memory, one per thread: the requests
-    the TLS server takes in its own threads are handed to the test's
-    thread. ``run(fn)`` runs ``fn`` (the concentrators) in a thread of its
-    own meanwhile."""
-
-    def __init__(self, target) -> None:
-        self.target = target
-        self.calls: queue.Queue = queue.Queue()
-        self.log: list[tuple[str, str, bytes, dict]] = []
-
-    def __call__(self, environ, start_response):
-        size = int(environ.get('CONTENT_LENGTH') or 0)
-        body = environ['wsgi.input'].read(size) if size else b''
-        environ = dict(environ, **{'wsgi.input': io.BytesIO(body)})
-        reply: dict = {}
-        done = threading.Event()
-        self.calls.put((environ, reply, done))
-        if not done.wait(60):
-            raise TimeoutError('the test thread did not answer')
-        start_response(reply['status'], reply['headers'])
-        return [reply['body']]
-
-    def _answer(self, environ, reply, done) -> None:
-        try:
-
-            def start(status, headers, exc_info=None):
-                reply['status'], reply['headers'] = status, headers
-
-            body = environ['wsgi.input'].getvalue()
-            reply['body'] = b''.join(self.target(environ, start))
-            self.log.append(
-                (environ['REQUEST_METHOD'], environ['PATH_INFO'], body, environ)
-            )
-        finally:
-            done.set()
-
-    def run(self, fn):
-        result: dict = {}
-
-        def work():
-            try:
-                result['value'] = fn()
-            except BaseException as exc:  # reraised in the test's thread
-                result['error'] = exc
-
-        worker = threading.Thread(target=work)
-        worker.start()
-        while worker.is_alive() or not self.calls.empty():
-            try:
-                self._answer(*self.calls.get(timeout=0.05))
-            except queue.Empty:
-                pass
-        worker.join()
-        if 'error' in result:
-            raise result['error']
-        return result.get('value')
 
 
 class ConcentratorServiceTestCase(unittest.TestCase):

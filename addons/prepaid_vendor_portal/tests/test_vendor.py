@@ -8,6 +8,7 @@ import datetime as dt
 import unittest
 from decimal import Decimal as D
 
+from trytond import backend
 from trytond.model.exceptions import AccessError, ValidationError
 from trytond.modules.company.tests import create_company, set_company
 from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
@@ -21,6 +22,11 @@ from trytond.transaction import Transaction
 from .vendor_fixtures import PASSWORD, TOKEN, create_vendor, setup_books
 
 NOON = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+#: On PostgreSQL a draw runs on its own connection and sees committed rows
+#: only, not this test's uncommitted vendor: test_float_concurrency.py tests
+#: draws there, with committed vendors.
+OUT_OF_BAND = 'the draw sees committed vendors only (test_float_concurrency.py)'
 
 
 def decide(env, amount, operator=True, at=NOON, address='10.1.2.3'):
@@ -177,6 +183,7 @@ class VendorTestCase(unittest.TestCase):
         with self.assertRaises(ValidationError):
             Terminal.write([terminal], {'cert_fingerprint': 'not-a-fingerprint'})
 
+    @unittest.skipIf(backend.name == 'postgresql', OUT_OF_BAND)
     @with_company
     def test_top_up_and_draws(self):
         "A top-up is a posted move; draws never pass the floor"
@@ -229,6 +236,7 @@ class VendorTestCase(unittest.TestCase):
         with self.assertRaises(ValueError):
             Position.draw(vendor.id, D('-1.00'))
 
+    @unittest.skipIf(backend.name == 'postgresql', OUT_OF_BAND)
     @with_company
     def test_float_reservations(self):
         """A draw leaves a sold reservation; a refusal nothing; the sweeper
