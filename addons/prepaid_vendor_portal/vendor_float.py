@@ -135,17 +135,15 @@ class Position(NamedTuple):
         )
 
 
-class FloatPosition(CompanyMixin, ModelSQL):
-    "What a vendor may still sell: the funding row (see the module docstring)"
+class OneRowPerVendorMixin(CompanyMixin):
+    "One row per vendor (the funding row, the draw counter)"
 
-    __name__ = 'prepaid.vendor.float'
+    __slots__ = ()
     _company_links = ('vendor',)
 
     vendor = fields.Many2One(
         'prepaid.vendor', "Vendor", required=True, ondelete='CASCADE'
     )
-    funded = fields.Numeric("Funded", digits=(16, 2), required=True)
-    booked = fields.Numeric("Booked", digits=(16, 2), required=True)
 
     @classmethod
     def __setup__(cls):
@@ -158,6 +156,14 @@ class FloatPosition(CompanyMixin, ModelSQL):
                 'prepaid_vendor_portal.msg_float_unique',
             ),
         ]
+
+
+class FloatPosition(OneRowPerVendorMixin, ModelSQL):
+    "What a vendor may still sell: the funding row (see the module docstring)"
+
+    __name__ = 'prepaid.vendor.float'
+    funded = fields.Numeric("Funded", digits=(16, 2), required=True)
+    booked = fields.Numeric("Booked", digits=(16, 2), required=True)
 
     @classmethod
     def __register__(cls, module):
@@ -425,28 +431,11 @@ class FloatPosition(CompanyMixin, ModelSQL):
         }
 
 
-class FloatCounter(CompanyMixin, ModelSQL):
+class FloatCounter(OneRowPerVendorMixin, ModelSQL):
     "What the sales of a vendor drew, cumulative (see the module docstring)"
 
     __name__ = 'prepaid.vendor.float.counter'
-    _company_links = ('vendor',)
-
-    vendor = fields.Many2One(
-        'prepaid.vendor', "Vendor", required=True, ondelete='CASCADE'
-    )
     drawn = fields.Numeric("Drawn", digits=(16, 2), required=True)
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            (
-                'vendor_unique',
-                Unique(t, t.vendor),
-                'prepaid_vendor_portal.msg_float_unique',
-            ),
-        ]
 
     @classmethod
     def __register__(cls, module):
