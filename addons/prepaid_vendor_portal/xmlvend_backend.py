@@ -410,6 +410,69 @@ class TrytonXMLVend:
             ),
         )
 
+    # -- advice on a sale ----------------------------------------------------
+    def _advice(self, request: x.AdviceReq, missing: type[x.XMLVendError], answer):
+        """Answer an advice on a stored sale once per msgID: a retry gets the
+        stored answer; ``answer(original)`` builds the first one.  The
+        advice's answer is stored without its meter, so reprint never
+        shows it."""
+        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
+        terminal = self._enter(request)
+        stored = self._retry(terminal, request)
+        if stored is not None:
+            return stored
+        key = f'{request.client_id.key}/{request.advice_req_msg_id.key}'
+        original = self._stored(terminal, key)
+        if original is None or original.operation != 'CreditVendRequest':
+            # A refused sale stored nothing: there is nothing to advise on.
+            raise missing(f'No sale with msgID {request.advice_req_msg_id.key}')
+        response = answer(original)
+        with without_check_access():
+            Answer.create(
+                [
+                    {
+                        'company': terminal.company.id,
+                        'key': request.idempotency_key,
+                        'fingerprint': x.request_fingerprint(request),
+                        'operation': type(request).__name__,
+                        'terminal': terminal.id,
+                        'vend': original.vend.id if original.vend else None,
+                        'payload': x.encode_payload(response),
+                    }
+                ]
+            )
+        return response
+
+    @_guard
+    def confirmation_advice(
+        self, request: x.ConfirmationAdviceReq
+    ) -> x.ConfirmationAdviceResp:
+        # The sale was committed with its answer: confirming changes nothing.
+        return self._advice(
+            request,
+            x.ConfirmationEx,
+            lambda original: x.ConfirmationAdviceResp(
+                **self._header(request),
+                advice_req_msg_id=request.advice_req_msg_id,
+                tx_confirmed=True,
+            ),
+        )
+
+    @_guard
+    def reversal_advice(self, request: x.ReversalAdviceReq) -> x.ReversalAdviceResp:
+        # An issued STS token cannot be taken back (the vendor is liable once
+        # it is issued), and a remote credit's delivery is not tracked yet:
+        # no sale is reversed, the float and the vend stay as they are.
+        return self._advice(
+            request,
+            x.ReversalEx,
+            lambda original: x.ReversalAdviceResp(
+                **self._header(request),
+                advice_req_msg_id=request.advice_req_msg_id,
+                tx_reversed=False,
+            ),
+        )
+
     # -- not offered yet -----------------------------------------------------
     def _unsupported(self, request: x.BaseReq, what: str):
         self._enter(request)
@@ -418,14 +481,6 @@ class TrytonXMLVend:
     @_guard
     def fbe_vend(self, request):
         self._unsupported(request, 'Free basic electricity on its own')
-
-    @_guard
-    def confirmation_advice(self, request):
-        self._unsupported(request, 'Confirmation advice')
-
-    @_guard
-    def reversal_advice(self, request):
-        self._unsupported(request, 'Reversal advice')
 
     @_guard
     def pay_account(self, request):
