@@ -42,6 +42,11 @@ class Answer(CompanyMixin, ModelSQL):
         'prepaid.meter', "Meter", readonly=True, ondelete='RESTRICT'
     )
     payload = fields.Binary("Response", required=True, readonly=True)
+    # The sales batch a sale was made in (batch.py); advice and batch
+    # answers have none.
+    batch = fields.Many2One(
+        'prepaid.vendor.batch', "Batch", readonly=True, ondelete='RESTRICT'
+    )
 
     @classmethod
     def __setup__(cls):
@@ -56,4 +61,5 @@ class Answer(CompanyMixin, ModelSQL):
         ]
         # Reprint reads a meter's latest answers.
         cls._sql_indexes.add(Index(t, (t.meter, Index.Range()), (t.id, Index.Range())))
+        cls._sql_indexes.add(Index(t, (t.batch, Index.Range())))
         cls._order.insert(0, ('id', 'DESC'))
