@@ -56,6 +56,7 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
     opened_at = fields.Timestamp("Opened At", required=True, readonly=True)
     closed_at = fields.Timestamp("Closed At", readonly=True)
     closed_by = fields.Selection(
+        # 'cron': the day close, by the cron or by the next day's first sale.
         [(None, ''), ('terminal', "Terminal"), ('cron', "Day Close")],
         "Closed By",
         readonly=True,
@@ -133,8 +134,7 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
             if again is not None:
                 return again
             vendor = terminal.outlet.vendor
-            start, _ = days.business_day(now, vendor.timezone())
-            day = start.astimezone(vendor.timezone()).date()
+            day = cls.today(vendor, now)
             sequence = cls.search_count([('terminal', '=', terminal.id)]) + 1
             (batch,) = cls.create(
                 [
@@ -152,9 +152,21 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
         return batch
 
     @classmethod
+    def today(cls, vendor, now: dt.datetime) -> dt.date:
+        "The business day of now in the vendor's utility (from midnight)"
+        start, _ = days.business_day(now, vendor.timezone())
+        return start.astimezone(vendor.timezone()).date()
+
+    @classmethod
     def for_sale(cls, terminal, now: dt.datetime):
-        "The batch a sale goes in: the open one, else a day batch opened now"
-        return cls.open_of(terminal) or cls.open(terminal, now)
+        """The batch a sale goes in: the open one of today, else a day batch
+        opened now.  A batch of a past day the cron has not closed yet is
+        closed first: a sale after midnight never lands in yesterday."""
+        batch = cls.open_of(terminal)
+        if batch is not None and batch.day < cls.today(batch.vendor, now):
+            cls.close([batch], now, 'cron')
+            batch = None
+        return batch or cls.open(terminal, now)
 
     @classmethod
     def close(cls, batches, now: dt.datetime, by: str):
@@ -178,9 +190,7 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
             batches = cls.search([('state', '=', 'open')])
             stale = []
             for batch in batches:
-                start, _ = days.business_day(now, batch.vendor.timezone())
-                today = start.astimezone(batch.vendor.timezone()).date()
-                if batch.day < today:
+                if batch.day < cls.today(batch.vendor, now):
                     stale.append(batch)
             if stale:
                 cls.close(stale, now, 'cron')

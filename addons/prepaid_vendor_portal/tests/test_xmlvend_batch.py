@@ -195,3 +195,22 @@ class XMLVendBatchTestCase(StsTestMixin, unittest.TestCase):
         (row,) = batches(self.seller)
         self.assertEqual((row['state'], row['closed_by']), ('closed', 'cron'))
         self.assertEqual(row['count'], 1)
+
+    def test_sale_after_midnight_leaves_yesterday_batch(self):
+        "A sale finding yesterday's batch open closes it and opens today's"
+        self.sell('100.00')
+
+        def age():
+            Batch = Pool().get('prepaid.vendor.batch')
+            (batch,) = Batch.search([('terminal', '=', self.seller.terminal)])
+            Batch.write([batch], {'day': batch.day - dt.timedelta(days=1)})
+
+        committed(age)
+        self.sell('80.00')
+        first, second = batches(self.seller)
+        self.assertEqual(
+            (first['state'], first['closed_by'], first['count']), ('closed', 'cron', 1)
+        )
+        self.assertEqual(
+            (second['sequence'], second['state'], second['count']), (2, 'open', 1)
+        )
