@@ -16,7 +16,9 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+from trytond import backend
 from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.modules.prepaid_vending import locking
 from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import without_check_access
@@ -123,13 +125,12 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
 
     @classmethod
     def open(cls, terminal, now: dt.datetime):
-        """Open a batch for the terminal (the caller checked none is open).
+        """Open a batch for the terminal (the caller found none open).
 
-        The terminal's row is locked first: two requests of one till
-        opening a batch at once would both find none open."""
-        Terminal = Pool().get('prepaid.vendor.terminal')
+        The terminal's row is taken first: two requests of one till opening
+        a batch at once would both find none open."""
         with without_check_access():
-            Terminal.lock([terminal])
+            cls._take_terminal(terminal)
             again = cls.open_of(terminal)
             if again is not None:
                 return again
@@ -156,6 +157,21 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
         "The business day of now in the vendor's utility (from midnight)"
         start, _ = days.business_day(now, vendor.timezone())
         return start.astimezone(vendor.timezone()).date()
+
+    @staticmethod
+    def _take_terminal(terminal) -> None:
+        """Hold the terminal's row until commit with an UPDATE, as the vend
+        holds its meter (prepaid_vending's locking.py): a request that
+        waited for another one which opened a batch gets a serialisation
+        failure and restarts with a snapshot that sees that batch (a
+        ``SELECT ... FOR UPDATE`` would let it go on with its old snapshot
+        and open a second batch).  SQLite serialises writers."""
+        if backend.name != 'postgresql':
+            return
+        Terminal = Pool().get('prepaid.vendor.terminal')
+        t = Terminal.__table__()
+        update = t.update([t.write_date], [t.write_date], where=t.id == terminal.id)
+        locking.update_waiting(update, terminal.rec_name, locking.lock_timeout())
 
     @classmethod
     def for_sale(cls, terminal, now: dt.datetime):
