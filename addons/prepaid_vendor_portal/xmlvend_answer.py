@@ -1,10 +1,12 @@
 """The answers of the XMLVend server, stored: what a retry of a sale and a
 last-response advice get back, byte for byte (docs/xmlvend.md section 6).
 
-One row per sale answered (credit vend): its idempotency key (client and
-msgID), the fingerprint of the request that made it (a reuse of the msgID
-for another request is refused), the terminal that asked and the response
-element as the core encodes it.  Written by the XMLVend backend only, in
+One row per sale answered (credit vend), and per confirmation, reversal
+and batch request answered (``operation`` says which): its idempotency key
+(client and msgID), the fingerprint of the request that made it (a reuse
+of the msgID for another request is refused), the terminal that asked,
+the sales batch (batch.py) and the response element as the core encodes
+it.  Written by the XMLVend backend only, in
 the sale's transaction: a refused or rolled-back sale leaves no row, so a
 last-response advice then says "no such transaction" and the client may
 sell again.  A server table (no views): staff read it through the
@@ -42,6 +44,11 @@ class Answer(CompanyMixin, ModelSQL):
         'prepaid.meter', "Meter", readonly=True, ondelete='RESTRICT'
     )
     payload = fields.Binary("Response", required=True, readonly=True)
+    # The sales batch a sale was made in (batch.py); advice and batch
+    # answers have none.
+    batch = fields.Many2One(
+        'prepaid.vendor.batch', "Batch", readonly=True, ondelete='RESTRICT'
+    )
 
     @classmethod
     def __setup__(cls):
@@ -56,4 +63,5 @@ class Answer(CompanyMixin, ModelSQL):
         ]
         # Reprint reads a meter's latest answers.
         cls._sql_indexes.add(Index(t, (t.meter, Index.Range()), (t.id, Index.Range())))
+        cls._sql_indexes.add(Index(t, (t.batch, Index.Range())))
         cls._order.insert(0, ('id', 'DESC'))

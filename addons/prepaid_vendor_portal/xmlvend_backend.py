@@ -356,6 +356,8 @@ class TrytonXMLVend:
         response = self._sale_response(
             x.CreditVendResp, request, terminal, meter, available, receipt
         )
+        # The terminal's open sales batch, or a day batch opened by this sale.
+        batch = pool.get('prepaid.vendor.batch').for_sale(terminal, self.now)
         with without_check_access():
             Answer.create(
                 [
@@ -364,6 +366,7 @@ class TrytonXMLVend:
                         'key': request.idempotency_key,
                         'fingerprint': x.request_fingerprint(request),
                         'operation': 'CreditVendRequest',
+                        'batch': batch.id,
                         'terminal': terminal.id,
                         'vend': vend.id,
                         'meter': meter.id,
@@ -417,6 +420,170 @@ class TrytonXMLVend:
             ),
         )
 
+    # -- advice on a sale ----------------------------------------------------
+    def _advice(self, request: x.AdviceReq, missing: type[x.XMLVendError], answer):
+        """Answer an advice on a stored sale once per msgID: a retry gets the
+        stored answer; ``answer(original)`` builds the first one.  The
+        advice's answer is stored without its meter, so reprint never
+        shows it."""
+        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
+        terminal = self._enter(request)
+        stored = self._retry(terminal, request)
+        if stored is not None:
+            return stored
+        key = f'{request.client_id.key}/{request.advice_req_msg_id.key}'
+        original = self._stored(terminal, key)
+        if original is None or original.operation != 'CreditVendRequest':
+            # A refused sale stored nothing: there is nothing to advise on.
+            raise missing(f'No sale with msgID {request.advice_req_msg_id.key}')
+        response = answer(original)
+        with without_check_access():
+            Answer.create(
+                [
+                    {
+                        'company': terminal.company.id,
+                        'key': request.idempotency_key,
+                        'fingerprint': x.request_fingerprint(request),
+                        'operation': type(request).__name__,
+                        'terminal': terminal.id,
+                        'vend': original.vend.id if original.vend else None,
+                        'payload': x.encode_payload(response),
+                    }
+                ]
+            )
+        return response
+
+    @_guard
+    def confirmation_advice(
+        self, request: x.ConfirmationAdviceReq
+    ) -> x.ConfirmationAdviceResp:
+        # The sale was committed with its answer: confirming changes nothing.
+        return self._advice(
+            request,
+            x.ConfirmationEx,
+            lambda original: x.ConfirmationAdviceResp(
+                **self._header(request),
+                advice_req_msg_id=request.advice_req_msg_id,
+                tx_confirmed=True,
+            ),
+        )
+
+    @_guard
+    def reversal_advice(self, request: x.ReversalAdviceReq) -> x.ReversalAdviceResp:
+        # An issued STS token cannot be taken back (the vendor is liable once
+        # it is issued), and a remote credit's delivery is not tracked yet:
+        # no sale is reversed, the float and the vend stay as they are.
+        return self._advice(
+            request,
+            x.ReversalEx,
+            lambda original: x.ReversalAdviceResp(
+                **self._header(request),
+                advice_req_msg_id=request.advice_req_msg_id,
+                tx_reversed=False,
+            ),
+        )
+
+    # -- sales batches (batch.py) ---------------------------------------------
+    def _batch_request(self, request: x.BaseReq, sales: type):
+        """The terminal and a retry's stored answer: only sales batches are
+        kept (bank and shift batches are the till's own business)"""
+        terminal = self._enter(request)
+        if not isinstance(request, sales):
+            raise x.UseCaseSupportEx(
+                f'{type(request).__name__}: only sales batches are kept by this server'
+            )
+        return terminal, self._retry(terminal, request)
+
+    def _keep(self, terminal, request: x.BaseReq, response, batch) -> None:
+        "Store a batch answer: a retry of its msgID gets it again"
+        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
+        with without_check_access():
+            Answer.create(
+                [
+                    {
+                        'company': terminal.company.id,
+                        'key': request.idempotency_key,
+                        'fingerprint': x.request_fingerprint(request),
+                        'operation': type(request).__name__,
+                        'terminal': terminal.id,
+                        'batch': batch.id,
+                        'payload': x.encode_payload(response),
+                    }
+                ]
+            )
+
+    def _summary(self, terminal, batch) -> x.SalesBatch:
+        "The batch's sales so far (ended: the close, or now for a subtotal)"
+        company = terminal.company
+        amount = reply.currency(batch.sale_amount, company)
+        ended = batch.closed_at or self.now
+        return x.SalesBatch(
+            started=batch.opened_at.replace(tzinfo=dt.UTC),
+            ended=ended if ended.tzinfo else ended.replace(tzinfo=dt.UTC),
+            batch_tot=amount,
+            batch_report=x.BatchReport(
+                tx_total=(x.NormalSaleTotal(desc='Sales', amt=amount),),
+            ),
+            seq_no=batch.sequence,
+        )
+
+    def _open_batch(self, terminal, fault: type[x.XMLVendError]):
+        batch = Pool().get('prepaid.vendor.batch').open_of(terminal)
+        if batch is None:
+            raise fault('No sales batch is open on this terminal')
+        return batch
+
+    @_guard
+    def start_batch(self, request: x.StartBatchReq) -> x.StartBatchResp:
+        Batch = Pool().get('prepaid.vendor.batch')
+        terminal, stored = self._batch_request(request, x.StartSalesBatchReq)
+        if stored is not None:
+            return stored
+        # The standard refuses a second open batch: the till ends it first
+        # (a day batch a sale opened included).
+        current = Batch.open_of(terminal)
+        if current is not None:
+            raise x.StartBatchEx(
+                f'Sales batch {current.sequence} is open: end it first'
+            )
+        batch = Batch.open(terminal, self.now)
+        response = x.StartBatchResp(
+            **self._header(request),
+            started_batch=x.SalesStartBatch(
+                started=batch.opened_at.replace(tzinfo=dt.UTC),
+                seq_no=batch.sequence,
+            ),
+        )
+        self._keep(terminal, request, response, batch)
+        return response
+
+    @_guard
+    def total_batch(self, request: x.TotalBatchReq) -> x.TotalBatchResp:
+        terminal, stored = self._batch_request(request, x.TotalSalesBatchReq)
+        if stored is not None:
+            return stored
+        batch = self._open_batch(terminal, x.CheckBatchTotalEx)
+        response = x.TotalBatchResp(
+            **self._header(request), total_batch=(self._summary(terminal, batch),)
+        )
+        self._keep(terminal, request, response, batch)
+        return response
+
+    @_guard
+    def end_batch(self, request: x.EndBatchReq) -> x.EndBatchResp:
+        Batch = Pool().get('prepaid.vendor.batch')
+        terminal, stored = self._batch_request(request, x.EndSalesBatchReq)
+        if stored is not None:
+            return stored
+        batch = self._open_batch(terminal, x.EndBatchEx)
+        Batch.close([batch], self.now, 'terminal')
+        batch = Batch(batch.id)
+        response = x.EndBatchResp(
+            **self._header(request), end_batch=self._summary(terminal, batch)
+        )
+        self._keep(terminal, request, response, batch)
+        return response
+
     # -- not offered yet -----------------------------------------------------
     def _unsupported(self, request: x.BaseReq, what: str):
         self._enter(request)
@@ -427,32 +594,12 @@ class TrytonXMLVend:
         self._unsupported(request, 'Free basic electricity on its own')
 
     @_guard
-    def confirmation_advice(self, request):
-        self._unsupported(request, 'Confirmation advice')
-
-    @_guard
-    def reversal_advice(self, request):
-        self._unsupported(request, 'Reversal advice')
-
-    @_guard
     def pay_account(self, request):
         self._unsupported(request, 'Account payment')
 
     @_guard
     def vendor_statement(self, request):
         self._unsupported(request, 'Vendor statement')
-
-    @_guard
-    def start_batch(self, request):
-        self._unsupported(request, 'Batches')
-
-    @_guard
-    def total_batch(self, request):
-        self._unsupported(request, 'Batches')
-
-    @_guard
-    def end_batch(self, request):
-        self._unsupported(request, 'Batches')
 
     @_guard
     def login(self, request):

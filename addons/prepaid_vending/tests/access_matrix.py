@@ -111,6 +111,7 @@ prepaid.vend                             ---- r--- r--- r--- ---- r--- r--- r---
 prepaid.vend.line                        ---- r--- r--- r--- ---- r--- r--- r--- ----
 prepaid.vend.reprint                     ---- r--- r--- r--- ---- r--- r--- r--- ----
 prepaid.vend.token                       ---- r--- r--- r--- ---- r--- r--- r--- ----
+prepaid.vendor.batch                     ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float                     ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
