@@ -253,6 +253,7 @@ DEMO_ACCOUNT_CODES = {
 PARTS = (
     ('prepaid_sts', 'prepaid_demo.sts'),
     ('prepaid_headend', 'prepaid_demo.headend'),
+    ('prepaid_vendor_portal', 'prepaid_demo.vendors'),
 )
 
 

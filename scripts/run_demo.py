@@ -536,6 +536,8 @@ def serve(args: argparse.Namespace, env: dict) -> None:
 
 
 def banner(args: argparse.Namespace) -> None:
+    from prepaid_demo import vendors
+
     last = args.meter_port + METERS - 1
     say(
         f"""
@@ -544,6 +546,9 @@ def banner(args: argparse.Namespace) -> None:
   Database:    {DATABASE}
   Login:       admin
   Password:    {PASSWORD_FILE.read_text().strip()}
+  XMLVend:     http://127.0.0.1:{args.port}/{DATABASE}/xmlvend?wsdl
+               client ID {vendors.CLIENT_ID}, terminal ID {vendors.TERMINAL_ID},
+               API token (authCred password) {vendors.API_TOKEN}
   Running:     trytond (web client, JSON-RPC; queued tasks after each commit),
                trytond-cron (scheduled actions every minute),
                {METERS} simulated meters on 127.0.0.1:{args.meter_port}-{last}

@@ -20,7 +20,7 @@ import urllib.parse
 from proteus import Model, Wizard
 from proteus import config as pconfig
 
-MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend']
+MODULES = ['prepaid_vending', 'prepaid_sts', 'prepaid_headend', 'prepaid_vendor_portal']
 DEFAULT_CUSTOMERS = 200
 
 

@@ -1,0 +1,63 @@
+"""The demo's bank: scripts/setup_demo.py gives the demo utility a vendor
+with an API till and a float, so that an XMLVend client can buy from the
+demo at once; a second set-up creates nothing twice."""
+
+from __future__ import annotations
+
+import unittest
+from decimal import Decimal
+
+from trytond.modules.company.tests import create_company, set_company
+from trytond.modules.prepaid_sts.tests.tools import restore_master_key, set_master_key
+from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_accounting
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.transaction import Transaction
+
+from prepaid_demo import vendors
+from prepaid_demo.vending import create_demo_data, setup_demo_vending
+
+SEED = 7
+
+
+class DemoVendorTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._previous_master_key = set_master_key()
+        activate_module('prepaid_vendor_portal')
+
+    @classmethod
+    def tearDownClass(cls):
+        restore_master_key(cls._previous_master_key)
+        super().tearDownClass()
+
+    @with_transaction()
+    def test_demo_bank_can_sell(self):
+        "An active bank, branch and till with the printed token and a float"
+        pool = Pool()
+        Vendor = pool.get('prepaid.vendor')
+        Terminal = pool.get('prepaid.vendor.terminal')
+        with set_company(create_company()):
+            company = pool.get('company.company')(Transaction().context['company'])
+            setup_accounting(company)
+            create_demo_data(seed=SEED, customers=10)
+            first = setup_demo_vending(seed=SEED)
+            second = setup_demo_vending(seed=SEED)
+
+            self.assertEqual(first['vendor_float'], '50000.00')
+            self.assertNotIn('vendor_float', second)  # topped up once
+            (vendor,) = Vendor.search([('code', '=', vendors.VENDOR_CODE)])
+            self.assertEqual(vendor.state, 'active')
+            self.assertEqual(vendor.float_balance, Decimal('50000.00'))
+            self.assertEqual(vendor.float_available, Decimal('50000.00'))
+            (terminal,) = Terminal.search(
+                [
+                    ('client_id', '=', vendors.CLIENT_ID),
+                    ('terminal_id', '=', vendors.TERMINAL_ID),
+                ]
+            )
+            self.assertEqual(terminal.state, 'active')
+            self.assertEqual(terminal.outlet.state, 'active')
+            self.assertTrue(terminal.check_token(vendors.API_TOKEN))
+            self.assertFalse(terminal.check_token('x' * len(vendors.API_TOKEN)))
