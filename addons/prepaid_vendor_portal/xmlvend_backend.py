@@ -203,6 +203,34 @@ class TrytonXMLVend:
             )
         return x.decode_payload(bytes(answer.payload))
 
+    def _store(
+        self,
+        terminal,
+        request: x.BaseReq,
+        response,
+        operation: str | None = None,
+        **links,
+    ) -> None:
+        """Keep the answer of request: a retry of its msgID gets it again,
+        another request under that msgID is refused (``_retry``).  ``links``:
+        the vend, meter (reprint lists the answers with one) and batch it is
+        about; ``operation``: the request's type name unless given."""
+        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
+        with without_check_access():
+            Answer.create(
+                [
+                    {
+                        'company': terminal.company.id,
+                        'key': request.idempotency_key,
+                        'fingerprint': x.request_fingerprint(request),
+                        'operation': operation or type(request).__name__,
+                        'terminal': terminal.id,
+                        'payload': x.encode_payload(response),
+                        **links,
+                    }
+                ]
+            )
+
     # -- operations ----------------------------------------------------------
     @_guard
     def confirm_meter(self, request: x.ConfirmMeterReq) -> x.ConfirmMeterResp:
@@ -299,7 +327,6 @@ class TrytonXMLVend:
     def credit_vend(self, request: x.CreditVendReq) -> x.CreditVendResp:
         pool = Pool()
         Vend = pool.get('prepaid.vend')
-        Answer = pool.get('prepaid.vendor.xmlvend.answer')
         Position = pool.get('prepaid.vendor.float')
         terminal = self._terminal(request)
         stored = self._retry(terminal, request)
@@ -358,22 +385,15 @@ class TrytonXMLVend:
         )
         # The terminal's open sales batch, or a day batch opened by this sale.
         batch = pool.get('prepaid.vendor.batch').for_sale(terminal, self.now)
-        with without_check_access():
-            Answer.create(
-                [
-                    {
-                        'company': terminal.company.id,
-                        'key': request.idempotency_key,
-                        'fingerprint': x.request_fingerprint(request),
-                        'operation': 'CreditVendRequest',
-                        'batch': batch.id,
-                        'terminal': terminal.id,
-                        'vend': vend.id,
-                        'meter': meter.id,
-                        'payload': x.encode_payload(response),
-                    }
-                ]
-            )
+        self._store(
+            terminal,
+            request,
+            response,
+            operation='CreditVendRequest',
+            batch=batch.id,
+            vend=vend.id,
+            meter=meter.id,
+        )
         return response
 
     @_guard
@@ -426,7 +446,6 @@ class TrytonXMLVend:
         stored answer; ``answer(original)`` builds the first one.  The
         advice's answer is stored without its meter, so reprint never
         shows it."""
-        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
         terminal = self._enter(request)
         stored = self._retry(terminal, request)
         if stored is not None:
@@ -437,20 +456,12 @@ class TrytonXMLVend:
             # A refused sale stored nothing: there is nothing to advise on.
             raise missing(f'No sale with msgID {request.advice_req_msg_id.key}')
         response = answer(original)
-        with without_check_access():
-            Answer.create(
-                [
-                    {
-                        'company': terminal.company.id,
-                        'key': request.idempotency_key,
-                        'fingerprint': x.request_fingerprint(request),
-                        'operation': type(request).__name__,
-                        'terminal': terminal.id,
-                        'vend': original.vend.id if original.vend else None,
-                        'payload': x.encode_payload(response),
-                    }
-                ]
-            )
+        self._store(
+            terminal,
+            request,
+            response,
+            vend=original.vend.id if original.vend else None,
+        )
         return response
 
     @_guard
@@ -494,24 +505,6 @@ class TrytonXMLVend:
             )
         return terminal, self._retry(terminal, request)
 
-    def _keep(self, terminal, request: x.BaseReq, response, batch) -> None:
-        "Store a batch answer: a retry of its msgID gets it again"
-        Answer = Pool().get('prepaid.vendor.xmlvend.answer')
-        with without_check_access():
-            Answer.create(
-                [
-                    {
-                        'company': terminal.company.id,
-                        'key': request.idempotency_key,
-                        'fingerprint': x.request_fingerprint(request),
-                        'operation': type(request).__name__,
-                        'terminal': terminal.id,
-                        'batch': batch.id,
-                        'payload': x.encode_payload(response),
-                    }
-                ]
-            )
-
     def _summary(self, terminal, batch) -> x.SalesBatch:
         "The batch's sales so far (ended: the close, or now for a subtotal)"
         company = terminal.company
@@ -554,7 +547,7 @@ class TrytonXMLVend:
                 seq_no=batch.sequence,
             ),
         )
-        self._keep(terminal, request, response, batch)
+        self._store(terminal, request, response, batch=batch.id)
         return response
 
     @_guard
@@ -566,7 +559,7 @@ class TrytonXMLVend:
         response = x.TotalBatchResp(
             **self._header(request), total_batch=(self._summary(terminal, batch),)
         )
-        self._keep(terminal, request, response, batch)
+        self._store(terminal, request, response, batch=batch.id)
         return response
 
     @_guard
@@ -581,7 +574,7 @@ class TrytonXMLVend:
         response = x.EndBatchResp(
             **self._header(request), end_batch=self._summary(terminal, batch)
         )
-        self._keep(terminal, request, response, batch)
+        self._store(terminal, request, response, batch=batch.id)
         return response
 
     # -- not offered yet -----------------------------------------------------

@@ -4,56 +4,26 @@ sale, answered once per msgID; an STS token sale is never reversed."""
 from __future__ import annotations
 
 import unittest
-import uuid
 
 import pytest
-from trytond.modules.prepaid_sts.tests.tools import StsTestMixin
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
-from trytond.tests.test_tryton import activate_module
-from trytond.wsgi import app
-from werkzeug.test import Client
 
 from .xmlvend_route_fixtures import (
-    CONTENT_TYPES,
-    URL,
-    build_utility,
-    build_vendor,
+    XMLVendRouteMixin,
     credit_vend,
-    envelope,
     header,
     read_state,
 )
 
 pytestmark = pytest.mark.database
-ADDRESS = {'REMOTE_ADDR': '10.1.2.3'}
 
 
-class XMLVendAdviceTestCase(StsTestMixin, unittest.TestCase):
+class XMLVendAdviceTestCase(XMLVendRouteMixin, unittest.TestCase):
     "Confirmation and reversal advice on the real backend"
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        activate_module('prepaid_vendor_portal')
-        cls.env = build_utility(f'Advice {uuid.uuid4().hex[:6]}')
-
     def setUp(self):
-        self.client = Client(app)
-        self.seller = build_vendor(self.env, uuid.uuid4().hex[:8].upper(), '500.00')
-
-    def post(self, message: x.BaseReq):
-        reply = self.client.post(
-            URL,
-            data=envelope(message),
-            headers={'Content-Type': CONTENT_TYPES['1.1']},
-            environ_base=ADDRESS,
-        )
-        return reply.status_code, x.read_response(reply.data)
-
-    def assertFault(self, answer, wire_type: str, text: str = ''):
-        self.assertIsInstance(answer, x.ResponseFault)
-        self.assertEqual(type(answer.fault).__name__, wire_type, answer.reason)
-        self.assertIn(text, answer.reason)
+        super().setUp()
+        self.seller = self.new_seller()
 
     def sell(self, amount='100.00'):
         request = credit_vend(self.seller, self.env.meter, amount)
@@ -159,7 +129,7 @@ class XMLVendAdviceTestCase(StsTestMixin, unittest.TestCase):
     def test_advice_of_another_vendor_sale(self):
         "Another vendor's terminal cannot confirm this vendor's sale"
         sale, _ = self.sell()
-        stranger = build_vendor(self.env, uuid.uuid4().hex[:8].upper(), '0')
+        stranger = self.new_seller('0')
         status, answer = self.post(
             x.ConfirmationAdviceReq(**header(stranger), advice_req_msg_id=sale.msg_id)
         )

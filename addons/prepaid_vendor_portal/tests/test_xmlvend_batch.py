@@ -5,31 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import unittest
-import uuid
 from decimal import Decimal
 
 import pytest
-from trytond.modules.prepaid_sts.tests.tools import StsTestMixin
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module
-from trytond.wsgi import app
-from werkzeug.test import Client
 
 from .xmlvend_route_fixtures import (
-    CONTENT_TYPES,
-    URL,
-    build_utility,
-    build_vendor,
+    XMLVendRouteMixin,
     committed,
     credit_vend,
-    envelope,
     header,
     read_state,
 )
 
 pytestmark = pytest.mark.database
-ADDRESS = {'REMOTE_ADDR': '10.1.2.3'}
 
 
 def batches(seller) -> list[dict]:
@@ -56,32 +46,12 @@ def batches(seller) -> list[dict]:
     return committed(read)
 
 
-class XMLVendBatchTestCase(StsTestMixin, unittest.TestCase):
+class XMLVendBatchTestCase(XMLVendRouteMixin, unittest.TestCase):
     "Sales batches per terminal on the real backend"
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        activate_module('prepaid_vendor_portal')
-        cls.env = build_utility(f'Batch {uuid.uuid4().hex[:6]}')
-
     def setUp(self):
-        self.client = Client(app)
-        self.seller = build_vendor(self.env, uuid.uuid4().hex[:8].upper(), '500.00')
-
-    def post(self, message: x.BaseReq):
-        reply = self.client.post(
-            URL,
-            data=envelope(message),
-            headers={'Content-Type': CONTENT_TYPES['1.1']},
-            environ_base=ADDRESS,
-        )
-        return reply.status_code, x.read_response(reply.data)
-
-    def assertFault(self, answer, wire_type: str, text: str = ''):
-        self.assertIsInstance(answer, x.ResponseFault)
-        self.assertEqual(type(answer.fault).__name__, wire_type, answer.reason)
-        self.assertIn(text, answer.reason)
+        super().setUp()
+        self.seller = self.new_seller()
 
     def sell(self, amount: str):
         status, answer = self.post(credit_vend(self.seller, self.env.meter, amount))

@@ -5,74 +5,40 @@ would; every call is its own committed transaction, as in production."""
 from __future__ import annotations
 
 import unittest
-import uuid
 from decimal import Decimal
 
 import pytest
 import zeep
-from trytond.modules.prepaid_sts.tests.tools import StsTestMixin
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
 from trytond.modules.prepaid_vendor_portal.xmlvend.namespaces import BASE, REVENUE
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module
 from trytond.wsgi import app
-from werkzeug.test import Client
 from zeep.exceptions import Fault
 
 from .vendor_fixtures import TOKEN
 from .wsgi_pump import Pump
 from .xmlvend_route_fixtures import (
+    ADDRESS,
     CONTENT_TYPES,
     URL,
-    build_utility,
-    build_vendor,
+    XMLVendRouteMixin,
     by_msno,
     committed,
     credit_vend,
-    envelope,
     header,
     read_state,
 )
 
 pytestmark = pytest.mark.database
-#: The till's address (limits.check refuses a request without one).
-ADDRESS = {'REMOTE_ADDR': '10.1.2.3'}
 
 
-class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
+class XMLVendRouteTestCase(XMLVendRouteMixin, unittest.TestCase):
     "XMLVend 2.1 served by trytond on the real vending core"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()  # the master key of the vending keys
-        activate_module('prepaid_vendor_portal')
-        cls.env = build_utility(f'XMLVend {uuid.uuid4().hex[:6]}')
-
-    def setUp(self):
-        self.client = Client(app)
-
-    def seller(self, float_='500.00'):
-        return build_vendor(self.env, uuid.uuid4().hex[:8].upper(), float_)
-
-    def post(self, message: x.BaseReq, version='1.1'):
-        "(HTTP status, the typed response or ResponseFault)"
-        reply = self.client.post(
-            URL,
-            data=envelope(message, version),
-            headers={'Content-Type': CONTENT_TYPES[version]},
-            environ_base=ADDRESS,
-        )
-        return reply.status_code, x.read_response(reply.data)
-
-    def assertFault(self, answer, wire_type: str, text: str = ''):
-        self.assertIsInstance(answer, x.ResponseFault)
-        self.assertEqual(type(answer.fault).__name__, wire_type, answer.reason)
-        self.assertIn(text, answer.reason)
 
     # -- sales ---------------------------------------------------------------
     def test_credit_vend_token_float_and_retry(self):
         "A sale: an STS token, the float down by the tender; a retry, the same"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
         request = credit_vend(seller, self.env.meter, '100.00')
         status, answer = self.post(request)
@@ -119,7 +85,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_units_and_vending_core_refusal(self):
         "kWh are priced by the tariff; the core's own refusal is a clear fault"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
         request = x.CreditVendReq(
             **header(seller),
@@ -144,7 +110,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_trial_sells_nothing(self):
         "A trial vend: twenty zeros, no vend, the float unchanged"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
         request = x.TrialCreditVendReq(
             **header(seller),
@@ -160,7 +126,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_confirm_meter_and_unknown_meter(self):
         "confirm meter gives the STS data; an unknown meter is UnknownMeterEx"
-        seller = self.seller()
+        seller = self.new_seller()
         status, answer = self.post(
             x.ConfirmMeterReq(**header(seller), id_method=by_msno(self.env.meter))
         )
@@ -177,7 +143,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_blocked_meter(self):
         "A meter blocked for vending: BlockedMeterEx"
-        seller = self.seller()
+        seller = self.new_seller()
 
         def block(value):
             Meter = Pool().get('prepaid.meter')
@@ -204,7 +170,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
     # -- refusals ------------------------------------------------------------
     def test_wrong_token_refused(self):
         "A wrong API token: ClientIDAuthorisationEx, nothing sold"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
         status, answer = self.post(
             credit_vend(
@@ -217,7 +183,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_suspended_vendor_and_revoked_terminal(self):
         "A suspended vendor and a revoked terminal sell nothing"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
 
         def suspend():
@@ -230,7 +196,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
         self.assertFault(answer, 'ClientIDAuthorisationEx', 'suspended')
         self.assertEqual(read_state(seller), before)
 
-        other = self.seller()
+        other = self.new_seller()
 
         def revoke():
             Terminal = Pool().get('prepaid.vendor.terminal')
@@ -242,7 +208,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_float_too_low(self):
         "A float below the sale: VendorCreditEx, no vend, no answer kept"
-        seller = self.seller(float_='20.00')
+        seller = self.new_seller(float_='20.00')
         before = read_state(seller)
         request = credit_vend(seller, self.env.meter, '50.00')
         status, answer = self.post(request)
@@ -257,7 +223,7 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_malformed_xml_writes_nothing(self):
         "Not XML, or not a request: a SOAP fault, no stack trace, nothing written"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
         for body in (b'<soap:Envelope', b'{"meter": "1"}', b'x' * 70000):
             reply = self.client.post(
@@ -273,13 +239,13 @@ class XMLVendRouteTestCase(StsTestMixin, unittest.TestCase):
 
     def test_not_supported_yet(self):
         "An operation not offered yet: UseCaseSupportEx naming it"
-        seller = self.seller()
+        seller = self.new_seller()
         status, answer = self.post(x.VendorStatementReq(**header(seller)))
         self.assertFault(answer, 'UseCaseSupportEx', 'not supported')
 
     def test_credit_vend_with_zeep_over_http(self):
         "A zeep client built from the served WSDL buys a token over HTTP"
-        seller = self.seller()
+        seller = self.new_seller()
         before = read_state(seller)
         with Pump(app) as pump:
 

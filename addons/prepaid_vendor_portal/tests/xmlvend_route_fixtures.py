@@ -10,22 +10,66 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 
-from trytond.modules.prepaid_sts.tests.tools import PAN, create_vending_key, utility
+from trytond.modules.prepaid_sts.tests.tools import (
+    PAN,
+    StsTestMixin,
+    create_vending_key,
+    utility,
+)
 from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_vending
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
 from trytond.modules.prepaid_vendor_portal.vendor_float import top_up
 from trytond.pool import Pool
-from trytond.tests.test_tryton import DB_NAME
+from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction, TransactionError
+from trytond.wsgi import app
+from werkzeug.test import Client
 
 from .vendor_fixtures import TOKEN, create_vendor
 
 URL = f'/{DB_NAME}/xmlvend'
 CONTENT_TYPES = {'1.1': 'text/xml; charset=utf-8', '1.2': 'application/soap+xml'}
+#: The till's address (limits.check refuses a request without one).
+ADDRESS = {'REMOTE_ADDR': '10.1.2.3'}
 _unique = itertools.count(1)
+
+
+class XMLVendRouteMixin(StsTestMixin):
+    """A test case that speaks XMLVend to the route as a till would: the
+    vendor portal activated, a utility with a keypad meter (``env``), per
+    test werkzeug's client; ``new_seller`` makes a vendor with a float."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()  # the master key of the vending keys
+        activate_module('prepaid_vendor_portal')
+        cls.env = build_utility(f'{cls.__name__} {uuid.uuid4().hex[:6]}')
+
+    def setUp(self):
+        super().setUp()
+        self.client = Client(app)
+
+    def new_seller(self, float_='500.00'):
+        return build_vendor(self.env, uuid.uuid4().hex[:8].upper(), float_)
+
+    def post(self, message: x.BaseReq, version='1.1'):
+        "(HTTP status, the typed response or ResponseFault)"
+        reply = self.client.post(
+            URL,
+            data=envelope(message, version),
+            headers={'Content-Type': CONTENT_TYPES[version]},
+            environ_base=ADDRESS,
+        )
+        return reply.status_code, x.read_response(reply.data)
+
+    def assertFault(self, answer, wire_type: str, text: str = ''):
+        self.assertIsInstance(answer, x.ResponseFault)
+        self.assertEqual(type(answer.fault).__name__, wire_type, answer.reason)
+        self.assertIn(text, answer.reason)
 
 
 def committed(func):
