@@ -32,7 +32,7 @@ from trytond.modules.prepaid_headend.concentrator.tls import (
 from trytond.modules.prepaid_headend.dlms import operations as ops
 from trytond.modules.prepaid_sts.tests.tools import utility
 from trytond.modules.prepaid_vending.tests.main_thread_app import MainThreadApp
-from trytond.modules.prepaid_vending.tests.tools import create_network
+from trytond.modules.prepaid_vending.tests.tools import committed, create_network
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction
@@ -45,14 +45,6 @@ UTC = dt.UTC
 DAY = dt.datetime(2026, 1, 15)
 SOAP_URL = f'/{DB_NAME}/concentrator/soap'
 FILES_URL = f'/{DB_NAME}/concentrator/files/'
-
-
-def committed(func):
-    "Run func in its own committed transaction (the route commits its own)"
-    with Transaction().start(DB_NAME, 0, context={}) as transaction:
-        result = func()
-        transaction.commit()
-        return result
 
 
 def fingerprint(credentials) -> str:

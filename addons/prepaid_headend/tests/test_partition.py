@@ -18,6 +18,7 @@ from trytond.model.exceptions import SQLConstraintError
 from trytond.modules.prepaid_headend import partition as pt
 from trytond.modules.prepaid_headend.reading import insert_new
 from trytond.modules.prepaid_sts.tests.tools import utility
+from trytond.modules.prepaid_vending.tests import tools
 from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
@@ -61,10 +62,7 @@ class PurePartitionTestCase(unittest.TestCase):
 
 
 def committed(func, user: int = 0):
-    with Transaction().start(DB_NAME, user, context={'_check_access': False}) as tr:
-        result = func()
-        tr.commit()
-        return result
+    return tools.committed(func, user, context={'_check_access': False})
 
 
 def reading(when: dt.datetime, value: float) -> dict:

@@ -34,10 +34,10 @@ from trytond.modules.prepaid_sts.meter import TokenRequest
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.modules.prepaid_sts.tests.tools import create_user
 from trytond.modules.prepaid_vending.tests.staff import acting_as
-from trytond.modules.prepaid_vending.tests.tools import with_company
+from trytond.modules.prepaid_vending.tests.tools import committed, with_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
 from simulators.meter import MeterConfig, MeterSimulator
 from simulators.meter.testing import FakeClock
@@ -70,21 +70,6 @@ def make_meter(port: int, serial: str | None = None, ek: bytes = EK, **values):
         [meter], {"hes_block_cipher_key": ek.hex(), "hes_authentication_key": AK.hex()}
     )
     return meter
-
-
-def in_transaction(fn):
-    """Run fn in a committed transaction, restarted for locks as trytond does."""
-    extras: dict = {}
-    while True:
-        with Transaction().start(DB_NAME, 0, **extras) as transaction:
-            try:
-                result = fn()
-            except TransactionError as exc:
-                transaction.rollback()
-                exc.fix(extras)
-                continue
-            transaction.commit()
-            return result
 
 
 class RemoteTokensAndSecretsTestCase(unittest.TestCase):
@@ -324,8 +309,8 @@ class CounterVendDuringBatchTestCase(unittest.TestCase):
             Command = Pool().get("prepaid.meter.command")
             return [j.id for j in Command.hes_dispatch(Command.browse([command_id]))]
 
-        meter_id, command_id = in_transaction(setup)
-        job_ids = in_transaction(dispatch)
+        meter_id, command_id = committed(setup)
+        job_ids = committed(dispatch)
         with Transaction().start(DB_NAME, 0):
             Token = Pool().get("prepaid.sts.token")
             self.assertEqual(len(Token.search([("meter", "=", meter_id)])), 1)
@@ -339,7 +324,7 @@ class CounterVendDuringBatchTestCase(unittest.TestCase):
                     Job = Pool().get("prepaid.headend.job")
                     Job.execute(Job.browse(job_ids))
 
-                in_transaction(run)
+                committed(run)
             except BaseException as exc:  # reported below
                 errors.append(exc)
             finally:
@@ -359,7 +344,7 @@ class CounterVendDuringBatchTestCase(unittest.TestCase):
             )
             return token.digits
 
-        self.assertTrue(in_transaction(counter_vend))
+        self.assertTrue(committed(counter_vend))
         worker.join(60)
         silent.close()
         self.assertEqual(errors, [])

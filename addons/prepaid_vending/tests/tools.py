@@ -24,7 +24,7 @@ def with_company(func):
     return wrapper
 
 
-def dispatch(context, call, restarts=None, attempts=None):
+def dispatch(context, call, restarts=None, attempts=None, user=1):
     """call(transaction) in a transaction of the test database, run as
     trytond's dispatcher runs an RPC call; its result is returned.
 
@@ -35,11 +35,11 @@ def dispatch(context, call, restarts=None, attempts=None):
     DatabaseOperationalError (serialisation failure) is retried too, as the
     cron retries it, and after that many starts in all a RuntimeError says it
     gave up; without, it propagates.  The concurrency tests' threads use it,
-    so that they retry as real calls do."""
+    so that they retry as real calls do.  ``user``: who runs it (admin)."""
     extras: dict = {}
     for _ in range(attempts) if attempts else itertools.count():
         try:
-            with Transaction().start(DB_NAME, 1, context=context, **extras) as tr:
+            with Transaction().start(DB_NAME, user, context=context, **extras) as tr:
                 try:
                     return call(tr)
                 except TransactionError as exc:
@@ -51,6 +51,12 @@ def dispatch(context, call, restarts=None, attempts=None):
             if not attempts:
                 raise
     raise RuntimeError(f'gave up after {attempts} attempts')
+
+
+def committed(func, user=0, context=None):
+    """func() in its own committed transaction (what a route or a worker
+    reads must be committed), as root unless user is given"""
+    return dispatch(context or {}, lambda transaction: func(), user=user)
 
 
 def create_network(suffix=''):

@@ -20,12 +20,13 @@ from trytond.modules.prepaid_sts.tests.tools import (
     create_vending_key,
     utility,
 )
+from trytond.modules.prepaid_vending.tests.tools import committed
 from trytond.modules.prepaid_vending.tests.vend_fixtures import setup_vending
 from trytond.modules.prepaid_vendor_portal import xmlvend as x
 from trytond.modules.prepaid_vendor_portal.vendor_float import top_up
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 from trytond.wsgi import app
 from werkzeug.test import Client
 
@@ -70,22 +71,6 @@ class XMLVendRouteMixin(StsTestMixin):
         self.assertIsInstance(answer, x.ResponseFault)
         self.assertEqual(type(answer.fault).__name__, wire_type, answer.reason)
         self.assertIn(text, answer.reason)
-
-
-def committed(func):
-    """Run func in its own committed transaction (the route commits its own),
-    again with the locks trytond asks for (a strict sequence's record)"""
-    extras: dict = {}
-    while True:
-        with Transaction().start(DB_NAME, 0, context={}, **extras) as transaction:
-            try:
-                result = func()
-            except TransactionError as exc:
-                transaction.rollback()
-                exc.fix(extras)
-                continue
-            transaction.commit()
-            return result
 
 
 def build_utility(name: str) -> SimpleNamespace:
