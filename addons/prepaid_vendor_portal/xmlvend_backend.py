@@ -7,10 +7,10 @@ Every request is authenticated first: the clientID and terminalID name a
 terminal (``prepaid.vendor.terminal``), the password of ``authCred`` must be
 its API token, and the chain owner - vendor - outlet - terminal must be
 allowed to act now (``limits.check``: lifecycle, address, hours).  A sale
-then passes ``limits.check`` on its amount and the vendor's float, is made
-its amount is drawn from the float (refused: nothing is sold), it is made
-by the vending core (``Vend.vend``, idempotent on the msgID) and its answer
-is stored (``prepaid.vendor.xmlvend.answer``); any fault after the draw rolls
+then passes ``limits.check`` on its amount and the vendor's float, its
+amount is drawn from the float (refused: nothing is sold), it is made by
+the vending core (``Vend.vend``, idempotent on the msgID) and its answer is
+stored (``prepaid.vendor.xmlvend.answer``); any fault after the draw rolls
 everything back, the draw included (vendor_float.py).
 """
 
