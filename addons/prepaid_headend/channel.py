@@ -1,17 +1,18 @@
 """Communication channel of a meter and the invocation counters in the database.
 
-The channel lives on ``prepaid.meter`` (PoolMeta): one direct TCP channel per
-meter is what the project's smart meters have; concentrators will get their own
-model.  Secrets (LLS password / HLS secret, block cipher key, authentication
-key) are write-only fields stored encrypted with the master key of
-``prepaid_sts.masterkey``, like the STS vending keys; only the execution code
-decrypts them, under ``without_check_access``.  Nobody reads the ciphertexts
-(field access denied to every group); only Key Custodians and Administrators
-may enter secrets (through the "Enter Keys" wizard: custodians have no write
-access on meters), and only they may move the channel (host, port) of a meter
-that has secrets, with an audit line: repointing the host would otherwise
-harvest the LLS password or an HLS-MD5 challenge.  Metering Engineers set the
-channel when they commission a meter, before its keys are entered.
+The channel lives on ``prepaid.meter`` (PoolMeta): a direct TCP channel (host,
+port), or, for a meter without one, the DLMS gateway of the concentrator whose
+directory lists it (``dcu_route.py``). Secrets (LLS password / HLS secret,
+block cipher key, authentication key) are write-only fields stored encrypted
+with the master key of ``prepaid_sts.masterkey``, like the STS vending keys;
+only the execution code decrypts them, under ``without_check_access``. Nobody
+reads the ciphertexts (field access denied to every group); only Key
+Custodians and Administrators may enter secrets (through the "Enter Keys"
+wizard: custodians have no write access on meters), and only they may move the
+channel (host, port) of a meter that has secrets, with an audit line:
+repointing the host would otherwise harvest the LLS password or an HLS-MD5
+challenge. Metering Engineers set the channel when they commission a meter,
+before its keys are entered.
 
 The authentication of a meter that has secrets is never lowered (HLS-GMAC to
 LLS, HLS-MD5 to LLS...), by anyone: the weaker mechanism would send the
@@ -118,6 +119,8 @@ SECRET_FIELDS = {
     'hes_authentication_key': 'hes_authentication_key_cipher',
 }
 _hes_states = {'invisible': ~Eval('hes_host')}
+# Buttons that call the meter: a direct channel or a concentrator's gateway.
+_reachable = {'invisible': ~Eval('hes_reachable'), 'depends': ['hes_reachable']}
 # Counter rows of the first release were keyed per meter.
 LEGACY_COUNTER_PREFIX = 'meter-'
 SECRET_GROUPS = ('group_key_custodian', 'group_admin')
@@ -316,10 +319,10 @@ class Meter(RangeMixin, metaclass=PoolMeta):
         super().__setup__()
         cls._buttons.update(
             {
-                'hes_read_now': {'invisible': ~Eval('hes_host')},
-                'hes_sync_clock': {'invisible': ~Eval('hes_host')},
-                'hes_write_load_limit': {'invisible': ~Eval('hes_host')},
-                'hes_read_load_limit': {'invisible': ~Eval('hes_host')},
+                'hes_read_now': _reachable,
+                'hes_sync_clock': _reachable,
+                'hes_write_load_limit': _reachable,
+                'hes_read_load_limit': _reachable,
                 # Keys may be entered before the channel is known.
                 'hes_enter_keys': {},
             }
@@ -604,13 +607,28 @@ class Meter(RangeMixin, metaclass=PoolMeta):
             return f'{LEGACY_COUNTER_PREFIX}{self.id}'  # not ciphered: unused
         return counter_key(bytes.fromhex(self.hes_system_title), key)
 
+    def hes_has_channel(self) -> bool:
+        "Whether the head-end can call this meter (settings only)"
+        return bool(self.hes_host and self.hes_port)
+
+    def hes_transport(self):
+        "A factory of the transport to the meter, or None for TCP to its host"
+        return None
+
     def hes_connection_settings(self) -> ConnectionSettings:
         """Decrypted settings for the DLMS client (never log the result)."""
         if not self.hes_host or not self.hes_port:
             raise UserError(
                 gettext('prepaid_headend.msg_no_channel', meter=self.serial)
             )
-        kwargs: dict[str, Any] = {}
+        return self._hes_settings(
+            host=self.hes_host, port=self.hes_port, framing=self.hes_framing
+        )
+
+    def _hes_settings(self, **where: Any) -> ConnectionSettings:
+        """The meter's association settings and secrets, reached as
+        ``where`` says (host, port, framing)."""
+        kwargs: dict[str, Any] = dict(where)
         password = self._hes_decrypt('hes_password_cipher')
         if self.hes_auth in {'lls', 'hls-md5'}:
             if password is None:
@@ -638,9 +656,6 @@ class Meter(RangeMixin, metaclass=PoolMeta):
                     )
                 kwargs[name] = value
         return ConnectionSettings(
-            host=self.hes_host,
-            port=self.hes_port,
-            framing=self.hes_framing,
             client_address=self.hes_client_address,
             server_address=self.hes_server_address,
             auth=self.hes_auth,

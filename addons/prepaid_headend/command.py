@@ -115,7 +115,7 @@ class Meter(metaclass=PoolMeta):
     def hes_channel_problems(self) -> list[str]:
         """Why the head-end could not talk to this meter, each with its fix
         (settings only: no communication, no decryption)."""
-        if not self.hes_host or not self.hes_port:
+        if not self.hes_has_channel():
             return [gettext('prepaid_headend.msg_no_channel', meter=self.serial)]
         needed = AUTH_SECRETS.get(self.hes_auth, [])
         if not needed:
@@ -164,7 +164,7 @@ class MeterCommand(metaclass=PoolMeta):
         that dispatches it as soon as the vend commits (see the module
         docstring)."""
         command = super().queue(meter, kind, payload, vend=vend, origin=origin)
-        if kind == 'remote_credit' and meter.hes_host:
+        if kind == 'remote_credit' and meter.hes_has_channel():
             with Transaction().set_context(queue_name='headend'):
                 cls.__queue__.hes_dispatch([command])
         return command
@@ -301,7 +301,7 @@ class MeterCommand(metaclass=PoolMeta):
                         'OR',
                         [
                             ('kind', 'in', list(HANDLED_KINDS)),
-                            ('meter.hes_host', '!=', None),
+                            ('meter.hes_reachable', '=', True),
                         ],
                         ('kind', 'in', list(NOTICE_KINDS)),
                     ],
@@ -321,7 +321,7 @@ class MeterCommand(metaclass=PoolMeta):
                 if (
                     command.state == 'pending'
                     and command.kind == 'remote_credit'
-                    and command.meter.hes_host
+                    and command.meter.hes_has_channel()
                 ):
                     autonomous = autonomous_for(
                         cls.__name__, [command.id]
@@ -345,7 +345,7 @@ class MeterCommand(metaclass=PoolMeta):
                 if (
                     command.state != 'pending'
                     or command.kind not in HANDLED_KINDS
-                    or not command.meter.hes_host
+                    or not command.meter.hes_has_channel()
                 ):
                     continue
                 if (

@@ -14,9 +14,13 @@ been silent longer than its reporting window, with an alarm event.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from sql import Literal, Null
 from sql.conditionals import Coalesce
+from trytond import config
+from trytond.exceptions import UserError
+from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
     Index,
@@ -31,6 +35,9 @@ from trytond.modules.prepaid_vending.fingerprint import FingerprintMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
+
+from .concentrator.client import ConcentratorClient
+from .concentrator.tls import PeerPin, Reloading, client_context
 
 STATES = [
     ('unknown', "Never Contacted"),
@@ -77,6 +84,24 @@ DC_ALARMS = frozenset({(4, 16), (4, 18), (4, 20), (6, 2), (6, 5), (6, 7)})
 def now() -> dt.datetime:
     "Naive UTC, to the second, as Tryton stores timestamps"
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+#: trytond.conf [prepaid_headend]: the head-end's certificate and key to call
+#: concentrators, the concentrators' CA and its CRL (PEM files).
+TLS_OPTIONS = ('dcu_cert', 'dcu_key', 'dcu_ca', 'dcu_crl')
+_contexts: dict[tuple, Reloading] = {}
+
+
+def headend_tls() -> Reloading:
+    """The head-end's client TLS context, rebuilt when a file changes; one
+    per set of files, so a changed configuration takes effect at once."""
+    paths = tuple(config.get('prepaid_headend', o, default='') for o in TLS_OPTIONS)
+    if not all(paths[:3]):
+        raise UserError(gettext('prepaid_headend.msg_concentrator_tls_missing'))
+    if paths not in _contexts:
+        cert, key, ca, crl = (Path(p) if p else None for p in paths)
+        _contexts[paths] = Reloading(client_context, cert, key, ca, crl)
+    return _contexts[paths]
 
 
 class Concentrator(
@@ -172,6 +197,29 @@ class Concentrator(
     @staticmethod
     def default_certificate_revoked():
         return False
+
+    def client(self) -> ConcentratorClient:
+        """The head-end's client of this concentrator, pinned to its id and
+        registered certificate (a concentrator whose certificate is revoked
+        or unknown is never called)."""
+        if self.certificate_revoked or not self.certificate_fingerprint:
+            raise UserError(
+                gettext(
+                    'prepaid_headend.msg_concentrator_not_callable',
+                    concentrator=self.dc_id,
+                )
+            )
+        if not self.url:
+            raise UserError(
+                gettext(
+                    'prepaid_headend.msg_concentrator_no_url',
+                    concentrator=self.dc_id,
+                )
+            )
+        pin = PeerPin(
+            frozenset({self.dc_id}), frozenset({self.certificate_fingerprint})
+        )
+        return ConcentratorClient(self.url, headend_tls(), peer=pin)
 
     def contact(self, moment: dt.datetime, report: bool = False) -> None:
         "Record an authorised call (the caller saves)"

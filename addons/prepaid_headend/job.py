@@ -413,6 +413,7 @@ class Job(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
         for job in jobs:
             try:
                 settings = job.meter.hes_connection_settings()
+                transport = job.meter.hes_transport()
                 operation = job._operation(config, attempts=claimed[job.id])
             except TransactionError:
                 raise  # e.g. a record lock: trytond restarts the task
@@ -422,7 +423,13 @@ class Job(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
             runnable.append(job.id)
             deadline = config.hes_deadline_for(job.kind)
             meter_jobs.append(
-                MeterJob(str(job.id), settings, [operation], deadline=deadline)
+                MeterJob(
+                    str(job.id),
+                    settings,
+                    [operation],
+                    deadline=deadline,
+                    transport=transport,
+                )
             )
         for job_id, message in failures:
             run_committed(cls._store_failure_id, job_id, message, autonomous=autonomous)

@@ -262,8 +262,7 @@ class Meter(metaclass=PoolMeta):
         now = now or dt.datetime.now()
         meters = cls.search(
             [
-                ('hes_host', '!=', None),
-                ('hes_port', '!=', None),
+                ('hes_reachable', '=', True),
                 *context_company_domain(),
             ]
         )

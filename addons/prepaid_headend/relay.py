@@ -204,12 +204,12 @@ class Meter(metaclass=PoolMeta):
         cls._buttons.update(
             {
                 'hes_relay_connect': {
-                    'invisible': ~Eval('hes_host'),
-                    'depends': ['hes_host'],
+                    'invisible': ~Eval('hes_reachable'),
+                    'depends': ['hes_reachable'],
                 },
                 'hes_relay_disconnect': {
-                    'invisible': ~Eval('hes_host'),
-                    'depends': ['hes_host'],
+                    'invisible': ~Eval('hes_reachable'),
+                    'depends': ['hes_reachable'],
                 },
             }
         )

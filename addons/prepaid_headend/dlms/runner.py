@@ -23,6 +23,7 @@ from . import operations as ops
 from .counters import InvocationCounterStore
 from .errors import DeadlineExceeded, DlmsError
 from .session import ConnectionSettings, DlmsSession
+from .transport import Transport
 
 OperationFn = Callable[..., Awaitable[Any]]
 
@@ -81,6 +82,9 @@ class MeterJob:
     operations: Sequence[Operation | str]
     # Whole job, every attempt included (None: only the exchanges' deadlines).
     deadline: float | None = None
+    # A new transport for each attempt (None: TCP to settings.host:port),
+    # e.g. the DLMS gateway of the meter's concentrator.
+    transport: Callable[[], Transport] | None = None
 
 
 @dataclass
@@ -130,7 +134,10 @@ async def run_job(
             progress.attempts += 1
             progress.results = results = {}
             side_effect_started = False
-            session = session_factory(job.settings, counter_store=counter_store)
+            options: dict[str, Any] = {"counter_store": counter_store}
+            if job.transport is not None:
+                options["transport"] = job.transport()
+            session = session_factory(job.settings, **options)
             try:
                 async with session:
                     for (label, fn, idem), step in zip(resolved, steps):

@@ -1,0 +1,260 @@
+"""Head-end jobs on meters behind a concentrator (dcu_route.py).
+
+The concentrator simulator serves its meters over HTTPS with client
+certificates on 127.0.0.1; the head-end's jobs reach a meter without a
+direct channel through the DLMS gateway of the concentrator whose directory
+lists it, presenting the head-end's certificate from trytond.conf, with the
+meter's own HLS keys: the same relay, reading and refusals as for a direct
+meter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import unittest
+from decimal import Decimal
+
+import trytond.config as config
+from trytond.exceptions import UserError
+from trytond.modules.prepaid_headend.concentrator.tls import Peer
+from trytond.modules.prepaid_headend.dlms.session import (
+    DEFAULT_AUTHENTICATION_KEY,
+    DEFAULT_BLOCK_CIPHER_KEY,
+)
+from trytond.modules.prepaid_headend.tests.test_headend import DECODER_KEY
+from trytond.modules.prepaid_headend.tests.test_remote_delivery import STS, run_queue
+from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_vending.delivery import vend_delivery
+from trytond.modules.prepaid_vending.tests.tools import with_company
+from trytond.modules.prepaid_vending.tests.vend_fixtures import (
+    open_session,
+    with_vending,
+)
+from trytond.pool import Pool
+from trytond.tests.test_tryton import activate_module
+
+from simulators.dcu import DcuSimulator, G3Config, TestPki
+from simulators.dcu.testing import HeadEndStandIn
+
+STEADY = G3Config(never_join_fraction=0.0, flaky_fraction=0.0)
+# The simulated meters remember the last invocation counter of the head-end's
+# system title across the rolled-back tests: each test starts above.
+_FLOORS = itertools.count(1_000, 50_000)
+
+
+def fingerprint(credentials) -> str:
+    return Peer.from_pem(credentials.cert.read_text()).fingerprint
+
+
+class ConcentratorRouteTestCase(unittest.TestCase):
+    "Jobs through the concentrator's DLMS gateway"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('prepaid_headend')
+        cls._previous_key = sts_tools.set_master_key()
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.pki = TestPki(cls._tmp.name)
+        # The concentrator pushes its reports to a stand-in: these tests are
+        # about the head-end calling the concentrator.
+        cls.stand_in = HeadEndStandIn(cls.pki).start()
+        cls.sim = DcuSimulator(
+            1,
+            3,
+            pki=cls.pki,
+            headend_url=cls.stand_in.url,
+            latency_scale=0.001,
+            g3=STEADY,
+            # The STS decoder key of the public test vectors (test_headend).
+            template={'decoder_key': DECODER_KEY},
+        ).start()
+        cls.sim.advance(hours=1)
+        cls.dc = cls.sim.concentrator('DC0001')
+        hes = cls.stand_in.credentials
+        cls._options = {
+            'dcu_cert': str(hes.cert),
+            'dcu_key': str(hes.key),
+            'dcu_ca': str(cls.pki.ca_cert),
+            'dcu_crl': str(cls.pki.crl),
+        }
+        if not config.has_section('prepaid_headend'):
+            config.add_section('prepaid_headend')
+        for option, value in cls._options.items():
+            config.set('prepaid_headend', option, value)
+
+    @classmethod
+    def tearDownClass(cls):
+        for option in cls._options:
+            config.set('prepaid_headend', option, '')
+        cls.sim.stop()
+        cls.stand_in.stop()
+        cls._tmp.cleanup()
+        sts_tools.restore_master_key(cls._previous_key)
+        super().tearDownClass()
+
+    # -- fixtures ------------------------------------------------------------
+    def setup_meter(self, index: int, meter=None, **concentrator_values):
+        """The Tryton meter of simulated meter ``index`` (``meter``, or a new
+        one), in the concentrator's directory, with the meter's HLS keys"""
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Counter = pool.get('prepaid.headend.invocation_counter')
+        Concentrator = pool.get('prepaid.concentrator')
+        Entry = pool.get('prepaid.concentrator.directory')
+        simulated = self.dc.meters[index]
+        channel = {'hes_auth': 'hls-gmac', 'hes_client_address': 1, 'hes_timeout': 15.0}
+        if meter is None:
+            (meter,) = Meter.create(
+                [{'serial': simulated.meter_id, 'kind': 'smart_prepaid', **channel}]
+            )
+        else:
+            Meter.write([meter], channel)
+        Meter.write(
+            [meter],
+            {
+                'hes_block_cipher_key': DEFAULT_BLOCK_CIPHER_KEY.hex(),
+                'hes_authentication_key': DEFAULT_AUTHENTICATION_KEY.hex(),
+            },
+        )
+        Counter.set_floor(meter.hes_counter_key, next(_FLOORS))
+        values = {
+            'dc_id': 'DC0001',
+            'url': self.sim.url('DC0001'),
+            'certificate_fingerprint': fingerprint(self.sim.credentials['DC0001']),
+            **concentrator_values,
+        }
+        (concentrator,) = Concentrator.create([values])
+        Entry.create(
+            [
+                {
+                    'concentrator': concentrator.id,
+                    'meter_id': simulated.meter_id,
+                    'meter': meter.id,
+                    'pda': simulated.pda.hex().upper(),
+                    'status': 'joined',
+                    'approval': 'approved',
+                }
+            ]
+        )
+        return meter, concentrator, simulated
+
+    def run_relay(self, meter, action: str):
+        Job = Pool().get('prepaid.headend.job')
+        jobs = Job.create_for([meter], 'relay', {'action': action})
+        Job.execute(jobs)
+        return Job(jobs[0].id)
+
+    # -- tests ---------------------------------------------------------------
+    @with_company
+    def test_relay_and_reading_through_the_gateway(self):
+        "A meter without a channel of its own is operated through its DCU"
+        Meter = Pool().get('prepaid.meter')
+        meter, concentrator, simulated = self.setup_meter(0)
+        self.assertTrue(meter.hes_reachable)
+        self.assertEqual(meter.hes_concentrator, concentrator)
+        self.assertIn(meter, Meter.search([('hes_reachable', '=', True)]))
+        self.assertEqual(meter.hes_connection_settings().framing, 'wrapper')
+        self.assertNotIn(
+            'no channel',
+            ' '.join(meter.hes_channel_problems()).lower(),
+        )
+
+        job = self.run_relay(meter, 'disconnect')
+        self.assertEqual(job.state, 'done', job.last_error)
+        self.assertFalse(simulated.meter.state.relay_connected)
+        self.assertEqual(Meter(meter.id).hes_relay_state, 'disconnected')
+        job = self.run_relay(meter, 'reconnect')
+        self.assertEqual(job.state, 'done', job.last_error)
+        self.assertTrue(simulated.meter.state.relay_connected)
+
+        Job = Pool().get('prepaid.headend.job')
+        (read,) = Job.create_for([meter], 'read', {'on_demand': True})
+        Job.execute([read])
+        read = Job(read.id)
+        self.assertEqual(read.state, 'done', read.last_error)
+        Register = Pool().get('prepaid.headend.register')
+        self.assertTrue(Register.search([('meter', '=', meter.id)]))
+
+    @with_company
+    def test_a_revoked_or_removed_route_is_not_used(self):
+        "Revoked certificate, removed meter, pending approval: no channel"
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Concentrator = pool.get('prepaid.concentrator')
+        Entry = pool.get('prepaid.concentrator.directory')
+        meter, concentrator, simulated = self.setup_meter(1)
+        (entry,) = concentrator.directory
+        for model, record, values in [
+            (Concentrator, concentrator, {'certificate_revoked': True}),
+            (Entry, entry, {'status': 'removed'}),
+            (Entry, entry, {'approval': 'pending'}),
+            (Concentrator, concentrator, {'active': False}),
+        ]:
+            previous = {name: getattr(record, name) for name in values}
+            model.write([record], values)
+            meter = Meter(meter.id)
+            self.assertFalse(meter.hes_reachable, values)
+            self.assertNotIn(meter, Meter.search([('hes_reachable', '=', True)]))
+            self.assertIn(meter, Meter.search([('hes_reachable', '=', False)]))
+            with self.assertRaises(UserError):
+                meter.hes_connection_settings()
+            job = self.run_relay(meter, 'disconnect')
+            self.assertEqual(job.state, 'failed', values)
+            self.assertTrue(simulated.meter is None or self._connected(simulated))
+            model.write([record], previous)
+        self.assertTrue(Meter(meter.id).hes_reachable)
+
+    @with_company
+    def test_a_concentrator_with_another_certificate_is_not_trusted(self):
+        "The DCU must answer with the certificate registered for it"
+        meter, _, simulated = self.setup_meter(2, certificate_fingerprint='ab' * 32)
+        job = self.run_relay(meter, 'disconnect')
+        self.assertEqual(job.state, 'failed')
+        self.assertIn('not the one registered', job.last_error)
+        self.assertTrue(simulated.meter is None or self._connected(simulated))
+
+    @with_company
+    def test_no_head_end_certificate_is_a_clear_error(self):
+        meter, _, _ = self.setup_meter(0)
+        config.set('prepaid_headend', 'dcu_cert', '')
+        try:
+            job = self.run_relay(meter, 'disconnect')
+        finally:
+            config.set('prepaid_headend', 'dcu_cert', self._options['dcu_cert'])
+        self.assertEqual(job.state, 'failed')
+        self.assertIn('dcu_cert', job.last_error)
+
+    @with_company
+    def test_a_sale_delivers_its_credit_through_the_concentrator(self):
+        "A smart prepaid meter behind a DCU gets its vended credit as tokens"
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Meter = pool.get('prepaid.meter')
+        Command = pool.get('prepaid.meter.command')
+        Configuration = pool.get('prepaid.configuration')
+        with with_vending() as env:
+            config = Configuration(1)
+            config.hes_retries = 0
+            config.save()
+            sts_tools.create_vending_key()
+            Meter.write([env.meter], STS)
+            meter, _, simulated = self.setup_meter(1, meter=Meter(env.meter.id))
+            self.assertEqual(meter.vend_delivery_problems(), [])
+            open_session(env)
+            credit = simulated.instant(self.sim.clock.time())[6]
+            vend = Vend.vend(meter, Decimal('100.00'), 'cash', env.sales_point, 'dcu-1')
+            run_queue()
+            (command,) = Command.search([('vend', '=', vend.id)])
+            self.assertEqual(command.state, 'accepted', command.last_error)
+            self.assertEqual(vend_delivery(Vend(vend.id)).state, 'confirmed')
+            self.assertAlmostEqual(
+                simulated.meter.state.credit_wh - credit,
+                float(vend.units_kwh) * 1000,
+                delta=5,
+            )
+
+    @staticmethod
+    def _connected(simulated) -> bool:
+        return simulated.meter.state.relay_connected
