@@ -167,10 +167,13 @@ class TrytonHeadEnd:
 
     # -- status updates --------------------------------------------------------
     def _request_status(self, update: m.RequestStatusUpdate) -> None:
-        # No job or order of the head-end carries an IdPet yet: the status is
-        # kept on its own, by concentrator and IdPet.
-        Status = Pool().get('prepaid.concentrator.request_status')
+        # Every status is kept (audit); one that answers an order of the
+        # head-end (its IdPet) also updates the order and its meters.
+        pool = Pool()
+        Status = pool.get('prepaid.concentrator.request_status')
+        Order = pool.get('prepaid.concentrator.order')
         record = self._concentrator(update.dc_id)
+        Order.apply_status(record, update)
         Status.create(
             [
                 {

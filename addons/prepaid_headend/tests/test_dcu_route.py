@@ -10,6 +10,7 @@ meter.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import tempfile
 import unittest
@@ -17,7 +18,11 @@ from decimal import Decimal
 
 import trytond.config as config
 from trytond.exceptions import UserError
+from trytond.model.exceptions import AccessError
+from trytond.model.modelview import AccessButtonError
+from trytond.modules.prepaid_headend import dcu
 from trytond.modules.prepaid_headend.concentrator.tls import Peer
+from trytond.modules.prepaid_headend.dcu_backend import TrytonHeadEnd
 from trytond.modules.prepaid_headend.dlms.session import (
     DEFAULT_AUTHENTICATION_KEY,
     DEFAULT_BLOCK_CIPHER_KEY,
@@ -25,6 +30,7 @@ from trytond.modules.prepaid_headend.dlms.session import (
 from trytond.modules.prepaid_headend.tests.test_headend import DECODER_KEY
 from trytond.modules.prepaid_headend.tests.test_remote_delivery import STS, run_queue
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
+from trytond.modules.prepaid_sts.tests.tools import create_user
 from trytond.modules.prepaid_vending.delivery import vend_delivery
 from trytond.modules.prepaid_vending.tests.tools import with_company
 from trytond.modules.prepaid_vending.tests.vend_fixtures import (
@@ -33,6 +39,7 @@ from trytond.modules.prepaid_vending.tests.vend_fixtures import (
 )
 from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module
+from trytond.transaction import Transaction
 
 from simulators.dcu import DcuSimulator, G3Config, TestPki
 from simulators.dcu.testing import HeadEndStandIn
@@ -67,6 +74,8 @@ class ConcentratorRouteTestCase(unittest.TestCase):
             headend_url=cls.stand_in.url,
             latency_scale=0.001,
             g3=STEADY,
+            # On the head-end's time: orders carry their window in UTC.
+            start=dt.datetime.now(dt.UTC).replace(microsecond=0),
             # The STS decoder key of the public test vectors (test_headend).
             template={'decoder_key': DECODER_KEY},
         ).start()
@@ -119,13 +128,17 @@ class ConcentratorRouteTestCase(unittest.TestCase):
             },
         )
         Counter.set_floor(meter.hes_counter_key, next(_FLOORS))
-        values = {
-            'dc_id': 'DC0001',
-            'url': self.sim.url('DC0001'),
-            'certificate_fingerprint': fingerprint(self.sim.credentials['DC0001']),
-            **concentrator_values,
-        }
-        (concentrator,) = Concentrator.create([values])
+        concentrators = Concentrator.search([('dc_id', '=', 'DC0001')])
+        if concentrators:
+            (concentrator,) = concentrators
+        else:
+            values = {
+                'dc_id': 'DC0001',
+                'url': self.sim.url('DC0001'),
+                'certificate_fingerprint': fingerprint(self.sim.credentials['DC0001']),
+                **concentrator_values,
+            }
+            (concentrator,) = Concentrator.create([values])
         Entry.create(
             [
                 {
@@ -254,6 +267,139 @@ class ConcentratorRouteTestCase(unittest.TestCase):
                 float(vend.units_kwh) * 1000,
                 delta=5,
             )
+
+    @with_company
+    def test_a_relay_order_runs_on_many_meters_in_its_window(self):
+        "An order's IdPet ties the concentrator's outcomes to it and its meters"
+        pool = Pool()
+        Order = pool.get('prepaid.concentrator.order')
+        Status = pool.get('prepaid.concentrator.request_status')
+        Meter = pool.get('prepaid.meter')
+        a, concentrator, sim_a = self.setup_meter(0)
+        b, _, sim_b = self.setup_meter(2)
+        (stranger,) = Meter.create([{'serial': 'NOT-BEHIND', 'kind': 'smart_prepaid'}])
+
+        def order(action, meters, **values):
+            (record,) = Order.create(
+                [
+                    {
+                        'concentrator': concentrator.id,
+                        'action': action,
+                        'reason': 'Unpaid accounts',
+                        'window_end': dcu.now() + dt.timedelta(hours=3),
+                        'lines': [('create', [{'meter': m.id} for m in meters])],
+                        **values,
+                    }
+                ]
+            )
+            return record
+
+        def deliver(record):
+            # The concentrator runs the order on its clock and reports the
+            # outcome; the head-end's service takes it (as its route does).
+            self.sim.advance(minutes=30)
+            update = self.stand_in.backend.status('DC0001', record.id_pet)
+            self.assertIsNotNone(update)
+            TrytonHeadEnd().request_status(update)
+            return Order(record.id)
+
+        disconnect = order('disconnect', [a, b, stranger])
+        self.assertEqual(disconnect.state, 'draft')
+        Order.send([disconnect])
+        disconnect = Order(disconnect.id)
+        self.assertEqual(disconnect.state, 'working', disconnect.message)
+        self.assertEqual(disconnect.id_pet, disconnect.id)
+        self.assertIn('not in the directory', disconnect.message)
+
+        disconnect = deliver(disconnect)
+        self.assertEqual(disconnect.state, 'partial')
+        outcome = {line.meter: line for line in disconnect.lines}
+        self.assertEqual(outcome[a].status, 'ok')
+        self.assertEqual(outcome[a].message, 'disconnected')
+        self.assertEqual(outcome[b].status, 'ok')
+        self.assertEqual(outcome[stranger].status, 'unknown_meter')
+        self.assertFalse(sim_a.meter.state.relay_connected)
+        self.assertFalse(sim_b.meter.state.relay_connected)
+        self.assertEqual(Meter(a.id).hes_relay_state, 'disconnected')
+        self.assertIsNone(Meter(stranger.id).hes_relay_state)
+        # Every status is kept for audit too.
+        self.assertEqual(Status.search_count([('id_pet', '=', disconnect.id_pet)]), 1)
+        # Sent once: Send again does nothing.
+        Order.send([disconnect])
+        self.assertEqual(Order(disconnect.id).state, 'partial')
+
+        reconnect = order('reconnect', [a, b])
+        Order.send([reconnect])
+        reconnect = deliver(reconnect)
+        self.assertEqual(reconnect.state, 'done', reconnect.message)
+        self.assertTrue(sim_a.meter.state.relay_connected)
+        self.assertEqual(Meter(b.id).hes_relay_state, 'connected')
+
+    @with_company
+    def test_an_order_to_an_unreachable_concentrator_stays_a_draft(self):
+        pool = Pool()
+        Order = pool.get('prepaid.concentrator.order')
+        Concentrator = pool.get('prepaid.concentrator')
+        meter, concentrator, simulated = self.setup_meter(0)
+        Concentrator.write([concentrator], {'url': 'https://127.0.0.1:9/DC0001'})
+        (record,) = Order.create(
+            [
+                {
+                    'concentrator': concentrator.id,
+                    'action': 'disconnect',
+                    'reason': 'Tampering',
+                    'window_end': dcu.now() + dt.timedelta(hours=1),
+                    'lines': [('create', [{'meter': meter.id}])],
+                }
+            ]
+        )
+        Order.send([record])
+        record = Order(record.id)
+        self.assertEqual(record.state, 'draft')
+        self.assertIn('send it again', record.message)
+        self.assertIsNone(record.id_pet)
+        self.assertTrue(simulated.meter is None or self._connected(simulated))
+
+    @with_company
+    def test_orders_are_refused_to_other_roles_and_to_raw_writes(self):
+        pool = Pool()
+        Order = pool.get('prepaid.concentrator.order')
+        meter, concentrator, _ = self.setup_meter(0)
+        values = {
+            'concentrator': concentrator.id,
+            'action': 'disconnect',
+            'reason': 'Tampering',
+            'window_end': dcu.now() + dt.timedelta(hours=1),
+            'lines': [('create', [{'meter': meter.id}])],
+        }
+        cashier = create_user('order-cashier', 'cashier')
+        engineer = create_user('order-engineer', 'engineer')
+        transaction = Transaction()
+        with (
+            transaction.set_user(cashier.id),
+            transaction.set_context(_check_access=True),
+        ):
+            with self.assertRaises(AccessError):
+                Order.create([values])
+        with (
+            transaction.set_user(engineer.id),
+            transaction.set_context(_check_access=True),
+        ):
+            (record,) = Order.create([values])
+            # The status is the head-end's, never a client's.
+            with self.assertRaises(AccessError):
+                Order.write([record], {'state': 'done'})
+            with self.assertRaises(AccessError):
+                Order.write([record], {'id_pet': 99})
+        with (
+            transaction.set_user(cashier.id),
+            transaction.set_context(_check_access=True),
+        ):
+            with self.assertRaises(AccessButtonError):
+                Order.send([record])
+        # A window that closes before it opens is refused.
+        with self.assertRaises(UserError):
+            Order.write([record], {'window_start': record.window_end})
 
     @staticmethod
     def _connected(simulated) -> bool:

@@ -45,6 +45,8 @@ prepaid.concentrator.collector           ---- r--- r--- rwc- r--- rwc- r--- rwcd
 prepaid.concentrator.directory           ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.concentrator.event               ---- r--- ---- r--- ---- r--- ---- r--- ----
 prepaid.concentrator.rejection           ---- ---- ---- r--- ---- ---- ---- r--- ----
+prepaid.concentrator.order               ---- r--- r--- rwc- ---- r--- ---- rwc- ----
+prepaid.concentrator.order.line          ---- r--- r--- rwc- ---- r--- ---- rwc- ----
 prepaid.concentrator.report              ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.concentrator.request_status      ---- r--- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.configuration                    ---- r--- r--- r--- r--- rw-- r--- rw-- ----
