@@ -257,6 +257,26 @@ class VendorBookingTestCase(XMLVendRouteMixin, unittest.TestCase):
         self.assertEqual(after['drift'], D(0))
         self.assertEqual(after['expense'], D(0))
 
+    def test_no_commission_account_leaves_the_sales_for_the_next_run(self):
+        "The books refuse the group: nothing booked, the position untouched"
+        seller = self.new_seller('1000.00')
+        self.plan(seller, percent='2.5')
+        self.sell(seller, '100.00')
+        self.set_commission_account(None)
+        try:
+            self.assertEqual(self.book(), [])
+            waiting = self.figures(seller)
+            self.assertEqual(waiting['ledger'], D('1000.00'))
+            self.assertEqual(waiting['available'], D('902.50'))
+            self.assertEqual(waiting['drift'], D(0))
+        finally:
+            self.set_commission_account(self.expense)
+        self.assertTrue(self.book())
+        after = self.figures(seller)
+        self.assertEqual(after['ledger'], D('902.50'))
+        self.assertEqual(after['available'], D('902.50'))
+        self.assertEqual(after['drift'], D(0))
+
     def test_plan_the_core_refuses_is_refused(self):
         "A percent above 100 is refused with the core's message, nothing saved"
         seller = self.new_seller('0')
@@ -271,6 +291,16 @@ class VendorBookingTestCase(XMLVendRouteMixin, unittest.TestCase):
         self.assertEqual(committed(count), 0)
 
     # -- more helpers ---------------------------------------------------------
+    def set_commission_account(self, account_id: int | None) -> None:
+        def write():
+            Configuration = Pool().get('prepaid.configuration')
+            with Transaction().set_context(company=self.env.company):
+                Configuration.write(
+                    [Configuration(1)], {'vendor_commission_account': account_id}
+                )
+
+        committed(write)
+
     def cancel(self, vend_id: int) -> None:
         def run():
             Vend = Pool().get('prepaid.vend')
