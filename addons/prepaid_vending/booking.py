@@ -19,7 +19,11 @@ posted moves with the ORM (Tryton's own move and line checks apply):
   PostgreSQL's serialisation failure on the lock and is retried;
 - cancellation: a vend cancelled before it is booked is never booked (the
   books never saw it); one cancelled after gets its own posted reversal,
-  computed from its own lines, so the books net to zero for it.
+  computed from its own lines, so the books net to zero for it;
+- extension: ``Vend._booking_receipts`` debits the money of some vends
+  elsewhere than their payment method's account (a third-party vendor's
+  float: prepaid_vendor_portal), ``Vend._booked`` follows a group's posting
+  in its savepoint.
 """
 
 import datetime as dt
@@ -94,14 +98,20 @@ def vends_entries(vends) -> list[Entry]:
     config = accounting.VendConfig.get()
     vend, line = Vend.__table__(), Line.__table__()
     cursor = Transaction().connection.cursor()
+    # The money of some vends is received elsewhere than in a till (a
+    # vendor's float): their debits come from the hook.
+    entries, elsewhere = Vend._booking_receipts(vends)
     received, booked = [], []
-    for ids in grouped_slice([v.id for v in vends], backend.MAX_QUERY_PARAMS):
+    till = [v.id for v in vends if v.id not in elsewhere]
+    for ids in grouped_slice(till, backend.MAX_QUERY_PARAMS):
         where = In(vend.id, list(ids)) & (vend.tender != 0)
         group = [vend.sales_point, vend.payment_method, vend.customer]
         cursor.execute(
             *vend.select(*group, Sum(vend.tender), where=where, group_by=group)
         )
         received.extend(cursor)
+    for ids in grouped_slice([v.id for v in vends], backend.MAX_QUERY_PARAMS):
+        where = In(vend.id, list(ids)) & (vend.tender != 0)
         group = [vend.tariff_version, vend.customer, line.kind, line.account]
         cursor.execute(
             *line.join(vend, condition=line.vend == vend.id).select(
@@ -110,7 +120,6 @@ def vends_entries(vends) -> list[Entry]:
         )
         booked.extend(cursor)
 
-    entries = []
     for sales_point, method, customer, tender in received:
         receipt = accounting.receipt_account(
             SalesPoint(sales_point) if sales_point else None, method
@@ -376,6 +385,7 @@ class Vend(metaclass=PoolMeta):
                     move.save()
                     cls.write(group, {'move': move.id})
                     Move.post([move])
+                    cls._booked(group, move)
             except UserError as exc:
                 if strict:
                     raise
@@ -385,6 +395,19 @@ class Vend(metaclass=PoolMeta):
                 continue
             moves.append(move)
         return moves
+
+    @classmethod
+    def _booking_receipts(cls, vends) -> tuple[list[Entry], set[int]]:
+        """The debits of the vends whose money is not received by their
+        payment method's account (e.g. a vendor's float), and those vends'
+        ids: the others are debited on ``accounting.receipt_account``.
+        Their credits (revenue, VAT...) are booked as for any vend."""
+        return [], set()
+
+    @classmethod
+    def _booked(cls, vends, move) -> None:
+        """vends are booked in move (posted, in the booker's transaction and
+        savepoint: raising undoes the booking of the group)"""
 
     @classmethod
     def book_cancellation(cls, vend):

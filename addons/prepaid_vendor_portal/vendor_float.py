@@ -331,8 +331,9 @@ class FloatPosition(OneRowPerVendorMixin, ModelSQL):
 
     @classmethod
     def release(cls, vendor_id: int, amount: Decimal) -> None:
-        """Give back what a sale drew and will never book (a reversal or
-        cancellation before its booking), once this transaction commits"""
+        """Give back what a sale drew and will never book as a debit of the
+        float (a reversal or cancellation before its booking, the commission
+        deducted at the sale), once this transaction commits"""
         if not isinstance(amount, Decimal) or amount <= 0:
             raise ValueError(f'a release is a positive Decimal, not {amount!r}')
         if backend.name == 'postgresql':

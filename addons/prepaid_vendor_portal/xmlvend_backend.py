@@ -9,9 +9,11 @@ its API token, and the chain owner - vendor - outlet - terminal must be
 allowed to act now (``limits.check``: lifecycle, address, hours).  A sale
 then passes ``limits.check`` on its amount and the vendor's float, its
 amount is drawn from the float (refused: nothing is sold), it is made by
-the vending core (``Vend.vend``, idempotent on the msgID) and its answer is
-stored (``prepaid.vendor.xmlvend.answer``); any fault after the draw rolls
-everything back, the draw included (vendor_float.py).
+the vending core (``Vend.vend``, idempotent on the msgID), recorded as the
+vendor's sale with its commission at sale (``prepaid.vendor.sale``, booked
+later on the vendor's float account with the vend: vendor_sale.py) and its
+answer is stored (``prepaid.vendor.xmlvend.answer``); any fault after the
+draw rolls everything back, the draw included (vendor_float.py).
 """
 
 from __future__ import annotations
@@ -380,6 +382,13 @@ class TrytonXMLVend:
             raise x.SystemEx(
                 f'Sale {vend.number} priced {vend.tender}, quoted {tender}'
             )
+        # The vendor's sale, with the commission its plan deducts at the
+        # sale: the vendor keeps it, so its float gives it back (booked with
+        # the vend: vendor_sale.py).
+        commission = pool.get('prepaid.vendor.sale').record(terminal, vend, self.now)
+        if commission:
+            Position.release(vendor.id, commission)
+            available += commission
         response = self._sale_response(
             x.CreditVendResp, request, terminal, meter, available, receipt
         )

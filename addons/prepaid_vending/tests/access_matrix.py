@@ -114,10 +114,13 @@ prepaid.vend.line                        ---- r--- r--- r--- ---- r--- r--- r---
 prepaid.vend.reprint                     ---- r--- r--- r--- ---- r--- r--- r--- ----
 prepaid.vend.token                       ---- r--- r--- r--- ---- r--- r--- r--- ----
 prepaid.vendor.batch                     ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.commission.plan           ---- ---- ---- ---- ---- ---- r--- rwcd ----
+prepaid.vendor.commission.rule           ---- ---- ---- ---- ---- ---- r--- rwcd ----
 prepaid.vendor.float                     ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.sold                ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.sale                      ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 
 #: Effective field access of the fields that have field access records:
