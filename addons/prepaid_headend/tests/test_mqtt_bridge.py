@@ -562,6 +562,46 @@ class MqttConcentratorAlarmTestCase(unittest.TestCase):
         self.assertEqual(meters.get_batch(10, 0.2), [])
         self.assertEqual(meters.stats.received, 0)
 
+    @with_transaction()
+    def test_rolled_back_concentrator_alarm_is_not_published(self):
+        "A rollback drops the queued concentrator alarms"
+        from trytond.modules.prepaid_headend import dcu
+
+        company = utility('MQTT DCU rollback utility')
+        Transaction().commit()
+        site = f"t{uuid.uuid4().hex[:12]}"
+        tag = uuid.uuid4().hex[:6].upper()
+        received = RawSubscriber(concentrator_alarms_filter(site))
+        self.addCleanup(received.stop)
+        pool = Pool()
+        Communication = pool.get('prepaid.headend.communication')
+        Concentrator = pool.get('prepaid.concentrator')
+        Event = pool.get('prepaid.concentrator.event')
+
+        def configure():
+            config = Communication(1)
+            config.mqtt_enabled = True
+            config.mqtt_host, config.mqtt_port = BROKER.host, BROKER.port
+            config.mqtt_tls = False
+            config.mqtt_site = site
+            config.mqtt_timeout = WAIT
+            config.save()
+
+        with Transaction().set_context(company=company.id):
+            configure()
+            (gone,) = Concentrator.create([{'dc_id': f'RB1-{tag}'}])
+            Event.raise_alarm(gone, dcu.EV_REFUSED_INPUT, "malformed")
+            Transaction().rollback()
+            configure()
+            (kept,) = Concentrator.create([{'dc_id': f'RB2-{tag}'}])
+            Event.raise_alarm(kept, dcu.EV_REFUSED_INPUT, "malformed")
+            Transaction().commit()
+        messages = received.take(2, WAIT)
+        self.assertEqual(
+            [(a.dc_id, a.group, a.code) for _, a in messages],
+            [(f'RB2-{tag}', dcu.HEADEND_GROUP, dcu.EV_REFUSED_INPUT)],
+        )
+
 
 class RawSubscriber:
     "paho on the real broker, decoding concentrator alarms"
