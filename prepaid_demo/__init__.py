@@ -10,7 +10,10 @@ out of the runtime modules because it imports proteus and Tryton's test tools
   a person uses);
 - ``vending``: the network, customers and meters, and the sales set-up;
 - ``sts``: the DEMO vending key and the meters' STS parameters;
-- ``headend``: the channels to the simulated meters of ``prepaid-meter-sim``.
+- ``headend``: the channels to the simulated meters of ``prepaid-meter-sim``;
+- ``concentrators``: the two simulated concentrators with demo meters and
+  the TLS terminator in front of trytond's concentrator route (a process of
+  ``scripts/demo``: ``python -m prepaid_demo.concentrators``).
 
 The ``sts`` and ``headend`` parts run only where their module is activated.
 """

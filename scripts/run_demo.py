@@ -5,9 +5,12 @@
    (umask 077), and those of an older demo are tightened.
 2. One demo per checkout: ``var/demo.lock`` is held while it runs.  A second
    run says where the first one serves and starts nothing.
-3. The web port (``--port``, ``PREPAID_DEMO_PORT``, 8000) and the 20 ports of
+3. The web port (``--port``, ``PREPAID_DEMO_PORT``, 8000), the 20 ports of
    the simulated meters (``--meter-port``, ``PREPAID_DEMO_METER_PORT``, 4061)
-   must be free, or it says which one is taken and stops before any work.
+   and the 3 ports of the concentrators (``--dcu-port``,
+   ``PREPAID_DEMO_DCU_PORT``, 4091: the head-end's TLS port for them, then
+   each concentrator's service) must be free, or it says which one is taken
+   and stops before any work.
 4. The database ``demo`` (SQLite, ``var/db``) is created the first time,
    upgraded when the modules' code changed, and completed by
    ``setup_demo.py`` (idempotent: nothing is created twice).
@@ -15,6 +18,10 @@
 
    - ``prepaid-meter-sim``: 20 simulated DLMS meters, holding the STS decoder
      keys of the demo smart meters whose channels point at them;
+   - ``python -m prepaid_demo.concentrators``: two simulated concentrators
+     with a few demo meters each, reporting over mutual TLS to trytond's
+     concentrator route, served in that process behind the concentrator
+     package's HTTPS server (trytond does not speak TLS);
    - ``trytond``: the web client and JSON-RPC.  Queued tasks (e.g. the remote
      credit of a smart-meter sale) run in the process that queued them, right
      after its commit: ``trytond-worker`` waits for PostgreSQL's LISTEN/NOTIFY
@@ -63,7 +70,10 @@ SAO_DIR = ROOT / 'sao' / 'tryton-sao'
 DATABASE = 'demo'
 DEFAULT_PORT = 8000
 DEFAULT_METER_PORT = 4061
+DEFAULT_DCU_PORT = 4091
 METERS = 20
+DCU_PORTS = 3  # the head-end's TLS port for the concentrators, then one each
+DCU_PKI_DIR = VAR / 'dcu-pki'
 MODULES = ('prepaid_vending', 'prepaid_sts', 'prepaid_headend')
 STOP_TIMEOUT = 10
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -136,8 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='scripts/demo',
         description='Install and run the demo: a SQLite database with a small '
-        'utility, 20 simulated meters, the scheduler, and the Tryton web client '
-        'on http://127.0.0.1:PORT/.  Ctrl-C stops everything it started.',
+        'utility, 20 simulated meters, two simulated concentrators, the '
+        'scheduler, and the Tryton web client on http://127.0.0.1:PORT/.  '
+        'Ctrl-C stops everything it started.',
     )
     parser.add_argument(
         '--port',
@@ -150,10 +161,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f'port of the first of the {METERS} simulated meters (default: '
         f'PREPAID_DEMO_METER_PORT or {DEFAULT_METER_PORT})',
     )
+    parser.add_argument(
+        '--dcu-port',
+        type=port_number,
+        help="port of the head-end's TLS service for the simulated "
+        f'concentrators; they listen on the next {DCU_PORTS - 1} (default: '
+        f'PREPAID_DEMO_DCU_PORT or {DEFAULT_DCU_PORT})',
+    )
     args = parser.parse_args(argv)
     for name, variable, port in (
         ('port', 'PREPAID_DEMO_PORT', DEFAULT_PORT),
         ('meter_port', 'PREPAID_DEMO_METER_PORT', DEFAULT_METER_PORT),
+        ('dcu_port', 'PREPAID_DEMO_DCU_PORT', DEFAULT_DCU_PORT),
     ):
         if getattr(args, name) is None:
             try:
@@ -164,6 +183,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f'--meter-port: {METERS} ports from {args.meter_port} pass 65535')
     if args.meter_port <= args.port < args.meter_port + METERS:
         parser.error('--port falls inside the simulated meters\' ports')
+    if args.dcu_port + DCU_PORTS - 1 > 65535:
+        parser.error(f'--dcu-port: {DCU_PORTS} ports from {args.dcu_port} pass 65535')
+    dcu = range(args.dcu_port, args.dcu_port + DCU_PORTS)
+    if args.port in dcu:
+        parser.error("--port falls inside the concentrators' ports")
+    if set(dcu) & set(range(args.meter_port, args.meter_port + METERS)):
+        parser.error("--dcu-port: the concentrators' ports overlap the meters'")
     return args
 
 
@@ -310,6 +336,15 @@ def check_ports(args: argparse.Namespace) -> None:
             f'127.0.0.1, but {", ".join(map(str, taken))} is used by another '
             'program.  Choose other ports: scripts/demo --meter-port N '
             '(or PREPAID_DEMO_METER_PORT=N).'
+        )
+    last = args.dcu_port + DCU_PORTS - 1
+    taken = [p for p in range(args.dcu_port, last + 1) if port_in_use(p)]
+    if taken:
+        raise DemoError(
+            f'The simulated concentrators need ports {args.dcu_port}-{last} of '
+            f'127.0.0.1, but {", ".join(map(str, taken))} is used by another '
+            'program.  Choose other ports: scripts/demo --dcu-port N '
+            '(or PREPAID_DEMO_DCU_PORT=N).'
         )
 
 
@@ -522,6 +557,14 @@ def serve(args: argparse.Namespace, env: dict) -> None:
             + ['--port', args.meter_port, '--decoder-keys', SIMULATOR_KEYS_FILE],
         )
         services.wait_until(log_says('meter-sim', '{"meters"'), 'prepaid-meter-sim')
+        # Before trytond: it registers this run's certificates in the
+        # database, then its concentrators report to the route it serves.
+        services.start(
+            'dcu',
+            [BIN / 'python', '-m', 'prepaid_demo.concentrators', '-d', DATABASE]
+            + ['--port', args.dcu_port, '--pki-dir', DCU_PKI_DIR],
+        )
+        services.wait_until(log_says('dcu', '{"headend"'), 'The concentrators')
         services.start('web', [BIN / 'trytond', '-d', DATABASE])
         # One cron process: the demo's SQLite database has one writer at a time.
         services.start('cron', [BIN / 'trytond-cron', '-d', DATABASE, '-n', '1'])
@@ -536,9 +579,10 @@ def serve(args: argparse.Namespace, env: dict) -> None:
 
 
 def banner(args: argparse.Namespace) -> None:
-    from prepaid_demo import vendors
+    from prepaid_demo import concentrators, vendors
 
     last = args.meter_port + METERS - 1
+    dcus = ', '.join(concentrators.DCU_IDS)
     say(
         f"""
   Prepaid vending and AMR platform: demo
@@ -552,6 +596,10 @@ def banner(args: argparse.Namespace) -> None:
   Running:     trytond (web client, JSON-RPC; queued tasks after each commit),
                trytond-cron (scheduled actions every minute),
                {METERS} simulated meters on 127.0.0.1:{args.meter_port}-{last}
+  Concentrators: {dcus} (simulated, up to {concentrators.METERS_PER_DCU}
+               demo meters each), online in Head-End > Concentrators within
+               a minute; mutual TLS (test CA in var/dcu-pki/) to
+               https://127.0.0.1:{args.dcu_port}/{DATABASE}/concentrator
   Logs:        var/log/
   Ctrl-C stops everything the demo started.
 """

@@ -817,3 +817,42 @@ def test_command_line_serves_until_interrupted(tmp_path):
     totals = json.loads(out.strip().splitlines()[-1])
     assert totals["rejections"] == 0
     assert totals["reports"] > 0 and totals["readings"] > 0
+
+
+# -- named concentrators and meters --------------------------------------------
+def test_named_concentrators_report_their_meters_by_the_ids_given(make_sim, hes):
+    "A head-end's serials as meter ids; collect_now sends outside the plan"
+    serials = ("07399882476", "CHK0005-21570")
+    sim = make_sim(
+        2,
+        1,
+        per_dc={1: {"dc_id": "DEMO-DCU-1", "meter_ids": serials}},
+        g3=G3Config(join_spread_s=20, never_join_fraction=0.0, flaky_fraction=0.0),
+        network_tick_s=10,
+    )
+    assert set(sim.concentrators) == {"DEMO-DCU-1", "DC0002"}
+    named = sim.concentrator("DEMO-DCU-1")
+    assert [fm.meter_id for fm in named.meters] == list(serials)
+    assert len(sim.concentrator("DC0002").meters) == 1
+    sim.advance(seconds=30)
+    assert {
+        i.meter_id for dc, i in hes.backend.meter_statuses if dc == "DEMO-DCU-1"
+    } == set(serials)
+    assert not hes.backend.rows("instant")  # the plan has no instant task
+    named.collect_now(m.ReportType.INSTANT)
+    sim.advance(seconds=30)
+    assert {r.meter_id for r in hes.backend.rows("instant")} == set(serials)
+
+
+@pytest.mark.parametrize(
+    ("per_dc", "error"),
+    [
+        ({1: {"meter_ids": ("A1", "A1")}}, "repeat"),
+        ({1: {"meter_ids": ("A 1",)}}, "not a meter id"),
+        ({1: {"dc_id": "DC/1"}}, "not a concentrator id"),
+        ({2: {"dc_id": "DC0001"}}, "two concentrators named DC0001"),
+    ],
+)
+def test_bad_names_are_refused(pki, per_dc, error):
+    with pytest.raises(ValueError, match=error):
+        DcuSimulator(2, 1, pki=pki, per_dc=per_dc)

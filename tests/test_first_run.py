@@ -62,6 +62,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = 'demo'
 METERS = 20  # simulated meters the demo starts (scripts/run_demo.py)
+DCU_PORTS = 3  # the head-end's TLS port for the concentrators, one each
+DCU_IDS = ('DEMO-DCU-1', 'DEMO-DCU-2')
 CUSTOMERS = '20'
 CLEAN_PATH = '/usr/local/bin:/usr/bin:/bin'
 START_TIMEOUT = 300  # a first run on a busy 2-core machine
@@ -77,6 +79,7 @@ COUNTED = (
     'prepaid.vend',
     'prepaid.meter.command',
     'prepaid.cashier.session',
+    'prepaid.concentrator',
 )
 
 pytestmark = pytest.mark.slow
@@ -247,8 +250,11 @@ def group_alive(pgid: int) -> bool:
 class Demo:
     "One run of the README's demo command in the copy"
 
-    def __init__(self, copy: Path, port: int, meter_port: int, name: str):
+    def __init__(
+        self, copy: Path, port: int, meter_port: int, dcu_port: int, name: str
+    ):
         self.copy, self.port, self.meter_port = copy, port, meter_port
+        self.dcu_port = dcu_port
         self.log = copy.parent / f'{name}.log'
         self.url = f'http://127.0.0.1:{port}/'
         home = copy.parent / f'home-{name}'
@@ -270,6 +276,7 @@ class Demo:
                 '--meter-port',
                 str(self.meter_port),
             ]
+            + ['--dcu-port', str(self.dcu_port)]
         )
 
     def start(self) -> None:
@@ -331,7 +338,11 @@ class Demo:
     def assert_nothing_left(self) -> None:
         assert self.group and not group_alive(self.group), 'a demo process is left'
         assert processes_in(self.copy) == []
-        ports = [self.port, *range(self.meter_port, self.meter_port + METERS)]
+        ports = [
+            self.port,
+            *range(self.meter_port, self.meter_port + METERS),
+            *range(self.dcu_port, self.dcu_port + DCU_PORTS),
+        ]
         assert [p for p in ports if not port_free(p)] == []
         assert not (self.copy / 'var' / 'demo.json').exists()
 
@@ -453,6 +464,25 @@ def demo_meter(rpc: JsonRpc, kind: str) -> dict:
     return rpc.read('prepaid.meter', ids, fields)[0]
 
 
+def wait_for_concentrators(rpc: JsonRpc) -> list[dict]:
+    """The demo's concentrators once online with a first report and their
+    meters joined (the demo announces joins within a minute)"""
+    deadline = time.monotonic() + 180
+    while True:
+        ids = rpc.search('prepaid.concentrator', [('dc_id', 'in', list(DCU_IDS))])
+        found = rpc.read(
+            'prepaid.concentrator', ids, ['dc_id', 'state', 'last_report', 'directory']
+        )
+        ready = [
+            c
+            for c in found
+            if c['state'] == 'online' and c['last_report'] and c['directory']
+        ]
+        if len(ready) == len(DCU_IDS) or time.monotonic() > deadline:
+            return found
+        time.sleep(2)
+
+
 def open_shift(rpc: JsonRpc) -> None:
     if rpc.search('prepaid.cashier.session', [('state', '=', 'open')]):
         return
@@ -498,7 +528,8 @@ def test_first_run_sells_stops_and_runs_again(fresh_copy):
     from prepaid_demo.sts import demo_decoder_key
 
     port, meter_port = free_port(), free_range(METERS)
-    first = Demo(fresh_copy, port, meter_port, 'first')
+    dcu_port = free_range(DCU_PORTS)
+    first = Demo(fresh_copy, port, meter_port, dcu_port, 'first')
     try:
         first.start()
         first.wait_until_served()
@@ -534,6 +565,24 @@ def test_first_run_sells_stops_and_runs_again(fresh_copy):
         assert command['hes_token_status'] == 3  # the meter's "execution OK"
         assert command['hes_meter_credit'] >= float(vend['units_kwh']) * 1000
 
+        # Two concentrators online, their meters joined, not misplaced.
+        concentrators = wait_for_concentrators(rpc)
+        assert sorted(c['dc_id'] for c in concentrators) == list(DCU_IDS)
+        for concentrator in concentrators:
+            assert concentrator['state'] == 'online', concentrator
+            assert concentrator['last_report'], concentrator
+            entries = rpc.read(
+                'prepaid.concentrator.directory',
+                concentrator['directory'],
+                ['status', 'approval', 'meter', 'topology_mismatch'],
+            )
+            assert entries and all(
+                (e['status'], e['approval'], bool(e['meter']), e['topology_mismatch'])
+                == ('joined', 'approved', True, False)
+                for e in entries
+            ), entries
+        assert 'Concentrators: DEMO-DCU-1, DEMO-DCU-2' in first.output()
+
         counts = {name: rpc.count(name) for name in COUNTED}
         assert modes(secret_files(fresh_copy)) == {
             p.name: '0o600' for p in secret_files(fresh_copy)
@@ -548,8 +597,8 @@ def test_first_run_sells_stops_and_runs_again(fresh_copy):
     (fresh_copy / 'var' / 'admin-password').chmod(0o644)
     (fresh_copy / 'var' / 'db' / f'{DATABASE}.sqlite').chmod(0o644)
 
-    second = Demo(fresh_copy, port, meter_port, 'second')
-    third = Demo(fresh_copy, port, meter_port, 'third')
+    second = Demo(fresh_copy, port, meter_port, dcu_port, 'second')
+    third = Demo(fresh_copy, port, meter_port, dcu_port, 'third')
     try:
         second.start()
         second.wait_until_served()

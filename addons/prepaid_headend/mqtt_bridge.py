@@ -9,6 +9,10 @@ Outbound
     drops them.  The commit is never undone by a broker failure: an
     unpublished alarm is logged at ERROR level with its meter and code (the
     event itself is stored, so it can be re-sent from the event list).
+    Every new ``prepaid.concentrator.event`` that is an alarm (the
+    concentrator's alarm codes and the head-end's group 100: refused,
+    input refused, silent) goes the same way to
+    ``prepaid/<site>/concentrators/<dc_id>/alarms`` (``mqtt/dcu_alarm.py``).
 
 Inbound
     ``prepaid-mqtt-ingest`` (``mqtt_ingest.py``) subscribes to
@@ -54,8 +58,9 @@ from .mqtt import (
     Publisher,
     encode,
 )
+from .mqtt.dcu_alarm import ConcentratorAlarm, encode_alarm
 from .mqtt.ingest import BatchResult
-from .mqtt.topics import alarm_topic
+from .mqtt.topics import alarm_topic, concentrator_alarm_topic
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,29 @@ class Event(metaclass=PoolMeta):
             code=self.code,
             log=self.log if kind == 'event' else None,
             text=self.description[:256] if self.description else None,
+        )
+
+
+class ConcentratorEvent(metaclass=PoolMeta):
+    __name__ = 'prepaid.concentrator.event'
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        if mode == 'create' and records:
+            queue_concentrator_alarms(records)
+
+    def mqtt_alarm(self) -> ConcentratorAlarm:
+        from .dcu import HEADEND_GROUP
+
+        return ConcentratorAlarm(
+            dc_id=self.dc_id,
+            timestamp=self.timestamp.replace(tzinfo=dt.UTC),
+            source='hes' if self.group == HEADEND_GROUP else self.dc_id,
+            group=self.group,
+            code=self.code,
+            meter_id=self.meter_id or None,
+            text=self.detail[:256] if self.detail else None,
         )
 
 
@@ -166,6 +194,46 @@ def queue_alarms(events: Sequence[Any]) -> int:
                 )
             )
     return len(alarms)
+
+
+def queue_concentrator_alarms(events: Sequence[Any]) -> int:
+    "Queue the concentrator alarms among new events, as queue_alarms"
+    alarms = [e for e in events if e.alarm and e.dc_id]
+    if not alarms:
+        return 0
+    Communication = Pool().get('prepaid.headend.communication')
+    with without_check_access():
+        if not Communication(1).mqtt_enabled:
+            return 0
+        publisher = alarm_manager()
+        if publisher is None:
+            return 0
+        manager, site = publisher
+        queued = 0
+        for event in alarms:
+            try:
+                alarm = event.mqtt_alarm()
+                topic = concentrator_alarm_topic(site, alarm.dc_id)
+            except ValueError as error:
+                # An id that cannot be a topic level (a refused stranger's
+                # claim): stored and listed, not published.
+                logger.error(
+                    "MQTT concentrator alarm %s/%s of %r not published: %s",
+                    event.group,
+                    event.code,
+                    event.dc_id,
+                    error,
+                )
+                continue
+            manager.messages.append(
+                (
+                    topic,
+                    encode_alarm(alarm),
+                    f"{alarm.dc_id} alarm {alarm.group}/{alarm.code}",
+                )
+            )
+            queued += 1
+    return queued
 
 
 _publishers: dict[BrokerSettings, Publisher] = {}

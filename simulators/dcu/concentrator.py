@@ -164,7 +164,11 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
         provisioned = c.directory == "provisioned"
         members: list[FleetMeter] = []
         for i in range(c.meters):
-            fm = FleetMeter(c.number * 10000 + i, template)
+            fm = FleetMeter(
+                c.number * 10000 + i,
+                template,
+                c.meter_ids[i] if c.meter_ids else None,
+            )
             key = (seed, fm.index)
             fm.hops = self.g3.draw_hops(random.Random(unit(*key, 10)))
             if unit(*key, 11) >= g.never_join_fraction:
@@ -363,6 +367,22 @@ class Concentrator(RequestsMixin, OrdersMixin, FirmwareMixin):
                 items = self._report_items(
                     task.report_type, rows, 0, m.RequestStatus.OK, task.delivery
                 )
+        if items:
+            self.clock.after(elapsed, self._enqueue, items)
+
+    def collect_now(
+        self, report_type: m.ReportType, delivery: m.Delivery = m.Delivery.SOAP
+    ) -> None:
+        """Collect ``report_type`` from the directory's meters now and send
+        it, as a task of the plan does at its boundary (e.g. a first report
+        right after start-up, without waiting for the plan)."""
+        with self.lock:
+            if self.booting():
+                return
+            rows, elapsed = self._collect(report_type, self._targets(), 86400.0)
+            items = self._report_items(
+                report_type, rows, 0, m.RequestStatus.OK, delivery
+            )
         if items:
             self.clock.after(elapsed, self._enqueue, items)
 

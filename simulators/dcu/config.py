@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from trytond.modules.prepaid_headend.concentrator.messages import (
@@ -12,6 +13,8 @@ from trytond.modules.prepaid_headend.concentrator.messages import (
 )
 
 from .g3 import G3Config
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")  # dcu-1.xsd Identifier
 
 # The collection plan a concentrator starts with (the head-end can replace
 # it with a CollectionPlan order): daily frozen registers at midnight and the
@@ -60,6 +63,9 @@ class DcConfig:
     dc_id: str
     number: int  # meters are numbered number * 10000 + 0 .. meters - 1
     meters: int = 300
+    # The meters' ids (serials), in order, e.g. meters a head-end knows;
+    # default: number * 10000 + i as %08d. When given, ``meters`` is their count.
+    meter_ids: tuple[str, ...] = ()
     model: str = "PPS-DCU-SIM"
     firmware: str = "DCU-1.0.0"
     network_id: int = 0  # the gateway protocol's network id of this PAN
@@ -81,8 +87,17 @@ class DcConfig:
     faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
+        if self.meter_ids:
+            bad = [i for i in self.meter_ids if not IDENTIFIER.fullmatch(i)]
+            if bad:
+                raise ValueError(f"not a meter id of the interface: {bad[0]!r}")
+            if len(set(self.meter_ids)) != len(self.meter_ids):
+                raise ValueError("meter_ids repeat a meter")
+            object.__setattr__(self, "meters", len(self.meter_ids))
         if not 1 <= self.meters <= 1024:
             raise ValueError("a concentrator serves 1 to 1,024 meters")
+        if not IDENTIFIER.fullmatch(self.dc_id):
+            raise ValueError(f"not a concentrator id of the interface: {self.dc_id!r}")
         if not 1 <= self.number <= 99999:
             raise ValueError("concentrator number out of range")
         if self.directory not in ("provisioned", "empty"):

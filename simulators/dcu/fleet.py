@@ -80,11 +80,15 @@ class FleetMeter:
         "join_at", "flaky", "windows", "off_at", "back_at", "state",
         "short_address", "joined_at", "last_seen", "in_directory",
         "approved", "refused", "model", "activation_failures", "p0", "e0",
-        "offset0", "_crossing",
+        "offset0", "_crossing", "meter_id",
     )  # fmt: skip
 
-    def __init__(self, index: int, template: MeterTemplate) -> None:
+    def __init__(
+        self, index: int, template: MeterTemplate, meter_id: str | None = None
+    ) -> None:
         self.index = index
+        # The meter's id (its serial) in reports and the directory.
+        self.meter_id = meter_id or f"{index:08d}"
         self.template = template
         self.meter: Meter | None = None
         self.store: MeterStore | None = None
@@ -112,10 +116,6 @@ class FleetMeter:
         self._crossing: float | None = -1.0  # not computed yet
 
     # -- identity ------------------------------------------------------------
-    @property
-    def meter_id(self) -> str:
-        return f"{self.index:08d}"
-
     @property
     def pda(self) -> bytes:
         """The meter's system title (MeterConfig.system_title)."""

@@ -64,7 +64,8 @@ class DcuSimulator:
         **options: Any,
     ) -> None:
         """``options`` are :class:`DcConfig` fields for every concentrator
-        (``per_dc={number: {field: value}}`` for single ones)."""
+        (``per_dc={number: {field: value}}`` for single ones, e.g. its
+        ``dc_id`` and ``meter_ids``)."""
         if concentrators < 1:
             raise ValueError("at least one concentrator")
         per_dc: dict[int, dict[str, Any]] = options.pop("per_dc", {})
@@ -83,10 +84,14 @@ class DcuSimulator:
         self.listeners: dict[str, Listener] = {}
         self.concentrators: dict[str, Concentrator] = {}
         for number in range(1, concentrators + 1):
-            name = dc_id(number)
-            config = DcConfig(dc_id=name, number=number, meters=meters, **options)
+            config = DcConfig(
+                dc_id=dc_id(number), number=number, meters=meters, **options
+            )
             if number in per_dc:
                 config = replace(config, **per_dc[number])
+            name = config.dc_id
+            if name in self.concentrators:
+                raise ValueError(f"two concentrators named {name}")
             creds = self.credentials[name] = pki.issue(name)
             client = None
             if headend_url:

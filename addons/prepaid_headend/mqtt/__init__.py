@@ -13,7 +13,15 @@ topic                                  direction  publisher -> subscriber
                                                     ``prepaid-mqtt-ingest``
 ``prepaid/<site>/alarms/<serial>``       outbound  head-end -> outage management,
                                                     customer notifications ...
+``prepaid/<site>/concentrators/<dc_id>/alarms``
+                                       outbound  head-end -> network operations
 ===================================== ========= ==============================
+
+Concentrator alarms (the concentrator's own alarm events and the head-end's
+group 100 ones: refused, input refused, silent) carry their own JSON message
+(:mod:`.dcu_alarm`), QoS 1 after the commit like the meters' alarms; they
+live outside ``alarms/#`` so that a meter alarm subscriber never sees a
+payload it cannot read: subscribe to ``prepaid/<site>/concentrators/+/alarms``.
 
 The ingest subscribes to ``prepaid/<site>/meters/+/events``; subscribers of
 alarms use ``prepaid/<site>/alarms/#`` (or one serial).  Both directions carry

@@ -44,6 +44,18 @@ def alarms_filter(site: str) -> str:
     return f"{PREFIX}/{_level(site, 'site')}/alarms/#"
 
 
+def concentrator_alarm_topic(site: str, dc_id: str) -> str:
+    "Outbound: where the head-end publishes a concentrator's alarms"
+    return (
+        f"{PREFIX}/{_level(site, 'site')}/concentrators/"
+        f"{_level(dc_id, 'concentrator id')}/alarms"
+    )
+
+
+def concentrator_alarms_filter(site: str) -> str:
+    return f"{PREFIX}/{_level(site, 'site')}/concentrators/+/alarms"
+
+
 def parse_topic(topic: str) -> tuple[str, str, str]:
     """Return (direction, site, serial); direction is 'events' or 'alarms'."""
     parts = topic.split('/')

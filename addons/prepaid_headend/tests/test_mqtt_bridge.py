@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import threading
 import unittest
 import uuid
 
@@ -27,8 +28,12 @@ from trytond.modules.prepaid_headend.mqtt import (
     events_filter,
     events_topic,
 )
+from trytond.modules.prepaid_headend.mqtt.dcu_alarm import decode_alarm
 from trytond.modules.prepaid_headend.mqtt.ingest import ingest_loop
-from trytond.modules.prepaid_headend.mqtt.topics import alarms_filter
+from trytond.modules.prepaid_headend.mqtt.topics import (
+    alarms_filter,
+    concentrator_alarms_filter,
+)
 from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.modules.prepaid_sts.tests.tools import utility
 from trytond.modules.prepaid_vending.tests.tools import with_company
@@ -478,3 +483,159 @@ def forget_session(client_id: str) -> None:
     cleaner = Subscriber(BROKER, ['prepaid/none/meters/+/events'], client_id=client_id)
     cleaner.start()
     cleaner.stop()
+
+
+@pytest.mark.usefixtures('mosquitto')
+class MqttConcentratorAlarmTestCase(unittest.TestCase):
+    "Concentrator alarms over MQTT, on their own topics"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('prepaid_headend')
+
+    @classmethod
+    def tearDownClass(cls):
+        mqtt_bridge.close_publishers()
+        super().tearDownClass()
+
+    @with_company
+    def test_concentrator_alarms_published_after_commit(self):
+        "Group 100 and the concentrator's alarm codes; not its plain events"
+        from trytond.modules.prepaid_headend import dcu
+
+        site = f"t{uuid.uuid4().hex[:12]}"
+        dc_id = f"DCU-{uuid.uuid4().hex[:6].upper()}"
+        Communication = Pool().get('prepaid.headend.communication')
+        config = Communication(1)
+        config.mqtt_enabled = True
+        config.mqtt_host, config.mqtt_port = BROKER.host, BROKER.port
+        config.mqtt_tls = False
+        config.mqtt_site = site
+        config.mqtt_timeout = WAIT
+        config.save()
+        received = RawSubscriber(concentrator_alarms_filter(site))
+        self.addCleanup(received.stop)
+        # Meter alarm subscribers never see a concentrator's payload.
+        meters = Subscriber(BROKER, [alarms_filter(site)], direction='alarms')
+        meters.start()
+        self.addCleanup(meters.stop)
+
+        Concentrator = Pool().get('prepaid.concentrator')
+        Event = Pool().get('prepaid.concentrator.event')
+        (record,) = Concentrator.create([{'dc_id': dc_id}])
+        Event.raise_alarm(record, dcu.EV_OFFLINE, "silent since 10:00")
+        Event.raise_alarm(record, dcu.EV_ONLINE, "back", alarm=False)
+        Event.create(
+            [
+                {
+                    'concentrator': record.id,
+                    'dc_id': dc_id,
+                    'timestamp': WHEN,
+                    'group': group,
+                    'code': code,
+                    'meter_id': meter_id,
+                    'alarm': (group, code) in dcu.DC_ALARMS,
+                    'key': f'{dc_id}-{group}-{code}',
+                }
+                for group, code, meter_id in ((4, 16, None), (5, 1, '00010001'))
+            ]
+        )
+        # A stranger's claimed id that cannot be a topic level: stored, not
+        # published (and not an error for the transaction).
+        with self.assertLogs(mqtt_bridge.logger, 'ERROR'):
+            Event.raise_alarm(None, dcu.EV_REFUSED_IDENTITY, "who?", dc_id='a/b')
+        self.assertEqual(received.take(10, 0.5), [])
+        Transaction().commit()
+        messages = received.take(2, WAIT)
+        self.assertEqual(received.take(10, 0.5), [])
+        self.assertEqual(
+            sorted((t, a.source, a.group, a.code) for t, a in messages),
+            [
+                (f"prepaid/{site}/concentrators/{dc_id}/alarms", dc_id, 4, 16),
+                (f"prepaid/{site}/concentrators/{dc_id}/alarms", 'hes', 100, 3),
+            ],
+        )
+        offline = next(a for _, a in messages if a.group == 100)
+        self.assertEqual(offline.dc_id, dc_id)
+        self.assertEqual(offline.text, "silent since 10:00")
+        self.assertEqual(meters.get_batch(10, 0.2), [])
+        self.assertEqual(meters.stats.received, 0)
+
+    @with_transaction()
+    def test_rolled_back_concentrator_alarm_is_not_published(self):
+        "A rollback drops the queued concentrator alarms"
+        from trytond.modules.prepaid_headend import dcu
+
+        company = utility('MQTT DCU rollback utility')
+        Transaction().commit()
+        site = f"t{uuid.uuid4().hex[:12]}"
+        tag = uuid.uuid4().hex[:6].upper()
+        received = RawSubscriber(concentrator_alarms_filter(site))
+        self.addCleanup(received.stop)
+        pool = Pool()
+        Communication = pool.get('prepaid.headend.communication')
+        Concentrator = pool.get('prepaid.concentrator')
+        Event = pool.get('prepaid.concentrator.event')
+
+        def configure():
+            config = Communication(1)
+            config.mqtt_enabled = True
+            config.mqtt_host, config.mqtt_port = BROKER.host, BROKER.port
+            config.mqtt_tls = False
+            config.mqtt_site = site
+            config.mqtt_timeout = WAIT
+            config.save()
+
+        with Transaction().set_context(company=company.id):
+            configure()
+            (gone,) = Concentrator.create([{'dc_id': f'RB1-{tag}'}])
+            Event.raise_alarm(gone, dcu.EV_REFUSED_INPUT, "malformed")
+            Transaction().rollback()
+            configure()
+            (kept,) = Concentrator.create([{'dc_id': f'RB2-{tag}'}])
+            Event.raise_alarm(kept, dcu.EV_REFUSED_INPUT, "malformed")
+            Transaction().commit()
+        messages = received.take(2, WAIT)
+        self.assertEqual(
+            [(a.dc_id, a.group, a.code) for _, a in messages],
+            [(f'RB2-{tag}', dcu.HEADEND_GROUP, dcu.EV_REFUSED_INPUT)],
+        )
+
+
+class RawSubscriber:
+    "paho on the real broker, decoding concentrator alarms"
+
+    def __init__(self, topic_filter: str):
+        import queue
+
+        import paho.mqtt.client as paho
+
+        self.items: queue.Queue = queue.Queue()
+        subscribed = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic_filter, 1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = lambda c, u, msg: self.items.put(
+            (msg.topic, decode_alarm(msg.payload))
+        )
+        self.client.connect(BROKER.host, BROKER.port)
+        self.client.loop_start()
+        if not subscribed.wait(WAIT):
+            self.stop()
+            raise AssertionError(f"no subscription to {topic_filter}")
+
+    def take(self, count: int, timeout: float) -> list:
+        import queue
+
+        out = []
+        try:
+            while len(out) < count:
+                out.append(self.items.get(timeout=timeout))
+        except queue.Empty:
+            pass
+        return out
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -192,3 +192,70 @@ def test_arbitrary_input_only_raises_message_error(data):
         decode(data)
     except MessageError as error:
         assert error.reason in codec.REASONS
+
+
+# --- concentrator alarms ------------------------------------------------------
+DCU_GOOD = {
+    'dc_id': 'DEMO-DCU-1',
+    'timestamp': '2026-01-15T10:00:00Z',
+    'source': 'hes',
+    'group': 100,
+    'code': 3,
+}
+
+
+def test_concentrator_alarm_round_trip_and_topic():
+    from trytond.modules.prepaid_headend.mqtt.dcu_alarm import (
+        decode_alarm,
+        encode_alarm,
+    )
+
+    alarm = decode_alarm(json.dumps({**DCU_GOOD, 'meter_id': '00010001'}))
+    assert (alarm.dc_id, alarm.group, alarm.code, alarm.meter_id) == (
+        'DEMO-DCU-1',
+        100,
+        3,
+        '00010001',
+    )
+    assert alarm.timestamp == dt.datetime(2026, 1, 15, 10, tzinfo=dt.UTC)
+    assert decode_alarm(encode_alarm(alarm)) == alarm
+    assert (
+        topics.concentrator_alarm_topic('main', 'DEMO-DCU-1')
+        == 'prepaid/main/concentrators/DEMO-DCU-1/alarms'
+    )
+    assert topics.concentrator_alarms_filter('main') == (
+        'prepaid/main/concentrators/+/alarms'
+    )
+    # Not a meter alarm topic: a meter alarm subscriber refuses it.
+    with pytest.raises(topics.TopicError):
+        topics.parse_topic('prepaid/main/concentrators/DEMO-DCU-1/alarms')
+    with pytest.raises(topics.TopicError, match='concentrator id'):
+        topics.concentrator_alarm_topic('main', 'a/b')
+
+
+@pytest.mark.parametrize(
+    ('changes', 'reason', 'text'),
+    [
+        ({'dc_id': 'DC 1'}, 'value', 'dc_id'),
+        ({'group': '100'}, 'type', 'group must be an integer'),
+        ({'code': True}, 'type', 'code must be an integer'),
+        ({'code': 70000}, 'value', 'outside'),
+        ({'timestamp': '2026-01-15 10:00'}, 'timestamp', 'ISO 8601'),
+        ({'meter_id': '#'}, 'value', 'meter_id'),
+        ({'extra': 1}, 'unknown_field', 'extra'),
+        ({'text': 'x' * 257}, 'value', 'text'),
+    ],
+)
+def test_concentrator_alarm_malformed(changes, reason, text):
+    from trytond.modules.prepaid_headend.mqtt.dcu_alarm import decode_alarm
+
+    with pytest.raises(MessageError, match=text) as error:
+        decode_alarm(json.dumps({**DCU_GOOD, **changes}))
+    assert error.value.reason == reason
+    for missing in DCU_GOOD:
+        data = {k: v for k, v in DCU_GOOD.items() if k != missing}
+        with pytest.raises(MessageError, match=missing):
+            decode_alarm(json.dumps(data))
+    with pytest.raises(MessageError) as error:
+        decode_alarm(b'[1]')
+    assert error.value.reason == 'not_object'
