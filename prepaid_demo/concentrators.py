@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 DCU_IDS = ('DEMO-DCU-1', 'DEMO-DCU-2')
+CA_NAME = 'Demo DCU CA'
+HES_NAME = 'HES'  # the head-end's certificate (server and client)
 METERS_PER_DCU = 5
 DEFAULT_PORT = 4091  # the head-end's TLS port; the concentrators' on the next ones
 PORTS = 1 + len(DCU_IDS)
@@ -137,6 +139,67 @@ def ensure_concentrators(
             raise ValueError(f"no eligible demo meter at the transformer of {dc_id}")
         plan.append((dc_id, tuple(serials[:meters])))
     return plan
+
+
+def headend_tls_environ(pki_dir: Path | str) -> dict[str, str]:
+    """trytond's ``[prepaid_headend]`` settings, as environment variables,
+    with which the head-end calls the demo's concentrators: the head-end's
+    certificate and key and the demo CA's certificate and CRL, by the file
+    names ``TestPki`` gives them (its ``issue(HES_NAME)`` and ``CA_NAME``).
+    The files are new at each start; the head-end reloads changed files."""
+    directory = Path(pki_dir)
+    slug = CA_NAME.lower().replace(' ', '-')
+    return {
+        'TRYTOND_PREPAID_HEADEND__DCU_CERT': str(directory / f'{HES_NAME}.pem'),
+        'TRYTOND_PREPAID_HEADEND__DCU_KEY': str(directory / f'{HES_NAME}.key'),
+        'TRYTOND_PREPAID_HEADEND__DCU_CA': str(directory / f'{slug}.pem'),
+        'TRYTOND_PREPAID_HEADEND__DCU_CRL': str(directory / f'{slug}.crl.pem'),
+    }
+
+
+def give_gateway_channels(serials) -> None:
+    """The association settings and HLS keys (the simulated meters' public
+    test keys, as the demo's direct meters have) of the postpaid meters
+    behind the demo concentrators: the head-end reads them and operates
+    their relays through the concentrator's DLMS gateway.  The smart
+    prepaid ones are left without keys: their simulated meters do not hold
+    the demo's STS decoder keys, so a sale to them is refused before payment
+    (the meter cannot receive credit) rather than sent tokens it refuses."""
+    from trytond.modules.prepaid_headend.dlms.session import (
+        DEFAULT_AUTHENTICATION_KEY,
+        DEFAULT_BLOCK_CIPHER_KEY,
+    )
+    from trytond.modules.prepaid_sts import masterkey
+    from trytond.pool import Pool
+    from trytond.transaction import without_check_access
+
+    Meter = Pool().get('prepaid.meter')
+    try:
+        masterkey._configured_key()
+    except masterkey.MasterKeyError:
+        return  # keys are stored encrypted: none without a master key
+    with without_check_access():
+        meters = Meter.search(
+            [('serial', 'in', list(serials)), ('kind', '=', 'postpaid')]
+        )
+        if not meters:
+            return
+        Meter.write(
+            meters,
+            {
+                'hes_framing': 'wrapper',
+                'hes_auth': 'hls-gmac',
+                'hes_client_address': 1,
+                'hes_server_address': 1,
+            },
+        )
+        Meter.write(
+            [m for m in meters if m.hes_secrets_entered == 'none'],
+            {
+                'hes_block_cipher_key': DEFAULT_BLOCK_CIPHER_KEY.hex(),
+                'hes_authentication_key': DEFAULT_AUTHENTICATION_KEY.hex(),
+            },
+        )
 
 
 def register_certificates(certificates: dict[str, tuple[str, str]]) -> None:
@@ -247,8 +310,8 @@ class DemoConcentrators:
         self.plan = self.transaction(
             lambda: ensure_concentrators(self.dc_ids, self.meters)
         )
-        pki = TestPki(self.pki_dir, name='Demo DCU CA')
-        hes = pki.issue('HES')
+        pki = TestPki(self.pki_dir, name=CA_NAME)
+        hes = pki.issue(HES_NAME)
         self.front = HttpsWsgiServer(
             on_tls_error=lambda *refusal: self.tls_refusals.append(refusal)
         )
@@ -290,6 +353,8 @@ class DemoConcentrators:
             }
             # Registered before the first delivery: nothing is refused.
             self.transaction(lambda: register_certificates(certificates))
+            serials = [serial for _, group in self.plan for serial in group]
+            self.transaction(lambda: give_gateway_channels(serials))
         except BaseException:
             self.stop()
             raise

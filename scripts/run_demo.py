@@ -238,6 +238,10 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         TRYTONPASSFILE=str(PASSWORD_FILE),
         TRYTOND_PREPAID__MASTER_KEY=MASTER_KEY_FILE.read_text().strip(),
     )
+    from prepaid_demo import concentrators
+
+    # The head-end calls the demo's concentrators (meters behind them).
+    env.update(concentrators.headend_tls_environ(DCU_PKI_DIR))
     return env
 
 
@@ -599,7 +603,8 @@ def banner(args: argparse.Namespace) -> None:
   Concentrators: {dcus} (simulated, up to {concentrators.METERS_PER_DCU}
                demo meters each), online in Head-End > Concentrators within
                a minute; mutual TLS (test CA in var/dcu-pki/) to
-               https://127.0.0.1:{args.dcu_port}/{DATABASE}/concentrator
+               https://127.0.0.1:{args.dcu_port}/{DATABASE}/concentrator;
+               their postpaid meters read through the concentrator
   Logs:        var/log/
   Ctrl-C stops everything the demo started.
 """

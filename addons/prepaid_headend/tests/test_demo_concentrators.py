@@ -15,10 +15,12 @@ import tempfile
 import unittest
 import uuid
 
+import trytond.config as config
 from trytond.modules.prepaid_headend.concentrator import messages as m
 from trytond.modules.prepaid_headend.concentrator import soap
 from trytond.modules.prepaid_headend.concentrator.errors import RefusedFault
 from trytond.modules.prepaid_headend.dlms import operations as ops
+from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.modules.prepaid_sts.tests.tools import utility
 from trytond.modules.prepaid_vending.tests.main_thread_app import MainThreadApp
 from trytond.modules.prepaid_vending.tests.tools import committed, create_network
@@ -33,6 +35,7 @@ from prepaid_demo.concentrators import (
     DemoConcentrators,
     concentrator_routes_only,
     ensure_concentrators,
+    headend_tls_environ,
 )
 
 
@@ -43,6 +46,14 @@ class DemoConcentratorsTestCase(unittest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         activate_module('prepaid_headend')
+        # The HLS keys of the meters behind the concentrators are stored
+        # encrypted.
+        cls._previous_key = sts_tools.set_master_key()
+
+    @classmethod
+    def tearDownClass(cls):
+        sts_tools.restore_master_key(cls._previous_key)
+        super().tearDownClass()
 
     def setUp(self):
         self.tag = uuid.uuid4().hex[:6].upper()
@@ -64,7 +75,9 @@ class DemoConcentratorsTestCase(unittest.TestCase):
             with Transaction().set_context(company=company.id):
                 for letter, smart in (('A', 3), ('B', 2), ('C', 1)):
                     transformer = create_network(f'{self.tag}{letter}')
-                    kinds = ['smart_prepaid'] * smart + ['sts_keypad'] * (letter == 'A')
+                    kinds = ['smart_prepaid'] * smart + (
+                        ['sts_keypad', 'postpaid'] if letter == 'A' else []
+                    )
                     meters = Meter.create(
                         [
                             {'serial': f'{letter}{self.tag}{k}', 'kind': kind}
@@ -84,9 +97,9 @@ class DemoConcentratorsTestCase(unittest.TestCase):
                                 }
                             ]
                         )
-                    layout[transformer.code] = [
-                        m.serial for m in meters if m.kind == 'smart_prepaid'
-                    ]
+                    layout[transformer.code] = sorted(
+                        m.serial for m in meters if m.kind != 'sts_keypad'
+                    )
             return company.id, layout
 
         return committed(make)
@@ -108,8 +121,13 @@ class DemoConcentratorsTestCase(unittest.TestCase):
             # The meters join, then the first report: all before the plan's
             # first hourly task.
             pump.run(lambda: demo.sim.advance(seconds=FIRST_REPORT_S + 20))
+            read = self.read_through_the_gateway(f'A{self.tag}4', context)
         finally:
             demo.stop()
+        # The postpaid meter behind a concentrator got its HLS channel and
+        # was read through the concentrator's gateway, with the head-end's
+        # certificate the demo hands to trytond.
+        self.assertEqual(read, ('done', 'DD1' + self.tag))
         self.assertEqual(demo.tls_refusals, [])
         # The transformers with the most eligible meters, keypads left out.
         by_code = {serials[0]: code for code, serials in layout.items()}
@@ -118,7 +136,7 @@ class DemoConcentratorsTestCase(unittest.TestCase):
             {by_code[s[0]] for s in plan.values()},
             {f'TX1{self.tag}A', f'TX1{self.tag}B'},
         )
-        self.assertEqual(sorted(map(len, plan.values())), [2, 3])
+        self.assertEqual(sorted(map(len, plan.values())), [2, 4])
 
         def seen():
             pool = Pool()
@@ -204,6 +222,38 @@ class DemoConcentratorsTestCase(unittest.TestCase):
         # Only the concentrator routes are served through the terminator.
         self.assertEqual(client.get(f'/{DB_NAME}/xmlvend?wsdl').status_code, 404)
         self.assertEqual(client.get('/').status_code, 404)
+
+    def read_through_the_gateway(self, serial: str, context: dict):
+        "An on-demand read of meter ``serial``: the job's state, its DCU"
+        settings = headend_tls_environ(self._tmp.name)
+        if not config.has_section('prepaid_headend'):
+            config.add_section('prepaid_headend')
+        for name, value in settings.items():
+            option = name.removeprefix('TRYTOND_PREPAID_HEADEND__').lower()
+            config.set('prepaid_headend', option, value)
+        self.addCleanup(
+            lambda: [
+                config.set('prepaid_headend', n.split('__')[-1].lower(), '')
+                for n in settings
+            ]
+        )
+
+        def read():
+            pool = Pool()
+            Meter = pool.get('prepaid.meter')
+            Job = pool.get('prepaid.headend.job')
+            (meter,) = Meter.search([('serial', '=', serial)])
+            (job,) = Job.create_for([meter], 'read', {'on_demand': True})
+            Job.execute([job])
+            job = Job(job.id)
+            return (
+                job.state,
+                meter.hes_concentrator.dc_id
+                if job.last_error is None
+                else job.last_error,
+            )
+
+        return committed(read, context=context)
 
     def test_not_enough_transformers_creates_nothing(self):
         company, _ = self.network()
