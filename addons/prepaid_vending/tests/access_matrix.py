@@ -116,6 +116,7 @@ prepaid.vendor.float                     ---- ---- ---- ---- ---- ---- r--- r---
 prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.sold                ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.xmlvend.log               ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 
 #: Effective field access of the fields that have field access records:
