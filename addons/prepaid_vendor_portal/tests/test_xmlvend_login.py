@@ -218,6 +218,28 @@ class XMLVendOperatorTestCase(XMLVendRouteMixin, unittest.TestCase):
         ].credit_token_issue.token.sts_cipher
         self.assertIn(token, row['response'])  # credit tokens stay, for disputes
 
+    def test_operator_limits(self):
+        "alice's own maximum bounds her login's range and her sales"
+        seller = self.staffed_seller()
+
+        def limit():
+            Operator = Pool().get('prepaid.vendor.operator')
+            Operator.write([Operator(seller.operator)], {'max_amount': Decimal(100)})
+
+        committed(limit)
+        status, user = self.login(seller)
+        self.assertEqual(user.max_vend_amt, Decimal(100))
+        before = read_state(seller)
+        status, answer = self.post_with_token(
+            credit_vend(seller, self.env.meter, '150.00', auth_cred=ALICE)
+        )
+        self.assertFault(answer, 'RequestAuthorisationEx', 'alice')
+        self.assertEqual(read_state(seller), before)
+        status, answer = self.post_with_token(
+            credit_vend(seller, self.env.meter, '100.00', auth_cred=ALICE)
+        )
+        self.assertIsInstance(answer, x.CreditVendResp)
+
     def test_service_terminal_has_no_login(self):
         "A service terminal: no operator checked, no login to make"
         seller = self.new_seller()
