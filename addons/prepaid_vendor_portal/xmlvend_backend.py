@@ -171,6 +171,10 @@ class TrytonXMLVend:
                 'log-ins: a vendor manager must unlock it',
                 operator_msg='Operator locked: ask your manager to unlock it',
             )
+        if operator is None:
+            # As slow as a wrong password: the time taken tells no guesser
+            # which logins exist.
+            Pool().get('res.user').hash_password(cred.password)
         if operator is None or not operator.verify_password(cred.password):
             if operator is not None:
                 self.failed_operator = operator.id
