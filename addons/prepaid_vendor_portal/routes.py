@@ -7,6 +7,11 @@ its terminal's API token is its login (xmlvend_backend.py).  A fault rolls
 the transaction back, so a refused sale writes nothing; a serialisation
 failure goes back to trytond's retry loop.
 
+Every exchange is logged (``prepaid.vendor.xmlvend.log``, redacted): with
+the sale in its transaction when answered, after the rollback when
+faulted, together with the failed operator log-in the fault must not
+forget (the lock-out count).
+
 Configuration (trytond.conf, section ``[prepaid_vendor_portal]``):
 
 - ``xmlvend_server_ean``: the utility's EAN, the ``serverID`` of every
@@ -17,6 +22,9 @@ Configuration (trytond.conf, section ``[prepaid_vendor_portal]``):
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import time
 
 import trytond.config as config
 from trytond import backend
@@ -31,6 +39,7 @@ from trytond.wsgi import app
 
 from . import xmlvend as x
 from .xmlvend_backend import TrytonXMLVend
+from .xmlvend_log import TOKEN_HEADER
 
 SECTION = 'prepaid_vendor_portal'
 LIMITS = x.REQUEST_LIMITS
@@ -66,13 +75,16 @@ def xmlvend(request, pool):
     fingerprint_key = config.get(
         SECTION, 'client_cert_sha256', default='SSL_CLIENT_CERT_SHA256'
     )
+    received, started = dt.datetime.now(dt.UTC), time.perf_counter()
     service = TrytonXMLVend(
         server_id(pool.database_name),
         request.remote_addr or '',
         request.environ.get(fingerprint_key),
+        token=request.headers.get(TOKEN_HEADER) or None,
     )
+    body = _body(request)
     exchange = x.process(
-        _body(request),
+        body,
         request.headers.get('Content-Type'),
         request.headers.get('SOAPAction'),
         service,
@@ -85,7 +97,25 @@ def xmlvend(request, pool):
         if isinstance(
             service.error, (backend.DatabaseOperationalError, TransactionError)
         ):
+            # trytond runs the request again: that run writes its log.
             raise service.error
+        # Written after the rollback, committed by with_transaction: what
+        # the fault must not undo.
+        if service.failed_operator is not None:
+            pool.get('prepaid.vendor.operator').count_failure([service.failed_operator])
+    Log = pool.get('prepaid.vendor.xmlvend.log')
+    Log.write_row(
+        Log.values(
+            body,
+            exchange,
+            received,
+            started,
+            request.remote_addr or '',
+            # Committed records: a fault's rollback leaves them.
+            terminal=service.terminal,
+            operator=service.operator,
+        )
+    )
     return Response(
         exchange.body, status=exchange.status, content_type=exchange.content_type
     )

@@ -1,7 +1,8 @@
 """Terminals: a till or an API client of a vendor's outlet, known by its
 XMLVend client ID and terminal ID (unique per utility), authenticated by an
-API token (or an operator's password) and optionally by its TLS client
-certificate's fingerprint.
+API token and optionally by its TLS client certificate's fingerprint; a
+terminal with ``operator_required`` also needs an operator of its vendor
+and the operator's password on every request (docs/xmlvend.md section 6.1).
 
 The API token is stored as its SHA-256 digest, never as such: a token is
 random and long (at least 32 characters), so a fast digest cannot be
@@ -91,6 +92,13 @@ class Terminal(
         help="Fingerprint of the TLS client certificate the reverse proxy "
         "reports; empty: no certificate required.",
     )
+    operator_required = fields.Boolean(
+        "Operator Required",
+        help="Every request names an operator of the vendor and carries its "
+        "password (authCred); the API token then travels in the "
+        "X-XMLVend-Token HTTP header.  Off: a service terminal, its API "
+        "token in authCred and no operator.",
+    )
     revoked = fields.Boolean(
         "Credentials Revoked",
         readonly=True,
@@ -120,6 +128,10 @@ class Terminal(
 
     @staticmethod
     def default_revoked():
+        return False
+
+    @staticmethod
+    def default_operator_required():
         return False
 
     @fields.depends('outlet', '_parent_outlet.vendor')

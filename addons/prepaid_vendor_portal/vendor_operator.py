@@ -4,12 +4,13 @@ many failed attempts."""
 
 from __future__ import annotations
 
+from sql.conditionals import Coalesce
 from trytond import config
 from trytond.model import ModelSQL, ModelView, Unique, fields
 from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
-from trytond.transaction import without_check_access
+from trytond.transaction import Transaction, without_check_access
 
 from .levels import LifecycleMixin, LimitsMixin
 
@@ -94,31 +95,63 @@ class Operator(CompanyMixin, LifecycleMixin, LimitsMixin, ModelSQL, ModelView):
     def unlock(cls, operators):
         cls.write(operators, {'failed_attempts': 0, 'locked': False})
 
-    def check_password(self, password: str | None) -> bool:
-        """Whether password is this operator's; a failure counts towards the
-        lock-out, a success resets the count.  A locked operator is refused
-        whatever the password.  The caller commits the count even when it
-        answers with a fault (else a client could guess for ever)."""
+    def verify_password(self, password: str | None) -> bool:
+        """Whether password is this operator's and the operator is not
+        locked; writes nothing (the XMLVend server counts a failure in the
+        transaction that outlives its fault: ``count_failure``)"""
         User = Pool().get('res.user')
         with without_check_access():
             operator = self.__class__(self.id)
             if operator.locked:
                 return False
-            valid = bool(
+            return bool(
                 password
                 and operator.password_hash
                 and User.check_password(password, operator.password_hash)[0]
             )
-            if valid:
-                if operator.failed_attempts:
-                    self.__class__.write([operator], {'failed_attempts': 0})
-                return True
-            attempts = (operator.failed_attempts or 0) + 1
-            self.__class__.write(
-                [operator],
-                {'failed_attempts': attempts, 'locked': attempts >= max_attempts()},
+
+    @classmethod
+    def count_failure(cls, ids) -> None:
+        """One more failed attempt for each operator, locked at
+        ``max_attempts``: an increment in SQL, so that two wrong guesses
+        racing on two connections both count."""
+        if not ids:
+            return
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        attempts = Coalesce(table.failed_attempts, 0) + 1
+        cursor.execute(
+            *table.update(
+                [table.failed_attempts, table.locked],
+                [attempts, attempts >= max_attempts()],
+                where=table.id.in_(list(ids)),
             )
-            return False
+        )
+        cls._cache_invalidate(ids)
+
+    @classmethod
+    def _cache_invalidate(cls, ids) -> None:
+        # Written behind the ORM's back: drop what this transaction cached.
+        Transaction().counter += 1
+        for cache in Transaction().cache.values():
+            if cls.__name__ in cache:
+                for id_ in ids:
+                    cache[cls.__name__].pop(id_, None)
+
+    def reset_failures(self) -> None:
+        with without_check_access():
+            if self.__class__(self.id).failed_attempts:
+                self.__class__.write([self], {'failed_attempts': 0})
+
+    def check_password(self, password: str | None) -> bool:
+        """Whether password is this operator's; a failure counts towards the
+        lock-out, a success resets the count.  A locked operator is refused
+        whatever the password."""
+        if self.verify_password(password):
+            self.reset_failures()
+            return True
+        self.count_failure([self.id])
+        return False
 
     def node_code(self) -> str:
         return self.login

@@ -4,7 +4,8 @@ last-response advice get back, byte for byte (docs/xmlvend.md section 6).
 One row per sale answered (credit vend), and per confirmation, reversal
 and batch request answered (``operation`` says which): its idempotency key
 (client and msgID), the fingerprint of the request that made it (a reuse
-of the msgID for another request is refused), the terminal that asked,
+of the msgID for another request is refused), the terminal that asked (and
+its operator, on a terminal that requires one),
 the sales batch (batch.py) and the response element as the core encodes
 it.  Written by the XMLVend backend only, in
 the sale's transaction: a refused or rolled-back sale leaves no row, so a
@@ -42,6 +43,11 @@ class Answer(CompanyMixin, ModelSQL):
     vend = fields.Many2One('prepaid.vend', "Vend", readonly=True, ondelete='RESTRICT')
     meter = fields.Many2One(
         'prepaid.meter', "Meter", readonly=True, ondelete='RESTRICT'
+    )
+    # The operator who signed the request in (a terminal with
+    # operator_required); none for a service terminal.
+    operator = fields.Many2One(
+        'prepaid.vendor.operator', "Operator", readonly=True, ondelete='RESTRICT'
     )
     payload = fields.Binary("Response", required=True, readonly=True)
     # The sales batch a sale was made in (batch.py); advice and batch

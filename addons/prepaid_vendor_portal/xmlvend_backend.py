@@ -4,9 +4,12 @@ root: a vending client is no Tryton user; its terminal's API token is its
 login).
 
 Every request is authenticated first: the clientID and terminalID name a
-terminal (``prepaid.vendor.terminal``), the password of ``authCred`` must be
-its API token, and the chain owner - vendor - outlet - terminal must be
-allowed to act now (``limits.check``: lifecycle, address, hours).  A sale
+terminal (``prepaid.vendor.terminal``) and the API token must be its (the
+password of ``authCred`` on a service terminal, the ``X-XMLVend-Token``
+HTTP header on a terminal with ``operator_required``, where ``authCred``
+names an operator of the vendor and carries the operator's password); the
+chain owner - vendor - outlet - terminal (- operator) must be allowed to
+act now (``limits.check``: lifecycle, lock-out, address, hours).  A sale
 then passes ``limits.check`` on its amount and the vendor's float, its
 amount is drawn from the float (refused: nothing is sold), it is made by
 the vending core (``Vend.vend``, idempotent on the msgID), recorded as the
@@ -77,7 +80,12 @@ class TrytonXMLVend:
     """``xmlvend.Backend`` on the database of the current transaction.
 
     ``address``: the client's IP address (limits by network); ``fingerprint``:
-    its TLS client certificate's SHA-256 as the proxy reports it, if any."""
+    its TLS client certificate's SHA-256 as the proxy reports it, if any;
+    ``token``: the API token of the ``X-XMLVend-Token`` header, if any.
+
+    After a request: ``terminal`` and ``operator`` it authenticated as (for
+    the request log), ``failed_operator`` the id of an operator whose
+    password was wrong (the route counts it after the fault's rollback)."""
 
     def __init__(
         self,
@@ -85,18 +93,30 @@ class TrytonXMLVend:
         address: str,
         fingerprint: str | None = None,
         now: dt.datetime | None = None,
+        token: str | None = None,
     ) -> None:
         self.server_id = server_id
         self.address = address
         self.fingerprint = fingerprint
         self.now = now or dt.datetime.now(dt.UTC)
+        self.token = token
         self.error: BaseException | None = None
+        self.terminal = None
+        self.operator = None
+        self.failed_operator: int | None = None
 
     # -- authentication and limits --------------------------------------------
     def _terminal(self, request: x.BaseReq):
+        """The terminal the request authenticates as, and its operator
+        (``self.operator``) on a terminal that requires one"""
+        terminal = self._api_terminal(request)
+        self.terminal = terminal
+        self.operator = self._operator(terminal, request)
+        return terminal
+
+    def _api_terminal(self, request: x.BaseReq):
         Terminal = Pool().get('prepaid.vendor.terminal')
         cred = request.auth_cred
-        token = cred.password if cred else None
         with without_check_access():
             terminals = Terminal.search(
                 [
@@ -105,6 +125,11 @@ class TrytonXMLVend:
                 ]
             )
         for terminal in terminals:
+            if terminal.operator_required:
+                # authCred is the operator's: the token comes in the header.
+                token = self.token
+            else:
+                token = self.token or (cred.password if cred else None)
             if terminal.check_token(token, self.fingerprint):
                 return terminal
         if any(t.revoked for t in terminals):
@@ -117,6 +142,50 @@ class TrytonXMLVend:
         raise x.ClientIDAuthorisationEx(
             'Unknown terminal or wrong API token (authCred password)'
         )
+
+    def _operator(self, terminal, request: x.BaseReq):
+        """The operator of authCred on a terminal that requires one (None on
+        a service terminal: its opName is not checked).  One message for an
+        unknown operator and a wrong password; a wrong password counts
+        towards the lock-out (``failed_operator``)."""
+        if not terminal.operator_required:
+            return None
+        Operator = Pool().get('prepaid.vendor.operator')
+        cred = request.auth_cred
+        if cred is None or not cred.password:
+            raise x.RequestAuthorisationEx(
+                'This terminal requires an operator: send authCred with the '
+                'operator\'s opName and password',
+                operator_msg='Log in with your operator name and password',
+            )
+        with without_check_access():
+            operators = Operator.search(
+                [
+                    ('vendor', '=', terminal.outlet.vendor.id),
+                    ('login', '=', cred.op_name.strip()),
+                ],
+                limit=1,
+            )
+        operator = operators[0] if operators else None
+        if operator is not None and operator.locked:
+            raise x.RequestAuthorisationEx(
+                f'Operator {operator.login} is locked after too many failed '
+                'log-ins: a vendor manager must unlock it',
+                operator_msg='Operator locked: ask your manager to unlock it',
+            )
+        if operator is None:
+            # As slow as a wrong password: the time taken tells no guesser
+            # which logins exist.
+            Pool().get('res.user').hash_password(cred.password)
+        if operator is None or not operator.verify_password(cred.password):
+            if operator is not None:
+                self.failed_operator = operator.id
+            raise x.RequestAuthorisationEx(
+                'Unknown operator or wrong password',
+                operator_msg='Unknown operator or wrong password',
+            )
+        operator.reset_failures()
+        return operator
 
     def _allow(
         self, terminal, kind: core.Kind, amount: Decimal = ZERO, meter=None
@@ -131,7 +200,7 @@ class TrytonXMLVend:
                 blocked_reason=meter.vend_blocked_reason or '',
             )
         refusal = core.check(
-            terminal.limits_chain(),
+            terminal.limits_chain(self.operator),
             vendor.float_state(),
             core.VendRequest(kind, amount, self.now, self.address),
             vendor.timezone(),
@@ -227,6 +296,7 @@ class TrytonXMLVend:
                         'fingerprint': x.request_fingerprint(request),
                         'operation': operation or type(request).__name__,
                         'terminal': terminal.id,
+                        'operator': self.operator.id if self.operator else None,
                         'payload': x.encode_payload(response),
                         **links,
                     }
@@ -250,7 +320,7 @@ class TrytonXMLVend:
         terminal = self._enter(request)
         meter = self._meter(terminal, request.id_method)
         company = terminal.company
-        low, high = core.vend_range(terminal.limits_chain())
+        low, high = core.vend_range(terminal.limits_chain(self.operator))
         return x.ConfirmCustomerResp(
             **self._header(request),
             confirm_cust_result=(
@@ -604,6 +674,33 @@ class TrytonXMLVend:
         self._unsupported(request, 'Vendor statement')
 
     @_guard
-    def login(self, request):
+    def login(self, request: x.LoginReq) -> x.LoginUser:
+        """An operator logs in on a terminal that requires one: who it is,
+        its vendor's available credit and the amounts the chain with the
+        operator allows (0: no bound).  A ``newPassword`` in authCred
+        replaces the operator's password.  Nothing else is written: every
+        later request carries the operator's credentials again."""
+        terminal = self._enter(request)
+        operator = self.operator
+        if operator is None:
+            raise x.UseCaseSupportEx(
+                f'Terminal {terminal.rec_name} has no operators (a service '
+                'terminal): there is nothing to log in to'
+            )
+        new_password = request.auth_cred.new_password
+        if new_password:
+            Operator = Pool().get('prepaid.vendor.operator')
+            Operator.write([operator], {'password': new_password})
+        vendor = terminal.outlet.vendor
+        low, high = core.vend_range(terminal.limits_chain(operator))
         # A login has no response header; the core still answers its faults.
-        self._unsupported(request, 'Operator login')
+        return x.LoginUser(
+            id=operator.id,
+            tid=terminal.id,
+            cdu_id=vendor.id,
+            cdu_name=(vendor.rec_name or '')[:120] or None,
+            cdu_balance=vendor.float_state().available,
+            min_vend_amt=low or ZERO,
+            max_vend_amt=high or ZERO,
+            login_time=self.now,
+        )

@@ -121,6 +121,7 @@ prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r---
 prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.sold                ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.sale                      ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.xmlvend.log               ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 
 #: Effective field access of the fields that have field access records:
