@@ -183,12 +183,15 @@ class XMLVendOperatorTestCase(XMLVendRouteMixin, unittest.TestCase):
             pool = Pool()
             Operator = pool.get('prepaid.vendor.operator')
             Data = pool.get('ir.model.data')
+            operator = Operator(seller.operator)
+            company = operator.company
             manager = create_user(
                 f'vm_{seller.operator}',
                 Data.get_id('prepaid_vendor_portal', 'group_vendor_manager'),
+                company=company,
             )
-            with acting_as(manager):
-                Operator.unlock([Operator(seller.operator)])
+            with acting_as(manager, company=company.id, companies=[company.id]):
+                Operator.unlock([operator])
 
         committed(unlock)
         self.assertEqual(self.operator_state(seller), (0, False))
