@@ -456,14 +456,15 @@ class CampaignLine(WorkflowOnlyMixin, ModelSQL, ModelView):
     upgrade = fields.Many2One(
         'prepaid.headend.firmware', "Upgrade", readonly=True, ondelete='SET NULL'
     )
-    version_before = fields.Char("Version Before", readonly=True)
+    version_before = fields.Char("Version Before", size=64, readonly=True)
     version_after = fields.Char(
         "Version Now",
+        size=64,
         readonly=True,
         help="Read back from the meter: the new version, or the one it kept "
         "(rolled back) after a failure.",
     )
-    message = fields.Char("Message", readonly=True)
+    message = fields.Char("Message", size=255, readonly=True)
 
     @classmethod
     def __setup__(cls):
