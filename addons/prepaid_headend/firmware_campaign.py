@@ -92,7 +92,7 @@ class Campaign(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
     __string__ = "Firmware Campaign"
     _client_create = DRAFT_FIELDS
     _client_fields = {'draft': DRAFT_FIELDS}
-    _client_delete_states = frozenset({'draft', 'cancelled'})
+    _client_delete_states = frozenset({'draft'})
 
     _draft = {'readonly': Eval('state') != 'draft'}
     name = fields.Char("Name", required=True, size=128, states=_draft)
@@ -233,10 +233,14 @@ class Campaign(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
     # --- buttons ------------------------------------------------------------
     @classmethod
     @ModelView.button
-    @Workflow.transition('running')
     def start(cls, campaigns):
+        """Select the meters into lines and upgrade the first wave.  A meter
+        already on the target version, or in another campaign not over, is
+        skipped."""
         Line = Pool().get('prepaid.headend.firmware.campaign.line')
-        for campaign in campaigns:
+        drafts = [c for c in campaigns if c.state == 'draft']
+        cls.lock(drafts)
+        for campaign in drafts:
             if not campaign.image:
                 raise UserError(
                     gettext(
@@ -252,8 +256,15 @@ class Campaign(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
                         campaign=campaign.rec_name,
                     )
                 )
-            skipped = [m for m in meters if m.firmware_version == campaign.identifier]
-            todo = [m for m in meters if m.firmware_version != campaign.identifier]
+            busy = campaign._busy_meters(meters)
+            todo, skipped = [], []
+            for meter in meters:
+                if meter.firmware_version == campaign.identifier:
+                    skipped.append((meter, "Already on the target version"))
+                elif meter.id in busy:
+                    skipped.append((meter, f"In campaign {busy[meter.id]}"))
+                else:
+                    todo.append(meter)
             with without_check_access():
                 Line.create(
                     [
@@ -274,16 +285,34 @@ class Campaign(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
                             'meter': m.id,
                             'outcome': 'skipped',
                             'version_before': m.firmware_version,
-                            'version_after': m.firmware_version,
-                            'message': "Already on the target version",
+                            'message': why[:255],
                         }
-                        for m in skipped
+                        for m, why in skipped
                     ]
                 )
-        with without_check_access():
-            cls.write(list(campaigns), {'current_wave': 0, 'message': None})
-        for campaign in cls.browse(campaigns):
+                cls.write(drafts, {'current_wave': 0, 'message': None})
+        cls._run(drafts)
+        for campaign in cls.browse(drafts):
             campaign._next_wave()
+
+    def _busy_meters(self, meters) -> dict[int, str]:
+        "The meters of another campaign not over: meter id -> that campaign"
+        Line = Pool().get('prepaid.headend.firmware.campaign.line')
+        with without_check_access():
+            lines = Line.search(
+                [
+                    ('meter', 'in', [m.id for m in meters]),
+                    ('campaign', '!=', self.id),
+                    ('campaign.state', 'in', ['running', 'paused']),
+                    ('outcome', 'in', ['pending', 'in_progress']),
+                ]
+            )
+            return {ln.meter.id: ln.campaign.rec_name for ln in lines}
+
+    @classmethod
+    @Workflow.transition('running')
+    def _run(cls, campaigns):
+        pass
 
     @classmethod
     @ModelView.button

@@ -304,15 +304,46 @@ class FirmwareCampaignTestCase(unittest.TestCase):
             self.assertEqual(Campaign(nothing.id).state, "draft")
             self.assertEqual(Campaign(nothing.id).lines, ())
 
+            # A meter is in one campaign at a time (no channel here: the jobs
+            # stay pending, the lines in progress).
+            first = self.campaign(
+                name="First", meter_model="PX-3", from_version="FW-1.0.0"
+            )
+            Campaign.start([first])
+            self.assertEqual(
+                self.outcomes(first), {"SEL-F1": "in_progress", "SEL-F2": "in_progress"}
+            )
+            second = self.campaign(name="Second", meter_model="PX-3")
+            Campaign.start([second])
+            second = Campaign(second.id)
+            self.assertEqual(
+                self.outcomes(second),
+                {"SEL-F1": "skipped", "SEL-F2": "skipped", "SEL-OLD": "in_progress"},
+            )
+            self.assertIn("In campaign First", second.lines[-1].message)
+            third = self.campaign(
+                name="Third", meter_model="PX-3", from_version="FW-1.0.0"
+            )
+            Campaign.start([third])  # nothing left to upgrade
+            self.assertEqual(Campaign(third.id).state, "done")
+            self.assertEqual(
+                self.outcomes(third), {"SEL-F1": "skipped", "SEL-F2": "skipped"}
+            )
+
     @with_company
     def test_cashier_refused_and_running_campaign_not_writable(self):
         pool = Pool()
         Campaign = pool.get("prepaid.headend.firmware.campaign")
         self.meter(None, "ACC-1", model="PX-5")
-        campaign = self.campaign(meter_model="PX-5")
         cashier = create_user("camp_cashier", "cashier")
         operator = create_user("camp_operator", "operator")
         engineer = create_user("camp_engineer", "engineer")
+        with acting_as(engineer):  # what the client gives for a new draft
+            campaign = self.campaign(
+                meter_model="PX-5", feeder=None, activation="now", image_name="fw.bin"
+            )
+            with self.assertRaises(AccessError):  # the state is the buttons'
+                self.campaign(state="running")
         buttons = (Campaign.start, Campaign.pause, Campaign.resume, Campaign.cancel)
         with acting_as(cashier):
             with self.assertRaises(AccessError):
