@@ -36,8 +36,8 @@ from . import test_headend as th
 
 UTC = dt.UTC
 # Simulator meters: the paused campaign's four (the second fails its first
-# activation), the cancelled campaign's two.
-P1, P2, P3, P4, C1, C2 = range(6)
+# activation), the cancelled campaign's two, the timed activation's two.
+P1, P2, P3, P4, C1, C2, T1, T2 = range(8)
 _FLOORS = itertools.count(2_000, 50_000)
 IMAGE = ops.build_image(bytes(range(256)) * 4)
 
@@ -68,7 +68,7 @@ class FirmwareCampaignTestCase(unittest.TestCase):
         super().setUpClass()
         activate_module("prepaid_headend")
         cls._previous_key = sts_tools.set_master_key()
-        base = th.free_port_block(6)
+        base = th.free_port_block(8)
         cls.clock = FakeClock(dt.datetime.now(UTC).replace(microsecond=0))
         configs = [
             MeterConfig(
@@ -77,7 +77,7 @@ class FirmwareCampaignTestCase(unittest.TestCase):
                 seed=20 + i,
                 activation_failures=1 if i == P2 else 0,
             )
-            for i in range(6)
+            for i in range(8)
         ]
         cls.sim = MeterSimulator(configs, clock=cls.clock).start()
 
@@ -140,6 +140,8 @@ class FirmwareCampaignTestCase(unittest.TestCase):
     def run_pending(self, campaign) -> int:
         "Run the pending jobs of the campaign's upgrades as a worker would"
         Job = Pool().get("prepaid.headend.job")
+        Campaign = Pool().get("prepaid.headend.firmware.campaign")
+        campaign = Campaign(campaign.id)
         jobs = Job.search(
             [
                 (
@@ -255,6 +257,48 @@ class FirmwareCampaignTestCase(unittest.TestCase):
         Campaign.resume([campaign])
         self.assertEqual(Campaign(campaign.id).state, "cancelled")
         self.assertEqual(self.outcomes(campaign)["CANC-2"], "skipped")
+
+    @with_company
+    def test_activation_at_a_time_wave_over_once_activated(self):
+        "Timed activation: a verified wave waits (cron too) for its activation"
+        pool = Pool()
+        Campaign = pool.get("prepaid.headend.firmware.campaign")
+        Job = pool.get("prepaid.headend.job")
+        self.configure()
+        self.meter(T1, "TIME-1", model="PX-6")
+        self.meter(T2, "TIME-2", model="PX-6")
+        campaign = self.campaign(
+            meter_model="PX-6",
+            identifier="FW-5.0.0",
+            wave_size=1,
+            activation="at",
+            activate_at=dt.datetime.now() + dt.timedelta(hours=2),
+        )
+        Campaign.start([campaign])
+        self.assertEqual(self.run_pending(campaign), 1)  # transfer and verify
+        campaign = Campaign(campaign.id)
+        (first, second) = campaign.lines
+        self.assertEqual(first.upgrade.state, "verified")
+        self.assertNotEqual(self.sim.meter(T1).firmware_id, "FW-5.0.0")
+        Campaign.advance()  # the cron: the wave is not over
+        self.assertEqual(
+            self.outcomes(campaign), {"TIME-1": "in_progress", "TIME-2": "pending"}
+        )
+        self.assertEqual(Campaign(campaign.id).current_wave, 1)
+
+        (activation,) = Job.search(
+            [("firmware", "=", first.upgrade.id), ("kind", "=", "firmware_activate")]
+        )
+        Job.execute([activation])  # what the worker does at that time
+        self.assertEqual(
+            self.outcomes(campaign), {"TIME-1": "activated", "TIME-2": "in_progress"}
+        )
+        self.assertEqual(Campaign(campaign.id).current_wave, 2)
+        self.assertEqual(self.run_pending(campaign), 1)  # wave 2's transfer
+        self.assertEqual(self.run_pending(campaign), 1)  # its activation
+        campaign = Campaign(campaign.id)
+        self.assertEqual(campaign.state, "done")
+        self.assertEqual(self.sim.meter(T2).firmware_id, "FW-5.0.0")
 
     @with_company
     def test_selection_by_model_version_and_feeder(self):
