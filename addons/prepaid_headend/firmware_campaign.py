@@ -523,8 +523,13 @@ class CampaignLine(WorkflowOnlyMixin, ModelSQL, ModelView):
                 line.message = None
             elif line.outcome == 'failed':
                 # The version the meter reported after the failure (it
-                # rolled back), else the one it had before.
-                line.version_after = upgrade.active_version or upgrade.previous_version
+                # rolled back), else the one it had before (a meter never
+                # reached keeps the version it was selected with).
+                line.version_after = (
+                    upgrade.active_version
+                    or upgrade.previous_version
+                    or line.version_before
+                )
                 line.message = ' '.join((upgrade.error or '').split())[:250] or None
         with without_check_access():
             cls.save(list(lines))

@@ -241,6 +241,8 @@ class FirmwareCampaignTestCase(unittest.TestCase):
             self.outcomes(campaign),
             {"CANC-1": "in_progress", "CANC-2": "pending", "CANC-3": "skipped"},
         )
+        Campaign.pause([campaign])  # no new wave; the running one goes on
+        self.assertEqual(Campaign(campaign.id).state, "paused")
         Campaign.cancel([campaign])
         self.assertEqual(
             self.outcomes(campaign),
@@ -378,6 +380,7 @@ class FirmwareCampaignTestCase(unittest.TestCase):
     def test_cashier_refused_and_running_campaign_not_writable(self):
         pool = Pool()
         Campaign = pool.get("prepaid.headend.firmware.campaign")
+        Line = pool.get("prepaid.headend.firmware.campaign.line")
         self.meter(None, "ACC-1", model="PX-5")
         cashier = create_user("camp_cashier", "cashier")
         operator = create_user("camp_operator", "operator")
@@ -417,5 +420,18 @@ class FirmwareCampaignTestCase(unittest.TestCase):
                 with self.subTest(values=values):
                     with self.assertRaises(AccessError):
                         Campaign.write([campaign], values)
+            (line,) = campaign.lines
+            with self.assertRaises(AccessError):
+                Line.write([line], {"outcome": "activated"})
         campaign = Campaign(campaign.id)
         self.assertEqual((campaign.state, campaign.wave_size), ("running", 5))
+        self.assertEqual(campaign.lines[0].outcome, "in_progress")
+
+        # The meter has no channel: its job fails, the meter kept its version.
+        self.assertEqual(self.run_pending(campaign), 1)
+        campaign = Campaign(campaign.id)
+        self.assertEqual(campaign.state, "paused")
+        (line,) = campaign.lines
+        self.assertEqual(line.outcome, "failed")
+        self.assertEqual(line.version_after, "FW-1.0.0")
+        self.assertIn("ACC-1: kept FW-1.0.0", campaign.message)
