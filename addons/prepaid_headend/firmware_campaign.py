@@ -53,6 +53,8 @@ UPGRADE_OUTCOME = {
     'activated': 'activated',
     'failed': 'failed',
 }
+#: Failed meters named in the message of a paused campaign; the lines show all.
+MAX_NAMED = 20
 #: What a client may give or change, in a draft only (WorkflowOnlyMixin).
 DRAFT_FIELDS = frozenset(
     {
@@ -413,8 +415,10 @@ class Campaign(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
         failures = '; '.join(
             f"{ln.meter.serial}: kept {ln.version_after or '?'}"
             + (f" ({ln.message})" if ln.message else '')
-            for ln in failed
+            for ln in failed[:MAX_NAMED]
         )
+        if len(failed) > MAX_NAMED:
+            failures += f"; and {len(failed) - MAX_NAMED} more (see the lines)"
         self.message = gettext(
             'prepaid_headend.msg_campaign_paused',
             wave=self.current_wave,
