@@ -18,7 +18,9 @@
   the models of ``dcu.py``: this package imports no trytond, so that its
   pure cores import alone).
 - ``relay.py``, ``firmware.py``, ``command.py``: relay control, clock checks,
-  firmware upgrades and the execution of ``prepaid.meter.command``.
+  firmware upgrades and the execution of ``prepaid.meter.command``;
+  ``firmware_campaign.py`` one image to many meters in waves, paused when a
+  wave fails more than its threshold allows.
 
 The demo's channels to the simulated meters are set up by the demo package
 outside the modules (``prepaid_demo.headend``).

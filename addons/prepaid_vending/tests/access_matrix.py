@@ -65,6 +65,8 @@ prepaid.headend.clock_sync               ---- rw-- r--- rwc- r--- rwc- r--- rwcd
 prepaid.headend.communication            ---- ---- ---- r--- rw-- ---- ---- rw-- ----
 prepaid.headend.event                    ---- rw-- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.headend.firmware                 ---- r--- ---- rwc- ---- r--- ---- rwcd ----
+prepaid.headend.firmware.campaign        ---- r--- ---- rwc- ---- r--- ---- rwcd ----
+prepaid.headend.firmware.campaign.line   ---- r--- ---- rwc- ---- r--- ---- rwcd ----
 prepaid.headend.interval                 ---- rw-- r--- rwc- r--- rwc- r--- rwcd ----
 prepaid.headend.invocation_counter       ---- ---- ---- ---- r--- ---- ---- r--- ----
 prepaid.headend.job                      ---- r--- ---- r--- ---- r--- ---- r--- ----
