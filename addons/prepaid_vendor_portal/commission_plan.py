@@ -93,7 +93,7 @@ class Rule(ModelSQL, ModelView):
     plan = fields.Many2One(
         'prepaid.vendor.commission.plan', "Plan", required=True, ondelete='CASCADE'
     )
-    name = fields.Char("Name", required=True)
+    name = fields.Char("Name", required=True, size=64)
     sequence = fields.Integer("Sequence", required=True)
     tx_type = fields.Selection(
         [
@@ -105,7 +105,7 @@ class Rule(ModelSQL, ModelView):
         "Transaction",
         required=True,
     )
-    channel = fields.Char("Channel", help="e.g. api; empty: any channel.")
+    channel = fields.Char("Channel", size=32, help="e.g. api; empty: any channel.")
     percent = fields.Numeric(
         "Percent", digits=(16, 4), required=True, help="2.5 is 2.5 %."
     )
