@@ -55,6 +55,13 @@ BENCH_MASTER_KEY = "QmVuY2hPbmx5TWFzdGVyS2V5Tm90Rm9yUHJvZHVjdGk="
 STS_VK = "abababababababab949494949494949401234567"  # STS 531-1-07 CTSA01
 
 
+def script(name: str) -> list[str]:
+    """The virtualenv's console script name run by this Python: a copied
+    virtualenv (a git worktree's) keeps the shebang of the one it was
+    copied from, whose modules would be measured instead of these"""
+    return [sys.executable, os.path.join(VENV, name)]
+
+
 def sh(*args: str, env: dict | None = None) -> None:
     subprocess.run(args, check=True, env=env)
 
@@ -106,9 +113,10 @@ def prepare(
     module = module or ("prepaid_sts" if sts else "prepaid_vending")
     if fresh:
         env = dict(os.environ, TRYTONPASSFILE=_passfile())
-        admin = os.path.join(VENV, "trytond-admin")
-        sh(admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com", env=env)
-        sh(admin, "-c", conf, "-d", db, "-u", module, "--activate-dependencies",
+        admin = script("trytond-admin")
+        sh(*admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com",
+            env=env)  # fmt: skip
+        sh(*admin, "-c", conf, "-d", db, "-u", module, "--activate-dependencies",
             env=env)  # fmt: skip
     os.environ["TRYTOND_CONFIG"] = conf
     from trytond.pool import Pool
@@ -285,7 +293,7 @@ def start_server(
     started = []
     if queue:
         env["TRYTOND_QUEUE__WORKER"] = "True"
-        worker = [os.path.join(VENV, "trytond-worker"), "-c", conf, "-d", db, "-n", "1"]
+        worker = [*script("trytond-worker"), "-c", conf, "-d", db, "-n", "1"]
         started.append(
             subprocess.Popen(
                 worker, stdout=out, stderr=out, env=env, start_new_session=True
@@ -293,11 +301,11 @@ def start_server(
         )
     if kind == "gunicorn":
         processes, threads = workers.split("x")
-        args = [os.path.join(VENV, "gunicorn"), "-w", processes,
+        args = [*script("gunicorn"), "-w", processes,
             "--threads", threads, "-b", f"127.0.0.1:{port}",
             "trytond.application:app"]  # fmt: skip
     else:
-        args = [os.path.join(VENV, "trytond"), "-c", conf, "-d", db]
+        args = [*script("trytond"), "-c", conf, "-d", db]
         if log != os.devnull:
             args += ["--logconf", _logconf()]
     started.append(
