@@ -215,6 +215,34 @@ def wait_queue(db: str, seconds: int = 120) -> None:
     print(f"(queue: {left} tasks still pending after {seconds} s)")
 
 
+def envelope(till: Till, serial: str, stamp: str, unique: int) -> bytes:
+    "A credit vend of AMOUNT on serial from till, msgID (stamp, unique), SOAP 1.1"
+    from trytond.modules.prepaid_vendor_portal import xmlvend as x
+
+    request = x.CreditVendReq(
+        client_id=x.EANDeviceID(ean=till.client_id),
+        terminal_id=x.GenericDeviceID(id=till.terminal_id),
+        msg_id=x.MsgID(date_time=stamp, unique_number=str(unique)),
+        auth_cred=x.AuthCred(op_name="TILL", password=till.token),
+        id_method=x.VendIDMethod(meter_identifier=x.MeterNumber(msno=serial)),
+        purchase_value=x.PurchaseValueCurrency(
+            amt=x.Currency(value=AMOUNT, symbol="R")
+        ),
+    )
+    payload = x.encode_request(request)
+    return b'<s:Envelope xmlns:s="%s"><s:Body>%s</s:Body></s:Envelope>' % (
+        SOAP_ENV,
+        payload,
+    )
+
+
+def msg_stamp() -> str:
+    """The msgID dateTime of a run (to the hundred microseconds): with a
+    counter per till, unique across runs (the idempotency key is the client
+    ID and the msgID)"""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S%f")[:17]
+
+
 def run(url: str, tills: int, serials: list[str], vends: int) -> dict:
     "Each till sells vends // tills credit vends; prints and returns figures"
     from trytond.modules.prepaid_vendor_portal import xmlvend as x
@@ -222,31 +250,12 @@ def run(url: str, tills: int, serials: list[str], vends: int) -> dict:
     latencies: list[float] = []
     faults: collections.Counter = collections.Counter()
     sold: list[Decimal] = []
-    # Unique for this run, per till: the idempotency key is the client ID
-    # and the msgID.
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S%f")[:17]
-
-    def envelope(till: Till, serial: str, unique: int) -> bytes:
-        request = x.CreditVendReq(
-            client_id=x.EANDeviceID(ean=till.client_id),
-            terminal_id=x.GenericDeviceID(id=till.terminal_id),
-            msg_id=x.MsgID(date_time=stamp, unique_number=str(unique)),
-            auth_cred=x.AuthCred(op_name="TILL", password=till.token),
-            id_method=x.VendIDMethod(meter_identifier=x.MeterNumber(msno=serial)),
-            purchase_value=x.PurchaseValueCurrency(
-                amt=x.Currency(value=AMOUNT, symbol="R")
-            ),
-        )
-        payload = x.encode_request(request)
-        return b"<s:Envelope xmlns:s=\"%s\"><s:Body>%s</s:Body></s:Envelope>" % (
-            SOAP_ENV,
-            payload,
-        )
+    stamp = msg_stamp()
 
     def worker(number: int) -> None:
         till, rnd = Till(number), random.Random(number)
         for unique in range(1, vends // tills + 1):
-            body = envelope(till, rnd.choice(serials), unique)
+            body = envelope(till, rnd.choice(serials), stamp, unique)
             request = urllib.request.Request(url, body, method="POST")
             request.add_header("Content-Type", SOAP_11)
             request.add_header("SOAPAction", '""')
@@ -297,6 +306,59 @@ def run(url: str, tills: int, serials: list[str], vends: int) -> dict:
     return figures
 
 
+def profile(db: str, serials: list[str], vends: int) -> None:
+    """In-process (werkzeug's test client on trytond's WSGI application, one
+    till, no HTTP): ms and Python CPU per sale, SQL statements per sale, and
+    the cProfile top"""
+    import cProfile
+    import pstats
+
+    import psycopg
+    from trytond.wsgi import app
+    from werkzeug.test import Client as TestClient
+
+    client, till, stamp = TestClient(app), Till(0), msg_stamp()
+    headers = {"Content-Type": SOAP_11, "SOAPAction": '""'}
+    address = {"REMOTE_ADDR": "127.0.0.1"}
+    queries: collections.Counter = collections.Counter()
+    execute = psycopg.Cursor.execute
+    count = iter(range(1, 10**9))
+
+    def one(serial: str) -> None:
+        body = envelope(till, serial, stamp, next(count))
+        reply = client.post(f"/{db}/xmlvend", data=body, headers=headers,
+            environ_base=address)  # fmt: skip
+        if reply.status_code != 200:
+            raise RuntimeError(reply.data[-300:])
+
+    def counting(self, query, params=None, *args, **kwargs):
+        queries[str(query)[:100]] += 1
+        return execute(self, query, params, *args, **kwargs)
+
+    for serial in serials[:3]:  # warm the caches
+        one(serial)
+    timings, cpu = [], []
+    for i in range(vends):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        one(serials[i % len(serials)])
+        timings.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    psycopg.Cursor.execute = counting
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(vends):
+        one(serials[i % len(serials)])
+    profiler.disable()
+    psycopg.Cursor.execute = execute
+    print(f"{vends} XMLVend sales in-process: median"
+        f" {statistics.median(timings) * 1000:.1f} ms/sale, Python CPU"
+        f" {statistics.median(cpu) * 1000:.1f} ms/sale,"
+        f" {sum(queries.values()) / vends:.1f} SQL statements/sale")  # fmt: skip
+    for query, n in queries.most_common(25):
+        print(f"{n / vends:5.1f}  {query}")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default="bench_xmlvend")
@@ -311,6 +373,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true",
         help="drop and rebuild the database (only one this bench created)")  # fmt: skip
     parser.add_argument("--log", default=os.devnull, help="server log file")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+        help="N sales in-process instead: time, SQL, cProfile")  # fmt: skip
     parser.add_argument("--no-compare", action="store_true",
         help="skip the same vends through the JSON-RPC path")  # fmt: skip
     args = parser.parse_args()
@@ -327,7 +391,10 @@ def main() -> None:
     os.environ.pop("TRYTOND_PREPAID__MASTER_KEY", None)
     serials = vend.prepare(db, args.meters, conf, args.fresh, False,
         module="prepaid_vendor_portal", owner=OWNER)  # fmt: skip
-    vendor_id = setup_vendor(db, args.tills, AMOUNT * args.vends * 2)
+    vendor_id = setup_vendor(db, args.tills, AMOUNT * max(args.vends, args.profile) * 3)
+    if args.profile:
+        profile(db, serials, args.profile)
+        return
     os.environ["TRYTOND_DATABASE_NAMES"] = db
     log = retry_log() if args.server == "gunicorn" else None
     with vend.serving(args.server, conf, db, args.port, args.log, args.workers,
