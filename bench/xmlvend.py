@@ -420,7 +420,12 @@ def main() -> None:
             f" sales recorded for {sales} (answered: {figures['vends']} for"
             f" {figures['sold']}), commission at sale {commission}")  # fmt: skip
         expected = start - sales + commission
-        verdict = "holds" if end == expected else f"FAILS by {end - expected}"
+        if end != expected:
+            verdict = f"FAILS by {end - expected}"
+        elif sales != figures["sold"]:
+            verdict = f"holds, but the tills were answered {figures['sold']}"
+        else:
+            verdict = "holds"
         print(f"float end = start - sales + commission: {expected}: {verdict}")
         if not args.no_compare:
             wait_queue(db)
