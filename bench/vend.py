@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import contextlib
 import json
 import os
 import random
@@ -54,6 +55,13 @@ BENCH_MASTER_KEY = "QmVuY2hPbmx5TWFzdGVyS2V5Tm90Rm9yUHJvZHVjdGk="
 STS_VK = "abababababababab949494949494949401234567"  # STS 531-1-07 CTSA01
 
 
+def script(name: str) -> list[str]:
+    """The virtualenv's console script name run by this Python: a copied
+    virtualenv (a git worktree's) keeps the shebang of the one it was
+    copied from, whose modules would be measured instead of these"""
+    return [sys.executable, os.path.join(VENV, name)]
+
+
 def sh(*args: str, env: dict | None = None) -> None:
     subprocess.run(args, check=True, env=env)
 
@@ -62,7 +70,19 @@ def serials_for(meters: int) -> list[str]:
     return [f"09{i:09d}" for i in range(meters)]
 
 
-def prepare(db: str, meters: int, conf: str, fresh: bool, sts: bool) -> list[str]:
+def prepare(
+    db: str,
+    meters: int,
+    conf: str,
+    fresh: bool,
+    sts: bool,
+    module: str | None = None,
+    owner: str | None = None,
+) -> list[str]:
+    """The database db with module activated (prepaid_sts or prepaid_vending
+    by sts unless given) and the fixtures' meters; their serials.  With
+    owner (the bench's name), the database is marked as the bench's when
+    created, and ``fresh`` drops only a database with that mark."""
     import psycopg
 
     with psycopg.connect(PG + "postgres", autocommit=True) as conn:
@@ -70,21 +90,33 @@ def prepare(db: str, meters: int, conf: str, fresh: bool, sts: bool) -> list[str
             "SELECT 1 FROM pg_database WHERE datname = %s", (db,)
         ).fetchone()
         if exists and fresh:
+            if owner is not None:
+                (mark,) = conn.execute(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+                    " WHERE datname = %s",
+                    (db,),
+                ).fetchone()
+                if mark != owner:
+                    sys.exit(f"--fresh: database {db} was not created by {owner}:"
+                        " not dropped (choose another --db)")  # fmt: skip
             conn.execute(f'DROP DATABASE "{db}"')
             exists = None
         if not exists:
             conn.execute(f'CREATE DATABASE "{db}"')
+            if owner is not None:
+                conn.execute(f"COMMENT ON DATABASE \"{db}\" IS '{owner}'")
             fresh = True
     if not fresh:  # sessions left by an interrupted run would slow every check
         with psycopg.connect(PG + db, autocommit=True) as conn:
             conn.execute("DELETE FROM ir_session")
     serials = serials_for(meters)
-    module = "prepaid_sts" if sts else "prepaid_vending"
+    module = module or ("prepaid_sts" if sts else "prepaid_vending")
     if fresh:
         env = dict(os.environ, TRYTONPASSFILE=_passfile())
-        admin = os.path.join(VENV, "trytond-admin")
-        sh(admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com", env=env)
-        sh(admin, "-c", conf, "-d", db, "-u", module, "--activate-dependencies",
+        admin = script("trytond-admin")
+        sh(*admin, "-c", conf, "-d", db, "--all", "--email", "a@example.com",
+            env=env)  # fmt: skip
+        sh(*admin, "-c", conf, "-d", db, "-u", module, "--activate-dependencies",
             env=env)  # fmt: skip
     os.environ["TRYTOND_CONFIG"] = conf
     from trytond.pool import Pool
@@ -261,7 +293,7 @@ def start_server(
     started = []
     if queue:
         env["TRYTOND_QUEUE__WORKER"] = "True"
-        worker = [os.path.join(VENV, "trytond-worker"), "-c", conf, "-d", db, "-n", "1"]
+        worker = [*script("trytond-worker"), "-c", conf, "-d", db, "-n", "1"]
         started.append(
             subprocess.Popen(
                 worker, stdout=out, stderr=out, env=env, start_new_session=True
@@ -269,17 +301,67 @@ def start_server(
         )
     if kind == "gunicorn":
         processes, threads = workers.split("x")
-        args = [os.path.join(VENV, "gunicorn"), "-w", processes,
+        args = [*script("gunicorn"), "-w", processes,
             "--threads", threads, "-b", f"127.0.0.1:{port}",
             "trytond.application:app"]  # fmt: skip
     else:
-        args = [os.path.join(VENV, "trytond"), "-c", conf, "-d", db]
+        args = [*script("trytond"), "-c", conf, "-d", db]
         if log != os.devnull:
             args += ["--logconf", _logconf()]
     started.append(
         subprocess.Popen(args, stdout=out, stderr=out, env=env, start_new_session=True)
     )
     return started
+
+
+def stop(servers: list[subprocess.Popen]) -> None:
+    """End the servers' process groups (trytond-worker's pool processes and
+    gunicorn's workers outlive their parent otherwise, and would take the
+    next run's tasks or port): SIGTERM, then SIGKILL after 10 s"""
+    for server in servers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+    for server in servers:
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+
+
+@contextlib.contextmanager
+def serving(*args, **kwargs):
+    """start_server's processes, ended however the block ends (an error,
+    Ctrl-C, or SIGTERM to the bench, made an exit here)"""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    servers: list[subprocess.Popen] = []
+    try:
+        servers = start_server(*args, **kwargs)
+        yield servers
+    finally:
+        stop(servers)
+
+
+def port_free(port: int) -> bool:
+    "Nothing listens on 127.0.0.1:port (the bench must not measure another server)"
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_ready(url: str, servers: list[subprocess.Popen], seconds: int = 60) -> None:
+    "Wait until the server answers a login at url; exit if a server died"
+    for _ in range(seconds):
+        if any(server.poll() is not None for server in servers):
+            sys.exit("a server process ended at start (see --log)")
+        try:
+            Client(url).logout()
+            return
+        except Exception:
+            time.sleep(1)
+    sys.exit(f"no answer from {url} in {seconds} s (see --log)")
 
 
 def _logconf() -> str:
@@ -410,10 +492,12 @@ def main() -> None:
             print(f"in-process ms/vend: fast path {fast * 1000:.1f}, ORM"
                 f" {orm * 1000:.1f}: ORM / fast path = {orm / fast:.2f}")  # fmt: skip
         return
+    if not port_free(args.port):
+        sys.exit(f"port {args.port} is in use: choose another --port")
     os.environ["TRYTOND_DATABASE_NAMES"] = db
     throughputs = {}
     for mode in ["fast path", "ORM"] if args.orm else ["fast path"]:
-        servers = start_server(
+        with serving(
             args.server,
             conf,
             db,
@@ -422,24 +506,12 @@ def main() -> None:
             args.workers,
             mode == "ORM",
             not args.no_queue_worker,
-        )
-        try:
+        ) as servers:
             url = f"http://127.0.0.1:{args.port}/{db}/rpc/"
-            for _ in range(60):
-                try:
-                    Client(url).logout()
-                    break
-                except Exception:
-                    time.sleep(1)
+            wait_ready(url, servers)
             print(f"server {args.server}{', STS meters' if args.sts else ''},"
                 f" writes: {mode}")  # fmt: skip
             throughputs[mode] = run(url, args.clients, serials, args.vends)
-        finally:
-            for server in servers:
-                # The whole group: trytond-worker's pool processes outlive
-                # their parent otherwise, and would take the next run's tasks.
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(10)
     if len(throughputs) == 2 and throughputs["ORM"]:
         ratio = throughputs["fast path"] / throughputs["ORM"]
         print(f"fast path / ORM throughput = {ratio:.2f}")
