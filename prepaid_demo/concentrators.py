@@ -28,6 +28,7 @@ The constants import without trytond (the demo's banner has none).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import signal
 import sys
@@ -280,7 +281,10 @@ class DemoConcentrators:
         host: str = '127.0.0.1',
         dc_ids: tuple[str, ...] = DCU_IDS,
         meters: int = METERS_PER_DCU,
+        start: dt.datetime | None = None,
     ) -> None:
+        """``start``: the concentrators' clock at start (UTC; None: the
+        simulator's fixed date, for tests on simulated time)."""
         self.database = database
         self.app = app
         self.pki_dir = Path(pki_dir)
@@ -289,6 +293,7 @@ class DemoConcentrators:
         self.host = host
         self.dc_ids = dc_ids
         self.meters = meters
+        self.start_at = start
         self.front = None
         self.sim = None
         self.url: str | None = None  # the head-end's, for the concentrators
@@ -340,6 +345,7 @@ class DemoConcentrators:
             ),
             network_tick_s=NETWORK_TICK_S,
             collector_fraction=0.0,
+            start=self.start_at,
         )
         try:
             self.sim.start()
@@ -409,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         args.pki_dir,
         in_transaction(args.database),
         port=args.port,
+        # On the head-end's time: readings, events and the concentrators'
+        # clocks are today's, not the simulator's fixed date.
+        start=dt.datetime.now(dt.UTC).replace(microsecond=0),
     )
     try:
         demo.start()
