@@ -65,7 +65,7 @@ def _guard(method):
             raise
         except (TransactionError, backend.DatabaseOperationalError) as exc:
             self.error = exc
-            raise
+            raise x.RunAgain() from exc
         except UserError as exc:
             # The vending core's refusal (tender out of range, tariff...):
             # its message is meant for the user, never a stack trace.

@@ -274,6 +274,21 @@ def test_backend_crash_is_a_system_fault_without_a_trace(caplog):
     assert reference in caplog.text and "hunter2" in caplog.text  # the log has it
 
 
+def test_a_request_to_run_again_is_no_server_error(caplog):
+    "A serialisation failure the transport retries is logged as routine"
+
+    class Busy(FakeBackend):
+        def credit_vend(self, request):
+            raise x.RunAgain()
+
+    with caplog.at_level(logging.INFO):
+        exchange = call(Busy(), credit_vend())
+    assert exchange.status == 500 and isinstance(exchange.fault, x.SystemEx)
+    assert "try again" in exchange.fault.desc
+    assert "to run again" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 @pytest.mark.parametrize(
     "wrong",
     [

@@ -31,7 +31,7 @@ from .redaction import redact
 from .revenue import *  # noqa: F403
 from .safexml import REQUEST_LIMITS, RESPONSE_LIMITS, Limits, UnsafeXML
 from .schema import wsdl_document, xml_schema
-from .service import Backend, Exchange, handle, process
+from .service import Backend, Exchange, RunAgain, handle, process
 from .soap import SoapFault, SoapVersion
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Request",
     "ResponseFault",
     "Route",
+    "RunAgain",
     "SoapFault",
     "SoapVersion",
     "UnsafeXML",

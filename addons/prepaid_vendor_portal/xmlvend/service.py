@@ -5,7 +5,9 @@ of the HTTP body and calls :func:`handle`; the business side implements
 :class:`Backend`: one method per operation, taking the typed request and
 returning the typed response, or raising an :class:`~.faults.XMLVendError`.
 Anything else a backend raises becomes a ``SystemEx`` whose description holds
-only a reference to the server log (never a stack trace).
+only a reference to the server log (never a stack trace).  A backend whose
+transport will run the request again (a database serialisation failure)
+raises :class:`RunAgain`: the same fault, logged as the routine event it is.
 
 Dispatch is on the Body's element; SOAPAction is only logged.  Idempotency
 and storage are the backend's: :func:`process` returns the parsed request and
@@ -64,6 +66,11 @@ from .safexml import REQUEST_LIMITS, Limits
 from .soap import SoapFault, SoapVersion, http_status
 
 log = logging.getLogger(__name__)
+
+
+class RunAgain(Exception):
+    """Raised by a backend whose transport will run the request again (e.g.
+    a database serialisation failure): not an error of the server."""
 
 
 class Backend(Protocol):
@@ -176,6 +183,11 @@ def process(
         response = getattr(backend, route.method)(message)
         _check(response, route.response, message)
         data = render_response(response, operation, request.version)
+    except RunAgain:
+        # The transport runs the request again: this answer is never sent.
+        log.info("XMLVend %s %s to run again", operation.name, message.idempotency_key)
+        fault = SystemEx("The server could not process the request: try again")
+        return _fault(fault, request.version, message, backend, at, operation.name)
     except XMLVendError as fault:
         log.info(
             "XMLVend %s %s refused: %s %s",
