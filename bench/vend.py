@@ -376,17 +376,14 @@ def _logconf() -> str:
     return path
 
 
-def profile(db: str, serials: list[str], vends: int) -> float:
-    """In-process: ms and SQL statements per vend, and the cProfile top;
-    returns the median seconds per vend"""
+def measure(one, serials: list[str], vends: int):
+    """Time ``vends`` calls of ``one(serial)`` (wall and Python CPU), then run
+    as many again counting the SQL statements and under cProfile: returns
+    (timings, cpu, queries, profiler).  The caller warms the caches."""
     import cProfile
-    import pstats
 
     import psycopg
-    from trytond.pool import Pool
-    from trytond.transaction import Transaction, TransactionError
 
-    pool = Pool(db)
     queries: collections.Counter = collections.Counter()
     execute = psycopg.Cursor.execute
 
@@ -394,6 +391,33 @@ def profile(db: str, serials: list[str], vends: int) -> float:
         queries[str(query)[:100]] += 1
         return execute(self, query, params, *args, **kwargs)
 
+    timings, cpu = [], []
+    for i in range(vends):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        one(serials[i % len(serials)])
+        timings.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    psycopg.Cursor.execute = counting
+    profiler = cProfile.Profile()
+    try:
+        profiler.enable()
+        for i in range(vends):
+            one(serials[i % len(serials)])
+    finally:
+        profiler.disable()
+        psycopg.Cursor.execute = execute
+    return timings, cpu, queries, profiler
+
+
+def profile(db: str, serials: list[str], vends: int) -> float:
+    """In-process: ms and SQL statements per vend, and the cProfile top;
+    returns the median seconds per vend"""
+    import pstats
+
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction, TransactionError
+
+    pool = Pool(db)
     with Transaction().start(db, 0):
         (user,) = pool.get("res.user").search([("login", "=", "admin")])
         user = user.id
@@ -421,19 +445,7 @@ def profile(db: str, serials: list[str], vends: int) -> float:
     for serial in serials[:3]:  # warm the caches
         one(serial)
     restarts = 0
-    timings, cpu = [], []
-    for i in range(vends):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        one(serials[i % len(serials)])
-        timings.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    psycopg.Cursor.execute = counting
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for i in range(vends):
-        one(serials[i % len(serials)])
-    profiler.disable()
-    psycopg.Cursor.execute = execute
+    timings, cpu, queries, profiler = measure(one, serials, vends)
     # CPU time of this process (Python side, PostgreSQL excluded) is the figure
     # least disturbed by other work on a shared machine.
     print(f"{vends} vends in-process: median {statistics.median(timings) * 1000:.1f}"

@@ -310,18 +310,14 @@ def profile(db: str, serials: list[str], vends: int) -> None:
     """In-process (werkzeug's test client on trytond's WSGI application, one
     till, no HTTP): ms and Python CPU per sale, SQL statements per sale, and
     the cProfile top"""
-    import cProfile
     import pstats
 
-    import psycopg
     from trytond.wsgi import app
     from werkzeug.test import Client as TestClient
 
     client, till, stamp = TestClient(app), Till(0), msg_stamp()
     headers = {"Content-Type": SOAP_11, "SOAPAction": '""'}
     address = {"REMOTE_ADDR": "127.0.0.1"}
-    queries: collections.Counter = collections.Counter()
-    execute = psycopg.Cursor.execute
     count = iter(range(1, 10**9))
 
     def one(serial: str) -> None:
@@ -331,25 +327,9 @@ def profile(db: str, serials: list[str], vends: int) -> None:
         if reply.status_code != 200:
             raise RuntimeError(reply.data[-300:])
 
-    def counting(self, query, params=None, *args, **kwargs):
-        queries[str(query)[:100]] += 1
-        return execute(self, query, params, *args, **kwargs)
-
     for serial in serials[:3]:  # warm the caches
         one(serial)
-    timings, cpu = [], []
-    for i in range(vends):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        one(serials[i % len(serials)])
-        timings.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    psycopg.Cursor.execute = counting
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for i in range(vends):
-        one(serials[i % len(serials)])
-    profiler.disable()
-    psycopg.Cursor.execute = execute
+    timings, cpu, queries, profiler = vend.measure(one, serials, vends)
     print(f"{vends} XMLVend sales in-process: median"
         f" {statistics.median(timings) * 1000:.1f} ms/sale, Python CPU"
         f" {statistics.median(cpu) * 1000:.1f} ms/sale,"
