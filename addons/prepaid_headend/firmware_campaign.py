@@ -292,7 +292,8 @@ class Campaign(CompanyMixin, WorkflowOnlyMixin, Workflow, ModelSQL, ModelView):
                         for m, why in skipped
                     ]
                 )
-                cls.write(drafts, {'current_wave': 0, 'message': None})
+        with without_check_access():
+            cls.write(drafts, {'current_wave': 0, 'message': None})
         cls._run(drafts)
         for campaign in cls.browse(drafts):
             campaign._next_wave()
