@@ -81,7 +81,7 @@ LOW_CREDIT_CODE = 230
 #: Job error kinds after which a remote credit is sent again automatically:
 #: the meter did not answer, or too slowly (a cut-off at the deadline on a
 #: poor link), so it may simply be out of reach for a while.
-RETRY_ERROR_KINDS = frozenset({'timeout', 'connection', 'deadline'})
+RETRY_ERROR_KINDS = frozenset({'timeout', 'connection', 'deadline', 'lost'})
 #: Sends of one remote credit (the first and the automatic retries).
 CREDIT_RETRY_LIMIT = 8
 #: Longest wait between two automatic sends.

@@ -39,6 +39,7 @@ from typing import Any
 from trytond.bus import notify
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.prepaid_sts.company import (
+    context_company_domain,
     fill_company_from,
 )
 from trytond.modules.prepaid_vending.company import CompanyMixin
@@ -80,10 +81,14 @@ ERROR_KINDS = [
     ('malformed', "Malformed Reply"),
     ('deadline', "Deadline Exceeded"),
     ('oversize', "Reply Too Large (flood)"),
+    ('lost', "Worker Lost"),
     ('firmware', "Firmware"),
     ('configuration', "Configuration"),
     ('error', "Error"),
 ]
+#: Added to the longest time a claimed batch can take before a running job
+#: with no outcome is taken for lost (see Job.fail_lost).
+LOST_GRACE = dt.timedelta(minutes=5)
 REPLAY_STATUS = 6  # token_status validation_failure: TID already used
 REGISTERS = [
     (ops.ENERGY_IMPORT, ops.CLASS_REGISTER),
@@ -468,6 +473,56 @@ class Job(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
             cls.save(jobs)
         # The caller's snapshot may predate this commit: hand the counts over.
         return {j.id: j.attempts for j in jobs}
+
+    @classmethod
+    def fail_lost(cls, now: dt.datetime | None = None) -> list:
+        """Cron: fail the running jobs whose worker was lost.
+
+        A queue task whose worker dies (killed, host restarted) is not run
+        again by trytond's queue, and its jobs would show *Running* for ever.
+        A claimed batch runs at most ceil(batch size / concurrency) rounds,
+        each cut off at the job deadline, then stores every outcome: a job
+        still running LOST_GRACE after that is failed with the error kind
+        ``lost``.  Its failure hooks run as for any failure, so a remote
+        credit is sent again by the command's retry policy (a token the lost
+        worker did deliver is then recognised by the meter as a replay of its
+        last token, see :func:`deliver_tokens`) and a relay or firmware
+        record learns its job failed.  Returns the jobs failed."""
+        Configuration = Pool().get('prepaid.configuration')
+        config = Configuration(1)
+        now = now or dt.datetime.now()
+        size = config.hes_batch_size or 200
+        concurrency = config.hes_concurrency or 100
+        rounds = -(-size // concurrency)
+
+        def limit(kind: str) -> dt.timedelta:
+            seconds = config.hes_deadline_for(kind) * rounds
+            return dt.timedelta(seconds=seconds) + LOST_GRACE
+
+        shortest = min(limit(kind) for kind, _ in JOB_KINDS)
+        candidates = cls.search(
+            [
+                ('state', '=', 'running'),
+                ('started_at', '<', now - shortest),
+                # Cron runs per company: this company's jobs only.
+                *context_company_domain('company'),
+            ]
+        )
+        candidates = [j for j in candidates if j.started_at < now - limit(j.kind)]
+        if not candidates:
+            return []
+        # A worker storing its outcome right now wins: lock, then look again.
+        cls.lock(candidates)
+        lost = [j for j in cls.browse(candidates) if j.state == 'running']
+        for job in lost:
+            minutes = (now - job.started_at).total_seconds() / 60
+            job._store_failure(
+                'lost',
+                f"No outcome stored {minutes:.0f} min after the job started "
+                "(its worker stopped: crash or restart). The meter may have "
+                "acted: check it or retry.",
+            )
+        return lost
 
     @classmethod
     def _store_id(

@@ -209,5 +209,6 @@ class Cron(metaclass=PoolMeta):
             [
                 ('prepaid.headend.schedule|run_due', "Run Due Reading Schedules"),
                 ('prepaid.meter.command|hes_dispatch', "Dispatch Commands to Meters"),
+                ('prepaid.headend.job|fail_lost', "Fail Head-End Jobs of Lost Workers"),
             ]
         )

@@ -275,6 +275,58 @@ class RemoteDeliveryTestCase(unittest.TestCase):
                 rf'(?m)^Delivery\n  credit sent to meter, confirmed at {when}$',
             )
 
+    @with_company
+    def test_job_of_a_lost_worker_failed_then_credit_sent_again(self):
+        """A worker that dies mid-job (trytond's queue never runs its task
+        again) leaves the job running: the cron fails it once its batch's
+        time is surely over, and the remote credit is sent again."""
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        Command = pool.get('prepaid.meter.command')
+        Job = pool.get('prepaid.headend.job')
+        Queue = pool.get('ir.queue')
+        with with_vending() as env:
+            self.configure()
+            meter = self.commission(env.meter)
+            open_session(env)
+            state = self.sim.meter(0)
+            credit_before = state.credit_wh
+            vend = Vend.vend(meter, D('100.00'), 'cash', env.sales_point, 'lw1')
+            (dispatch,) = Queue.search([('name', '=', 'headend')])
+            dispatch.run()
+            (command,) = Command.search([('vend', '=', vend.id)])
+            (job,) = Job.search([('command', '=', command.id)])
+            # The worker takes the task, claims the job, and dies.
+            Queue.delete(Queue.search([('finished_at', '=', None)]))
+            Job._claim([job.id])
+            job = Job(job.id)
+            self.assertEqual(job.state, 'running')
+
+            # Within the batch's time (2 rounds of the 120 s deadline + 5 min).
+            soon = job.started_at + dt.timedelta(minutes=8)
+            self.assertEqual(Job.fail_lost(now=soon), [])
+            self.assertEqual(Job(job.id).state, 'running')
+            later = job.started_at + dt.timedelta(minutes=10)
+            self.assertEqual(Job.fail_lost(now=later), [job])
+            job = Job(job.id)
+            self.assertEqual((job.state, job.error_kind), ('failed', 'lost'))
+            self.assertIn('worker stopped', job.last_error)
+            self.assertEqual(Job.fail_lost(now=later), [])  # once only
+            command = Command(command.id)
+            self.assertEqual(command.state, 'failed')
+            self.assertIsNotNone(command.hes_retry_at)
+
+            # The retry delivers the credit: nothing paid for is lost.
+            retry = command.hes_retry_at + dt.timedelta(seconds=1)
+            Job.execute(Command.hes_dispatch(now=retry))
+            command = Command(command.id)
+            self.assertEqual(command.state, 'accepted', command.last_error)
+            self.assertAlmostEqual(
+                state.credit_wh - credit_before,
+                float(vend.units_kwh) * 1000,
+                delta=1,
+            )
+
     # --- 3. no answer: retry, then alarm ---------------------------------
     @with_company
     def test_failed_delivery_retried_then_alarm(self):
