@@ -144,15 +144,14 @@ def ensure_concentrators(
 
 def headend_tls_environ(pki_dir: Path | str) -> dict[str, str]:
     """trytond's ``[prepaid_headend]`` settings, as environment variables,
-    with which the head-end calls the demo's concentrators: the head-end's
-    certificate and key and the demo CA's certificate and CRL, by the file
-    names ``TestPki`` gives them (its ``issue(HES_NAME)`` and ``CA_NAME``).
-    The files are new at each start; the head-end reloads changed files."""
+    with which the head-end checks the demo's concentrators: the demo CA's
+    certificate and CRL, by the file names ``TestPki`` gives them
+    (``CA_NAME``).  The files are new at each start; the head-end reloads
+    changed files.  The head-end's own certificate and key are stored in
+    the database (:func:`store_headend_credentials`)."""
     directory = Path(pki_dir)
     slug = CA_NAME.lower().replace(' ', '-')
     return {
-        'TRYTOND_PREPAID_HEADEND__DCU_CERT': str(directory / f'{HES_NAME}.pem'),
-        'TRYTOND_PREPAID_HEADEND__DCU_KEY': str(directory / f'{HES_NAME}.key'),
         'TRYTOND_PREPAID_HEADEND__DCU_CA': str(directory / f'{slug}.pem'),
         'TRYTOND_PREPAID_HEADEND__DCU_CRL': str(directory / f'{slug}.crl.pem'),
     }
@@ -223,6 +222,19 @@ def register_certificates(certificates: dict[str, tuple[str, str]]) -> None:
             ]
         if args:
             Concentrator.write(*args)
+
+
+def store_headend_credentials(cert_pem: str, key_pem: str) -> None:
+    """This run's head-end certificate and key in the Communication Settings
+    (the key encrypted with the master key), as a Key Custodian enters them."""
+    from trytond.pool import Pool
+    from trytond.transaction import without_check_access
+
+    Communication = Pool().get('prepaid.headend.communication')
+    with without_check_access():
+        Communication.write(
+            [Communication(1)], {'dcu_certificate': cert_pem, 'dcu_key': key_pem}
+        )
 
 
 def in_transaction(database: str) -> Callable[[Callable[[], Any]], Any]:
@@ -359,6 +371,11 @@ class DemoConcentrators:
             }
             # Registered before the first delivery: nothing is refused.
             self.transaction(lambda: register_certificates(certificates))
+            self.transaction(
+                lambda: store_headend_credentials(
+                    hes.cert.read_text(), hes.key.read_text()
+                )
+            )
             serials = [serial for _, group in self.plan for serial in group]
             self.transaction(lambda: give_gateway_channels(serials))
         except BaseException:

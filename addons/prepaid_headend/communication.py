@@ -20,6 +20,12 @@ MQTT rules:
   be a readable regular file and hold PEM certificates only (``mqtt.cafile``).
 - The password is write-only, stored encrypted with the master key; nobody
   reads the ciphertext.
+
+Concentrators: the head-end's client certificate (public, PEM) and its
+private key (write-only, stored encrypted with the master key, like the
+meters' HLS keys) with which it calls them over mutual TLS.  Saving checks
+that the key is the certificate's.  The concentrators' CA and its CRL are
+public files named in trytond.conf (``dcu_ca``, ``dcu_crl``; see dcu.py).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
+from .concentrator.tls import check_key_pair
 from .mqtt import BrokerSettings
 from .mqtt.cafile import DEFAULT_CA_DIRS, CaFileError, check_ca_file
 from .mqtt.topics import LEVEL
@@ -137,6 +144,23 @@ class Communication(SearchGuard, RangeMixin, ModelSingleton, ModelSQL, ModelView
         help="Event-log codes published as alarms besides the alarm register, "
         "comma-separated.",
     )
+    dcu_certificate = fields.Text(
+        "Concentrator Client Certificate",
+        help="PEM certificate the head-end presents to concentrators "
+        "(issued by their CA).",
+    )
+    dcu_key_cipher = fields.Char(
+        "Encrypted Concentrator Client Key", readonly=True, loading='lazy'
+    )
+    dcu_key = fields.Function(
+        fields.Text(
+            "Concentrator Client Key",
+            help="Write-only: the PEM private key of the certificate, stored "
+            "encrypted with the master key.",
+        ),
+        'get_dcu_key',
+        setter='set_dcu_key',
+    )
 
     @classmethod
     def __register__(cls, module_name):
@@ -215,6 +239,11 @@ class Communication(SearchGuard, RangeMixin, ModelSingleton, ModelSQL, ModelView
         super().validate_fields(records, field_names)
         for record in records:
             record.check_mqtt()
+            if field_names is None or field_names & {
+                'dcu_certificate',
+                'dcu_key_cipher',
+            }:
+                record.check_dcu_credentials()
 
     def check_mqtt(self) -> None:
         if self.mqtt_site and not LEVEL.fullmatch(self.mqtt_site):
@@ -244,6 +273,61 @@ class Communication(SearchGuard, RangeMixin, ModelSingleton, ModelSQL, ModelView
             and self._mqtt_password_cipher()
         ):
             raise ValidationError(gettext('prepaid_headend.msg_mqtt_plain_password'))
+
+    def _dcu_key_cipher(self) -> str | None:
+        with without_check_access():
+            return self.__class__.read([self.id], ['dcu_key_cipher'])[0][
+                'dcu_key_cipher'
+            ]
+
+    @classmethod
+    def get_dcu_key(cls, records, name):
+        return {r.id: None for r in records}  # write-only
+
+    @classmethod
+    def set_dcu_key(cls, records, name, value):
+        if not value:
+            return
+        try:
+            cipher = masterkey.encrypt(value.strip().encode('ascii') + b'\n')
+        except UnicodeEncodeError:
+            raise ValidationError(
+                gettext('prepaid_headend.msg_dcu_credentials', error="not PEM")
+            ) from None
+        except masterkey.MasterKeyError as error:
+            raise UserError(
+                gettext('prepaid_headend.msg_master_key', error=str(error))
+            ) from None
+        with without_check_access():
+            cls.write(list(records), {'dcu_key_cipher': cipher})
+
+    def check_dcu_credentials(self) -> None:
+        "The key, when set, is the certificate's; a certificate needs its key"
+        cipher = self._dcu_key_cipher()
+        if not self.dcu_certificate and not cipher:
+            return
+        try:
+            cert, key = self.dcu_credentials()
+            check_key_pair(cert, key)
+        except ValueError as error:
+            raise ValidationError(
+                gettext('prepaid_headend.msg_dcu_credentials', error=str(error))
+            ) from None
+
+    def dcu_credentials(self) -> tuple[bytes, bytes]:
+        """The head-end's certificate and private key to call concentrators,
+        PEM, the key decrypted (server side only).  ValueError when either is
+        missing."""
+        cipher = self._dcu_key_cipher()
+        if not self.dcu_certificate or not cipher:
+            raise ValueError("the certificate and its private key are both needed")
+        try:
+            key = masterkey.decrypt(cipher)
+        except masterkey.MasterKeyError as error:
+            raise UserError(
+                gettext('prepaid_headend.msg_master_key', error=str(error))
+            ) from None
+        return self.dcu_certificate.strip().encode('ascii') + b'\n', key
 
     def _mqtt_password_cipher(self) -> str | None:
         with without_check_access():

@@ -14,6 +14,8 @@ been silent longer than its reporting window, with an alarm event.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 from pathlib import Path
 
 from sql import Literal, Null
@@ -37,7 +39,7 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 
 from .concentrator.client import ConcentratorClient
-from .concentrator.tls import PeerPin, Reloading, client_context
+from .concentrator.tls import PeerPin, Reloading, client_context_pem
 
 STATES = [
     ('unknown', "Never Contacted"),
@@ -86,22 +88,34 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-#: trytond.conf [prepaid_headend]: the head-end's certificate and key to call
-#: concentrators, the concentrators' CA and its CRL (PEM files).
-TLS_OPTIONS = ('dcu_cert', 'dcu_key', 'dcu_ca', 'dcu_crl')
+#: trytond.conf [prepaid_headend]: the concentrators' CA and its CRL (PEM
+#: files, public).  The head-end's own certificate and private key are in the
+#: Communication Settings, the key encrypted with the master key.
+TLS_OPTIONS = ('dcu_ca', 'dcu_crl')
 _contexts: dict[tuple, Reloading] = {}
 
 
 def headend_tls() -> Reloading:
-    """The head-end's client TLS context, rebuilt when a file changes; one
-    per set of files, so a changed configuration takes effect at once."""
-    paths = tuple(config.get('prepaid_headend', o, default='') for o in TLS_OPTIONS)
-    if not all(paths[:3]):
+    """The head-end's client TLS context, rebuilt when the CA or CRL file
+    changes, and anew when the certificate or key is replaced (only the
+    current one is kept)."""
+    Communication = Pool().get('prepaid.headend.communication')
+    ca, crl = (config.get('prepaid_headend', o, default='') for o in TLS_OPTIONS)
+    try:
+        cert, key = Communication(1).dcu_credentials()
+    except ValueError:
+        cert = key = b''
+    if not (cert and key and ca):
         raise UserError(gettext('prepaid_headend.msg_concentrator_tls_missing'))
-    if paths not in _contexts:
-        cert, key, ca, crl = (Path(p) if p else None for p in paths)
-        _contexts[paths] = Reloading(client_context, cert, key, ca, crl)
-    return _contexts[paths]
+    wanted = (hashlib.sha256(cert + key).hexdigest(), ca, crl)
+    if wanted not in _contexts:
+        _contexts.clear()
+        _contexts[wanted] = Reloading(
+            functools.partial(client_context_pem, cert, key),
+            Path(ca),
+            Path(crl) if crl else None,
+        )
+    return _contexts[wanted]
 
 
 class Concentrator(

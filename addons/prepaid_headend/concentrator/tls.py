@@ -24,13 +24,16 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import secrets
 import ssl
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from os import PathLike
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from .errors import Refused
@@ -71,8 +74,13 @@ def _check_crl_dates(crl: Path) -> None:
 
 
 def _common(ctx: ssl.SSLContext, cert: Path, key: Path, ca: Path, crl: Path | None):
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
+    return _trust(ctx, ca, crl)
+
+
+def _trust(ctx: ssl.SSLContext, ca: Path, crl: Path | None) -> ssl.SSLContext:
+    "TLS 1.2 at least, a peer certificate of ``ca`` not revoked by ``crl``"
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(cafile=ca)
     if crl is not None:
         _check_crl_dates(crl)
@@ -94,6 +102,53 @@ def client_context(cert: Path, key: Path, ca: Path, crl: Path | None) -> ssl.SSL
     the host called (host name checked)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return _common(ctx, cert, key, ca, crl)
+
+
+def check_key_pair(cert_pem: bytes, key_pem: bytes) -> None:
+    """ValueError unless ``cert_pem`` is a PEM certificate and ``key_pem``
+    the PEM private key of its public key."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise ValueError("the certificate is not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError("the key is not an unencrypted PEM private key") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    encoding = serialization.Encoding.DER
+    if key.public_key().public_bytes(
+        encoding, public
+    ) != cert.public_key().public_bytes(encoding, public):
+        raise ValueError("the key is not the certificate's") from None
+
+
+def client_context_pem(
+    cert_pem: bytes, key_pem: bytes, ca: Path, crl: Path | None
+) -> ssl.SSLContext:
+    """:func:`client_context` for a certificate and key held in memory (the
+    key from an encrypted store).  OpenSSL's Python binding loads a key from
+    a file only: the key is written re-encrypted under a one-time password
+    to a private temporary file, loaded, and the file removed, so the clear
+    key never touches the disk."""
+    check_key_pair(cert_pem, key_pem)
+    password = secrets.token_bytes(32)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    sealed = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password),
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with tempfile.TemporaryDirectory(prefix="hes-tls-") as directory:
+        cert_file = os.path.join(directory, "cert.pem")
+        key_file = os.path.join(directory, "key.pem")
+        for name, data in ((cert_file, cert_pem), (key_file, sealed)):
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        ctx.load_cert_chain(cert_file, key_file, password=password)
+    return _trust(ctx, ca, crl)
 
 
 def current(source: ContextSource) -> ssl.SSLContext:

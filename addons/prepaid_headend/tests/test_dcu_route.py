@@ -3,9 +3,10 @@
 The concentrator simulator serves its meters over HTTPS with client
 certificates on 127.0.0.1; the head-end's jobs reach a meter without a
 direct channel through the DLMS gateway of the concentrator whose directory
-lists it, presenting the head-end's certificate from trytond.conf, with the
-meter's own HLS keys: the same relay, reading and refusals as for a direct
-meter.
+lists it, presenting the head-end's certificate and key from the
+Communication Settings (the key encrypted with the master key; the CA and CRL
+from trytond.conf), with the meter's own HLS keys: the same relay, reading
+and refusals as for a direct meter.
 """
 
 from __future__ import annotations
@@ -81,10 +82,8 @@ class ConcentratorRouteTestCase(unittest.TestCase):
         ).start()
         cls.sim.advance(hours=1)
         cls.dc = cls.sim.concentrator('DC0001')
-        hes = cls.stand_in.credentials
+        cls.hes = cls.stand_in.credentials
         cls._options = {
-            'dcu_cert': str(hes.cert),
-            'dcu_key': str(hes.key),
             'dcu_ca': str(cls.pki.ca_cert),
             'dcu_crl': str(cls.pki.crl),
         }
@@ -104,6 +103,17 @@ class ConcentratorRouteTestCase(unittest.TestCase):
         super().tearDownClass()
 
     # -- fixtures ------------------------------------------------------------
+    def give_headend_credentials(self, key: str | None = None):
+        "The head-end's client certificate and key, as a Key Custodian enters them"
+        Communication = Pool().get('prepaid.headend.communication')
+        Communication.write(
+            [Communication(1)],
+            {
+                'dcu_certificate': self.hes.cert.read_text(),
+                'dcu_key': key or self.hes.key.read_text(),
+            },
+        )
+
     def setup_meter(self, index: int, meter=None, **concentrator_values):
         """The Tryton meter of simulated meter ``index`` (``meter``, or a new
         one), in the concentrator's directory, with the meter's HLS keys"""
@@ -113,6 +123,7 @@ class ConcentratorRouteTestCase(unittest.TestCase):
         Concentrator = pool.get('prepaid.concentrator')
         Entry = pool.get('prepaid.concentrator.directory')
         simulated = self.dc.meters[index]
+        self.give_headend_credentials()
         channel = {'hes_auth': 'hls-gmac', 'hes_client_address': 1, 'hes_timeout': 15.0}
         if meter is None:
             (meter,) = Meter.create(
@@ -230,14 +241,65 @@ class ConcentratorRouteTestCase(unittest.TestCase):
 
     @with_company
     def test_no_head_end_certificate_is_a_clear_error(self):
+        Communication = Pool().get('prepaid.headend.communication')
         meter, _, _ = self.setup_meter(0)
-        config.set('prepaid_headend', 'dcu_cert', '')
+        Communication.write(
+            [Communication(1)], {'dcu_certificate': None, 'dcu_key_cipher': None}
+        )
+        job = self.run_relay(meter, 'disconnect')
+        self.assertEqual(job.state, 'failed')
+        self.assertIn('Concentrator Client Certificate and Key', job.last_error)
+        # Nor without the CA of the server's configuration.
+        self.give_headend_credentials()
+        config.set('prepaid_headend', 'dcu_ca', '')
         try:
             job = self.run_relay(meter, 'disconnect')
         finally:
-            config.set('prepaid_headend', 'dcu_cert', self._options['dcu_cert'])
+            config.set('prepaid_headend', 'dcu_ca', self._options['dcu_ca'])
         self.assertEqual(job.state, 'failed')
-        self.assertIn('dcu_cert', job.last_error)
+        self.assertIn('dcu_ca', job.last_error)
+
+    @with_company
+    def test_head_end_key_is_write_only_encrypted_and_checked(self):
+        pool = Pool()
+        Communication = pool.get('prepaid.headend.communication')
+        self.give_headend_credentials()
+        settings = Communication(1)
+        key_pem = self.hes.key.read_text()
+        self.assertIsNone(settings.dcu_key)
+        cipher = settings.dcu_key_cipher
+        self.assertTrue(cipher)
+        self.assertNotIn(key_pem.splitlines()[1], cipher)
+        # Another key than the certificate's, or no PEM at all: refused,
+        # the stored key unchanged.
+        other = self.pki.issue('HES-OTHER')
+        for wrong in (other.key.read_text(), 'not a key'):
+            with self.assertRaisesRegex(UserError, 'refused'):
+                self.give_headend_credentials(key=wrong)
+            self.assertEqual(Communication(1).dcu_key_cipher, cipher)
+        # A Key Custodian enters them; a Metering Engineer cannot, nor can
+        # anyone read the encrypted key.
+        custodian = create_user('custodian-dcu', 'key_custodian')
+        engineer = create_user('engineer-dcu', 'engineer')
+        with (
+            Transaction().set_user(custodian.id),
+            Transaction().set_context(_check_access=True),
+        ):
+            Communication.write(
+                [Communication(1)],
+                {
+                    'dcu_certificate': self.hes.cert.read_text(),
+                    'dcu_key': key_pem,
+                },
+            )
+            with self.assertRaises(AccessError):
+                Communication.read([1], ['dcu_key_cipher'])
+        with (
+            Transaction().set_user(engineer.id),
+            Transaction().set_context(_check_access=True),
+        ):
+            with self.assertRaises(AccessError):
+                Communication.write([Communication(1)], {'dcu_key': key_pem})
 
     @with_company
     def test_a_sale_delivers_its_credit_through_the_concentrator(self):

@@ -131,6 +131,7 @@ prepaid.vendor.xmlvend.log               ---- ---- ---- ---- ---- ---- r--- r---
 FIELD_ACCESS = """
 field                                    -    op   ca   en   kc   ma   ac   ad   api
 prepaid.headend.communication
+    dcu_key_cipher                       --cd --cd --cd --cd --cd --cd --cd --cd --cd
     mqtt_allow_plain_password            r-cd r-cd r-cd r-cd r-cd r-cd r-cd rwcd r-cd
     mqtt_password_cipher                 --cd --cd --cd --cd --cd --cd --cd --cd --cd
 prepaid.meter.command
