@@ -347,6 +347,22 @@ class TrytonXMLVend:
         quote = Vend.trial(meter, requested_kwh=kwh, channel=CHANNEL)
         return quote.tender, kwh
 
+    def _check_key_change(self, meter) -> None:
+        """A key change the sale would deliver must fit the wire: one
+        pending change of two tokens (KCToken).  Otherwise the sale is
+        refused before any money is taken: a credit token under the new key
+        alone would not load."""
+        if meter.kind != 'sts_keypad' or not meter.sts_key_change_pending:
+            return
+        KeyChange = Pool().get('prepaid.sts.key_change')
+        with without_check_access():
+            pending = KeyChange.pending_for(meter)
+        if len(pending) != 1 or len(pending[0].tokens) != 2:
+            raise x.STSDataEx(
+                f'Meter {meter.serial} has a key change pending that XMLVend '
+                'cannot carry: sell at the utility\'s office'
+            )
+
     def _sale_response(self, cls, request, terminal, meter, avail, receipt):
         company = terminal.company
         return cls(
@@ -368,20 +384,15 @@ class TrytonXMLVend:
         tender, kwh = self._purchase(meter, request.purchase_value)
         self._allow(terminal, core.Kind.TRIAL, tender, meter)
         quote = Vend.trial(meter, tender=tender, requested_kwh=kwh, channel=CHANNEL)
-        vat = (
-            quote.energy_vat
-            + quote.channel_fee.vat
-            + sum((c.vat for c in quote.charges), ZERO)
-        )
         tariff, version = self._tariff(meter)
         receipt = reply.receipt(
             terminal.company,
             meter,
             '0',
             quote.tender,
-            vat,
+            reply.quote_items(quote),
             quote.units_kwh,
-            TRIAL_TOKEN if meter.kind == 'sts_keypad' else None,
+            reply.Tokens(credit=TRIAL_TOKEN if meter.kind == 'sts_keypad' else None),
             tariff,
             version,
         )
@@ -407,13 +418,7 @@ class TrytonXMLVend:
             return stored
         vendor = terminal.outlet.vendor
         meter = self._meter(terminal, request.id_method)
-        if meter.kind == 'sts_keypad' and meter.sts_key_change_pending:
-            # Key-change tokens are not carried on the wire yet: a credit
-            # token under the new key alone would not load.
-            raise x.STSDataEx(
-                f'Meter {meter.serial} has a key change pending: sell at the '
-                'utility\'s office'
-            )
+        self._check_key_change(meter)
         tender, kwh = self._purchase(meter, request.purchase_value)
         self._allow(terminal, core.Kind.VEND, tender, meter)
         # The float first: a refusal costs no token, and the amount left is
@@ -440,9 +445,9 @@ class TrytonXMLVend:
                 meter,
                 vend.number,
                 vend.tender,
-                vend.vat_amount or ZERO,
+                reply.vend_items(vend),
                 vend.units_kwh or ZERO,
-                reply.credit_token(vend),
+                reply.vend_tokens(vend),
                 vend.tariff,
                 vend.tariff_version,
             )

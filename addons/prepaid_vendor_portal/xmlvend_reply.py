@@ -8,7 +8,10 @@ name longer than the standard allows would make the whole answer invalid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
+
+from trytond.pool import Pool
 
 from . import xmlvend as x
 
@@ -74,39 +77,181 @@ def _vat_rate(version) -> Decimal:
     return (tax.rate if tax and tax.rate is not None else ZERO).normalize()
 
 
+@dataclass(frozen=True)
+class Item:
+    """One thing a tender paid for: the energy, or one deduction (a vend
+    line's kind: fee, charge, emergency, debt, deposit)."""
+
+    kind: str
+    desc: str
+    amount: Decimal  # excluding VAT
+    vat: Decimal
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """What the customer enters, in order: a key change's two tokens, the
+    credit token (None: remote credit, nothing to enter), the free basic
+    electricity token."""
+
+    credit: str | None
+    fbe: str | None = None
+    fbe_kwh: Decimal = ZERO
+    key_change: tuple[str, str] | None = None
+    kct_data: x.KCTData | None = None
+
+
+def vend_items(vend) -> list[Item]:
+    "The vend's lines as receipt items, the energy blocks summed into one"
+    energy = Item('energy', 'Energy', ZERO, ZERO)
+    others = []
+    for line in vend.lines:
+        if line.kind == 'energy':
+            energy = Item(
+                'energy', 'Energy', energy.amount + line.amount, energy.vat + line.vat
+            )
+        else:
+            others.append(Item(line.kind, line.description, line.amount, line.vat))
+    return [energy, *others]
+
+
+def quote_items(quote) -> list[Item]:
+    "A quote's deductions and energy as receipt items (a trial vend)"
+    fee = quote.channel_fee
+    items = [Item('energy', 'Energy', quote.energy_amount, quote.energy_vat)]
+    if fee.gross:
+        items.append(Item('fee', fee.name, fee.amount, fee.vat))
+    items += [Item('charge', c.name, c.amount, c.vat) for c in quote.charges]
+    if quote.emergency_credit_recovered:
+        items.append(
+            Item(
+                'emergency', 'Emergency credit', quote.emergency_credit_recovered, ZERO
+            )
+        )
+    if quote.debt_recovered:
+        items.append(Item('debt', 'Debt recovery', quote.debt_recovered, ZERO))
+    return items
+
+
+def vend_tokens(vend) -> Tokens:
+    """The vend's tokens; a key change's two tokens with its key data from
+    the key change the vend delivered (``delivered_with``)."""
+    by_kind: dict[str, list] = {}
+    for token in vend.tokens:
+        by_kind.setdefault(token.kind, []).append(token)
+    fbe = by_kind.get('fbe', [None])[0]
+    key_change = kct_data = None
+    if by_kind.get('key_change'):
+        KeyChange = Pool().get('prepaid.sts.key_change')
+        (change,) = KeyChange.search([('delivered_with', '=', str(vend))])
+        first, second = (t.token for t in by_kind['key_change'])
+        key_change = (first, second)
+        kct_data = x.KCTData(
+            from_sgc=change.old_sgc,
+            from_krn=change.old_krn,
+            from_ti=change.old_tariff_index,
+            to_sgc=change.new_sgc,
+            to_krn=change.new_krn,
+            to_ti=change.new_tariff_index,
+        )
+    return Tokens(
+        credit=credit_token(vend),
+        fbe=fbe.token if fbe else None,
+        fbe_kwh=(fbe.units or ZERO) if fbe else ZERO,
+        key_change=key_change,
+        kct_data=kct_data,
+    )
+
+
+def _vat(amount: Decimal, rate: Decimal, company) -> tuple[x.VAT, ...]:
+    return (x.VAT(amt=currency(amount, company), rate=rate),) if amount else ()
+
+
 def receipt(
     company,
     meter,
     receipt_no: str,
     tender: Decimal,
-    vat: Decimal,
+    items: list[Item],
     kwh: Decimal,
-    token: str | None,
+    tokens: Tokens,
     tariff,
     version,
 ) -> x.CreditVendReceipt:
-    """One transaction: the energy bought (net of VAT) with its token.  The
-    vend's deductions (fees, charges, debt) are inside the net amount; they
-    are not itemised on the wire yet."""
-    smart = token is None
-    issue = x.SaleCredTokenIssue(
-        desc='Remote credit' if smart else 'Credit token',
-        meter_detail=meter_detail(meter),
-        token=None if smart else x.STS1Token(sts_cipher=token),
-        units=x.Units(value=kwh, si_unit='kWh'),
-        resource=x.Electricity(),
-    )
-    tx = x.CreditVendTx(
-        amt=currency(tender - vat, company),
-        tax=(x.VAT(amt=currency(vat, company), rate=_vat_rate(version)),),
-        receipt_no=receipt_no,
-        credit_token_issue=issue,
-        tariff=x.Tariff(name=_text(tariff.name, 500)),
-    )
+    """The receipt, itemised as real servers send it: the free basic
+    electricity first (amount 0, its own token), the energy bought net of
+    VAT with its credit token and the key change riding on it, then one
+    transaction per deduction (service charges, debt and emergency credit
+    recovered, account credit).  The transactions' amounts and VAT add up
+    to the tender."""
+    rate = _vat_rate(version)
+    tariff_name = x.Tariff(name=_text(tariff.name, 500))
+    detail = meter_detail(meter)
+    txs: list[x.Tx] = []
+    if tokens.fbe:
+        txs.append(
+            x.CreditVendTx(
+                amt=currency(ZERO, company),
+                receipt_no=receipt_no,
+                credit_token_issue=x.FBECredTokenIssue(
+                    desc='Free basic electricity',
+                    meter_detail=detail,
+                    token=x.STS1Token(sts_cipher=tokens.fbe),
+                    units=x.Units(value=tokens.fbe_kwh, si_unit='kWh'),
+                    resource=x.Electricity(),
+                ),
+                tariff=tariff_name,
+            )
+        )
+    kc_issue = None
+    if tokens.key_change:
+        first, second = tokens.key_change
+        kc_issue = x.KCTokenIssue(
+            desc='Key change: enter these two tokens first',
+            meter_detail=detail,
+            token=x.KCToken(
+                set_1st_meter_key=x.STS1Token(sts_cipher=first),
+                set_2nd_meter_key=x.STS1Token(sts_cipher=second),
+            ),
+            kct_data=tokens.kct_data,
+        )
+    smart = tokens.credit is None
+    for item in items:
+        if item.kind == 'energy':
+            txs.append(
+                x.CreditVendTx(
+                    amt=currency(item.amount, company),
+                    tax=(x.VAT(amt=currency(item.vat, company), rate=rate),),
+                    receipt_no=receipt_no,
+                    credit_token_issue=x.SaleCredTokenIssue(
+                        desc='Remote credit' if smart else 'Credit token',
+                        meter_detail=detail,
+                        token=None if smart else x.STS1Token(sts_cipher=tokens.credit),
+                        units=x.Units(value=kwh, si_unit='kWh'),
+                        resource=x.Electricity(),
+                    ),
+                    kc_token_issue=kc_issue,
+                    tariff=tariff_name,
+                )
+            )
+            continue
+        cls = (
+            x.DebtRecoveryTx
+            if item.kind in {'debt', 'emergency'}
+            else (x.PayAccTx if item.kind == 'deposit' else x.ServiceChrgTx)
+        )
+        txs.append(
+            cls(
+                amt=currency(item.amount, company),
+                tax=_vat(item.vat, rate, company),
+                receipt_no=receipt_no,
+                acc_desc=_text(item.desc, 120),
+            )
+        )
     return x.CreditVendReceipt(
         receipt_no=receipt_no,
         transactions=x.Transactions(
-            tx=(tx,),
+            tx=tuple(txs),
             tender_amt=currency(tender, company),
             change=currency(ZERO, company),
         ),
