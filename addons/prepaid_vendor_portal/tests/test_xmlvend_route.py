@@ -25,6 +25,7 @@ from .xmlvend_route_fixtures import (
     by_msno,
     committed,
     credit_vend,
+    energy_tx,
     header,
     read_state,
 )
@@ -45,7 +46,7 @@ class XMLVendRouteTestCase(XMLVendRouteMixin, unittest.TestCase):
         self.assertEqual(status, 200, answer)
         self.assertIsInstance(answer, x.CreditVendResp)
         receipt = answer.credit_vend_receipt
-        (tx,) = receipt.transactions.tx
+        tx = energy_tx(receipt)
         token = tx.credit_token_issue.token.sts_cipher
         self.assertRegex(token, r'^[0-9]{20}$')
         self.assertNotEqual(token, '0' * 20)
@@ -96,7 +97,7 @@ class XMLVendRouteTestCase(XMLVendRouteMixin, unittest.TestCase):
         )
         status, answer = self.post(request, version='1.2')
         self.assertEqual(status, 200, answer)
-        (tx,) = answer.credit_vend_receipt.transactions.tx
+        tx = energy_tx(answer.credit_vend_receipt)
         self.assertGreaterEqual(tx.credit_token_issue.units.value, Decimal('20'))
         tender = answer.credit_vend_receipt.transactions.tender_amt.value
         after = read_state(seller)
@@ -119,7 +120,7 @@ class XMLVendRouteTestCase(XMLVendRouteMixin, unittest.TestCase):
         )
         status, answer = self.post(request)
         self.assertEqual(status, 200, answer)
-        (tx,) = answer.credit_vend_receipt.transactions.tx
+        tx = energy_tx(answer.credit_vend_receipt)
         self.assertEqual(tx.credit_token_issue.token.sts_cipher, '0' * 20)
         self.assertGreater(tx.credit_token_issue.units.value, 0)
         self.assertEqual(read_state(seller), before)

@@ -132,6 +132,17 @@ def build_vendor(env: SimpleNamespace, code: str, float_: str) -> SimpleNamespac
     return committed(make)
 
 
+def energy_tx(receipt: x.CreditVendReceipt) -> x.CreditVendTx:
+    "The receipt's sale of energy (its other transactions are deductions)"
+    (tx,) = [
+        t
+        for t in receipt.transactions.tx
+        if isinstance(t, x.CreditVendTx)
+        and isinstance(t.credit_token_issue, x.SaleCredTokenIssue)
+    ]
+    return tx
+
+
 def header(seller: SimpleNamespace, token: str = TOKEN, **changes) -> dict:
     "Request header fields of seller's terminal with a fresh msgID"
     fields = {
