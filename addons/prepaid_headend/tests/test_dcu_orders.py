@@ -398,3 +398,69 @@ class ConcentratorOrderTestCase(unittest.TestCase):
             self.assertEqual(record.state, 'draft')
             self.assertIsNone(record.id_pet)
         self.assertEqual(len(dc._requests), sent_before)
+
+    @with_company
+    def test_every_status_updates_orders_of_every_kind(self):
+        "The reported status sets the order; the outcomes its lines"
+        pool = Pool()
+        Order = pool.get('prepaid.concentrator.order')
+        Entry = pool.get('prepaid.concentrator.directory')
+        concentrator, meters, dc = self.setup_concentrator('DC0007', 'pending')
+        ids = [fm.meter_id for fm in dc.meters]
+        S = m.RequestStatus
+
+        def report(order, status, *outcomes):
+            # As sent: the head-end's service takes the concentrator's update.
+            if order.id_pet is None:
+                Order.write([order], {'state': 'working', 'id_pet': order.id})
+            update = m.RequestStatusUpdate(
+                order.id, 'DC0007', status, f"{status}", tuple(outcomes)
+            )
+            TrytonHeadEnd().request_status(update)
+            return Order(order.id)
+
+        values = {'action': 'disconnect', 'threshold_s': 30}
+        states = {
+            S.OK: 'done',
+            S.WORKING: 'working',
+            S.PARTIAL: 'partial',
+            S.EXPIRED: 'expired',
+            S.METER_TIMEOUT: 'failed',
+            S.UNKNOWN_METER: 'failed',
+            S.MALFORMED: 'failed',
+        }
+        for kind in ('relay', 'time_sync', 'meter_add', 'meter_remove'):
+            for status, state in states.items():
+                with self.subTest(kind=kind, status=status):
+                    order = self.order(
+                        concentrator, kind, meters, **values, reason=f'{kind}'
+                    )
+                    order = report(
+                        order, status, m.MeterOutcome(ids[0], status, 'first')
+                    )
+                    self.assertEqual(order.state, state)
+                    self.assertEqual(order.message, str(status))
+                    self.assertEqual(
+                        [line.status for line in order.lines],
+                        [status.value, None, None],
+                    )
+        plan = self.order(concentrator, 'collection_plan')
+        self.assertEqual(report(plan, S.MALFORMED).state, 'failed')
+
+        # Only a meter whose outcome is ok takes what was ordered.
+        add = self.order(concentrator, 'meter_add', meters)
+        add = report(
+            add,
+            S.PARTIAL,
+            m.MeterOutcome(ids[0], S.OK),
+            m.MeterOutcome(ids[1], S.METER_TIMEOUT),
+            m.MeterOutcome(ids[2], S.UNKNOWN_METER),
+        )
+        self.assertEqual(add.state, 'partial')
+        approval = {e.meter_id: e.approval for e in Entry.search([])}
+        self.assertEqual(approval, dict(zip(ids, ['approved', 'pending', 'pending'])))
+        # (The first meter was removed by an ok above.)
+        remove = self.order(concentrator, 'meter_remove', meters)
+        remove = report(remove, S.MALFORMED, m.MeterOutcome(ids[1], S.MALFORMED))
+        status = {e.meter_id: e.status for e in Entry.search([])}
+        self.assertEqual(status, dict(zip(ids, ['removed', 'joined', 'joined'])))
