@@ -105,15 +105,22 @@ class ConcentratorOrderTestCase(unittest.TestCase):
             'dcu_ca': str(cls.pki.ca_cert),
             'dcu_crl': str(cls.pki.crl),
         }
-        if not config.has_section('prepaid_headend'):
+        cls._had_section = config.has_section('prepaid_headend')
+        if not cls._had_section:
             config.add_section('prepaid_headend')
         for option, value in cls._options.items():
             config.set('prepaid_headend', option, value)
 
     @classmethod
     def tearDownClass(cls):
-        for option in cls._options:
-            config.set('prepaid_headend', option, '')
+        # The configuration as it was: later tests read the section's other
+        # options (a section added here would lack them).
+        if cls._had_section:
+            for option in cls._options:
+                config.set('prepaid_headend', option, '')
+        else:
+            config.remove_section('prepaid_headend')
+            config._cache_clear()  # remove_section leaves get's cache
         cls.sim.stop()
         cls.stand_in.stop()
         cls._tmp.cleanup()
