@@ -36,7 +36,7 @@ from trytond.modules.prepaid_vending.company import CompanyMixin
 from trytond.modules.prepaid_vending.fingerprint import FingerprintMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from .concentrator.client import ConcentratorClient
 from .concentrator.tls import PeerPin, Reloading, client_context_pem
@@ -198,6 +198,18 @@ class Concentrator(
         ]
         cls._sql_indexes.add(Index(t, (t.state, Index.Equality())))
         cls._order.insert(0, ('dc_id', 'ASC'))
+        cls._buttons.update(
+            {
+                'sync_clock': {
+                    'invisible': ~Eval('active', True),
+                    'depends': ['active'],
+                },
+                'send_collection_plan': {
+                    'invisible': ~Eval('active', True),
+                    'depends': ['active'],
+                },
+            }
+        )
 
     @staticmethod
     def default_state():
@@ -234,6 +246,29 @@ class Concentrator(
             frozenset({self.dc_id}), frozenset({self.certificate_fingerprint})
         )
         return ConcentratorClient(self.url, headend_tls(), peer=pin)
+
+    @classmethod
+    @ModelView.button
+    def sync_clock(cls, concentrators):
+        "Set their clocks (and their meters' beyond the threshold) now"
+        cls._order_now(concentrators, 'time_sync', 'msg_order_reason_sync')
+
+    @classmethod
+    @ModelView.button
+    def send_collection_plan(cls, concentrators):
+        "Their collection plans from the reading schedules, sent now"
+        cls._order_now(concentrators, 'collection_plan', 'msg_order_reason_plan')
+
+    @classmethod
+    def _order_now(cls, concentrators, kind: str, reason: str) -> None:
+        # The button is the check (its groups): the order is created and
+        # sent as the head-end, as the Send button of a drafted order does.
+        Order = Pool().get('prepaid.concentrator.order')
+        with without_check_access():
+            for concentrator in concentrators:
+                Order.create_and_send(
+                    concentrator, kind, gettext(f'prepaid_headend.{reason}')
+                )
 
     def contact(self, moment: dt.datetime, report: bool = False) -> None:
         "Record an authorised call (the caller saves)"

@@ -1,15 +1,26 @@
-"""Orders to a concentrator: relay disconnection, reconnection or arming of
-many meters at once, run by the concentrator itself within an execution
-window (docs/concentrators.md sections 3 and 9).
+"""Orders to a concentrator, run by the concentrator itself within an
+execution window (docs/concentrators.md sections 3 and 9), of five kinds:
 
-An order is drafted by a Metering Engineer (meters of the concentrator's
-directory, the action, a reason and the window) and sent with its IdPet (the
-order's id: unique in the installation, so in each concentrator too).  The
-concentrator answers at once (accepted and working, expired, unknown
+- relay: disconnection, reconnection or arming of many meters at once;
+- time sync: the concentrator's clock set to the head-end's (UTC, at
+  sending), then its meters' clocks where they drift more than the
+  threshold (the order's meters, or all of its directory);
+- meter add / meter remove: entries of the head-end's directory of the
+  concentrator (meter id and G3 address) approved into, or removed from,
+  the concentrator's own directory;
+- collection plan: the reading schedules of the groups of the
+  concentrator's meters, as the concentrator's collection plan
+  (``concentrator/plan.py``).
+
+An order is drafted by a Metering Engineer (the kind, its meters, a reason
+and the window) and sent with its IdPet (the order's id: unique in the
+installation, so in each concentrator too); the concentrator form's
+*Synchronise Clock* and *Send Collection Plan* draft and send one at once.
+The concentrator answers at once (accepted and working, expired, unknown
 meters); later it reports the outcome per meter in a request status update,
 which ``dcu_backend`` hands to :meth:`Order.apply_status`: the order takes
-the status, each line its meter's outcome, and a meter whose relay order
-succeeded takes the relay state it was ordered to.
+the status, each line its meter's outcome, and a meter whose outcome is
+``ok`` takes what was ordered (relay state, directory approval, removal).
 
 A concentrator that cannot be reached leaves the order a draft with the
 reason: sending it again uses the same IdPet, which a concentrator never
@@ -33,6 +44,7 @@ from trytond.transaction import without_check_access
 from . import dcu
 from .concentrator import messages as m
 from .concentrator.errors import ConcentratorError, TransportError
+from .concentrator.plan import ScheduleSpec, collection_plan, describe
 
 STATES = [
     ('draft', "Draft"),
@@ -42,11 +54,20 @@ STATES = [
     ('expired', "Expired"),
     ('failed', "Failed"),
 ]
+KINDS = [
+    ('relay', "Relay"),
+    ('time_sync', "Time Synchronisation"),
+    ('meter_add', "Meter Add"),
+    ('meter_remove', "Meter Remove"),
+    ('collection_plan', "Collection Plan"),
+]
 ACTIONS = [
     ('disconnect', "Disconnect"),
     ('reconnect', "Reconnect"),
     ('arm', "Ready for Reconnection"),
 ]
+#: The window of the orders the concentrator form's buttons send.
+DEFAULT_WINDOW = dt.timedelta(hours=1)
 #: The relay state a meter takes once its order succeeded.
 RELAY_STATE = {'disconnect': 'disconnected', 'reconnect': 'connected', 'arm': 'ready'}
 #: The order's state from a status the concentrator reports.
@@ -60,12 +81,26 @@ OUTCOMES = [(None, "")] + [
     (s.value, s.value.replace('_', ' ').title()) for s in m.RequestStatus
 ]
 _draft = {'readonly': Eval('state') != 'draft'}
+
+
+def _only(*kinds: str, required: bool = False) -> dict:
+    "States of a field of some kinds only (draft only, as every field)"
+    states = {**_draft, 'invisible': ~Eval('kind').in_(list(kinds))}
+    if required:
+        states['required'] = Eval('kind').in_(list(kinds))
+    return states
+
+
+#: Kinds whose meters are the order's lines (a time sync: some or all).
+WITH_LINES = ('relay', 'time_sync', 'meter_add', 'meter_remove')
 #: What a client may give or change, in a draft only (WorkflowOnlyMixin).
 DRAFT_FIELDS = frozenset(
     {
         'company',
         'concentrator',
+        'kind',
         'action',
+        'threshold_s',
         'reason',
         'window_start',
         'window_end',
@@ -97,7 +132,18 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
         domain=[('company', '=', Eval('company', -1))],
         states=_draft,
     )
-    action = fields.Selection(ACTIONS, "Relay Action", required=True, states=_draft)
+    kind = fields.Selection(KINDS, "Kind", required=True, states=_draft)
+    action = fields.Selection(
+        [(None, "")] + ACTIONS,
+        "Relay Action",
+        states=_only('relay', required=True),
+    )
+    threshold_s = fields.Integer(
+        "Drift Threshold (s)",
+        states=_only('time_sync', required=True),
+        help="The concentrator sets a meter's clock that is further than this "
+        "from its own.",
+    )
     reason = fields.Char("Reason", required=True, size=255, states=_draft)
     window_start = fields.Timestamp(
         "Not Before (UTC)", states=_draft, help="Empty: at once."
@@ -109,7 +155,17 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
         help="Meters not reached by then are reported expired.",
     )
     lines = fields.One2Many(
-        'prepaid.concentrator.order.line', 'order', "Meters", states=_draft
+        'prepaid.concentrator.order.line',
+        'order',
+        "Meters",
+        states=_only(*WITH_LINES),
+        help="Time synchronisation: none for every meter of the directory.",
+    )
+    plan = fields.Text(
+        "Collection Plan",
+        readonly=True,
+        states={'invisible': Eval('kind') != 'collection_plan'},
+        help="The tasks sent: report type, period, delivery.",
     )
     state = fields.Selection(STATES, "Status", required=True, readonly=True)
     id_pet = fields.Integer("Request (IdPet)", readonly=True)
@@ -145,6 +201,15 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
     def default_state():
         return 'draft'
 
+    @staticmethod
+    def default_kind():
+        return 'relay'
+
+    @staticmethod
+    def default_threshold_s():
+        config = Pool().get('prepaid.configuration')(1)
+        return round(config.hes_clock_threshold or 10)
+
     def get_rec_name(self, name):
         return f"{self.concentrator.rec_name} #{self.id}"
 
@@ -156,6 +221,14 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
                 raise UserError(
                     gettext('prepaid_headend.msg_order_window', order=order.rec_name)
                 )
+            if order.kind == 'time_sync' and (order.threshold_s or 0) < 0:
+                raise UserError(
+                    gettext(
+                        'prepaid_headend.msg_order_threshold',
+                        order=order.rec_name,
+                        threshold=order.threshold_s,
+                    )
+                )
 
     @classmethod
     @ModelView.button
@@ -165,21 +238,36 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
             if order.state == 'draft':
                 order._send()
 
+    @classmethod
+    def create_and_send(cls, concentrator, kind: str, reason: str):
+        """A draft of ``kind`` for ``concentrator``, with the default window
+        (one hour), sent at once (the concentrator form's buttons)."""
+        (order,) = cls.create(
+            [
+                {
+                    'company': concentrator.company.id,
+                    'concentrator': concentrator.id,
+                    'kind': kind,
+                    'reason': reason,
+                    'window_end': dcu.now() + DEFAULT_WINDOW,
+                }
+            ]
+        )
+        cls.send([order])
+        return cls(order.id)
+
     def _send(self) -> None:
-        if not self.lines:
-            raise UserError(
-                gettext('prepaid_headend.msg_order_no_meter', order=self.rec_name)
-            )
+        # Every check before the concentrator is called: bad input sends
+        # nothing.
+        now = dcu.now()
+        body, written = self._body(now)
         message = m.Order(
             self.id,
             m.Window(end=_aware(self.window_end), start=_aware(self.window_start)),
-            m.RelayOrder(
-                m.RelayAction(self.action), tuple(line.meter_id for line in self.lines)
-            ),
+            body,
         )
         with without_check_access():
             client = self.concentrator.client()
-        now = dcu.now()
         try:
             accepted = client.order(message)
         except TransportError as exc:
@@ -197,7 +285,82 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
             id_pet=self.id,
             sent_at=now,
             message=accepted.message,
+            **written,
         )
+
+    def _body(self, now: dt.datetime) -> tuple[m.OrderBody, dict]:
+        """The order's message body and what the order keeps of it; a
+        UserError when the order cannot be sent as it is."""
+        if self.kind in ('relay', 'meter_add', 'meter_remove') and not self.lines:
+            raise UserError(
+                gettext('prepaid_headend.msg_order_no_meter', order=self.rec_name)
+            )
+        meters = tuple(line.meter_id for line in self.lines)
+        if self.kind == 'relay':
+            return m.RelayOrder(m.RelayAction(self.action), meters), {}
+        if self.kind == 'time_sync':
+            # The head-end's clock now: the concentrator takes it at arrival.
+            time = _aware(now)
+            return m.TimeSyncOrder(time, self.threshold_s, meters=meters), {}
+        if self.kind == 'meter_add':
+            return m.MeterAddOrder(tuple(self._entry(line) for line in self.lines)), {}
+        if self.kind == 'meter_remove':
+            return m.MeterRemoveOrder(meters), {}
+        tasks = self._collection_plan()
+        return m.CollectionPlanOrder(tasks), {'plan': describe(tasks)}
+
+    def _entry(self, line) -> m.DirectoryEntry:
+        entry = line.entry()
+        if entry is None or not entry.pda:
+            raise UserError(
+                gettext(
+                    'prepaid_headend.msg_order_no_entry',
+                    order=self.rec_name,
+                    meter=line.meter.rec_name,
+                )
+            )
+        return m.DirectoryEntry(
+            entry.meter_id, bytes.fromhex(entry.pda), line.meter.model or None
+        )
+
+    def _collection_plan(self) -> tuple[m.CollectionTask, ...]:
+        """The tasks of the active reading schedules of the groups of the
+        meters in the concentrator's directory."""
+        pool = Pool()
+        Entry = pool.get('prepaid.concentrator.directory')
+        Schedule = pool.get('prepaid.headend.schedule')
+        with without_check_access():
+            entries = Entry.search(
+                [
+                    ('concentrator', '=', self.concentrator.id),
+                    ('meter', '!=', None),
+                    ('status', '!=', 'removed'),
+                ]
+            )
+            groups = {e.meter.hes_group.id for e in entries if e.meter.hes_group}
+            schedules = Schedule.search(
+                [('group', 'in', list(groups)), ('company', '=', self.company.id)]
+            )
+            specs = [
+                ScheduleSpec(
+                    frequency=s.frequency,
+                    interval_minutes=s.interval_minutes,
+                    registers=bool(s.read_registers),
+                    billing=bool(s.read_billing),
+                    profile=bool(s.profile_hours),
+                    events=bool(s.read_events),
+                )
+                for s in schedules
+            ]
+        tasks = collection_plan(specs)
+        if not tasks:
+            raise UserError(
+                gettext(
+                    'prepaid_headend.msg_order_no_schedule',
+                    concentrator=self.concentrator.rec_name,
+                )
+            )
+        return tasks
 
     def _write(self, **values) -> None:
         # The order's status fields are read-only to users: the head-end
@@ -209,9 +372,7 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
     def apply_status(cls, concentrator, update: m.RequestStatusUpdate) -> bool:
         """The outcome a concentrator reported for one of its orders; False
         when the IdPet is none of the head-end's orders."""
-        pool = Pool()
-        Line = pool.get('prepaid.concentrator.order.line')
-        Meter = pool.get('prepaid.meter')
+        Line = Pool().get('prepaid.concentrator.order.line')
         with without_check_access():
             orders = cls.search(
                 [('concentrator', '=', concentrator.id), ('id_pet', '=', update.id_pet)]
@@ -228,10 +389,10 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
                 line.status = outcome.status.value
                 line.message = outcome.message
                 if outcome.status is m.RequestStatus.OK:
-                    done.append(line.meter)
+                    done.append(line)
             Line.save(list(by_meter.values()))
             if done:
-                Meter.write(done, {'hes_relay_state': RELAY_STATE[order.action]})
+                order._done(done)
             cls.write(
                 [order],
                 {
@@ -241,6 +402,24 @@ class Order(CompanyMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
                 },
             )
         return True
+
+    def _done(self, lines: list) -> None:
+        "What the meters of ``lines`` take once the concentrator did it"
+        pool = Pool()
+        Meter = pool.get('prepaid.meter')
+        Entry = pool.get('prepaid.concentrator.directory')
+        if self.kind == 'relay':
+            Meter.write(
+                [line.meter for line in lines],
+                {'hes_relay_state': RELAY_STATE[self.action]},
+            )
+            return
+        entries = [e for e in (line.entry() for line in lines) if e is not None]
+        if entries and self.kind == 'meter_add':
+            Entry.write(entries, {'approval': 'approved'})
+        elif entries and self.kind == 'meter_remove':
+            # As the concentrator's own removal notice would (section 5).
+            Entry.write(entries, {'status': 'removed', 'status_time': dcu.now()})
 
 
 class OrderLine(WorkflowOnlyMixin, ModelSQL, ModelView):
@@ -284,10 +463,8 @@ class OrderLine(WorkflowOnlyMixin, ModelSQL, ModelView):
     def _workflow_state_value(self) -> str | None:
         return self.order.state
 
-    def get_meter_id(self, name):
-        # The directory's id of the meter at that concentrator, else its
-        # serial (a meter not in the directory is refused by the concentrator
-        # as unknown, and the line says so).
+    def entry(self):
+        "The meter's entry in the head-end's directory of the concentrator"
         Entry = Pool().get('prepaid.concentrator.directory')
         with without_check_access():
             entries = Entry.search(
@@ -297,4 +474,11 @@ class OrderLine(WorkflowOnlyMixin, ModelSQL, ModelView):
                 ],
                 limit=1,
             )
-        return entries[0].meter_id if entries else self.meter.serial
+        return entries[0] if entries else None
+
+    def get_meter_id(self, name):
+        # The directory's id of the meter at that concentrator, else its
+        # serial (a meter not in the directory is refused by the concentrator
+        # as unknown, and the line says so).
+        entry = self.entry()
+        return entry.meter_id if entry else self.meter.serial

@@ -7,7 +7,8 @@ Protocol core (sans-io, no network):
 - ``reports``: versioned report payloads (``schema/report-1.xsd``);
 - ``files``: report files ("Loading Files"), bounded decompression;
 - ``gateway``: the DLMS gateway pass-through (0xE6/0xE7) and WRAPPER frames;
-- ``xmlsafe``: the hardened XML parser every input goes through.
+- ``xmlsafe``: the hardened XML parser every input goes through;
+- ``plan``: a collection plan from the head-end's reading schedules.
 
 Transport, separate from the core:
 
