@@ -5,7 +5,9 @@ adjustment by the roles allowed (vendor_reconciliation.py)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import time
 import unittest
 from decimal import Decimal
@@ -17,6 +19,7 @@ from trytond.model.modelview import AccessButtonError
 from trytond.modules.prepaid_vending import booking
 from trytond.modules.prepaid_vending.tests.staff import acting_as, create_user
 from trytond.pool import Pool
+from trytond.protocols.jsonrpc import JSONDecoder, JSONEncoder
 from trytond.tests.test_tryton import DB_NAME
 from trytond.transaction import Transaction
 
@@ -36,6 +39,39 @@ CLASSES = {
     'cut_off',
     'duplicate',
 }
+
+
+PASSWORD = 'Recon-Staff-Pass-2026!'
+
+
+class JsonRpc:
+    "JSON-RPC calls as sao makes them, on the werkzeug client of the test"
+
+    def __init__(self, client):
+        self.client = client
+        self.authorization = None
+        self.calls = 0
+
+    def __call__(self, method: str, *params):
+        self.calls += 1
+        headers = {'Content-Type': 'application/json'}
+        if self.authorization:
+            headers['Authorization'] = self.authorization
+        reply = self.client.post(
+            f'/{DB_NAME}/rpc/',
+            data=json.dumps(
+                {'id': self.calls, 'method': method, 'params': list(params)},
+                cls=JSONEncoder,
+            ),
+            headers=headers,
+        )
+        return json.loads(reply.data, object_hook=JSONDecoder())
+
+    def login(self, login: str) -> None:
+        answer = self('common.db.login', login, {'password': PASSWORD}, 'en')
+        user_id, session = answer['result'][:2]
+        token = base64.b64encode(f'{login}:{user_id}:{session}'.encode()).decode()
+        self.authorization = f'Session {token}'
 
 
 def sale_row(sale: dict) -> str:
@@ -399,3 +435,68 @@ class VendorReconciliationTestCase(XMLVendRouteMixin, unittest.TestCase):
         self.press(accountant, Line, 'close', [line])
         self.press(accountant, 'prepaid.vendor.reconciliation', 'close', [record])
         self.assertEqual(self.state(record)['state'], 'closed')
+
+    def test_adjust_over_json_rpc(self):
+        "Post Adjustment over JSON-RPC: the Vendor Manager refused, the accountant not"
+        self.sell('130.00')  # utility only
+        a = self.sell('100.00')
+        record = self.new_reconciliation((HEADER + sale_row(a)).encode())
+
+        def dispute():
+            pool = Pool()
+            Reconciliation = pool.get('prepaid.vendor.reconciliation')
+            Line = pool.get('prepaid.vendor.reconciliation.line')
+            User = pool.get('res.user')
+            Reconciliation.match([Reconciliation(record)])
+            (line,) = Line.search(
+                [('reconciliation', '=', record), ('cls', '=', 'utility_only')]
+            )
+            Line.write(
+                [line],
+                {
+                    'evidence': 'slip 7782',
+                    'evidence_file': b'slip',
+                    'evidence_file_name': 'slip.txt',
+                },
+            )
+            Line.submit_evidence([line])
+            Line.write([line], {'agreed_amount': D('-130.00')})
+            logins = {}
+            for role, group in [
+                ('vm', 'prepaid_vendor_portal.group_vendor_manager'),
+                ('acc', 'accountant'),
+            ]:
+                user = create_user(f'rpc_{role}_{record}', group)
+                User.write([user], {'password': PASSWORD})
+                logins[role] = user.login
+            return line.id, logins
+
+        line, logins = committed(dispute, context={'company': self.env.company})
+
+        def line_state():
+            record_ = Pool().get('prepaid.vendor.reconciliation.line')(line)
+            return record_.state, record_.move.id if record_.move else None
+
+        method = 'model.prepaid.vendor.reconciliation.line.adjust'
+        manager = JsonRpc(self.client)
+        manager.login(logins['vm'])
+        answer = manager(method, [line], {})
+        self.assertIn('error', answer)
+        self.assertNotIn('result', answer)
+        self.assertEqual(committed(line_state), ('evidence', None))
+        # Nor may the manager write the agreed amount over RPC.
+        answer = manager(
+            'model.prepaid.vendor.reconciliation.line.write',
+            [line],
+            {'agreed_amount': D('1.00')},
+            {},
+        )
+        self.assertIn('error', answer)
+
+        accountant = JsonRpc(self.client)
+        accountant.login(logins['acc'])
+        answer = accountant(method, [line], {})
+        self.assertNotIn('error', answer)
+        state, move = committed(line_state)
+        self.assertEqual(state, 'adjusted')
+        self.assertIsNotNone(move)
