@@ -54,6 +54,13 @@ class Vendor(metaclass=PoolMeta):
     # it (field access in vendor_settlement.xml).
     settlement_key_cipher = fields.Char("Settlement Key (encrypted)", readonly=True)
 
+    @classmethod
+    def copy(cls, vendors, default=None):
+        # A copy is another vendor: it gets a key of its own, not this one's.
+        default = dict(default or {})
+        default.setdefault('settlement_key_cipher', None)
+        return super().copy(vendors, default=default)
+
     def settlement_key(self) -> bytes:
         "The vendor's settlement key, made (and stored encrypted) at first use"
         with without_check_access():

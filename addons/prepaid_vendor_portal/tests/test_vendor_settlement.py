@@ -90,6 +90,10 @@ class VendorSettlementTestCase(XMLVendRouteMixin, unittest.TestCase):
 
         committed(run)
 
+    @staticmethod
+    def key_of(vendor_id: int) -> bytes:
+        return Pool().get('prepaid.vendor')(vendor_id).settlement_key()
+
     def key(self) -> bytes:
         return committed(
             lambda: Pool().get('prepaid.vendor')(self.seller.vendor).settlement_key()
@@ -229,6 +233,12 @@ class VendorSettlementTestCase(XMLVendRouteMixin, unittest.TestCase):
                 # The vendor's key is nobody's to read.
                 with self.assertRaises(AccessError):
                     Vendor.read([self.seller.vendor], ['settlement_key_cipher'])
+            # A copy of the vendor gets a key of its own.
+            (copy,) = Vendor.copy(
+                [Vendor(self.seller.vendor)],
+                {'code': 'COPY', 'outlets': None, 'float_account': None},
+            )
+            self.assertNotEqual(copy.settlement_key(), self.key_of(self.seller.vendor))
             with acting_as(cashier):
                 with self.assertRaises(AccessError):
                     Settlement.read([made['id']], ['checksum'])
