@@ -8,8 +8,9 @@ Tryton server: :mod:`.xmlvend` (the XMLVend 2.1 protocol), :mod:`.limits`
 :mod:`.reconcile` (the vendor's own file against ours), :mod:`.days` (the
 business day) and :mod:`.money`.  This file must stay free of trytond imports
 for them: the Tryton models (vendors, outlets, terminals, operators, the
-float, the stored XMLVend answers, the sales batches, the commission plans
-and the vendor sales in the books) are registered from
+float, the stored XMLVend answers, the sales batches, the commission plans,
+the vendor sales in the books, the daily settlement files and the monthly
+reconciliations with their disputes) are registered from
 ``tryton.cfg``, and the XMLVend SOAP route (``routes.py``, imported by
 ``terminal.py``) with them.  The portal comes later (docs/vendors.md section 11).
 """

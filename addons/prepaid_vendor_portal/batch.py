@@ -4,6 +4,8 @@ A batch is opened by the terminal (XMLVend ``StartSalesBatchReq``) or, when
 a sale finds none open, by that sale (a day batch).  Subtotals leave it
 open; ``EndSalesBatchReq`` closes it, and the cron closes the batches still
 open from past business days (API terminals that never close their own).
+The close of a day's last batch makes the vendor's daily settlement file
+(vendor_settlement.py).
 A sale records its batch on its stored answer
 (``prepaid.vendor.xmlvend.answer.batch``): the batch's count and amount are
 computed from those sales, never kept twice.  Bank and shift batches are
@@ -195,6 +197,8 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
                     'closed_by': by,
                 },
             )
+        # The vendor's settlement file of a day over whose last batch this was.
+        Pool().get('prepaid.vendor.settlement').day_closed(batches, now)
 
     @classmethod
     def close_past_days(cls, now: dt.datetime | None = None) -> int:
@@ -210,6 +214,8 @@ class Batch(CompanyMixin, ModelSQL, ModelView):
                     stale.append(batch)
             if stale:
                 cls.close(stale, now, 'cron')
+            # The files a close could not make (no master key yet, ...).
+            Pool().get('prepaid.vendor.settlement').make_missing(now)
         return len(stale)
 
 

@@ -122,7 +122,10 @@ prepaid.vendor.float                     ---- ---- ---- ---- ---- ---- r--- r---
 prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.sold                ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.reconciliation            ---- ---- ---- ---- ---- ---- rwc- r--- ----
+prepaid.vendor.reconciliation.line       ---- ---- ---- ---- ---- ---- rw-- r--- ----
 prepaid.vendor.sale                      ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.settlement                ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.xmlvend.log               ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 
@@ -149,6 +152,8 @@ prepaid.sts.vending_key
     key_cipher                           ---- ---- ---- ---- ---- ---- ---- ---- ----
 prepaid.vend.token
     token                                ---- ---- r--- ---- ---- r--- ---- r--- ----
+prepaid.vendor
+    settlement_key_cipher                ---- ---- ---- ---- ---- ---- ---- ---- ----
 """
 
 
