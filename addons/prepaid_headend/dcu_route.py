@@ -5,11 +5,12 @@ TCP.  A meter without one is reached through the concentrator whose
 directory lists it, approved and not removed: the DLMS association is the
 same (the meter's own HLS keys, which never leave the head-end), carried by
 the concentrator's DLMS gateway (``concentrator.dlms_gateway``) over mutual
-TLS, the head-end presenting its certificate (trytond.conf
-``[prepaid_headend] dcu_cert``, ``dcu_key``, ``dcu_ca``, ``dcu_crl``) and
-checking that the concentrator answers with the certificate registered for
-it.  So every head-end job (reading, relay, load limit, clock, remote
-credit, firmware) runs on such a meter as on a direct one.
+TLS, the head-end presenting its certificate (Communication Settings, the
+key encrypted with the master key; the CA and CRL from trytond.conf
+``[prepaid_headend] dcu_ca``, ``dcu_crl``) and checking that the
+concentrator answers with the certificate registered for it.  So every
+head-end job (reading, relay, load limit, clock, remote credit, firmware)
+runs on such a meter as on a direct one.
 
 The scheduled readings stay direct-only: a concentrator collects its
 meters' registers and profiles on its own plan and delivers them in its

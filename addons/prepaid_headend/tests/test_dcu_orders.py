@@ -26,6 +26,10 @@ from trytond.modules.prepaid_headend.concentrator.plan import (
 )
 from trytond.modules.prepaid_headend.concentrator.tls import Peer
 from trytond.modules.prepaid_headend.dcu_backend import TrytonHeadEnd
+from trytond.modules.prepaid_headend.tests.test_dcu_route import (
+    give_headend_credentials,
+)
+from trytond.modules.prepaid_sts.tests import tools as sts_tools
 from trytond.modules.prepaid_sts.tests.tools import create_user
 from trytond.modules.prepaid_vending.tests.staff import acting_as
 from trytond.modules.prepaid_vending.tests.tools import with_company
@@ -82,6 +86,8 @@ class ConcentratorOrderTestCase(unittest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         activate_module('prepaid_headend')
+        # The head-end's client key is stored encrypted with the master key.
+        cls._previous_key = sts_tools.set_master_key()
         cls._tmp = tempfile.TemporaryDirectory()
         cls.pki = TestPki(cls._tmp.name)
         cls.stand_in = HeadEndStandIn(cls.pki).start()
@@ -98,10 +104,7 @@ class ConcentratorOrderTestCase(unittest.TestCase):
             start=start - dt.timedelta(hours=1),
         ).start()
         cls.sim.advance(hours=1)
-        hes = cls.stand_in.credentials
         cls._options = {
-            'dcu_cert': str(hes.cert),
-            'dcu_key': str(hes.key),
             'dcu_ca': str(cls.pki.ca_cert),
             'dcu_crl': str(cls.pki.crl),
         }
@@ -124,6 +127,7 @@ class ConcentratorOrderTestCase(unittest.TestCase):
         cls.sim.stop()
         cls.stand_in.stop()
         cls._tmp.cleanup()
+        sts_tools.restore_master_key(cls._previous_key)
         super().tearDownClass()
 
     # -- fixtures ------------------------------------------------------------
@@ -135,6 +139,7 @@ class ConcentratorOrderTestCase(unittest.TestCase):
         Concentrator = pool.get('prepaid.concentrator')
         Entry = pool.get('prepaid.concentrator.directory')
         simulated = self.sim.concentrator(dc_id)
+        give_headend_credentials(self.stand_in.credentials)
         (concentrator,) = Concentrator.create(
             [
                 {

@@ -51,6 +51,18 @@ STEADY = G3Config(never_join_fraction=0.0, flaky_fraction=0.0)
 _FLOORS = itertools.count(1_000, 50_000)
 
 
+def give_headend_credentials(credentials, key: str | None = None) -> None:
+    "The head-end's client certificate and key, as a Key Custodian enters them"
+    Communication = Pool().get('prepaid.headend.communication')
+    Communication.write(
+        [Communication(1)],
+        {
+            'dcu_certificate': credentials.cert.read_text(),
+            'dcu_key': key or credentials.key.read_text(),
+        },
+    )
+
+
 def fingerprint(credentials) -> str:
     return Peer.from_pem(credentials.cert.read_text()).fingerprint
 
@@ -104,15 +116,7 @@ class ConcentratorRouteTestCase(unittest.TestCase):
 
     # -- fixtures ------------------------------------------------------------
     def give_headend_credentials(self, key: str | None = None):
-        "The head-end's client certificate and key, as a Key Custodian enters them"
-        Communication = Pool().get('prepaid.headend.communication')
-        Communication.write(
-            [Communication(1)],
-            {
-                'dcu_certificate': self.hes.cert.read_text(),
-                'dcu_key': key or self.hes.key.read_text(),
-            },
-        )
+        give_headend_credentials(self.hes, key)
 
     def setup_meter(self, index: int, meter=None, **concentrator_values):
         """The Tryton meter of simulated meter ``index`` (``meter``, or a new
