@@ -13,6 +13,7 @@ sales set-up included, with a master key of its own), then trytond serves it
 with sao on a free loopback port.  Screenshots go to test-artifacts/.
 """
 
+import functools
 import os
 import shutil
 import socket
@@ -238,6 +239,12 @@ def rpc(demo_server, method: str, *params, session=None):
     if answer.get('error'):
         raise RuntimeError(f'{method}: {answer["error"]}')
     return answer['result']
+
+
+@pytest.fixture(scope='session')
+def demo_rpc(demo_server):
+    "rpc() on the demo server: ``demo_rpc(method, *params)``"
+    return functools.partial(rpc, demo_server)
 
 
 @pytest.fixture(scope='session')

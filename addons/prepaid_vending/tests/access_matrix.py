@@ -123,6 +123,7 @@ prepaid.vendor.float.counter             ---- ---- ---- ---- ---- ---- r--- r---
 prepaid.vendor.float.reservation         ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.float.sold                ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.sale                      ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.web_user                  ---- ---- ---- ---- ---- ---- r--- rwcd ----
 prepaid.vendor.xmlvend.log               ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 
