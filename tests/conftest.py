@@ -31,6 +31,9 @@ ARTIFACTS = ROOT / 'test-artifacts'
 SAO = ROOT / 'sao' / 'tryton-sao'
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 BIN = Path(sys.executable).parent
+# The console scripts run with this interpreter: a copied virtualenv's
+# scripts name the original's python in their first line, whose packages
+# may differ.
 DATABASE = 'browser'
 MASTER_KEY_ENV = 'TRYTOND_PREPAID__MASTER_KEY'
 CHROMIUM_ARGS = [
@@ -89,6 +92,7 @@ def demo_server(tmp_path_factory):
     log = open(folder / 'server.log', 'w')
     subprocess.run(
         [
+            sys.executable,
             BIN / 'trytond-admin',
             '-d',
             DATABASE,
@@ -109,7 +113,7 @@ def demo_server(tmp_path_factory):
         stderr=log,
     )
     process = subprocess.Popen(
-        [BIN / 'trytond', '-d', DATABASE],
+        [sys.executable, BIN / 'trytond', '-d', DATABASE],
         env=env,
         stdout=log,
         stderr=log,

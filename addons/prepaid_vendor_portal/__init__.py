@@ -11,5 +11,6 @@ for them: the Tryton models (vendors, outlets, terminals, operators, the
 float, the stored XMLVend answers, the sales batches, the commission plans
 and the vendor sales in the books) are registered from
 ``tryton.cfg``, and the XMLVend SOAP route (``routes.py``, imported by
-``terminal.py``) with them.  The portal comes later (docs/vendors.md section 11).
+``terminal.py``) with them, the vendor portal's pages (``portal.py``,
+imported by ``portal_user.py``; HTML in the pure ``portal_html.py``) too.
 """

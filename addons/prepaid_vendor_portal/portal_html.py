@@ -20,6 +20,7 @@ gap:.6em;align-items:center}
 header b{margin-right:auto}
 header a,header button{color:#fff;background:none;border:0;font:inherit;padding:0;
 text-decoration:underline;cursor:pointer}
+header form.bare{background:none;box-shadow:none;padding:0;margin:0}
 main{max-width:60em;margin:0 auto;padding:1em}
 h1{font-size:1.3em;margin:.2em 0 .6em}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(12em,1fr));gap:.8em}
@@ -107,7 +108,7 @@ def document(title: str, body: str, frame: Frame | None = None, base: str = '') 
             f'<a href="{e(base)}">Dashboard</a>'
             f'<a href="{e(base)}sales">Sales</a>'
             f'{admin}'
-            f'<form method="post" action="{e(base)}logout" style="all:unset">'
+            f'<form method="post" action="{e(base)}logout" class="bare">'
             f'{csrf_field(frame.csrf)}<button type="submit">Log out '
             f'{e(frame.user)}</button></form>'
             '</header>'
