@@ -159,7 +159,8 @@ def portal_page(administrator=False):
 
     def decorator(func):
         @functools.wraps(func)
-        def wrapper(request, pool, database_name, **kwargs):
+        def wrapper(request, pool, **kwargs):
+            database_name = pool.database_name
             key = request.cookies.get(SESSION_COOKIE)
             link = pool.get('prepaid.vendor.web_user').of_session(key)
             if link is None:
@@ -277,18 +278,10 @@ def logout(request, pool):
 # ------------------------------------------------------------- pages
 def logged_in(path: str, methods=('GET',), administrator=False):
     def decorator(func):
-        route(path, methods)(_database_first(portal_page(administrator)(func)))
+        route(path, methods)(portal_page(administrator)(func))
         return func
 
     return decorator
-
-
-def _database_first(func):
-    @functools.wraps(func)
-    def wrapper(request, pool, **kwargs):
-        return func(request, pool, pool.database_name, **kwargs)
-
-    return wrapper
 
 
 def _day(value: str | None, default: dt.date) -> dt.date:
