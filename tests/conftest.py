@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / 'test-artifacts'
 SAO = ROOT / 'sao' / 'tryton-sao'
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+# trytond's console scripts are run with this interpreter: those of a
+# copied virtualenv name the original's python in their first line, whose
+# packages may differ.
 BIN = Path(sys.executable).parent
-# The console scripts run with this interpreter: a copied virtualenv's
-# scripts name the original's python in their first line, whose packages
-# may differ.
 DATABASE = 'browser'
 MASTER_KEY_ENV = 'TRYTOND_PREPAID__MASTER_KEY'
 CHROMIUM_ARGS = [
