@@ -597,6 +597,8 @@ def banner(args: argparse.Namespace) -> None:
   XMLVend:     http://127.0.0.1:{args.port}/{DATABASE}/xmlvend?wsdl
                client ID {vendors.CLIENT_ID}, terminal ID {vendors.TERMINAL_ID},
                API token (authCred password) {vendors.API_TOKEN}
+  Vendor portal: http://127.0.0.1:{args.port}/{DATABASE}/vendor-portal/
+               e-mail {vendors.PORTAL_EMAIL}, password {vendors.PORTAL_PASSWORD}
   Running:     trytond (web client, JSON-RPC; queued tasks after each commit),
                trytond-cron (scheduled actions every minute),
                {METERS} simulated meters on 127.0.0.1:{args.meter_port}-{last}

@@ -13,6 +13,7 @@ sales set-up included, with a master key of its own), then trytond serves it
 with sao on a free loopback port.  Screenshots go to test-artifacts/.
 """
 
+import functools
 import os
 import shutil
 import socket
@@ -29,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / 'test-artifacts'
 SAO = ROOT / 'sao' / 'tryton-sao'
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+# trytond's console scripts are run with this interpreter: those of a
+# copied virtualenv name the original's python in their first line, whose
+# packages may differ.
 BIN = Path(sys.executable).parent
 DATABASE = 'browser'
 MASTER_KEY_ENV = 'TRYTOND_PREPAID__MASTER_KEY'
@@ -88,6 +92,7 @@ def demo_server(tmp_path_factory):
     log = open(folder / 'server.log', 'w')
     subprocess.run(
         [
+            sys.executable,
             BIN / 'trytond-admin',
             '-d',
             DATABASE,
@@ -108,7 +113,7 @@ def demo_server(tmp_path_factory):
         stderr=log,
     )
     process = subprocess.Popen(
-        [BIN / 'trytond', '-d', DATABASE],
+        [sys.executable, BIN / 'trytond', '-d', DATABASE],
         env=env,
         stdout=log,
         stderr=log,
@@ -238,6 +243,12 @@ def rpc(demo_server, method: str, *params, session=None):
     if answer.get('error'):
         raise RuntimeError(f'{method}: {answer["error"]}')
     return answer['result']
+
+
+@pytest.fixture(scope='session')
+def demo_rpc(demo_server):
+    "rpc() on the demo server: ``demo_rpc(method, *params)``"
+    return functools.partial(rpc, demo_server)
 
 
 @pytest.fixture(scope='session')

@@ -81,3 +81,20 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_banner_prints_the_portal_login(run_demo, monkeypatch, tmp_path):
+    "The banner names the XMLVend till and, beside it, the vendor portal's login"
+    from prepaid_demo import vendors
+
+    password = tmp_path / 'admin-password'
+    password.write_text('secret\n')
+    printed = []
+    monkeypatch.setattr(run_demo, 'PASSWORD_FILE', password)
+    monkeypatch.setattr(run_demo, 'say', printed.append)
+    run_demo.banner(run_demo.parse_args(['--port', '8123']))
+    (text,) = printed
+    xmlvend = text.index('http://127.0.0.1:8123/demo/xmlvend?wsdl')
+    portal = text.index('Vendor portal: http://127.0.0.1:8123/demo/vendor-portal/')
+    assert xmlvend < portal
+    assert f'e-mail {vendors.PORTAL_EMAIL}, password {vendors.PORTAL_PASSWORD}' in text

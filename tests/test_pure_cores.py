@@ -41,6 +41,7 @@ CORES = (
     "prepaid_vendor_portal.settlement",
     "prepaid_vendor_portal.money",
     "prepaid_vendor_portal.days",
+    "prepaid_vendor_portal.portal_html",
 )
 ADDONS = {core.partition(".")[0] for core in CORES}
 IMPORT = (

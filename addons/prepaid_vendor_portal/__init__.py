@@ -12,5 +12,6 @@ float, the stored XMLVend answers, the sales batches, the commission plans,
 the vendor sales in the books, the daily settlement files and the monthly
 reconciliations with their disputes) are registered from
 ``tryton.cfg``, and the XMLVend SOAP route (``routes.py``, imported by
-``terminal.py``) with them.  The portal comes later (docs/vendors.md section 11).
+``terminal.py``) with them, the vendor portal's pages (``portal.py``,
+imported by ``portal_user.py``; HTML in the pure ``portal_html.py``) too.
 """

@@ -126,6 +126,7 @@ prepaid.vendor.reconciliation            ---- ---- ---- ---- ---- ---- rwc- r---
 prepaid.vendor.reconciliation.line       ---- ---- ---- ---- ---- ---- rw-- r--- ----
 prepaid.vendor.sale                      ---- ---- ---- ---- ---- ---- r--- r--- ----
 prepaid.vendor.settlement                ---- ---- ---- ---- ---- ---- r--- r--- ----
+prepaid.vendor.web_user                  ---- ---- ---- ---- ---- ---- r--- rwcd ----
 prepaid.vendor.xmlvend.log               ---- ---- ---- ---- ---- ---- r--- r--- ----
 """
 

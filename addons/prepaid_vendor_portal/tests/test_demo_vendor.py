@@ -1,6 +1,7 @@
 """The demo's bank: scripts/setup_demo.py gives the demo utility a vendor
 with an API till and a float, so that an XMLVend client can buy from the
-demo at once; a second set-up creates nothing twice."""
+demo at once, and a vendor portal login; a second set-up creates nothing
+twice."""
 
 from __future__ import annotations
 
@@ -61,3 +62,11 @@ class DemoVendorTestCase(unittest.TestCase):
             self.assertEqual(terminal.outlet.state, 'active')
             self.assertTrue(terminal.check_token(vendors.API_TOKEN))
             self.assertFalse(terminal.check_token('x' * len(vendors.API_TOKEN)))
+
+            # The banner's portal login: the bank's Vendor Administrator.
+            WebUser = pool.get('web.user')
+            Link = pool.get('prepaid.vendor.web_user')
+            user = WebUser.authenticate(vendors.PORTAL_EMAIL, vendors.PORTAL_PASSWORD)
+            self.assertIsNotNone(user)
+            (link,) = Link.search([('web_user', '=', user.id)])
+            self.assertEqual((link.vendor, link.role), (vendor, 'administrator'))
