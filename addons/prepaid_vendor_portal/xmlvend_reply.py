@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from . import xmlvend as x
+from .settlement.statement import LABELS
 
 ZERO = Decimal(0)
 #: STS token carrier "numeric" (a keypad): the only carrier sold here.
@@ -84,13 +85,19 @@ def receipt(
     token: str | None,
     tariff,
     version,
+    free: bool = False,
 ) -> x.CreditVendReceipt:
-    """One transaction: the energy bought (net of VAT) with its token.  The
-    vend's deductions (fees, charges, debt) are inside the net amount; they
-    are not itemised on the wire yet."""
+    """One transaction: the energy bought (net of VAT) with its token (the
+    month's free basic electricity when free).  The vend's deductions
+    (fees, charges, debt) are inside the net amount; they are not itemised
+    on the wire yet."""
     smart = token is None
     issue = x.SaleCredTokenIssue(
-        desc='Remote credit' if smart else 'Credit token',
+        desc=(
+            ('Free basic electricity' if free else 'Credit token')
+            if not smart
+            else ('Free basic electricity (remote)' if free else 'Remote credit')
+        ),
         meter_detail=meter_detail(meter),
         token=None if smart else x.STS1Token(sts_cipher=token),
         units=x.Units(value=kwh, si_unit='kWh'),
@@ -113,9 +120,15 @@ def receipt(
     )
 
 
-def credit_token(vend) -> str | None:
-    "The vend's credit token (None for remote credit)"
+def credit_token(vend, kind: str = 'credit') -> str | None:
+    "The vend's credit (or FBE) token (None for remote credit)"
     for token in vend.tokens:
-        if token.kind == 'credit':
+        if token.kind == kind:
             return token.token
     return None
+
+
+def statement_text(line) -> str:
+    "A vendor statement line's description: its kind, reference and text"
+    text = f'{LABELS[line.kind]} {line.reference}: {line.description}'
+    return _text(text, 500)
