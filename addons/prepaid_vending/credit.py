@@ -400,6 +400,10 @@ class DebtLine(AppendOnlyMixin, ModelSQL, ModelView):
         super().check_modification(mode, lines, values=values, external=external)
         if mode in {'write', 'delete'} and external:
             raise AccessError(gettext('prepaid_vending.msg_debt_history_immutable'))
+        if mode == 'create' and external and any(ln.kind == 'payment' for ln in lines):
+            # A payment line says money was taken: only Debt.pay, with the
+            # money's booking, writes one.
+            raise AccessError(gettext('prepaid_vending.msg_debt_payment_by_hand'))
 
 
 class DebtWriteOffStart(ModelView):

@@ -16,7 +16,11 @@ the vending core (``Vend.vend``, idempotent on the msgID), recorded as the
 vendor's sale with its commission at sale (``prepaid.vendor.sale``, booked
 later on the vendor's float account with the vend: vendor_sale.py) and its
 answer is stored (``prepaid.vendor.xmlvend.answer``); any fault after the
-draw rolls everything back, the draw included (vendor_float.py).
+draw rolls everything back, the draw included (vendor_float.py).  An FBE
+issue is such a sale at a zero tender (nothing drawn); an account payment
+draws its amount and pays the customer's debts (``vendor_float.pay_debts``);
+the vendor statement reads the float account (vendor_statement.py).  Each
+answers a retry of its msgID with the stored answer.
 """
 
 from __future__ import annotations
