@@ -285,6 +285,18 @@ class XMLVendPayAccountTestCase(AccountsMixin, unittest.TestCase):
         self.assertFault(answer, 'VendorCreditEx', 'Insufficient vendor credit')
         self.assertEqual(self.state(), before)
 
+        # Each refusal is in the request log, kept after the rollback.
+        def logged():
+            Log = Pool().get('prepaid.vendor.xmlvend.log')
+            rows = Log.search([('terminal', '=', self.seller.terminal)])
+            return sorted((r.outcome, r.fault) for r in rows)
+
+        self.assertEqual(
+            committed(logged),
+            sorted(('fault', f) for f in ('DebtEx', 'ServiceChrgEx',
+                                          'UnknownMeterEx', 'VendorCreditEx')),
+        )  # fmt: skip
+
     def test_fbe_refused_without_entitlement(self):
         "A tariff without free basic electricity: FBEEx, nothing sold"
         before = self.state()
