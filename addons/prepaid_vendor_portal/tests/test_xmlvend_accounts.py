@@ -76,6 +76,21 @@ class AccountsMixin(XMLVendRouteMixin):
 
     def tearDown(self):
         booking._last_push.pop(DB_NAME, None)
+        env = self.env
+
+        def write_off():
+            # The fixtures' customer is shared by the utilities, and the
+            # vending core recovers every open debt of a customer: a debt
+            # left open would be recovered by other tests' vends.
+            Debt = Pool().get('prepaid.debt')
+            with Transaction().set_context(company=env.company):
+                debts = Debt.search(
+                    [('company', '=', env.company), ('state', '=', 'open')]
+                )
+                if debts:
+                    Debt.write_off(debts, 'end of test')
+
+        committed(write_off)
         super().tearDown()
 
     def raw(self, message: x.BaseReq) -> tuple[int, bytes]:
@@ -245,13 +260,14 @@ class XMLVendPayAccountTestCase(AccountsMixin, unittest.TestCase):
     def test_pay_account_pays_debt_off_and_retry_bytes(self):
         "Paying all that is owed marks the debts paid; a retry is byte-equal"
         self.pay_off()
-        self.add_debt('40.00')
+        debt = self.add_debt('40.00')
         owed = self.owed()
         request = self.pay(str(owed))
         status, first = self.raw(request)
         self.assertEqual(status, 200, first)
         after = self.state()
-        self.assertTrue(all(s == 'paid' for _, s, _ in after['debts']))
+        self.assertIn((debt, 'paid', D(0)), after['debts'])
+        self.assertNotIn('open', [s for _, s, _ in after['debts']])
         status, second = self.raw(request)
         self.assertEqual(status, 200)
         self.assertEqual(second, first)
