@@ -246,6 +246,42 @@ class Debt(CompanyMixin, Workflow, ModelSQL, ModelView):
             cls.paid(paid)
 
     @classmethod
+    def pay(cls, debts, amount: Decimal, description: str) -> list:
+        """A payment of amount towards debts without a vend (a vendor's
+        account payment): the history lines that reduce them, oldest debt
+        first, each debt brought to zero marked paid.  The caller books the
+        money and checked that the user may take it; the amount must be
+        positive and at most what the debts owe (nothing written otherwise)."""
+        Line = Pool().get('prepaid.debt.line')
+        if not isinstance(amount, Decimal) or amount <= 0:
+            raise ValidationError(gettext('prepaid_vending.msg_debt_payment_positive'))
+        debts = [d for d in debts if d.state == 'open' and d.balance > 0]
+        owed = sum((d.balance for d in debts), ZERO)
+        if amount > owed:
+            raise ValidationError(
+                gettext(
+                    'prepaid_vending.msg_debt_payment_above_balance',
+                    amount=amount,
+                    balance=owed,
+                )
+            )
+        lines, paid = [], []
+        for debt in debts:
+            if amount <= 0:
+                break
+            take = min(amount, debt.balance)
+            lines.append(
+                Line(debt=debt, kind='payment', amount=-take, description=description)
+            )
+            amount -= take
+            if take == debt.balance:
+                paid.append(debt)
+        Line.save(lines)
+        if paid:
+            cls.paid(paid)
+        return lines
+
+    @classmethod
     @Workflow.transition('paid')
     def paid(cls, debts):
         pass
@@ -332,6 +368,7 @@ class DebtLine(AppendOnlyMixin, ModelSQL, ModelView):
         [
             ('charge', "Debt Raised"),
             ('recovery', "Recovered by Vend"),
+            ('payment', "Paid"),
             ('write_off', "Written Off"),
             ('adjustment', "Adjustment"),
             ('transfer', "Transfer"),
@@ -363,6 +400,10 @@ class DebtLine(AppendOnlyMixin, ModelSQL, ModelView):
         super().check_modification(mode, lines, values=values, external=external)
         if mode in {'write', 'delete'} and external:
             raise AccessError(gettext('prepaid_vending.msg_debt_history_immutable'))
+        if mode == 'create' and external and any(ln.kind == 'payment' for ln in lines):
+            # A payment line says money was taken: only Debt.pay, with the
+            # money's booking, writes one.
+            raise AccessError(gettext('prepaid_vending.msg_debt_payment_by_hand'))
 
 
 class DebtWriteOffStart(ModelView):

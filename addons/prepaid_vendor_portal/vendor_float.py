@@ -856,3 +856,43 @@ class TopUp(Wizard):
             f'{self.start.kind} {self.start.reference}',
         )
         return 'end'
+
+
+def pay_debts(vendor, debts, amount: Decimal, receipt: str, date: dt.date) -> list:
+    """An account payment a vendor took from a customer, in the caller's
+    transaction after its draw on the float: the customer's debts reduced by
+    amount (``Debt.pay``, oldest first) and the money booked and posted, one
+    move per debt reduced: Dr the float account (the owner party) / Cr the
+    debt receivable (the customer).  The payment's booking is the float's
+    too (``FloatPosition.book``): unlike a vend's, it cannot wait for the
+    booker, which books vends only.  Returns the debt lines."""
+    pool = Pool()
+    Debt = pool.get('prepaid.debt')
+    if not vendor.float_account:
+        raise ValidationError(
+            gettext(
+                'prepaid_vendor_portal.msg_sale_no_float_account',
+                vendor=vendor.rec_name,
+            )
+        )
+    description = f'Account payment {receipt} ({vendor.code})'
+    with Transaction().set_context(company=vendor.company.id):
+        receivable = pool.get('prepaid.configuration')(1).require('debt_account')
+        with without_check_access():
+            lines = Debt.pay(debts, amount, description)
+        moves = []
+        for line in lines:
+            moves.append(
+                accounting.adjustment_move(
+                    date,
+                    description,
+                    [
+                        (vendor.float_account, -line.amount, vendor.party, description),
+                        (receivable, line.amount, line.debt.party, description),
+                    ],
+                )
+            )
+            moves[-1].origin = line
+        accounting.post_adjustments(moves)
+    pool.get('prepaid.vendor.float').book(vendor.id, amount)
+    return lines

@@ -125,7 +125,9 @@ class Sale(CompanyMixin, ModelSQL, ModelView):
             'mode': plans[0].mode if plans else core.Mode.MONTHLY.value,
             'commission': ZERO,
         }
-        if plans and plans[0].mode == core.Mode.AT_SALE:
+        # A free issue (FBE, zero tender) earns no commission at the sale:
+        # there is no money to deduct it from.
+        if plans and plans[0].mode == core.Mode.AT_SALE and vend.tender:
             customer = vend.customer
             category = getattr(customer, 'customer_category', None)
             sale = core.Sale(

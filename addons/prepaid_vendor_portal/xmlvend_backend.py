@@ -16,7 +16,11 @@ the vending core (``Vend.vend``, idempotent on the msgID), recorded as the
 vendor's sale with its commission at sale (``prepaid.vendor.sale``, booked
 later on the vendor's float account with the vend: vendor_sale.py) and its
 answer is stored (``prepaid.vendor.xmlvend.answer``); any fault after the
-draw rolls everything back, the draw included (vendor_float.py).
+draw rolls everything back, the draw included (vendor_float.py).  An FBE
+issue is such a sale at a zero tender (nothing drawn); an account payment
+draws its amount and pays the customer's debts (``vendor_float.pay_debts``);
+the vendor statement reads the float account (vendor_statement.py).  Each
+answers a retry of its msgID with the stored answer.
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ from decimal import Decimal
 
 from trytond import backend
 from trytond.exceptions import UserError
+from trytond.modules.prepaid_vending import accounting, vend_pipeline
 from trytond.pool import Pool
 from trytond.transaction import Transaction, TransactionError, without_check_access
 
 from . import limits as core
+from . import vendor_statement
 from . import xmlvend as x
 from . import xmlvend_reply as reply
+from .vendor_float import pay_debts
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -392,7 +399,10 @@ class TrytonXMLVend:
             quote.tender,
             reply.quote_items(quote),
             quote.units_kwh,
-            reply.Tokens(credit=TRIAL_TOKEN if meter.kind == 'sts_keypad' else None),
+            reply.Tokens(
+                credit=TRIAL_TOKEN if meter.kind == 'sts_keypad' else None,
+                remote=meter.kind != 'sts_keypad',
+            ),
             tariff,
             version,
         )
@@ -661,22 +671,254 @@ class TrytonXMLVend:
         self._store(terminal, request, response, batch=batch.id)
         return response
 
-    # -- not offered yet -----------------------------------------------------
-    def _unsupported(self, request: x.BaseReq, what: str):
-        self._enter(request)
-        raise x.UseCaseSupportEx(f'{what} is not supported by this server yet')
+    # -- free basic electricity -----------------------------------------------
+    def _fbe_due(self, meter) -> None:
+        """Refuse (``FBEEx``) a meter with no free basic electricity to
+        collect now: its tariff grants none, it is credited in money, or
+        this month's was issued.  The quote is the vending core's (the same
+        calculation as the sale): its FBE kWh are what the sale would issue."""
+        Vend = Pool().get('prepaid.vend')
+        tariff, version = self._tariff(meter)
+        if not version.fbe_kwh_per_month:
+            raise x.FBEEx(
+                f'Meter {meter.serial} has no free basic electricity: tariff '
+                f'{tariff.rec_name} grants none',
+                cust_msg='No free basic electricity on this meter',
+            )
+        if meter.payment_mode == 'remote_prepaid':
+            raise x.FBEEx(
+                f'Meter {meter.serial} is credited in money: free basic '
+                'electricity is not issued as a token to it'
+            )
+        if self._fbe_taken(meter):
+            raise self._fbe_issued(meter)
+        quote = Vend.trial(meter, tender=ZERO, channel=CHANNEL)
+        if not quote.fbe_kwh:
+            raise self._fbe_issued(meter)
+
+    @staticmethod
+    def _fbe_taken(meter) -> bool:
+        "Whether the meter's month position (the vending core's) has its FBE"
+        Position = Pool().get('prepaid.meter.month_position')
+        # The month as the vending core counts it (vend_pipeline.prepare).
+        month = dt.date.today().replace(day=1)
+        position, _ = Position.get_with_year(meter, month)
+        return bool(position.fbe_issued)
+
+    def _fbe_issued(self, meter) -> x.FBEEx:
+        return x.FBEEx(
+            f'The free basic electricity of meter {meter.serial} for this month '
+            'was already issued',
+            cust_msg='Free basic electricity already issued this month',
+        )
 
     @_guard
-    def fbe_vend(self, request):
-        self._unsupported(request, 'Free basic electricity on its own')
+    def fbe_vend(self, request: x.FBEReq) -> x.FBEResp:
+        """The month's free basic electricity on its own: a vend of the core
+        at zero tender (which issues only the FBE token), nothing drawn from
+        the float, recorded as the vendor's sale (no commission: nothing was
+        paid) in the terminal's batch, its answer stored per msgID"""
+        pool = Pool()
+        Vend = pool.get('prepaid.vend')
+        terminal = self._terminal(request)
+        stored = self._retry(terminal, request)
+        if stored is not None:
+            return stored
+        if not isinstance(request.resource, x.Electricity):
+            raise x.UseCaseSupportEx(
+                f'{type(request.resource).__name__}: only electricity is sold'
+            )
+        meter = self._meter(terminal, request.id_method)
+        self._check_key_change(meter)
+        self._allow(terminal, core.Kind.FBE, ZERO, meter)
+        self._fbe_due(meter)
+        with Transaction().set_context(company=terminal.company.id):
+            try:
+                vend = Vend.vend(
+                    meter,
+                    ZERO,
+                    PAYMENT_METHOD,
+                    None,
+                    KEY_PREFIX + request.idempotency_key,
+                    channel=CHANNEL,
+                )
+            except UserError:
+                # Another till issued it between the check and the meter's
+                # lock: the core refuses a zero tender with no FBE due.
+                if self._fbe_taken(meter):
+                    raise self._fbe_issued(meter) from None
+                raise
+        if not vend.fbe_kwh:
+            # The fault rolls this empty vend back.
+            raise self._fbe_issued(meter)
+        with without_check_access():
+            receipt = reply.receipt(
+                terminal.company,
+                meter,
+                vend.number,
+                ZERO,
+                reply.vend_items(vend),
+                ZERO,
+                reply.vend_tokens(vend),
+                vend.tariff,
+                vend.tariff_version,
+            )
+        pool.get('prepaid.vendor.sale').record(terminal, vend, self.now)
+        company = terminal.company
+        available = terminal.outlet.vendor.float_state().available
+        response = x.FBEResp(
+            **self._header(request),
+            disp_header='FREE BASIC ELECTRICITY',
+            cust_msg=(
+                'Free units sent to the meter' if meter.kind != 'sts_keypad' else None
+            ),
+            client_status=x.ClientStatus(
+                avail_credit=reply.currency(available, company)
+            ),
+            utility=reply.utility(company),
+            vendor=reply.vendor_detail(terminal.outlet.vendor),
+            cust_vend_detail=reply.cust_detail(meter),
+            credit_vend_receipt=receipt,
+        )
+        batch = pool.get('prepaid.vendor.batch').for_sale(terminal, self.now)
+        self._store(
+            terminal,
+            request,
+            response,
+            operation='FBERequest',
+            batch=batch.id,
+            vend=vend.id,
+            meter=meter.id,
+        )
+        return response
 
+    # -- account payment -------------------------------------------------------
     @_guard
-    def pay_account(self, request):
-        self._unsupported(request, 'Account payment')
+    def pay_account(self, request: x.PayAccReq) -> x.PayAccResp:
+        """A payment towards the customer's debts, without a token: the
+        amount drawn from the float, the debts reduced by it and the money
+        booked (``vendor_float.pay_debts``), a receipt numbered by the vend
+        sequence; its answer stored per msgID"""
+        pool = Pool()
+        Position = pool.get('prepaid.vendor.float')
+        Debt = pool.get('prepaid.debt')
+        terminal = self._terminal(request)
+        stored = self._retry(terminal, request)
+        if stored is not None:
+            return stored
+        account = request.pay_account
+        if not isinstance(account, x.DebtRecovery):
+            raise x.ServiceChrgEx(
+                'Service charges are not kept as accounts by this server: only '
+                'debt payments (DebtRecovery) are taken'
+            )
+        meter = self._meter(terminal, account.id_method)
+        vendor = terminal.outlet.vendor
+        company = terminal.company
+        amount = request.req_amt.value
+        if amount != amount.quantize(Decimal('0.01')):
+            raise x.XMLVendSchemaEx(f'{amount}: at most two decimals are paid')
+        customer = meter.customer
+        with without_check_access():
+            debts = [
+                d
+                for d in (Debt.open_debts(customer) if customer else [])
+                if d.company == company and d.balance > 0
+            ]
+            owed = sum((d.balance for d in debts), ZERO)
+        if not owed:
+            raise x.DebtEx(
+                f'The customer of meter {meter.serial} owes no debt',
+                cust_msg='No debt to pay',
+            )
+        if amount > owed:
+            raise x.DebtEx(
+                f'{amount} is more than the {owed} the customer of meter '
+                f'{meter.serial} owes',
+                operator_msg=f'Outstanding debt {owed}',
+            )
+        self._allow(terminal, core.Kind.PAY_ACCOUNT, amount, meter)
+        available = Position.draw(vendor.id, amount)
+        if available is None:
+            raise x.VendorCreditEx(
+                'Insufficient vendor credit',
+                operator_msg=f'Available credit {vendor.float_state().available}',
+            )
+        with Transaction().set_context(company=company.id):
+            number, _ = vend_pipeline.new_number(accounting.VendConfig.get())
+            with without_check_access():
+                pay_debts(vendor, debts, amount, number, self.now.date())
+        balance = owed - amount
+        tx = x.DebtRecoveryTx(
+            amt=reply.currency(amount, company),
+            receipt_no=number,
+            acc_desc=(account.desc or 'Debt payment')[:500],
+            acc_no=(customer.customer_number or None) if customer else None,
+            balance=reply.currency(balance, company),
+        )
+        response = x.PayAccResp(
+            **self._header(request),
+            disp_header='ACCOUNT PAYMENT - RECEIPT',
+            client_status=x.ClientStatus(
+                avail_credit=reply.currency(available, company)
+            ),
+            utility=reply.utility(company),
+            vendor=reply.vendor_detail(vendor),
+            cust_vend_detail=reply.cust_detail(meter),
+            pay_acc_receipt=x.PayAccReceipt(
+                receipt_no=number,
+                transactions=x.Transactions(
+                    tx=(tx,),
+                    tender_amt=reply.currency(amount, company),
+                    change=reply.currency(ZERO, company),
+                ),
+                meter_detail=reply.meter_detail(meter),
+            ),
+        )
+        batch = pool.get('prepaid.vendor.batch').for_sale(terminal, self.now)
+        self._store(
+            terminal,
+            request,
+            response,
+            operation='PayAccountRequest',
+            batch=batch.id,
+            meter=meter.id,
+        )
+        return response
 
+    # -- vendor statement ------------------------------------------------------
     @_guard
-    def vendor_statement(self, request):
-        self._unsupported(request, 'Vendor statement')
+    def vendor_statement(self, request: x.VendorStatementReq) -> x.VendorStatementResp:
+        """The vendor's float this month (the utility's time zone) up to
+        now: every movement of its float account, the account's balance and
+        the available credit; the answer stored per msgID (a retry reads the
+        statement as first answered)"""
+        terminal = self._enter(request)
+        stored = self._retry(terminal, request)
+        if stored is not None:
+            return stored
+        vendor = terminal.outlet.vendor
+        company = terminal.company
+        with without_check_access():
+            statement = vendor_statement.month_to_date(vendor, self.now)
+        response = x.VendorStatementResp(
+            **self._header(request),
+            statement=x.VendorStatement(
+                acc_no=vendor.code[:40],
+                acc_bal=reply.currency(statement.closing_balance, company),
+                avail_credit=reply.currency(vendor.float_state().available, company),
+                line_item=tuple(
+                    x.VendorStatementLineItem(
+                        desc=reply.statement_text(line),
+                        amt=reply.currency(line.amount, company),
+                        applied_date=line.at,
+                    )
+                    for line in statement.lines
+                ),
+            ),
+        )
+        self._store(terminal, request, response, operation='VendorStatementRequest')
+        return response
 
     @_guard
     def login(self, request: x.LoginReq) -> x.LoginUser:

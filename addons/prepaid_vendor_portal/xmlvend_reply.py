@@ -14,6 +14,7 @@ from decimal import Decimal
 from trytond.pool import Pool
 
 from . import xmlvend as x
+from .settlement.statement import LABELS
 
 ZERO = Decimal(0)
 #: STS token carrier "numeric" (a keypad): the only carrier sold here.
@@ -91,10 +92,12 @@ class Item:
 @dataclass(frozen=True)
 class Tokens:
     """What the customer enters, in order: a key change's two tokens, the
-    credit token (None: remote credit, nothing to enter), the free basic
-    electricity token."""
+    credit token, the free basic electricity token.  ``remote``: a smart
+    meter credited through the head-end, with nothing to enter (no digits
+    on the receipt)."""
 
     credit: str | None
+    remote: bool = False
     fbe: str | None = None
     fbe_kwh: Decimal = ZERO
     key_change: tuple[str, str] | None = None
@@ -102,17 +105,17 @@ class Tokens:
 
 
 def vend_items(vend) -> list[Item]:
-    "The vend's lines as receipt items, the energy blocks summed into one"
-    energy = Item('energy', 'Energy', ZERO, ZERO)
+    """The vend's lines as receipt items, the energy blocks summed into one
+    (none for a free basic electricity issue on its own)"""
+    energy = None
     others = []
     for line in vend.lines:
         if line.kind == 'energy':
-            energy = Item(
-                'energy', 'Energy', energy.amount + line.amount, energy.vat + line.vat
-            )
+            amount, vat = (energy.amount, energy.vat) if energy else (ZERO, ZERO)
+            energy = Item('energy', 'Energy', amount + line.amount, vat + line.vat)
         else:
             others.append(Item(line.kind, line.description, line.amount, line.vat))
-    return [energy, *others]
+    return ([energy] if energy else []) + others
 
 
 def quote_items(quote) -> list[Item]:
@@ -156,8 +159,9 @@ def vend_tokens(vend) -> Tokens:
         )
     return Tokens(
         credit=credit_token(vend),
+        remote=vend.meter.kind != 'sts_keypad',
         fbe=fbe.token if fbe else None,
-        fbe_kwh=(fbe.units or ZERO) if fbe else ZERO,
+        fbe_kwh=vend.fbe_kwh or ZERO,
         key_change=key_change,
         kct_data=kct_data,
     )
@@ -188,21 +192,6 @@ def receipt(
     tariff_name = x.Tariff(name=_text(tariff.name, 500))
     detail = meter_detail(meter)
     txs: list[x.Tx] = []
-    if tokens.fbe:
-        txs.append(
-            x.CreditVendTx(
-                amt=currency(ZERO, company),
-                receipt_no=receipt_no,
-                credit_token_issue=x.FBECredTokenIssue(
-                    desc='Free basic electricity',
-                    meter_detail=detail,
-                    token=x.STS1Token(sts_cipher=tokens.fbe),
-                    units=x.Units(value=tokens.fbe_kwh, si_unit='kWh'),
-                    resource=x.Electricity(),
-                ),
-                tariff=tariff_name,
-            )
-        )
     kc_issue = None
     if tokens.key_change:
         first, second = tokens.key_change
@@ -215,7 +204,25 @@ def receipt(
             ),
             kct_data=tokens.kct_data,
         )
-    smart = tokens.credit is None
+    smart = tokens.remote
+    if tokens.fbe_kwh:
+        # The key change rides on the sale, or on the free issue alone.
+        sale = any(item.kind == 'energy' for item in items)
+        txs.append(
+            x.CreditVendTx(
+                amt=currency(ZERO, company),
+                receipt_no=receipt_no,
+                credit_token_issue=x.FBECredTokenIssue(
+                    desc='Free basic electricity' + (' (remote)' if smart else ''),
+                    meter_detail=detail,
+                    token=None if smart else x.STS1Token(sts_cipher=tokens.fbe),
+                    units=x.Units(value=tokens.fbe_kwh, si_unit='kWh'),
+                    resource=x.Electricity(),
+                ),
+                kc_token_issue=None if sale else kc_issue,
+                tariff=tariff_name,
+            )
+        )
     for item in items:
         if item.kind == 'energy':
             txs.append(
@@ -264,3 +271,9 @@ def credit_token(vend) -> str | None:
         if token.kind == 'credit':
             return token.token
     return None
+
+
+def statement_text(line) -> str:
+    "A vendor statement line's description: its kind, reference and text"
+    text = f'{LABELS[line.kind]} {line.reference}: {line.description}'
+    return _text(text, 500)

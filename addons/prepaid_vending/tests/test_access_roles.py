@@ -307,6 +307,38 @@ class AccessRolesTestCase(unittest.TestCase):
 
     # --- debts -------------------------------------------------------------------
     @with_company
+    def test_debt_payment_lines(self):
+        "Only a payment taken writes a payment line; staff read it, none writes one"
+        pool = Pool()
+        Debt = pool.get('prepaid.debt')
+        Line = pool.get('prepaid.debt.line')
+        # Debt.pay is no RPC method: a client cannot call it.
+        self.assertNotIn('pay', Debt.__rpc__)
+        with with_vending() as env:
+            debt = Debt(party=env.customer, description='Arrears', amount=Decimal(90))
+            debt.save()
+            Debt.open([debt])
+            Debt.pay([debt], Decimal('40.00'), 'Account payment R9')
+            for group in ('group_operator', 'group_manager', 'group_cashier'):
+                with self.subTest(group=group), as_new_user(group):
+                    with self.assertRaises(AccessError):
+                        Line.create(
+                            [
+                                {
+                                    'debt': debt.id,
+                                    'kind': 'payment',
+                                    'amount': Decimal('-50.00'),
+                                }
+                            ]
+                        )
+                    # Allowed: the payment read in the debt's history.
+                    (line,) = Line.search(
+                        [('debt', '=', debt.id), ('kind', '=', 'payment')]
+                    )
+                    self.assertEqual(line.amount, Decimal('-40.00'))
+            self.assertEqual(Debt(debt.id).balance, Decimal('50.00'))
+
+    @with_company
     def test_debt_open_button_groups(self):
         pool = Pool()
         Debt = pool.get('prepaid.debt')

@@ -63,6 +63,33 @@ class CreditTestCase(unittest.TestCase):
             self.assertFalse([x for x in third.lines if x.kind == 'debt'])
 
     @with_transaction()
+    def test_debt_payment(self):
+        "A payment reduces the oldest debt first; too much or nothing: refused"
+        Debt = Pool().get('prepaid.debt')
+        with with_vending() as env:
+            debts = []
+            for amount in ('100.00', '50.00'):
+                debt = Debt(party=env.customer, description='Arrears', amount=D(amount))
+                debt.save()
+                debts.append(debt)
+            Debt.open(debts)
+            for bad, message in (('150.01', 'more than the 150.00'), ('0', 'positive')):
+                with self.assertRaisesRegex(UserError, message):
+                    Debt.pay(debts, D(bad), 'Payment R1')
+            self.assertEqual([Debt(d.id).balance for d in debts], [D(100), D(50)])
+            lines = Debt.pay(debts, D('120.00'), 'Payment R2')
+            self.assertEqual(
+                [(ln.debt.id, ln.kind, ln.amount) for ln in lines],
+                [(debts[0].id, 'payment', D('-100.00')),
+                 (debts[1].id, 'payment', D('-20.00'))],
+            )  # fmt: skip
+            first, second = (Debt(d.id) for d in debts)
+            self.assertEqual((first.state, first.balance), ('paid', D(0)))
+            self.assertEqual((second.state, second.balance), ('open', D(30)))
+            Debt.pay([first, second], D('30.00'), 'Payment R3')
+            self.assertEqual(Debt(second.id).state, 'paid')
+
+    @with_transaction()
     def test_emergency_credit(self):
         pool = Pool()
         Emergency = pool.get('prepaid.emergency_credit')

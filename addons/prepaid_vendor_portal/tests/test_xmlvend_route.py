@@ -26,6 +26,7 @@ from .xmlvend_route_fixtures import (
     committed,
     credit_vend,
     energy_tx,
+    envelope,
     header,
     read_state,
 )
@@ -238,11 +239,22 @@ class XMLVendRouteTestCase(XMLVendRouteMixin, unittest.TestCase):
             self.assertNotIn(b'Traceback', reply.data)
         self.assertEqual(read_state(seller), before)
 
-    def test_not_supported_yet(self):
-        "An operation not offered yet: UseCaseSupportEx naming it"
+    def test_operation_not_offered(self):
+        "An XMLVend operation the server does not offer: UseCaseSupportEx"
         seller = self.new_seller()
-        status, answer = self.post(x.VendorStatementReq(**header(seller)))
-        self.assertFault(answer, 'UseCaseSupportEx', 'not supported')
+        before = read_state(seller)
+        body = envelope(x.VendorStatementReq(**header(seller))).replace(
+            b'vendorStatementReq', b'cancelVendReq'
+        )
+        reply = self.client.post(
+            URL,
+            data=body,
+            headers={'Content-Type': CONTENT_TYPES['1.1']},
+            environ_base=ADDRESS,
+        )
+        self.assertEqual(reply.status_code, 500)
+        self.assertFault(x.read_response(reply.data), 'UseCaseSupportEx')
+        self.assertEqual(read_state(seller), before)
 
     def test_credit_vend_with_zeep_over_http(self):
         "A zeep client built from the served WSDL buys a token over HTTP"

@@ -128,7 +128,7 @@ OPERATIONS: tuple[Operation, ...] = (
         (REVENUE, "vendorStatementReq", revenue.VendorStatementReq),
         (REVENUE, "vendorStatementResp", revenue.VendorStatementResp),
         "vendor_statement",
-        "The vendor's float: balance, available credit, latest movements",
+        "The vendor's float: balance, available credit, the month's movements",
     ),
     _op(
         "StartBatchRequest",
