@@ -40,6 +40,7 @@ from trytond.wsgi import app
 from . import portal_html as h
 from . import settlement as s
 from .settlement.daily import mask_token
+from .vendor_statement import float_statement
 
 PREFIX = '/<database_name>/vendor-portal/'
 SESSION_COOKIE = 'vendor_portal_session'
@@ -425,89 +426,11 @@ def statement(request, pool, seat: Seat):
     )
 
 
-def statement_lines(seat: Seat, start: dt.datetime | None, end: dt.datetime):
-    """The float's movements of the vendor between two naive UTC times
-    (start None: from the beginning): its top-ups and adjustments (posted
-    moves of the vendor on its float account), each sale, the commission
-    deducted at a sale, and the reversal of a cancelled sale"""
-    pool = Pool()
-    Line = pool.get('account.move.line')
-    vendor = seat.vendor
-    lines: list[s.StatementLine] = []
-    if vendor.float_account:
-        domain = [
-            ('account', '=', vendor.float_account.id),
-            ('party', '=', vendor.party.id),
-            ('move.state', '=', 'posted'),
-            ('move.origin', '=', str(vendor)),
-            ('move.date', '<', seat.local(end).date()),
-        ]
-        if start is not None:
-            domain.append(('move.date', '>=', seat.local(start).date()))
-        for line in Line.search(domain, order=[('id', 'ASC')]):
-            amount = line.credit - line.debit
-            if not amount:
-                continue
-            at = dt.datetime.combine(line.move.date, dt.time(), seat.tz)
-            kind = s.LineKind.TOP_UP if amount > 0 else s.LineKind.ADJUSTMENT
-            reference = line.move.number or f'M{line.move.id}'
-            lines.append(
-                s.StatementLine(at, kind, reference, line.description or '', amount)
-            )
-    window = [('sold_at', '<', end)]
-    if start is not None:
-        window.append(('sold_at', '>=', start))
-    for sale in seat.scope.search('prepaid.vendor.sale', window):
-        vend = sale.vend
-        at = sale.sold_at.replace(tzinfo=dt.UTC)
-        reference = vend.number or f'V{vend.id}'
-        lines.append(
-            s.StatementLine(at, s.LineKind.SALE, reference, 'Sale', -vend.tender)
-        )
-        if sale.commission:
-            lines.append(
-                s.StatementLine(
-                    at, s.LineKind.COMMISSION, reference, 'At sale', sale.commission
-                )
-            )
-    cancelled = [('vend.state', '=', 'cancelled'), ('vend.write_date', '<', end)]
-    if start is not None:
-        cancelled.append(('vend.write_date', '>=', start))
-    for sale in seat.scope.search('prepaid.vendor.sale', cancelled):
-        vend = sale.vend
-        # The cancellation's time: its last write.
-        at = vend.write_date.replace(tzinfo=dt.UTC)
-        reference = f'{vend.number or vend.id}-REV'
-        lines.append(
-            s.StatementLine(
-                at, s.LineKind.REVERSAL, reference, 'Cancelled', vend.tender
-            )
-        )
-        if sale.commission:
-            lines.append(
-                s.StatementLine(
-                    at, s.LineKind.COMMISSION, reference, 'Reversed', -sale.commission
-                )
-            )
-    return lines
-
-
 def vendor_statement(seat: Seat, first: dt.date, last: dt.date) -> s.Statement:
-    start, end = seat.utc(first), seat.utc(last + dt.timedelta(days=1))
-    before = statement_lines(seat, None, start)
-    return s.build_statement(
-        vendor_code=seat.vendor.code,
-        vendor_name=seat.vendor.name,
-        currency=seat.currency,
-        timezone=seat.tz,
-        first_day=first,
-        last_day=last,
-        opening_balance=sum((line.amount for line in before), ZERO),
-        lines=statement_lines(seat, start, end),
-        generated_at=dt.datetime.now(seat.tz),
-        credit_line=seat.vendor.credit_line or ZERO,
-        digits=seat.digits,
-    )
+    """The statement the XMLVend client gets too: the vendor's float account
+    in the books (vendor_statement.py); sales appear once booked, the
+    dashboard's available credit counts them at once."""
+    return float_statement(seat.vendor, first, last, dt.datetime.now(seat.tz))
 
 
 # ------------------------------------------------------------- operators

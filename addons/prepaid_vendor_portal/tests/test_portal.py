@@ -385,7 +385,9 @@ class PortalTestCase(XMLVendRouteMixin, unittest.TestCase):
         seller = self.new_seller()
         status, _ = self.post(credit_vend(seller, self.env.meter, '100.00'))
         self.assertEqual(status, 200)
-        ((_, number, _),) = sales_of(seller)
+        # The statement is the vendor's float account: the sale once booked
+        # (the cron's booking; the dashboard counts it at once).
+        committed(lambda: Pool().get('prepaid.vend').book_pending())
         client = self.logged_in(add_portal_user(seller, 'operator'))
         today = dt.date.today().isoformat()
         period = {'from': today, 'to': today}
@@ -399,14 +401,13 @@ class PortalTestCase(XMLVendRouteMixin, unittest.TestCase):
         text = '\n'.join(
             p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.data)).pages
         )
-        self.assertIn(number, text)
+        self.assertIn('Sales', text)
         self.assertIn('400.00', text)  # the closing balance
 
         xlsx = client.get(BASE + 'statement', query_string={**period, 'format': 'xlsx'})
         self.assertEqual(xlsx.status_code, 200)
         book = openpyxl.load_workbook(io.BytesIO(xlsx.data))
         cells = [c for row in book.active.iter_rows(values_only=True) for c in row]
-        self.assertIn(number, cells)
         self.assertIn(Decimal('-100.00'), [Decimal(str(c)) for c in cells if _num(c)])
 
         for query in [
