@@ -189,14 +189,18 @@ class Debt(CompanyMixin, Workflow, ModelSQL, ModelView):
             cls.open(debts)
 
     @classmethod
-    def open_debts(cls, party) -> list:
-        "Oldest first; asked by every vend (ids by one query, no ORM search)"
+    def open_debts(cls, party, company) -> list:
+        """The party's open debts owed to company (a customer may buy from
+        several utilities of the installation: each recovers its own), oldest
+        first; asked by every vend (ids by one query, no ORM search)"""
         table = cls.__table__()
         return cls.browse(
             fastpath.ids(
                 table.select(
                     table.id,
-                    where=(table.party == party.id) & (table.state == 'open'),
+                    where=(table.party == party.id)
+                    & (table.company == company.id)
+                    & (table.state == 'open'),
                     order_by=[table.date.asc, table.id.asc],
                 )
             )

@@ -563,7 +563,9 @@ class CustomerChange(HistoryMixin, ModelSQL, ModelView):
             pool.get('prepaid.meter').lock([meter])
         debts = []
         if old and debt_policy == 'premises':
-            debts = [d for d in Debt.open_debts(old) if d.balance > 0]
+            debts = [
+                d for d in Debt.open_debts(old, service_point.company) if d.balance > 0
+            ]
         account = Account.for_meter(meter, create=False) if meter else None
         # Built before any write: a missing account or period refuses the
         # change with nothing written.

@@ -498,7 +498,7 @@ def prepare(
     month = date.date().replace(day=1)
     position, first_of_year = Position.get_with_year(meter, month)
     customer, service_point = meter.customer, meter.service_point
-    debts = Debt_.open_debts(customer) if customer else []
+    debts = Debt_.open_debts(customer, meter.company) if customer else []
     # Emergency credit and free issues are not paid by the customer: they
     # must not repay anything.
     recovers = payment_method != 'emergency'

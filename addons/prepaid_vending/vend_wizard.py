@@ -455,7 +455,7 @@ class VendWizard(Wizard):
         Tariff = pool.get('prepaid.tariff')
         meter = self.start.meter
         customer = meter.customer
-        debts = Debt.open_debts(customer) if customer else []
+        debts = Debt.open_debts(customer, meter.company) if customer else []
         try:
             tariff = Tariff.for_meter(meter, _today()).id
         except UserError:

@@ -822,8 +822,8 @@ class TrytonXMLVend:
         with without_check_access():
             debts = [
                 d
-                for d in (Debt.open_debts(customer) if customer else [])
-                if d.company == company and d.balance > 0
+                for d in (Debt.open_debts(customer, company) if customer else [])
+                if d.balance > 0
             ]
             owed = sum((d.balance for d in debts), ZERO)
         if not owed:

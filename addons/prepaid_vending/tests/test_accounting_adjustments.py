@@ -173,7 +173,7 @@ class AccountingAdjustmentsTestCase(unittest.TestCase):
 
             change = CustomerChange.change_customer(env.point, incoming, TODAY)
 
-            (debt,) = Debt.open_debts(env.customer)
+            (debt,) = Debt.open_debts(env.customer, env.company)
             self.assertEqual(debt.balance, overdrawn)
             (move,) = moves_from(change)
             self.assertEqual(move.state, 'posted')

@@ -212,6 +212,40 @@ class CompaniesTestCase(unittest.TestCase):
             self.assertEqual({m.company for m in moves}, {a.company})
 
     @with_transaction()
+    def test_each_utility_recovers_only_its_own_debts(self):
+        "The customer (a shared party) owes B: A's sale recovers nothing of it"
+        pool = Pool()
+        Debt = pool.get('prepaid.debt')
+        Vend = pool.get('prepaid.vend')
+        a, b = two_utilities()
+        with set_company(b.company):
+            (debt,) = Debt.create(
+                [
+                    {
+                        'party': b.customer.id,
+                        'amount': D('90.00'),
+                        'description': 'Arrears at B',
+                        'recovery_percent': D('50'),
+                    }
+                ]
+            )
+            Debt.open([debt])
+        self.assertEqual(a.customer, b.customer)
+        self.assertEqual(Debt.open_debts(a.customer, a.company), [])
+        self.assertEqual(Debt.open_debts(b.customer, b.company), [debt])
+
+        sale_a = Vend.search([('number', '=', sell(a, '100.00')['number'])])
+        self.assertEqual(
+            [line.kind for line in sale_a[0].lines if line.kind == 'debt'], []
+        )
+        self.assertEqual(Debt(debt.id).balance, D('90.00'))
+        sale_b = Vend.search([('number', '=', sell(b, '100.00')['number'])])
+        recovered = [line.amount for line in sale_b[0].lines if line.kind == 'debt']
+        (amount,) = recovered
+        self.assertGreater(amount, 0)
+        self.assertEqual(Debt(debt.id).balance, D('90.00') - amount)
+
+    @with_transaction()
     def test_configuration_per_company(self):
         pool = Pool()
         Configuration = pool.get('prepaid.configuration')

@@ -193,7 +193,7 @@ class MeterChangeTestCase(unittest.TestCase):
             account = Account.for_meter(env.meter)
             self.assertEqual(account.balance, D('0'))
             self.assertEqual(account.party, incoming)
-            self.assertEqual(Debt.open_debts(incoming), [])
+            self.assertEqual(Debt.open_debts(incoming, env.company), [])
 
     @with_transaction()
     def test_customer_change_premises_and_transfer(self):
@@ -229,7 +229,7 @@ class MeterChangeTestCase(unittest.TestCase):
             self.assertEqual(change.debt_transferred, D('80'))
             self.assertEqual(Debt(debt.id).state, 'paid')
             self.assertEqual(Debt(debt.id).balance, D('0'))
-            (moved,) = Debt.open_debts(incoming)
+            (moved,) = Debt.open_debts(incoming, env.company)
             self.assertEqual(moved.balance, D('80'))
             self.assertEqual(moved.recovery_percent, D(10))
             self.assertEqual(change.refund, D('0'))
