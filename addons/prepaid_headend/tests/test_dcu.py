@@ -680,7 +680,7 @@ class ConcentratorServiceTestCase(unittest.TestCase):
         self.assertIn((again, 0, again_data), self.received_files(creds.name))
 
     def test_file_readings_same_through_the_fast_path_and_the_orm(self):
-        "The set-based write stores what the ORM stores"
+        "The set-based write (COPY) stores what the ORM stores"
         from trytond.modules.prepaid_vending import fastpath
 
         creds = self.pki.issue(f'DC{self.tag}')
