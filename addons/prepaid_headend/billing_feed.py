@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from trytond.modules.prepaid_vending import fastpath
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import without_check_access
 
@@ -56,6 +57,13 @@ class IntervalReading(metaclass=PoolMeta):
         super().on_modification(mode, records, field_names=field_names)
         if mode == 'create' and records:
             feed_consumption(records)
+
+
+fastpath.know_hook(
+    'prepaid_headend.billing_feed.IntervalReading.on_modification',
+    'run on the in-memory records (reading.insert_rows): it reads their '
+    'obis, timestamp and meter, then the captures stored in the table',
+)
 
 
 def consumption_pairs(

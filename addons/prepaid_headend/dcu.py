@@ -507,6 +507,19 @@ class ReceivedReport(AppendOnlyMixin, ModelSQL, ModelView):
         cls._order = [('received', 'DESC'), ('id', 'DESC')]
         cls.__access__.add('concentrator')
 
+    @classmethod
+    def ingest(cls, reports):
+        """Queue task: store the readings of the report files received and
+        not ingested yet (``stored`` empty); a task run again (retried,
+        queued twice) finds them ingested and does nothing."""
+        from . import dcu_backend  # it imports this module
+
+        cls.lock(reports)
+        # Read again under the lock: another worker may have ingested them.
+        for report in cls.browse([r.id for r in reports]):
+            if report.kind == 'file' and report.stored is None:
+                dcu_backend.ingest_file(report)
+
 
 class AboutConcentratorMixin:
     """A log row about a concentrator that may be unknown to the head-end (a

@@ -11,6 +11,15 @@ under another id or file name, out of order or after an outage adds nothing.
 
 Rows of meter ids that are no meter of the concentrator's company are not
 stored (the ids are listed on the received report).
+
+A report file is checked whole in the request (name, certificate, digest,
+bounded inflation, schema: a bad file is answered 400 there), then kept
+(``prepaid.concentrator.report`` with its bytes, ``stored`` empty) and its
+readings are written by a queue task (:meth:`ReceivedReport.ingest`, queue
+``headend``, run by ``trytond-worker``; in the request's process after the
+commit when no worker is configured): a file holds up to 512 meters x 4
+days of load profile, minutes of work the concentrator must not wait for.
+Its rows go to the reading tables set-based (``reading.insert_rows``).
 """
 
 from __future__ import annotations
@@ -21,13 +30,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from trytond import backend
+from trytond.model.exceptions import SQLConstraintError
 from trytond.pool import Pool
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from . import dcu
 from . import reading as rd
+from .concentrator import files, reports
 from .concentrator import messages as m
-from .concentrator import reports
 from .concentrator.errors import Refused
 from .concentrator.tls import Peer
 from .concentrator.wsgi import Rejection, ReportFile
@@ -136,15 +147,27 @@ class TrytonHeadEnd:
             'data': upload.raw,
             'size': len(upload.raw),
         }
-        return self._store(record, f'file:{upload.sha256}', upload.report, values)
+        return self._store(
+            record, f'file:{upload.sha256}', upload.report, values, queued=True
+        )
 
-    def _store(self, record, key: str, report: reports.Report, values: dict):
+    def _store(
+        self,
+        record,
+        key: str,
+        report: reports.Report,
+        values: dict,
+        queued: bool = False,
+    ):
         Received = Pool().get('prepaid.concentrator.report')
         if Received.search([('key', '=', key)], limit=1):
             return m.AckResult.DUPLICATE
-        stored, unknown = ingest(record, report)
+        if queued:
+            stored, unknown = None, set()
+        else:
+            stored, unknown = ingest(record, report)
         moment = dcu.now()
-        Received.create(
+        received = Received.create(
             [
                 {
                     'concentrator': record.id,
@@ -163,6 +186,9 @@ class TrytonHeadEnd:
         )
         record.contact(moment, report=True)
         record.save()
+        if queued:
+            with Transaction().set_context(queue_name='headend'):
+                Received.__queue__.ingest(received)
         return m.AckResult.ACCEPTED
 
     # -- status updates --------------------------------------------------------
@@ -354,42 +380,89 @@ def ingest(record, report: reports.Report) -> tuple[int, set[str]]:
     mapper = _MAPPERS.get(kind)
     if mapper is None:  # relay_status: no reading table (yet)
         return 0, unknown
-    stored = 0
-    for meter_id, rows in by_meter.items():
-        if meter_id in meters:
-            stored += mapper(meters[meter_id], rows, record.dc_id)
-    return stored, unknown
+    known = [(meters[i], rows) for i, rows in by_meter.items() if i in meters]
+    return mapper(known, record.dc_id), unknown
 
 
-def _intervals(meter: int, rows: list[reports.IntervalRow], dc_id: str) -> int:
-    energy, power = [], []
-    rows = sorted(rows, key=lambda r: r.time)
-    first = _utc(rows[0].time)
-    # The interval before the first of the report, if it was stored already
-    # (the previous day's report): its consumption is the difference.
-    previous = _stored_energy(meter, first - INTERVAL)
-    for row in rows:
-        when = _utc(row.time)
-        before = previous.get(when - INTERVAL)
-        item = _reading(ops.ENERGY_IMPORT, when, row.ai, 'Wh')
-        item['consumption'] = float(row.ai - before) if before is not None else None
-        energy.append(item)
-        power.append(_reading(ops.ACTIVE_POWER, when, row.p, 'W'))
-        previous[when] = row.ai
-    return rd.insert_new('prepaid.headend.interval', meter, energy + power)
-
-
-def _stored_energy(meter: int, when: dt.datetime) -> dict[dt.datetime, float]:
-    Interval = Pool().get('prepaid.headend.interval')
-    found = Interval.search(
-        [
-            ('meter', '=', meter),
-            ('obis', '=', ops.ENERGY_IMPORT),
-            ('timestamp', '=', when),
-        ],
-        limit=1,
+def ingest_file(received) -> None:
+    """Store the readings of a received report file (the queue task of
+    ``ReceivedReport.ingest``): parse the kept bytes again (they were
+    checked in the request), write its readings and what was stored."""
+    Received = Pool().get('prepaid.concentrator.report')
+    report = reports.parse(
+        files.unpack(received.data, files.MAX_INFLATED),
+        max_bytes=files.MAX_INFLATED,
     )
-    return {when: found[0].value} if found else {}
+    record = received.concentrator
+    try:
+        stored, unknown = ingest(record, report)
+    except (SQLConstraintError, backend.DatabaseIntegrityError) as exc:
+        # Another worker stored some of these readings meanwhile (the same
+        # readings in another file): run the task again, which then skips
+        # them, as a serialisation failure is run again.
+        raise backend.DatabaseOperationalError(
+            f'readings of {received.file_name} stored concurrently'
+        ) from exc
+    record.save()  # a concentrator's parameters report updates it
+    with without_check_access():
+        Received.write(
+            [received],
+            {'stored': stored, 'unknown_meters': '\n'.join(sorted(unknown)) or None},
+        )
+
+
+def _intervals(known: list[tuple[int, list[reports.IntervalRow]]], dc_id: str) -> int:
+    out = []
+    series = []
+    for meter, rows in known:
+        rows = sorted(rows, key=lambda r: r.time)
+        series.append((meter, rows, _utc(rows[0].time) - INTERVAL))
+    # The interval before the first of each meter's rows, if it was stored
+    # already (the previous day's report): its consumption is the difference.
+    previous = _stored_energy({(meter, when) for meter, _, when in series})
+    for meter, rows, _ in series:
+        for row in rows:
+            when = _utc(row.time)
+            before = previous.get((meter, when - INTERVAL))
+            item = _reading(ops.ENERGY_IMPORT, when, row.ai, 'Wh')
+            item['meter'] = meter
+            item['consumption'] = float(row.ai - before) if before is not None else None
+            out.append(item)
+            power = _reading(ops.ACTIVE_POWER, when, row.p, 'W')
+            power['meter'] = meter
+            out.append(power)
+            previous[(meter, when)] = row.ai
+    return rd.insert_rows('prepaid.headend.interval', out)
+
+
+def _stored_energy(
+    wanted: set[tuple[int, dt.datetime]],
+) -> dict[tuple[int, dt.datetime], float]:
+    "{(meter, time): energy register} of the stored intervals wanted"
+    Interval = Pool().get('prepaid.headend.interval')
+    table = Interval.__table__()
+    cursor = Transaction().connection.cursor()
+    found: dict[tuple[int, dt.datetime], float] = {}
+    meters = sorted({meter for meter, _ in wanted})
+    times = sorted({when for _, when in wanted})
+    for start in range(0, len(meters), 1_000):
+        cursor.execute(
+            *table.select(
+                table.meter,
+                table.timestamp,
+                table.value,
+                where=table.meter.in_(meters[start : start + 1_000])
+                & (table.obis == ops.ENERGY_IMPORT)
+                & table.timestamp.in_(times),
+            )
+        )
+        for meter, when, value in cursor:
+            if isinstance(when, str):  # SQLite without types
+                when = dt.datetime.fromisoformat(when)
+            key = (meter, when.replace(microsecond=0, tzinfo=None))
+            if key in wanted:
+                found[key] = value
+    return found
 
 
 class _Registers:
@@ -402,16 +475,19 @@ class _Registers:
         self.model = model
         self.columns = columns
 
-    def __call__(self, meter: int, rows: list[Any], dc_id: str) -> int:
+    def __call__(self, known: list[tuple[int, list[Any]]], dc_id: str) -> int:
         out = []
-        for row in rows:
-            when = _utc(row.time)
-            for obis, attribute, divisor, unit in self.columns:
-                value = getattr(row, attribute)
-                if divisor != 1:
-                    value = value / divisor
-                out.append(_reading(obis, when, value, unit))
-        return rd.insert_new(self.model, meter, out)
+        for meter, rows in known:
+            for row in rows:
+                when = _utc(row.time)
+                for obis, attribute, divisor, unit in self.columns:
+                    value = getattr(row, attribute)
+                    if divisor != 1:
+                        value = value / divisor
+                    item = _reading(obis, when, value, unit)
+                    item['meter'] = meter
+                    out.append(item)
+        return rd.insert_rows(self.model, out)
 
 
 _daily = _Registers(
@@ -436,19 +512,21 @@ _instant = _Registers(
 )
 
 
-def _events(meter: int, rows: list[reports.EventRow], dc_id: str) -> int:
+def _events(known: list[tuple[int, list[reports.EventRow]]], dc_id: str) -> int:
     out = [
         {
+            'meter': meter,
             'log': row.log,
             'timestamp': _utc(row.time),
             'code': row.code,
             'description': rd.describe_event(row.code),
             'source': dc_id,
         }
+        for meter, rows in known
         for row in rows
     ]
-    return rd.insert_new(
-        'prepaid.headend.event', meter, out, key=('log', 'timestamp', 'code')
+    return rd.insert_rows(
+        'prepaid.headend.event', out, key=('log', 'timestamp', 'code')
     )
 
 

@@ -46,6 +46,7 @@ from trytond.model import fields
 from trytond.modules.prepaid_sts.company import (
     context_company_domain,
 )
+from trytond.modules.prepaid_vending import fastpath
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction, without_check_access
 
@@ -92,6 +93,13 @@ class Event(metaclass=PoolMeta):
             log=self.log if kind == 'event' else None,
             text=self.description[:256] if self.description else None,
         )
+
+
+fastpath.know_hook(
+    'prepaid_headend.mqtt_bridge.Event.on_modification',
+    'run on the in-memory records (reading.insert_rows): it reads the '
+    'fields written and the meter of each new event',
+)
 
 
 class ConcentratorEvent(metaclass=PoolMeta):

@@ -257,6 +257,45 @@ class BillingFeedTestCase(unittest.TestCase):
             )
 
     @with_company
+    def test_rows_written_by_copy_are_fed(self):
+        "A concentrator's file (reading.insert_rows, COPY) feeds billing too"
+        from trytond.modules.prepaid_headend import reading as rd
+
+        pool = Pool()
+        Account = pool.get('prepaid.remote.account')
+        Consumption = pool.get('prepaid.remote.consumption')
+        with with_vending(payment_mode='remote_prepaid') as env:
+            meter = env.meter
+            start = dt.datetime.now().replace(
+                day=1, hour=1, minute=0, second=0, microsecond=0
+            )
+            rows = [
+                {
+                    'meter': meter.id,
+                    'obis': obis,
+                    'timestamp': start + k * QUARTER,
+                    'value': value,
+                    'unit': unit,
+                }
+                for k in range(4)
+                for obis, value, unit in (
+                    (ops.ENERGY_IMPORT, 1_000.0 + 250 * k, 'Wh'),
+                    (ops.ACTIVE_POWER, 1_000.0, 'W'),
+                )
+            ]
+            self.assertEqual(rd.insert_rows('prepaid.headend.interval', rows), 8)
+            account = Account.for_meter(meter)
+            fed = Consumption.search(
+                [('account', '=', account.id)], order=[('start', 'ASC')]
+            )
+            self.assertEqual([c.kwh for c in fed], [D('0.250')] * 3)
+            # Again: nothing stored, nothing fed.
+            self.assertEqual(rd.insert_rows('prepaid.headend.interval', rows), 0)
+            self.assertEqual(
+                Consumption.search_count([('account', '=', account.id)]), 3
+            )
+
+    @with_company
     def test_other_meters_are_not_fed(self):
         "A prepaid (token) meter's profile creates no consumption"
         pool = Pool()

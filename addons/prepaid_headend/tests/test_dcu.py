@@ -541,3 +541,165 @@ class ConcentratorServiceTestCase(unittest.TestCase):
             else:
                 config.remove_section('prepaid_headend')
             config._cache_clear()  # remove_section leaves get's cache
+
+    # -- report files through the queue -------------------------------------
+    def profile_file(self, dc_id: str, serials, first: int, seq: int):
+        "(name, gzip) of a load-profile file: 4 intervals of each meter"
+        rows = tuple(
+            reports.IntervalRow(
+                serial,
+                dt.datetime(2026, 1, 15, tzinfo=UTC) + dt.timedelta(minutes=15 * k),
+                1_000 + 100 * k,
+                400,
+            )
+            for serial in serials
+            for k in range(first, first + 4)
+        )
+        generated = dt.datetime(2026, 1, 16, 0, 5, tzinfo=UTC)
+        report = reports.Report(m.ReportType.LOAD_PROFILE, dc_id, 0, generated, rows)
+        name = files.FileName(
+            dc_id, 0, m.ReportType.LOAD_PROFILE, 0, generated, seq=seq
+        )
+        return str(name), files.pack(reports.render(report))
+
+    def queued(self, dc_id: str) -> list[int]:
+        "The queue tasks not run yet of the concentrator's received files"
+
+        def read():
+            pool = Pool()
+            Queue = pool.get('ir.queue')
+            Received = pool.get('prepaid.concentrator.report')
+            mine = {r.id for r in Received.search([('concentrator.dc_id', '=', dc_id)])}
+            return sorted(
+                t.id
+                for t in Queue.search(
+                    [('name', '=', 'headend'), ('finished_at', '=', None)]
+                )
+                if t.data['method'] == 'ingest' and set(t.data['instances']) <= mine
+            )
+
+        return committed(read)
+
+    def received_files(self, dc_id: str) -> list[tuple]:
+        def read():
+            Received = Pool().get('prepaid.concentrator.report')
+            return sorted(
+                (r.file_name, r.stored, bytes(r.data) if r.data else None)
+                for r in Received.search(
+                    [('concentrator.dc_id', '=', dc_id), ('kind', '=', 'file')]
+                )
+            )
+
+        return committed(read)
+
+    def test_files_are_queued_ingested_once_and_a_bad_one_refused_alone(self):
+        "With queue workers, the request keeps the file and queues its readings"
+        from trytond.worker import run_task
+
+        creds = self.pki.issue(f'DC{self.tag}')
+        serials = [f'Q{self.tag}1', f'Q{self.tag}2']
+        self.register(creds.name, creds, serials)
+        first, first_data = self.profile_file(creds.name, serials, 1, 1)
+        later, later_data = self.profile_file(creds.name, serials, 5, 2)
+        bad = files.FileName(
+            creds.name,
+            0,
+            m.ReportType.LOAD_PROFILE,
+            0,
+            dt.datetime(2026, 1, 16, tzinfo=UTC),
+            seq=3,
+        )
+        # Well-formed gzip, schema-invalid report.
+        bad_data = files.pack(
+            f'<Report xmlns="{reports.NS}" type="load_profile"'
+            f' version="{reports.VERSION}" dc="{creds.name}" idPet="0"'
+            ' generated="2026-01-16T00:00:00Z">'
+            '<Meter id="X"><Interval t="never"/></Meter></Report>'
+        )
+        had_section = config.has_section('queue')
+        previous = config.get('queue', 'worker')
+        if not had_section:
+            config.add_section('queue')
+        config.set('queue', 'worker', 'True')  # tasks wait for a worker
+        try:
+            self.assertEqual(self.upload(first, first_data, creds), 201)
+            self.assertEqual(self.upload(str(bad), bad_data, creds), 400)
+            self.assertEqual(self.upload(later, later_data, creds), 201)
+            # The same bytes under another name: a duplicate, no new task.
+            renamed = first.replace('_1.xml.gz', '_9.xml.gz')
+            self.assertEqual(self.upload(renamed, first_data, creds), 200)
+        finally:
+            if had_section:
+                config.set('queue', 'worker', previous or 'False')
+            else:
+                config.remove_section('queue')
+            config._cache_clear()
+
+        # Kept for audit, nothing ingested yet: two tasks wait.
+        self.assertEqual(
+            self.received_files(creds.name),
+            sorted([(first, None, first_data), (later, None, later_data)]),
+        )
+        self.assertEqual(self.readings('prepaid.headend.interval', serials), [])
+        tasks = self.queued(creds.name)
+        self.assertEqual(len(tasks), 2)
+
+        # The bad file is refused alone, audited with its bytes.
+        def refused():
+            Rejection = Pool().get('prepaid.concentrator.rejection')
+            return [
+                (r.what, r.name, bytes(r.data))
+                for r in Rejection.search([('dc_id', '=', creds.name)])
+            ]
+
+        self.assertEqual(committed(refused), [('file', str(bad), bad_data)])
+
+        # A worker runs them (the later file first): 8 intervals a meter.
+        for task in reversed(tasks):
+            run_task(DB_NAME, task)
+        rows = self.readings('prepaid.headend.interval', serials)
+        self.assertEqual(len(rows), 2 * 8 * 2)  # energy and power
+        self.assertEqual(
+            sorted(s for _, s, _ in self.received_files(creds.name)), [16, 16]
+        )
+        self.assertEqual(self.queued(creds.name), [])
+        # A task run again (retried, queued twice) adds nothing.
+        run_task(DB_NAME, tasks[0])
+        self.assertEqual(self.readings('prepaid.headend.interval', serials), rows)
+
+        # The first file's readings again in a new file (another generated
+        # time): only the readings not stored yet would be added.
+        again, again_data = self.profile_file(creds.name, serials, 1, 4)
+        again_data = files.pack(
+            files.unpack(again_data).replace(
+                b'2026-01-16T00:05:00Z', b'2026-01-16T01:05:00Z'
+            )
+        )
+        self.assertEqual(self.upload(again, again_data, creds), 201)
+        self.assertEqual(self.readings('prepaid.headend.interval', serials), rows)
+        self.assertIn((again, 0, again_data), self.received_files(creds.name))
+
+    def test_file_readings_same_through_the_fast_path_and_the_orm(self):
+        "The set-based write (COPY) stores what the ORM stores"
+        from trytond.modules.prepaid_vending import fastpath
+
+        creds = self.pki.issue(f'DC{self.tag}')
+        fast, orm = f'F{self.tag}', f'O{self.tag}'
+        self.register(creds.name, creds, [fast, orm])
+        name, data = self.profile_file(creds.name, [fast], 1, 1)
+        self.assertEqual(self.upload(name, data, creds), 201)
+        name, data = self.profile_file(creds.name, [orm], 1, 2)
+        with fastpath.through_orm():
+            self.assertEqual(self.upload(name, data, creds), 201)
+
+        def stored(serial):
+            Interval = Pool().get('prepaid.headend.interval')
+            return sorted(
+                (r.obis, r.timestamp, r.value, r.unit, r.consumption, r.create_uid.id)
+                for r in Interval.search([('meter.serial', '=', serial)])
+            )
+
+        self.assertEqual(len(committed(lambda: stored(fast))), 8)
+        self.assertEqual(
+            committed(lambda: stored(fast)), committed(lambda: stored(orm))
+        )

@@ -20,6 +20,10 @@ CREATED = {
     'prepaid.meter.command',
     'prepaid.sts.token',
     'prepaid.sts.vending_key.audit',
+    'prepaid.headend.register',
+    'prepaid.headend.interval',
+    'prepaid.headend.billing',
+    'prepaid.headend.event',
 }
 UPDATED = {
     'prepaid.meter.month_position': {'kwh', 'vends', 'fbe_issued'},
