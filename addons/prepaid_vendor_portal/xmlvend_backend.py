@@ -515,8 +515,12 @@ class TrytonXMLVend:
         terminal = self._enter(request)
         meter = self._meter(terminal, request.id_method)
         with without_check_access():
+            # The vendor's own sales only: no vendor reads another's.
             answers = Answer.search(
-                [('meter', '=', meter.id)],
+                [
+                    ('meter', '=', meter.id),
+                    ('terminal.outlet.vendor', '=', terminal.outlet.vendor.id),
+                ],
                 limit=Reprint._allowed(),
                 order=[('id', 'DESC')],
             )

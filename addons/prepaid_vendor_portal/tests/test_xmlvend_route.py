@@ -85,6 +85,14 @@ class XMLVendRouteTestCase(XMLVendRouteMixin, unittest.TestCase):
         self.assertEqual(status, 200, reprint)
         self.assertEqual(reprint.reprint[-1], answer)
 
+        # Another vendor's till cannot reprint this vendor's sale.
+        other = self.new_seller()
+        status, refused = self.post(
+            x.ReprintReq(**header(other), id_method=by_msno(self.env.meter))
+        )
+        self.assertEqual(status, 500)
+        self.assertFault(refused, 'ReprintEx', 'No XMLVend sale')
+
     def test_units_and_vending_core_refusal(self):
         "kWh are priced by the tariff; the core's own refusal is a clear fault"
         seller = self.new_seller()
