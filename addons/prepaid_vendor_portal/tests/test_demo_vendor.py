@@ -70,3 +70,52 @@ class DemoVendorTestCase(unittest.TestCase):
             self.assertIsNotNone(user)
             (link,) = Link.search([('web_user', '=', user.id)])
             self.assertEqual((link.vendor, link.role), (vendor, 'administrator'))
+
+    @with_transaction()
+    def test_demo_registers_the_sample_identities(self):
+        "The XMLVend samples' vendor, terminals, operator and meters, once"
+        pool = Pool()
+        Vendor = pool.get('prepaid.vendor')
+        Terminal = pool.get('prepaid.vendor.terminal')
+        Operator = pool.get('prepaid.vendor.operator')
+        Meter = pool.get('prepaid.meter')
+        with set_company(create_company()):
+            company = pool.get('company.company')(Transaction().context['company'])
+            setup_accounting(company)
+            create_demo_data(seed=SEED, customers=5)
+            first = setup_demo_vending(seed=SEED)
+            second = setup_demo_vending(seed=SEED)
+
+            self.assertEqual(first['sample_float'], '10000.00')
+            self.assertEqual(first['sample_meters'], 2)
+            self.assertNotIn('sample_float', second)
+            self.assertEqual(second['sample_meters'], 0)
+            (vendor,) = Vendor.search([('code', '=', vendors.SAMPLE_VENDOR_CODE)])
+            self.assertEqual(vendor.state, 'active')
+            self.assertEqual(vendor.float_available, vendors.SAMPLE_FLOAT)
+            terminals = Terminal.search([('outlet.vendor', '=', vendor.id)])
+            self.assertEqual(
+                sorted(
+                    (t.client_id, t.terminal_id, t.operator_required) for t in terminals
+                ),
+                sorted(vendors.SAMPLE_TERMINALS),
+            )
+            for terminal in terminals:
+                self.assertEqual(terminal.state, 'active')
+                self.assertTrue(terminal.check_token(vendors.SAMPLE_API_TOKEN))
+            (operator,) = Operator.search([('vendor', '=', vendor.id)])
+            self.assertEqual((operator.login, operator.state), ('CASHIER7', 'active'))
+            self.assertTrue(operator.verify_password(vendors.SAMPLE_OPERATOR_PASSWORD))
+            meters = Meter.search([('serial', 'in', vendors.SAMPLE_METERS)])
+            self.assertEqual(len(meters), 2)
+            for meter in meters:
+                self.assertEqual(
+                    (meter.kind, meter.state, meter.payment_mode),
+                    ('sts_keypad', 'installed', 'prepaid'),
+                )
+                self.assertTrue(meter.customer)
+                self.assertTrue(meter.sts_pan.endswith(meter.serial, 6, 17))
+                self.assertEqual(
+                    (meter.sts_sgc, meter.sts_krn, meter.sts_tariff_index),
+                    ('999910', 1, '01'),
+                )
