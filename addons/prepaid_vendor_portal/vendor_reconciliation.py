@@ -133,7 +133,9 @@ class Reconciliation(CompanyMixin, Workflow, ModelSQL, ModelView):
         states={'readonly': Eval('state') == 'closed'},
         help="The vendor's own transactions of the month (CSV or XLSX).",
     )
-    file_name = fields.Char("File Name", states={'readonly': Eval('state') == 'closed'})
+    file_name = fields.Char(
+        "File Name", size=255, states={'readonly': Eval('state') == 'closed'}
+    )
     state = fields.Selection(
         [('draft', "Draft"), ('matched', "Matched"), ('closed', "Closed")],
         "State",
@@ -453,6 +455,7 @@ class ReconciliationLine(CompanyMixin, Workflow, ModelSQL, ModelView):
     )
     evidence_file_name = fields.Char(
         "Evidence File Name",
+        size=255,
         states={'readonly': ~Eval('state').in_(['open', 'evidence'])},
     )
     agreed_amount = fields.Numeric(
