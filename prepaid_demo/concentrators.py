@@ -242,31 +242,18 @@ def in_transaction(database: str) -> Callable[[Callable[[], Any]], Any]:
     company of the admin user (as scripts/setup_demo.py does)."""
 
     def run(func: Callable[[], Any]) -> Any:
+        from trytond.modules.prepaid_vending.transactions import run_transaction
         from trytond.pool import Pool
-        from trytond.transaction import Transaction, TransactionError
+        from trytond.transaction import Transaction
 
-        # As trytond's dispatcher does: a transaction that needs a table
-        # lock (e.g. creating a singleton) is started again holding it.
-        extras: dict[str, Any] = {}
-        for attempt in range(5, -1, -1):
-            with Transaction().start(database, 0, **extras) as transaction:
-                User = Pool().get('res.user')
-                (admin,) = User.search([('login', '=', 'admin')])
-                company = admin.company.id
-                try:
-                    with Transaction().set_context(
-                        company=company, companies=[company]
-                    ):
-                        result = func()
-                except TransactionError as error:
-                    transaction.rollback()
-                    if not attempt:
-                        raise
-                    error.fix(extras)
-                    continue
-                transaction.commit()
-            return result
-        raise AssertionError("unreachable")
+        def as_admin_company() -> Any:
+            User = Pool().get('res.user')
+            (admin,) = User.search([('login', '=', 'admin')])
+            company = admin.company.id
+            with Transaction().set_context(company=company, companies=[company]):
+                return func()
+
+        return run_transaction(database, 0, as_admin_company)
 
     return run
 

@@ -56,3 +56,33 @@ def run_committed(fn: Callable[..., Any], *args: Any, autonomous: bool) -> Any:
                 raise
             time.sleep(0.02 * (attempt + 1))
     raise RuntimeError(f"no commit after {attempts} attempts (record locks)")
+
+
+def run_transaction(
+    database: str,
+    user: int,
+    fn: Callable[[], Any],
+    context: dict | None = None,
+    attempts: int = 5,
+) -> Any:
+    """Run ``fn()`` in a new transaction on ``database`` as ``user``,
+    committed before returning, for commands and processes outside a
+    request (trytond's dispatcher does this for a request): a table or
+    record lock asked for inside (a new singleton, a strict sequence)
+    starts the transaction again holding it."""
+    extras: dict[str, Any] = {}
+    for attempt in range(attempts):
+        with Transaction().start(
+            database, user, context=context or {}, **extras
+        ) as transaction:
+            try:
+                result = fn()
+            except TransactionError as exc:
+                transaction.rollback()
+                if attempt + 1 == attempts:
+                    raise
+                exc.fix(extras)
+                continue
+            transaction.commit()
+            return result
+    raise RuntimeError(f"no commit after {attempts} attempts (locks)")

@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trytond import config
 
     config.update_etc(options.config)
+    from trytond.modules.prepaid_vending.transactions import run_transaction
     from trytond.pool import Pool
     from trytond.transaction import Transaction
 
@@ -152,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise Refused(f"no user with login {options.user!r}")
             user_id = users[0].id
             context = User.get_preferences(context_only=True)
-        with Transaction().start(options.database, user_id, context=context):
-            return run(options, sys.stdout)
+        return run_transaction(
+            options.database, user_id, lambda: run(options, sys.stdout), context
+        )
     except Refused as error:
         print(f"prepaid-vendor: {error}", file=sys.stderr)
         return EXIT_REFUSED
