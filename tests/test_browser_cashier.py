@@ -33,6 +33,7 @@ from prepaid_demo.sts import (
     DEMO_KEY_PARAMETERS,
     demo_vending_key,
 )
+from prepaid_demo.vendors import SAMPLE_METERS
 
 TENDER = '200'
 #: Server answers take seconds on a busy 2-core machine: assertions on the
@@ -52,10 +53,14 @@ def query(database_file, sql: str, *args):
 def demo_keypad_meter(database_file) -> tuple[str, str, str]:
     """(serial, PAN, tariff index) of the first residential keypad meter of
     the demo"""
+    # Not a meter of the XMLVend samples: their customers' names carry
+    # the serial, which the meter search's result would match twice.
+    samples = ', '.join(f"'{serial}'" for serial in SAMPLE_METERS)
     rows = query(
         database_file,
         'SELECT serial, sts_pan, sts_tariff_index FROM prepaid_meter '
         "WHERE kind = 'sts_keypad' AND sts_tariff_index = '01' "
+        f"AND serial NOT IN ({samples}) "
         "AND sts_pan IS NOT NULL AND state = 'installed' ORDER BY serial LIMIT 1",
     )
     assert rows, 'the demo has no commissioned residential keypad meter'
